@@ -1,0 +1,470 @@
+//! Resolving the layers into one [`Config`], remembering where each value came from.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, `RAGSHIFT_<SECTION>_<KEY>`
+//! environment variables, command-line flags. Values discovered elsewhere (a CloudFormation
+//! stack's outputs) only fill keys that no layer set.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::Config;
+
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "RAGSHIFT_";
+
+/// Section names, which are also the first word after [`ENV_PREFIX`].
+pub const SECTIONS: &[&str] = &[
+    "registry",
+    "documents",
+    "embedding",
+    "ingest",
+    "target",
+    "source",
+    "executor",
+    "aws",
+];
+
+/// The configuration file read when `--config` is not given and it exists.
+pub const DEFAULT_FILE: &str = "ragshift.toml";
+
+/// Why the configuration could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--config` names a file that isn't there.
+    #[error("configuration file {path} does not exist")]
+    MissingFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A key is unknown, has the wrong type, or the file isn't valid TOML.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // One line per problem, each naming the key and its origin.
+        let lines: Vec<String> = e.into_iter().map(describe).collect();
+        Self::Invalid(lines.join("; "))
+    }
+}
+
+fn describe(e: figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        None
+    } else {
+        Some(e.path.join("."))
+    };
+    let origin = e.metadata.as_ref().map(|m| {
+        m.source
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| m.name.to_string())
+    });
+    let mut out = e.kind.to_string();
+    if let Some(key) = key {
+        out.push_str(&format!(" for key `{key}`"));
+    }
+    if let Some(origin) = origin {
+        out.push_str(&format!(" in {origin}"));
+    }
+    out
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Nobody set it.
+    Default,
+    /// A layer named by its source: `ragshift.toml`, `RAGSHIFT_TARGET_URL`, `--target-url`,
+    /// `stack BedrockChatStack`.
+    Layer(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::Layer(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One value set by a named layer (an environment variable, a flag, a stack output).
+struct Single {
+    origin: String,
+    path: String,
+    value: Value,
+}
+
+impl Provider for Single {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.origin.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let nested = figment::util::nest(&self.path, self.value.clone());
+        let dict = nested
+            .into_dict()
+            .ok_or_else(|| figment::Error::from(format!("bad key {}", self.path)))?;
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// The layers to resolve, built up by the binary and by tests.
+#[derive(Default)]
+pub struct Layers {
+    file: Option<PathBuf>,
+    file_required: bool,
+    env: Vec<(String, String)>,
+    flags: Vec<(String, String, Value)>,
+    fills: Vec<(String, String, Value)>,
+}
+
+impl Layers {
+    /// Starts with defaults only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `path` (must exist), or `./ragshift.toml` when `path` is `None` and that exists.
+    pub fn file(mut self, path: Option<&Path>) -> Self {
+        match path {
+            Some(p) => {
+                self.file = Some(p.to_path_buf());
+                self.file_required = true;
+            }
+            None => {
+                let p = PathBuf::from(DEFAULT_FILE);
+                if p.exists() {
+                    self.file = Some(p);
+                }
+            }
+        }
+        self
+    }
+
+    /// Takes configuration variables from the process environment.
+    pub fn process_env(self) -> Self {
+        self.env(std::env::vars())
+    }
+
+    /// Takes configuration variables from `vars`; only `RAGSHIFT_<SECTION>_...` names are
+    /// considered, so `RAGSHIFT_LOG` and friends are not configuration keys.
+    pub fn env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = lower.split_once('_') else {
+                continue;
+            };
+            if SECTIONS.contains(&section) && !key.is_empty() {
+                self.env.push((name, value));
+            }
+        }
+        self
+    }
+
+    /// Sets `path` (`section.key`) from a flag; flags win over everything else.
+    pub fn flag(mut self, flag: &str, path: &str, value: impl Into<Value>) -> Self {
+        self.flags
+            .push((flag.to_owned(), path.to_owned(), value.into()));
+        self
+    }
+
+    /// Fills `path` only if no other layer set it (values discovered from a stack).
+    pub fn fill(mut self, origin: &str, path: &str, value: impl Into<Value>) -> Self {
+        self.fills
+            .push((origin.to_owned(), path.to_owned(), value.into()));
+        self
+    }
+
+    fn figment(&self) -> Result<Figment, ConfigError> {
+        let mut fig = Figment::new();
+        if let Some(file) = &self.file {
+            if !file.exists() {
+                if self.file_required {
+                    return Err(ConfigError::MissingFile { path: file.clone() });
+                }
+            } else {
+                fig = fig.merge(Toml::file_exact(file));
+            }
+        }
+        for (name, raw) in &self.env {
+            let lower = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            let path = lower.replacen('_', ".", 1);
+            // Typed like TOML where it parses (numbers, booleans, arrays), else a string.
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            fig = fig.merge(Single {
+                origin: format!("environment variable {name}"),
+                path,
+                value: string_if_scalar_text(raw, value),
+            });
+        }
+        for (flag, path, value) in &self.flags {
+            fig = fig.merge(Single {
+                origin: format!("flag {flag}"),
+                path: path.clone(),
+                value: value.clone(),
+            });
+        }
+        for (origin, path, value) in &self.fills {
+            fig = fig.join(Single {
+                origin: origin.clone(),
+                path: path.clone(),
+                value: value.clone(),
+            });
+        }
+        Ok(fig)
+    }
+
+    /// Resolves every layer into the effective configuration.
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        let fig = self.figment()?;
+        let config: Config = fig.extract()?;
+        Ok(Loaded { config, fig })
+    }
+}
+
+/// Keeps text like `0123` or `1e5` a string: only plain integers, floats, booleans and arrays
+/// are typed; everything else stays as the user wrote it.
+fn string_if_scalar_text(raw: &str, parsed: Value) -> Value {
+    match &parsed {
+        Value::Num(..) | Value::Bool(..) | Value::Array(..) | Value::String(..) => {
+            if raw.starts_with('0') && raw.len() > 1 && !raw.starts_with("0.") {
+                Value::from(raw.to_owned())
+            } else {
+                parsed
+            }
+        }
+        _ => Value::from(raw.to_owned()),
+    }
+}
+
+/// The resolved configuration, plus the means to say where each value came from.
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    fig: Figment,
+}
+
+impl Loaded {
+    /// Where the value at `path` (`section.key`) came from.
+    pub fn origin(&self, path: &str) -> Origin {
+        match self.fig.find_metadata(path) {
+            None => Origin::Default,
+            Some(m) => Origin::Layer(
+                m.source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| m.name.to_string()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RegistryKind, SslMode};
+    use std::io::Write;
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_any_layer() {
+        let loaded = Layers::new().load().unwrap();
+        assert_eq!(loaded.config.target.table, "items");
+        assert_eq!(loaded.config.registry.kind, RegistryKind::File);
+        assert_eq!(loaded.origin("target.table"), Origin::Default);
+    }
+
+    #[test]
+    fn flags_beat_env_which_beats_file_which_beats_defaults() {
+        let f = file(
+            "[target]\ntable = \"from_file\"\nschema = \"file_schema\"\nbot_column = \"bot\"\n\
+             [embedding]\ndimensions = 768\n",
+        );
+        let loaded = Layers::new()
+            .file(Some(f.path()))
+            .env(vars(&[
+                ("RAGSHIFT_TARGET_TABLE", "from_env"),
+                ("RAGSHIFT_TARGET_SCHEMA", "env_schema"),
+                ("RAGSHIFT_EMBEDDING_DIMENSIONS", "1024"),
+                ("RAGSHIFT_LOG", "debug"),
+                ("UNRELATED", "x"),
+            ]))
+            .flag("--target-table", "target.table", "from_flag")
+            .load()
+            .unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.target.table, "from_flag");
+        assert_eq!(c.target.schema, "env_schema");
+        assert_eq!(c.target.bot_column, "bot");
+        assert_eq!(c.target.id_column, "id");
+        assert_eq!(c.embedding.dimensions, Some(1024));
+        assert_eq!(
+            loaded.origin("target.table"),
+            Origin::Layer("flag --target-table".into())
+        );
+        assert_eq!(
+            loaded.origin("target.schema"),
+            Origin::Layer("environment variable RAGSHIFT_TARGET_SCHEMA".into())
+        );
+        assert!(loaded
+            .origin("target.bot_column")
+            .to_string()
+            .ends_with(".toml"));
+        assert_eq!(loaded.origin("target.id_column"), Origin::Default);
+    }
+
+    #[test]
+    fn env_keys_with_underscores_and_lists() {
+        let loaded = Layers::new()
+            .env(vars(&[
+                ("RAGSHIFT_TARGET_SECRET_ARN", "arn:aws:secretsmanager:x"),
+                ("RAGSHIFT_EXECUTOR_SUBNETS", "subnet-a, subnet-b"),
+                ("RAGSHIFT_EXECUTOR_SECURITY_GROUPS", "[\"sg-1\"]"),
+                ("RAGSHIFT_TARGET_SSLMODE", "verify-full"),
+                ("RAGSHIFT_REGISTRY_TABLE", "0123"),
+                ("RAGSHIFT_AWS_REGION", "eu-west-1"),
+            ]))
+            .load()
+            .unwrap();
+        let c = &loaded.config;
+        assert_eq!(
+            c.target.secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:x")
+        );
+        assert_eq!(c.executor.subnets, vec!["subnet-a", "subnet-b"]);
+        assert_eq!(c.executor.security_groups, vec!["sg-1"]);
+        assert_eq!(c.target.sslmode, Some(SslMode::VerifyFull));
+        assert_eq!(c.registry.table.as_deref(), Some("0123"));
+        assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key_and_the_file() {
+        let f = file("[target]\ntabel = \"items\"\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("tabel"), "{err}");
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+
+        let f = file("[embedding]\ndimensions = \"many\"\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("embedding.dimensions"), "{err}");
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+
+        let f = file("[nonsense]\nx = 1\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = Layers::new()
+            .env(vars(&[("RAGSHIFT_EXECUTOR_CONCURRENCY", "lots")]))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("executor.concurrency"), "{err}");
+        assert!(err.contains("RAGSHIFT_EXECUTOR_CONCURRENCY"), "{err}");
+
+        let err = Layers::new()
+            .env(vars(&[("RAGSHIFT_TARGET_TABEL", "x")]))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("tabel"), "{err}");
+        assert!(err.contains("RAGSHIFT_TARGET_TABEL"), "{err}");
+    }
+
+    #[test]
+    fn invalid_toml_and_missing_file_are_errors() {
+        let f = file("[target\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+
+        let err = Layers::new()
+            .file(Some(Path::new("/nonexistent/ragshift.toml")))
+            .load()
+            .err()
+            .unwrap();
+        assert!(matches!(err, ConfigError::MissingFile { .. }));
+    }
+
+    #[test]
+    fn fills_only_apply_where_nothing_else_set_a_value() {
+        let loaded = Layers::new()
+            .env(vars(&[("RAGSHIFT_REGISTRY_TABLE", "mine")]))
+            .fill("stack S", "registry.table", "from-stack")
+            .fill("stack S", "executor.cluster", "cluster-from-stack")
+            .load()
+            .unwrap();
+        assert_eq!(loaded.config.registry.table.as_deref(), Some("mine"));
+        assert_eq!(
+            loaded.config.executor.cluster.as_deref(),
+            Some("cluster-from-stack")
+        );
+        assert_eq!(
+            loaded.origin("executor.cluster"),
+            Origin::Layer("stack S".into())
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked_when_shown() {
+        let loaded = Layers::new()
+            .env(vars(&[(
+                "RAGSHIFT_TARGET_URL",
+                "postgres://u:hunter2@h:5432/db",
+            )]))
+            .load()
+            .unwrap();
+        let url = loaded.config.target.url.as_ref().unwrap();
+        assert_eq!(url.expose(), "postgres://u:hunter2@h:5432/db");
+        let shown = toml::to_string(&loaded.config).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://u:****@h:5432/db"), "{shown}");
+        assert!(!format!("{:?}", loaded.config).contains("hunter2"));
+    }
+}

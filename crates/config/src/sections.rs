@@ -1,0 +1,399 @@
+//! One struct per configuration section. Field names are the keys users write in
+//! `ragshift.toml`, in `RAGSHIFT_<SECTION>_<KEY>` variables and in `--<section>-<key>` flags.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::Sensitive;
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where bots are listed.
+    pub registry: RegistryConfig,
+    /// Where uploaded documents are stored.
+    pub documents: DocumentsConfig,
+    /// How chunks are embedded.
+    pub embedding: EmbeddingConfig,
+    /// How sources are fetched and chunks made.
+    pub ingest: IngestConfig,
+    /// The new cluster that receives the vectors.
+    pub target: DatabaseConfig,
+    /// The old cluster or a restored snapshot, for `copy`, `replicate` and `verify`.
+    pub source: DatabaseConfig,
+    /// Where per-bot jobs run.
+    pub executor: ExecutorConfig,
+    /// AWS settings shared by every AWS service ragshift calls.
+    pub aws: AwsConfig,
+}
+
+/// Kinds of bot registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// The platform's live DynamoDB table.
+    Dynamodb,
+    /// A DynamoDB-JSON export on disk (the embedded default).
+    #[default]
+    File,
+}
+
+/// `[registry]`: where the bots are listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// `dynamodb` or `file`.
+    pub kind: RegistryKind,
+    /// The DynamoDB table (the platform's conversation table).
+    pub table: Option<String>,
+    /// The export file for `kind = "file"`.
+    pub path: PathBuf,
+    /// Parallel scan segments for DynamoDB.
+    pub scan_segments: u32,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            kind: RegistryKind::File,
+            table: None,
+            path: PathBuf::from("bots.json"),
+            scan_segments: 4,
+        }
+    }
+}
+
+/// Kinds of document store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentsKind {
+    /// The platform's S3 bucket.
+    S3,
+    /// A local directory with the same `{user}/{bot}/documents/{file}` layout.
+    #[default]
+    Dir,
+}
+
+/// `[documents]`: where uploaded files live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentsConfig {
+    /// `s3` or `dir`.
+    pub kind: DocumentsKind,
+    /// The S3 bucket for `kind = "s3"`.
+    pub bucket: Option<String>,
+    /// The directory for `kind = "dir"`.
+    pub path: PathBuf,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            kind: DocumentsKind::Dir,
+            bucket: None,
+            path: PathBuf::from("./documents"),
+        }
+    }
+}
+
+/// Embedding providers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// The bundled sentence-transformers model, on CPU (the embedded default).
+    #[default]
+    Local,
+    /// Amazon Bedrock `InvokeModel` (Cohere v3, Titan v2).
+    Bedrock,
+    /// Any OpenAI-compatible `/v1/embeddings` endpoint.
+    Openai,
+}
+
+/// `[embedding]`: which model makes the vectors and how hard to push it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    /// `local`, `bedrock` or `openai`.
+    pub provider: EmbeddingProvider,
+    /// Model id; each provider has a default.
+    pub model: Option<String>,
+    /// Folder of a sentence-transformers model for `provider = "local"`.
+    pub model_dir: Option<PathBuf>,
+    /// Output dimension; defaults to the model's.
+    pub dimensions: Option<usize>,
+    /// Texts per request; defaults to the provider's maximum.
+    pub batch_size: Option<usize>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Request rate limit.
+    pub requests_per_minute: Option<u32>,
+    /// Token rate limit (tokens estimated from characters when the provider doesn't say).
+    pub tokens_per_minute: Option<u32>,
+    /// Attempts per request before giving up.
+    pub max_attempts: u32,
+    /// Cohere's `truncate`: `NONE`, `START` or `END`.
+    pub truncate: String,
+    /// Titan's `normalize`.
+    pub normalize: bool,
+    /// Base URL of an OpenAI-compatible server.
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the API key (the key itself never goes in a
+    /// file).
+    pub api_key_env: String,
+    /// Reuse vectors of identical texts across runs.
+    pub cache: bool,
+    /// Price per 1,000 tokens in USD, overriding the built-in table.
+    pub price_per_1k_tokens: Option<f64>,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self {
+            provider: EmbeddingProvider::Local,
+            model: None,
+            model_dir: None,
+            dimensions: None,
+            batch_size: None,
+            concurrency: 4,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            max_attempts: 6,
+            truncate: "END".to_owned(),
+            normalize: true,
+            base_url: None,
+            api_key_env: "OPENAI_API_KEY".to_owned(),
+            cache: true,
+            price_per_1k_tokens: None,
+        }
+    }
+}
+
+/// `[ingest]`: fetching and chunking rules that aren't per bot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Hosts, IPs or CIDRs that may be fetched even though they are loopback/private.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allow_hosts: Vec<String>,
+    /// Per-request time-out in seconds.
+    pub timeout_secs: u64,
+    /// Largest body fetched from a URL, in bytes.
+    pub max_bytes: u64,
+    /// Redirects followed per URL.
+    pub max_redirects: u32,
+    /// Pages taken from a bot's sitemaps at most.
+    pub sitemap_max_pages: usize,
+    /// Let a bot succeed when some of its sources failed.
+    pub allow_partial: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            timeout_secs: 30,
+            max_bytes: 50 * 1024 * 1024,
+            max_redirects: 5,
+            sitemap_max_pages: 1000,
+            allow_partial: false,
+        }
+    }
+}
+
+/// libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS if the server offers it, without certificate checks.
+    Prefer,
+    /// TLS, without certificate checks.
+    Require,
+    /// TLS, certificate chain checked against the CA.
+    VerifyCa,
+    /// TLS, chain and host name checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// Parses libpq's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "disable" => Self::Disable,
+            "allow" | "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+/// Vector index types pgvector offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorIndexKind {
+    /// Graph index: better recall/speed trade-off, slower to build.
+    #[default]
+    Hnsw,
+    /// List index: fast to build; the platform's own choice.
+    Ivfflat,
+}
+
+/// `[target]` and `[source]`: a PostgreSQL database and the chunk table in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db` (or libpq key/value form).
+    pub url: Option<Sensitive>,
+    /// A Secrets Manager secret holding `host`, `port`, `username`, `password`, `dbname`.
+    pub secret_arn: Option<String>,
+    /// Overrides the URL's or the secret's `sslmode`.
+    pub sslmode: Option<SslMode>,
+    /// CA certificate file for `verify-ca`/`verify-full`.
+    pub sslrootcert: Option<PathBuf>,
+    /// Schema of the chunk table.
+    pub schema: String,
+    /// The chunk table.
+    pub table: String,
+    /// Column holding the chunk id.
+    pub id_column: String,
+    /// Column holding the bot id.
+    pub bot_column: String,
+    /// Column holding the chunk text.
+    pub content_column: String,
+    /// Column holding the chunk's source.
+    pub source_column: String,
+    /// Column holding the vector.
+    pub embedding_column: String,
+    /// Vector index built after loading.
+    pub index: VectorIndexKind,
+    /// ivfflat `lists`; chosen from the row count when unset.
+    pub index_lists: Option<u32>,
+    /// HNSW `m`.
+    pub hnsw_m: Option<u32>,
+    /// HNSW `ef_construction`.
+    pub hnsw_ef_construction: Option<u32>,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            secret_arn: None,
+            sslmode: None,
+            sslrootcert: None,
+            schema: "public".to_owned(),
+            table: "items".to_owned(),
+            id_column: "id".to_owned(),
+            bot_column: "botid".to_owned(),
+            content_column: "content".to_owned(),
+            source_column: "source".to_owned(),
+            embedding_column: "embedding".to_owned(),
+            index: VectorIndexKind::Hnsw,
+            index_lists: None,
+            hnsw_m: None,
+            hnsw_ef_construction: None,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// Whether a connection is configured at all.
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some() || self.secret_arn.is_some()
+    }
+}
+
+/// Where per-bot jobs run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// In-process workers.
+    #[default]
+    Local,
+    /// One ECS task per bot.
+    Ecs,
+}
+
+/// `[executor]`: where and how many per-bot jobs run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// `local` or `ecs`.
+    pub kind: ExecutorKind,
+    /// Jobs at once.
+    pub concurrency: usize,
+    /// ECS cluster.
+    pub cluster: Option<String>,
+    /// ECS task definition (family, family:revision or ARN).
+    pub task_definition: Option<String>,
+    /// Container to override in the task definition.
+    pub container: String,
+    /// Subnets for awsvpc networking.
+    #[serde(deserialize_with = "string_or_list")]
+    pub subnets: Vec<String>,
+    /// Security groups for awsvpc networking.
+    #[serde(deserialize_with = "string_or_list")]
+    pub security_groups: Vec<String>,
+    /// `assignPublicIp` of the tasks.
+    pub assign_public_ip: bool,
+    /// Command that starts ragshift in the task image (the bot keys are appended).
+    #[serde(deserialize_with = "string_or_list")]
+    pub command_prefix: Vec<String>,
+    /// Seconds a bot may run before it is failed.
+    pub timeout_secs: u64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            kind: ExecutorKind::Local,
+            concurrency: 4,
+            cluster: None,
+            task_definition: None,
+            container: "Container".to_owned(),
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            assign_public_ip: false,
+            command_prefix: vec!["ragshift".to_owned(), "embed-bot".to_owned()],
+            timeout_secs: 3600,
+        }
+    }
+}
+
+/// `[aws]`: settings every AWS client shares.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Region; else the standard AWS chain decides.
+    pub region: Option<String>,
+    /// Endpoint used for every AWS service (a local AWS-API server in tests).
+    pub endpoint_url: Option<String>,
+    /// Named profile of the shared AWS config files.
+    pub profile: Option<String>,
+    /// CloudFormation stack whose outputs fill in names the user didn't set.
+    pub stack: Option<String>,
+}
+
+/// Accepts `["a", "b"]` as well as `"a,b"`, so lists can come from environment variables.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Either::Many(v) => v,
+    })
+}
