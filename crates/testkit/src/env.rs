@@ -1,0 +1,32 @@
+//! Every environment variable the testkit reads, in one place, and where its state lives.
+
+use std::path::PathBuf;
+
+/// Root of all local test state (venv, model, build caches); default `$HOME/.cache/ragshift`.
+pub const HOME: &str = "RAGSHIFT_HOME";
+/// The PostgreSQL `bin` directory to use instead of the newest `/usr/lib/postgresql/<v>/bin`.
+pub const PG_BINDIR: &str = "RAGSHIFT_PG_BINDIR";
+/// Path of the `moto_server` executable; default `$RAGSHIFT_HOME/venv/bin/moto_server`.
+pub const MOTO_SERVER: &str = "RAGSHIFT_MOTO_SERVER";
+/// Directory of the local embedding model; default `$RAGSHIFT_HOME/models/all-MiniLM-L6-v2`.
+pub const MODEL_DIR: &str = "RAGSHIFT_MODEL_DIR";
+/// Base URL of a running PostgreSQL + pgvector server to share, with the superuser and its
+/// password, e.g. `postgres://postgres:secret@127.0.0.1:5432/`. Set by `scripts/test`.
+pub const TEST_PG_URL: &str = "RAGSHIFT_TEST_PG_URL";
+/// Endpoint URL of a running moto server to share, e.g. `http://127.0.0.1:5000`. Set by
+/// `scripts/test`.
+pub const TEST_MOTO_URL: &str = "RAGSHIFT_TEST_MOTO_URL";
+
+/// The value of an environment variable, treating an empty value as unset.
+pub(crate) fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `$RAGSHIFT_HOME`, or `$HOME/.cache/ragshift` when it is not set.
+pub fn ragshift_home() -> PathBuf {
+    if let Some(home) = var(HOME) {
+        return PathBuf::from(home);
+    }
+    let user_home = var("HOME").unwrap_or_else(|| "/tmp".to_owned());
+    PathBuf::from(user_home).join(".cache").join("ragshift")
+}

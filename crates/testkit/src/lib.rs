@@ -1,0 +1,51 @@
+//! Real, throwaway servers for ragshift's tests — used only as a dev-dependency.
+//!
+//! Tests never assume a server is running: they ask this crate for one.
+//!
+//! - [`shared_pg`] / [`shared_moto`]: the PostgreSQL + pgvector server and the moto (AWS)
+//!   server shared by the whole run. `scripts/test` starts one of each and passes their
+//!   addresses in [`env::TEST_PG_URL`] and [`env::TEST_MOTO_URL`]; under a plain `cargo test`
+//!   each test process starts its own on first use. Every test creates its own database
+//!   ([`PgServer::fresh_database`]) and names its AWS resources with [`unique_name`].
+//! - [`PgCluster`]: a private cluster for tests that need special settings — logical
+//!   replication, TLS — or that stop the server. Stopped and deleted on drop.
+//! - [`MotoServer`]: a private moto server.
+//! - [`model_dir`]: the local all-MiniLM-L6-v2 model.
+//!
+//! Servers cannot outlive the test process: each has a reaper process that stops it and
+//! deletes its files when the test process exits, even when it is killed.
+//!
+//! What the servers need is installed by `scripts/setup.sh` (`setup-postgres.sh`,
+//! `setup-python.sh`, `setup-model.sh`); the errors say which one to run.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let pg = ragshift_testkit::shared_pg();
+//! let url = pg.fresh_database("store");
+//! let client = pg.connect(&url).await;
+//! client.batch_execute("CREATE EXTENSION vector").await.expect("pgvector");
+//! let s3 = ragshift_testkit::shared_moto();
+//! let bucket = ragshift_testkit::unique_name("sources");
+//! # drop((s3, bucket));
+//! # }
+//! ```
+
+mod block;
+pub mod env;
+mod model;
+mod moto;
+mod names;
+mod pg_cluster;
+mod pg_server;
+mod process;
+mod shared;
+mod tls;
+mod unix_user;
+
+pub use model::model_dir;
+pub use moto::{MotoEndpoint, MotoServer};
+pub use names::unique_name;
+pub use pg_cluster::{pg_program, PgCluster, PgOptions};
+pub use pg_server::PgServer;
+pub use shared::{shared_moto, shared_pg};
+pub use tls::TlsFiles;

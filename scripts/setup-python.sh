@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A Python virtual environment for the tests: moto's AWS server (DynamoDB, S3, ECS, Secrets
+# Manager, CloudFormation on loopback) and pyarrow. Idempotent and quick when done.
+#
+#   RAGSHIFT_HOME  the venv goes to $RAGSHIFT_HOME/venv (default ~/.cache/ragshift)
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+VENV="$RAGSHIFT_HOME/venv"
+# Versions verified with the tests; change both together with the code that relies on them.
+MOTO_SPEC='moto[server]==5.2.*'
+PYARROW_SPEC='pyarrow==26.*'
+
+venv_ready() {
+    [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/moto_server" ] \
+        && "$VENV/bin/python" -c 'import moto, moto.server, flask, boto3, pyarrow' >/dev/null 2>&1
+}
+
+if venv_ready; then
+    step "venv: already set up ($VENV)"
+    exit 0
+fi
+
+PYTHON="$(command -v python3 || true)"
+if [ -z "$PYTHON" ] || ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    step "python3: installing"
+    apt_update_once
+    apt_get install --no-install-recommends python3 python3-venv python3-pip
+    PYTHON="$(command -v python3)" || die "python3 missing after install"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    step "venv: creating $VENV"
+    mkdir -p "$RAGSHIFT_HOME"
+    "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON"
+fi
+
+step "venv: installing $MOTO_SPEC $PYARROW_SPEC"
+LOG="$RAGSHIFT_HOME/pip.log"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC" "$PYARROW_SPEC" >"$LOG" 2>&1 \
+    || { tail -n 30 "$LOG" >&2; die "pip install failed (log: $LOG)"; }
+rm -f "$LOG"
+
+venv_ready || die "packages installed but moto/pyarrow do not import in $VENV"
+"$VENV/bin/moto_server" --help >/dev/null 2>&1 || die "$VENV/bin/moto_server --help fails"
+step "venv: done ($("$VENV/bin/python" -c 'import moto, pyarrow; print("moto", moto.__version__, "pyarrow", pyarrow.__version__)'))"
