@@ -1,0 +1,362 @@
+//! Command-line flags. Flags that set a configuration key are named `--<section>-<key>` and win
+//! over `RAGSHIFT_<SECTION>_<KEY>`, which wins over the TOML file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ragshift_config::Layers;
+
+/// ragshift: move a RAG knowledge base (pgvector) to a new cluster without losing a bot, and
+/// prove it.
+#[derive(Debug, Parser)]
+#[command(name = "ragshift", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  ragshift config show
+  ragshift init-target --target-url postgres://app@db.example/rag
+  ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --vector q.json
+
+Exit codes: 0 success; 1 the work ran and some of it failed; 2 usage, configuration or
+connection error before any work started.";
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./ragshift.toml if present]
+    #[arg(long, global = true, env = "RAGSHIFT_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output on stdout (logs stay on stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show or check the effective configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create the vector extension and the chunk table on the target if missing
+    #[command(after_help = "\
+Examples:
+  ragshift init-target --target-url postgres://app:secret@localhost:5432/rag
+  ragshift init-target --target-secret-arn arn:aws:secretsmanager:...:secret:db --dimensions 1024
+  ragshift init-target --target-table items_v2 --json
+
+A table that exists is never changed: if its shape differs, the command fails and shows both.")]
+    InitTarget(InitTargetArgs),
+    /// Build the vector index on the target (after the data is loaded)
+    #[command(after_help = "\
+Examples:
+  ragshift build-index                       # HNSW, the default
+  ragshift build-index --target-index ivfflat --target-index-lists 100")]
+    BuildIndex(BuildIndexArgs),
+    /// Search one bot's chunks the way the platform does
+    #[command(after_help = "\
+Examples:
+  ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB \"how do I reset my password?\"
+  ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --vector query.json --limit 5 --json")]
+    Search(SearchArgs),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration, secrets masked, with where each value came from
+    #[command(after_help = "\
+Examples:
+  ragshift config show
+  RAGSHIFT_TARGET_TABLE=items_v2 ragshift config show --json")]
+    Show(ConfigShowArgs),
+}
+
+/// Flags of `config show`: every section can be overridden, to see the result.
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// Target overrides.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Source overrides.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Embedding overrides.
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// AWS overrides.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Flags of `init-target`.
+#[derive(Debug, Args)]
+pub struct InitTargetArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Embedding settings (they decide the vector dimension).
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Vector dimension [default: the configured embedder's]
+    #[arg(long, value_name = "N")]
+    pub dimensions: Option<usize>,
+}
+
+/// Flags of `build-index`.
+#[derive(Debug, Args)]
+pub struct BuildIndexArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// `hnsw` or `ivfflat` [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// ivfflat lists [default: from the row count]
+    #[arg(long, value_name = "N")]
+    pub target_index_lists: Option<u32>,
+    /// maintenance_work_mem for the build
+    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    pub maintenance_work_mem: String,
+}
+
+/// Flags of `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Bot whose chunks are searched
+    #[arg(long, value_name = "ID")]
+    pub bot: String,
+    /// Number of results (the platform's max_results defaults to 20)
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    pub limit: i64,
+    /// A JSON file holding the query vector (an array of numbers)
+    #[arg(long, value_name = "FILE")]
+    pub vector: Option<PathBuf>,
+    /// The question
+    pub question: Option<String>,
+}
+
+/// `[target]` flags.
+#[derive(Debug, Args, Default)]
+pub struct TargetArgs {
+    /// Target database URL [config: target.url]
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Secrets Manager secret with the target's host/port/username/password/dbname
+    #[arg(long, value_name = "ARN")]
+    pub target_secret_arn: Option<String>,
+    /// Schema of the target table [config: target.schema]
+    #[arg(long, value_name = "NAME")]
+    pub target_schema: Option<String>,
+    /// Target table [config: target.table]
+    #[arg(long, value_name = "NAME")]
+    pub target_table: Option<String>,
+    /// disable, prefer, require, verify-ca or verify-full [config: target.sslmode]
+    #[arg(long, value_name = "MODE")]
+    pub target_sslmode: Option<String>,
+    /// CA certificate file [config: target.sslrootcert]
+    #[arg(long, value_name = "FILE")]
+    pub target_sslrootcert: Option<PathBuf>,
+}
+
+/// `[source]` flags.
+#[derive(Debug, Args, Default)]
+pub struct SourceArgs {
+    /// Source database URL [config: source.url]
+    #[arg(long, value_name = "URL")]
+    pub source_url: Option<String>,
+    /// Secrets Manager secret with the source's connection
+    #[arg(long, value_name = "ARN")]
+    pub source_secret_arn: Option<String>,
+    /// Source table [config: source.table]
+    #[arg(long, value_name = "NAME")]
+    pub source_table: Option<String>,
+    /// sslmode for the source [config: source.sslmode]
+    #[arg(long, value_name = "MODE")]
+    pub source_sslmode: Option<String>,
+    /// CA certificate file for the source [config: source.sslrootcert]
+    #[arg(long, value_name = "FILE")]
+    pub source_sslrootcert: Option<PathBuf>,
+}
+
+/// `[embedding]` flags.
+#[derive(Debug, Args, Default)]
+pub struct EmbeddingArgs {
+    /// local, bedrock or openai [config: embedding.provider]
+    #[arg(long, value_name = "NAME")]
+    pub embedding_provider: Option<String>,
+    /// Model id [config: embedding.model]
+    #[arg(long, value_name = "ID")]
+    pub embedding_model: Option<String>,
+    /// Local model folder [config: embedding.model_dir]
+    #[arg(long, value_name = "DIR")]
+    pub embedding_model_dir: Option<PathBuf>,
+    /// Output dimension [config: embedding.dimensions]
+    #[arg(long, value_name = "N")]
+    pub embedding_dimensions: Option<usize>,
+}
+
+/// `[aws]` flags.
+#[derive(Debug, Args, Default)]
+pub struct AwsArgs {
+    /// AWS region [config: aws.region]
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// Endpoint for every AWS service (a local AWS-API server) [config: aws.endpoint_url]
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// Named AWS profile [config: aws.profile]
+    #[arg(long, value_name = "NAME")]
+    pub aws_profile: Option<String>,
+    /// CloudFormation stack whose outputs fill unset names [config: aws.stack]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+}
+
+/// Something that contributes flags to the configuration layers.
+pub trait Overrides {
+    /// Adds this group's flags that were given.
+    fn apply(&self, layers: Layers) -> Layers;
+}
+
+fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>) -> Layers {
+    match v {
+        Some(v) => layers.flag(flag, key, v.clone()),
+        None => layers,
+    }
+}
+
+fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf>) -> Layers {
+    match v {
+        Some(v) => layers.flag(flag, key, v.display().to_string()),
+        None => layers,
+    }
+}
+
+impl Overrides for TargetArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = set_str(l, "--target-url", "target.url", &self.target_url);
+        let l = set_str(
+            l,
+            "--target-secret-arn",
+            "target.secret_arn",
+            &self.target_secret_arn,
+        );
+        let l = set_str(l, "--target-schema", "target.schema", &self.target_schema);
+        let l = set_str(l, "--target-table", "target.table", &self.target_table);
+        let l = set_str(
+            l,
+            "--target-sslmode",
+            "target.sslmode",
+            &self.target_sslmode,
+        );
+        set_path(
+            l,
+            "--target-sslrootcert",
+            "target.sslrootcert",
+            &self.target_sslrootcert,
+        )
+    }
+}
+
+impl Overrides for SourceArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = set_str(l, "--source-url", "source.url", &self.source_url);
+        let l = set_str(
+            l,
+            "--source-secret-arn",
+            "source.secret_arn",
+            &self.source_secret_arn,
+        );
+        let l = set_str(l, "--source-table", "source.table", &self.source_table);
+        let l = set_str(
+            l,
+            "--source-sslmode",
+            "source.sslmode",
+            &self.source_sslmode,
+        );
+        set_path(
+            l,
+            "--source-sslrootcert",
+            "source.sslrootcert",
+            &self.source_sslrootcert,
+        )
+    }
+}
+
+impl Overrides for EmbeddingArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = set_str(
+            l,
+            "--embedding-provider",
+            "embedding.provider",
+            &self.embedding_provider,
+        );
+        let l = set_str(
+            l,
+            "--embedding-model",
+            "embedding.model",
+            &self.embedding_model,
+        );
+        let l = set_path(
+            l,
+            "--embedding-model-dir",
+            "embedding.model_dir",
+            &self.embedding_model_dir,
+        );
+        match self.embedding_dimensions {
+            Some(d) => l.flag("--embedding-dimensions", "embedding.dimensions", d as u64),
+            None => l,
+        }
+    }
+}
+
+impl Overrides for AwsArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = set_str(l, "--aws-region", "aws.region", &self.aws_region);
+        let l = set_str(
+            l,
+            "--aws-endpoint-url",
+            "aws.endpoint_url",
+            &self.aws_endpoint_url,
+        );
+        let l = set_str(l, "--aws-profile", "aws.profile", &self.aws_profile);
+        set_str(l, "--stack", "aws.stack", &self.stack)
+    }
+}
+
+impl Overrides for BuildIndexArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.aws.apply(self.target.apply(l));
+        let l = set_str(l, "--target-index", "target.index", &self.target_index);
+        match self.target_index_lists {
+            Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
+            None => l,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `ragshift build-index`: the vector index, as an explicit step after loading.
+
+use ragshift_config::VectorIndexKind;
+use ragshift_store::index::{self, IndexOutcome, VectorIndex};
+use serde_json::json;
+
+use crate::args::{BuildIndexArgs, GlobalArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[args])?;
+    let t = &loaded.config.target;
+    let spec = db::connect_spec(Side::Target, t, &loaded.config.aws).await?;
+    let layout = db::layout(t);
+    let mut client = ragshift_store::connect(&spec, "ragshift build-index").await?;
+    let kind = match t.index {
+        VectorIndexKind::Hnsw => VectorIndex::Hnsw {
+            m: t.hnsw_m,
+            ef_construction: t.hnsw_ef_construction,
+        },
+        VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
+            lists: t.index_lists,
+        },
+    };
+    let outcome =
+        index::ensure_vector_index(&mut client, &layout, kind, &args.maintenance_work_mem)
+            .await
+            .map_err(Failure::work)?;
+    match (&outcome, global.json) {
+        (
+            IndexOutcome::Built {
+                definition,
+                elapsed,
+            },
+            true,
+        ) => output::json(&json!({
+            "built": true, "definition": definition, "seconds": elapsed.as_secs_f64()
+        }))?,
+        (IndexOutcome::Present(i), true) => output::json(&json!({
+            "built": false, "definition": i.definition
+        }))?,
+        (
+            IndexOutcome::Built {
+                definition,
+                elapsed,
+            },
+            false,
+        ) => output::line(format!(
+            "built in {:.1}s: {definition}",
+            elapsed.as_secs_f64()
+        )),
+        (IndexOutcome::Present(i), false) => output::line(format!(
+            "a vector index is already there, nothing built: {}",
+            i.definition
+        )),
+    }
+    Ok(Outcome::Success)
+}

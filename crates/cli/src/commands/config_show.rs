@@ -1,0 +1,50 @@
+//! `ragshift config show`: the effective configuration, secrets masked, each value with where it
+//! came from, so "why is it using that table?" has an answer.
+
+use serde_json::json;
+
+use crate::args::{ConfigShowArgs, GlobalArgs};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(
+        global,
+        &[&args.target, &args.source, &args.embedding, &args.aws],
+    )?;
+    // Serialising masks every secret (see `Sensitive`).
+    let value = toml::Value::try_from(&loaded.config)?;
+    let mut entries = Vec::new();
+    if let toml::Value::Table(sections) = &value {
+        for (section, body) in sections {
+            if let toml::Value::Table(keys) = body {
+                for (key, v) in keys {
+                    let path = format!("{section}.{key}");
+                    entries.push((path.clone(), v.clone(), loaded.origin(&path).to_string()));
+                }
+            }
+        }
+    }
+    if global.json {
+        let values: serde_json::Value = serde_json::to_value(&loaded.config)?;
+        let origins: serde_json::Map<String, serde_json::Value> = entries
+            .iter()
+            .map(|(k, _, o)| (k.clone(), json!(o)))
+            .collect();
+        output::json(&json!({ "config": values, "origins": origins }))?;
+        return Ok(Outcome::Success);
+    }
+    let mut current = String::new();
+    for (path, v, origin) in entries {
+        let (section, key) = path.split_once('.').unwrap_or((&path, ""));
+        if section != current {
+            if !current.is_empty() {
+                output::line("");
+            }
+            output::line(format!("[{section}]"));
+            current = section.to_owned();
+        }
+        output::line(format!("{key} = {v}  # {origin}"));
+    }
+    Ok(Outcome::Success)
+}

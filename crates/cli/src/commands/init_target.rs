@@ -1,0 +1,51 @@
+//! `ragshift init-target`: the vector extension and the chunk table, created if missing and
+//! never altered if present.
+
+use anyhow::anyhow;
+use ragshift_store::schema::{self, InitOutcome, TableShape};
+use serde_json::json;
+
+use crate::args::{GlobalArgs, InitTargetArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[&args.target, &args.embedding, &args.aws])?;
+    let config = &loaded.config;
+    let dimension = args
+        .dimensions
+        .or_else(|| db::configured_dimension(config))
+        .ok_or_else(|| {
+            anyhow!("the vector dimension of model {:?} is unknown: pass --dimensions or set [embedding] dimensions", config.embedding.model.as_deref().unwrap_or("?"))
+        })?;
+    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = db::layout(&config.target);
+    let mut client = ragshift_store::connect(&spec, "ragshift init-target").await?;
+    let outcome = schema::init_target(&mut client, &layout, dimension).await?;
+    let version = schema::vector_version(&client).await?.unwrap_or_default();
+    let shape = TableShape::expected(&layout, dimension);
+    if global.json {
+        output::json(&json!({
+            "target": spec.label(),
+            "table": layout.display_name(),
+            "created": outcome == InitOutcome::Created,
+            "dimension": dimension,
+            "vector_version": version,
+        }))?;
+    } else {
+        match outcome {
+            InitOutcome::Created => output::line(format!(
+                "created {} {shape} on {} (pgvector {version}); build the vector index after loading with `ragshift build-index`",
+                layout.display_name(),
+                spec.label()
+            )),
+            InitOutcome::AlreadyPresent => output::line(format!(
+                "{} already has the expected shape {shape} on {}; nothing changed",
+                layout.display_name(),
+                spec.label()
+            )),
+        }
+    }
+    Ok(Outcome::Success)
+}

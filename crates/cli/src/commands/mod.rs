@@ -1,0 +1,20 @@
+//! One module per subcommand; [`run`] dispatches.
+
+mod build_index;
+mod config_show;
+mod init_target;
+mod search;
+
+use crate::args::{Cli, Command, ConfigCommand};
+use crate::failure::{Failure, Outcome};
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Config(ConfigCommand::Show(args)) => config_show::run(global, args),
+        Command::InitTarget(args) => init_target::run(global, args).await,
+        Command::BuildIndex(args) => build_index::run(global, args).await,
+        Command::Search(args) => search::run(global, args).await,
+    }
+}

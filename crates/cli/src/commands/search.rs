@@ -1,0 +1,60 @@
+//! `ragshift search`: the platform's retrieval query against the target, to check a migration by
+//! eye (`--json` for scripts).
+
+use anyhow::{anyhow, Context};
+use ragshift_store::search;
+use serde_json::json;
+
+use crate::args::{GlobalArgs, SearchArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[&args.target, &args.aws])?;
+    let config = &loaded.config;
+    if args.limit < 1 {
+        return Err(anyhow!("--limit must be at least 1").into());
+    }
+    let query: Vec<f32> = match &args.vector {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading query vector {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} must hold a JSON array of numbers", path.display()))?
+        }
+        None => return Err(anyhow!("give the query as a vector file with --vector FILE").into()),
+    };
+    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = db::layout(&config.target);
+    let mut client = ragshift_store::connect(&spec, "ragshift search").await?;
+    if let Some(dim) = ragshift_store::schema::table_dimension(&client, &layout).await? {
+        if dim != query.len() {
+            return Err(anyhow!(
+                "the query vector has {} dimensions but {} stores vector({dim})",
+                query.len(),
+                layout.display_name()
+            )
+            .into());
+        }
+    }
+    let hits = search::search(&mut client, &layout, &args.bot, &query, args.limit).await?;
+    if global.json {
+        output::json(&json!({ "bot_id": args.bot, "results": hits }))?;
+    } else if hits.is_empty() {
+        output::line(format!("no chunks for bot {}", args.bot));
+    } else {
+        for h in &hits {
+            let preview: String = h.content.chars().take(160).collect();
+            output::line(format!(
+                "{:>3}. {:.4}  {}  {}\n     {}",
+                h.rank,
+                h.distance,
+                h.id,
+                h.source,
+                preview.replace('\n', " ")
+            ));
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,186 @@
+//! The vector index, built once the data is in (pgvector builds better and faster indexes
+//! that way than by inserting into an index on an empty table).
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::GenericClient;
+
+use crate::ident::{quote_ident, Layout};
+use crate::StoreError;
+
+/// Which index to build and with what parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorIndex {
+    /// HNSW with optional `m` and `ef_construction`.
+    Hnsw {
+        /// Connections per layer.
+        m: Option<u32>,
+        /// Candidate list size while building.
+        ef_construction: Option<u32>,
+    },
+    /// IVFFlat; `lists` chosen from the row count when `None`.
+    Ivfflat {
+        /// Number of lists.
+        lists: Option<u32>,
+    },
+}
+
+/// pgvector's advice: rows / 1000 lists up to 1M rows, sqrt(rows) above; at least 1.
+pub fn ivfflat_lists_for(rows: u64) -> u32 {
+    let lists = if rows <= 1_000_000 {
+        rows / 1000
+    } else {
+        (rows as f64).sqrt() as u64
+    };
+    lists.clamp(1, 32_768) as u32
+}
+
+/// An index on the vector column that already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingIndex {
+    /// Index name.
+    pub name: String,
+    /// Access method (`hnsw`, `ivfflat`).
+    pub method: String,
+    /// Full definition.
+    pub definition: String,
+}
+
+/// Vector indexes (hnsw or ivfflat) on the table's vector column.
+pub async fn vector_indexes(
+    client: &impl GenericClient,
+    layout: &Layout,
+) -> Result<Vec<ExistingIndex>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT ic.relname::text, am.amname::text, pg_get_indexdef(i.indexrelid)
+               FROM pg_index i
+               JOIN pg_class ic ON ic.oid = i.indexrelid
+               JOIN pg_am am ON am.oid = ic.relam
+               JOIN pg_class t ON t.oid = i.indrelid
+               JOIN pg_namespace n ON n.oid = t.relnamespace
+               JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey)
+              WHERE n.nspname = $1 AND t.relname = $2 AND a.attname = $3
+                AND am.amname IN ('hnsw', 'ivfflat')",
+            &[&layout.schema, &layout.table, &layout.embedding],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading vector indexes", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| ExistingIndex {
+            name: r.get(0),
+            method: r.get(1),
+            definition: r.get(2),
+        })
+        .collect())
+}
+
+/// What [`ensure_vector_index`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexOutcome {
+    /// An index was built.
+    Built {
+        /// Its definition.
+        definition: String,
+        /// Build time.
+        elapsed: Duration,
+    },
+    /// A vector index was already there.
+    Present(ExistingIndex),
+}
+
+/// Builds the vector index unless one exists, with memory and parallel workers raised for the
+/// build only (`SET LOCAL` inside one transaction).
+pub async fn ensure_vector_index(
+    client: &mut tokio_postgres::Client,
+    layout: &Layout,
+    index: VectorIndex,
+    maintenance_work_mem: &str,
+) -> Result<IndexOutcome, StoreError> {
+    if let Some(existing) = vector_indexes(client, layout).await?.into_iter().next() {
+        return Ok(IndexOutcome::Present(existing));
+    }
+    let (method, with) = match index {
+        VectorIndex::Hnsw { m, ef_construction } => {
+            let mut opts = Vec::new();
+            if let Some(m) = m {
+                opts.push(format!("m = {m}"));
+            }
+            if let Some(ef) = ef_construction {
+                opts.push(format!("ef_construction = {ef}"));
+            }
+            ("hnsw", opts)
+        }
+        VectorIndex::Ivfflat { lists } => {
+            let lists = match lists {
+                Some(l) => l,
+                None => {
+                    let n: i64 = client
+                        .query_one(&format!("SELECT count(*) FROM {}", layout.qualified()), &[])
+                        .await
+                        .map_err(|e| StoreError::query("counting rows", e))?
+                        .get(0);
+                    ivfflat_lists_for(n.max(0) as u64)
+                }
+            };
+            ("ivfflat", vec![format!("lists = {lists}")])
+        }
+    };
+    let with = if with.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", with.join(", "))
+    };
+    let sql = format!(
+        "CREATE INDEX {name} ON {table} USING {method} ({col} vector_l2_ops){with}",
+        name = quote_ident(&layout.index_name(&layout.embedding)),
+        table = layout.qualified(),
+        col = quote_ident(&layout.embedding),
+    );
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1);
+    let started = Instant::now();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| StoreError::query("starting a transaction", e))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL maintenance_work_mem = {}; SET LOCAL max_parallel_maintenance_workers = {workers};",
+        crate::ident::quote_literal(maintenance_work_mem)
+    ))
+    .await
+    .map_err(|e| StoreError::query("setting index build memory", e))?;
+    tx.batch_execute(&sql).await.map_err(|e| {
+        StoreError::query(
+            format!("building the vector index on {}", layout.display_name()),
+            e,
+        )
+    })?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::query("committing the index", e))?;
+    let definition = vector_indexes(client, layout)
+        .await?
+        .into_iter()
+        .next()
+        .map(|i| i.definition)
+        .unwrap_or(sql);
+    Ok(IndexOutcome::Built {
+        definition,
+        elapsed: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ivfflat_lists_follow_pgvector_advice() {
+        assert_eq!(ivfflat_lists_for(0), 1);
+        assert_eq!(ivfflat_lists_for(100_000), 100);
+        assert_eq!(ivfflat_lists_for(4_000_000), 2000);
+    }
+}

@@ -1,0 +1,306 @@
+//! The run journal, kept in the TARGET database (schema `ragshift`) so that it survives any crash
+//! of the machine running ragshift: one row per run and one per unit of work (a bot, a copy
+//! partition). Resuming a run skips units that succeeded and redoes the rest.
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use crate::StoreError;
+
+/// The journal's schema, created on first use.
+pub const SCHEMA_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS ragshift;
+CREATE TABLE IF NOT EXISTS ragshift.runs (
+    run_id      text PRIMARY KEY,
+    kind        text NOT NULL,
+    status      text NOT NULL DEFAULT 'running',
+    target      text NOT NULL,
+    selection   jsonb,
+    report      jsonb,
+    host        text,
+    pid         integer,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS ragshift.units (
+    run_id      text NOT NULL REFERENCES ragshift.runs (run_id) ON DELETE CASCADE,
+    unit_id     text NOT NULL,
+    unit_kind   text NOT NULL,
+    owner       text,
+    status      text NOT NULL DEFAULT 'queued',
+    attempts    integer NOT NULL DEFAULT 0,
+    row_count   bigint,
+    checksum    text,
+    error       text,
+    exec_id     text,
+    detail      jsonb,
+    queued_at   timestamptz NOT NULL DEFAULT now(),
+    started_at  timestamptz,
+    finished_at timestamptz,
+    PRIMARY KEY (run_id, unit_id)
+);
+";
+
+/// Status of a run or a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not started yet.
+    Queued,
+    /// In progress (or its process died: see `status` for stale detection).
+    Running,
+    /// Done.
+    Succeeded,
+    /// Done with an error.
+    Failed,
+    /// Nothing to do.
+    Skipped,
+}
+
+impl Status {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "skipped" => Self::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// Creates the journal's schema and tables if missing.
+pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .batch_execute(SCHEMA_SQL)
+        .await
+        .map_err(|e| StoreError::query("creating the ragshift journal schema", e))
+}
+
+/// Records the start of a run (or, for a resumed run, marks it running again).
+pub async fn start_run(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: &str,
+    target: &str,
+    selection: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    client
+        .execute(
+            "INSERT INTO ragshift.runs (run_id, kind, target, selection, host, pid)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (run_id) DO UPDATE
+                SET status = 'running', finished_at = NULL, host = EXCLUDED.host, pid = EXCLUDED.pid",
+            &[&run_id, &kind, &target, selection, &host, &(std::process::id() as i32)],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Records the end of a run with its report.
+pub async fn finish_run(
+    client: &impl GenericClient,
+    run_id: &str,
+    status: Status,
+    report: &serde_json::Value,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.runs SET status = $2, report = $3, finished_at = now() WHERE run_id = $1",
+            &[&run_id, &status.as_str(), report],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Adds units to a run as queued; units already recorded keep their state (so a resumed run
+/// keeps what succeeded).
+pub async fn queue_units(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: &str,
+    units: &[(String, Option<String>)],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = units.iter().map(|(u, _)| u.as_str()).collect();
+    let owners: Vec<Option<&str>> = units.iter().map(|(_, o)| o.as_deref()).collect();
+    client
+        .execute(
+            "INSERT INTO ragshift.units (run_id, unit_id, unit_kind, owner)
+             SELECT $1, u, $2, o FROM unnest($3::text[], $4::text[]) AS t(u, o)
+             ON CONFLICT (run_id, unit_id) DO NOTHING",
+            &[&run_id, &kind, &ids, &owners],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Marks a unit running and counts the attempt.
+pub async fn mark_running(
+    client: &impl GenericClient,
+    run_id: &str,
+    unit_id: &str,
+    exec_id: Option<&str>,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.units
+                SET status = 'running', attempts = attempts + 1, exec_id = $3,
+                    started_at = now(), finished_at = NULL, error = NULL
+              WHERE run_id = $1 AND unit_id = $2",
+            &[&run_id, &unit_id, &exec_id],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("marking {unit_id} running"), e))?;
+    Ok(())
+}
+
+/// The final state of a unit.
+#[derive(Debug, Clone, Default)]
+pub struct UnitResult {
+    /// Rows written.
+    pub row_count: Option<i64>,
+    /// Checksum of what was written.
+    pub checksum: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Anything else worth keeping (per-source results, timings).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Records a unit's end. Call it inside the transaction that wrote the unit's data, so data and
+/// journal commit together.
+pub async fn mark_finished(
+    client: &impl GenericClient,
+    run_id: &str,
+    unit_id: &str,
+    status: Status,
+    result: &UnitResult,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.units
+                SET status = $3, row_count = $4, checksum = $5, error = $6, detail = $7,
+                    finished_at = now()
+              WHERE run_id = $1 AND unit_id = $2",
+            &[
+                &run_id,
+                &unit_id,
+                &status.as_str(),
+                &result.row_count,
+                &result.checksum,
+                &result.error,
+                &result.detail,
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording the result of {unit_id}"), e))?;
+    Ok(())
+}
+
+/// One unit as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitRow {
+    /// Bot id or partition id.
+    pub unit_id: String,
+    /// `bot`, `partition`, ...
+    pub unit_kind: String,
+    /// The bot's owner, when the unit is a bot.
+    pub owner: Option<String>,
+    /// Current status.
+    pub status: Status,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Rows written.
+    pub row_count: Option<i64>,
+    /// Checksum of what was written.
+    pub checksum: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Job that last worked on it (ECS task, local worker).
+    pub exec_id: Option<String>,
+    /// Extra detail.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Units of a run, in id order.
+pub async fn units(client: &impl GenericClient, run_id: &str) -> Result<Vec<UnitRow>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id, detail
+               FROM ragshift.units WHERE run_id = $1 ORDER BY unit_id",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("reading units of run {run_id}"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| UnitRow {
+            unit_id: r.get(0),
+            unit_kind: r.get(1),
+            owner: r.get(2),
+            status: Status::parse(r.get(3)).unwrap_or(Status::Queued),
+            attempts: r.get(4),
+            row_count: r.get(5),
+            checksum: r.get(6),
+            error: r.get(7),
+            exec_id: r.get(8),
+            detail: r.get(9),
+        })
+        .collect())
+}
+
+/// One run as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub run_id: String,
+    /// `rebuild`, `copy`, ...
+    pub kind: String,
+    /// Current status.
+    pub status: String,
+    /// Start time (RFC 3339).
+    pub started_at: String,
+    /// End time, if ended.
+    pub finished_at: Option<String>,
+}
+
+/// The newest run of `kind` (any kind when `None`).
+pub async fn latest_run(
+    client: &impl GenericClient,
+    kind: Option<&str>,
+) -> Result<Option<RunRow>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+               FROM ragshift.runs WHERE $1::text IS NULL OR kind = $1
+              ORDER BY started_at DESC LIMIT 1",
+            &[&kind],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the latest run", e))?;
+    Ok(row.map(|r| RunRow {
+        run_id: r.get(0),
+        kind: r.get(1),
+        status: r.get(2),
+        started_at: r.get(3),
+        finished_at: r.get(4),
+    }))
+}

@@ -1,0 +1,25 @@
+//! The pgvector store every migration strategy reads or writes.
+//!
+//! - [`connect`]: a connection from a URL or a Secrets Manager secret, TLS with the usual
+//!   `sslmode` values, errors that name the server (password masked) and the fix.
+//! - [`schema`]: `init-target`: the `vector` extension and the chunk table, never altering a table
+//!   that exists.
+//! - [`writer`]: replaces all rows of one bot in one transaction with binary COPY.
+//! - [`index`]: the vector index, built after the data is in.
+//! - [`search`]: the platform's retrieval query.
+//! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
+
+pub mod connect;
+mod error;
+pub mod ident;
+pub mod index;
+pub mod journal;
+pub mod lock;
+pub mod schema;
+pub mod search;
+mod tls;
+pub mod writer;
+
+pub use connect::{connect, ConnectSpec, DbSecretParts};
+pub use error::{StoreError, StoreErrorKind};
+pub use ident::{quote_ident, Layout};

@@ -1,0 +1,545 @@
+//! The store against a real PostgreSQL with pgvector (started by ragshift-testkit).
+
+use ragshift_config::SslMode;
+use ragshift_model::StoredRow;
+use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
+use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::lock::TargetLock;
+use ragshift_store::schema::{init_target, read_shape, InitOutcome};
+use ragshift_store::search::search;
+use ragshift_store::writer::{replace_bot, BotReplacement};
+use ragshift_store::{connect, ConnectSpec, Layout, StoreErrorKind};
+use ragshift_testkit::{shared_pg, PgCluster};
+
+fn ulid(n: u64) -> String {
+    // 26 characters from Crockford's alphabet, distinct per n.
+    format!("01J{n:0>23}")
+}
+
+fn bot(n: u64) -> String {
+    format!("B{n:0>25}")
+}
+
+fn row(bot_id: &str, n: u64, embedding: Vec<f32>) -> StoredRow {
+    StoredRow {
+        id: ulid(n),
+        bot_id: bot_id.to_owned(),
+        content: format!("chunk {n} of {bot_id}: Xin chào thế giới"),
+        source: format!("s3://bucket/{bot_id}/doc{n}.txt"),
+        embedding,
+    }
+}
+
+async fn fresh(prefix: &str) -> (ConnectSpec, tokio_postgres::Client) {
+    let url = shared_pg().fresh_database(prefix);
+    let spec = ConnectSpec::from_url(&url, None, None).unwrap();
+    let client = connect(&spec, "ragshift-test").await.unwrap();
+    (spec, client)
+}
+
+async fn ids_of(client: &tokio_postgres::Client, bot_id: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT id::text FROM items WHERE botid = $1 ORDER BY id",
+            &[&bot_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn init_target_creates_once_then_leaves_the_table_alone() {
+    let (_, mut client) = fresh("init").await;
+    let layout = Layout::default();
+    assert_eq!(
+        init_target(&mut client, &layout, 4).await.unwrap(),
+        InitOutcome::Created
+    );
+    let shape = read_shape(&client, &layout).await.unwrap().unwrap();
+    assert_eq!(
+        shape.to_string(),
+        "(id character(26), botid character(26), content text, source text, embedding vector(4))"
+    );
+    // The btree on botid exists; no vector index is built on the empty table.
+    let idx: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'items' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(idx.iter().any(|d| d.contains("(botid)")), "{idx:?}");
+    assert!(
+        !idx.iter()
+            .any(|d| d.contains("hnsw") || d.contains("ivfflat")),
+        "{idx:?}"
+    );
+
+    replace_bot(
+        &mut client,
+        &layout,
+        &bot(1),
+        vec![row(&bot(1), 1, vec![0.0; 4])],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        init_target(&mut client, &layout, 4).await.unwrap(),
+        InitOutcome::AlreadyPresent
+    );
+    assert_eq!(
+        ids_of(&client, &bot(1)).await.len(),
+        1,
+        "rows survive a second init"
+    );
+}
+
+#[tokio::test]
+async fn init_target_refuses_a_table_of_another_shape_and_changes_nothing() {
+    let (_, mut client) = fresh("shape").await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION vector;
+             CREATE TABLE items (id text PRIMARY KEY, bot text, body text);
+             INSERT INTO items VALUES ('a', 'b', 'c');",
+        )
+        .await
+        .unwrap();
+    let layout = Layout::default();
+    let before = read_shape(&client, &layout).await.unwrap().unwrap();
+    let err = init_target(&mut client, &layout, 4).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::ShapeMismatch);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("found:    (id text, bot text, body text)"),
+        "{msg}"
+    );
+    assert!(msg.contains("expected: (id character(26)"), "{msg}");
+    assert_eq!(read_shape(&client, &layout).await.unwrap().unwrap(), before);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn dimension_mismatch_is_its_own_error() {
+    let (_, mut client) = fresh("dims").await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 1024).await.unwrap();
+    let err = init_target(&mut client, &layout, 384).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::DimensionMismatch);
+    assert!(err.to_string().contains("vector(1024)"), "{err}");
+    assert!(err.to_string().contains("384"), "{err}");
+}
+
+#[tokio::test]
+async fn configured_names_are_quoted() {
+    let (_, mut client) = fresh("quoted").await;
+    let layout = Layout {
+        schema: "Rag Schema".into(),
+        table: "Items; DROP TABLE x".into(),
+        bot: "Bot Id".into(),
+        ..Layout::default()
+    };
+    init_target(&mut client, &layout, 3).await.unwrap();
+    replace_bot(
+        &mut client,
+        &layout,
+        &bot(1),
+        vec![row(&bot(1), 1, vec![1.0, 0.0, 0.0])],
+    )
+    .await
+    .unwrap();
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM \"Rag Schema\".\"Items; DROP TABLE x\"",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn a_failure_mid_copy_leaves_the_old_rows() {
+    let (_, mut client) = fresh("atomic").await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 3).await.unwrap();
+    let a = bot(1);
+    let b = bot(2);
+    replace_bot(
+        &mut client,
+        &layout,
+        &a,
+        (1..=3)
+            .map(|n| row(&a, n, vec![n as f32, 0.0, 0.0]))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    replace_bot(
+        &mut client,
+        &layout,
+        &b,
+        vec![row(&b, 50, vec![0.0, 1.0, 0.0])],
+    )
+    .await
+    .unwrap();
+    let old_a = ids_of(&client, &a).await;
+    assert_eq!(old_a.len(), 3);
+
+    // New rows for bot A: the 2nd batch carries a row the server rejects (a NUL byte in text),
+    // after the DELETE ran and other rows were streamed.
+    let failed = {
+        let mut rep = BotReplacement::begin(&mut client, &layout, &a)
+            .await
+            .unwrap();
+        rep.write((10..20).map(|n| row(&a, n, vec![0.5; 3])).collect())
+            .await
+            .unwrap();
+        let mut bad = row(&a, 20, vec![0.5; 3]);
+        bad.content = "broken \0 text".into();
+        match rep.write(vec![bad, row(&a, 21, vec![0.5; 3])]).await {
+            Err(e) => Some(e),
+            Ok(()) => rep.finish().await.err(),
+        }
+    };
+    assert!(failed.is_some(), "the bad row must fail the replacement");
+
+    assert_eq!(ids_of(&client, &a).await, old_a, "old rows of A are intact");
+    assert_eq!(ids_of(&client, &b).await.len(), 1, "other bots untouched");
+
+    // A good replacement then swaps the rows completely.
+    let counts = replace_bot(
+        &mut client,
+        &layout,
+        &a,
+        (30..35).map(|n| row(&a, n, vec![0.1; 3])).collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((counts.written, counts.deleted), (5, 3));
+    assert_eq!(
+        ids_of(&client, &a).await,
+        (30..35).map(ulid).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn rows_of_the_wrong_dimension_are_refused_before_sending() {
+    let (_, mut client) = fresh("rowdim").await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 3).await.unwrap();
+    let a = bot(1);
+    let err = replace_bot(&mut client, &layout, &a, vec![row(&a, 1, vec![1.0; 5])])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::DimensionMismatch);
+    assert!(err.to_string().contains(&a), "{err}");
+}
+
+#[tokio::test]
+async fn filtered_search_returns_k_rows_through_an_approximate_index() {
+    let (_, mut client) = fresh("search").await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 8).await.unwrap();
+    // 40 bots x 60 rows: an HNSW scan (ef_search 40) filtered to one bot would find ~1 row
+    // without iterative scans.
+    let mut n = 0u64;
+    for b in 0..40u64 {
+        let id = bot(b);
+        let rows = (0..60)
+            .map(|i| {
+                n += 1;
+                let v: Vec<f32> = (0..8)
+                    .map(|d| ((n * 31 + d * 7 + i) % 97) as f32 / 97.0)
+                    .collect();
+                row(&id, n, v)
+            })
+            .collect();
+        replace_bot(&mut client, &layout, &id, rows).await.unwrap();
+    }
+    let built = ensure_vector_index(
+        &mut client,
+        &layout,
+        VectorIndex::Hnsw {
+            m: None,
+            ef_construction: None,
+        },
+        "64MB",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(built, IndexOutcome::Built { .. }));
+    let again = ensure_vector_index(
+        &mut client,
+        &layout,
+        VectorIndex::Ivfflat { lists: None },
+        "64MB",
+    )
+    .await
+    .unwrap();
+    assert!(matches!(again, IndexOutcome::Present(ref i) if i.method == "hnsw"));
+
+    // Make the HNSW scan the only plan, as on a big table: no btree on botid, no seq scan.
+    client
+        .batch_execute("DROP INDEX idx_items_botid; SET enable_seqscan = off;")
+        .await
+        .unwrap();
+    let q = vec![0.5f32; 8];
+    let hits = search(&mut client, &layout, &bot(7), &q, 20).await.unwrap();
+    assert_eq!(hits.len(), 20);
+    assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
+    assert_eq!(hits[0].rank, 1);
+    // Same answer as an exact scan.
+    client
+        .batch_execute(
+            "RESET enable_seqscan; SET enable_indexscan = off; SET enable_bitmapscan = off;",
+        )
+        .await
+        .unwrap();
+    let exact: Vec<String> = client
+        .query(
+            "SELECT id::text FROM items WHERE botid = $1 ORDER BY embedding <-> $2 LIMIT 20",
+            &[&bot(7), &pgvector::Vector::from(q.clone())],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let found: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+    let overlap = found.iter().filter(|id| exact.contains(id)).count();
+    assert!(overlap >= 18, "recall {overlap}/20");
+    assert!(search(&mut client, &layout, &bot(99), &q, 5)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_second_run_on_the_same_target_fails_fast_naming_the_holder() {
+    let (spec, _client) = fresh("lock").await;
+    let layout = Layout::default();
+    let first = TargetLock::acquire(&spec, &layout, "rebuild run 01JRUNONE")
+        .await
+        .unwrap();
+    let err = match TargetLock::acquire(&spec, &layout, "rebuild run 01JRUNTWO").await {
+        Err(e) => e,
+        Ok(_) => panic!("second lock must fail"),
+    };
+    assert_eq!(err.kind(), StoreErrorKind::Locked);
+    assert!(err.to_string().contains("rebuild run 01JRUNONE"), "{err}");
+    // Another table is another lock.
+    let other = TargetLock::acquire(&spec, &layout.with_table("items_v2"), "copy")
+        .await
+        .unwrap();
+    first.release().await.unwrap();
+    let again = TargetLock::acquire(&spec, &layout, "rebuild run 01JRUNTWO")
+        .await
+        .unwrap();
+    again.release().await.unwrap();
+    other.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_journal_keeps_units_across_resumes() {
+    let (_, client) = fresh("journal").await;
+    journal::ensure_schema(&client).await.unwrap();
+    journal::ensure_schema(&client).await.unwrap();
+    let sel = serde_json::json!({"bots": "all"});
+    journal::start_run(&client, "run1", "rebuild", "db", &sel)
+        .await
+        .unwrap();
+    let units = vec![
+        ("b1".to_owned(), Some("u1".to_owned())),
+        ("b2".to_owned(), None),
+    ];
+    journal::queue_units(&client, "run1", "bot", &units)
+        .await
+        .unwrap();
+    journal::mark_running(&client, "run1", "b1", Some("task-1"))
+        .await
+        .unwrap();
+    journal::mark_finished(
+        &client,
+        "run1",
+        "b1",
+        Status::Succeeded,
+        &UnitResult {
+            row_count: Some(7),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    journal::mark_running(&client, "run1", "b2", None)
+        .await
+        .unwrap();
+    journal::mark_finished(
+        &client,
+        "run1",
+        "b2",
+        Status::Failed,
+        &UnitResult {
+            error: Some("boom".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Resuming re-queues nothing that is already recorded.
+    journal::start_run(&client, "run1", "rebuild", "db", &sel)
+        .await
+        .unwrap();
+    journal::queue_units(&client, "run1", "bot", &units)
+        .await
+        .unwrap();
+    let got = journal::units(&client, "run1").await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].status, got[0].row_count, got[0].attempts),
+        (Status::Succeeded, Some(7), 1)
+    );
+    assert_eq!(got[0].owner.as_deref(), Some("u1"));
+    assert_eq!(
+        (got[1].status, got[1].error.as_deref()),
+        (Status::Failed, Some("boom"))
+    );
+    journal::finish_run(
+        &client,
+        "run1",
+        Status::Failed,
+        &serde_json::json!({"failed": 1}),
+    )
+    .await
+    .unwrap();
+    let latest = journal::latest_run(&client, Some("rebuild"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (latest.run_id.as_str(), latest.status.as_str()),
+        ("run1", "failed")
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unreachable_hosts_are_clear_and_masked() {
+    let pg = shared_pg();
+    let url = format!(
+        "postgres://{}:not-the-password@{}:{}/postgres",
+        pg.user(),
+        pg.host(),
+        pg.port()
+    );
+    let spec = ConnectSpec::from_url(&url, Some(SslMode::Disable), None).unwrap();
+    let err = connect(&spec, "t").await.err().unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::Auth);
+    assert!(!err.to_string().contains("not-the-password"), "{err}");
+    assert!(err.to_string().contains("****"), "{err}");
+
+    // A port nobody listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let spec = ConnectSpec::from_url(
+        &format!("postgres://u:secretpw@127.0.0.1:{port}/db"),
+        None,
+        None,
+    )
+    .unwrap();
+    let err = connect(&spec, "t").await.err().unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::Connect);
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+    assert!(!err.to_string().contains("secretpw"), "{err}");
+
+    let missing_db = pg.url("no_such_database_here");
+    let spec = ConnectSpec::from_url(&missing_db, None, None).unwrap();
+    let err = connect(&spec, "t").await.err().unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::Config);
+    assert!(err.to_string().contains("no_such_database_here"), "{err}");
+}
+
+#[tokio::test]
+async fn creating_the_extension_without_permission_says_who_can() {
+    let pg = shared_pg();
+    let admin_url = pg.fresh_database("noperm");
+    let admin = pg.connect(&admin_url).await;
+    let role = ragshift_testkit::unique_name("app");
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'apppw'; GRANT CREATE ON SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
+    let dbname = admin_url.rsplit('/').next().unwrap();
+    let url = format!(
+        "postgres://{role}:apppw@{}:{}/{dbname}",
+        pg.host(),
+        pg.port()
+    );
+    let spec = ConnectSpec::from_url(&url, None, None).unwrap();
+    let mut client = connect(&spec, "t").await.unwrap();
+    let err = init_target(&mut client, &Layout::default(), 4)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Permission);
+    assert!(err.to_string().contains("CREATE EXTENSION vector"), "{err}");
+    let exists: bool = admin
+        .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!exists, "nothing was written");
+}
+
+#[tokio::test]
+async fn tls_verify_full_accepts_the_right_ca_and_refuses_another() {
+    let cluster = PgCluster::builder().tls().start();
+    let tls = cluster.tls().expect("tls files").clone();
+    let server = cluster.server();
+    let url = format!(
+        "postgres://{}:{}@localhost:{}/postgres",
+        server.user(),
+        server.password(),
+        server.port()
+    );
+    let ok = ConnectSpec::from_url(&url, Some(SslMode::VerifyFull), Some(&tls.ca_cert)).unwrap();
+    let client = connect(&ok, "t").await.unwrap();
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is encrypted");
+
+    let wrong =
+        ConnectSpec::from_url(&url, Some(SslMode::VerifyFull), Some(&tls.other_ca_cert)).unwrap();
+    let err = connect(&wrong, "t").await.err().unwrap();
+    assert_eq!(err.kind(), StoreErrorKind::Connect);
+
+    // require encrypts without checking; verify-ca checks the chain but not the name.
+    let require = ConnectSpec::from_url(&url, Some(SslMode::Require), None).unwrap();
+    connect(&require, "t").await.unwrap();
+    let by_ip = url.replace("localhost", "127.0.0.1");
+    let ca_only =
+        ConnectSpec::from_url(&by_ip, Some(SslMode::VerifyCa), Some(&tls.ca_cert)).unwrap();
+    connect(&ca_only, "t").await.unwrap();
+    let ca_wrong =
+        ConnectSpec::from_url(&by_ip, Some(SslMode::VerifyCa), Some(&tls.other_ca_cert)).unwrap();
+    assert!(connect(&ca_wrong, "t").await.is_err());
+}
