@@ -1,0 +1,351 @@
+//! The `ragshift` binary end to end: exit codes, JSON output, masking and configuration layers,
+//! against a real PostgreSQL with pgvector and a real moto server.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ragshift_testkit::{shared_moto, shared_pg, unique_name};
+use serde_json::Value;
+
+/// Runs ragshift in `dir` with only the given RAGSHIFT_*/AWS_* variables.
+fn ragshift(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run ragshift")
+}
+
+fn stdout_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn init_target_creates_then_reports_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("cli_init");
+    let out = ragshift(
+        dir.path(),
+        &["init-target", "--json", "--target-url", &url],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["created"], true);
+    assert_eq!(
+        v["dimension"], 384,
+        "the local model's dimension by default"
+    );
+    assert_eq!(v["table"], "public.items");
+    assert!(!v["target"]
+        .as_str()
+        .unwrap()
+        .contains(shared_pg().password()));
+
+    let out = ragshift(
+        dir.path(),
+        &["init-target", "--json"],
+        &[("RAGSHIFT_TARGET_URL", url)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["created"], false);
+}
+
+#[tokio::test]
+async fn shape_and_dimension_mismatches_exit_2_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let url = pg.fresh_database("cli_shape");
+    let client = pg.connect(&url).await;
+    client
+        .batch_execute("CREATE EXTENSION vector; CREATE TABLE items (id text, v vector(3));")
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &["init-target", "--target-url", &url], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("found:    (id text, v vector(3))"), "{err}");
+    assert!(!err.contains(pg.password()), "{err}");
+
+    let url2 = pg.fresh_database("cli_dim");
+    let out = ragshift(
+        dir.path(),
+        &["init-target", "--target-url", &url2, "--dimensions", "1024"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = ragshift(dir.path(), &["init-target", "--target-url", &url2], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("vector(1024)"), "{}", stderr(&out));
+}
+
+#[test]
+fn connection_errors_exit_2_with_the_password_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let url = format!(
+        "postgres://{}:WrongPass123@{}:{}/postgres",
+        pg.user(),
+        pg.host(),
+        pg.port()
+    );
+    let out = ragshift(dir.path(), &["init-target", "--target-url", &url], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(!err.contains("WrongPass123"), "{err}");
+    assert!(err.contains("****") && err.contains("password"), "{err}");
+
+    let out = ragshift(dir.path(), &["init-target"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("RAGSHIFT_TARGET_URL"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn config_show_layers_flags_over_env_over_file_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ragshift.toml"),
+        "[target]\ntable = \"file_table\"\nschema = \"file_schema\"\nbot_column = \"bot\"\n",
+    )
+    .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["config", "show", "--json", "--target-table", "flag_table"],
+        &[
+            ("RAGSHIFT_TARGET_TABLE", "env_table".into()),
+            ("RAGSHIFT_TARGET_SCHEMA", "env_schema".into()),
+            (
+                "RAGSHIFT_TARGET_URL",
+                "postgres://app:Hunter2Secret@db:5432/rag".into(),
+            ),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains("Hunter2Secret"), "{text}");
+    let v = stdout_json(&out);
+    assert_eq!(v["config"]["target"]["table"], "flag_table");
+    assert_eq!(v["config"]["target"]["schema"], "env_schema");
+    assert_eq!(v["config"]["target"]["bot_column"], "bot");
+    assert_eq!(
+        v["config"]["target"]["url"],
+        "postgres://app:****@db:5432/rag"
+    );
+    assert_eq!(v["origins"]["target.table"], "flag --target-table");
+    assert_eq!(
+        v["origins"]["target.schema"],
+        "environment variable RAGSHIFT_TARGET_SCHEMA"
+    );
+    assert!(v["origins"]["target.bot_column"]
+        .as_str()
+        .unwrap()
+        .ends_with("ragshift.toml"));
+    assert_eq!(v["origins"]["target.id_column"], "default");
+
+    // Human output masks too.
+    let out = ragshift(
+        dir.path(),
+        &["config", "show"],
+        &[(
+            "RAGSHIFT_TARGET_URL",
+            "postgres://app:Hunter2Secret@db:5432/rag".into(),
+        )],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("url = \"postgres://app:****@db:5432/rag\""),
+        "{text}"
+    );
+    assert!(!text.contains("Hunter2Secret"));
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_key_and_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("custom.toml");
+    std::fs::write(&file, "[target]\ntabel = \"x\"\n").unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["config", "show", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("tabel") && stderr(&out).contains("custom.toml"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ragshift(
+        dir.path(),
+        &["config", "show"],
+        &[("RAGSHIFT_EMBEDDING_DIMENSIONS", "lots".into())],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("RAGSHIFT_EMBEDDING_DIMENSIONS"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ragshift(dir.path(), &["init-target", "--no-such-flag"], &[]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[tokio::test]
+async fn search_json_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let url = pg.fresh_database("cli_search");
+    let out = ragshift(
+        dir.path(),
+        &["init-target", "--target-url", &url, "--dimensions", "3"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let client = pg.connect(&url).await;
+    client
+        .batch_execute(
+            "INSERT INTO items VALUES
+              ('01J00000000000000000000001', 'BOT0000000000000000000000A', 'near', 'a.txt', '[1,0,0]'),
+              ('01J00000000000000000000002', 'BOT0000000000000000000000A', 'far', 'b.txt', '[0,1,0]'),
+              ('01J00000000000000000000003', 'BOT0000000000000000000000B', 'other bot', 'c.txt', '[1,0,0]');",
+        )
+        .await
+        .unwrap();
+    let q = dir.path().join("q.json");
+    std::fs::write(&q, "[0.9, 0.1, 0]").unwrap();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "search",
+            "--json",
+            "--target-url",
+            &url,
+            "--bot",
+            "BOT0000000000000000000000A",
+            "--vector",
+            q.to_str().unwrap(),
+            "--limit",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["bot_id"], "BOT0000000000000000000000A");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["rank"], 1);
+    assert_eq!(results[0]["id"], "01J00000000000000000000001");
+    assert_eq!(results[0]["content"], "near");
+    assert_eq!(results[0]["source"], "a.txt");
+    assert!(results[0]["distance"].as_f64().unwrap() < results[1]["distance"].as_f64().unwrap());
+
+    std::fs::write(&q, "[1, 0]").unwrap();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "search",
+            "--target-url",
+            &url,
+            "--bot",
+            "BOT0000000000000000000000A",
+            "--vector",
+            q.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("2 dimensions"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_target_can_come_from_a_secrets_manager_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let url = pg.fresh_database("cli_secret");
+    let dbname = url.rsplit('/').next().unwrap().to_owned();
+    let moto = shared_moto();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint_url())
+        .region(aws_config::Region::new(moto.region()))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = serde_json::json!({
+        "host": pg.host(), "port": pg.port(), "username": pg.user(),
+        "password": pg.password(), "dbname": dbname, "engine": "postgres"
+    });
+    let arn = sm
+        .create_secret()
+        .name(unique_name("dbsecret"))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let mut env: Vec<(&str, String)> = moto.aws_env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "init-target",
+            "--json",
+            "--target-secret-arn",
+            &arn,
+            "--aws-endpoint-url",
+            moto.endpoint_url(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["created"], true);
+    assert!(v["target"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/{dbname}")));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(pg.password()));
+
+    // A secret that doesn't exist: exit 2, naming it.
+    let missing = arn.replace("dbsecret", "nosuchsecret");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "init-target",
+            "--target-secret-arn",
+            &missing,
+            "--aws-endpoint-url",
+            moto.endpoint_url(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nosuchsecret"), "{}", stderr(&out));
+}
