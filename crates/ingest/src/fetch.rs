@@ -106,6 +106,17 @@ impl Fetcher {
             .await
             .map_err(|e| self.classify(&e))?;
         let status = response.status();
+        if status.is_redirection() {
+            // reqwest hands back redirects it will not follow (to file:, ftp: ...).
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            return Err(ErrorKind::InvalidUrl {
+                detail: format!("redirected to {location:?}, which cannot be followed"),
+            });
+        }
         if !status.is_success() {
             return Err(ErrorKind::HttpStatus {
                 status: status.as_u16(),

@@ -1,0 +1,8 @@
+//! Integration tests of ragshift-ingest, in one binary: loaders on real generated files,
+//! fetching against a real HTTP server on loopback, SSRF rules, sitemaps, splitter properties
+//! and streaming.
+
+mod files;
+mod loaders;
+mod server;
+mod web;
