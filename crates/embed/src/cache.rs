@@ -1,0 +1,375 @@
+//! The content-hash cache: `(model, sha256(text)) → vector`, so a rerun or a resumed run never
+//! pays twice for the same chunk, and an old store (restored snapshot or export) can pre-fill it
+//! so unchanged chunks cost nothing.
+//!
+//! The durable cache lives in the target database's `ragshift` schema
+//! ([`PgEmbeddingCache`]); [`MemoryCache`] serves runs without a database and tests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::{pin_mut, TryStreamExt};
+use sha2::{Digest, Sha256};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// SHA-256 of a text's UTF-8 bytes.
+pub type ContentHash = [u8; 32];
+
+/// Hashes a text for the cache.
+pub fn content_hash(text: &str) -> ContentHash {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// Where vectors already paid for are kept.
+#[async_trait]
+pub trait EmbeddingCache: Send + Sync {
+    /// The cached vectors of `dim` dimensions for those of `hashes` that are cached under
+    /// `model`.
+    async fn get(
+        &self,
+        model: &str,
+        dim: usize,
+        hashes: &[ContentHash],
+    ) -> Result<HashMap<ContentHash, Vec<f32>>>;
+
+    /// Stores vectors; entries already present are kept as they are.
+    async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()>;
+}
+
+/// An in-process cache (for `--no-db` runs and tests).
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    map: Mutex<HashMap<(String, ContentHash), Vec<f32>>>,
+}
+
+impl MemoryCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many vectors it holds.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl EmbeddingCache for MemoryCache {
+    async fn get(
+        &self,
+        model: &str,
+        dim: usize,
+        hashes: &[ContentHash],
+    ) -> Result<HashMap<ContentHash, Vec<f32>>> {
+        let map = self.map.lock().map_err(|_| Error::Cache {
+            message: "memory cache poisoned".into(),
+            source: None,
+        })?;
+        Ok(hashes
+            .iter()
+            .filter_map(|h| {
+                map.get(&(model.to_string(), *h))
+                    .filter(|v| v.len() == dim)
+                    .map(|v| (*h, v.clone()))
+            })
+            .collect())
+    }
+
+    async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()> {
+        let mut map = self.map.lock().map_err(|_| Error::Cache {
+            message: "memory cache poisoned".into(),
+            source: None,
+        })?;
+        for (h, v) in entries {
+            map.entry((model.to_string(), *h)).or_insert_with(|| v.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Quotes an SQL identifier (`"…"`, inner quotes doubled), for table and column names that come
+/// from configuration.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a possibly schema-qualified table name given as `schema.table` or `table`.
+pub fn quote_table(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(name),
+    }
+}
+
+const CREATE_SQL: &str = "\
+CREATE SCHEMA IF NOT EXISTS ragshift;
+CREATE TABLE IF NOT EXISTS ragshift.embedding_cache (
+    model text NOT NULL,
+    sha256 bytea NOT NULL,
+    dim integer NOT NULL,
+    embedding real[] NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, sha256)
+);";
+
+const GET_SQL: &str = "SELECT sha256, embedding FROM ragshift.embedding_cache \
+     WHERE model = $1 AND dim = $2 AND sha256 = ANY($3)";
+
+/// One statement for any batch size: hashes as `bytea[]`, vectors flattened into one `real[]`
+/// and sliced back per row.
+const PUT_SQL: &str = "INSERT INTO ragshift.embedding_cache (model, sha256, dim, embedding) \
+     SELECT $1, h.sha, $2, ($3::real[])[(h.i - 1) * $2 + 1 : h.i * $2] \
+     FROM unnest($4::bytea[]) WITH ORDINALITY AS h(sha, i) \
+     ON CONFLICT (model, sha256) DO NOTHING";
+
+/// Rows per insert statement.
+const PUT_CHUNK: usize = 1000;
+
+/// Creates `ragshift.embedding_cache` if it is missing.
+pub async fn ensure_cache_table(client: &Client) -> Result<()> {
+    client
+        .batch_execute(CREATE_SQL)
+        .await
+        .map_err(|e| Error::cache("creating ragshift.embedding_cache", e))
+}
+
+/// Looks up cached vectors with one query (`sha256 = ANY($3)`).
+pub async fn cache_get(
+    client: &Client,
+    model: &str,
+    dim: usize,
+    hashes: &[ContentHash],
+) -> Result<HashMap<ContentHash, Vec<f32>>> {
+    if hashes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    let rows = client
+        .query(GET_SQL, &[&model, &(dim as i32), &keys])
+        .await
+        .map_err(|e| Error::cache("reading ragshift.embedding_cache", e))?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let sha: &[u8] = row.get(0);
+        let v: Vec<f32> = row.get(1);
+        if let Ok(h) = <ContentHash>::try_from(sha) {
+            out.insert(h, v);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores vectors (all of one dimension), keeping entries already there.
+pub async fn cache_put(
+    client: &Client,
+    model: &str,
+    entries: &[(ContentHash, Vec<f32>)],
+) -> Result<()> {
+    let Some(dim) = entries.first().map(|(_, v)| v.len()) else {
+        return Ok(());
+    };
+    if entries.iter().any(|(_, v)| v.len() != dim) {
+        return Err(Error::Cache {
+            message: "vectors of different dimensions in one cache write".into(),
+            source: None,
+        });
+    }
+    for chunk in entries.chunks(PUT_CHUNK) {
+        let keys: Vec<&[u8]> = chunk.iter().map(|(h, _)| h.as_slice()).collect();
+        let flat: Vec<f32> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let dim32 = dim as i32;
+        let params: [&(dyn ToSql + Sync); 4] = [&model, &dim32, &flat, &keys];
+        client
+            .execute(PUT_SQL, &params)
+            .await
+            .map_err(|e| Error::cache("writing ragshift.embedding_cache", e))?;
+    }
+    Ok(())
+}
+
+/// The cache in the target database (`ragshift.embedding_cache`).
+#[derive(Clone)]
+pub struct PgEmbeddingCache {
+    client: Arc<Client>,
+}
+
+impl std::fmt::Debug for PgEmbeddingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgEmbeddingCache")
+    }
+}
+
+impl PgEmbeddingCache {
+    /// Uses `client`'s database, creating the cache table if it is missing.
+    pub async fn open(client: Arc<Client>) -> Result<Self> {
+        ensure_cache_table(&client).await?;
+        Ok(PgEmbeddingCache { client })
+    }
+
+    /// Entries cached for `model`.
+    pub async fn count(&self, model: &str) -> Result<u64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM ragshift.embedding_cache WHERE model = $1",
+                &[&model],
+            )
+            .await
+            .map_err(|e| Error::cache("counting ragshift.embedding_cache", e))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+#[async_trait]
+impl EmbeddingCache for PgEmbeddingCache {
+    async fn get(
+        &self,
+        model: &str,
+        dim: usize,
+        hashes: &[ContentHash],
+    ) -> Result<HashMap<ContentHash, Vec<f32>>> {
+        cache_get(&self.client, model, dim, hashes).await
+    }
+
+    async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()> {
+        cache_put(&self.client, model, entries).await
+    }
+}
+
+/// Where old vectors are read from when seeding the cache: a table of the old store.
+#[derive(Debug, Clone)]
+pub struct SeedSource {
+    /// The table, `schema.table` or `table` (quoted properly; never pasted raw).
+    pub table: String,
+    /// The text column (the platform's `content`).
+    pub content_column: String,
+    /// The vector column (the platform's `embedding`, a pgvector `vector`).
+    pub embedding_column: String,
+}
+
+impl Default for SeedSource {
+    fn default() -> Self {
+        SeedSource {
+            table: "items".into(),
+            content_column: "content".into(),
+            embedding_column: "embedding".into(),
+        }
+    }
+}
+
+/// Fills the cache from an old store's rows whose vectors are known to come from `model` (the
+/// caller vouches for that: e.g. the platform always used `cohere.embed-multilingual-v3`), so
+/// unchanged chunks cost nothing. Returns the number of rows read. Streams the table; works on
+/// a pgvector `vector` column (cast to `real[]`) or a `real[]` one.
+pub async fn seed_cache_from_table(
+    source: &Client,
+    from: &SeedSource,
+    cache: &dyn EmbeddingCache,
+    model: &str,
+) -> Result<u64> {
+    let sql = format!(
+        "SELECT {c}, {e}::real[] FROM {t} WHERE {c} IS NOT NULL AND {e} IS NOT NULL",
+        c = quote_ident(&from.content_column),
+        e = quote_ident(&from.embedding_column),
+        t = quote_table(&from.table),
+    );
+    let no_params: [&(dyn ToSql + Sync); 0] = [];
+    let stream = source
+        .query_raw(sql.as_str(), no_params)
+        .await
+        .map_err(|e| Error::cache(format!("reading {} to seed the cache", from.table), e))?;
+    pin_mut!(stream);
+    let mut batch = Vec::with_capacity(PUT_CHUNK);
+    let mut total = 0u64;
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| Error::cache(format!("reading {} to seed the cache", from.table), e))?
+    {
+        let content: String = row.get(0);
+        let v: Vec<f32> = row.get(1);
+        batch.push((content_hash(&content), v));
+        total += 1;
+        if batch.len() == PUT_CHUNK {
+            put_by_dim(cache, model, &batch).await?;
+            batch.clear();
+        }
+    }
+    put_by_dim(cache, model, &batch).await?;
+    Ok(total)
+}
+
+/// Fills the cache from `(text, vector)` pairs known to come from `model`: for seeding from an
+/// export file rather than a live table. Returns the number of pairs.
+pub async fn seed_cache_from_pairs(
+    cache: &dyn EmbeddingCache,
+    model: &str,
+    pairs: impl IntoIterator<Item = (String, Vec<f32>)>,
+) -> Result<u64> {
+    let mut batch = Vec::with_capacity(PUT_CHUNK);
+    let mut total = 0u64;
+    for (text, v) in pairs {
+        batch.push((content_hash(&text), v));
+        total += 1;
+        if batch.len() == PUT_CHUNK {
+            put_by_dim(cache, model, &batch).await?;
+            batch.clear();
+        }
+    }
+    put_by_dim(cache, model, &batch).await?;
+    Ok(total)
+}
+
+async fn put_by_dim(
+    cache: &dyn EmbeddingCache,
+    model: &str,
+    batch: &[(ContentHash, Vec<f32>)],
+) -> Result<()> {
+    let mut by_dim: HashMap<usize, Vec<(ContentHash, Vec<f32>)>> = HashMap::new();
+    for (h, v) in batch {
+        by_dim.entry(v.len()).or_default().push((*h, v.clone()));
+    }
+    for entries in by_dim.values() {
+        cache.put(model, entries).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("items"), "\"items\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_table("public.items"), "\"public\".\"items\"");
+        assert_eq!(
+            quote_table("x; DROP TABLE y"),
+            "\"x; DROP TABLE y\"",
+            "a hostile name stays one identifier"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_cache_keeps_first_and_filters_dim() {
+        let c = MemoryCache::new();
+        let h = content_hash("hello");
+        c.put("m", &[(h, vec![1.0, 2.0])]).await.expect("put");
+        c.put("m", &[(h, vec![3.0, 4.0])]).await.expect("put");
+        let got = c.get("m", 2, &[h]).await.expect("get");
+        assert_eq!(got[&h], vec![1.0, 2.0]);
+        assert!(c.get("m", 3, &[h]).await.expect("get").is_empty());
+        assert!(c.get("other", 2, &[h]).await.expect("get").is_empty());
+    }
+}
