@@ -59,19 +59,19 @@ Examples:
   ragshift init-target --target-table items_v2 --json
 
 A table that exists is never changed: if its shape differs, the command fails and shows both.")]
-    InitTarget(InitTargetArgs),
+    InitTarget(crate::commands::init_target::InitTargetArgs),
     /// Build the vector index on the target (after the data is loaded)
     #[command(after_help = "\
 Examples:
   ragshift build-index                       # HNSW, the default
   ragshift build-index --target-index ivfflat --target-index-lists 100")]
-    BuildIndex(BuildIndexArgs),
+    BuildIndex(crate::commands::build_index::BuildIndexArgs),
     /// Search one bot's chunks the way the platform does
     #[command(after_help = "\
 Examples:
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB \"how do I reset my password?\"
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --vector query.json --limit 5 --json")]
-    Search(SearchArgs),
+    Search(crate::commands::search::SearchArgs),
 }
 
 /// `config` subcommands.
@@ -82,83 +82,7 @@ pub enum ConfigCommand {
 Examples:
   ragshift config show
   RAGSHIFT_TARGET_TABLE=items_v2 ragshift config show --json")]
-    Show(ConfigShowArgs),
-}
-
-/// Flags of `config show`: every section can be overridden, to see the result.
-#[derive(Debug, Args)]
-pub struct ConfigShowArgs {
-    /// Target overrides.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// Source overrides.
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Embedding overrides.
-    #[command(flatten)]
-    pub embedding: EmbeddingArgs,
-    /// AWS overrides.
-    #[command(flatten)]
-    pub aws: AwsArgs,
-}
-
-/// Flags of `init-target`.
-#[derive(Debug, Args)]
-pub struct InitTargetArgs {
-    /// Target database.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// Embedding settings (they decide the vector dimension).
-    #[command(flatten)]
-    pub embedding: EmbeddingArgs,
-    /// AWS settings (for a secret ARN).
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// Vector dimension [default: the configured embedder's]
-    #[arg(long, value_name = "N")]
-    pub dimensions: Option<usize>,
-}
-
-/// Flags of `build-index`.
-#[derive(Debug, Args)]
-pub struct BuildIndexArgs {
-    /// Target database.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// AWS settings (for a secret ARN).
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// `hnsw` or `ivfflat` [config: target.index]
-    #[arg(long, value_name = "KIND")]
-    pub target_index: Option<String>,
-    /// ivfflat lists [default: from the row count]
-    #[arg(long, value_name = "N")]
-    pub target_index_lists: Option<u32>,
-    /// maintenance_work_mem for the build
-    #[arg(long, default_value = "1GB", value_name = "SIZE")]
-    pub maintenance_work_mem: String,
-}
-
-/// Flags of `search`.
-#[derive(Debug, Args)]
-pub struct SearchArgs {
-    /// Target database.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// AWS settings (for a secret ARN).
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// Bot whose chunks are searched
-    #[arg(long, value_name = "ID")]
-    pub bot: String,
-    /// Number of results (the platform's max_results defaults to 20)
-    #[arg(long, default_value_t = 20, value_name = "K")]
-    pub limit: i64,
-    /// A JSON file holding the query vector (an array of numbers)
-    #[arg(long, value_name = "FILE")]
-    pub vector: Option<PathBuf>,
-    /// The question
-    pub question: Option<String>,
+    Show(crate::commands::config_show::ConfigShowArgs),
 }
 
 /// `[target]` flags.
@@ -244,14 +168,14 @@ pub trait Overrides {
     fn apply(&self, layers: Layers) -> Layers;
 }
 
-fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>) -> Layers {
+pub(crate) fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>) -> Layers {
     match v {
         Some(v) => layers.flag(flag, key, v.clone()),
         None => layers,
     }
 }
 
-fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf>) -> Layers {
+pub(crate) fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf>) -> Layers {
     match v {
         Some(v) => layers.flag(flag, key, v.display().to_string()),
         None => layers,
@@ -347,16 +271,5 @@ impl Overrides for AwsArgs {
         );
         let l = set_str(l, "--aws-profile", "aws.profile", &self.aws_profile);
         set_str(l, "--stack", "aws.stack", &self.stack)
-    }
-}
-
-impl Overrides for BuildIndexArgs {
-    fn apply(&self, l: Layers) -> Layers {
-        let l = self.aws.apply(self.target.apply(l));
-        let l = set_str(l, "--target-index", "target.index", &self.target_index);
-        match self.target_index_lists {
-            Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
-            None => l,
-        }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`search`]: the platform's retrieval query.
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
 
+pub mod checksum;
 pub mod connect;
 mod error;
 pub mod ident;

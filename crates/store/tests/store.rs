@@ -543,3 +543,96 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_another() {
         ConnectSpec::from_url(&by_ip, Some(SslMode::VerifyCa), Some(&tls.other_ca_cert)).unwrap();
     assert!(connect(&ca_wrong, "t").await.is_err());
 }
+
+#[tokio::test]
+async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
+    use ragshift_store::checksum::{bot_checksums, row_hashes};
+    let (_, mut client) = fresh("checksum").await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 3).await.unwrap();
+    let a = bot(1);
+    let b = bot(2);
+    replace_bot(
+        &mut client,
+        &layout,
+        &a,
+        (1..=4)
+            .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    replace_bot(
+        &mut client,
+        &layout,
+        &b,
+        vec![row(&b, 9, vec![0.0, 0.0, 1.0])],
+    )
+    .await
+    .unwrap();
+    let before = bot_checksums(&client, &layout, None).await.unwrap();
+    assert_eq!(before.len(), 2);
+    assert_eq!((before[0].bot_id.as_str(), before[0].rows), (a.as_str(), 4));
+
+    // Same rows written again in another order: same checksum.
+    replace_bot(
+        &mut client,
+        &layout,
+        &a,
+        (1..=4)
+            .rev()
+            .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bot_checksums(&client, &layout, None).await.unwrap(), before);
+
+    let hashes_before = row_hashes(&client, &layout, &a).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE items SET embedding = '[2,0.5,0.2500001]' WHERE id = '{}'",
+            ulid(2)
+        ))
+        .await
+        .unwrap();
+    let changed = bot_checksums(&client, &layout, Some(&[a.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].rows, 4);
+    assert_ne!(changed[0].checksum, before[0].checksum, "one float changed");
+    let hashes_after = row_hashes(&client, &layout, &a).await.unwrap();
+    let differing: Vec<&String> = hashes_before
+        .iter()
+        .zip(&hashes_after)
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| &x.0)
+        .collect();
+    assert_eq!(differing, vec![&ulid(2)]);
+
+    client
+        .batch_execute(&format!("DELETE FROM items WHERE id = '{}'", ulid(3)))
+        .await
+        .unwrap();
+    let missing = bot_checksums(&client, &layout, Some(&[a.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(missing[0].rows, 3);
+
+    // NULL and empty text are different rows.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO items VALUES ('{}', '{b}', NULL, '', '[0,0,1]'), ('{}', '{b}', '', NULL, '[0,0,1]')",
+            ulid(70),
+            ulid(71)
+        ))
+        .await
+        .unwrap();
+    let extra = bot_checksums(&client, &layout, Some(&[b.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(extra[0].rows, 3);
+    let h = row_hashes(&client, &layout, &b).await.unwrap();
+    assert_ne!(h[1].1, h[2].1);
+}

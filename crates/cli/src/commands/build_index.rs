@@ -4,10 +4,43 @@ use ragshift_config::VectorIndexKind;
 use ragshift_store::index::{self, IndexOutcome, VectorIndex};
 use serde_json::json;
 
-use crate::args::{BuildIndexArgs, GlobalArgs};
+use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use clap::Args;
+use ragshift_config::Layers;
+
+/// Flags of `build-index`.
+#[derive(Debug, Args)]
+pub struct BuildIndexArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// `hnsw` or `ivfflat` [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// ivfflat lists [default: from the row count]
+    #[arg(long, value_name = "N")]
+    pub target_index_lists: Option<u32>,
+    /// maintenance_work_mem for the build
+    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    pub maintenance_work_mem: String,
+}
+
+impl Overrides for BuildIndexArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.aws.apply(self.target.apply(l));
+        let l = set_str(l, "--target-index", "target.index", &self.target_index);
+        match self.target_index_lists {
+            Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
+            None => l,
+        }
+    }
+}
 
 pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;

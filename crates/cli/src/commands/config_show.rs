@@ -3,9 +3,27 @@
 
 use serde_json::json;
 
-use crate::args::{ConfigShowArgs, GlobalArgs};
+use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, SourceArgs, TargetArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use clap::Args;
+
+/// Flags of `config show`: every section can be overridden, to see the result.
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// Target overrides.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Source overrides.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Embedding overrides.
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// AWS overrides.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
 
 pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(

@@ -5,10 +5,28 @@ use anyhow::anyhow;
 use ragshift_store::schema::{self, InitOutcome, TableShape};
 use serde_json::json;
 
-use crate::args::{GlobalArgs, InitTargetArgs};
+use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use clap::Args;
+
+/// Flags of `init-target`.
+#[derive(Debug, Args)]
+pub struct InitTargetArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Embedding settings (they decide the vector dimension).
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Vector dimension [default: the configured embedder's]
+    #[arg(long, value_name = "N")]
+    pub dimensions: Option<usize>,
+}
 
 pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.target, &args.embedding, &args.aws])?;

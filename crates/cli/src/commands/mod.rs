@@ -1,9 +1,9 @@
 //! One module per subcommand; [`run`] dispatches.
 
-mod build_index;
-mod config_show;
-mod init_target;
-mod search;
+pub mod build_index;
+pub mod config_show;
+pub mod init_target;
+pub mod search;
 
 use crate::args::{Cli, Command, ConfigCommand};
 use crate::failure::{Failure, Outcome};

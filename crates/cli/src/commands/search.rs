@@ -5,10 +5,34 @@ use anyhow::{anyhow, Context};
 use ragshift_store::search;
 use serde_json::json;
 
-use crate::args::{GlobalArgs, SearchArgs};
+use crate::args::{AwsArgs, GlobalArgs, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// AWS settings (for a secret ARN).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Bot whose chunks are searched
+    #[arg(long, value_name = "ID")]
+    pub bot: String,
+    /// Number of results (the platform's max_results defaults to 20)
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    pub limit: i64,
+    /// A JSON file holding the query vector (an array of numbers)
+    #[arg(long, value_name = "FILE")]
+    pub vector: Option<PathBuf>,
+    /// The question
+    pub question: Option<String>,
+}
 
 pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.target, &args.aws])?;
