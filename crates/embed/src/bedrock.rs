@@ -128,7 +128,8 @@ struct TitanResponse {
 }
 
 fn family_of(model_id: &str) -> Option<Family> {
-    if model_id.contains("cohere.embed-multilingual-v3") || model_id.contains("cohere.embed-english-v3")
+    if model_id.contains("cohere.embed-multilingual-v3")
+        || model_id.contains("cohere.embed-english-v3")
     {
         Some(Family::Cohere)
     } else if model_id.contains("amazon.titan-embed-text-v2") {
@@ -200,7 +201,10 @@ impl BedrockEmbedder {
         }
     }
 
-    fn classify(&self, err: SdkError<InvokeModelError, aws_sdk_bedrockruntime::config::http::HttpResponse>) -> Error {
+    fn classify(
+        &self,
+        err: SdkError<InvokeModelError, aws_sdk_bedrockruntime::config::http::HttpResponse>,
+    ) -> Error {
         match &err {
             SdkError::ServiceError(ctx) => {
                 let status = ctx.raw().status().as_u16();
@@ -262,7 +266,11 @@ impl BedrockEmbedder {
                     DisplayErrorContext(&err).to_string(),
                 )
             }
-            _ => self.error(ErrorKind::Rejected, None, DisplayErrorContext(&err).to_string()),
+            _ => self.error(
+                ErrorKind::Rejected,
+                None,
+                DisplayErrorContext(&err).to_string(),
+            ),
         }
     }
 
@@ -290,17 +298,15 @@ impl BedrockEmbedder {
         for (i, t) in texts.iter().enumerate() {
             if t.chars().count() > COHERE_MAX_CHARS {
                 match self.options.truncate {
-                    CohereTruncate::None => {
-                        return Err(Error::Input {
-                            provider: "bedrock",
-                            model: self.options.model_id.clone(),
-                            message: format!(
-                                "text {i} has {} characters, more than Cohere's {COHERE_MAX_CHARS}, \
+                    CohereTruncate::None => return Err(Error::Input {
+                        provider: "bedrock",
+                        model: self.options.model_id.clone(),
+                        message: format!(
+                            "text {i} has {} characters, more than Cohere's {COHERE_MAX_CHARS}, \
                                  and truncate is NONE (set it to END or START, or split smaller)",
-                                t.chars().count()
-                            ),
-                        })
-                    }
+                            t.chars().count()
+                        ),
+                    }),
                     policy => {
                         truncated += 1;
                         tracing::warn!(
@@ -443,9 +449,18 @@ mod tests {
 
     #[test]
     fn families() {
-        assert_eq!(family_of("cohere.embed-multilingual-v3"), Some(Family::Cohere));
-        assert_eq!(family_of("us.cohere.embed-english-v3"), Some(Family::Cohere));
-        assert_eq!(family_of("amazon.titan-embed-text-v2:0"), Some(Family::TitanV2));
+        assert_eq!(
+            family_of("cohere.embed-multilingual-v3"),
+            Some(Family::Cohere)
+        );
+        assert_eq!(
+            family_of("us.cohere.embed-english-v3"),
+            Some(Family::Cohere)
+        );
+        assert_eq!(
+            family_of("amazon.titan-embed-text-v2:0"),
+            Some(Family::TitanV2)
+        );
         assert_eq!(family_of("anthropic.claude"), None);
     }
 }

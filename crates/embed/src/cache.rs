@@ -91,7 +91,8 @@ impl EmbeddingCache for MemoryCache {
             source: None,
         })?;
         for (h, v) in entries {
-            map.entry((model.to_string(), *h)).or_insert_with(|| v.clone());
+            map.entry((model.to_string(), *h))
+                .or_insert_with(|| v.clone());
         }
         Ok(())
     }
@@ -128,7 +129,7 @@ const GET_SQL: &str = "SELECT sha256, embedding FROM ragshift.embedding_cache \
 /// One statement for any batch size: hashes as `bytea[]`, vectors flattened into one `real[]`
 /// and sliced back per row.
 const PUT_SQL: &str = "INSERT INTO ragshift.embedding_cache (model, sha256, dim, embedding) \
-     SELECT $1, h.sha, $2, ($3::real[])[(h.i - 1) * $2 + 1 : h.i * $2] \
+     SELECT $1::text, h.sha, $2::int, ($3::real[])[(h.i::int - 1) * $2::int + 1 : h.i::int * $2::int] \
      FROM unnest($4::bytea[]) WITH ORDINALITY AS h(sha, i) \
      ON CONFLICT (model, sha256) DO NOTHING";
 

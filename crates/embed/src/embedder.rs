@@ -72,7 +72,10 @@ pub trait Embedder: Send + Sync {
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         let mut out = self.embed(&[text.to_string()], InputKind::Query).await?;
         out.vectors.pop().ok_or_else(|| {
-            crate::Error::Config(format!("{} returned no vector for the query", self.provider()))
+            crate::Error::Config(format!(
+                "{} returned no vector for the query",
+                self.provider()
+            ))
         })
     }
 }

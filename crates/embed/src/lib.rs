@@ -39,7 +39,9 @@ pub use embedder::{cosine, l2_norm, Embedder, Embeddings, InputKind, Secret};
 pub use error::{Error, ErrorKind, Result};
 pub use local::{LocalEmbedder, LocalOptions};
 pub use openai::{OpenAiEmbedder, OpenAiOptions};
-pub use provider::{build_embedder, build_provider, check_dimension, EmbedOptions, ProviderOptions};
+pub use provider::{
+    build_embedder, build_provider, check_dimension, EmbedOptions, ProviderOptions,
+};
 pub use ratelimit::{Permit, RateLimit, RateLimiter};
 pub use retry::RetryPolicy;
 pub use throttled::{Throttled, ThroughputOptions};

@@ -140,7 +140,14 @@ impl OpenAiEmbedder {
                 .first()
                 .map(|v| v.len())
                 .filter(|&d| d > 0)
-                .ok_or_else(|| me.error(ErrorKind::Malformed, None, None, "the probe returned no vector".into()))?;
+                .ok_or_else(|| {
+                    me.error(
+                        ErrorKind::Malformed,
+                        None,
+                        None,
+                        "the probe returned no vector".into(),
+                    )
+                })?;
         }
         Ok(me)
     }

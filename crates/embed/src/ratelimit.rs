@@ -236,6 +236,9 @@ mod tests {
             async move { limiter.acquire(1, &c2).await.map(|_| ()) }
         });
         cancel.cancel();
-        assert!(matches!(waiter.await.expect("joins"), Err(Error::Cancelled)));
+        assert!(matches!(
+            waiter.await.expect("joins"),
+            Err(Error::Cancelled)
+        ));
     }
 }

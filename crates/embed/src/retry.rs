@@ -39,7 +39,10 @@ impl RetryPolicy {
             let jitter = wait.mul_f64(0.1 * fastrand::f64());
             return wait + jitter;
         }
-        let exp = self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(30) as i32);
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(attempt.saturating_sub(1).min(30) as i32);
         let base = self.initial_backoff.mul_f64(exp).min(self.max_backoff);
         let half = base / 2;
         half + half.mul_f64(fastrand::f64())
@@ -59,7 +62,10 @@ mod tests {
                 .initial_backoff
                 .mul_f64(2f64.powi(attempt as i32 - 1))
                 .min(p.max_backoff);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} vs {full:?}"
+            );
         }
     }
 

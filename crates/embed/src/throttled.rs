@@ -285,7 +285,9 @@ impl Embedder for Throttled {
         let use_cache = kind == InputKind::Document;
         if let (true, Some(cache)) = (use_cache, &self.cache) {
             let keys: Vec<ContentHash> = unique.iter().map(|&i| hashes[i]).collect();
-            found = cache.get(&self.cache_model, self.dimension(), &keys).await?;
+            found = cache
+                .get(&self.cache_model, self.dimension(), &keys)
+                .await?;
             let hits = found.len() as u64;
             self.count(|u| u.cache_hits += hits);
         }

@@ -78,7 +78,10 @@ fn get(w: &Weights, prefixes: &[String], names: &[&str]) -> Result<Tensor, Strin
             }
         }
     }
-    Err(format!("weight {} not found in model.safetensors", names[0]))
+    Err(format!(
+        "weight {} not found in model.safetensors",
+        names[0]
+    ))
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>, String> {
@@ -88,7 +91,9 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>, String> {
 }
 
 fn transposed(t: Tensor) -> Result<Tensor, String> {
-    t.t().and_then(|t| t.contiguous()).map_err(|e| e.to_string())
+    t.t()
+        .and_then(|t| t.contiguous())
+        .map_err(|e| e.to_string())
 }
 
 impl Bert {
@@ -106,7 +111,10 @@ impl Bert {
             "relu" => Activation::Relu,
             other => return Err(format!("hidden_act {other} is not supported")),
         };
-        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads)
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
         {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
@@ -118,8 +126,16 @@ impl Bert {
             prefixes.push(format!("{mt}."));
         }
         let ln = |base: &str| -> Result<(Vec<f32>, Vec<f32>), String> {
-            let g = get(&w, &prefixes, &[&format!("{base}.weight"), &format!("{base}.gamma")])?;
-            let b = get(&w, &prefixes, &[&format!("{base}.bias"), &format!("{base}.beta")])?;
+            let g = get(
+                &w,
+                &prefixes,
+                &[&format!("{base}.weight"), &format!("{base}.gamma")],
+            )?;
+            let b = get(
+                &w,
+                &prefixes,
+                &[&format!("{base}.bias"), &format!("{base}.beta")],
+            )?;
             Ok((to_vec(&g)?, to_vec(&b)?))
         };
         let h = config.hidden_size;
@@ -222,7 +238,14 @@ impl Bert {
                 for k in 0..h {
                     row[k] = w[k] + p[k] + self.token_type0[k];
                 }
-                layer_norm_row(row, None, &zeros, &self.emb_norm.0, &self.emb_norm.1, self.eps);
+                layer_norm_row(
+                    row,
+                    None,
+                    &zeros,
+                    &self.emb_norm.0,
+                    &self.emb_norm.1,
+                    self.eps,
+                );
             }
         }
         let e = |e: candle_core::Error| e.to_string();
@@ -294,7 +317,10 @@ impl Bert {
             .map_err(e)?;
             x = out;
         }
-        let flat = x.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(e)?;
+        let flat = x
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(e)?;
         Ok((flat, s))
     }
 }

@@ -41,8 +41,16 @@ pub fn ragshift_home() -> PathBuf {
     PathBuf::from(home).join(".cache").join("ragshift")
 }
 
-/// Where the setup script puts the default model: `$RAGSHIFT_HOME/models/all-MiniLM-L6-v2`.
+/// Environment variable naming the model directory outright (as scripts/setup-model.sh and
+/// the test kit understand it).
+pub const RAGSHIFT_MODEL_DIR_ENV: &str = "RAGSHIFT_MODEL_DIR";
+
+/// Where the setup script puts the default model: `$RAGSHIFT_MODEL_DIR` if set, else
+/// `$RAGSHIFT_HOME/models/all-MiniLM-L6-v2`.
 pub fn default_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(RAGSHIFT_MODEL_DIR_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
     ragshift_home().join("models").join(DEFAULT_MODEL_NAME)
 }
 
@@ -226,7 +234,8 @@ impl LocalEmbedder {
                 .unwrap_or_else(|| DEFAULT_MODEL_NAME.into())
         });
         let dimension = bert.hidden_size();
-        let cache_model = format!("local:{model_id}:seq{max_seq_length}:{pooling:?}").to_lowercase();
+        let cache_model =
+            format!("local:{model_id}:seq{max_seq_length}:{pooling:?}").to_lowercase();
         let model = Model {
             dir: dir.clone(),
             bert,

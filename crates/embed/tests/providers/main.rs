@@ -1,0 +1,33 @@
+//! Providers and the throughput wrapper against local HTTP servers that speak Bedrock's and
+//! OpenAI's wire shapes, and the cache against a real PostgreSQL. One test binary, so the heavy
+//! dependency tree is linked once.
+
+mod bedrock;
+mod cache;
+mod mock;
+mod openai;
+mod throughput;
+
+use std::time::Duration;
+
+use ragshift_embed::{RateLimit, RetryPolicy, ThroughputOptions};
+
+/// Retries without waiting long: tests check behaviour, not timing.
+pub fn quick_retry(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial_backoff: Duration::from_millis(1),
+        multiplier: 2.0,
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+/// Throughput settings for tests: no rate limit, quick retries.
+pub fn quick(max_attempts: u32) -> ThroughputOptions {
+    ThroughputOptions {
+        batch_size: None,
+        max_in_flight: 4,
+        rate: RateLimit::default(),
+        retry: quick_retry(max_attempts),
+    }
+}
