@@ -202,12 +202,13 @@ impl Splitter {
             }
         }
         let end = end.unwrap_or_else(|| {
-            // No break at all in the window: cut at a character, not before a combining mark.
+            // No break at all in the window: cut at a character, not before a combining mark
+            // (unless backing off would undo the progress past the previous chunk).
             let mut e = pos;
             while e > start && is_combining_at(b, e) {
                 e = prev_char(b, e);
             }
-            if e == start {
+            if trim_end(b, start, e) <= min_end.max(start) {
                 pos
             } else {
                 e
@@ -215,10 +216,18 @@ impl Splitter {
         });
 
         let chunk = start..trim_end(b, start, end);
+        let ws_after = b[end..(end + RUN_LOOKAHEAD).min(len)]
+            .iter()
+            .take_while(|c| is_ws(**c))
+            .count();
+        if eof && end + ws_after == len {
+            // Only whitespace follows: this was the last chunk.
+            return Step { chunk, next: None };
+        }
         let next = if paragraph || self.chunk_overlap == 0 {
             end
         } else {
-            self.overlap_start(b, start, end)
+            self.overlap_start(b, start, end, ws_after)
         };
         Step {
             chunk,
@@ -228,19 +237,24 @@ impl Splitter {
 
     /// Where the chunk after `start..end` begins: about `chunk_overlap` characters before `end`,
     /// at a sentence or word start, never at or before `start`.
-    fn overlap_start(&self, b: &[u8], start: usize, end: usize) -> usize {
-        // Walk back `chunk_overlap` characters from `end`, but stay after `start`.
+    fn overlap_start(&self, b: &[u8], start: usize, end: usize, ws_after: usize) -> usize {
+        // The next chunk must reach past this one: leave room in its window for the
+        // whitespace after `end` and at least one character beyond it.
+        let overlap = self
+            .chunk_overlap
+            .min(self.chunk_size.saturating_sub(ws_after + 1));
+        // Walk back `overlap` characters from `end`, but stay after `start`.
         let first_after_start = start + utf8_width(b[start]);
         let mut target = end;
         let mut back = 0;
-        while back < self.chunk_overlap && target > first_after_start {
+        while back < overlap && target > first_after_start {
             target = prev_char(b, target);
             back += 1;
         }
         if target >= end {
             return end;
         }
-        let half = self.chunk_overlap / 2;
+        let half = overlap / 2;
         let mut sentence = None;
         let mut word = None;
         let mut chars = 0usize;
@@ -366,6 +380,12 @@ where
     /// Chunks emitted so far.
     pub fn chunks_emitted(&self) -> usize {
         self.index
+    }
+
+    /// Bytes of text currently held (the window waiting for more text): stays around the
+    /// last pushed piece plus a few times `chunk_size`, whatever the document's length.
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len()
     }
 
     fn emit_range(&mut self, r: Range<usize>) -> Result<(), E> {

@@ -5,4 +5,5 @@
 mod files;
 mod loaders;
 mod server;
+mod split;
 mod web;

@@ -1,0 +1,262 @@
+//! Splitter properties on random mixed-language documents, and streaming equivalence.
+
+use std::ops::Range;
+
+use ragshift_ingest::{IngestOptions, Ingestor, SourceInput, SourceOutcome, Splitter, StreamSplitter};
+use ragshift_model::{Chunk, EmbeddingParams};
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const EN: &[&str] = &[
+    "the", "vector", "store", "keeps", "chunks", "of", "text", "and", "their", "embeddings",
+    "migration", "cluster", "database", "Bedrock", "answers", "questions", "with", "sources",
+];
+const VI: &[&str] = &[
+    "Tiếng", "Việt", "có", "dấu", "rất", "đẹp", "và", "phức", "tạp", "người", "dùng", "hỏi",
+    "câu", "trả", "lời", "nguồn", "dữ", "liệu", "Hà", "Nội", "phở", "bánh", "mì",
+];
+const ENDS: &[&str] = &[".", "!", "?", ",", ";", ":", "", "", "", "\u{2026}", ".\"", ")"];
+const SEPS: &[&str] = &[
+    " ", " ", " ", " ", " ", " ", " ", "  ", "\t", "\n", "\n", "\n\n", "\n\n\n", "\n\n\n\n", " \n \n \n ",
+];
+
+fn document(rng: &mut Rng, words: usize) -> String {
+    document_with(rng, words, SEPS)
+}
+
+fn document_with(rng: &mut Rng, words: usize, seps: &[&str]) -> String {
+    let mut s = String::new();
+    if rng.below(4) == 0 {
+        s.push_str(rng.pick(&[" ", "\n\n", "\t "]));
+    }
+    for _ in 0..words {
+        match rng.below(40) {
+            0 => {
+                // A long token without spaces (a URL).
+                let n = 20 + rng.below(300);
+                s.push_str("https://example.com/");
+                for _ in 0..n {
+                    s.push(char::from(b'a' + rng.below(26) as u8));
+                }
+            }
+            1 => s.push_str("これは日本語の文です。次の文もあります！"),
+            2 => s.push_str("Vie\u{0323}\u{0302}t"), // decomposed diacritics
+            3 => s.push_str("🙂🚀"),
+            _ => s.push_str(if rng.below(2) == 0 { rng.pick(EN) } else { rng.pick(VI) }),
+        }
+        s.push_str(rng.pick(ENDS));
+        s.push_str(rng.pick(seps));
+    }
+    s
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
+fn check_properties(doc: &str, size: usize, overlap: usize) -> Vec<Range<usize>> {
+    let s = Splitter::with_sizes(size, overlap).unwrap();
+    let spans: Vec<Range<usize>> = s.spans(doc).collect();
+    let ctx = |i: usize| {
+        let around = |r: &Range<usize>| format!("{:?}@{:?}", &doc[r.clone()], r);
+        let prev = if i > 0 { around(&spans[i - 1]) } else { String::new() };
+        let near = &doc[doc.floor_char_boundary(spans[i].start.saturating_sub(40))
+            ..doc.ceil_char_boundary((spans[i].end + 40).min(doc.len()))];
+        format!(
+            "size {size} overlap {overlap} chunk {i}: prev {prev} this {} near {near:?}",
+            around(&spans[i])
+        )
+    };
+    let mut covered = vec![false; doc.len()];
+    for (i, r) in spans.iter().enumerate() {
+        let text = &doc[r.clone()];
+        // Sizes: never above chunk_size, never empty, trimmed.
+        assert!(chars(text) <= size, "{} chars > {size}: {}", chars(text), ctx(i));
+        assert!(!text.is_empty(), "{}", ctx(i));
+        assert!(!is_ws(text.as_bytes()[0]) && !is_ws(*text.as_bytes().last().unwrap()), "{}", ctx(i));
+        covered[r.clone()].iter_mut().for_each(|c| *c = true);
+        if i > 0 {
+            let prev = &spans[i - 1];
+            assert!(r.start > prev.start && r.end > prev.end, "no progress: {}", ctx(i));
+            if r.start < prev.end {
+                let shared = chars(&doc[r.start..prev.end]);
+                assert!(shared <= overlap, "overlap {shared} > {overlap}: {}", ctx(i));
+            } else {
+                let gap = &doc[prev.end..r.start];
+                let paragraph = gap.matches('\n').count() >= 3;
+                // An overlap cannot start on a combining mark (it stays with its letter).
+                let combining_tail = doc[prev.clone()]
+                    .chars()
+                    .rev()
+                    .take(overlap)
+                    .any(|c| ('\u{300}'..='\u{36f}').contains(&c));
+                // Nor when the whitespace after the chunk fills the next one's window.
+                let no_room = size <= chars(gap) + 1;
+                assert!(
+                    overlap == 0
+                        || paragraph
+                        || combining_tail
+                        || no_room
+                        || chars(&doc[prev.clone()]) <= 2,
+                    "missing overlap (gap {gap:?}): {}",
+                    ctx(i)
+                );
+                assert!(gap.bytes().all(is_ws), "text lost in gap {gap:?}: {}", ctx(i));
+            }
+        }
+    }
+    // No lost text: every non-whitespace byte is inside some chunk.
+    for (i, b) in doc.bytes().enumerate() {
+        assert!(covered[i] || is_ws(b), "byte {i} lost: size {size} overlap {overlap} doc {doc:?}");
+    }
+    // Deterministic.
+    assert_eq!(spans, s.spans(doc).collect::<Vec<_>>());
+    spans
+}
+
+fn stream_split(doc: &str, s: Splitter, rng: &mut Rng) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut split = StreamSplitter::new(s, "doc", |c| {
+        out.push(c);
+        Ok::<(), ()>(())
+    });
+    let mut rest = doc;
+    while !rest.is_empty() {
+        let mut cut = (1 + rng.below(64)).min(rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        split.push(&rest[..cut]).unwrap();
+        rest = &rest[cut..];
+    }
+    let total = split.finish().unwrap();
+    assert_eq!(total, chars(doc));
+    out
+}
+
+#[test]
+fn random_documents_keep_every_property() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..400 {
+        let words = 1 + rng.below(300);
+        let doc = document(&mut rng, words);
+        let size = 1 + rng.below(if round % 4 == 0 { 12 } else { 300 });
+        let overlap = rng.below(size);
+        let spans = check_properties(&doc, size, overlap);
+        // Streaming in tiny random pieces gives exactly the same chunks.
+        let splitter = Splitter::with_sizes(size, overlap).unwrap();
+        let whole = splitter.split("doc", &doc);
+        assert_eq!(whole.len(), spans.len());
+        assert_eq!(stream_split(&doc, splitter, &mut rng), whole, "size {size} overlap {overlap}");
+    }
+}
+
+#[test]
+fn platform_settings_give_full_chunks_and_about_the_overlap() {
+    let mut rng = Rng(42);
+    // Prose without the paragraph separator (after which chunks start fresh).
+    let doc = document_with(&mut rng, 20_000, &[" ", " ", " ", " ", " ", "\n", "\n\n"]);
+    let s = Splitter::new(&EmbeddingParams::default()).unwrap();
+    let spans: Vec<_> = s.spans(&doc).collect();
+    let sizes: Vec<usize> = spans.iter().map(|r| chars(&doc[r.clone()])).collect();
+    let body = &sizes[..sizes.len() - 1];
+    let mean = body.iter().sum::<usize>() as f64 / body.len() as f64;
+    assert!(mean > 850.0 && body.iter().all(|n| *n <= 1000), "mean {mean}");
+    let overlaps: Vec<usize> = spans
+        .windows(2)
+        .map(|w| if w[1].start < w[0].end { chars(&doc[w[1].start..w[0].end]) } else { 0 })
+        .collect();
+    let mean_overlap = overlaps.iter().sum::<usize>() as f64 / overlaps.len() as f64;
+    assert!((100.0..=200.0).contains(&mean_overlap), "mean overlap {mean_overlap}");
+    assert!(overlaps.iter().all(|o| *o <= 200));
+}
+
+#[test]
+fn streaming_memory_stays_bounded() {
+    let mut rng = Rng(7);
+    let piece = document(&mut rng, 40_000); // ~250 KB
+    let s = Splitter::new(&EmbeddingParams::default()).unwrap();
+    let mut emitted = 0usize;
+    let mut split = StreamSplitter::new(s, "big", |_c| {
+        emitted += 1;
+        Ok::<(), ()>(())
+    });
+    let mut max_buffered = 0;
+    let mut pushed = 0;
+    while pushed < 40 << 20 {
+        split.push(&piece).unwrap();
+        pushed += piece.len();
+        max_buffered = max_buffered.max(split.buffered_len());
+    }
+    split.finish().unwrap();
+    assert!(
+        max_buffered < 3 * piece.len() + 16 * 1024,
+        "held {max_buffered} bytes for {pushed} pushed"
+    );
+    assert!(emitted > 20_000, "{emitted} chunks");
+}
+
+#[tokio::test]
+async fn a_large_file_streamed_from_disk_gives_the_same_chunks_as_splitting_it_whole() {
+    let mut rng = Rng(2024);
+    let mut doc = String::new();
+    while doc.len() < 6 << 20 {
+        doc.push_str(&document(&mut rng, 2000));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.txt");
+    std::fs::write(&path, &doc).unwrap();
+
+    let params = EmbeddingParams::default();
+    let ingestor = Ingestor::new(IngestOptions {
+        batch_size: 32,
+        ..IngestOptions::default()
+    })
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Chunk>>(2);
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let mut largest = 0;
+        while let Some(batch) = rx.recv().await {
+            largest = largest.max(batch.len());
+            all.extend(batch);
+        }
+        (all, largest)
+    });
+    let report = ingestor.ingest(SourceInput::Path(path.clone()), &params, &tx).await;
+    drop(tx);
+    let (streamed, largest_batch) = collector.await.unwrap();
+    assert!(largest_batch <= 32);
+
+    let source = path.display().to_string();
+    let whole = Splitter::new(&params).unwrap().split(&source, &doc);
+    assert_eq!(streamed.len(), whole.len());
+    assert!(streamed == whole, "streamed chunks differ from whole-document chunks");
+    match &report.sources[0].outcome {
+        SourceOutcome::Loaded { chars: n, chunks } => {
+            assert_eq!(*n, chars(&doc));
+            assert_eq!(*chunks, whole.len());
+        }
+        other => panic!("{other:?}"),
+    }
+}
