@@ -4,6 +4,7 @@
 
 mod files;
 mod loaders;
+mod preview;
 mod server;
 mod split;
 mod web;
