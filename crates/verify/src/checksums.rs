@@ -1,0 +1,272 @@
+//! Per-bot comparison of row counts and checksums (every column, vectors in their binary form,
+//! computed inside each server by [`ragshift_store::checksum`]), and, for a bot whose checksums
+//! disagree, the first ids that are missing, extra or changed.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use ragshift_store::checksum::{self, BotChecksum};
+use serde::Serialize;
+
+use crate::error::{Side, VerifyError};
+use crate::Store;
+
+/// A bot present on one side only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BotRows {
+    /// The bot.
+    pub bot_id: String,
+    /// Its rows on the side that has it.
+    pub rows: i64,
+}
+
+/// A bot on both sides whose rows differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BotDifference {
+    /// The bot.
+    pub bot_id: String,
+    /// Rows on the source.
+    pub source_rows: i64,
+    /// Rows on the target.
+    pub target_rows: i64,
+    /// First ids on the source but not on the target.
+    pub missing_ids: Vec<String>,
+    /// First ids on the target but not on the source.
+    pub extra_ids: Vec<String>,
+    /// First ids on both sides whose columns differ (text, source or any float of the vector).
+    pub changed_ids: Vec<String>,
+    /// Whether there are more differing ids than listed.
+    pub more: bool,
+}
+
+/// The outcome of comparing every selected bot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChecksumReport {
+    /// Bots seen on either side.
+    pub bots_compared: usize,
+    /// Bots with the same count and checksum on both sides.
+    pub bots_matching: usize,
+    /// Rows on the source (selected bots).
+    pub source_rows: i64,
+    /// Rows on the target (selected bots).
+    pub target_rows: i64,
+    /// Bots on the source only.
+    pub missing: Vec<BotRows>,
+    /// Bots on the target only.
+    pub extra: Vec<BotRows>,
+    /// Bots on both sides whose rows differ.
+    pub different: Vec<BotDifference>,
+}
+
+impl ChecksumReport {
+    /// Whether both sides hold exactly the same rows.
+    pub fn passed(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
+    }
+}
+
+/// Compares two lists of per-bot checksums (each sorted by bot id, as `bot_checksums` returns
+/// them). Differences come back without ids; [`explain`] fills those in.
+pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> ChecksumReport {
+    let mut report = ChecksumReport {
+        source_rows: source.iter().map(|b| b.rows).sum(),
+        target_rows: target.iter().map(|b| b.rows).sum(),
+        ..ChecksumReport::default()
+    };
+    let s: BTreeMap<&str, &BotChecksum> = source.iter().map(|b| (b.bot_id.as_str(), b)).collect();
+    let t: BTreeMap<&str, &BotChecksum> = target.iter().map(|b| (b.bot_id.as_str(), b)).collect();
+    let mut all: Vec<&str> = s.keys().chain(t.keys()).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    report.bots_compared = all.len();
+    for bot in all {
+        match (s.get(bot), t.get(bot)) {
+            (Some(a), Some(b)) if a.rows == b.rows && a.checksum == b.checksum => {
+                report.bots_matching += 1;
+            }
+            (Some(a), Some(b)) => report.different.push(BotDifference {
+                bot_id: bot.to_owned(),
+                source_rows: a.rows,
+                target_rows: b.rows,
+                missing_ids: Vec::new(),
+                extra_ids: Vec::new(),
+                changed_ids: Vec::new(),
+                more: false,
+            }),
+            (Some(a), None) => report.missing.push(BotRows {
+                bot_id: bot.to_owned(),
+                rows: a.rows,
+            }),
+            (None, Some(b)) => report.extra.push(BotRows {
+                bot_id: bot.to_owned(),
+                rows: b.rows,
+            }),
+            (None, None) => {}
+        }
+    }
+    report
+}
+
+/// Finds the first `max` differing ids of one bot from both sides' `(id, hash)` lists, each
+/// sorted by id.
+pub fn first_differences(
+    source: &[(String, String)],
+    target: &[(String, String)],
+    max: usize,
+    diff: &mut BotDifference,
+) {
+    let (mut i, mut j) = (0, 0);
+    let mut found = 0usize;
+    let mut push = |list: &mut Vec<String>, id: &str, more: &mut bool| {
+        if found < max {
+            list.push(id.to_owned());
+        } else {
+            *more = true;
+        }
+        found += 1;
+    };
+    while i < source.len() || j < target.len() {
+        let order = match (source.get(i), target.get(j)) {
+            (Some(a), Some(b)) => a.0.cmp(&b.0),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                push(&mut diff.missing_ids, &source[i].0, &mut diff.more);
+                i += 1;
+            }
+            Ordering::Greater => {
+                push(&mut diff.extra_ids, &target[j].0, &mut diff.more);
+                j += 1;
+            }
+            Ordering::Equal => {
+                if source[i].1 != target[j].1 {
+                    push(&mut diff.changed_ids, &source[i].0, &mut diff.more);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}
+
+/// Reads both sides' per-bot checksums, at the same time.
+pub async fn read_both(
+    source: &Store<'_>,
+    target: &Store<'_>,
+    bots: Option<&[String]>,
+) -> Result<(Vec<BotChecksum>, Vec<BotChecksum>), VerifyError> {
+    let (s, t) = tokio::join!(
+        checksum::bot_checksums(source.client, source.layout, bots),
+        checksum::bot_checksums(target.client, target.layout, bots),
+    );
+    let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let t = t.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+    Ok((s, t))
+}
+
+/// Fills in the first differing ids of every differing bot (reading row hashes of those bots
+/// only).
+pub async fn explain(
+    source: &Store<'_>,
+    target: &Store<'_>,
+    report: &mut ChecksumReport,
+    max_ids: usize,
+) -> Result<(), VerifyError> {
+    for diff in &mut report.different {
+        let bot = diff.bot_id.clone();
+        let (s, t) = tokio::join!(
+            checksum::row_hashes(source.client, source.layout, &bot),
+            checksum::row_hashes(target.client, target.layout, &bot),
+        );
+        let mut s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(&bot), e))?;
+        let mut t = t.map_err(|e| VerifyError::new(Side::Target, target.label, Some(&bot), e))?;
+        // The servers may collate ids differently; the merge needs one order.
+        s.sort_unstable();
+        t.sort_unstable();
+        first_differences(&s, &t, max_ids, diff);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(bot: &str, rows: i64, checksum: &str) -> BotChecksum {
+        BotChecksum {
+            bot_id: bot.into(),
+            rows,
+            checksum: checksum.into(),
+        }
+    }
+
+    #[test]
+    fn bots_are_sorted_into_matching_missing_extra_and_different() {
+        let source = [sum("a", 2, "10"), sum("b", 1, "5"), sum("c", 3, "7")];
+        let target = [sum("a", 2, "10"), sum("c", 3, "8"), sum("d", 4, "1")];
+        let r = compare(&source, &target);
+        assert_eq!(r.bots_compared, 4);
+        assert_eq!(r.bots_matching, 1);
+        assert_eq!(
+            r.missing,
+            vec![BotRows {
+                bot_id: "b".into(),
+                rows: 1
+            }]
+        );
+        assert_eq!(
+            r.extra,
+            vec![BotRows {
+                bot_id: "d".into(),
+                rows: 4
+            }]
+        );
+        assert_eq!(r.different.len(), 1);
+        assert_eq!(r.different[0].bot_id, "c");
+        assert_eq!((r.source_rows, r.target_rows), (6, 9));
+        assert!(!r.passed());
+        assert!(compare(&source, &source).passed());
+    }
+
+    #[test]
+    fn first_differences_merge_by_id_and_stop_at_max() {
+        let s: Vec<(String, String)> = [("1", "a"), ("2", "b"), ("3", "c"), ("5", "e")]
+            .iter()
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
+        let t: Vec<(String, String)> = [("1", "a"), ("3", "X"), ("4", "d"), ("5", "e")]
+            .iter()
+            .map(|(i, h)| (i.to_string(), h.to_string()))
+            .collect();
+        let mut d = BotDifference {
+            bot_id: "b".into(),
+            source_rows: 4,
+            target_rows: 4,
+            missing_ids: vec![],
+            extra_ids: vec![],
+            changed_ids: vec![],
+            more: false,
+        };
+        first_differences(&s, &t, 10, &mut d);
+        assert_eq!(d.missing_ids, vec!["2"]);
+        assert_eq!(d.changed_ids, vec!["3"]);
+        assert_eq!(d.extra_ids, vec!["4"]);
+        assert!(!d.more);
+
+        let mut d2 = BotDifference {
+            missing_ids: vec![],
+            extra_ids: vec![],
+            changed_ids: vec![],
+            more: false,
+            ..d
+        };
+        first_differences(&s, &t, 2, &mut d2);
+        assert_eq!(
+            d2.missing_ids.len() + d2.changed_ids.len() + d2.extra_ids.len(),
+            2
+        );
+        assert!(d2.more);
+    }
+}

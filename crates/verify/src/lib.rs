@@ -1,0 +1,242 @@
+//! Proving a migration: after `rebuild`, `copy`, `import` or `replicate`, does the target hold
+//! what the source held, and does it answer questions the same way?
+//!
+//! - [`checksums`]: per bot, row count and a checksum of every column (vectors in binary form),
+//!   computed inside both servers at once; bots missing, extra or different, with the first
+//!   differing ids.
+//! - [`coverage`]: every bot of the registry with knowledge has rows in the target; rows whose
+//!   bot no longer exists (orphans) are listed.
+//! - [`retrieval`]: sample queries from the bots' own embeddings; exact top-k on both sides
+//!   (overlap@k, 1.0 for identical data) and the platform's query on the target's real index
+//!   (recall@k, with the settings used).
+//!
+//! [`verify`] runs all three and returns a [`Report`]; [`Report::passed`] is the verdict.
+//!
+//! ```no_run
+//! # async fn demo(s: &tokio_postgres::Client, t: &tokio_postgres::Client) {
+//! use ragshift_store::Layout;
+//! use ragshift_verify::{verify, Options, Store};
+//! let layout = Layout::default();
+//! let source = Store { client: s, layout: &layout, label: "postgres://app:****@old/rag" };
+//! let target = Store { client: t, layout: &layout, label: "postgres://app:****@new/rag" };
+//! let report = verify(&source, &target, &Options::default()).await.expect("ran");
+//! assert!(report.passed());
+//! # }
+//! ```
+
+pub mod checksums;
+pub mod coverage;
+mod error;
+pub mod retrieval;
+
+use ragshift_model::Bot;
+use ragshift_store::schema::table_dimension;
+use ragshift_store::{Layout, StoreError, StoreErrorKind};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+pub use checksums::ChecksumReport;
+pub use coverage::CoverageReport;
+pub use error::{Side, VerifyError};
+pub use retrieval::RetrievalReport;
+
+/// One side of the comparison: a connection, where the chunks are, and the server's masked
+/// label for messages.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    /// An open connection.
+    pub client: &'a Client,
+    /// The chunk table and its columns.
+    pub layout: &'a Layout,
+    /// The server as shown to users (password masked).
+    pub label: &'a str,
+}
+
+/// What to verify and how hard.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only these bots (all when `None`).
+    pub bots: Option<Vec<String>>,
+    /// Sample queries per bot for retrieval agreement; 0 skips it.
+    pub queries: usize,
+    /// Results per query (the platform's `max_results`, 20 by default).
+    pub k: usize,
+    /// Differing ids listed per bot at most.
+    pub max_ids: usize,
+    /// The registry's bots, for coverage; `None` skips coverage.
+    pub registry: Option<Vec<Bot>>,
+    /// Report orphans without failing.
+    pub allow_orphans: bool,
+    /// Fail when the target's index recall@k is below this.
+    pub min_recall: Option<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            bots: None,
+            queries: 5,
+            k: 20,
+            max_ids: 10,
+            registry: None,
+            allow_orphans: false,
+            min_recall: None,
+        }
+    }
+}
+
+/// Everything a verification found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The source server (masked).
+    pub source: String,
+    /// The target server (masked).
+    pub target: String,
+    /// Source table.
+    pub source_table: String,
+    /// Target table.
+    pub target_table: String,
+    /// Whether everything matched.
+    pub passed: bool,
+    /// Why it did not pass, one line each.
+    pub failures: Vec<String>,
+    /// Per-bot counts and checksums.
+    pub checksums: ChecksumReport,
+    /// Registry coverage, when a registry was given.
+    pub coverage: Option<CoverageReport>,
+    /// Retrieval agreement, unless skipped.
+    pub retrieval: Option<RetrievalReport>,
+    /// Why retrieval agreement was skipped, when it was.
+    pub retrieval_skipped: Option<String>,
+}
+
+impl Report {
+    /// Whether everything matched.
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+}
+
+/// Runs every check; errors only when a check could not run (a server, a table, a statement).
+pub async fn verify(
+    source: &Store<'_>,
+    target: &Store<'_>,
+    options: &Options,
+) -> Result<Report, VerifyError> {
+    let (s_dim, t_dim) = tokio::join!(
+        table_dimension(source.client, source.layout),
+        table_dimension(target.client, target.layout)
+    );
+    let s_dim = s_dim.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let t_dim = t_dim.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+    for (dim, side, store) in [(s_dim, Side::Source, source), (t_dim, Side::Target, target)] {
+        if dim.is_none() {
+            return Err(VerifyError::new(
+                side,
+                store.label,
+                None,
+                StoreError::new(
+                    StoreErrorKind::ShapeMismatch,
+                    format!(
+                        "there is no table {} with a vector column {:?}; check [{side}] schema, table and embedding_column",
+                        store.layout.display_name(),
+                        store.layout.embedding
+                    ),
+                ),
+            ));
+        }
+    }
+
+    let bots = options.bots.as_deref();
+    let (s_sums, t_sums) = checksums::read_both(source, target, bots).await?;
+    let mut sums = checksums::compare(&s_sums, &t_sums);
+    checksums::explain(source, target, &mut sums, options.max_ids).await?;
+
+    let mut failures = Vec::new();
+    for b in &sums.missing {
+        failures.push(format!(
+            "bot {} is missing on the target ({} rows on the source)",
+            b.bot_id, b.rows
+        ));
+    }
+    for b in &sums.extra {
+        failures.push(format!(
+            "bot {} is on the target only ({} rows)",
+            b.bot_id, b.rows
+        ));
+    }
+    for d in &sums.different {
+        failures.push(format!(
+            "bot {} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}",
+            d.bot_id,
+            d.source_rows,
+            d.target_rows,
+            d.missing_ids,
+            d.extra_ids,
+            d.changed_ids,
+            if d.more { " (more not listed)" } else { "" }
+        ));
+    }
+
+    let coverage = options
+        .registry
+        .as_deref()
+        .map(|registry| coverage::coverage(registry, &t_sums, bots));
+    if let Some(c) = &coverage {
+        for key in &c.without_rows {
+            failures.push(format!(
+                "bot {key} has knowledge in the registry but no rows in the target"
+            ));
+        }
+        if !options.allow_orphans {
+            for o in &c.orphans {
+                failures.push(format!(
+                    "bot {} has {} rows in the target but is not in the registry (orphan)",
+                    o.bot_id, o.rows
+                ));
+            }
+        }
+    }
+
+    let (retrieval, retrieval_skipped) = if options.queries == 0 {
+        (None, Some("--queries 0".to_owned()))
+    } else if s_dim != t_dim {
+        failures.push(format!(
+            "the source stores vector({}) and the target vector({}): their answers can't agree",
+            s_dim.unwrap_or_default(),
+            t_dim.unwrap_or_default()
+        ));
+        (None, Some("vector dimensions differ".to_owned()))
+    } else {
+        let ids: Vec<String> = s_sums.iter().map(|b| b.bot_id.clone()).collect();
+        let r = retrieval::compare(source, target, &ids, options.queries, options.k.max(1)).await?;
+        for b in &r.disagreeing {
+            failures.push(format!(
+                "bot {}: exact top-{} answers differ between source and target (overlap@k {:.3})",
+                b.bot_id, r.k, b.score
+            ));
+        }
+        if let Some(min) = options.min_recall {
+            if r.recall_at_k < min {
+                failures.push(format!(
+                    "the target's index gives recall@{} {:.3}, below --min-recall {min}",
+                    r.k, r.recall_at_k
+                ));
+            }
+        }
+        (Some(r), None)
+    };
+
+    Ok(Report {
+        source: source.label.to_owned(),
+        target: target.label.to_owned(),
+        source_table: source.layout.display_name(),
+        target_table: target.layout.display_name(),
+        passed: failures.is_empty(),
+        failures,
+        checksums: sums,
+        coverage,
+        retrieval,
+        retrieval_skipped,
+    })
+}

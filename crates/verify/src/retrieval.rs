@@ -1,0 +1,389 @@
+//! Retrieval agreement: does the target answer questions the way the source did?
+//!
+//! Queries are the bot's own chunk embeddings (a deterministic sample from the source), so no
+//! embedding provider is needed. For each query:
+//! - exact top-k ids on the source and on the target → overlap@k, which must be 1.0 when the
+//!   data is the same. "Exact" means no vector index can be involved: distances are computed
+//!   with the `l2_distance()` function (an index only serves the `<->` operator) and ties are
+//!   broken by id, so both sides rank identically. All queries of a bot share ONE read of the
+//!   bot's rows: each vector is de-TOASTed once (`subvector`) and compared with every query.
+//! - the platform's own query, `WHERE bot = $1 ORDER BY embedding <-> $2 LIMIT k`, on the target
+//!   with its real index and the server's settings → recall@k against the exact answer, with
+//!   the index and settings (ivfflat probes, HNSW ef_search, iterative scans) reported.
+
+use std::collections::{BTreeMap, HashSet};
+
+use pgvector::Vector;
+use ragshift_store::ident::quote_ident;
+use ragshift_store::index::{vector_indexes, ExistingIndex};
+use ragshift_store::schema::vector_version;
+use ragshift_store::StoreError;
+use serde::Serialize;
+
+use crate::error::{Side, VerifyError};
+use crate::Store;
+
+/// How many bots with the lowest scores the report lists.
+const WORST_LISTED: usize = 10;
+
+/// One bot's score (overlap or recall), mean over its queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BotScore {
+    /// The bot.
+    pub bot_id: String,
+    /// Mean over the bot's queries, 0.0..=1.0.
+    pub score: f64,
+    /// Queries run for the bot.
+    pub queries: usize,
+}
+
+/// The target's vector index as used by the platform's query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexInfo {
+    /// Index name.
+    pub name: String,
+    /// `hnsw` or `ivfflat`.
+    pub method: String,
+    /// `CREATE INDEX ...` as the server prints it.
+    pub definition: String,
+}
+
+impl From<ExistingIndex> for IndexInfo {
+    fn from(i: ExistingIndex) -> Self {
+        Self {
+            name: i.name,
+            method: i.method,
+            definition: i.definition,
+        }
+    }
+}
+
+/// Agreement of the two sides' answers, and the quality of the target's index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrievalReport {
+    /// Results per query (the platform's `max_results`).
+    pub k: usize,
+    /// Sample queries asked per bot (fewer for bots with fewer rows).
+    pub queries_per_bot: usize,
+    /// Bots queried.
+    pub bots: usize,
+    /// Queries run.
+    pub queries: usize,
+    /// Mean overlap@k of exact search, source vs target (1.0 when the data is the same).
+    pub overlap_at_k: f64,
+    /// Lowest per-bot overlap.
+    pub min_overlap: f64,
+    /// Bots whose exact answers differ between the sides.
+    pub disagreeing: Vec<BotScore>,
+    /// Mean recall@k of the platform's query on the target against exact search.
+    pub recall_at_k: f64,
+    /// Lowest per-bot recall.
+    pub min_recall: f64,
+    /// Bots with the lowest recall below 1.0 (at most ten).
+    pub lowest_recall: Vec<BotScore>,
+    /// Platform queries that returned fewer rows than exact search (an approximate index that
+    /// stopped early, e.g. ivfflat with few probes and no iterative scan).
+    pub short_results: usize,
+    /// The target's vector index; `None` means the platform's query is exact (and slow).
+    pub index: Option<IndexInfo>,
+    /// Bots for which the planner chose the vector index for the platform's query (for small
+    /// bots it often prefers the bot index and an exact sort).
+    pub index_used_bots: usize,
+    /// pgvector's settings in effect on the target (`hnsw.ef_search`, `ivfflat.probes`,
+    /// `*.iterative_scan`, ...).
+    pub settings: BTreeMap<String, String>,
+}
+
+impl RetrievalReport {
+    /// Whether exact search agrees on every query.
+    pub fn agrees(&self) -> bool {
+        self.disagreeing.is_empty()
+    }
+}
+
+/// |a ∩ b| / max(|a|, |b|); 1.0 when both are empty.
+pub fn overlap(a: &[String], b: &[String]) -> f64 {
+    let n = a.len().max(b.len());
+    if n == 0 {
+        return 1.0;
+    }
+    let set: HashSet<&String> = a.iter().collect();
+    b.iter().filter(|id| set.contains(id)).count() as f64 / n as f64
+}
+
+/// |approx ∩ exact| / |exact|; 1.0 when exact is empty.
+pub fn recall(approx: &[String], exact: &[String]) -> f64 {
+    if exact.is_empty() {
+        return 1.0;
+    }
+    let set: HashSet<&String> = approx.iter().collect();
+    exact.iter().filter(|id| set.contains(id)).count() as f64 / exact.len() as f64
+}
+
+fn at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
+}
+
+/// SQL of the statements run per bot on one side.
+struct Statements {
+    sample: String,
+    exact: String,
+    platform: String,
+}
+
+impl Statements {
+    fn new(store: &Store<'_>, subvector: bool) -> Self {
+        let l = store.layout;
+        let (id, bot, emb, table) = (
+            quote_ident(&l.id),
+            quote_ident(&l.bot),
+            quote_ident(&l.embedding),
+            l.qualified(),
+        );
+        let detoasted = if subvector {
+            format!("subvector({emb}, 1, vector_dims({emb}))")
+        } else {
+            emb.clone()
+        };
+        Self {
+            sample: format!(
+                "SELECT {emb} FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL ORDER BY md5({id}::text) LIMIT $2"
+            ),
+            exact: format!(
+                "SELECT n::int, array_agg(id ORDER BY d, id) FROM (
+                    SELECT n, id, d, row_number() OVER (PARTITION BY n ORDER BY d, id) AS rn FROM (
+                        SELECT u.n, r.id, l2_distance(r.e, u.q) AS d
+                          FROM (SELECT rtrim({id}::text) COLLATE \"C\" AS id, {detoasted} AS e
+                                  FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL OFFSET 0) r
+                         CROSS JOIN unnest($2::vector[]) WITH ORDINALITY AS u(q, n)) x) s
+                  WHERE rn <= $3 GROUP BY n ORDER BY n"
+            ),
+            platform: format!(
+                "SELECT rtrim({id}::text) FROM {table} WHERE {bot} = $1 ORDER BY {emb} <-> $2 LIMIT $3"
+            ),
+        }
+    }
+}
+
+async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, VerifyError> {
+    let version = vector_version(store.client)
+        .await
+        .map_err(|e| VerifyError::new(side, store.label, None, e))?
+        .unwrap_or_default();
+    Ok(Statements::new(store, at_least(&version, (0, 7))))
+}
+
+/// Exact top-k ids for each query, in query order.
+async fn exact(
+    store: &Store<'_>,
+    sql: &str,
+    bot: &str,
+    queries: &[Vector],
+    k: i64,
+) -> Result<Vec<Vec<String>>, StoreError> {
+    let rows = store
+        .client
+        .query(sql, &[&bot, &queries, &k])
+        .await
+        .map_err(|e| StoreError::query(format!("exact search of bot {bot}"), e))?;
+    let mut out = vec![Vec::new(); queries.len()];
+    for r in rows {
+        let n: i32 = r.get(0);
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i)) {
+            *slot = r.get(1);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs sample queries for every bot in `bots` and scores both sides' answers.
+pub async fn compare(
+    source: &Store<'_>,
+    target: &Store<'_>,
+    bots: &[String],
+    queries_per_bot: usize,
+    k: usize,
+) -> Result<RetrievalReport, VerifyError> {
+    let src = statements_for(source, Side::Source).await?;
+    let tgt = statements_for(target, Side::Target).await?;
+    let label = target.label;
+    let terr = |bot: Option<&str>| {
+        let bot = bot.map(str::to_owned);
+        move |e| VerifyError::new(Side::Target, label, bot.as_deref(), e)
+    };
+    let index: Option<IndexInfo> = vector_indexes(target.client, target.layout)
+        .await
+        .map_err(terr(None))?
+        .into_iter()
+        .next()
+        .map(IndexInfo::from);
+    let limit = i64::try_from(k).unwrap_or(i64::MAX);
+    let mut overlaps: Vec<BotScore> = Vec::new();
+    let mut recalls: Vec<BotScore> = Vec::new();
+    let mut short_results = 0usize;
+    let mut index_used_bots = 0usize;
+    let mut total_queries = 0usize;
+    for bot in bots {
+        let sample = source
+            .client
+            .query(&src.sample, &[&bot.as_str(), &(queries_per_bot as i64)])
+            .await
+            .map_err(|e| {
+                VerifyError::new(
+                    Side::Source,
+                    source.label,
+                    Some(bot),
+                    StoreError::query("sampling query vectors", e),
+                )
+            })?;
+        let queries: Vec<Vector> = sample.iter().map(|r| r.get(0)).collect();
+        if queries.is_empty() {
+            continue;
+        }
+        let (s, t) = tokio::join!(
+            exact(source, &src.exact, bot, &queries, limit),
+            exact(target, &tgt.exact, bot, &queries, limit),
+        );
+        let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(bot), e))?;
+        let t = t.map_err(terr(Some(bot)))?;
+        let mut overlap_sum = 0.0;
+        let mut recall_sum = 0.0;
+        for (i, q) in queries.iter().enumerate() {
+            overlap_sum += overlap(&s[i], &t[i]);
+            let approx: Vec<String> = target
+                .client
+                .query(&tgt.platform, &[&bot.as_str(), q, &limit])
+                .await
+                .map_err(|e| {
+                    VerifyError::new(
+                        Side::Target,
+                        target.label,
+                        Some(bot),
+                        StoreError::query("running the platform's query", e),
+                    )
+                })?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if approx.len() < t[i].len() {
+                short_results += 1;
+            }
+            recall_sum += recall(&approx, &t[i]);
+        }
+        if let Some(idx) = &index {
+            if uses_index(target, &tgt.platform, bot, &queries[0], limit, &idx.name)
+                .await
+                .map_err(terr(Some(bot)))?
+            {
+                index_used_bots += 1;
+            }
+        }
+        let n = queries.len();
+        total_queries += n;
+        overlaps.push(BotScore {
+            bot_id: bot.clone(),
+            score: overlap_sum / n as f64,
+            queries: n,
+        });
+        recalls.push(BotScore {
+            bot_id: bot.clone(),
+            score: recall_sum / n as f64,
+            queries: n,
+        });
+    }
+    let settings = pgvector_settings(target).await.map_err(terr(None))?;
+    let mean = |scores: &[BotScore]| {
+        let (sum, n) = scores.iter().fold((0.0, 0usize), |(s, n), b| {
+            (s + b.score * b.queries as f64, n + b.queries)
+        });
+        if n == 0 {
+            1.0
+        } else {
+            sum / n as f64
+        }
+    };
+    let min = |scores: &[BotScore]| scores.iter().map(|b| b.score).fold(1.0, f64::min);
+    let mut lowest: Vec<BotScore> = recalls.iter().filter(|b| b.score < 1.0).cloned().collect();
+    lowest.sort_by(|a, b| a.score.total_cmp(&b.score));
+    lowest.truncate(WORST_LISTED);
+    Ok(RetrievalReport {
+        k,
+        queries_per_bot,
+        bots: overlaps.len(),
+        queries: total_queries,
+        overlap_at_k: mean(&overlaps),
+        min_overlap: min(&overlaps),
+        disagreeing: overlaps.iter().filter(|b| b.score < 1.0).cloned().collect(),
+        recall_at_k: mean(&recalls),
+        min_recall: min(&recalls),
+        lowest_recall: lowest,
+        short_results,
+        index,
+        index_used_bots,
+        settings,
+    })
+}
+
+/// Whether the planner picks the vector index for the platform's query of this bot.
+async fn uses_index(
+    store: &Store<'_>,
+    platform_sql: &str,
+    bot: &str,
+    query: &Vector,
+    limit: i64,
+    index_name: &str,
+) -> Result<bool, StoreError> {
+    let row = store
+        .client
+        .query_one(
+            &format!("EXPLAIN (FORMAT JSON) {platform_sql}"),
+            &[&bot, query, &limit],
+        )
+        .await
+        .map_err(|e| StoreError::query("explaining the platform's query", e))?;
+    let plan: serde_json::Value = row.get(0);
+    Ok(plan
+        .to_string()
+        .contains(&format!("\"Index Name\":\"{index_name}\"")))
+}
+
+/// pgvector's query-time settings as the target's sessions get them (database, role and server
+/// defaults included).
+async fn pgvector_settings(store: &Store<'_>) -> Result<BTreeMap<String, String>, StoreError> {
+    // pgvector registers its settings when its library loads; make sure it has.
+    store
+        .client
+        .batch_execute("SELECT '[1]'::vector <-> '[1]'::vector")
+        .await
+        .map_err(|e| StoreError::query("loading pgvector", e))?;
+    let rows = store
+        .client
+        .query(
+            "SELECT name, setting FROM pg_settings
+              WHERE name LIKE 'hnsw.%' OR name LIKE 'ivfflat.%' ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading pgvector settings", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn overlap_and_recall() {
+        assert_eq!(overlap(&ids(&["a", "b"]), &ids(&["b", "a"])), 1.0);
+        assert_eq!(overlap(&ids(&["a", "b"]), &ids(&["a"])), 0.5);
+        assert_eq!(overlap(&[], &[]), 1.0);
+        assert_eq!(recall(&ids(&["a"]), &ids(&["a", "b", "c", "d"])), 0.25);
+        assert_eq!(recall(&ids(&["x"]), &[]), 1.0);
+        assert!(at_least("0.8.0", (0, 7)) && !at_least("0.6.2", (0, 7)));
+    }
+}
