@@ -38,8 +38,11 @@ async fn store_with_rows(prefix: &str) -> tokio_postgres::Client {
     let mut client = pg.connect(&url).await;
     init_target(&mut client, &Layout::default(), DIM)
         .await
-        .unwrap();
-    client.batch_execute(&seed_sql(3, 40)).await.unwrap();
+        .expect("create the table");
+    client
+        .batch_execute(&seed_sql(3, 40))
+        .await
+        .expect("seed rows");
     client
 }
 
