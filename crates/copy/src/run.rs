@@ -1,0 +1,730 @@
+//! A copy run from start to end: snapshot and plan on the source, target prepared and locked,
+//! partitions copied by N workers, indexes and constraints built, both sides verified, the
+//! journal kept up to date so that `--resume` picks up where a crash left off.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio_postgres::Client;
+
+use ragshift_store::index::VectorIndex;
+use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::lock::TargetLock;
+use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
+
+use crate::catalog::{read_table, TableDef};
+use crate::error::CopyError;
+use crate::indexes::{build, plan_builds, BuildPlan, BuildSettings, BuiltIndex};
+use crate::pipe::{copy_partition, PartitionSql};
+use crate::plan::{plan, Partition, DEFAULT_PARTITION_ROWS};
+use crate::progress::{Counters, Event, EventSink};
+use crate::resume::{previous_run, PreviousRun};
+use crate::snapshot::SourceSnapshot;
+use crate::verify::{verify, VerifyReport};
+
+/// The journal's kind for copy runs.
+pub const RUN_KIND: &str = "copy";
+
+/// Where to copy from and to.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The source server (a restored snapshot, or the old cluster).
+    pub source: ConnectSpec,
+    /// The chunk table on the source.
+    pub source_layout: Layout,
+    /// The new cluster.
+    pub target: ConnectSpec,
+    /// The table on the target (its columns are the source's).
+    pub target_layout: Layout,
+}
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Partitions copied at once (and index builds run at once).
+    pub jobs: usize,
+    /// Rows per partition; [`DEFAULT_PARTITION_ROWS`] when `None`.
+    pub partition_rows: Option<u64>,
+    /// Only these bots.
+    pub bots: Option<Vec<String>>,
+    /// Continue the latest copy run on this target table.
+    pub resume: bool,
+    /// Empty the target table (or the chosen bots' rows) first.
+    pub replace: bool,
+    /// Build the source's indexes and constraints after the data.
+    pub build_indexes: bool,
+    /// Build this vector index instead of the source's.
+    pub vector_index: Option<VectorIndex>,
+    /// `maintenance_work_mem` for index builds.
+    pub maintenance_work_mem: String,
+    /// `max_parallel_maintenance_workers` for index builds; from this machine's cores when
+    /// `None`.
+    pub parallel_maintenance_workers: Option<u32>,
+    /// Compare both sides after the copy.
+    pub verify: bool,
+    /// Plan only: read the source and the target, change nothing.
+    pub dry_run: bool,
+    /// How often a progress event is sent.
+    pub progress_every: Duration,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            partition_rows: None,
+            bots: None,
+            resume: false,
+            replace: false,
+            build_indexes: true,
+            vector_index: None,
+            maintenance_work_mem: "1GB".to_owned(),
+            parallel_maintenance_workers: None,
+            verify: true,
+            dry_run: false,
+            progress_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A partition that failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionFailure {
+    /// Partition id.
+    pub partition: String,
+    /// What it holds (bots, id range).
+    pub what: String,
+    /// Why.
+    pub error: String,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    /// Journal run id.
+    pub run_id: String,
+    /// Only planned.
+    pub dry_run: bool,
+    /// Continued an earlier run.
+    pub resumed: bool,
+    /// Source server (password masked).
+    pub source: String,
+    /// Source table.
+    pub source_table: String,
+    /// Target server (password masked).
+    pub target: String,
+    /// Target table.
+    pub target_table: String,
+    /// The source snapshot copied.
+    pub snapshot: String,
+    /// The target table was created by this run.
+    pub created_table: bool,
+    /// Partitions in the plan.
+    pub partitions: usize,
+    /// Partitions an earlier attempt had done.
+    pub partitions_skipped: usize,
+    /// Partitions this run copied.
+    pub partitions_copied: usize,
+    /// Partitions that failed.
+    pub failures: Vec<PartitionFailure>,
+    /// Rows in the plan.
+    pub planned_rows: i64,
+    /// Rows this run copied.
+    pub rows: u64,
+    /// Bytes of COPY data this run streamed.
+    pub bytes: u64,
+    /// Seconds of the data phase.
+    pub data_seconds: f64,
+    /// Indexes and constraints to build (what a dry run would do).
+    pub index_plan: BuildPlan,
+    /// Indexes and constraints built.
+    pub indexes: Vec<BuiltIndex>,
+    /// Seconds of the index phase.
+    pub index_seconds: f64,
+    /// The comparison, unless turned off.
+    pub verify: Option<VerifyReport>,
+    /// Seconds in all.
+    pub seconds: f64,
+    /// The partitions (dry runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<Partition>>,
+}
+
+impl CopyReport {
+    /// Everything copied, built and (when asked) verified.
+    pub fn succeeded(&self) -> bool {
+        self.failures.is_empty()
+            && self.indexes.iter().all(|i| i.error.is_none())
+            && self.verify.as_ref().is_none_or(VerifyReport::passed)
+    }
+}
+
+/// Runs a copy (or plans it, with `dry_run`). Errors are returned for what stops the run
+/// before or between phases; failed partitions, indexes and verification mismatches are in the
+/// report.
+pub async fn copy(
+    ep: &Endpoints,
+    opts: &CopyOptions,
+    events: EventSink,
+) -> Result<CopyReport, CopyError> {
+    let started = Instant::now();
+    let src_label = ep.source.label().to_owned();
+    let tgt_label = ep.target.label().to_owned();
+    let (sl, tl) = (&ep.source_layout, &ep.target_layout);
+    if opts.resume && opts.replace {
+        return Err(CopyError::Refused(
+            "--resume and --replace contradict each other: resume keeps what an earlier run copied, replace empties the table".into(),
+        ));
+    }
+
+    let snap = SourceSnapshot::open(&ep.source, "ragshift copy (snapshot)")
+        .await
+        .map_err(CopyError::source(&src_label))?;
+    let src_def = read_table(snap.client(), sl)
+        .await
+        .map_err(CopyError::source(&src_label))?
+        .ok_or_else(|| {
+            CopyError::Refused(format!(
+                "source table {} not found on {src_label}: check [source] schema and table (--source-table)",
+                sl.display_name()
+            ))
+        })?;
+    let missing: Vec<&str> = sl
+        .columns()
+        .into_iter()
+        .filter(|c| !src_def.columns.iter().any(|d| d.name == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(CopyError::Refused(format!(
+            "source table {} on {src_label} has no column {}: its columns are {}; set the [source] *_column keys",
+            sl.display_name(),
+            missing.join(", "),
+            src_def.shape()
+        )));
+    }
+
+    let target = connect(&ep.target, "ragshift copy")
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    let tgt_def = read_table(&target, tl)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+
+    // The plan: new, or the earlier run's.
+    let previous = if opts.resume {
+        Some(
+            previous_run(&target, tl)
+                .await
+                .map_err(CopyError::target(&tgt_label))?
+                .ok_or_else(|| {
+                    CopyError::Refused(format!(
+                        "no copy run to resume into {} on {tgt_label}: run without --resume",
+                        tl.display_name()
+                    ))
+                })?,
+        )
+    } else {
+        None
+    };
+    let (run_id, partitions, bots, done): (String, Vec<Partition>, Option<Vec<String>>, HashSet<String>) =
+        match &previous {
+            Some(PreviousRun {
+                run_id,
+                partitions,
+                bots,
+                done,
+                ..
+            }) => (run_id.clone(), partitions.clone(), bots.clone(), done.clone()),
+            None => {
+                let parts = plan(
+                    snap.client(),
+                    sl,
+                    opts.bots.as_deref(),
+                    opts.partition_rows.unwrap_or(DEFAULT_PARTITION_ROWS),
+                )
+                .await
+                .map_err(CopyError::source(&src_label))?;
+                (new_run_id(), parts, opts.bots.clone(), HashSet::new())
+            }
+        };
+    if let (Some(p), Some(asked)) = (&previous, &opts.bots) {
+        if p.bots.as_ref() != Some(asked) {
+            tracing::warn!("--bot is ignored when resuming: the run keeps the bots it started with");
+        }
+    }
+    let planned_rows: i64 = partitions.iter().map(|p| p.rows).sum();
+    let todo: Vec<Partition> = partitions
+        .iter()
+        .filter(|p| !done.contains(&p.id))
+        .cloned()
+        .collect();
+
+    let mut report = CopyReport {
+        run_id: run_id.clone(),
+        dry_run: opts.dry_run,
+        resumed: previous.is_some(),
+        source: src_label.clone(),
+        source_table: sl.display_name(),
+        target: tgt_label.clone(),
+        target_table: tl.display_name(),
+        snapshot: snap.id().to_owned(),
+        created_table: false,
+        partitions: partitions.len(),
+        partitions_skipped: partitions.len() - todo.len(),
+        partitions_copied: 0,
+        failures: Vec::new(),
+        planned_rows,
+        rows: 0,
+        bytes: 0,
+        data_seconds: 0.0,
+        index_plan: BuildPlan::default(),
+        indexes: Vec::new(),
+        index_seconds: 0.0,
+        verify: None,
+        seconds: 0.0,
+        plan: None,
+    };
+
+    if let Some(t) = &tgt_def {
+        let bad = src_def.incompatible_columns(t);
+        if !bad.is_empty() {
+            return Err(CopyError::Refused(format!(
+                "target table {} on {tgt_label} has another shape and is left untouched:\n  source: {}\n  target: {}\nuse another target table (--target-table) or drop it",
+                tl.display_name(),
+                src_def.shape(),
+                t.shape()
+            )));
+        }
+    }
+    let vector = opts.vector_index;
+    if opts.dry_run {
+        let empty = TableDef {
+            printed_name: String::new(),
+            columns: Vec::new(),
+            indexes: Vec::new(),
+            constraints: Vec::new(),
+            bytes: 0,
+        };
+        report.index_plan = if opts.build_indexes {
+            plan_builds(&src_def, sl, tgt_def.as_ref().unwrap_or(&empty), tl, vector, planned_rows)
+        } else {
+            BuildPlan::default()
+        };
+        report.created_table = tgt_def.is_none();
+        report.plan = Some(partitions);
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    // From here on the target changes: one run at a time.
+    let lock = TargetLock::acquire(&ep.target, tl, &format!("copy run {run_id}"))
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    let has_vector = ragshift_store::schema::vector_version(snap.client())
+        .await
+        .map_err(CopyError::source(&src_label))?
+        .is_some();
+    if has_vector {
+        ragshift_store::schema::ensure_vector_extension(&target)
+            .await
+            .map_err(CopyError::target(&tgt_label))?;
+    }
+    journal::ensure_schema(&target)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    match &tgt_def {
+        None if previous.is_some() => {
+            return Err(CopyError::Refused(format!(
+                "target table {} is gone from {tgt_label}, so copy run {run_id} can't be resumed: run without --resume",
+                tl.display_name()
+            )))
+        }
+        None => {
+            target
+                .batch_execute(&src_def.create_sql(tl))
+                .await
+                .map_err(|e| {
+                    CopyError::target(&tgt_label)(StoreError::query(
+                        format!("creating {}", tl.display_name()),
+                        e,
+                    ))
+                })?;
+            report.created_table = true;
+        }
+        Some(_) => {
+            let q = |what: String| {
+                let label = tgt_label.clone();
+                move |e| CopyError::target(&label)(StoreError::query(what, e))
+            };
+            if opts.replace {
+                match &bots {
+                    Some(b) => {
+                        let sql = format!(
+                            "DELETE FROM {} WHERE {}::text = ANY($1)",
+                            tl.qualified(),
+                            ragshift_store::quote_ident(&tl.bot)
+                        );
+                        target
+                            .execute(&sql, &[b])
+                            .await
+                            .map_err(q(format!("deleting the chosen bots from {}", tl.display_name())))?;
+                    }
+                    None => target
+                        .batch_execute(&format!("TRUNCATE {}", tl.qualified()))
+                        .await
+                        .map_err(q(format!("emptying {}", tl.display_name())))?,
+                }
+            } else if previous.is_none() {
+                let nonempty: bool = target
+                    .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", tl.qualified()), &[])
+                    .await
+                    .map_err(q(format!("looking into {}", tl.display_name())))?
+                    .get(0);
+                if nonempty {
+                    let hint = match previous_run(&target, tl).await.ok().flatten() {
+                        Some(p) => format!("--resume to continue copy run {} ({}), ", p.run_id, p.status),
+                        None => String::new(),
+                    };
+                    return Err(CopyError::Refused(format!(
+                        "target table {} on {tgt_label} already holds rows: add {hint}--replace to empty it first, or use another table (--target-table)",
+                        tl.display_name()
+                    )));
+                }
+            }
+            if !t_indexes_empty(&tgt_def) {
+                tracing::info!(
+                    "target table {} already has indexes; loading into an indexed table is slower than into a bare one",
+                    tl.display_name()
+                );
+            }
+        }
+    }
+    let selection = json!({
+        "source": src_label,
+        "source_table": sl.display_name(),
+        "target_table": tl.display_name(),
+        "snapshot": snap.id(),
+        "bots": bots,
+        "partitions": partitions,
+    });
+    journal::start_run(&target, &run_id, RUN_KIND, &tgt_label, &selection)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    let units: Vec<(String, Option<String>)> =
+        partitions.iter().map(|p| (p.id.clone(), None)).collect();
+    journal::queue_units(&target, &run_id, "partition", &units)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    events(Event::Planned {
+        run_id: run_id.clone(),
+        resumed: previous.is_some(),
+        partitions: partitions.len(),
+        already_done: report.partitions_skipped,
+        rows: planned_rows,
+        snapshot: snap.id().to_owned(),
+    });
+
+    // Data.
+    let retried: HashSet<String> = previous
+        .as_ref()
+        .map(|p| p.attempted.clone())
+        .unwrap_or_default();
+    let table_rows: i64 = planned_rows.max(1);
+    let counters = Arc::new(Counters::new(
+        partitions.len(),
+        report.partitions_skipped,
+        todo.iter().map(|p| p.rows.max(0) as u64).sum(),
+        src_def.bytes as f64 / table_rows as f64,
+    ));
+    let ticker = {
+        let counters = counters.clone();
+        let events = events.clone();
+        let every = opts.progress_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                events(counters.snapshot());
+            }
+        })
+    };
+    let mut order = todo.clone();
+    order.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.id.cmp(&b.id)));
+    let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let columns = src_def.column_list();
+    let ctx = WorkerContext {
+        ep,
+        snap: &snap,
+        run_id: &run_id,
+        columns: &columns,
+        retried: &retried,
+        counters: &counters,
+        events: &events,
+    };
+    let workers = opts.jobs.clamp(1, todo.len().max(1));
+    let results = futures_util::future::join_all(
+        (0..workers).map(|w| worker(&ctx, w, queue.clone(), failures.clone())),
+    )
+    .await;
+    ticker.abort();
+    for r in results {
+        r?;
+    }
+    events(counters.snapshot());
+    report.failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|e| e.into_inner()));
+    report.partitions_copied = todo.len() - report.failures.len();
+    report.rows = counters.rows.load(Ordering::Relaxed);
+    report.bytes = counters.bytes.load(Ordering::Relaxed);
+    report.data_seconds = counters.elapsed().as_secs_f64();
+
+    if !report.failures.is_empty() {
+        report.seconds = started.elapsed().as_secs_f64();
+        finish(&target, &report, Status::Failed).await;
+        let _ = lock.release().await;
+        return Ok(report);
+    }
+
+    // Indexes, constraints, statistics.
+    let index_started = Instant::now();
+    let analyze = format!("ANALYZE {}", tl.qualified());
+    if opts.build_indexes {
+        let now = read_table(&target, tl)
+            .await
+            .map_err(CopyError::target(&tgt_label))?
+            .ok_or_else(|| CopyError::Refused(format!("target table {} vanished", tl.display_name())))?;
+        report.index_plan = plan_builds(&src_def, sl, &now, tl, vector, planned_rows);
+        for s in &report.index_plan.skipped {
+            tracing::info!("not built on the target: {s}");
+        }
+        let settings = BuildSettings {
+            maintenance_work_mem: opts.maintenance_work_mem.clone(),
+            parallel_workers: opts.parallel_maintenance_workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get().saturating_sub(1) as u32)
+                    .unwrap_or(1)
+            }),
+            jobs: opts.jobs,
+        };
+        let ev = events.clone();
+        let on_done = move |b: &BuiltIndex| {
+            ev(Event::Index {
+                name: b.name.clone(),
+                seconds: b.seconds,
+                error: b.error.clone(),
+            })
+        };
+        report.indexes = build(&ep.target, &report.index_plan, &settings, &on_done)
+            .await
+            .map_err(CopyError::target(&tgt_label))?;
+    }
+    report.index_seconds = index_started.elapsed().as_secs_f64();
+
+    if opts.verify {
+        let (v, a) = tokio::join!(
+            verify(snap.client(), sl, &target, tl, bots.as_deref()),
+            analyze_on(&ep.target, &analyze)
+        );
+        if let Err(e) = a {
+            tracing::warn!("ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}");
+        }
+        let v = v.map_err(|e| match e {
+            crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
+            crate::verify::VerifyError::Target(e) => CopyError::target(&tgt_label)(e),
+        })?;
+        events(Event::Verified {
+            passed: v.passed(),
+            bots: v.bots,
+            mismatches: v.mismatches.len(),
+            seconds: v.seconds,
+        });
+        report.verify = Some(v);
+    } else if let Err(e) = target.batch_execute(&analyze).await {
+        tracing::warn!("ANALYZE of the target failed: {e}");
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    let status = if report.succeeded() {
+        Status::Succeeded
+    } else {
+        Status::Failed
+    };
+    finish(&target, &report, status).await;
+    let _ = lock.release().await;
+    drop(snap);
+    Ok(report)
+}
+
+fn t_indexes_empty(def: &Option<TableDef>) -> bool {
+    def.as_ref().is_none_or(|d| d.indexes.is_empty())
+}
+
+async fn analyze_on(spec: &ConnectSpec, sql: &str) -> Result<(), StoreError> {
+    let c = connect(spec, "ragshift copy (analyze)").await?;
+    c.batch_execute(sql)
+        .await
+        .map_err(|e| StoreError::query("analyzing the target table", e))
+}
+
+async fn finish(target: &Client, report: &CopyReport, status: Status) {
+    let value = serde_json::to_value(report).unwrap_or_default();
+    if let Err(e) = journal::finish_run(target, &report.run_id, status, &value).await {
+        tracing::warn!("could not record the end of run {}: {e}", report.run_id);
+    }
+}
+
+/// A run id that sorts by time: `copy-<unix seconds>-<nanos>`.
+fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("copy-{}-{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+struct WorkerContext<'a> {
+    ep: &'a Endpoints,
+    snap: &'a SourceSnapshot,
+    run_id: &'a str,
+    columns: &'a str,
+    retried: &'a HashSet<String>,
+    counters: &'a Counters,
+    events: &'a EventSink,
+}
+
+/// Attempts per partition when the failure is transient (a dropped connection).
+const ATTEMPTS: u32 = 3;
+
+async fn worker(
+    ctx: &WorkerContext<'_>,
+    n: usize,
+    queue: Arc<Mutex<VecDeque<Partition>>>,
+    failures: Arc<Mutex<Vec<PartitionFailure>>>,
+) -> Result<(), CopyError> {
+    let src_label = ctx.ep.source.label();
+    let tgt_label = ctx.ep.target.label();
+    let app = format!("ragshift copy (worker {n})");
+    let mut reader = ctx
+        .snap
+        .reader(&app)
+        .await
+        .map_err(CopyError::source(src_label))?;
+    let mut writer = connect(&ctx.ep.target, &app)
+        .await
+        .map_err(CopyError::target(tgt_label))?;
+    let (sl, tl) = (&ctx.ep.source_layout, &ctx.ep.target_layout);
+    loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(p) = next else { break };
+        let sql = PartitionSql {
+            copy_out: format!(
+                "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT binary)",
+                ctx.columns,
+                sl.qualified(),
+                p.predicate(sl)
+            ),
+            copy_in: format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                tl.qualified(),
+                ctx.columns
+            ),
+            delete: ctx.retried.contains(&p.id).then(|| {
+                format!("DELETE FROM {} WHERE {}", tl.qualified(), p.predicate(tl))
+            }),
+        };
+        let started = Instant::now();
+        let mut attempt = 1;
+        let outcome = loop {
+            let r = copy_partition(
+                &reader,
+                &mut writer,
+                &sql,
+                ctx.run_id,
+                &p.id,
+                p.rows,
+                &ctx.counters.bytes,
+            )
+            .await;
+            match r {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    tracing::warn!(partition = %p.id, "retrying {} after: {e}", p.describe());
+                    attempt += 1;
+                    reader = ctx
+                        .snap
+                        .reader(&app)
+                        .await
+                        .map_err(CopyError::source(src_label))?;
+                    writer = connect(&ctx.ep.target, &app)
+                        .await
+                        .map_err(CopyError::target(tgt_label))?;
+                    continue;
+                }
+                other => break other,
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(moved) => {
+                ctx.counters.rows.fetch_add(moved.rows, Ordering::Relaxed);
+                ctx.counters.partitions_done.fetch_add(1, Ordering::Relaxed);
+                (ctx.events)(Event::Partition {
+                    partition: p.id.clone(),
+                    what: p.describe(),
+                    status: "succeeded",
+                    rows: moved.rows,
+                    bytes: moved.bytes,
+                    seconds,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let error = e.to_string();
+                tracing::error!(partition = %p.id, "{} failed: {error}", p.describe());
+                // The reader's transaction is aborted after a source error: take a new one.
+                if matches!(e, crate::pipe::PipeError::Source(_)) {
+                    reader = ctx
+                        .snap
+                        .reader(&app)
+                        .await
+                        .map_err(CopyError::source(src_label))?;
+                }
+                let result = UnitResult {
+                    error: Some(error.clone()),
+                    ..UnitResult::default()
+                };
+                if writer.is_closed() {
+                    writer = connect(&ctx.ep.target, &app)
+                        .await
+                        .map_err(CopyError::target(tgt_label))?;
+                }
+                if let Err(je) =
+                    journal::mark_finished(&writer, ctx.run_id, &p.id, Status::Failed, &result).await
+                {
+                    tracing::warn!("could not record the failure of {}: {je}", p.id);
+                }
+                (ctx.events)(Event::Partition {
+                    partition: p.id.clone(),
+                    what: p.describe(),
+                    status: "failed",
+                    rows: 0,
+                    bytes: 0,
+                    seconds,
+                    error: Some(error.clone()),
+                });
+                failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(PartitionFailure {
+                        partition: p.id.clone(),
+                        what: p.describe(),
+                        error,
+                    });
+            }
+        }
+    }
+    let _ = reader.batch_execute("COMMIT").await;
+    Ok(())
+}

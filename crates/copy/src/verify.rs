@@ -1,0 +1,238 @@
+//! Proof that the target holds what the source held: per-bot row counts and checksums of every
+//! column, computed in SQL on both sides at once (`ragshift_store::checksum`, vectors hashed in
+//! their binary form), then, for the bots that differ, the rows that differ by id.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+use ragshift_store::checksum::{bot_checksums, row_hashes, BotChecksum};
+use ragshift_store::ident::Layout;
+use ragshift_store::StoreError;
+
+/// How many differing bots get a row-by-row comparison, and how many rows each lists.
+const DETAIL_BOTS: usize = 20;
+const DETAIL_ROWS: usize = 10;
+
+/// How one row differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowDiffKind {
+    /// On both sides with different contents.
+    Changed,
+    /// On the source only.
+    Missing,
+    /// On the target only.
+    Extra,
+}
+
+/// One differing row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowDiff {
+    /// Row id.
+    pub id: String,
+    /// How it differs.
+    pub kind: RowDiffKind,
+}
+
+/// One bot whose rows differ.
+#[derive(Debug, Clone, Serialize)]
+pub struct BotMismatch {
+    /// Bot id (empty for rows without one).
+    pub bot_id: String,
+    /// Rows on the source.
+    pub source_rows: i64,
+    /// Rows on the target.
+    pub target_rows: i64,
+    /// Source checksum.
+    pub source_checksum: String,
+    /// Target checksum.
+    pub target_checksum: String,
+    /// Some of the rows that differ.
+    pub rows: Vec<RowDiff>,
+}
+
+impl BotMismatch {
+    /// One line for humans.
+    pub fn describe(&self) -> String {
+        let bot = if self.bot_id.is_empty() {
+            "rows without a bot id".to_owned()
+        } else {
+            format!("bot {}", self.bot_id)
+        };
+        let mut s = format!(
+            "{bot}: source {} rows, target {} rows",
+            self.source_rows, self.target_rows
+        );
+        if self.source_rows == self.target_rows {
+            s.push_str(", checksums differ");
+        }
+        if !self.rows.is_empty() {
+            let rows: Vec<String> = self
+                .rows
+                .iter()
+                .map(|r| format!("{} {:?}", r.id, r.kind).to_lowercase())
+                .collect();
+            s.push_str(&format!(" ({})", rows.join(", ")));
+        }
+        s
+    }
+}
+
+/// The comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Bots compared.
+    pub bots: usize,
+    /// Rows on the source.
+    pub source_rows: i64,
+    /// Rows on the target.
+    pub target_rows: i64,
+    /// Bots that differ.
+    pub mismatches: Vec<BotMismatch>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+impl VerifyReport {
+    /// Whether both sides hold the same rows.
+    pub fn passed(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Compares source and target (both queried at once); `bots` limits it to some bots.
+pub async fn verify(
+    source: &impl GenericClient,
+    source_layout: &Layout,
+    target: &impl GenericClient,
+    target_layout: &Layout,
+    bots: Option<&[String]>,
+) -> Result<VerifyReport, VerifyError> {
+    let started = Instant::now();
+    let (s, t) = tokio::join!(
+        bot_checksums(source, source_layout, bots),
+        bot_checksums(target, target_layout, bots)
+    );
+    let s = s.map_err(VerifyError::Source)?;
+    let t = t.map_err(VerifyError::Target)?;
+    let mut mismatches = compare(&s, &t);
+    for m in mismatches.iter_mut().take(DETAIL_BOTS) {
+        let (a, b) = tokio::join!(
+            row_hashes(source, source_layout, &m.bot_id),
+            row_hashes(target, target_layout, &m.bot_id)
+        );
+        m.rows = diff_rows(&a.map_err(VerifyError::Source)?, &b.map_err(VerifyError::Target)?);
+    }
+    Ok(VerifyReport {
+        bots: s.len().max(t.len()),
+        source_rows: s.iter().map(|b| b.rows).sum(),
+        target_rows: t.iter().map(|b| b.rows).sum(),
+        mismatches,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Which side a verification query failed on.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Checksumming the source failed.
+    #[error("checksumming the source: {0}")]
+    Source(StoreError),
+    /// Checksumming the target failed.
+    #[error("checksumming the target: {0}")]
+    Target(StoreError),
+}
+
+/// Bots whose count or checksum differ, including bots present on one side only.
+pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatch> {
+    let mut out = Vec::new();
+    let find = |v: &[BotChecksum], bot: &str| v.iter().find(|b| b.bot_id == bot).cloned();
+    let mut bots: Vec<&str> = source
+        .iter()
+        .chain(target.iter())
+        .map(|b| b.bot_id.as_str())
+        .collect();
+    bots.sort_unstable();
+    bots.dedup();
+    for bot in bots {
+        let s = find(source, bot);
+        let t = find(target, bot);
+        let (sr, sc) = s.map(|b| (b.rows, b.checksum)).unwrap_or((0, String::new()));
+        let (tr, tc) = t.map(|b| (b.rows, b.checksum)).unwrap_or((0, String::new()));
+        if sr != tr || sc != tc {
+            out.push(BotMismatch {
+                bot_id: bot.to_owned(),
+                source_rows: sr,
+                target_rows: tr,
+                source_checksum: sc,
+                target_checksum: tc,
+                rows: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// Rows that differ between two lists of `(id, hash)` (in any order).
+pub fn diff_rows(source: &[(String, String)], target: &[(String, String)]) -> Vec<RowDiff> {
+    use std::collections::BTreeMap;
+    let s: BTreeMap<&str, &str> = source.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let t: BTreeMap<&str, &str> = target.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut ids: Vec<&str> = s.keys().chain(t.keys()).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| {
+            let kind = match (s.get(id), t.get(id)) {
+                (Some(a), Some(b)) if a == b => return None,
+                (Some(_), Some(_)) => RowDiffKind::Changed,
+                (Some(_), None) => RowDiffKind::Missing,
+                _ => RowDiffKind::Extra,
+            };
+            Some(RowDiff {
+                id: id.to_owned(),
+                kind,
+            })
+        })
+        .take(DETAIL_ROWS)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, h: &str) -> (String, String) {
+        (id.to_owned(), h.to_owned())
+    }
+
+    #[test]
+    fn row_diffs_name_changed_missing_and_extra_rows() {
+        let s = vec![row("a", "1"), row("b", "2"), row("c", "3")];
+        let t = vec![row("a", "1"), row("b", "9"), row("d", "4")];
+        let d = diff_rows(&s, &t);
+        let got: Vec<(&str, RowDiffKind)> = d.iter().map(|r| (r.id.as_str(), r.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("b", RowDiffKind::Changed),
+                ("c", RowDiffKind::Missing),
+                ("d", RowDiffKind::Extra)
+            ]
+        );
+    }
+
+    #[test]
+    fn bots_on_one_side_only_are_mismatches() {
+        let b = |id: &str, rows, c: &str| BotChecksum {
+            bot_id: id.into(),
+            rows,
+            checksum: c.into(),
+        };
+        let m = compare(&[b("x", 2, "5"), b("y", 1, "1")], &[b("x", 2, "5"), b("z", 1, "1")]);
+        let ids: Vec<&str> = m.iter().map(|m| m.bot_id.as_str()).collect();
+        assert_eq!(ids, vec!["y", "z"]);
+    }
+}

@@ -1,0 +1,100 @@
+//! The copy engine against two real PostgreSQL clusters: a source database on the shared
+//! server and a private target cluster.
+
+use std::sync::{Arc, Mutex};
+
+use ragshift_copy::{copy, CopyOptions, Endpoints, Event};
+use ragshift_store::{ConnectSpec, Layout};
+use ragshift_testkit::{shared_pg, PgCluster};
+
+/// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
+/// long and non-ASCII texts, rows without a bot, one big bot and many small ones.
+pub const FIXTURE: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
+INSERT INTO items
+SELECT lpad(i::text, 26, '0'),
+       CASE WHEN i % 97 = 0 THEN NULL
+            WHEN i <= 1200 THEN 'BIGBOT00000000000000000000'
+            ELSE 'BOT' || lpad((i % 60)::text, 23, '0') END,
+       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 3000)
+                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
+       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
+       CASE WHEN i % 53 = 0 THEN NULL
+            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
+  FROM generate_series(1, 3000) AS i;
+CREATE INDEX idx_items_botid ON items (botid);
+CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);
+";
+
+fn spec(url: &str) -> ConnectSpec {
+    ConnectSpec::from_url(url, None, None).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_everything_with_indexes_and_verifies() {
+    let src_url = shared_pg().fresh_database("copy_src");
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(FIXTURE).await.unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database("copy_tgt");
+    let ep = Endpoints {
+        source: spec(&src_url),
+        source_layout: Layout::default(),
+        target: spec(&tgt_url),
+        target_layout: Layout::default(),
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let opts = CopyOptions {
+        jobs: 3,
+        partition_rows: Some(300),
+        ..CopyOptions::default()
+    };
+    let report = copy(&ep, &opts, Arc::new(move |e| sink.lock().unwrap().push(e)))
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(report.rows, 3000);
+    assert!(report.partitions >= 10, "{}", report.partitions);
+    let v = report.verify.as_ref().unwrap();
+    assert_eq!((v.source_rows, v.target_rows), (3000, 3000));
+    let events = seen.lock().unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::Verified { passed: true, .. })));
+
+    let t = target.connect(&tgt_url).await;
+    let defs: Vec<String> = t
+        .query(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        defs,
+        vec![
+            "CREATE INDEX idx_items_botid ON public.items USING btree (botid)",
+            "CREATE INDEX idx_items_embedding ON public.items USING ivfflat (embedding) WITH (lists='10')",
+            "CREATE UNIQUE INDEX items_pkey ON public.items USING btree (id)",
+        ]
+    );
+    let pk: i64 = t
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype = 'p'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pk, 1, "the primary key is a constraint again, not only an index");
+
+    // A second copy into the filled table is refused, naming the way out.
+    let err = copy(&ep, &CopyOptions::default(), Arc::new(|_| {}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds rows") && err.contains("--resume"), "{err}");
+}
