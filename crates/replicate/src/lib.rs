@@ -1,0 +1,97 @@
+//! Near-zero-downtime migration with PostgreSQL's native logical replication: what AWS DMS does
+//! for pgvector tables, minus DMS.
+//!
+//! - [`start`]: checks every prerequisite and says exactly what is missing
+//!   ([`prerequisites`]); prepares the target table without its vector index
+//!   ([`target_table`]); creates the publication on the source and the subscription on the
+//!   target, binary where both sides support it; names everything `ragshift_*` ([`names`]) and
+//!   records it in the target's run journal ([`record`]).
+//! - [`status()`]: initial sync per table, WAL bytes behind, apply errors, rows on both sides.
+//! - [`cutover`]: waits until caught up, verifies ([`ragshift_verify`]), builds the vector
+//!   index, then drops the subscription, its slot and the publication. Refuses if verification
+//!   fails.
+//! - [`abort`]: removes everything a run created on both sides, and nothing else.
+//!
+//! Logical replication applies rows to the table of the same name, so the source and target
+//! tables share one [`Layout`].
+
+mod abort;
+mod cutover;
+mod error;
+pub mod names;
+pub mod prerequisites;
+pub mod publication;
+pub mod record;
+pub mod slot;
+mod start;
+pub mod status;
+pub mod subscription;
+pub mod target_table;
+
+use ragshift_store::{connect, ConnectSpec, Layout};
+use tokio_postgres::Client;
+
+pub use abort::{abort, AbortReport};
+pub use cutover::{cutover, CutoverOptions, CutoverReport, Step};
+pub use error::{ReplicateError, ReplicateErrorKind};
+pub use start::{check, start, StartOptions, StartReport};
+pub use status::ReplicationStatus;
+
+use error::{OnSide, Which};
+
+/// The two servers and the table replicated between them.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    /// The old cluster, publishing.
+    pub source: ConnectSpec,
+    /// The new cluster, subscribing; it holds the journal.
+    pub target: ConnectSpec,
+    /// The table (same name on both sides).
+    pub layout: Layout,
+}
+
+impl Sides {
+    async fn connect(&self, what: &str) -> Result<(Client, Client), ReplicateError> {
+        let app = format!("ragshift replicate {what}");
+        let (s, t) = tokio::join!(connect(&self.source, &app), connect(&self.target, &app));
+        Ok((s.on(self, Which::Source)?, t.on(self, Which::Target)?))
+    }
+
+    fn side_error(&self, (side, e): (&str, ragshift_store::StoreError)) -> ReplicateError {
+        let label = if side == "source" {
+            self.source.label()
+        } else {
+            self.target.label()
+        };
+        ReplicateError::store(side, label, e)
+    }
+}
+
+/// The running replication's record, or an error saying there is none (and how the last one
+/// ended).
+async fn active_record(sides: &Sides, target: &Client) -> Result<record::Record, ReplicateError> {
+    if let Some(r) = record::active(target).await.on(sides, Which::Target)? {
+        return Ok(r);
+    }
+    let last = record::latest(target).await.on(sides, Which::Target)?;
+    let hint = match last {
+        Some((status, r)) => format!(" (the last one, {}, ended: {status})", r.names.run_id),
+        None => String::new(),
+    };
+    Err(ReplicateError::new(
+        ReplicateErrorKind::NotStarted,
+        format!(
+            "no replication is running into {}{hint}; start one with `ragshift replicate start`",
+            sides.target.label()
+        ),
+    ))
+}
+
+/// Where the running replication stands.
+pub async fn status(sides: &Sides) -> Result<ReplicationStatus, ReplicateError> {
+    let (source, target) = sides.connect("status").await?;
+    let record = active_record(sides, &target).await?;
+    status::read(&source, &target, &record, &sides.layout)
+        .await
+        .map_err(|e| sides.side_error(e))
+}

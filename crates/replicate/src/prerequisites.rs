@@ -1,0 +1,632 @@
+//! Everything logical replication needs, checked before anything is created, each with the
+//! exact fix: on the source `wal_level = logical` (on RDS/Aurora `rds.logical_replication = 1`),
+//! the replication privilege, free slots and WAL senders, a primary key or replica identity on
+//! the table, the right to publish it; on the target the right to subscribe, free workers and
+//! origins, pgvector at a compatible version, and a table that is missing or empty with the
+//! same columns; and an address of the source that the target server itself can reach.
+
+use ragshift_store::ident::Layout;
+use ragshift_store::index::vector_indexes;
+use ragshift_store::schema::{read_shape, TableShape};
+use ragshift_store::{ConnectSpec, StoreError};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but worth knowing.
+    Warn,
+    /// Replication can't start until this is fixed.
+    Fail,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `source` or `target`.
+    pub side: &'static str,
+    /// What was checked (`wal_level`, `replication privilege`, ...).
+    pub name: &'static str,
+    /// Verdict.
+    pub level: Level,
+    /// What was found, and the fix when it fails.
+    pub detail: String,
+}
+
+/// How rows travel from the source to the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// `binary = true` on the subscription.
+    pub binary: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// What the checks found and what `start` would create.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Every finding, in order.
+    pub checks: Vec<Check>,
+    /// Binary or text transfer.
+    pub transfer: Transfer,
+    /// The source table's columns.
+    #[serde(skip)]
+    pub source_shape: Option<TableShape>,
+    /// The vector dimension of the source table.
+    pub dimension: Option<usize>,
+    /// Whether the source's primary key is the id column alone (the platform's layout).
+    pub platform_key: bool,
+    /// The target lacks the table's schema.
+    pub create_schema: bool,
+    /// The target lacks the `vector` extension.
+    pub create_extension: bool,
+    /// The target lacks the table.
+    pub create_table: bool,
+}
+
+impl Plan {
+    /// Whether nothing fails.
+    pub fn ready(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    /// The failing checks.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.level == Level::Fail)
+    }
+}
+
+fn check(side: &'static str, name: &'static str, level: Level, detail: String) -> Check {
+    Check {
+        side,
+        name,
+        level,
+        detail,
+    }
+}
+
+fn ok_or_fail(ok: bool) -> Level {
+    if ok {
+        Level::Ok
+    } else {
+        Level::Fail
+    }
+}
+
+/// `host` of a masked label `postgres://user:****@host:port/db`.
+fn host_of(label: &str) -> String {
+    let after_at = label.rsplit_once('@').map_or(label, |(_, h)| h);
+    let host_port = after_at.split('/').next().unwrap_or_default();
+    host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(h, _)| h)
+        .to_owned()
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.starts_with("127.") || host == "::1" || host.starts_with('/')
+}
+
+fn version_tuple(v: &str) -> (u32, u32, u32) {
+    let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    (
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+        p.next().unwrap_or(0),
+    )
+}
+
+/// Runs every check. Errors only when a check itself can't run (a statement fails).
+pub async fn check_all(
+    source: &Client,
+    source_spec: &ConnectSpec,
+    target: &Client,
+    target_spec: &ConnectSpec,
+    layout: &Layout,
+) -> Result<Plan, (&'static str, StoreError)> {
+    let mut checks = Vec::new();
+    let s = source_facts(source, layout)
+        .await
+        .map_err(|e| ("source", e))?;
+    let t = target_facts(target, layout)
+        .await
+        .map_err(|e| ("target", e))?;
+
+    // --- source ---
+    let aurora = s.rds_logical.is_some();
+    checks.push(check(
+        "source",
+        "wal_level",
+        ok_or_fail(s.wal_level == "logical"),
+        if s.wal_level == "logical" {
+            "wal_level = logical".to_owned()
+        } else if aurora {
+            format!(
+                "wal_level is {}: set rds.logical_replication = 1 in the cluster's parameter group and reboot the writer",
+                s.wal_level
+            )
+        } else {
+            format!(
+                "wal_level is {} but logical replication needs logical: run ALTER SYSTEM SET wal_level = logical; and restart the server (on RDS/Aurora: rds.logical_replication = 1 in the parameter group, then reboot)",
+                s.wal_level
+            )
+        },
+    ));
+    let may_replicate = s.superuser || s.replication || s.rds_replication;
+    checks.push(check(
+        "source",
+        "replication privilege",
+        ok_or_fail(may_replicate),
+        if may_replicate {
+            format!("user \"{}\" may replicate", s.user)
+        } else {
+            format!(
+                "user \"{u}\" lacks the replication privilege: run ALTER ROLE \"{u}\" REPLICATION; (on RDS/Aurora: GRANT rds_replication TO \"{u}\";)",
+                u = s.user
+            )
+        },
+    ));
+    let free_slots = s.max_slots - s.used_slots;
+    checks.push(check(
+        "source",
+        "replication slots",
+        ok_or_fail(free_slots >= 2),
+        format!(
+            "{free_slots} of max_replication_slots = {} free; replication needs 2 (one for the subscription, one while the table is copied){}",
+            s.max_slots,
+            if free_slots >= 2 { "" } else { ": raise max_replication_slots and restart, or drop unused slots (see pg_replication_slots)" }
+        ),
+    ));
+    let free_senders = s.max_senders - s.used_senders;
+    checks.push(check(
+        "source",
+        "wal senders",
+        ok_or_fail(free_senders >= 2),
+        format!(
+            "{free_senders} of max_wal_senders = {} free; replication needs 2{}",
+            s.max_senders,
+            if free_senders >= 2 {
+                ""
+            } else {
+                ": raise max_wal_senders and restart"
+            }
+        ),
+    ));
+    let table = layout.display_name();
+    let source_shape = s.shape.clone();
+    let dimension = source_shape
+        .as_ref()
+        .and_then(|sh| sh.dimension_of(&layout.embedding));
+    match (&s.table, &source_shape) {
+        (None, _) | (_, None) => checks.push(check(
+            "source",
+            "table",
+            Level::Fail,
+            format!("there is no table {table} on the source: check [source] schema and table"),
+        )),
+        (Some(tf), Some(shape)) => {
+            checks.push(check(
+                "source",
+                "table",
+                ok_or_fail(dimension.is_some()),
+                match dimension {
+                    Some(d) => format!(
+                        "{table} {shape}, vector({d}), ~{} rows",
+                        tf.estimated_rows.max(0)
+                    ),
+                    None => format!(
+                        "{table} has no vector column \"{}\": set [source] embedding_column",
+                        layout.embedding
+                    ),
+                },
+            ));
+            let (level, detail) = match (tf.replident.as_str(), tf.has_pk) {
+                ("d", true) => (Level::Ok, "primary key (replica identity default)".to_owned()),
+                ("i", _) => (Level::Ok, "replica identity using a unique index".to_owned()),
+                ("f", _) => (
+                    Level::Warn,
+                    "replica identity full: works, but every update and delete is matched by a full scan on the target; a primary key is much faster".to_owned(),
+                ),
+                _ => (
+                    Level::Fail,
+                    format!(
+                        "{table} has no primary key or replica identity, so once published its UPDATEs and DELETEs would fail: ALTER TABLE {q} ADD PRIMARY KEY ({id}); (or ALTER TABLE {q} REPLICA IDENTITY FULL;)",
+                        q = layout.qualified(),
+                        id = ragshift_store::quote_ident(&layout.id)
+                    ),
+                ),
+            };
+            checks.push(check(
+                "source",
+                "primary key or replica identity",
+                level,
+                detail,
+            ));
+            let may_publish = s.superuser || (tf.owned && s.create_on_db);
+            checks.push(check(
+                "source",
+                "publication privilege",
+                ok_or_fail(may_publish),
+                if may_publish {
+                    format!("user \"{}\" may publish {table}", s.user)
+                } else {
+                    format!(
+                        "user \"{}\" must own {table} and have CREATE on the database to publish it: connect as the table's owner, or GRANT CREATE ON DATABASE and ALTER TABLE ... OWNER TO",
+                        s.user
+                    )
+                },
+            ));
+        }
+    }
+
+    // --- target ---
+    let may_subscribe = t.superuser || t.subscription_role;
+    checks.push(check(
+        "target",
+        "subscription privilege",
+        ok_or_fail(may_subscribe),
+        if may_subscribe {
+            format!("user \"{}\" may create subscriptions", t.user)
+        } else {
+            format!(
+                "user \"{}\" may not create subscriptions: that needs a superuser (PostgreSQL 15 and older), a member of pg_create_subscription (16+), or rds_superuser on RDS/Aurora",
+                t.user
+            )
+        },
+    ));
+    let free_workers = t.max_workers - t.used_workers;
+    checks.push(check(
+        "target",
+        "logical replication workers",
+        if free_workers >= 2 { Level::Ok } else if free_workers == 1 { Level::Warn } else { Level::Fail },
+        format!(
+            "{free_workers} of max_logical_replication_workers = {} free (one applies changes, one more copies the table){}",
+            t.max_workers,
+            if free_workers >= 2 { "" } else { ": raise max_logical_replication_workers (and max_worker_processes) and restart" }
+        ),
+    ));
+    if let Some(used) = t.used_origins {
+        let free = t.max_slots - used;
+        checks.push(check(
+            "target",
+            "replication origins",
+            ok_or_fail(free >= 1),
+            format!(
+                "{free} of max_replication_slots = {} free on the target (each subscription takes a replication origin){}",
+                t.max_slots,
+                if free >= 1 { "" } else { ": raise max_replication_slots on the target and restart" }
+            ),
+        ));
+    }
+    let src_vec = s.vector_version.clone().unwrap_or_default();
+    let tgt_vec = t.vector_installed.clone().or(t.vector_available.clone());
+    checks.push(match &tgt_vec {
+        None => check(
+            "target",
+            "pgvector",
+            Level::Fail,
+            "pgvector is not installed on the target server: install it (RDS/Aurora include it) so that the vector extension can be created".to_owned(),
+        ),
+        Some(v) if version_tuple(v) < version_tuple(&src_vec) => check(
+            "target",
+            "pgvector",
+            Level::Warn,
+            format!(
+                "the target has pgvector {v}, older than the source's {src_vec}: the vector type is compatible, but indexes or types newer than {v} won't be; upgrade pgvector on the target (ALTER EXTENSION vector UPDATE) if you can"
+            ),
+        ),
+        Some(v) => check(
+            "target",
+            "pgvector",
+            Level::Ok,
+            format!(
+                "pgvector {v}{} (source {src_vec})",
+                if t.vector_installed.is_some() { "" } else { " available, will be created" }
+            ),
+        ),
+    });
+    let create_table = t.shape.is_none();
+    match (&t.shape, &source_shape) {
+        (Some(have), Some(want)) => {
+            let missing: Vec<String> = want
+                .columns
+                .iter()
+                .filter(|c| !have.columns.contains(c))
+                .map(|c| format!("{} {}", c.name, c.type_name))
+                .collect();
+            if !missing.is_empty() {
+                checks.push(check(
+                    "target",
+                    "table",
+                    Level::Fail,
+                    format!(
+                        "{table} exists on the target with other columns (missing or different: {}): drop it, or replicate into another database",
+                        missing.join(", ")
+                    ),
+                ));
+            } else if t.has_rows {
+                checks.push(check(
+                    "target",
+                    "table",
+                    Level::Fail,
+                    format!(
+                        "{table} on the target already has rows, and the initial copy would collide with them: TRUNCATE {} first, or use an empty database",
+                        layout.qualified()
+                    ),
+                ));
+            } else if !t.vector_indexes.is_empty() {
+                checks.push(check(
+                    "target",
+                    "table",
+                    Level::Warn,
+                    format!(
+                        "{table} exists, empty, with vector index {}: the initial copy into an HNSW/IVFFlat index is several times slower; drop it (cutover builds one)",
+                        t.vector_indexes.join(", ")
+                    ),
+                ));
+            } else {
+                checks.push(check(
+                    "target",
+                    "table",
+                    Level::Ok,
+                    format!("{table} exists, empty, same columns, no vector index"),
+                ));
+            }
+        }
+        (None, _) => checks.push(check(
+            "target",
+            "table",
+            Level::Ok,
+            format!("{table} will be created like the source's, without the vector index (built at cutover)"),
+        )),
+        (Some(_), None) => {}
+    }
+    let (src_host, tgt_host) = (host_of(source_spec.label()), host_of(target_spec.label()));
+    let unreachable = is_loopback(&src_host) && !is_loopback(&tgt_host);
+    checks.push(check(
+        "target",
+        "route to the source",
+        if unreachable { Level::Fail } else { Level::Ok },
+        if unreachable {
+            format!(
+                "the source is given as {src_host}, but the subscription connects from the TARGET server ({tgt_host}), where that name means the target itself: give the source's address as the target sees it"
+            )
+        } else {
+            format!(
+                "the target server will connect to {src_host} (checked when the subscription is created; if it can't, nothing stays created)"
+            )
+        },
+    ));
+
+    let transfer = if s.version_num < 140_000 || t.version_num < 140_000 {
+        Transfer {
+            binary: false,
+            reason: "text transfer: binary needs PostgreSQL 14 or newer on both sides".to_owned(),
+        }
+    } else if !s.vector_binary || t.vector_binary == Some(false) {
+        Transfer {
+            binary: false,
+            reason: "text transfer: the vector type has no binary send/receive on one side"
+                .to_owned(),
+        }
+    } else {
+        Transfer {
+            binary: true,
+            reason: format!(
+                "binary transfer: PostgreSQL {} and {} and pgvector's binary send/receive{}",
+                s.version_num / 10_000,
+                t.version_num / 10_000,
+                if s.version_num < 160_000 || t.version_num < 160_000 {
+                    " (the initial copy is text before PostgreSQL 16; changes are binary)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    };
+    let plan = Plan {
+        checks,
+        transfer,
+        source_shape,
+        dimension,
+        platform_key: s
+            .table
+            .as_ref()
+            .is_some_and(|t| t.pk_columns == [layout.id.clone()]),
+        create_schema: !t.schema_exists,
+        create_extension: t.vector_installed.is_none(),
+        create_table,
+    };
+    Ok(plan)
+}
+
+struct SourceTable {
+    replident: String,
+    has_pk: bool,
+    pk_columns: Vec<String>,
+    owned: bool,
+    estimated_rows: i64,
+}
+
+struct SourceFacts {
+    version_num: i32,
+    wal_level: String,
+    rds_logical: Option<String>,
+    max_slots: i32,
+    used_slots: i32,
+    max_senders: i32,
+    used_senders: i32,
+    superuser: bool,
+    replication: bool,
+    rds_replication: bool,
+    create_on_db: bool,
+    user: String,
+    vector_version: Option<String>,
+    vector_binary: bool,
+    table: Option<SourceTable>,
+    shape: Option<TableShape>,
+}
+
+async fn source_facts(c: &Client, layout: &Layout) -> Result<SourceFacts, StoreError> {
+    let r = c
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('wal_level'),
+                    current_setting('rds.logical_replication', true),
+                    current_setting('max_replication_slots')::int,
+                    (SELECT count(*) FROM pg_replication_slots)::int,
+                    current_setting('max_wal_senders')::int,
+                    (SELECT count(*) FROM pg_stat_replication)::int,
+                    r.rolsuper, r.rolreplication,
+                    EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('rds_replication', 'rds_superuser')
+                                AND pg_has_role(current_user, g.oid, 'member')),
+                    has_database_privilege(current_database(), 'CREATE'),
+                    current_user::text,
+                    (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+                    coalesce((SELECT typsend::oid <> 0 AND typreceive::oid <> 0 FROM pg_type
+                               WHERE typname = 'vector' LIMIT 1), false)
+               FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the source's replication settings", e))?;
+    let table = c
+        .query_opt(
+            "SELECT c.relreplident::text,
+                    EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = c.oid AND contype = 'p'),
+                    coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                                FROM pg_constraint p
+                                CROSS JOIN unnest(p.conkey) WITH ORDINALITY AS k(attnum, ord)
+                                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                               WHERE p.conrelid = c.oid AND p.contype = 'p'), '{}'),
+                    pg_has_role(current_user, c.relowner, 'USAGE'),
+                    c.reltuples::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&layout.schema, &layout.table],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the source table", e))?
+        .map(|t| SourceTable {
+            replident: t.get(0),
+            has_pk: t.get(1),
+            pk_columns: t.get(2),
+            owned: t.get(3),
+            estimated_rows: t.get(4),
+        });
+    Ok(SourceFacts {
+        version_num: r.get(0),
+        wal_level: r.get(1),
+        rds_logical: r.get(2),
+        max_slots: r.get(3),
+        used_slots: r.get(4),
+        max_senders: r.get(5),
+        used_senders: r.get(6),
+        superuser: r.get(7),
+        replication: r.get(8),
+        rds_replication: r.get(9),
+        create_on_db: r.get(10),
+        user: r.get(11),
+        vector_version: r.get(12),
+        vector_binary: r.get(13),
+        table,
+        shape: read_shape(c, layout).await?,
+    })
+}
+
+struct TargetFacts {
+    version_num: i32,
+    superuser: bool,
+    subscription_role: bool,
+    user: String,
+    max_workers: i32,
+    used_workers: i32,
+    max_slots: i32,
+    used_origins: Option<i32>,
+    vector_available: Option<String>,
+    vector_installed: Option<String>,
+    vector_binary: Option<bool>,
+    schema_exists: bool,
+    shape: Option<TableShape>,
+    has_rows: bool,
+    vector_indexes: Vec<String>,
+}
+
+async fn target_facts(c: &Client, layout: &Layout) -> Result<TargetFacts, StoreError> {
+    let r = c
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, r.rolsuper,
+                    EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname IN ('pg_create_subscription', 'rds_superuser')
+                                AND pg_has_role(current_user, g.oid, 'member')),
+                    current_user::text,
+                    current_setting('max_logical_replication_workers')::int,
+                    (SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL)::int,
+                    current_setting('max_replication_slots')::int,
+                    (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'),
+                    (SELECT extversion FROM pg_extension WHERE extname = 'vector'),
+                    (SELECT typsend::oid <> 0 AND typreceive::oid <> 0 FROM pg_type WHERE typname = 'vector' LIMIT 1),
+                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)
+               FROM pg_roles r WHERE r.rolname = current_user",
+            &[&layout.schema],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the target's replication settings", e))?;
+    // Reading replication origins may be refused to non-superusers: then the check is skipped.
+    let used_origins = c
+        .query_one("SELECT count(*)::int FROM pg_replication_origin", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0));
+    let shape = read_shape(c, layout).await?;
+    let (has_rows, vector_indexes) = if shape.is_some() {
+        let rows: bool = c
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", layout.qualified()),
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::query("looking for rows in the target table", e))?
+            .get(0);
+        let idx = vector_indexes(c, layout).await?;
+        (rows, idx.into_iter().map(|i| i.name).collect())
+    } else {
+        (false, Vec::new())
+    };
+    Ok(TargetFacts {
+        version_num: r.get(0),
+        superuser: r.get(1),
+        subscription_role: r.get(2),
+        user: r.get(3),
+        max_workers: r.get(4),
+        used_workers: r.get(5),
+        max_slots: r.get(6),
+        used_origins,
+        vector_available: r.get(7),
+        vector_installed: r.get(8),
+        vector_binary: r.get(9),
+        schema_exists: r.get(10),
+        shape,
+        has_rows,
+        vector_indexes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_come_out_of_masked_labels() {
+        assert_eq!(
+            host_of("postgres://u:****@db.example:5432/rag"),
+            "db.example"
+        );
+        assert_eq!(host_of("postgres://u@127.0.0.1:6000/x"), "127.0.0.1");
+        assert!(is_loopback("localhost") && is_loopback("127.0.0.1"));
+        assert!(!is_loopback("10.0.0.5"));
+        assert!(version_tuple("0.8.0") > version_tuple("0.7.4"));
+    }
+}

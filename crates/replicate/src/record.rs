@@ -1,0 +1,213 @@
+//! What a replication created, kept in the target's run journal (schema `ragshift`): the run
+//! (kind `replicate`, its names in `selection`) and one unit per object, recorded as *queued*
+//! before the object is created and *succeeded* once it exists. So after any crash `abort`
+//! knows everything that may exist, and removes exactly that.
+
+use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::StoreError;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+
+use crate::names::Names;
+
+/// Journal kind of replication runs.
+pub const KIND: &str = "replicate";
+
+/// A replication run as recorded in `ragshift.runs.selection`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The objects' names.
+    #[serde(flatten)]
+    pub names: Names,
+    /// The source server (masked).
+    pub source: String,
+    /// The source database (the subscription connects to it).
+    pub source_database: String,
+    /// Schema of the replicated table (same name on both sides).
+    pub schema: String,
+    /// The replicated table.
+    pub table: String,
+    /// Whether the subscription transfers rows in binary.
+    pub binary: bool,
+}
+
+/// Kinds of objects a replication creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// A schema on the target.
+    Schema,
+    /// The `vector` extension on the target.
+    Extension,
+    /// The table on the target.
+    Table,
+    /// The publication on the source.
+    Publication,
+    /// The subscription on the target.
+    Subscription,
+    /// The replication slot on the source.
+    Slot,
+}
+
+impl ObjectKind {
+    /// The journal's spelling (the unit kind).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schema => "schema",
+            Self::Extension => "extension",
+            Self::Table => "table",
+            Self::Publication => "publication",
+            Self::Subscription => "subscription",
+            Self::Slot => "slot",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "schema" => Self::Schema,
+            "extension" => Self::Extension,
+            "table" => Self::Table,
+            "publication" => Self::Publication,
+            "subscription" => Self::Subscription,
+            "slot" => Self::Slot,
+            _ => return None,
+        })
+    }
+
+    /// Which side the object lives on.
+    pub fn side(self) -> &'static str {
+        match self {
+            Self::Publication | Self::Slot => "source",
+            _ => "target",
+        }
+    }
+}
+
+/// One object recorded for a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Object {
+    /// What it is.
+    pub kind: ObjectKind,
+    /// Its name (`schema.table` for a table).
+    pub name: String,
+    /// Whether its creation completed (else it may or may not exist).
+    pub created: bool,
+}
+
+fn unit_id(kind: ObjectKind, name: &str) -> String {
+    format!("{}:{name}", kind.as_str())
+}
+
+/// The newest replication run on the target with its record and status, without creating the
+/// journal if it isn't there.
+pub async fn latest(client: &impl GenericClient) -> Result<Option<(String, Record)>, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
+        .await
+        .map_err(|e| StoreError::query("looking for the ragshift journal", e))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT status, selection FROM ragshift.runs WHERE kind = $1
+              ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            &[&KIND],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the latest replication run", e))?;
+    Ok(row.and_then(|r| {
+        let status: String = r.get(0);
+        let selection: Option<serde_json::Value> = r.get(1);
+        let record = serde_json::from_value(selection?).ok()?;
+        Some((status, record))
+    }))
+}
+
+/// The running replication, if any.
+pub async fn active(client: &impl GenericClient) -> Result<Option<Record>, StoreError> {
+    Ok(latest(client)
+        .await?
+        .filter(|(status, _)| status == Status::Running.as_str())
+        .map(|(_, r)| r))
+}
+
+/// Records the start of a run.
+pub async fn begin(client: &impl GenericClient, record: &Record) -> Result<(), StoreError> {
+    journal::ensure_schema(client).await?;
+    let selection = serde_json::to_value(record).unwrap_or_default();
+    journal::start_run(
+        client,
+        &record.names.run_id,
+        KIND,
+        &record.source,
+        &selection,
+    )
+    .await
+}
+
+/// Records that an object is about to be created.
+pub async fn planned(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<(), StoreError> {
+    journal::queue_units(
+        client,
+        run_id,
+        kind.as_str(),
+        &[(unit_id(kind, name), None)],
+    )
+    .await
+}
+
+/// Records that an object now exists.
+pub async fn created(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<(), StoreError> {
+    let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side() });
+    journal::mark_finished(
+        client,
+        run_id,
+        &unit_id(kind, name),
+        Status::Succeeded,
+        &UnitResult {
+            detail: Some(detail),
+            ..UnitResult::default()
+        },
+    )
+    .await
+}
+
+/// Every object recorded for a run (created or only planned).
+pub async fn objects(client: &impl GenericClient, run_id: &str) -> Result<Vec<Object>, StoreError> {
+    Ok(journal::units(client, run_id)
+        .await?
+        .into_iter()
+        .filter_map(|u| {
+            let kind = ObjectKind::parse(&u.unit_kind)?;
+            let name = u.unit_id.split_once(':')?.1.to_owned();
+            Some(Object {
+                kind,
+                name,
+                created: u.status == Status::Succeeded,
+            })
+        })
+        .collect())
+}
+
+/// Records the end of a run: `succeeded` after a cutover, `failed` after an abort or a failed
+/// start (the report says which).
+pub async fn finish(
+    client: &impl GenericClient,
+    run_id: &str,
+    status: Status,
+    report: &serde_json::Value,
+) -> Result<(), StoreError> {
+    journal::finish_run(client, run_id, status, report).await
+}

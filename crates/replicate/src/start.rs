@@ -1,0 +1,253 @@
+//! `replicate start`: check, then create in order (target schema, extension, table; source
+//! publication; target subscription and slot), journaling each object before creating it. If a
+//! step fails, whatever was created is removed again, so a failed start leaves nothing behind.
+
+use ragshift_store::ident::quote_ident;
+use ragshift_store::journal::Status;
+use ragshift_store::lock::TargetLock;
+use ragshift_store::schema::ensure_vector_extension;
+use ragshift_store::StoreError;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::error::{OnSide, Which};
+use crate::names::Names;
+use crate::prerequisites::{self, Plan};
+use crate::record::{self, Object, ObjectKind, Record};
+use crate::{
+    abort, publication, subscription, target_table, ReplicateError, ReplicateErrorKind, Sides,
+};
+
+/// How to start.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Check and show the plan; create nothing.
+    pub dry_run: bool,
+}
+
+/// What `start` found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartReport {
+    /// The checks and the plan.
+    pub plan: Plan,
+    /// Nothing was created.
+    pub dry_run: bool,
+    /// Names of the run's objects (`None` on a dry run).
+    pub names: Option<Names>,
+    /// What was created.
+    pub created: Vec<Object>,
+}
+
+/// Runs the prerequisite checks only.
+pub async fn check(sides: &Sides) -> Result<Plan, ReplicateError> {
+    let (source, target) = sides.connect("check").await?;
+    prerequisites::check_all(
+        &source,
+        &sides.source,
+        &target,
+        &sides.target,
+        &sides.layout,
+    )
+    .await
+    .map_err(|e| sides.side_error(e))
+}
+
+/// Checks the prerequisites, then sets replication up (unless `dry_run`).
+pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport, ReplicateError> {
+    let (source, mut target) = sides.connect("start").await?;
+    let _lock = TargetLock::acquire(&sides.target, &sides.layout, "replicate start")
+        .await
+        .on(sides, Which::Target)?;
+    if let Some(r) = record::active(&target).await.on(sides, Which::Target)? {
+        return Err(ReplicateError::new(
+            ReplicateErrorKind::AlreadyStarted,
+            format!(
+                "a replication ({}, publication {}, subscription {}) is already running into {}: see `ragshift replicate status`, finish it with `ragshift replicate cutover` or remove it with `ragshift replicate abort`",
+                r.names.run_id,
+                r.names.publication,
+                r.names.subscription,
+                sides.target.label()
+            ),
+        ));
+    }
+    let plan = prerequisites::check_all(
+        &source,
+        &sides.source,
+        &target,
+        &sides.target,
+        &sides.layout,
+    )
+    .await
+    .map_err(|e| sides.side_error(e))?;
+    if !plan.ready() {
+        let lines: Vec<String> = plan
+            .failures()
+            .map(|c| format!("  {} {}: {}", c.side, c.name, c.detail))
+            .collect();
+        return Err(ReplicateError::new(
+            ReplicateErrorKind::Prerequisites,
+            format!(
+                "replication can't start, nothing was created; fix these first:\n{}",
+                lines.join("\n")
+            ),
+        ));
+    }
+    if options.dry_run {
+        return Ok(StartReport {
+            plan,
+            dry_run: true,
+            names: None,
+            created: Vec::new(),
+        });
+    }
+
+    let names = Names::new();
+    let record = Record {
+        names: names.clone(),
+        source: sides.source.label().to_owned(),
+        source_database: sides.source.dbname().to_owned(),
+        schema: sides.layout.schema.clone(),
+        table: sides.layout.table.clone(),
+        binary: plan.transfer.binary,
+    };
+    record::begin(&target, &record)
+        .await
+        .on(sides, Which::Target)?;
+    match create_all(sides, &source, &mut target, &plan, &names).await {
+        Ok(()) => {
+            let created = record::objects(&target, &names.run_id)
+                .await
+                .on(sides, Which::Target)?;
+            tracing::info!(run = %names.run_id, "replication started: {}", plan.transfer.reason);
+            Ok(StartReport {
+                plan,
+                dry_run: false,
+                names: Some(names),
+                created,
+            })
+        }
+        Err(e) => {
+            // Leave nothing behind: remove what this start created, then report the cause.
+            let objects = record::objects(&target, &names.run_id)
+                .await
+                .unwrap_or_default();
+            let outcome =
+                abort::remove(Some(&source), &target, &record, &objects, &sides.layout).await;
+            let _ = record::finish(
+                &target,
+                &names.run_id,
+                Status::Failed,
+                &serde_json::json!({ "outcome": "start failed", "error": e.to_string(),
+                                     "removed": outcome.removed, "left": outcome.left }),
+            )
+            .await;
+            let mut message = format!("{e}; everything this start created was removed again");
+            if !outcome.left.is_empty() {
+                message = format!("{e}; could not remove: {}", outcome.left.join("; "));
+            }
+            Err(ReplicateError::new(e.kind(), message))
+        }
+    }
+}
+
+async fn step<T>(
+    target: &Client,
+    run_id: &str,
+    kind: ObjectKind,
+    name: &str,
+    create: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    record::planned(target, run_id, kind, name).await?;
+    let out = create.await?;
+    record::created(target, run_id, kind, name).await?;
+    Ok(out)
+}
+
+async fn create_all(
+    sides: &Sides,
+    source: &Client,
+    target: &mut Client,
+    plan: &Plan,
+    names: &Names,
+) -> Result<(), ReplicateError> {
+    let layout = &sides.layout;
+    let run = names.run_id.as_str();
+    if plan.create_schema {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&layout.schema)
+        );
+        step(target, run, ObjectKind::Schema, &layout.schema, async {
+            target
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| StoreError::query("creating the schema", e))
+        })
+        .await
+        .on(sides, Which::Target)?;
+    }
+    if plan.create_extension {
+        record::planned(target, run, ObjectKind::Extension, "vector")
+            .await
+            .on(sides, Which::Target)?;
+        ensure_vector_extension(target)
+            .await
+            .on(sides, Which::Target)?;
+        record::created(target, run, ObjectKind::Extension, "vector")
+            .await
+            .on(sides, Which::Target)?;
+    }
+    if plan.create_table {
+        let (Some(shape), Some(dim)) = (&plan.source_shape, plan.dimension) else {
+            return Err(ReplicateError::new(
+                ReplicateErrorKind::Config,
+                "the source table's shape is unknown",
+            ));
+        };
+        let table = layout.display_name();
+        record::planned(target, run, ObjectKind::Table, &table)
+            .await
+            .on(sides, Which::Target)?;
+        target_table::create(source, target, layout, shape, dim, plan.platform_key)
+            .await
+            .on(sides, Which::Target)?;
+        record::created(target, run, ObjectKind::Table, &table)
+            .await
+            .on(sides, Which::Target)?;
+    }
+    record::planned(target, run, ObjectKind::Publication, &names.publication)
+        .await
+        .on(sides, Which::Target)?;
+    publication::create(source, &names.publication, layout)
+        .await
+        .on(sides, Which::Source)?;
+    record::created(target, run, ObjectKind::Publication, &names.publication)
+        .await
+        .on(sides, Which::Target)?;
+
+    record::planned(target, run, ObjectKind::Subscription, &names.subscription)
+        .await
+        .on(sides, Which::Target)?;
+    record::planned(target, run, ObjectKind::Slot, &names.slot)
+        .await
+        .on(sides, Which::Target)?;
+    let conninfo = sides.source.libpq_conninfo();
+    subscription::create(
+        target,
+        names,
+        conninfo.expose(),
+        plan.transfer.binary,
+        sides.source.label(),
+    )
+    .await
+    .on(sides, Which::Target)?;
+    for (kind, name) in [
+        (ObjectKind::Subscription, &names.subscription),
+        (ObjectKind::Slot, &names.slot),
+    ] {
+        record::created(target, run, kind, name)
+            .await
+            .on(sides, Which::Target)?;
+    }
+    Ok(())
+}
