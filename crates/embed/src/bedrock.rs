@@ -298,15 +298,17 @@ impl BedrockEmbedder {
         for (i, t) in texts.iter().enumerate() {
             if t.chars().count() > COHERE_MAX_CHARS {
                 match self.options.truncate {
-                    CohereTruncate::None => return Err(Error::Input {
-                        provider: "bedrock",
-                        model: self.options.model_id.clone(),
-                        message: format!(
+                    CohereTruncate::None => {
+                        return Err(Error::Input {
+                            provider: "bedrock",
+                            model: self.options.model_id.clone(),
+                            message: format!(
                             "text {i} has {} characters, more than Cohere's {COHERE_MAX_CHARS}, \
                                  and truncate is NONE (set it to END or START, or split smaller)",
                             t.chars().count()
                         ),
-                    }),
+                        })
+                    }
                     policy => {
                         truncated += 1;
                         tracing::warn!(
