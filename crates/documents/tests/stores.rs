@@ -1,0 +1,193 @@
+//! Both document stores against real storage: a bucket on a loopback AWS-API server (moto) and
+//! files in a temporary folder, in the platform's `{user}/{bot}/documents/{file}` layout.
+
+use ragshift_documents::{DirDocuments, DocumentError, DocumentStore, S3Documents};
+use ragshift_model::BotKey;
+use ragshift_testkit::{shared_moto, unique_name};
+
+async fn sdk() -> aws_config::SdkConfig {
+    let moto = shared_moto();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint_url())
+        .region(aws_config::Region::new(moto.region()))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+fn key() -> BotKey {
+    BotKey::new("user-1", "01HZX5Q8J6N2W4V7T9R3K1M0PB")
+}
+
+#[tokio::test]
+async fn s3_lists_sizes_without_downloading_and_gets_bytes() {
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique_name("docs");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let k = key();
+    let files: [(&str, &[u8]); 3] = [
+        ("manual.pdf", &[b'%'; 1234]),
+        ("notes with spaces.txt", b"hello world"),
+        ("empty.md", b""),
+    ];
+    for (name, body) in files {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{}/{}/documents/{name}", k.user_id, k.bot_id))
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .expect("put");
+    }
+    // Another bot's file under a similar prefix must not show up.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(format!("{}/{}X/documents/other.txt", k.user_id, k.bot_id))
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+
+    let store = S3Documents::new(&sdk, &bucket);
+    store.check().await.expect("the bucket exists");
+    let mut listed = store.list(&k).await.expect("list");
+    listed.sort_by(|a, b| a.filename.cmp(&b.filename));
+    let names: Vec<(&str, u64)> = listed
+        .iter()
+        .map(|d| (d.filename.as_str(), d.bytes))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("empty.md", 0),
+            ("manual.pdf", 1234),
+            ("notes with spaces.txt", 11)
+        ]
+    );
+    assert_eq!(
+        listed[1].source_uri,
+        format!("s3://{bucket}/user-1/01HZX5Q8J6N2W4V7T9R3K1M0PB/documents/manual.pdf")
+    );
+
+    let docs = store
+        .bot_documents(
+            &k,
+            &[
+                "manual.pdf".into(),
+                "gone.docx".into(),
+                "notes with spaces.txt".into(),
+            ],
+        )
+        .await
+        .expect("bot documents");
+    assert_eq!(docs.bytes(), 1245);
+    assert_eq!(docs.missing, vec!["gone.docx".to_owned()]);
+    assert_eq!(docs.found[0].filename, "manual.pdf", "registry order kept");
+
+    let doc = store.get(&k, "notes with spaces.txt").await.expect("get");
+    assert_eq!(doc.bytes, b"hello world");
+    assert_eq!(
+        doc.source_uri,
+        format!("s3://{bucket}/user-1/01HZX5Q8J6N2W4V7T9R3K1M0PB/documents/notes with spaces.txt")
+    );
+    match store.get(&k, "gone.docx").await {
+        Err(DocumentError::Missing { filename, .. }) => assert_eq!(filename, "gone.docx"),
+        other => panic!("expected a missing file: {other:?}"),
+    }
+    assert!(store
+        .list(&BotKey::new("nobody", "nothing"))
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_bucket_that_does_not_exist_is_fatal_and_named() {
+    let sdk = sdk().await;
+    let bucket = unique_name("nosuchbucket");
+    let store = S3Documents::new(&sdk, &bucket);
+    let err = store.check().await.expect_err("no such bucket");
+    assert!(err.is_fatal());
+    let text = err.to_string();
+    assert!(
+        text.contains(&bucket) && text.contains("--documents-bucket"),
+        "{text}"
+    );
+    let err = store.list(&key()).await.expect_err("no such bucket");
+    assert!(err.is_fatal(), "{err}");
+}
+
+#[tokio::test]
+async fn a_directory_with_the_bucket_layout() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let k = key();
+    let dir = root
+        .path()
+        .join("user-1/01HZX5Q8J6N2W4V7T9R3K1M0PB/documents");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("a.txt"), "twelve bytes").expect("write");
+    std::fs::write(dir.join("b.csv"), "x,y\n1,2\n").expect("write");
+    std::fs::create_dir(dir.join("subfolder")).expect("mkdir");
+
+    let store = DirDocuments::new(root.path());
+    store.check().await.expect("exists");
+    let listed = store.list(&k).await.expect("list");
+    let names: Vec<(&str, u64)> = listed
+        .iter()
+        .map(|d| (d.filename.as_str(), d.bytes))
+        .collect();
+    assert_eq!(names, vec![("a.txt", 12), ("b.csv", 8)]);
+
+    let docs = store
+        .bot_documents(&k, &["a.txt".into(), "missing.pdf".into()])
+        .await
+        .expect("docs");
+    assert_eq!(docs.bytes(), 12);
+    assert_eq!(docs.missing, vec!["missing.pdf".to_owned()]);
+
+    let doc = store.get(&k, "a.txt").await.expect("get");
+    assert_eq!(doc.bytes, b"twelve bytes");
+    assert_eq!(doc.source_uri, dir.join("a.txt").display().to_string());
+    assert!(matches!(
+        store.get(&k, "missing.pdf").await,
+        Err(DocumentError::Missing { .. })
+    ));
+    for evil in ["../../../etc/passwd", "..", "a/b.txt", ""] {
+        assert!(
+            matches!(
+                store.get(&k, evil).await,
+                Err(DocumentError::InvalidName { .. })
+            ),
+            "{evil}"
+        );
+    }
+    assert!(matches!(
+        store.list(&BotKey::new("..", "x")).await,
+        Err(DocumentError::InvalidName { .. })
+    ));
+    assert!(store
+        .list(&BotKey::new("user-2", "none"))
+        .await
+        .expect("list")
+        .is_empty());
+
+    let err = DirDocuments::new(root.path().join("nope"))
+        .check()
+        .await
+        .expect_err("missing");
+    assert!(
+        err.is_fatal() && err.to_string().contains("--documents-path"),
+        "{err}"
+    );
+}
