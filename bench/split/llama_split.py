@@ -32,6 +32,7 @@ def main() -> None:
                 "bytes": size,
                 "chars": len(text),
                 "chunks": len(chunks),
+                "mean_chunk_chars": round(sum(map(len, chunks)) / max(len(chunks), 1)),
                 "seconds": round(seconds, 4),
                 "mb_per_s": round(size / 1048576 / seconds, 2),
                 "chars_per_s": round(len(text) / seconds),

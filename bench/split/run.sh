@@ -44,10 +44,10 @@ python3 - "$RS_JSON" "$PY_JSON" <<'PY' 2>/dev/null || { echo "ragshift: $RS_JSON
 import json, sys
 rs = json.loads(sys.argv[1])
 print(f"corpus: {rs['bytes']/1048576:.1f} MB, {rs['chars']/1e6:.2f} M characters")
-print(f"ragshift splitter (in memory): {rs['mb_per_s']:8.1f} MB/s  {rs['chars_per_s']/1e6:8.2f} M chars/s  {rs['chunks']} chunks")
+print(f"ragshift splitter (in memory): {rs['mb_per_s']:8.1f} MB/s  {rs['chars_per_s']/1e6:8.2f} M chars/s  {rs['chunks']} chunks of {rs['mean_chunk_chars']} chars on average")
 print(f"ragshift splitter (streamed):  {rs['stream_mb_per_s']:8.1f} MB/s  {rs['stream_chars_per_s']/1e6:8.2f} M chars/s")
 if sys.argv[2]:
     py = json.loads(sys.argv[2])
-    print(f"llama_index SentenceSplitter:  {py['mb_per_s']:8.2f} MB/s  {py['chars_per_s']/1e6:8.2f} M chars/s  {py['chunks']} chunks")
+    print(f"llama_index SentenceSplitter:  {py['mb_per_s']:8.2f} MB/s  {py['chars_per_s']/1e6:8.2f} M chars/s  {py['chunks']} chunks of {py['mean_chunk_chars']} chars on average")
     print(f"ratio (in memory): {rs['chars_per_s']/py['chars_per_s']:.1f}x   goal: 20x")
 PY

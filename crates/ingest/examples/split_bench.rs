@@ -13,19 +13,69 @@ use ragshift_ingest::encoding::TextStream;
 use ragshift_ingest::{Splitter, StreamSplitter};
 
 const EN: &[&str] = &[
-    "the", "migration", "moves", "every", "bot", "and", "its", "knowledge", "to", "a", "new",
-    "cluster", "without", "losing", "data", "vector", "store", "keeps", "chunks", "of", "text",
-    "with", "their", "embeddings", "users", "ask", "questions", "answers", "cite", "sources",
-    "database", "index", "query", "latency", "is", "low", "when", "built", "after", "loading",
-    "operators", "upgrade", "stack", "encryption", "snapshot", "replication", "lag", "cut",
-    "over", "model", "Bedrock", "Cohere", "multilingual", "search", "document", "page",
+    "the",
+    "migration",
+    "moves",
+    "every",
+    "bot",
+    "and",
+    "its",
+    "knowledge",
+    "to",
+    "a",
+    "new",
+    "cluster",
+    "without",
+    "losing",
+    "data",
+    "vector",
+    "store",
+    "keeps",
+    "chunks",
+    "of",
+    "text",
+    "with",
+    "their",
+    "embeddings",
+    "users",
+    "ask",
+    "questions",
+    "answers",
+    "cite",
+    "sources",
+    "database",
+    "index",
+    "query",
+    "latency",
+    "is",
+    "low",
+    "when",
+    "built",
+    "after",
+    "loading",
+    "operators",
+    "upgrade",
+    "stack",
+    "encryption",
+    "snapshot",
+    "replication",
+    "lag",
+    "cut",
+    "over",
+    "model",
+    "Bedrock",
+    "Cohere",
+    "multilingual",
+    "search",
+    "document",
+    "page",
 ];
 const VI: &[&str] = &[
-    "người", "dùng", "hỏi", "câu", "trả", "lời", "dữ", "liệu", "được", "chuyển", "sang",
-    "cụm", "mới", "không", "mất", "gì", "cơ", "sở", "tài", "liệu", "tiếng", "Việt", "có",
-    "dấu", "rất", "đẹp", "và", "phức", "tạp", "hệ", "thống", "tìm", "kiếm", "nhanh", "chóng",
-    "những", "đoạn", "văn", "bản", "nhúng", "vector", "của", "mỗi", "trợ", "lý", "ảo", "nguồn",
-    "trích", "dẫn", "bảo", "mật", "mã", "hóa", "nâng", "cấp", "phiên", "bản", "Hà", "Nội",
+    "người", "dùng", "hỏi", "câu", "trả", "lời", "dữ", "liệu", "được", "chuyển", "sang", "cụm",
+    "mới", "không", "mất", "gì", "cơ", "sở", "tài", "liệu", "tiếng", "Việt", "có", "dấu", "rất",
+    "đẹp", "và", "phức", "tạp", "hệ", "thống", "tìm", "kiếm", "nhanh", "chóng", "những", "đoạn",
+    "văn", "bản", "nhúng", "vector", "của", "mỗi", "trợ", "lý", "ảo", "nguồn", "trích", "dẫn",
+    "bảo", "mật", "mã", "hóa", "nâng", "cấp", "phiên", "bản", "Hà", "Nội",
 ];
 
 struct Rng(u64);
@@ -105,11 +155,13 @@ fn run(path: &str, size: usize, overlap: usize) -> Result<(), String> {
 
     let mut best_mem = f64::MAX;
     let mut chunks = 0;
+    let mut chunk_chars = 0;
     for _ in 0..3 {
         let t = Instant::now();
         let out = splitter.split(path, &text);
         let secs = t.elapsed().as_secs_f64();
         chunks = out.len();
+        chunk_chars = out.iter().map(|c| c.text.chars().count()).sum::<usize>();
         drop(out);
         best_mem = best_mem.min(secs);
     }
@@ -135,9 +187,10 @@ fn run(path: &str, size: usize, overlap: usize) -> Result<(), String> {
     }
     let mb = bytes as f64 / (1024.0 * 1024.0);
     let line = format!(
-        "{{\"bytes\":{bytes},\"chars\":{chars},\"chunks\":{chunks},\"seconds\":{best_mem:.4},\
+        "{{\"bytes\":{bytes},\"chars\":{chars},\"chunks\":{chunks},\"mean_chunk_chars\":{:.0},\"seconds\":{best_mem:.4},\
          \"mb_per_s\":{:.1},\"chars_per_s\":{:.0},\"stream_seconds\":{best_stream:.4},\
          \"stream_mb_per_s\":{:.1},\"stream_chars_per_s\":{:.0}}}",
+        chunk_chars as f64 / chunks.max(1) as f64,
         mb / best_mem,
         chars as f64 / best_mem,
         mb / best_stream,
@@ -149,7 +202,12 @@ fn run(path: &str, size: usize, overlap: usize) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["generate", path, mb] => mb
             .parse()
             .map_err(|e| format!("MB: {e}"))
@@ -159,7 +217,10 @@ fn main() -> ExitCode {
             (Ok(s), Ok(o)) => run(path, s, o),
             _ => Err("CHUNK_SIZE and OVERLAP must be numbers".into()),
         },
-        _ => Err("usage: split_bench generate PATH MB | split_bench run PATH [CHUNK_SIZE OVERLAP]".into()),
+        _ => Err(
+            "usage: split_bench generate PATH MB | split_bench run PATH [CHUNK_SIZE OVERLAP]"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

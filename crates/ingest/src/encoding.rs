@@ -325,7 +325,9 @@ mod tests {
 
     #[test]
     fn invalid_bytes_are_replaced_and_counted() {
-        let mut bytes = "Tiếng Việt rất đẹp, phở và bánh mì. ".repeat(10).into_bytes();
+        let mut bytes = "Tiếng Việt rất đẹp, phở và bánh mì. "
+            .repeat(10)
+            .into_bytes();
         bytes.extend_from_slice(&[0xFF, b'x', 0xC3]);
         bytes.extend_from_slice(" cuối".as_bytes());
         let (decoded, stats) = decode_all(&bytes);

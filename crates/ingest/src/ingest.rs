@@ -80,7 +80,12 @@ impl SourceInput {
             .source_urls
             .iter()
             .map(|u| Self::Url(u.clone()))
-            .chain(knowledge.sitemap_urls.iter().map(|u| Self::Sitemap(u.clone())))
+            .chain(
+                knowledge
+                    .sitemap_urls
+                    .iter()
+                    .map(|u| Self::Sitemap(u.clone())),
+            )
             .collect()
     }
 }
@@ -236,7 +241,10 @@ impl Ingestor {
         let fetched = match self.inner.fetcher.get(&url).await {
             Ok(f) => f,
             Err(kind) => {
-                return IngestReport::single(SourceReport::failed(SourceError::new(url, kind), None))
+                return IngestReport::single(SourceReport::failed(
+                    SourceError::new(url, kind),
+                    None,
+                ))
             }
         };
         let hint = HintOwned {
@@ -281,7 +289,10 @@ impl Ingestor {
         {
             Ok(e) => e,
             Err(kind) => {
-                return IngestReport::single(SourceReport::failed(SourceError::new(url, kind), None))
+                return IngestReport::single(SourceReport::failed(
+                    SourceError::new(url, kind),
+                    None,
+                ))
             }
         };
         let mut report = IngestReport {

@@ -15,7 +15,7 @@
 //! * [`preview`]: what `ragshift chunk` prints.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), ragshift_ingest::SourceError> {
+//! # async fn demo() -> Result<(), ragshift_ingest::ErrorKind> {
 //! use ragshift_ingest::{Ingestor, IngestOptions, SourceInput};
 //! use ragshift_model::EmbeddingParams;
 //!

@@ -116,7 +116,9 @@ pub fn decide(reports: &[SourceReport], policy: OutcomePolicy) -> BotOutcome {
         }
     } else {
         BotOutcome::Failed {
-            reason: format!("{summary} (re-run with --allow-partial to keep the sources that loaded)"),
+            reason: format!(
+                "{summary} (re-run with --allow-partial to keep the sources that loaded)"
+            ),
         }
     }
 }
@@ -141,13 +143,19 @@ mod tests {
             source: src.into(),
             loader: Some(LoaderKind::Text),
             sitemap: None,
-            outcome: SourceOutcome::Loaded { chars: 10, chunks: 1 },
+            outcome: SourceOutcome::Loaded {
+                chars: 10,
+                chunks: 1,
+            },
             warnings: vec![],
         }
     }
 
     fn failed(src: &str) -> SourceReport {
-        SourceReport::failed(SourceError::new(src, ErrorKind::HttpStatus { status: 404 }), None)
+        SourceReport::failed(
+            SourceError::new(src, ErrorKind::HttpStatus { status: 404 }),
+            None,
+        )
     }
 
     #[test]
@@ -155,7 +163,9 @@ mod tests {
         let reports = [loaded("s3://b/a.pdf"), failed("https://x/gone")];
         match decide(&reports, OutcomePolicy::default()) {
             BotOutcome::Failed { reason } => {
-                assert!(reason.starts_with("1 of 2 source(s) failed: https://x/gone: the server answered HTTP 404"));
+                assert!(reason.starts_with(
+                    "1 of 2 source(s) failed: https://x/gone: the server answered HTTP 404"
+                ));
                 assert!(reason.contains("--allow-partial"));
             }
             other => panic!("{other:?}"),
@@ -164,7 +174,9 @@ mod tests {
 
     #[test]
     fn allow_partial_succeeds_with_a_warning_but_not_when_everything_failed() {
-        let policy = OutcomePolicy { allow_partial: true };
+        let policy = OutcomePolicy {
+            allow_partial: true,
+        };
         let reports = [loaded("a"), failed("b")];
         assert!(matches!(
             decide(&reports, policy),
@@ -186,10 +198,15 @@ mod tests {
 
     #[test]
     fn long_failure_lists_are_summarised() {
-        let reports: Vec<_> = (0..15).map(|i| failed(&format!("u{i}"))).chain([loaded("ok")]).collect();
+        let reports: Vec<_> = (0..15)
+            .map(|i| failed(&format!("u{i}")))
+            .chain([loaded("ok")])
+            .collect();
         let BotOutcome::Failed { reason } = decide(&reports, OutcomePolicy::default()) else {
             panic!("should fail");
         };
-        assert!(reason.contains("u9:") && !reason.contains("u10:") && reason.contains("and 5 more"));
+        assert!(
+            reason.contains("u9:") && !reason.contains("u10:") && reason.contains("and 5 more")
+        );
     }
 }

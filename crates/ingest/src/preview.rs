@@ -138,7 +138,12 @@ pub async fn preview(
             return PreviewReport {
                 sources: inputs
                     .iter()
-                    .map(|i| from_report(SourceReport::failed(SourceError::new(i, kind.clone()), None), &mut HashMap::new()))
+                    .map(|i| {
+                        from_report(
+                            SourceReport::failed(SourceError::new(i, kind.clone()), None),
+                            &mut HashMap::new(),
+                        )
+                    })
                     .collect(),
             }
         }

@@ -4,10 +4,11 @@
 //! # The rules
 //! * A chunk never has more than `chunk_size` characters, and is a slice of the document cut
 //!   at character boundaries, trimmed of ASCII whitespace at both ends.
-//! * Where a chunk ends, by preference: a paragraph separator (a whitespace run with three or
-//!   more line breaks, the platform's `"\n\n\n"`), then, if it leaves the chunk at least half
-//!   full, a blank line, a sentence end, a line break or a clause mark (`,` `;` `:`), then the
-//!   last word break, and only for text without any space (long URLs, CJK) a plain character
+//! * Where a chunk ends, by preference: the last paragraph separator in reach (a whitespace run
+//!   with three or more line breaks, the platform's `"\n\n\n"`); else, if it leaves the chunk
+//!   at least half full, the last sentence end (`.` `!` `?` `…` and full-width stops, or a
+//!   blank line), else the last line break, else the last clause mark (`,` `;` `:`); else the
+//!   last word break; and only for text without any space (long URLs, CJK) a plain character
 //!   position that does not split a combining mark from its letter.
 //! * The next chunk starts about `chunk_overlap` characters before the end of the previous
 //!   one, at a sentence start if one lies in the first half of that overlap, else at a word
@@ -37,10 +38,10 @@ const RUN_LOOKAHEAD: usize = 256;
 const WORD: usize = 1;
 const CLAUSE: usize = 2;
 const LINE: usize = 3;
+/// Sentence ends and blank lines (a paragraph of Markdown or of a page ends a sentence too).
 const SENTENCE: usize = 4;
-const BLANK_LINE: usize = 5;
-const PARAGRAPH: usize = 6;
-const LEVELS: usize = 7;
+const PARAGRAPH: usize = 5;
+const LEVELS: usize = 6;
 
 /// Splits documents into chunks following the platform's rules (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +192,7 @@ impl Splitter {
             end = Some(best[PARAGRAPH]);
             paragraph = true;
         } else {
-            for level in (CLAUSE..=BLANK_LINE).rev() {
+            for level in (CLAUSE..=SENTENCE).rev() {
                 if best[level] != usize::MAX && best_chars[level] >= min_fill {
                     end = Some(best[level]);
                     break;
@@ -480,9 +481,7 @@ fn run_level(b: &[u8], start: usize, p: usize) -> usize {
         }
         q += 1;
     }
-    if newlines == 2 {
-        BLANK_LINE
-    } else if ends_sentence(b, start, p) {
+    if newlines == 2 || ends_sentence(b, start, p) {
         SENTENCE
     } else if newlines == 1 {
         LINE
@@ -526,10 +525,12 @@ fn starts_sentence(b: &[u8], start: usize, p: usize) -> bool {
         return true;
     }
     let mut q = p;
+    let mut newlines = 0;
     while q > start && is_ws(b[q - 1]) {
         q -= 1;
+        newlines += usize::from(b[q] == b'\n');
     }
-    q > start && ends_sentence(b, start, q)
+    q > start && (newlines >= 2 || ends_sentence(b, start, q))
 }
 
 #[cfg(test)]

@@ -252,8 +252,7 @@ impl Resolve for SsrfResolver {
         Box::pin(async move {
             match policy.resolve(&host).await {
                 Ok(ips) => {
-                    let addrs: Addrs =
-                        Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+                    let addrs: Addrs = Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
                     Ok(addrs)
                 }
                 Err(ResolveError::Blocked(b)) => Err(Box::new(b) as _),
@@ -312,7 +311,10 @@ mod tests {
             policy.check("x", ip("169.254.169.254")),
             Err(BlockedReason::LinkLocal)
         );
-        assert_eq!(policy.check("x", ip("10.0.0.1")), Err(BlockedReason::Private));
+        assert_eq!(
+            policy.check("x", ip("10.0.0.1")),
+            Err(BlockedReason::Private)
+        );
 
         let by_host = AddressPolicy::new(
             AllowList {
@@ -341,7 +343,9 @@ mod tests {
             Ok(_) => panic!("a private address was returned"),
             Err(e) => e,
         };
-        let blocked = err.downcast_ref::<BlockedAddress>().expect("a BlockedAddress");
+        let blocked = err
+            .downcast_ref::<BlockedAddress>()
+            .expect("a BlockedAddress");
         assert_eq!(blocked.addr, ip("10.1.2.3"));
         assert_eq!(blocked.reason, BlockedReason::Private.as_str());
 

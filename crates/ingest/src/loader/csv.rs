@@ -76,12 +76,13 @@ impl<R: Read> CsvRenderer<R> {
         }
         let mut out = String::new();
         while out.len() < PIECE_BYTES {
-            let more = self.reader.read_record(&mut self.record).map_err(|e| {
-                match e.kind() {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| match e.kind() {
                     ::csv::ErrorKind::Io(io) => ErrorKind::io(io),
                     _ => ErrorKind::corrupt("csv", e),
-                }
-            })?;
+                })?;
             if !more {
                 self.done = true;
                 break;

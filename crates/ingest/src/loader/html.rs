@@ -30,13 +30,40 @@ const SKIP_ROLES: &[&str] = &[
 ];
 /// Elements separated from their surroundings by a blank line.
 const PARAGRAPH: &[&str] = &[
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "table", "ul", "ol", "dl",
-    "figure", "section", "article", "main", "hr",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "blockquote",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "figure",
+    "section",
+    "article",
+    "main",
+    "hr",
 ];
 /// Elements on a line of their own.
 const LINE: &[&str] = &[
-    "div", "li", "tr", "dt", "dd", "figcaption", "caption", "address", "details", "summary",
-    "header", "footer", "br",
+    "div",
+    "li",
+    "tr",
+    "dt",
+    "dd",
+    "figcaption",
+    "caption",
+    "address",
+    "details",
+    "summary",
+    "header",
+    "footer",
+    "br",
 ];
 
 /// Extracts the readable main text of an HTML document.
@@ -95,7 +122,10 @@ impl Out {
         for w in words {
             if self.pending_break > 0 {
                 self.flush_break();
-            } else if self.pending_space && !self.text.is_empty() && !self.text.ends_with(['\n', '\t', ' ']) {
+            } else if self.pending_space
+                && !self.text.is_empty()
+                && !self.text.ends_with(['\n', '\t', ' '])
+            {
                 self.text.push(' ');
             }
             self.pending_space = true;

@@ -73,7 +73,11 @@ pub(super) fn load(text: &str) -> Result<String, ErrorKind> {
     let value: Json = serde_json::from_str(text).map_err(|e| {
         ErrorKind::corrupt(
             "json",
-            format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+            format!(
+                "invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let mut out = String::new();

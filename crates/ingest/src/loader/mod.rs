@@ -24,8 +24,8 @@ use crate::encoding::{decode_all, DecodeStats};
 use crate::error::ErrorKind;
 
 pub(crate) use self::csv::CsvRenderer;
-pub(crate) use self::ooxml::resolve_entity as resolve_xml_entity;
 pub use self::html::html_to_text;
+pub(crate) use self::ooxml::resolve_entity as resolve_xml_entity;
 
 /// The loader that read a document; shown in reports and in `ragshift chunk`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -209,7 +209,11 @@ pub fn detect(hint: &Hint<'_>, head: &[u8]) -> Result<Detected, ErrorKind> {
 
 fn sniff_text(head: &str) -> Option<Detected> {
     let t = head.trim_start_matches('\u{feff}').trim_start();
-    let lower: String = t.chars().take(1024).collect::<String>().to_ascii_lowercase();
+    let lower: String = t
+        .chars()
+        .take(1024)
+        .collect::<String>()
+        .to_ascii_lowercase();
     if lower.starts_with("<?xml") && (lower.contains("<urlset") || lower.contains("<sitemapindex"))
         || lower.starts_with("<urlset")
         || lower.starts_with("<sitemapindex")
@@ -295,7 +299,9 @@ pub fn load_as(kind: LoaderKind, bytes: &[u8]) -> Result<Loaded, ErrorKind> {
             text
         }
         LoaderKind::Json => json::load(&decoded(bytes, &mut warnings))?,
-        LoaderKind::Html => guarded("html", || Ok(html::html_to_text(&decoded(bytes, &mut warnings))))?,
+        LoaderKind::Html => guarded("html", || {
+            Ok(html::html_to_text(&decoded(bytes, &mut warnings)))
+        })?,
         LoaderKind::Pdf => guarded("pdf", || pdf::load(bytes))?,
         LoaderKind::Docx => guarded("docx", || docx::load(bytes))?,
         LoaderKind::Xlsx => guarded("xlsx", || xlsx::load(bytes))?,
@@ -378,26 +384,43 @@ mod tests {
     #[test]
     fn text_formats_follow_name_then_type_then_content() {
         let k = |n, ct, h: &[u8]| kind(n, ct, h).unwrap();
-        assert_eq!(k("a.md", None, b"# T"), Detected::Kind(LoaderKind::Markdown));
+        assert_eq!(
+            k("a.md", None, b"# T"),
+            Detected::Kind(LoaderKind::Markdown)
+        );
         assert_eq!(k("a.csv", None, b"a,b"), Detected::Kind(LoaderKind::Csv));
         assert_eq!(
-            k("https://x/page?id=1", Some("text/html; charset=utf-8"), b"hi"),
+            k(
+                "https://x/page?id=1",
+                Some("text/html; charset=utf-8"),
+                b"hi"
+            ),
             Detected::Kind(LoaderKind::Html)
         );
         assert_eq!(
             k("https://x/page", None, b"  <!DOCTYPE html><html>"),
             Detected::Kind(LoaderKind::Html)
         );
-        assert_eq!(k("data", None, b"{\"a\": 1}"), Detected::Kind(LoaderKind::Json));
+        assert_eq!(
+            k("data", None, b"{\"a\": 1}"),
+            Detected::Kind(LoaderKind::Json)
+        );
         assert_eq!(
             k("notes.txt", None, b"<html> in a text file"),
             Detected::Kind(LoaderKind::Text)
         );
         assert_eq!(
-            k("https://x/sitemap.xml", Some("application/xml"), b"<?xml version=\"1.0\"?><urlset>"),
+            k(
+                "https://x/sitemap.xml",
+                Some("application/xml"),
+                b"<?xml version=\"1.0\"?><urlset>"
+            ),
             Detected::Sitemap
         );
-        assert_eq!(k("README", None, b"plain words"), Detected::Kind(LoaderKind::Text));
+        assert_eq!(
+            k("README", None, b"plain words"),
+            Detected::Kind(LoaderKind::Text)
+        );
     }
 
     #[test]

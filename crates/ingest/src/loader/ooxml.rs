@@ -132,7 +132,14 @@ pub(super) fn xml_text(xml: &str, rules: &TextRules, format: &str) -> Result<Str
                 if rules.text.contains(&name) {
                     in_text = in_text.saturating_sub(1);
                 } else if rules.paragraph.contains(&name) {
-                    end_paragraph(&mut out, if in_cell > 0 { " " } else { rules.paragraph_sep });
+                    end_paragraph(
+                        &mut out,
+                        if in_cell > 0 {
+                            " "
+                        } else {
+                            rules.paragraph_sep
+                        },
+                    );
                 } else if rules.cell.contains(&name) {
                     in_cell = in_cell.saturating_sub(1);
                     trim_trailing_spaces(&mut out);

@@ -10,8 +10,8 @@ use crate::error::ErrorKind;
 
 /// Extracts the text of every cell of an XLSX file.
 pub(super) fn load(bytes: &[u8]) -> Result<String, ErrorKind> {
-    let mut workbook: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))
-        .map_err(|e| ErrorKind::corrupt("xlsx", e))?;
+    let mut workbook: Xlsx<_> =
+        open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| ErrorKind::corrupt("xlsx", e))?;
     let mut sheets = Vec::new();
     for name in workbook.sheet_names() {
         let range = workbook
@@ -20,7 +20,10 @@ pub(super) fn load(bytes: &[u8]) -> Result<String, ErrorKind> {
         let mut text = String::new();
         for row in range.rows() {
             let cells: Vec<String> = row.iter().map(cell_text).collect();
-            let used = cells.iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1);
+            let used = cells
+                .iter()
+                .rposition(|c| !c.is_empty())
+                .map_or(0, |i| i + 1);
             if used == 0 {
                 continue;
             }

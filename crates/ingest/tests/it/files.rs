@@ -13,7 +13,9 @@ pub const EN_1: &str = "Hello! This is an English document about vector stores."
 pub const EN_2: &str = "Chunks keep their source so answers can cite it.";
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn zip_of(parts: &[(&str, String)]) -> Vec<u8> {
@@ -147,7 +149,11 @@ pub fn pdf(pages: &[&[&str]]) -> Vec<u8> {
         cmap.push_str(&format!("{} beginbfchar\n", block.len()));
         for (ch, cid) in block {
             let mut utf16 = [0u16; 2];
-            let hex: String = ch.encode_utf16(&mut utf16).iter().map(|u| format!("{u:04X}")).collect();
+            let hex: String = ch
+                .encode_utf16(&mut utf16)
+                .iter()
+                .map(|u| format!("{u:04X}"))
+                .collect();
             cmap.push_str(&format!("<{cid:04X}> <{hex}>\n"));
         }
         cmap.push_str("endbfchar\n");
@@ -184,10 +190,7 @@ pub fn pdf(pages: &[&[&str]]) -> Vec<u8> {
             Operation::new("Td", vec![50.into(), 750.into()]),
         ];
         for line in lines.iter() {
-            let bytes: Vec<u8> = line
-                .chars()
-                .flat_map(|c| cids[&c].to_be_bytes())
-                .collect();
+            let bytes: Vec<u8> = line.chars().flat_map(|c| cids[&c].to_be_bytes()).collect();
             ops.push(Operation::new(
                 "Tj",
                 vec![Object::String(bytes, StringFormat::Hexadecimal)],

@@ -14,9 +14,15 @@ fn ok(name: &str, bytes: &[u8]) -> (LoaderKind, String) {
 #[test]
 fn plain_text_and_markdown() {
     let text = format!("{VI_1}\r\n{EN_1}\n");
-    assert_eq!(ok("a.txt", text.as_bytes()), (LoaderKind::Text, format!("{VI_1}\n{EN_1}\n")));
+    assert_eq!(
+        ok("a.txt", text.as_bytes()),
+        (LoaderKind::Text, format!("{VI_1}\n{EN_1}\n"))
+    );
     let md = format!("# Tiêu đề\n\n{VI_2}\n\n## Title\n\n{EN_2}\n");
-    assert_eq!(ok("notes.md", md.as_bytes()), (LoaderKind::Markdown, md.clone()));
+    assert_eq!(
+        ok("notes.md", md.as_bytes()),
+        (LoaderKind::Markdown, md.clone())
+    );
 }
 
 #[test]
@@ -44,13 +50,21 @@ fn docx_paragraphs_and_tables() {
     let docx = files::docx(&[VI_1, EN_1], [["Tên", "Giá"], ["Phở & cà phê", "50.000"]]);
     let (kind, text) = ok("file.docx", &docx);
     assert_eq!(kind, LoaderKind::Docx);
-    assert_eq!(text, format!("{VI_1}\n\n{EN_1}\n\nTên\tGiá\nPhở & cà phê\t50.000"));
+    assert_eq!(
+        text,
+        format!("{VI_1}\n\n{EN_1}\n\nTên\tGiá\nPhở & cà phê\t50.000")
+    );
 }
 
 #[test]
 fn pptx_slides_in_numeric_order() {
-    let slides: Vec<Vec<String>> = (1..=11).map(|i| vec![format!("Slide {i}: {VI_2}")]).collect();
-    let refs: Vec<Vec<&str>> = slides.iter().map(|s| s.iter().map(String::as_str).collect()).collect();
+    let slides: Vec<Vec<String>> = (1..=11)
+        .map(|i| vec![format!("Slide {i}: {VI_2}")])
+        .collect();
+    let refs: Vec<Vec<&str>> = slides
+        .iter()
+        .map(|s| s.iter().map(String::as_str).collect())
+        .collect();
     let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
     let (kind, text) = ok("deck.pptx", &files::pptx(&refs));
     assert_eq!(kind, LoaderKind::Pptx);
@@ -87,7 +101,10 @@ fn json_values_with_their_paths() {
     let json = format!(r#"{{"title": "{VI_1}", "en": {{"body": "{EN_1}"}}, "tags": ["a", "b"]}}"#);
     let (kind, text) = ok("data.json", json.as_bytes());
     assert_eq!(kind, LoaderKind::Json);
-    assert_eq!(text, format!("title: {VI_1}\nen.body: {EN_1}\ntags[0]: a\ntags[1]: b\n"));
+    assert_eq!(
+        text,
+        format!("title: {VI_1}\nen.body: {EN_1}\ntags[0]: a\ntags[1]: b\n")
+    );
 }
 
 #[test]
@@ -104,20 +121,35 @@ fn legacy_encodings_are_converted_and_reported() {
     let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
     let loaded = load(&Hint::name("fr.txt"), &bytes).unwrap();
     assert_eq!(loaded.text, text);
-    assert_eq!(loaded.warnings, vec!["text was converted to UTF-8 from windows-1252".to_owned()]);
+    assert_eq!(
+        loaded.warnings,
+        vec!["text was converted to UTF-8 from windows-1252".to_owned()]
+    );
 }
 
 #[test]
 fn zero_byte_files_fail_as_empty() {
-    for name in ["a.txt", "a.md", "a.html", "a.pdf", "a.docx", "a.xlsx", "a.pptx", "a.csv", "a.json", "noext"] {
-        assert_eq!(load(&Hint::name(name), b"").unwrap_err(), ErrorKind::Empty, "{name}");
+    for name in [
+        "a.txt", "a.md", "a.html", "a.pdf", "a.docx", "a.xlsx", "a.pptx", "a.csv", "a.json",
+        "noext",
+    ] {
+        assert_eq!(
+            load(&Hint::name(name), b"").unwrap_err(),
+            ErrorKind::Empty,
+            "{name}"
+        );
     }
 }
 
 fn assert_corrupt(name: &str, bytes: &[u8]) {
     match load(&Hint::name(name), bytes) {
-        Err(ErrorKind::Corrupt { .. } | ErrorKind::NoText { .. } | ErrorKind::Unsupported { .. }) => {}
-        other => panic!("{name} ({} bytes): expected a failure, got {other:?}", bytes.len()),
+        Err(
+            ErrorKind::Corrupt { .. } | ErrorKind::NoText { .. } | ErrorKind::Unsupported { .. },
+        ) => {}
+        other => panic!(
+            "{name} ({} bytes): expected a failure, got {other:?}",
+            bytes.len()
+        ),
     }
 }
 
@@ -158,7 +190,8 @@ fn truncated_and_corrupt_binary_files_fail_cleanly() {
 fn zip_with(name: &str) -> Vec<u8> {
     use std::io::Write;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+    zip.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
     zip.write_all(b"hello").unwrap();
     zip.finish().unwrap().into_inner()
 }

@@ -2,6 +2,8 @@
 //! fetching against a real HTTP server on loopback, SSRF rules, sitemaps, splitter properties
 //! and streaming.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod files;
 mod loaders;
 mod preview;

@@ -40,7 +40,10 @@ async fn preview_reports_every_source_in_the_documented_shape() {
     for s in sources {
         let mut keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["chars", "chunks", "error", "loader", "source", "status"]);
+        assert_eq!(
+            keys,
+            ["chars", "chunks", "error", "loader", "source", "status"]
+        );
     }
     let first = &sources[0];
     assert_eq!(first["source"], inputs[0].as_str());
@@ -62,12 +65,25 @@ async fn preview_reports_every_source_in_the_documented_shape() {
     assert_eq!(sources[2]["loader"], Value::Null);
     assert!(sources[2]["error"].as_str().unwrap().contains("empty"));
     assert_eq!(sources[2]["chunks"].as_array().unwrap().len(), 0);
-    assert!(sources[3]["error"].as_str().unwrap().starts_with("read error"));
-    assert!(sources[4]["error"].as_str().unwrap().starts_with("unsupported source"));
+    assert!(sources[3]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("read error"));
+    assert!(sources[4]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("unsupported source"));
 
     let human = report.render();
-    assert!(human.contains(&format!("== {} [text] {} chars", inputs[0], text.chars().count())));
+    assert!(human.contains(&format!(
+        "== {} [text] {} chars",
+        inputs[0],
+        text.chars().count()
+    )));
     assert!(human.contains("-- chunk 0 ("));
-    assert!(human.contains(&format!("== {} [-] FAILED: the document is empty", inputs[2])));
+    assert!(human.contains(&format!(
+        "== {} [-] FAILED: the document is empty",
+        inputs[2]
+    )));
     assert!(human.contains("5 source(s), 3 failed, "), "{human}");
 }

@@ -36,7 +36,10 @@ fn typed(ct: &'static str, body: impl Into<Body>) -> Response {
 }
 
 fn urlset(urls: &[String]) -> String {
-    let items: String = urls.iter().map(|u| format!("<url><loc>{u}</loc></url>")).collect();
+    let items: String = urls
+        .iter()
+        .map(|u| format!("<url><loc>{u}</loc></url>"))
+        .collect();
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">{items}</urlset>"
     )
@@ -76,18 +79,29 @@ pub async fn start() -> Server {
         let b = b.clone();
         async move {
             let urls: Vec<String> = [3, 4, 5].iter().map(|i| format!("{b}/p/{i}")).collect();
-            typed("application/octet-stream", files::gzip(urlset(&urls).as_bytes()))
+            typed(
+                "application/octet-stream",
+                files::gzip(urlset(&urls).as_bytes()),
+            )
         }
     };
     let b = base.clone();
     let plain_sitemap = move || {
         let b = b.clone();
-        async move { typed("text/xml", urlset(&[format!("{b}/p/1"), format!("{b}/p/2")])) }
+        async move {
+            typed(
+                "text/xml",
+                urlset(&[format!("{b}/p/1"), format!("{b}/p/2")]),
+            )
+        }
     };
     let internal = format!("http://internal.test:{port}/page.html");
 
     let app = Router::new()
-        .route("/page.html", get(|| async { typed("text/html; charset=utf-8", PAGE) }))
+        .route(
+            "/page.html",
+            get(|| async { typed("text/html; charset=utf-8", PAGE) }),
+        )
         .route(
             "/files/doc.pdf",
             get(|| async { typed("application/pdf", files::pdf(&[&[VI_1], &[EN_1]])) }),
@@ -122,7 +136,10 @@ pub async fn start() -> Server {
                 async move { Redirect::temporary(&to) }
             }),
         )
-        .route("/to-file", get(|| async { Redirect::temporary("file:///etc/passwd") }))
+        .route(
+            "/to-file",
+            get(|| async { Redirect::temporary("file:///etc/passwd") }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -130,12 +147,19 @@ pub async fn start() -> Server {
                 "never"
             }),
         )
-        .route("/big", get(|| async { typed("text/plain", vec![b'a'; 2 << 20]) }))
+        .route(
+            "/big",
+            get(|| async { typed("text/plain", vec![b'a'; 2 << 20]) }),
+        )
         .route(
             "/big-chunked",
             get(|| async {
-                let pieces = (0..64).map(|_| Ok::<_, Infallible>(Bytes::from(vec![b'b'; 32 << 10])));
-                typed("text/plain", Body::from_stream(futures_util::stream::iter(pieces)))
+                let pieces =
+                    (0..64).map(|_| Ok::<_, Infallible>(Bytes::from(vec![b'b'; 32 << 10])));
+                typed(
+                    "text/plain",
+                    Body::from_stream(futures_util::stream::iter(pieces)),
+                )
             }),
         )
         .route(

@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 
-use ragshift_ingest::{IngestOptions, Ingestor, SourceInput, SourceOutcome, Splitter, StreamSplitter};
+use ragshift_ingest::{
+    IngestOptions, Ingestor, SourceInput, SourceOutcome, Splitter, StreamSplitter,
+};
 use ragshift_model::{Chunk, EmbeddingParams};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
@@ -24,16 +26,48 @@ impl Rng {
 }
 
 const EN: &[&str] = &[
-    "the", "vector", "store", "keeps", "chunks", "of", "text", "and", "their", "embeddings",
-    "migration", "cluster", "database", "Bedrock", "answers", "questions", "with", "sources",
+    "the",
+    "vector",
+    "store",
+    "keeps",
+    "chunks",
+    "of",
+    "text",
+    "and",
+    "their",
+    "embeddings",
+    "migration",
+    "cluster",
+    "database",
+    "Bedrock",
+    "answers",
+    "questions",
+    "with",
+    "sources",
 ];
 const VI: &[&str] = &[
-    "Tiếng", "Việt", "có", "dấu", "rất", "đẹp", "và", "phức", "tạp", "người", "dùng", "hỏi",
-    "câu", "trả", "lời", "nguồn", "dữ", "liệu", "Hà", "Nội", "phở", "bánh", "mì",
+    "Tiếng", "Việt", "có", "dấu", "rất", "đẹp", "và", "phức", "tạp", "người", "dùng", "hỏi", "câu",
+    "trả", "lời", "nguồn", "dữ", "liệu", "Hà", "Nội", "phở", "bánh", "mì",
 ];
-const ENDS: &[&str] = &[".", "!", "?", ",", ";", ":", "", "", "", "\u{2026}", ".\"", ")"];
+const ENDS: &[&str] = &[
+    ".", "!", "?", ",", ";", ":", "", "", "", "\u{2026}", ".\"", ")",
+];
 const SEPS: &[&str] = &[
-    " ", " ", " ", " ", " ", " ", " ", "  ", "\t", "\n", "\n", "\n\n", "\n\n\n", "\n\n\n\n", " \n \n \n ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\n",
+    "\n\n",
+    "\n\n\n",
+    "\n\n\n\n",
+    " \n \n \n ",
 ];
 
 fn document(rng: &mut Rng, words: usize) -> String {
@@ -58,7 +92,11 @@ fn document_with(rng: &mut Rng, words: usize, seps: &[&str]) -> String {
             1 => s.push_str("これは日本語の文です。次の文もあります！"),
             2 => s.push_str("Vie\u{0323}\u{0302}t"), // decomposed diacritics
             3 => s.push_str("🙂🚀"),
-            _ => s.push_str(if rng.below(2) == 0 { rng.pick(EN) } else { rng.pick(VI) }),
+            _ => s.push_str(if rng.below(2) == 0 {
+                rng.pick(EN)
+            } else {
+                rng.pick(VI)
+            }),
         }
         s.push_str(rng.pick(ENDS));
         s.push_str(rng.pick(seps));
@@ -79,7 +117,11 @@ fn check_properties(doc: &str, size: usize, overlap: usize) -> Vec<Range<usize>>
     let spans: Vec<Range<usize>> = s.spans(doc).collect();
     let ctx = |i: usize| {
         let around = |r: &Range<usize>| format!("{:?}@{:?}", &doc[r.clone()], r);
-        let prev = if i > 0 { around(&spans[i - 1]) } else { String::new() };
+        let prev = if i > 0 {
+            around(&spans[i - 1])
+        } else {
+            String::new()
+        };
         let near = &doc[doc.floor_char_boundary(spans[i].start.saturating_sub(40))
             ..doc.ceil_char_boundary((spans[i].end + 40).min(doc.len()))];
         format!(
@@ -91,16 +133,33 @@ fn check_properties(doc: &str, size: usize, overlap: usize) -> Vec<Range<usize>>
     for (i, r) in spans.iter().enumerate() {
         let text = &doc[r.clone()];
         // Sizes: never above chunk_size, never empty, trimmed.
-        assert!(chars(text) <= size, "{} chars > {size}: {}", chars(text), ctx(i));
+        assert!(
+            chars(text) <= size,
+            "{} chars > {size}: {}",
+            chars(text),
+            ctx(i)
+        );
         assert!(!text.is_empty(), "{}", ctx(i));
-        assert!(!is_ws(text.as_bytes()[0]) && !is_ws(*text.as_bytes().last().unwrap()), "{}", ctx(i));
+        assert!(
+            !is_ws(text.as_bytes()[0]) && !is_ws(*text.as_bytes().last().unwrap()),
+            "{}",
+            ctx(i)
+        );
         covered[r.clone()].iter_mut().for_each(|c| *c = true);
         if i > 0 {
             let prev = &spans[i - 1];
-            assert!(r.start > prev.start && r.end > prev.end, "no progress: {}", ctx(i));
+            assert!(
+                r.start > prev.start && r.end > prev.end,
+                "no progress: {}",
+                ctx(i)
+            );
             if r.start < prev.end {
                 let shared = chars(&doc[r.start..prev.end]);
-                assert!(shared <= overlap, "overlap {shared} > {overlap}: {}", ctx(i));
+                assert!(
+                    shared <= overlap,
+                    "overlap {shared} > {overlap}: {}",
+                    ctx(i)
+                );
             } else {
                 let gap = &doc[prev.end..r.start];
                 let paragraph = gap.matches('\n').count() >= 3;
@@ -121,13 +180,20 @@ fn check_properties(doc: &str, size: usize, overlap: usize) -> Vec<Range<usize>>
                     "missing overlap (gap {gap:?}): {}",
                     ctx(i)
                 );
-                assert!(gap.bytes().all(is_ws), "text lost in gap {gap:?}: {}", ctx(i));
+                assert!(
+                    gap.bytes().all(is_ws),
+                    "text lost in gap {gap:?}: {}",
+                    ctx(i)
+                );
             }
         }
     }
     // No lost text: every non-whitespace byte is inside some chunk.
     for (i, b) in doc.bytes().enumerate() {
-        assert!(covered[i] || is_ws(b), "byte {i} lost: size {size} overlap {overlap} doc {doc:?}");
+        assert!(
+            covered[i] || is_ws(b),
+            "byte {i} lost: size {size} overlap {overlap} doc {doc:?}"
+        );
     }
     // Deterministic.
     assert_eq!(spans, s.spans(doc).collect::<Vec<_>>());
@@ -167,7 +233,11 @@ fn random_documents_keep_every_property() {
         let splitter = Splitter::with_sizes(size, overlap).unwrap();
         let whole = splitter.split("doc", &doc);
         assert_eq!(whole.len(), spans.len());
-        assert_eq!(stream_split(&doc, splitter, &mut rng), whole, "size {size} overlap {overlap}");
+        assert_eq!(
+            stream_split(&doc, splitter, &mut rng),
+            whole,
+            "size {size} overlap {overlap}"
+        );
     }
 }
 
@@ -181,13 +251,25 @@ fn platform_settings_give_full_chunks_and_about_the_overlap() {
     let sizes: Vec<usize> = spans.iter().map(|r| chars(&doc[r.clone()])).collect();
     let body = &sizes[..sizes.len() - 1];
     let mean = body.iter().sum::<usize>() as f64 / body.len() as f64;
-    assert!(mean > 850.0 && body.iter().all(|n| *n <= 1000), "mean {mean}");
+    assert!(
+        mean > 850.0 && body.iter().all(|n| *n <= 1000),
+        "mean {mean}"
+    );
     let overlaps: Vec<usize> = spans
         .windows(2)
-        .map(|w| if w[1].start < w[0].end { chars(&doc[w[1].start..w[0].end]) } else { 0 })
+        .map(|w| {
+            if w[1].start < w[0].end {
+                chars(&doc[w[1].start..w[0].end])
+            } else {
+                0
+            }
+        })
         .collect();
     let mean_overlap = overlaps.iter().sum::<usize>() as f64 / overlaps.len() as f64;
-    assert!((100.0..=200.0).contains(&mean_overlap), "mean overlap {mean_overlap}");
+    assert!(
+        (100.0..=200.0).contains(&mean_overlap),
+        "mean overlap {mean_overlap}"
+    );
     assert!(overlaps.iter().all(|o| *o <= 200));
 }
 
@@ -243,7 +325,9 @@ async fn a_large_file_streamed_from_disk_gives_the_same_chunks_as_splitting_it_w
         }
         (all, largest)
     });
-    let report = ingestor.ingest(SourceInput::Path(path.clone()), &params, &tx).await;
+    let report = ingestor
+        .ingest(SourceInput::Path(path.clone()), &params, &tx)
+        .await;
     drop(tx);
     let (streamed, largest_batch) = collector.await.unwrap();
     assert!(largest_batch <= 32);
@@ -251,7 +335,10 @@ async fn a_large_file_streamed_from_disk_gives_the_same_chunks_as_splitting_it_w
     let source = path.display().to_string();
     let whole = Splitter::new(&params).unwrap().split(&source, &doc);
     assert_eq!(streamed.len(), whole.len());
-    assert!(streamed == whole, "streamed chunks differ from whole-document chunks");
+    assert!(
+        streamed == whole,
+        "streamed chunks differ from whole-document chunks"
+    );
     match &report.sources[0].outcome {
         SourceOutcome::Loaded { chars: n, chunks } => {
             assert_eq!(*n, chars(&doc));

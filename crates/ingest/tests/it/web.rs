@@ -58,7 +58,10 @@ async fn an_html_page_becomes_its_main_text() {
     let (report, chunks) = run(loopback_opts(), SourceInput::Url(url.clone())).await;
     let r = &report.sources[0];
     assert_eq!(r.loader, Some(LoaderKind::Html));
-    assert!(matches!(r.outcome, SourceOutcome::Loaded { chunks: 1, .. }), "{r:?}");
+    assert!(
+        matches!(r.outcome, SourceOutcome::Loaded { chunks: 1, .. }),
+        "{r:?}"
+    );
     assert_eq!(chunks.len(), 1);
     assert_eq!(chunks[0].source, url);
     assert_eq!(
@@ -78,9 +81,16 @@ async fn documents_behind_urls_go_through_the_loaders() {
     ] {
         let (report, chunks) = run(loopback_opts(), SourceInput::Url(srv.url(path))).await;
         assert_eq!(report.sources[0].loader, Some(kind), "{path}: {report:?}");
-        assert!(chunks.iter().any(|c| c.text.contains(needle)), "{path}: {chunks:?}");
+        assert!(
+            chunks.iter().any(|c| c.text.contains(needle)),
+            "{path}: {chunks:?}"
+        );
     }
-    let (report, _) = run(loopback_opts(), SourceInput::Url(srv.url("/files/latin1.txt"))).await;
+    let (report, _) = run(
+        loopback_opts(),
+        SourceInput::Url(srv.url("/files/latin1.txt")),
+    )
+    .await;
     assert_eq!(
         report.sources[0].warnings,
         vec!["text was converted to UTF-8 from windows-1252".to_owned()]
@@ -92,7 +102,11 @@ async fn redirects_are_followed_up_to_the_limit() {
     let srv = server::start().await;
     let (report, chunks) = run(loopback_opts(), SourceInput::Url(srv.url("/redirect"))).await;
     assert!(report.sources[0].is_loaded());
-    assert_eq!(chunks[0].source, srv.url("/redirect"), "chunks keep the bot's URL");
+    assert_eq!(
+        chunks[0].source,
+        srv.url("/redirect"),
+        "chunks keep the bot's URL"
+    );
     let (report, _) = run(loopback_opts(), SourceInput::Url(srv.url("/loop"))).await;
     assert_eq!(only_error(&report), ErrorKind::TooManyRedirects { max: 5 });
     let (report, _) = run(loopback_opts(), SourceInput::Url(srv.url("/to-file"))).await;
@@ -142,7 +156,10 @@ async fn loopback_is_refused_by_default_and_opened_by_the_allow_list() {
     let by_name = format!("http://localhost:{}/page.html", srv.addr.port());
     let (report, _) = run(IngestOptions::default(), SourceInput::Url(by_name.clone())).await;
     let kind = only_error(&report);
-    assert!(matches!(kind, ErrorKind::Blocked { ref host, .. } if host == "localhost"), "{kind:?}");
+    assert!(
+        matches!(kind, ErrorKind::Blocked { ref host, .. } if host == "localhost"),
+        "{kind:?}"
+    );
 
     let (report, _) = run(loopback_opts(), SourceInput::Url(by_name)).await;
     assert!(report.sources[0].is_loaded(), "{report:?}");
@@ -156,7 +173,11 @@ async fn the_metadata_address_stays_blocked_whatever_loopback_allows() {
     )
     .await;
     assert_eq!(blocked_addr(&only_error(&report)), "169.254.169.254");
-    let (report, _) = run(loopback_opts(), SourceInput::Url("http://[fd00:ec2::254]/".into())).await;
+    let (report, _) = run(
+        loopback_opts(),
+        SourceInput::Url("http://[fd00:ec2::254]/".into()),
+    )
+    .await;
     assert_eq!(blocked_addr(&only_error(&report)), "fd00:ec2::254");
 }
 
@@ -185,7 +206,11 @@ async fn oversized_bodies_are_refused_with_or_without_content_length() {
     };
     for path in ["/big", "/big-chunked"] {
         let (report, _) = run(opts.clone(), SourceInput::Url(srv.url(path))).await;
-        assert_eq!(only_error(&report), ErrorKind::TooLarge { limit: 1 << 20 }, "{path}");
+        assert_eq!(
+            only_error(&report),
+            ErrorKind::TooLarge { limit: 1 << 20 },
+            "{path}"
+        );
     }
 }
 
@@ -239,9 +264,14 @@ async fn a_sitemap_index_with_gzipped_children_yields_every_page_once() {
     let failed: Vec<_> = report.sources.iter().filter(|r| !r.is_loaded()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].source, srv.url("/sitemaps/missing.xml"));
-    assert!(report.sources.iter().all(|r| r.sitemap.as_deref() == Some(index.as_str())));
+    assert!(report
+        .sources
+        .iter()
+        .all(|r| r.sitemap.as_deref() == Some(index.as_str())));
     assert_eq!(chunks.len(), 5);
-    assert!(chunks.iter().any(|c| c.text == "Trang số 4. Page number 4." && c.source == want[3]));
+    assert!(chunks
+        .iter()
+        .any(|c| c.text == "Trang số 4. Page number 4." && c.source == want[3]));
     assert!(report.notes.is_empty());
 }
 
@@ -256,13 +286,21 @@ async fn the_page_cap_limits_a_sitemap_and_says_so() {
     assert_eq!(report.sources.iter().filter(|r| r.is_loaded()).count(), 3);
     assert_eq!(chunks.len(), 3);
     assert_eq!(report.notes.len(), 1);
-    assert!(report.notes[0].contains("2 page(s) beyond the sitemap page cap"), "{:?}", report.notes);
+    assert!(
+        report.notes[0].contains("2 page(s) beyond the sitemap page cap"),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[tokio::test]
 async fn a_url_source_serving_a_sitemap_is_expanded() {
     let srv = server::start().await;
-    let (report, chunks) = run(loopback_opts(), SourceInput::Url(srv.url("/plain-sitemap.xml"))).await;
+    let (report, chunks) = run(
+        loopback_opts(),
+        SourceInput::Url(srv.url("/plain-sitemap.xml")),
+    )
+    .await;
     assert_eq!(report.sources.len(), 2);
     assert!(report.sources.iter().all(|r| r.is_loaded()));
     assert_eq!(chunks.len(), 2);
@@ -289,9 +327,17 @@ async fn a_failed_url_fails_the_bot_unless_partial_is_allowed() {
     let BotOutcome::Failed { reason } = decide(&report.sources, OutcomePolicy::default()) else {
         panic!("a partial failure must fail the bot by default");
     };
-    assert!(reason.contains(&srv.url("/gone")) && reason.contains("404"), "{reason}");
+    assert!(
+        reason.contains(&srv.url("/gone")) && reason.contains("404"),
+        "{reason}"
+    );
     assert!(matches!(
-        decide(&report.sources, OutcomePolicy { allow_partial: true }),
+        decide(
+            &report.sources,
+            OutcomePolicy {
+                allow_partial: true
+            }
+        ),
         BotOutcome::Succeeded { warning: Some(_) }
     ));
 }
