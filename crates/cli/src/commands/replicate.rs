@@ -1,0 +1,469 @@
+//! `ragshift replicate start|status|cutover|abort`: near-zero-downtime migration with
+//! PostgreSQL's logical replication, from a live source to the target.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use ragshift_config::{Layers, VectorIndexKind};
+use ragshift_replicate::{
+    CutoverOptions, ReplicateError, ReplicateErrorKind, ReplicationStatus, Sides, StartOptions,
+};
+use ragshift_store::index::VectorIndex;
+use ragshift_store::StoreErrorKind;
+
+use crate::args::{AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::commands::verify::{layouts, url_or_arn};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+/// `replicate` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReplicateCommand {
+    /// Check prerequisites, prepare the target table, create the publication and subscription
+    #[command(after_help = "\
+Examples:
+  ragshift replicate start --source postgres://app:pw@old.example/rag --target postgres://app:pw@new.example/rag
+  ragshift replicate start --source arn:aws:secretsmanager:...:secret:old --target arn:...:secret:new --dry-run
+
+The source needs wal_level = logical (Aurora/RDS: rds.logical_replication = 1); every missing
+prerequisite is listed with its fix and nothing is created. The subscription connects FROM the
+target server, so give the source's address as the target sees it.")]
+    Start(StartArgs),
+    /// Initial sync, WAL bytes behind, apply errors and row counts
+    #[command(after_help = "\
+Examples:
+  ragshift replicate status
+  ragshift replicate status --watch --interval 10
+  ragshift replicate status --watch --until-caught-up --json")]
+    Status(StatusArgs),
+    /// Wait until caught up, verify, build the vector index, drop the replication objects
+    #[command(after_help = "\
+Examples:
+  ragshift replicate cutover                    # stop the application's writes to the source first
+  ragshift replicate cutover --timeout 2h --queries 10 --target-index hnsw
+
+Refuses (exit 1) and leaves replication running if verification finds a difference.")]
+    Cutover(CutoverArgs),
+    /// Remove everything ragshift created for replication on both sides
+    #[command(after_help = "\
+Examples:
+  ragshift replicate abort
+
+Drops the subscription, its slots and the publication, and the target table, schema and
+extension only if this replication created them. Nothing else is touched.")]
+    Abort(AbortArgs),
+}
+
+/// The two databases, shared by every `replicate` subcommand.
+#[derive(Debug, Args)]
+pub struct SidesArgs {
+    /// Source: a postgres:// URL or a Secrets Manager secret ARN
+    #[arg(long, value_name = "URL|ARN")]
+    pub source: Option<String>,
+    /// Target: a postgres:// URL or a Secrets Manager secret ARN
+    #[arg(long, value_name = "URL|ARN")]
+    pub target: Option<String>,
+    /// Source database.
+    #[command(flatten)]
+    pub source_db: SourceArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target_db: TargetArgs,
+    /// AWS settings (for secret ARNs).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl Overrides for SidesArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self
+            .aws
+            .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = url_or_arn(l, "--source", "source", &self.source);
+        url_or_arn(l, "--target", "target", &self.target)
+    }
+}
+
+/// Flags of `replicate start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The databases.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// Run the checks and show the plan; create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `replicate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The databases.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// Repeat until interrupted (Ctrl-C)
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two reports with --watch
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub interval: u64,
+    /// With --watch: stop (exit 0) once caught up
+    #[arg(long, requires = "watch")]
+    pub until_caught_up: bool,
+}
+
+/// Flags of `replicate cutover`.
+#[derive(Debug, Args)]
+pub struct CutoverArgs {
+    /// The databases.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// How long to wait for the initial sync and catch-up (e.g. 90s, 30m, 2h)
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Sample queries per bot for the verification's retrieval agreement
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub queries: usize,
+    /// Vector index to build: hnsw or ivfflat [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// maintenance_work_mem for the index build
+    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    pub maintenance_work_mem: String,
+}
+
+/// Flags of `replicate abort`.
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The databases.
+    #[command(flatten)]
+    pub sides: SidesArgs,
+}
+
+/// Parses `90`, `90s`, `30m`, `2h`.
+fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("{s:?} is not a duration: use e.g. 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(anyhow!("{s:?} is not a duration: use e.g. 90s, 30m or 2h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+async fn sides(
+    global: &GlobalArgs,
+    args: &SidesArgs,
+    extra: Option<&dyn Overrides>,
+) -> Result<(Sides, ragshift_config::Config), Failure> {
+    let mut overrides: Vec<&dyn Overrides> = vec![args];
+    overrides.extend(extra);
+    let loaded = settings::load(global, &overrides)?;
+    let (source_layout, target_layout) = layouts(&loaded);
+    if (&source_layout.schema, &source_layout.table)
+        != (&target_layout.schema, &target_layout.table)
+    {
+        return Err(anyhow!(
+            "logical replication writes into the table of the same name, but the source table is {} and the target table {}: set [target] schema/table like [source]'s",
+            source_layout.display_name(),
+            target_layout.display_name()
+        )
+        .into());
+    }
+    let config = loaded.config;
+    let source = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    Ok((
+        Sides {
+            source,
+            target,
+            layout: source_layout,
+        },
+        config,
+    ))
+}
+
+/// Exit code 2 for what stops work before it starts, 1 for work that failed.
+fn failure(e: ReplicateError) -> Failure {
+    let before_work = match e.kind() {
+        ReplicateErrorKind::Prerequisites
+        | ReplicateErrorKind::Config
+        | ReplicateErrorKind::NotStarted
+        | ReplicateErrorKind::AlreadyStarted => true,
+        ReplicateErrorKind::Timeout => false,
+        ReplicateErrorKind::Store => matches!(
+            e.store_error().map(|s| s.kind()),
+            Some(
+                StoreErrorKind::Connect
+                    | StoreErrorKind::Auth
+                    | StoreErrorKind::Config
+                    | StoreErrorKind::Locked
+            )
+        ),
+    };
+    if before_work {
+        Failure::from(anyhow::Error::new(e))
+    } else {
+        Failure::work(e)
+    }
+}
+
+/// Runs one `replicate` subcommand.
+pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome, Failure> {
+    match cmd {
+        ReplicateCommand::Start(a) => start(global, a).await,
+        ReplicateCommand::Status(a) => status(global, a).await,
+        ReplicateCommand::Cutover(a) => cutover(global, a).await,
+        ReplicateCommand::Abort(a) => abort(global, a).await,
+    }
+}
+
+async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure> {
+    let (sides, _) = sides(global, &args.sides, None).await?;
+    let report = ragshift_replicate::start(
+        &sides,
+        &StartOptions {
+            dry_run: args.dry_run,
+        },
+    )
+    .await
+    .map_err(failure)?;
+    if global.json {
+        output::json(&report)?;
+        return Ok(Outcome::Success);
+    }
+    for c in &report.plan.checks {
+        output::line(format!(
+            "{:<4} {} {}: {}",
+            match c.level {
+                ragshift_replicate::prerequisites::Level::Ok => "ok",
+                ragshift_replicate::prerequisites::Level::Warn => "warn",
+                ragshift_replicate::prerequisites::Level::Fail => "FAIL",
+            },
+            c.side,
+            c.name,
+            c.detail
+        ));
+    }
+    output::line(&report.plan.transfer.reason);
+    match &report.names {
+        None => output::line("dry run: nothing was created"),
+        Some(n) => {
+            output::line(format!(
+                "started {}: publication {} on the source, subscription {} (slot {}) on the target",
+                n.run_id, n.publication, n.subscription, n.slot
+            ));
+            output::line(
+                "the initial copy is running; follow it with `ragshift replicate status --watch`, then `ragshift replicate cutover`",
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn show_status(s: &ReplicationStatus) {
+    output::line(format!(
+        "replication {}: {} ({} transfer), publication {}, subscription {}",
+        s.run_id,
+        s.table,
+        if s.binary { "binary" } else { "text" },
+        s.publication,
+        s.subscription
+    ));
+    let slot = match &s.slot {
+        Some(sl) => format!(
+            "confirmed {}, slot {}{}",
+            sl.confirmed_flush_lsn.as_deref().unwrap_or("-"),
+            if sl.active { "active" } else { "inactive" },
+            sl.wal_status
+                .as_deref()
+                .map(|w| format!(", WAL {w}"))
+                .unwrap_or_default()
+        ),
+        None => "slot missing".to_owned(),
+    };
+    output::line(format!(
+        "  source at {}, {}: {} bytes behind",
+        s.source_lsn,
+        slot,
+        s.behind_bytes.map_or("?".to_owned(), |b| b.to_string())
+    ));
+    output::line(format!(
+        "  target received {}, reported {}, last message {}",
+        s.received_lsn.as_deref().unwrap_or("-"),
+        s.latest_end_lsn.as_deref().unwrap_or("-"),
+        s.last_message_at.as_deref().unwrap_or("-")
+    ));
+    for t in &s.tables {
+        output::line(format!("  initial sync: {} {}", t.table, t.description));
+    }
+    output::line(format!(
+        "  rows: source {}, target {}; errors: {} apply, {} sync",
+        s.source_rows,
+        s.target_rows,
+        s.apply_errors.map_or("?".to_owned(), |n| n.to_string()),
+        s.sync_errors.map_or("?".to_owned(), |n| n.to_string())
+    ));
+    output::line(format!(
+        "  caught up: {}",
+        if s.caught_up { "yes" } else { "no" }
+    ));
+    for p in &s.problems {
+        output::line(format!("  ! {p}"));
+    }
+}
+
+async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failure> {
+    let (sides, _) = sides(global, &args.sides, None).await?;
+    loop {
+        let st = ragshift_replicate::status(&sides).await.map_err(failure)?;
+        match (global.json, args.watch) {
+            (true, true) => output::line(serde_json::to_string(&st)?),
+            (true, false) => output::json(&st)?,
+            (false, _) => show_status(&st),
+        }
+        if !args.watch || (args.until_caught_up && st.caught_up) {
+            return Ok(Outcome::Success);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.interval.max(1))) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),
+        }
+    }
+}
+
+async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Failure> {
+    let timeout = parse_duration(&args.timeout)?;
+    let index_flag = args
+        .target_index
+        .clone()
+        .map(|v| (String::from("--target-index"), v));
+    struct IndexFlag(Option<(String, String)>);
+    impl Overrides for IndexFlag {
+        fn apply(&self, l: Layers) -> Layers {
+            match &self.0 {
+                Some((flag, v)) => l.flag(flag, "target.index", v.clone()),
+                None => l,
+            }
+        }
+    }
+    let flag = IndexFlag(index_flag);
+    let (sides, config) = sides(global, &args.sides, Some(&flag)).await?;
+    let t = &config.target;
+    let index = match t.index {
+        VectorIndexKind::Hnsw => VectorIndex::Hnsw {
+            m: t.hnsw_m,
+            ef_construction: t.hnsw_ef_construction,
+        },
+        VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
+            lists: t.index_lists,
+        },
+    };
+    let options = CutoverOptions {
+        timeout,
+        poll: Duration::from_secs(1),
+        verify: ragshift_verify::Options {
+            queries: args.queries,
+            ..ragshift_verify::Options::default()
+        },
+        index,
+        maintenance_work_mem: args.maintenance_work_mem.clone(),
+    };
+    let mut last = String::new();
+    let report = ragshift_replicate::cutover(&sides, &options, &mut |step| {
+        let text = step.to_string();
+        if text != last {
+            tracing::info!("{text}");
+            last = text;
+        }
+    })
+    .await
+    .map_err(failure)?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        crate::commands::verify::show(&report.verify);
+        if report.passed {
+            if let Some(i) = &report.index {
+                output::line(if i.built {
+                    format!("built in {:.1}s: {}", i.seconds, i.definition)
+                } else {
+                    format!("vector index already there: {}", i.definition)
+                });
+            }
+            for r in &report.removed {
+                output::line(format!("removed {r}"));
+            }
+            for l in &report.left {
+                output::line(format!("LEFT {l}"));
+            }
+            output::line(format!("cut over ({}). Now:", report.run_id));
+            for s in &report.switch {
+                output::line(format!("  - {s}"));
+            }
+        } else {
+            output::line(
+                "cutover refused: replication keeps running; fix the differences above (or stop the writes still reaching the source) and run cutover again",
+            );
+        }
+    }
+    Ok(if report.passed && report.left.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    })
+}
+
+async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure> {
+    let (sides, _) = sides(global, &args.sides, None).await?;
+    let report = ragshift_replicate::abort(&sides).await.map_err(failure)?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        match &report.run_id {
+            None => output::line(format!(
+                "no replication is running into {}: nothing to remove",
+                sides.target.label()
+            )),
+            Some(run) => {
+                output::line(format!("aborted {run}"));
+                for r in &report.removed {
+                    output::line(format!("removed {r}"));
+                }
+                for l in &report.left {
+                    output::line(format!("LEFT {l}"));
+                }
+            }
+        }
+    }
+    Ok(if report.left.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

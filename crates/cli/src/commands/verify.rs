@@ -1,0 +1,270 @@
+//! `ragshift verify`: prove a migration (after rebuild, copy, import or replicate): per-bot
+//! counts and checksums of every column on both sides, registry coverage when a registry is
+//! configured, and retrieval agreement on sample queries. Exit 0 only when everything matches.
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use ragshift_config::{Layers, Loaded, Origin};
+use ragshift_store::Layout;
+use ragshift_verify::{Options, Report, Store};
+
+use crate::args::{set_path, set_str, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+/// Flags of `verify`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  ragshift verify --source postgres://app:pw@old.example/rag --target postgres://app:pw@new.example/rag
+  ragshift verify --source arn:aws:secretsmanager:...:secret:old --target arn:...:secret:new --queries 10
+  ragshift verify ... --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --json
+  ragshift verify ... --registry-file bots.json      # also: every bot with knowledge has rows
+
+Checks: per bot, row count and a checksum of every column (vectors in binary form) on both
+sides; registry coverage (bots with knowledge and no rows, orphan rows) when [registry] is
+configured; exact top-k of sample queries on both sides (overlap@k must be 1.0) and the
+platform's query on the target's real index (recall@k, reported with the index settings).
+Exit 0 when everything matches, 1 when something differs, 2 when it could not run.")]
+pub struct VerifyArgs {
+    /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --source-url / --source-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub source: Option<String>,
+    /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --target-url / --target-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub target: Option<String>,
+    /// Source database.
+    #[command(flatten)]
+    pub source_db: SourceArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target_db: TargetArgs,
+    /// AWS settings (for secret ARNs and a DynamoDB registry).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Verify only this bot (repeat for several)
+    #[arg(long = "bot", value_name = "ID")]
+    pub bots: Vec<String>,
+    /// Sample queries per bot for retrieval agreement (0 skips it)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub queries: usize,
+    /// Results per query (the platform's max_results)
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    pub k: usize,
+    /// Differing ids listed per bot
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_ids: usize,
+    /// Registry export (DynamoDB JSON) for coverage [config: registry.path, kind = file]
+    #[arg(long, value_name = "FILE", conflicts_with = "registry_table")]
+    pub registry_file: Option<std::path::PathBuf>,
+    /// Live DynamoDB registry table for coverage [config: registry.table, kind = dynamodb]
+    #[arg(long, value_name = "TABLE")]
+    pub registry_table: Option<String>,
+    /// Skip registry coverage even when a registry is configured
+    #[arg(long, conflicts_with_all = ["registry_file", "registry_table"])]
+    pub no_registry: bool,
+    /// List orphan rows (bots not in the registry) without failing
+    #[arg(long)]
+    pub allow_orphans: bool,
+    /// Fail when the target index's recall@k is below this (0..1) [default: report only]
+    #[arg(long, value_name = "R")]
+    pub min_recall: Option<f64>,
+}
+
+/// `--source`/`--target` shorthand: an ARN is a secret, anything else a URL.
+pub(crate) fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<String>) -> Layers {
+    match v {
+        Some(v) if v.starts_with("arn:") => l.flag(flag, &format!("{side}.secret_arn"), v.clone()),
+        Some(v) => l.flag(flag, &format!("{side}.url"), v.clone()),
+        None => l,
+    }
+}
+
+impl Overrides for VerifyArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self
+            .aws
+            .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = url_or_arn(l, "--source", "source", &self.source);
+        let l = url_or_arn(l, "--target", "target", &self.target);
+        let l = match &self.registry_file {
+            Some(_) => l.flag("--registry-file", "registry.kind", "file"),
+            None => l,
+        };
+        let l = set_path(l, "--registry-file", "registry.path", &self.registry_file);
+        let l = match &self.registry_table {
+            Some(_) => l.flag("--registry-table", "registry.kind", "dynamodb"),
+            None => l,
+        };
+        set_str(
+            l,
+            "--registry-table",
+            "registry.table",
+            &self.registry_table,
+        )
+    }
+}
+
+/// The two sides' layouts: the target takes the source's column names (as `copy` creates it)
+/// unless its own were set, and its own schema and table.
+pub(crate) fn layouts(loaded: &Loaded) -> (Layout, Layout) {
+    let c = &loaded.config;
+    let source = db::layout(&c.source);
+    let own = db::layout(&c.target);
+    let set = |key: &str| loaded.origin(&format!("target.{key}")) != Origin::Default;
+    let pick = |key: &str, mine: &String, theirs: &String| {
+        if set(key) {
+            mine.clone()
+        } else {
+            theirs.clone()
+        }
+    };
+    let target = Layout {
+        schema: own.schema.clone(),
+        table: own.table.clone(),
+        id: pick("id_column", &own.id, &source.id),
+        bot: pick("bot_column", &own.bot, &source.bot),
+        content: pick("content_column", &own.content, &source.content),
+        source: pick("source_column", &own.source, &source.source),
+        embedding: pick("embedding_column", &own.embedding, &source.embedding),
+    };
+    (source, target)
+}
+
+fn registry_configured(loaded: &Loaded) -> bool {
+    ["registry.kind", "registry.path", "registry.table"]
+        .iter()
+        .any(|k| loaded.origin(k) != Origin::Default)
+}
+
+pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Failure> {
+    if args.k == 0 {
+        return Err(anyhow!("--k must be at least 1").into());
+    }
+    if let Some(r) = args.min_recall {
+        if !(0.0..=1.0).contains(&r) {
+            return Err(anyhow!("--min-recall must be between 0 and 1, not {r}").into());
+        }
+    }
+    let loaded = settings::load(global, &[args])?;
+    let config = &loaded.config;
+    let registry = if !args.no_registry && registry_configured(&loaded) {
+        let reg = ragshift_registry::from_config(&config.registry, &config.aws)
+            .await
+            .context("opening the registry for coverage")?;
+        let scan = reg
+            .bots(&ragshift_registry::Selection::all())
+            .await
+            .with_context(|| format!("reading bots from {}", reg.describe()))?;
+        for bad in &scan.invalid {
+            tracing::warn!("registry item left out of coverage: {bad:?}");
+        }
+        tracing::info!("{}: {} bots", reg.describe(), scan.bots.len());
+        Some(scan.bots)
+    } else {
+        None
+    };
+    let source_spec = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target_spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let (source_layout, target_layout) = layouts(&loaded);
+    let (s, t) = tokio::join!(
+        ragshift_store::connect(&source_spec, "ragshift verify"),
+        ragshift_store::connect(&target_spec, "ragshift verify"),
+    );
+    let (s, t) = (s?, t?);
+    let options = Options {
+        bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
+        queries: args.queries,
+        k: args.k,
+        max_ids: args.max_ids,
+        registry,
+        allow_orphans: args.allow_orphans,
+        min_recall: args.min_recall,
+    };
+    let report = ragshift_verify::verify(
+        &Store {
+            client: &s,
+            layout: &source_layout,
+            label: source_spec.label(),
+        },
+        &Store {
+            client: &t,
+            layout: &target_layout,
+            label: target_spec.label(),
+        },
+        &options,
+    )
+    .await?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        show(&report);
+    }
+    Ok(if report.passed() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    })
+}
+
+/// Prints a report for people (also used by `replicate cutover`).
+pub(crate) fn show(r: &Report) {
+    output::line(format!(
+        "source {} ({})\ntarget {} ({})",
+        r.source, r.source_table, r.target, r.target_table
+    ));
+    let c = &r.checksums;
+    output::line(format!(
+        "checksums: {} bots, {} match; rows: source {}, target {}",
+        c.bots_compared, c.bots_matching, c.source_rows, c.target_rows
+    ));
+    if let Some(cov) = &r.coverage {
+        output::line(format!(
+            "registry: {} bots, {} with knowledge, {} without rows, {} orphan bots in the target",
+            cov.registry_bots,
+            cov.with_knowledge,
+            cov.without_rows.len(),
+            cov.orphans.len()
+        ));
+    }
+    match (&r.retrieval, &r.retrieval_skipped) {
+        (Some(q), _) => {
+            output::line(format!(
+                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3})",
+                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap
+            ));
+            let settings: Vec<String> =
+                q.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            match &q.index {
+                Some(i) => output::line(format!(
+                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots, {} short answers; settings {}",
+                    i.name,
+                    i.method,
+                    q.k,
+                    q.recall_at_k,
+                    q.min_recall,
+                    q.index_used_bots,
+                    q.bots,
+                    q.short_results,
+                    settings.join(" ")
+                )),
+                None => output::line(
+                    "target has no vector index: the platform's query is exact but slow (ragshift build-index)",
+                ),
+            }
+        }
+        (None, Some(why)) => output::line(format!("retrieval: skipped ({why})")),
+        (None, None) => {}
+    }
+    if r.passed {
+        output::line("verified: everything matches");
+    } else {
+        output::line(format!("NOT verified: {} problems", r.failures.len()));
+        for f in &r.failures {
+            output::line(format!("  - {f}"));
+        }
+    }
+}

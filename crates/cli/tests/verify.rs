@@ -1,0 +1,202 @@
+//! `ragshift verify` end to end: exit 0 and a JSON report when both stores match; exit 1 naming
+//! the bot and the ids when they differ, when a registry bot has no rows or rows are orphans;
+//! exit 2 when it can't run; the password never in the output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ragshift_testkit::shared_pg;
+use serde_json::Value;
+
+fn ragshift(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("run ragshift")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const SETUP: &str = "
+CREATE EXTENSION vector;
+CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text, source text, embedding vector(8));
+CREATE INDEX ON items (botid);
+INSERT INTO items
+SELECT lpad(b::text, 2, '0') || lpad(i::text, 24, '0'), 'BOT' || lpad(b::text, 23, '0'),
+       'chunk ' || i, 's3://docs/u1/' || b || '/documents/f.pdf',
+       (SELECT array_agg(cos(b * 31 + i * 3 + d)::real ORDER BY d) FROM generate_series(1, 8) d)::vector
+  FROM generate_series(1, 3) b, generate_series(1, 25) i;
+";
+
+fn bot(n: u32) -> String {
+    format!("BOT{n:023}")
+}
+
+async fn two_stores(prefix: &str) -> (String, String, tokio_postgres::Client) {
+    let pg = shared_pg();
+    let s = pg.fresh_database(&format!("{prefix}_src"));
+    let t = pg.fresh_database(&format!("{prefix}_tgt"));
+    pg.connect(&s)
+        .await
+        .batch_execute(SETUP)
+        .await
+        .expect("source");
+    let target = pg.connect(&t).await;
+    target.batch_execute(SETUP).await.expect("target");
+    (s, t, target)
+}
+
+/// A DynamoDB-JSON export (`aws dynamodb scan --output json`) with bots 1..=n, all with files.
+fn registry_file(dir: &Path, bots: &[u32]) -> String {
+    let items: Vec<Value> = bots
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "PK": {"S": "u1"},
+                "SK": {"S": format!("u1#BOT#{}", bot(*n))},
+                "Title": {"S": format!("bot {n}")},
+                "Knowledge": {"M": {
+                    "source_urls": {"L": []},
+                    "sitemap_urls": {"L": []},
+                    "filenames": {"L": [{"S": "f.pdf"}]}
+                }}
+            })
+        })
+        .collect();
+    let path = dir.join("bots.json");
+    std::fs::write(&path, serde_json::json!({ "Items": items }).to_string()).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn matching_stores_exit_0_with_a_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t, _) = two_stores("cli_verify_ok").await;
+    let reg = registry_file(dir.path(), &[1, 2, 3]);
+    let out = ragshift(
+        dir.path(),
+        &[
+            "verify",
+            "--json",
+            "--source",
+            &s,
+            "--target",
+            &t,
+            "--queries",
+            "3",
+            "--k",
+            "5",
+            "--registry-file",
+            &reg,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["checksums"]["bots_matching"], 3);
+    assert_eq!(v["retrieval"]["overlap_at_k"], 1.0);
+    assert_eq!(v["retrieval"]["queries"], 9);
+    assert_eq!(v["coverage"]["with_knowledge"], 3);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(shared_pg().password()), "{text}");
+}
+
+#[tokio::test]
+async fn differences_exit_1_naming_bots_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t, target) = two_stores("cli_verify_diff").await;
+    target
+        .batch_execute(&format!(
+            "UPDATE items SET content = 'edited' WHERE id = '02' || lpad('4', 24, '0');
+             INSERT INTO items SELECT '99' || substr(id, 3), '{orphan}', content, source, embedding
+               FROM items WHERE botid = '{b1}' LIMIT 2;",
+            orphan = bot(9),
+            b1 = bot(1)
+        ))
+        .await
+        .unwrap();
+    let reg = registry_file(dir.path(), &[1, 2, 3, 4]);
+    let out = ragshift(
+        dir.path(),
+        &[
+            "verify",
+            "--source",
+            &s,
+            "--target",
+            &t,
+            "--queries",
+            "2",
+            "--registry-file",
+            &reg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT verified"), "{text}");
+    assert!(text.contains(&format!("bot {} differs", bot(2))), "{text}");
+    assert!(text.contains(&format!("02{:024}", 4)), "{text}");
+    assert!(
+        text.contains(&format!("bot {} is on the target only", bot(9))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("bot u1/{} has knowledge", bot(4))),
+        "{text}"
+    );
+    assert!(text.contains("(orphan)"), "{text}");
+    assert!(!text.contains(shared_pg().password()));
+
+    // JSON says the same; --bot narrows to a bot that matches.
+    let out = ragshift(
+        dir.path(),
+        &[
+            "verify",
+            "--json",
+            "--source",
+            &s,
+            "--target",
+            &t,
+            "--bot",
+            &bot(3),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["checksums"]["bots_compared"], 1);
+}
+
+#[test]
+fn a_missing_table_or_server_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let s = pg.fresh_database("cli_verify_empty_src");
+    let t = pg.fresh_database("cli_verify_empty_tgt");
+    let out = ragshift(dir.path(), &["verify", "--source", &s, "--target", &t]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("source") && err.contains("public.items"),
+        "{err}"
+    );
+    assert!(!err.contains(pg.password()), "{err}");
+
+    let out = ragshift(dir.path(), &["verify", "--source", &s]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RAGSHIFT_TARGET_URL"));
+}
