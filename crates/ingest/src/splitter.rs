@@ -18,12 +18,14 @@
 //! * No text is lost: every non-whitespace character is in at least one chunk.
 //!
 //! # Why not the `text-splitter` crate
-//! It was evaluated: it sizes by characters and supports overlap, but it needs the whole
-//! document as one `&str` (a 200 MB file would have to sit in memory), its choice of break
-//! level looks at the whole document, so a streamed file could not be guaranteed the same
-//! chunks, and its Unicode sentence segmentation is several times slower than the byte scan
-//! below. These rules depend only on the text near each chunk, which is what makes
-//! [`StreamSplitter`] give exactly the chunks [`Splitter::split`] gives.
+//! It was evaluated (0.33, 1000/200 characters, on 10 MB of the benchmark corpus): it sizes
+//! by characters and supports overlap, but it split 9 M characters/s against about 100 M for
+//! the byte scan below (llama_index's SentenceSplitter does about 2 M, and the goal was 20×
+//! that), it needs the whole document as one `&str` (a 200 MB file would have to sit in
+//! memory), and its choice of break level looks at the whole document, so a streamed file
+//! could not be guaranteed the same chunks. These rules depend only on the text near each
+//! chunk, which is what makes [`StreamSplitter`] give exactly the chunks [`Splitter::split`]
+//! gives.
 
 use std::ops::Range;
 
