@@ -347,3 +347,83 @@ async fn a_large_file_streamed_from_disk_gives_the_same_chunks_as_splitting_it_w
         other => panic!("{other:?}"),
     }
 }
+
+async fn ingest_one(input: SourceInput, params: &EmbeddingParams) -> (SourceOutcome, Vec<Chunk>) {
+    let ingestor = Ingestor::new(IngestOptions::default()).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Chunk>>(1);
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            all.extend(batch);
+        }
+        all
+    });
+    let mut report = ingestor.ingest(input, params, &tx).await;
+    drop(tx);
+    (report.sources.remove(0).outcome, collector.await.unwrap())
+}
+
+#[tokio::test]
+async fn streamed_csv_and_utf16_readers_match_whole_loading() {
+    let params = EmbeddingParams {
+        chunk_size: 200,
+        chunk_overlap: 40,
+        ..EmbeddingParams::default()
+    };
+    let splitter = Splitter::new(&params).unwrap();
+
+    let mut csv = String::from("Tên,Mô tả,Giá\n");
+    for i in 0..3000 {
+        csv.push_str(&format!(
+            "Món {i},\"Phở bò, nước dùng thơm\",{}\n",
+            1000 * i
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("menu.csv");
+    std::fs::write(&path, &csv).unwrap();
+    let (outcome, streamed) = ingest_one(SourceInput::Path(path.clone()), &params).await;
+    let whole =
+        ragshift_ingest::load(&ragshift_ingest::Hint::name("menu.csv"), csv.as_bytes()).unwrap();
+    let expected = splitter.split(&path.display().to_string(), &whole.text);
+    assert!(
+        matches!(outcome, SourceOutcome::Loaded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(streamed, expected);
+    assert!(streamed[0]
+        .text
+        .starts_with("Tên: Món 0\nMô tả: Phở bò, nước dùng thơm"));
+
+    // A UTF-16 object read as a stream, named like an S3 object.
+    let text = "Đây là một tài liệu tiếng Việt. ".repeat(200);
+    let mut bytes = vec![0xFF, 0xFE];
+    for u in text.encode_utf16() {
+        bytes.extend_from_slice(&u.to_le_bytes());
+    }
+    let source = "s3://bucket/u1/b1/documents/ghi chú.txt".to_owned();
+    let (outcome, streamed) = ingest_one(
+        SourceInput::Reader {
+            source: source.clone(),
+            name_hint: "ghi chú.txt".into(),
+            reader: Box::new(std::io::Cursor::new(bytes.clone())),
+        },
+        &params,
+    )
+    .await;
+    assert!(matches!(outcome, SourceOutcome::Loaded { .. }));
+    assert_eq!(streamed, splitter.split(&source, &text));
+    assert!(streamed.iter().all(|c| c.source == source));
+
+    // The same object handed over as bytes gives the same chunks.
+    let (_, from_bytes) = ingest_one(
+        SourceInput::Bytes {
+            source: source.clone(),
+            name_hint: "ghi chú.txt".into(),
+            bytes: bytes.into(),
+        },
+        &params,
+    )
+    .await;
+    assert_eq!(from_bytes, streamed);
+}
