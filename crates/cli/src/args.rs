@@ -72,6 +72,19 @@ Examples:
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB \"how do I reset my password?\"
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --vector query.json --limit 5 --json")]
     Search(crate::commands::search::SearchArgs),
+    /// Copy the chunk table from a source (a restored snapshot) to the target: parallel binary
+    /// COPY from one snapshot, indexes after, verified, resumable
+    #[command(after_help = "\
+Examples:
+  ragshift copy --source postgres://app:pw@restored.example/rag --target postgres://app:pw@new.example/rag
+  ragshift copy --source arn:aws:secretsmanager:...:secret:old --target arn:aws:secretsmanager:...:secret:new --jobs 8
+  ragshift copy ... --dry-run                 # the plan: partitions, table, indexes; nothing changes
+  ragshift copy ... --resume                  # after a crash: only unfinished partitions are copied
+  ragshift copy ... --replace --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --json
+
+The source is only read (one READ ONLY snapshot). Verification (per-bot counts and checksums of
+every column) runs by default; any difference is listed per bot and exits 1.")]
+    Copy(crate::commands::copy::CopyArgs),
 }
 
 /// `config` subcommands.

@@ -152,7 +152,9 @@ pub fn plan_builds(
             );
             if c.definition.contains("INITIALLY DEFERRED") {
                 sql.push_str(" DEFERRABLE INITIALLY DEFERRED");
-            } else if c.definition.contains("DEFERRABLE") && !c.definition.contains("NOT DEFERRABLE") {
+            } else if c.definition.contains("DEFERRABLE")
+                && !c.definition.contains("NOT DEFERRABLE")
+            {
                 sql.push_str(" DEFERRABLE");
             }
             Some(sql)
@@ -196,10 +198,16 @@ pub fn plan_builds(
             format!(" WITH ({})", with.join(", "))
         };
         let body = format!("{method} ({col} {ops}){with}");
-        let exists = target.indexes.iter().any(|i| i.name == name || i.is_vector());
+        let exists = target
+            .indexes
+            .iter()
+            .any(|i| i.name == name || i.is_vector());
         if !exists {
             plan.indexes.push(BuildStep {
-                sql: format!("CREATE INDEX {} ON {tgt_table} USING {body}", quote_ident(&name)),
+                sql: format!(
+                    "CREATE INDEX {} ON {tgt_table} USING {body}",
+                    quote_ident(&name)
+                ),
                 name,
                 attach: None,
                 vector: true,
@@ -272,7 +280,9 @@ pub async fn build(
         quote_literal(&settings.maintenance_work_mem),
         settings.parallel_workers
     );
-    let queue = Arc::new(Mutex::new(plan.indexes.iter().cloned().collect::<VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(
+        plan.indexes.iter().cloned().collect::<VecDeque<_>>(),
+    ));
     let workers = settings.jobs.clamp(1, plan.indexes.len().max(1));
     let results = Arc::new(Mutex::new(Vec::new()));
     let mut clients = Vec::new();
@@ -292,11 +302,10 @@ pub async fn build(
                     break;
                 };
                 let started = Instant::now();
-                let error = client
-                    .batch_execute(&step.sql)
-                    .await
-                    .err()
-                    .map(|e| StoreError::query(format!("building {}", step.name), e).to_string());
+                let error =
+                    client.batch_execute(&step.sql).await.err().map(|e| {
+                        StoreError::query(format!("building {}", step.name), e).to_string()
+                    });
                 let done = BuiltIndex {
                     name: step.name.clone(),
                     sql: step.sql.clone(),
@@ -339,11 +348,10 @@ pub async fn build(
     }
     for step in &plan.constraints {
         let started = Instant::now();
-        let error = client
-            .batch_execute(&step.sql)
-            .await
-            .err()
-            .map(|e| StoreError::query(format!("adding constraint {}", step.name), e).to_string());
+        let error =
+            client.batch_execute(&step.sql).await.err().map(|e| {
+                StoreError::query(format!("adding constraint {}", step.name), e).to_string()
+            });
         let done = BuiltIndex {
             name: step.name.clone(),
             sql: step.sql.clone(),

@@ -121,8 +121,6 @@ pub async fn copy_partition(
     journal::mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
         .await
         .map_err(PipeError::Target)?;
-    tx.commit()
-        .await
-        .map_err(t("committing the partition"))?;
+    tx.commit().await.map_err(t("committing the partition"))?;
     Ok(Moved { rows, bytes })
 }

@@ -85,10 +85,9 @@ impl Partition {
                         sql_literal(u)
                     )),
                     (None, Some(u)) => s.push_str(&format!(" AND {id} <= {}", sql_literal(u))),
-                    (Some(a), None) => s.push_str(&format!(
-                        " AND ({id} > {} OR {id} IS NULL)",
-                        sql_literal(a)
-                    )),
+                    (Some(a), None) => {
+                        s.push_str(&format!(" AND ({id} > {} OR {id} IS NULL)", sql_literal(a)))
+                    }
                     (None, None) => {}
                 }
                 s
@@ -100,7 +99,11 @@ impl Partition {
     pub fn describe(&self) -> String {
         match &self.slice {
             Slice::Bots { bots, nulls } => {
-                let nulls = if *nulls { " + rows without a bot id" } else { "" };
+                let nulls = if *nulls {
+                    " + rows without a bot id"
+                } else {
+                    ""
+                };
                 match bots.as_slice() {
                     [] => format!("rows without a bot id{}", ""),
                     [one] => format!("bot {one}{nulls}"),
@@ -153,10 +156,12 @@ pub async fn bot_counts(
     );
     let wanted: Option<Vec<String>> =
         only.map(|b| b.iter().map(|s| s.trim_end().to_owned()).collect());
-    let rows = client
-        .query(&sql, &[&wanted])
-        .await
-        .map_err(|e| StoreError::query(format!("counting rows per bot in {}", layout.display_name()), e))?;
+    let rows = client.query(&sql, &[&wanted]).await.map_err(|e| {
+        StoreError::query(
+            format!("counting rows per bot in {}", layout.display_name()),
+            e,
+        )
+    })?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -187,12 +192,15 @@ pub async fn id_cut_points(
     Ok(cuts)
 }
 
+/// A bot too big for one partition: `(bot, rows, pieces)`.
+pub type Split = (String, i64, u64);
+
 /// Groups bots into partitions of about `partition_rows` rows and marks the bots that need
 /// splitting (returned as `(bot, rows, pieces)`), without touching a database.
 pub fn group(
     counts: &[(Option<String>, i64)],
     partition_rows: u64,
-) -> (Vec<(Slice, i64)>, Vec<(String, i64, u64)>) {
+) -> (Vec<(Slice, i64)>, Vec<Split>) {
     let target = partition_rows.max(1) as i64;
     let mut groups = Vec::new();
     let mut splits = Vec::new();

@@ -63,7 +63,8 @@ pub async fn previous_run(
                 format!("the journal's plan of copy run {run_id} is unreadable ({e}); run without --resume and with --replace"),
             )
         })?;
-    let bots: Option<Vec<String>> = serde_json::from_value(selection["bots"].clone()).unwrap_or(None);
+    let bots: Option<Vec<String>> =
+        serde_json::from_value(selection["bots"].clone()).unwrap_or(None);
     let units = journal::units(client, &run_id).await?;
     let done = units
         .iter()

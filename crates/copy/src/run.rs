@@ -230,30 +230,41 @@ pub async fn copy(
     } else {
         None
     };
-    let (run_id, partitions, bots, done): (String, Vec<Partition>, Option<Vec<String>>, HashSet<String>) =
-        match &previous {
-            Some(PreviousRun {
-                run_id,
-                partitions,
-                bots,
-                done,
-                ..
-            }) => (run_id.clone(), partitions.clone(), bots.clone(), done.clone()),
-            None => {
-                let parts = plan(
-                    snap.client(),
-                    sl,
-                    opts.bots.as_deref(),
-                    opts.partition_rows.unwrap_or(DEFAULT_PARTITION_ROWS),
-                )
-                .await
-                .map_err(CopyError::source(&src_label))?;
-                (new_run_id(), parts, opts.bots.clone(), HashSet::new())
-            }
-        };
+    let (run_id, partitions, bots, done): (
+        String,
+        Vec<Partition>,
+        Option<Vec<String>>,
+        HashSet<String>,
+    ) = match &previous {
+        Some(PreviousRun {
+            run_id,
+            partitions,
+            bots,
+            done,
+            ..
+        }) => (
+            run_id.clone(),
+            partitions.clone(),
+            bots.clone(),
+            done.clone(),
+        ),
+        None => {
+            let parts = plan(
+                snap.client(),
+                sl,
+                opts.bots.as_deref(),
+                opts.partition_rows.unwrap_or(DEFAULT_PARTITION_ROWS),
+            )
+            .await
+            .map_err(CopyError::source(&src_label))?;
+            (new_run_id(), parts, opts.bots.clone(), HashSet::new())
+        }
+    };
     if let (Some(p), Some(asked)) = (&previous, &opts.bots) {
         if p.bots.as_ref() != Some(asked) {
-            tracing::warn!("--bot is ignored when resuming: the run keeps the bots it started with");
+            tracing::warn!(
+                "--bot is ignored when resuming: the run keeps the bots it started with"
+            );
         }
     }
     let planned_rows: i64 = partitions.iter().map(|p| p.rows).sum();
@@ -310,7 +321,14 @@ pub async fn copy(
             bytes: 0,
         };
         report.index_plan = if opts.build_indexes {
-            plan_builds(&src_def, sl, tgt_def.as_ref().unwrap_or(&empty), tl, vector, planned_rows)
+            plan_builds(
+                &src_def,
+                sl,
+                tgt_def.as_ref().unwrap_or(&empty),
+                tl,
+                vector,
+                planned_rows,
+            )
         } else {
             BuildPlan::default()
         };
@@ -497,7 +515,9 @@ pub async fn copy(
         let now = read_table(&target, tl)
             .await
             .map_err(CopyError::target(&tgt_label))?
-            .ok_or_else(|| CopyError::Refused(format!("target table {} vanished", tl.display_name())))?;
+            .ok_or_else(|| {
+                CopyError::Refused(format!("target table {} vanished", tl.display_name()))
+            })?;
         report.index_plan = plan_builds(&src_def, sl, &now, tl, vector, planned_rows);
         for s in &report.index_plan.skipped {
             tracing::info!("not built on the target: {s}");
@@ -531,7 +551,9 @@ pub async fn copy(
             analyze_on(&ep.target, &analyze)
         );
         if let Err(e) = a {
-            tracing::warn!("ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}");
+            tracing::warn!(
+                "ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}"
+            );
         }
         let v = v.map_err(|e| match e {
             crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
@@ -631,9 +653,10 @@ async fn worker(
                 tl.qualified(),
                 ctx.columns
             ),
-            delete: ctx.retried.contains(&p.id).then(|| {
-                format!("DELETE FROM {} WHERE {}", tl.qualified(), p.predicate(tl))
-            }),
+            delete: ctx
+                .retried
+                .contains(&p.id)
+                .then(|| format!("DELETE FROM {} WHERE {}", tl.qualified(), p.predicate(tl))),
         };
         let started = Instant::now();
         let mut attempt = 1;
@@ -701,7 +724,8 @@ async fn worker(
                         .map_err(CopyError::target(tgt_label))?;
                 }
                 if let Err(je) =
-                    journal::mark_finished(&writer, ctx.run_id, &p.id, Status::Failed, &result).await
+                    journal::mark_finished(&writer, ctx.run_id, &p.id, Status::Failed, &result)
+                        .await
                 {
                     tracing::warn!("could not record the failure of {}: {je}", p.id);
                 }

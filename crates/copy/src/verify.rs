@@ -27,6 +27,17 @@ pub enum RowDiffKind {
     Extra,
 }
 
+impl RowDiffKind {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Changed => "changed",
+            Self::Missing => "missing",
+            Self::Extra => "extra",
+        }
+    }
+}
+
 /// One differing row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RowDiff {
@@ -72,7 +83,7 @@ impl BotMismatch {
             let rows: Vec<String> = self
                 .rows
                 .iter()
-                .map(|r| format!("{} {:?}", r.id, r.kind).to_lowercase())
+                .map(|r| format!("{} {}", r.id, r.kind.as_str()))
                 .collect();
             s.push_str(&format!(" ({})", rows.join(", ")));
         }
@@ -123,7 +134,10 @@ pub async fn verify(
             row_hashes(source, source_layout, &m.bot_id),
             row_hashes(target, target_layout, &m.bot_id)
         );
-        m.rows = diff_rows(&a.map_err(VerifyError::Source)?, &b.map_err(VerifyError::Target)?);
+        m.rows = diff_rows(
+            &a.map_err(VerifyError::Source)?,
+            &b.map_err(VerifyError::Target)?,
+        );
     }
     Ok(VerifyReport {
         bots: s.len().max(t.len()),
@@ -159,8 +173,12 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatc
     for bot in bots {
         let s = find(source, bot);
         let t = find(target, bot);
-        let (sr, sc) = s.map(|b| (b.rows, b.checksum)).unwrap_or((0, String::new()));
-        let (tr, tc) = t.map(|b| (b.rows, b.checksum)).unwrap_or((0, String::new()));
+        let (sr, sc) = s
+            .map(|b| (b.rows, b.checksum))
+            .unwrap_or((0, String::new()));
+        let (tr, tc) = t
+            .map(|b| (b.rows, b.checksum))
+            .unwrap_or((0, String::new()));
         if sr != tr || sc != tc {
             out.push(BotMismatch {
                 bot_id: bot.to_owned(),
@@ -178,8 +196,14 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatc
 /// Rows that differ between two lists of `(id, hash)` (in any order).
 pub fn diff_rows(source: &[(String, String)], target: &[(String, String)]) -> Vec<RowDiff> {
     use std::collections::BTreeMap;
-    let s: BTreeMap<&str, &str> = source.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let t: BTreeMap<&str, &str> = target.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let s: BTreeMap<&str, &str> = source
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let t: BTreeMap<&str, &str> = target
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let mut ids: Vec<&str> = s.keys().chain(t.keys()).copied().collect();
     ids.sort_unstable();
     ids.dedup();
@@ -231,7 +255,10 @@ mod tests {
             rows,
             checksum: c.into(),
         };
-        let m = compare(&[b("x", 2, "5"), b("y", 1, "1")], &[b("x", 2, "5"), b("z", 1, "1")]);
+        let m = compare(
+            &[b("x", 2, "5"), b("y", 1, "1")],
+            &[b("x", 2, "5"), b("z", 1, "1")],
+        );
         let ids: Vec<&str> = m.iter().map(|m| m.bot_id.as_str()).collect();
         assert_eq!(ids, vec!["y", "z"]);
     }

@@ -28,7 +28,7 @@ CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops
 ";
 
 fn spec(url: &str) -> ConnectSpec {
-    ConnectSpec::from_url(url, None, None).unwrap()
+    ConnectSpec::from_url(url, None, None).expect("test URL")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,8 +59,12 @@ async fn copies_everything_with_indexes_and_verifies() {
     assert!(report.partitions >= 10, "{}", report.partitions);
     let v = report.verify.as_ref().unwrap();
     assert_eq!((v.source_rows, v.target_rows), (3000, 3000));
-    let events = seen.lock().unwrap();
-    assert!(events.iter().any(|e| matches!(e, Event::Verified { passed: true, .. })));
+    let verified = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Verified { passed: true, .. }));
+    assert!(verified);
 
     let t = target.connect(&tgt_url).await;
     let defs: Vec<String> = t
@@ -89,12 +93,18 @@ async fn copies_everything_with_indexes_and_verifies() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(pk, 1, "the primary key is a constraint again, not only an index");
+    assert_eq!(
+        pk, 1,
+        "the primary key is a constraint again, not only an index"
+    );
 
     // A second copy into the filled table is refused, naming the way out.
     let err = copy(&ep, &CopyOptions::default(), Arc::new(|_| {}))
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("already holds rows") && err.contains("--resume"), "{err}");
+    assert!(
+        err.contains("already holds rows") && err.contains("--resume"),
+        "{err}"
+    );
 }

@@ -2,6 +2,7 @@
 
 pub mod build_index;
 pub mod config_show;
+pub mod copy;
 pub mod init_target;
 pub mod search;
 
@@ -16,5 +17,6 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::InitTarget(args) => init_target::run(global, args).await,
         Command::BuildIndex(args) => build_index::run(global, args).await,
         Command::Search(args) => search::run(global, args).await,
+        Command::Copy(args) => copy::run(global, args).await,
     }
 }

@@ -1,0 +1,337 @@
+//! `ragshift copy`: the source table (a restored snapshot, or the old cluster) to the target
+//! with parallel binary COPY from one consistent snapshot, the source's indexes rebuilt after
+//! the data, both sides verified; `--resume` continues a run that was interrupted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+use ragshift_config::{Layers, Origin, VectorIndexKind};
+use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
+use ragshift_store::index::VectorIndex;
+
+use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+/// Flags of `copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --source-url / --source-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub source: Option<String>,
+    /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --target-url / --target-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub target: Option<String>,
+    /// Source database.
+    #[command(flatten)]
+    pub source_db: SourceArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target_db: TargetArgs,
+    /// AWS settings (for secret ARNs).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Partitions copied at once, and index builds run at once
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+    /// Rows per partition (bots are grouped up to it; bigger bots are split by id range)
+    #[arg(long, value_name = "N")]
+    pub partition_rows: Option<u64>,
+    /// Copy only this bot (repeat for several)
+    #[arg(long = "bot", value_name = "ID")]
+    pub bots: Vec<String>,
+    /// Continue the latest copy run into the target table: only unfinished partitions are copied
+    #[arg(long, conflicts_with = "replace")]
+    pub resume: bool,
+    /// Empty the target table first (with --bot: only those bots' rows)
+    #[arg(long)]
+    pub replace: bool,
+    /// Copy the data only: no indexes or constraints afterwards
+    #[arg(long)]
+    pub no_index: bool,
+    /// Build this vector index (hnsw or ivfflat) instead of the source's [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// ivfflat lists for --target-index ivfflat [default: from the row count]
+    #[arg(long, value_name = "N")]
+    pub target_index_lists: Option<u32>,
+    /// maintenance_work_mem for each index build
+    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    pub maintenance_work_mem: String,
+    /// max_parallel_maintenance_workers for each index build [default: cores - 1]
+    #[arg(long, value_name = "N")]
+    pub maintenance_workers: Option<u32>,
+    /// Compare per-bot row counts and checksums of both sides afterwards (the default)
+    #[arg(long, overrides_with = "no_verify")]
+    pub verify: bool,
+    /// Skip the comparison
+    #[arg(long, overrides_with = "verify")]
+    pub no_verify: bool,
+    /// Show the plan (partitions, table, indexes) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds between progress lines
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub progress_secs: u64,
+}
+
+fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<String>) -> Layers {
+    match v {
+        Some(v) if v.starts_with("arn:") => l.flag(flag, &format!("{side}.secret_arn"), v.clone()),
+        Some(v) => l.flag(flag, &format!("{side}.url"), v.clone()),
+        None => l,
+    }
+}
+
+impl Overrides for CopyArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self
+            .aws
+            .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = url_or_arn(l, "--source", "source", &self.source);
+        let l = url_or_arn(l, "--target", "target", &self.target);
+        let l = set_str(l, "--target-index", "target.index", &self.target_index);
+        match self.target_index_lists {
+            Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
+            None => l,
+        }
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failure> {
+    if args.jobs == 0 {
+        return Err(anyhow!("--jobs must be at least 1").into());
+    }
+    if args.partition_rows == Some(0) {
+        return Err(anyhow!("--partition-rows must be at least 1").into());
+    }
+    let loaded = settings::load(global, &[args])?;
+    let config = &loaded.config;
+    // The source's own vector index is kept unless the user chose one (flag, env or file).
+    let vector_index = match loaded.origin("target.index") {
+        Origin::Default => None,
+        Origin::Layer(_) => Some(match config.target.index {
+            VectorIndexKind::Hnsw => VectorIndex::Hnsw {
+                m: config.target.hnsw_m,
+                ef_construction: config.target.hnsw_ef_construction,
+            },
+            VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
+                lists: config.target.index_lists,
+            },
+        }),
+    };
+    let source = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let source_layout = db::layout(&config.source);
+    // The target table takes the source's columns; only its schema and name are the target's.
+    let mut target_layout = source_layout.clone();
+    target_layout.schema = config.target.schema.clone();
+    target_layout.table = config.target.table.clone();
+    let ep = Endpoints {
+        source,
+        source_layout,
+        target,
+        target_layout,
+    };
+    let opts = CopyOptions {
+        jobs: args.jobs,
+        partition_rows: args.partition_rows,
+        bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
+        resume: args.resume,
+        replace: args.replace,
+        build_indexes: !args.no_index,
+        vector_index,
+        maintenance_work_mem: args.maintenance_work_mem.clone(),
+        parallel_maintenance_workers: args.maintenance_workers,
+        verify: !args.no_verify,
+        dry_run: args.dry_run,
+        progress_every: Duration::from_secs(args.progress_secs.max(1)),
+    };
+    let json = global.json;
+    let events = Arc::new(move |e: Event| show_event(json, &e));
+    let report: CopyReport = ragshift_copy::copy(&ep, &opts, events).await?;
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("event".into(), "summary".into());
+            o.insert("succeeded".into(), report.succeeded().into());
+        }
+        output::line(serde_json::to_string(&v)?);
+    } else {
+        show_report(&report);
+    }
+    Ok(if report.succeeded() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    })
+}
+
+fn show_event(json: bool, e: &Event) {
+    if json {
+        if let Ok(s) = serde_json::to_string(e) {
+            output::line(s);
+        }
+        return;
+    }
+    match e {
+        Event::Planned {
+            run_id,
+            resumed,
+            partitions,
+            already_done,
+            rows,
+            snapshot,
+        } => tracing::info!(
+            "{} run {run_id}: {rows} rows in {partitions} partitions ({already_done} done before), source snapshot {snapshot}",
+            if *resumed { "resuming" } else { "starting" }
+        ),
+        Event::Progress {
+            rows,
+            mb,
+            mb_per_s,
+            partitions_done,
+            partitions_total,
+            eta_seconds,
+        } => tracing::info!(
+            "{partitions_done}/{partitions_total} partitions, {rows} rows, {mb:.1} MB, {mb_per_s:.1} MB/s{}",
+            eta_seconds
+                .map(|s| format!(", ETA {}", human_secs(s)))
+                .unwrap_or_default()
+        ),
+        Event::Partition {
+            partition,
+            what,
+            status,
+            error: Some(err),
+            ..
+        } => tracing::error!("partition {partition} ({what}) {status}: {err}"),
+        Event::Partition { .. } => {}
+        Event::Index {
+            name,
+            seconds,
+            error,
+        } => match error {
+            None => tracing::info!("built {name} in {seconds:.1}s"),
+            Some(err) => tracing::error!("index {name} failed: {err}"),
+        },
+        Event::Verified { .. } => {}
+    }
+}
+
+fn human_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn show_report(r: &CopyReport) {
+    if r.dry_run {
+        output::line(format!(
+            "dry run: would copy {} rows of {} on {} into {} on {} ({}), in {} partitions{}",
+            r.planned_rows,
+            r.source_table,
+            r.source,
+            r.target_table,
+            r.target,
+            if r.created_table {
+                "a new table"
+            } else {
+                "the existing table"
+            },
+            r.partitions,
+            if r.resumed {
+                format!(", {} of them done already", r.partitions_skipped)
+            } else {
+                String::new()
+            }
+        ));
+        for p in r.plan.iter().flatten() {
+            output::line(format!("  {}  {:>9} rows  {}", p.id, p.rows, p.describe()));
+        }
+        for s in r.index_plan.indexes.iter().chain(&r.index_plan.constraints) {
+            output::line(format!("  then: {}", s.sql));
+            if let Some(a) = &s.attach {
+                output::line(format!("        {a}"));
+            }
+        }
+        for s in &r.index_plan.skipped {
+            output::line(format!("  not built: {s}"));
+        }
+        return;
+    }
+    output::line(format!(
+        "run {}: copied {} rows ({:.1} MB) in {} partitions in {:.1}s ({:.1} MB/s){}; {} → {} on {}",
+        r.run_id,
+        r.rows,
+        r.bytes as f64 / 1e6,
+        r.partitions_copied,
+        r.data_seconds,
+        r.bytes as f64 / 1e6 / r.data_seconds.max(1e-3),
+        if r.partitions_skipped > 0 {
+            format!(", {} partitions were done before", r.partitions_skipped)
+        } else {
+            String::new()
+        },
+        r.source_table,
+        r.target_table,
+        r.target
+    ));
+    for f in &r.failures {
+        output::line(format!(
+            "FAILED partition {} ({}): {}",
+            f.partition, f.what, f.error
+        ));
+    }
+    if !r.failures.is_empty() {
+        output::line(
+            "indexes and verification were skipped; fix the cause and run the same command with --resume",
+        );
+    }
+    let built = r.indexes.iter().filter(|i| i.error.is_none()).count();
+    if !r.indexes.is_empty() {
+        output::line(format!(
+            "built {built} of {} indexes/constraints in {:.1}s",
+            r.indexes.len(),
+            r.index_seconds
+        ));
+    }
+    for i in r.indexes.iter().filter(|i| i.error.is_some()) {
+        output::line(format!(
+            "FAILED {}: {}",
+            i.name,
+            i.error.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(v) = &r.verify {
+        if v.passed() {
+            output::line(format!(
+                "verified: {} bots, {} rows, counts and checksums of every column match ({:.1}s)",
+                v.bots, v.target_rows, v.seconds
+            ));
+        } else {
+            output::line(format!(
+                "VERIFICATION FAILED: {} of {} bots differ (source {} rows, target {} rows)",
+                v.mismatches.len(),
+                v.bots,
+                v.source_rows,
+                v.target_rows
+            ));
+            for m in &v.mismatches {
+                output::line(format!("  {}", m.describe()));
+            }
+            output::line("re-copy the listed bots with `ragshift copy --replace --bot ID ...`");
+        }
+    }
+    output::line(format!("done in {:.1}s", r.seconds));
+}

@@ -1,0 +1,486 @@
+//! `ragshift copy` end to end between two real PostgreSQL clusters (a source database on the
+//! shared server, a private target cluster): every row and column arrives, the copy is the
+//! source's snapshot even while it is written to, a SIGKILLed run resumes without duplicates,
+//! and verification names the bots and rows that differ.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ragshift_store::checksum::{bot_checksums, BotChecksum};
+use ragshift_store::Layout;
+use ragshift_testkit::{shared_pg, PgCluster};
+use serde_json::Value;
+
+/// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
+/// long and non-ASCII texts, rows without a bot, one big bot (split by id) and many small ones.
+const FIXTURE: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
+INSERT INTO items
+SELECT lpad(i::text, 26, '0'),
+       CASE WHEN i % 97 = 0 THEN NULL
+            WHEN i <= 1200 THEN 'BIGBOT00000000000000000000'
+            ELSE 'BOT' || lpad((i % 60)::text, 23, '0') END,
+       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 3000)
+                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
+       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
+       CASE WHEN i % 53 = 0 THEN NULL
+            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
+  FROM generate_series(1, 3000) AS i;
+CREATE INDEX idx_items_botid ON items (botid);
+CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);
+";
+
+/// A gate in the target's journal: the update that marks a third partition succeeded waits
+/// (inside that partition's data transaction) until the test releases advisory lock 4242.
+const GATE: &str = "
+CREATE FUNCTION ragshift.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status = 'succeeded'
+     AND (SELECT count(*) FROM ragshift.units WHERE status = 'succeeded') >= 2 THEN
+    PERFORM pg_advisory_xact_lock_shared(4242);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER test_gate BEFORE UPDATE ON ragshift.units
+  FOR EACH ROW EXECUTE FUNCTION ragshift.test_gate();
+";
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn ragshift(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().expect("run ragshift")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The `--json` summary (the last line of the event stream).
+fn summary(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", text(out)));
+    assert_eq!(v["event"], "summary", "{}", text(out));
+    v
+}
+
+struct Pair {
+    _target: PgCluster,
+    src_url: String,
+    tgt_url: String,
+    src: tokio_postgres::Client,
+    tgt: tokio_postgres::Client,
+}
+
+async fn pair(name: &str) -> Pair {
+    let src_url = shared_pg().fresh_database(&format!("{name}_src"));
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(FIXTURE).await.unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database(&format!("{name}_tgt"));
+    let tgt = target.connect(&tgt_url).await;
+    Pair {
+        _target: target,
+        src_url,
+        tgt_url,
+        src,
+        tgt,
+    }
+}
+
+async fn checksums(c: &tokio_postgres::Client) -> Vec<BotChecksum> {
+    bot_checksums(c, &Layout::default(), None).await.unwrap()
+}
+
+/// Polls `sql` (a boolean query) until true, failing after a deadline.
+async fn wait_until(c: &tokio_postgres::Client, sql: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok: bool = c.query_one(sql, &[]).await.unwrap().get(0);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const GATE_WAITING: &str =
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)";
+
+async fn install_gate(tgt: &tokio_postgres::Client) {
+    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+        .await
+        .unwrap();
+    tgt.batch_execute(GATE).await.unwrap();
+    tgt.batch_execute("SELECT pg_advisory_lock(4242)")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_all").await;
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("would copy 3000 rows"), "{plan}");
+    assert!(
+        plan.contains("USING ivfflat (embedding) WITH (lists='10')"),
+        "{plan}"
+    );
+    assert!(!plan.contains(shared_pg().password()), "{plan}");
+    let tables: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'items'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "a dry run changes nothing");
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--json",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--jobs",
+            "3",
+            "--partition-rows",
+            "300",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    assert_eq!(s["rows"], 3000);
+    assert_eq!(s["verify"]["mismatches"].as_array().unwrap().len(), 0);
+    assert!(s["partitions"].as_u64().unwrap() >= 10, "{s}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(shared_pg().password()));
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(events.contains("\"event\":\"planned\""), "{events}");
+    assert!(events.contains("\"event\":\"progress\""), "{events}");
+
+    // Independently of ragshift's own verification: the same rows on both sides.
+    assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);
+    let exact: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(*) FROM items WHERE content = repeat('long text ', 3000) OR content LIKE 'héllo wörld 日本語 🚀%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(exact, 858);
+    let indexes: Vec<String> = p
+        .tgt
+        .query(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        ["idx_items_botid", "idx_items_embedding", "items_pkey"]
+    );
+
+    let out = ragshift(
+        dir.path(),
+        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already holds rows") && err.contains("--resume") && err.contains("--replace"),
+        "{err}"
+    );
+    assert!(!err.contains(shared_pg().password()), "{err}");
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--source-table",
+            "nope",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("source table public.nope not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_is_the_snapshot_while_the_source_is_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_live").await;
+    let before = checksums(&p.src).await;
+    install_gate(&p.tgt).await;
+    let child = command(
+        dir.path(),
+        &[
+            "copy",
+            "--json",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--jobs",
+            "1",
+            "--partition-rows",
+            "200",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until(
+        &p.tgt,
+        GATE_WAITING,
+        "two partitions are done and the third waits",
+    )
+    .await;
+
+    // The application writes while the copy runs: new rows in every bot and a new bot,
+    // changed rows, deleted rows.
+    p.src
+        .batch_execute(
+            "INSERT INTO items SELECT 'NEW' || lpad(i::text, 23, '0'), botid, 'written during the copy', 's', embedding
+               FROM (SELECT DISTINCT ON (botid) botid, embedding FROM items WHERE botid IS NOT NULL) b,
+                    generate_series(1, 2) i
+              ON CONFLICT DO NOTHING;
+             INSERT INTO items VALUES ('NEWBOT000000000000000000X1', 'NEWBOT00000000000000000000', 'x', 's', NULL);
+             UPDATE items SET content = 'changed during the copy' WHERE id IN (SELECT min(id) FROM items GROUP BY botid);
+             DELETE FROM items WHERE id IN (SELECT max(id) FROM items WHERE id NOT LIKE 'NEW%' GROUP BY botid);",
+        )
+        .await
+        .unwrap();
+    assert_ne!(checksums(&p.src).await, before, "the source did change");
+    p.tgt
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(summary(&out)["verify"]["source_rows"], 3000);
+
+    assert_eq!(
+        checksums(&p.tgt).await,
+        before,
+        "the target is the source as of the snapshot"
+    );
+    let new_rows: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(*) FROM items WHERE id LIKE 'NEW%' OR content LIKE '%during the copy'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(new_rows, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_kill").await;
+    install_gate(&p.tgt).await;
+    let mut child: Child = command(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--jobs",
+            "1",
+            "--partition-rows",
+            "250",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_until(
+        &p.tgt,
+        GATE_WAITING,
+        "the third partition is mid-transaction",
+    )
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    p.tgt
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .await
+        .unwrap();
+    // Waits for the killed run's open transaction to end (it holds a lock on the journal).
+    p.tgt
+        .batch_execute("DROP TRIGGER test_gate ON ragshift.units")
+        .await
+        .unwrap();
+
+    let row = p
+        .tgt
+        .query_one(
+            "SELECT (SELECT count(*) FROM items),
+                    (SELECT coalesce(sum(row_count), 0)::bigint FROM ragshift.units WHERE status = 'succeeded'),
+                    (SELECT count(*) FROM ragshift.units WHERE status = 'succeeded')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, journal_rows, done): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(done, 2, "two partitions committed before the kill");
+    assert_eq!(
+        rows, journal_rows,
+        "the killed partition left no rows behind"
+    );
+    assert!(rows > 0 && rows < 3000);
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy", "--json", "--source", &p.src_url, "--target", &p.tgt_url, "--resume", "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    assert_eq!(s["resumed"], true);
+    assert_eq!(s["partitions_skipped"], 2);
+    assert_eq!(
+        s["rows"].as_i64().unwrap(),
+        3000 - rows,
+        "only the rest was copied"
+    );
+    assert_eq!(s["verify"]["mismatches"].as_array().unwrap().len(), 0);
+
+    let dups: i64 = p
+        .tgt
+        .query_one("SELECT count(*) - count(DISTINCT id) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dups, 0);
+    assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);
+    let retried: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(*) FROM ragshift.units WHERE attempts = 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        retried, 1,
+        "the partition killed mid-transaction was redone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_names_a_changed_float_a_missing_row_and_an_extra_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_verify").await;
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--jobs",
+            "2",
+            "--no-index",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("match"),
+        "{}",
+        text(&out)
+    );
+
+    p.tgt
+        .batch_execute(
+            "UPDATE items SET embedding = (ARRAY[(embedding::real[])[1] + 0.0001]
+                                           || (embedding::real[])[2:8])::vector
+              WHERE id = lpad('1301', 26, '0');
+             DELETE FROM items WHERE id = lpad('1302', 26, '0');
+             INSERT INTO items VALUES ('EXTRA000000000000000000001', 'BOT' || lpad('3', 23, '0'), 'extra', NULL, NULL);",
+        )
+        .await
+        .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy", "--source", &p.src_url, "--target", &p.tgt_url, "--resume",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("VERIFICATION FAILED: 3 of"), "{stdout}");
+    assert!(
+        stdout.contains("00000000000000000000001301 changed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("00000000000000000000001302 missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("EXTRA000000000000000000001 extra"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("bot BOT{:0>23}", 1301 % 60)),
+        "{stdout}"
+    );
+}
