@@ -75,7 +75,8 @@ pub struct RetrievalReport {
     pub min_overlap: f64,
     /// Bots whose exact answers differ between the sides.
     pub disagreeing: Vec<BotScore>,
-    /// Mean recall@k of the platform's query on the target against exact search.
+    /// Mean recall@k of the platform's query on the target against exact search (1.0 without a
+    /// vector index, where that query is itself exact and is not run).
     pub recall_at_k: f64,
     /// Lowest per-bot recall.
     pub min_recall: f64,
@@ -251,6 +252,11 @@ pub async fn compare(
         let mut recall_sum = 0.0;
         for (i, q) in queries.iter().enumerate() {
             overlap_sum += overlap(&s[i], &t[i]);
+            if index.is_none() {
+                // Without a vector index the platform's query is an exact search: recall 1.
+                recall_sum += 1.0;
+                continue;
+            }
             let approx: Vec<String> = target
                 .client
                 .query(&tgt.platform, &[&bot.as_str(), q, &limit])
