@@ -1,0 +1,1 @@
+//! ECS executor (placeholder until the next step).
