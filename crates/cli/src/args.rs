@@ -85,6 +85,11 @@ Examples:
 The source is only read (one READ ONLY snapshot). Verification (per-bot counts and checksums of
 every column) runs by default; any difference is listed per bot and exits 1.")]
     Copy(crate::commands::copy::CopyArgs),
+    /// Near-zero-downtime migration with logical replication: start, status, cutover, abort
+    #[command(subcommand)]
+    Replicate(crate::commands::replicate::ReplicateCommand),
+    /// Prove a migration: per-bot checksums, registry coverage, retrieval agreement
+    Verify(crate::commands::verify::VerifyArgs),
 }
 
 /// `config` subcommands.

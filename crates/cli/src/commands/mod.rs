@@ -4,7 +4,9 @@ pub mod build_index;
 pub mod config_show;
 pub mod copy;
 pub mod init_target;
+pub mod replicate;
 pub mod search;
+pub mod verify;
 
 use crate::args::{Cli, Command, ConfigCommand};
 use crate::failure::{Failure, Outcome};
@@ -18,5 +20,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::BuildIndex(args) => build_index::run(global, args).await,
         Command::Search(args) => search::run(global, args).await,
         Command::Copy(args) => copy::run(global, args).await,
+        Command::Replicate(cmd) => replicate::run(global, cmd).await,
+        Command::Verify(args) => verify::run(global, args).await,
     }
 }

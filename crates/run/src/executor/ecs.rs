@@ -1,1 +1,0 @@
-//! ECS executor (placeholder until the next step).

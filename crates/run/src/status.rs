@@ -1,1 +1,0 @@
-//! Run status (next step).
