@@ -151,14 +151,12 @@ impl Statements {
             sample: format!(
                 "SELECT {emb} FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL ORDER BY md5({id}::text) LIMIT $2"
             ),
+            // One row per chunk with its distances to every query: the vector is de-TOASTed
+            // once (in the fenced subquery) and the ranking is done by the caller.
             exact: format!(
-                "SELECT n::int, array_agg(id ORDER BY d, id) FROM (
-                    SELECT n, id, d, row_number() OVER (PARTITION BY n ORDER BY d, id) AS rn FROM (
-                        SELECT u.n, r.id, l2_distance(r.e, u.q) AS d
-                          FROM (SELECT rtrim({id}::text) COLLATE \"C\" AS id, {detoasted} AS e
-                                  FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL OFFSET 0) r
-                         CROSS JOIN unnest($2::vector[]) WITH ORDINALITY AS u(q, n)) x) s
-                  WHERE rn <= $3 GROUP BY n ORDER BY n"
+                "SELECT r.id, ARRAY(SELECT l2_distance(r.e, u.q) FROM unnest($2::vector[]) WITH ORDINALITY AS u(q, n) ORDER BY u.n)
+                   FROM (SELECT rtrim({id}::text) AS id, {detoasted} AS e
+                           FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL OFFSET 0) r"
             ),
             platform: format!(
                 "SELECT rtrim({id}::text) FROM {table} WHERE {bot} = $1 ORDER BY {emb} <-> $2 LIMIT $3"
@@ -175,27 +173,34 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
     Ok(Statements::new(store, at_least(&version, (0, 7))))
 }
 
-/// Exact top-k ids for each query, in query order.
+/// Exact top-k ids for each query, in query order: nearest first, ties by id (bytewise).
 async fn exact(
     store: &Store<'_>,
     sql: &str,
     bot: &str,
     queries: &[Vector],
-    k: i64,
+    k: usize,
 ) -> Result<Vec<Vec<String>>, StoreError> {
     let rows = store
         .client
-        .query(sql, &[&bot, &queries, &k])
+        .query(sql, &[&bot, &queries])
         .await
         .map_err(|e| StoreError::query(format!("exact search of bot {bot}"), e))?;
-    let mut out = vec![Vec::new(); queries.len()];
-    for r in rows {
-        let n: i32 = r.get(0);
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i)) {
-            *slot = r.get(1);
-        }
-    }
-    Ok(out)
+    let chunks: Vec<(String, Vec<f64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok((0..queries.len())
+        .map(|n| {
+            let mut ranked: Vec<(f64, &str)> = chunks
+                .iter()
+                .filter_map(|(id, d)| d.get(n).map(|d| (*d, id.as_str())))
+                .collect();
+            ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            ranked
+                .into_iter()
+                .take(k)
+                .map(|(_, id)| id.to_owned())
+                .collect()
+        })
+        .collect())
 }
 
 /// Runs sample queries for every bot in `bots` and scores both sides' answers.
@@ -243,8 +248,8 @@ pub async fn compare(
             continue;
         }
         let (s, t) = tokio::join!(
-            exact(source, &src.exact, bot, &queries, limit),
-            exact(target, &tgt.exact, bot, &queries, limit),
+            exact(source, &src.exact, bot, &queries, k),
+            exact(target, &tgt.exact, bot, &queries, k),
         );
         let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(bot), e))?;
         let t = t.map_err(terr(Some(bot)))?;
