@@ -90,6 +90,17 @@ every column) runs by default; any difference is listed per bot and exits 1.")]
     Replicate(crate::commands::replicate::ReplicateCommand),
     /// Prove a migration: per-bot checksums, registry coverage, retrieval agreement
     Verify(crate::commands::verify::VerifyArgs),
+    /// Find every bot with knowledge and estimate a migration's size, cost and time
+    #[command(after_help = "\
+Examples:
+  ragshift plan --stack BedrockChatStack            # live table and bucket from the stack
+  ragshift plan --registry-file scan.json --documents-dir ./bucket-copy
+  ragshift plan --registry-file ./AWSDynamoDB/01700000000000-abc/data --json
+  ragshift plan --user 3f1c... --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --bot user-2/01HZY...
+
+Nothing is changed. Invalid registry items and missing files are listed; the exit code stays 0.
+Cost uses a dated built-in price table unless [embedding] price_per_1k_tokens is set.")]
+    Plan(crate::commands::plan::PlanArgs),
 }
 
 /// `config` subcommands.
@@ -289,5 +300,68 @@ impl Overrides for AwsArgs {
         );
         let l = set_str(l, "--aws-profile", "aws.profile", &self.aws_profile);
         set_str(l, "--stack", "aws.stack", &self.stack)
+    }
+}
+
+/// `[registry]` flags: where the bots are listed. Giving a table or a file also picks the kind.
+#[derive(Debug, Args, Default)]
+pub struct RegistryArgs {
+    /// Live DynamoDB table (sets registry.kind = dynamodb) [config: registry.table]
+    #[arg(long, value_name = "NAME", conflicts_with = "registry_file")]
+    pub registry_table: Option<String>,
+    /// Export file or folder (`aws dynamodb scan` JSON or an export to S3; sets registry.kind = file) [config: registry.path]
+    #[arg(long, value_name = "PATH")]
+    pub registry_file: Option<PathBuf>,
+    /// Parallel scan segments [config: registry.scan_segments]
+    #[arg(long, value_name = "N")]
+    pub scan_segments: Option<u32>,
+}
+
+impl Overrides for RegistryArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = match (&self.registry_table, &self.registry_file) {
+            (Some(_), _) => l.flag("--registry-table", "registry.kind", "dynamodb"),
+            (None, Some(_)) => l.flag("--registry-file", "registry.kind", "file"),
+            (None, None) => l,
+        };
+        let l = set_str(
+            l,
+            "--registry-table",
+            "registry.table",
+            &self.registry_table,
+        );
+        let l = set_path(l, "--registry-file", "registry.path", &self.registry_file);
+        match self.scan_segments {
+            Some(n) => l.flag("--scan-segments", "registry.scan_segments", u64::from(n)),
+            None => l,
+        }
+    }
+}
+
+/// `[documents]` flags: where uploaded files are. Giving a bucket or a folder also picks the kind.
+#[derive(Debug, Args, Default)]
+pub struct DocumentsArgs {
+    /// S3 bucket (sets documents.kind = s3) [config: documents.bucket]
+    #[arg(long, value_name = "NAME", conflicts_with = "documents_dir")]
+    pub documents_bucket: Option<String>,
+    /// Local folder with the bucket's layout (sets documents.kind = dir) [config: documents.path]
+    #[arg(long, value_name = "DIR")]
+    pub documents_dir: Option<PathBuf>,
+}
+
+impl Overrides for DocumentsArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = match (&self.documents_bucket, &self.documents_dir) {
+            (Some(_), _) => l.flag("--documents-bucket", "documents.kind", "s3"),
+            (None, Some(_)) => l.flag("--documents-dir", "documents.kind", "dir"),
+            (None, None) => l,
+        };
+        let l = set_str(
+            l,
+            "--documents-bucket",
+            "documents.bucket",
+            &self.documents_bucket,
+        );
+        set_path(l, "--documents-dir", "documents.path", &self.documents_dir)
     }
 }

@@ -1,14 +1,71 @@
 //! Resolving the effective configuration for one command.
+//!
+//! Precedence: defaults < file < `RAGSHIFT_*` environment < the command's flags. When `[aws]
+//! stack` is set (or `--stack`), the stack's CloudFormation outputs then fill the names nobody
+//! set (table, bucket, ECS cluster, …), each recorded with its origin (`stack S output K`) so
+//! `config show` says where it came from.
 
-use ragshift_config::{Layers, Loaded};
+use anyhow::Context;
+use figment::value::Value;
+use ragshift_config::{AwsConfig, Layers, Loaded};
+use ragshift_registry::stack::{self, Discovered, DiscoveredValue};
 
 use crate::args::{GlobalArgs, Overrides};
 
-/// Loads defaults < file < environment < the command's flags.
+/// Loads the layers, then applies stack outputs where `[aws] stack` is set.
+///
+/// Kept synchronous for every command's sake; stack discovery, the only network call, runs on
+/// the command's runtime (or a private one when there is none).
 pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result<Loaded> {
-    let mut layers = Layers::new().file(global.config.as_deref()).process_env();
-    for o in overrides {
-        layers = o.apply(layers);
+    let layers = || {
+        let mut layers = Layers::new().file(global.config.as_deref()).process_env();
+        for o in overrides {
+            layers = o.apply(layers);
+        }
+        layers
+    };
+    let loaded = layers().load()?;
+    let Some(stack_name) = loaded.config.aws.stack.clone().filter(|s| !s.is_empty()) else {
+        return Ok(loaded);
+    };
+    let found = discover_blocking(&loaded.config.aws, &stack_name)
+        .with_context(|| format!("reading names from stack {stack_name} ([aws] stack, --stack)"))?;
+    let mut filled = layers();
+    for d in found {
+        tracing::debug!("stack {stack_name}: output {} → {}", d.output_key, d.path);
+        let origin = format!("stack {stack_name} output {}", d.output_key);
+        let value = match d.value {
+            DiscoveredValue::One(v) => Value::from(v),
+            DiscoveredValue::Many(v) => Value::from(v),
+        };
+        filled = filled.fill(&origin, &d.path, value);
     }
-    Ok(layers.load()?)
+    Ok(filled.load()?)
+}
+
+fn discover_blocking(aws: &AwsConfig, stack_name: &str) -> anyhow::Result<Vec<Discovered>> {
+    let work = async {
+        let sdk = ragshift_aws::sdk_config(aws).await;
+        stack::discover(&sdk, stack_name).await
+    };
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(handle)
+            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+        {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        }
+        _ => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .map(|rt| rt.block_on(work))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("stack discovery stopped unexpectedly"))
+        })??,
+    };
+    Ok(result?)
 }

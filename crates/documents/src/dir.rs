@@ -62,11 +62,11 @@ impl DocumentStore for DirDocuments {
         match tokio::fs::metadata(&self.root).await {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(DocumentError::Store(format!(
-                "documents folder {} is not a directory; set [documents] path (--documents-path)",
+                "documents folder {} is not a directory; set [documents] path (--documents-dir)",
                 self.root.display()
             ))),
             Err(e) => Err(DocumentError::Store(format!(
-                "documents folder {}: {e}; set [documents] path (--documents-path) or [documents] kind = \"s3\"",
+                "documents folder {}: {e}; set [documents] path (--documents-dir) or [documents] kind = \"s3\"",
                 self.root.display()
             ))),
         }

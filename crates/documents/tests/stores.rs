@@ -187,7 +187,7 @@ async fn a_directory_with_the_bucket_layout() {
         .await
         .expect_err("missing");
     assert!(
-        err.is_fatal() && err.to_string().contains("--documents-path"),
+        err.is_fatal() && err.to_string().contains("--documents-dir"),
         "{err}"
     );
 }

@@ -67,7 +67,7 @@ fn data_files(path: &Path) -> Result<Vec<PathBuf>, RegistryError> {
         export_error(
             path,
             None,
-            format!("cannot read it ({e}); set [registry] path / --registry-path to the export file or folder"),
+            format!("cannot read it ({e}); set [registry] path / --registry-file to the export file or folder"),
         )
     })?;
     if meta.is_file() {
@@ -402,6 +402,6 @@ mod tests {
         let e = read_export(&dir.path().join("nope.json"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--registry-path"), "{e}");
+        assert!(e.contains("--registry-file"), "{e}");
     }
 }

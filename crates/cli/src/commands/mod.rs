@@ -4,6 +4,7 @@ pub mod build_index;
 pub mod config_show;
 pub mod copy;
 pub mod init_target;
+pub mod plan;
 pub mod replicate;
 pub mod search;
 pub mod verify;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::InitTarget(args) => init_target::run(global, args).await,
         Command::BuildIndex(args) => build_index::run(global, args).await,
         Command::Search(args) => search::run(global, args).await,
+        Command::Plan(args) => plan::run(global, args).await,
         Command::Copy(args) => copy::run(global, args).await,
         Command::Replicate(cmd) => replicate::run(global, cmd).await,
         Command::Verify(args) => verify::run(global, args).await,
