@@ -49,9 +49,7 @@ fn discover_blocking(aws: &AwsConfig, stack_name: &str) -> anyhow::Result<Vec<Di
         stack::discover(&sdk, stack_name).await
     };
     let result = match tokio::runtime::Handle::try_current() {
-        Ok(handle)
-            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
-        {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| handle.block_on(work))
         }
         _ => std::thread::scope(|scope| {
