@@ -18,6 +18,7 @@
 mod abort;
 mod cutover;
 mod error;
+mod facts;
 pub mod names;
 pub mod prerequisites;
 pub mod publication;
