@@ -72,6 +72,44 @@ Examples:
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB \"how do I reset my password?\"
   ragshift search --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --vector query.json --limit 5 --json")]
     Search(crate::commands::search::SearchArgs),
+    /// Preview how files and URLs become chunks (before paying for embeddings)
+    #[command(after_help = "\
+Examples:
+  ragshift chunk handbook.pdf https://example.com/faq
+  ragshift chunk --chunk-size 512 --chunk-overlap 64 --json notes.md")]
+    Chunk(crate::commands::chunk::ChunkArgs),
+    /// Embed texts with the configured provider, to check its settings
+    #[command(after_help = "\
+Examples:
+  ragshift embed \"hello world\"
+  ragshift embed --embedding-provider bedrock --embedding-model cohere.embed-multilingual-v3 --query \"refund policy?\"
+  ragshift embed --json \"one\" \"two\"")]
+    Embed(crate::commands::embed::EmbedArgs),
+    /// Re-create every bot's vectors: load, split, embed and write, one job per bot
+    #[command(after_help = "\
+Examples:
+  ragshift rebuild --dry-run                         # chunk counts and cost, nothing written
+  ragshift rebuild --yes                             # every bot with knowledge
+  ragshift rebuild --user USER_ID --bot BOT_ID --yes
+  ragshift rebuild --executor ecs --stack BedrockChatStack --concurrency 20 --yes
+  ragshift rebuild --resume 01JD9... --yes           # skip bots that already succeeded
+
+Exit codes: 0 every bot succeeded; 1 some bots failed (listed, with reasons); 2 nothing ran.")]
+    Rebuild(crate::commands::rebuild::RebuildArgs),
+    /// The worker for one bot (what an ECS task runs): load, split, embed, write
+    #[command(after_help = "\
+Examples:
+  ragshift embed-bot '{\"PK\":{\"S\":\"USER\"},\"SK\":{\"S\":\"USER#BOT#BOT_ID\"}}'
+  EVENT='{\"PK\":{\"S\":\"USER\"},\"SK\":{\"S\":\"USER#BOT#BOT_ID\"}}' ragshift embed-bot
+
+Exit codes: 0 the bot succeeded; 1 it failed (reason printed, SyncStatus FAILED); 2 nothing ran.")]
+    EmbedBot(crate::commands::embed_bot::EmbedBotArgs),
+    /// Per-bot state of a run (the latest by default), failures, and bots stuck in RUNNING
+    #[command(after_help = "\
+Examples:
+  ragshift status
+  ragshift status 01JD9ABCDEF... --json")]
+    Status(crate::commands::status::StatusArgs),
     /// Copy the chunk table from a source (a restored snapshot) to the target: parallel binary
     /// COPY from one snapshot, indexes after, verified, resumable
     #[command(after_help = "\
@@ -85,6 +123,25 @@ Examples:
 The source is only read (one READ ONLY snapshot). Verification (per-bot counts and checksums of
 every column) runs by default; any difference is listed per bot and exits 1.")]
     Copy(crate::commands::copy::CopyArgs),
+    /// Write a portable, checksummed Parquet snapshot of the store (one file per bot + manifest)
+    #[command(after_help = "\
+Examples:
+  ragshift export --source postgres://app:pw@old.example/rag --to ./kb-backup
+  ragshift export --source arn:aws:secretsmanager:...:secret:db --to s3://my-bucket/ragshift/2026-11-25
+  ragshift export --to ./one-bot --bot 01HZX5Q8J6N2W4V7T9R3K1M0PB --model cohere.embed-multilingual-v3
+
+Take it BEFORE a destructive deploy; `ragshift import --from ...` restores it without re-embedding.
+The files are plain Parquet (id, botid, content, source, embedding as fixed-size float32 lists).")]
+    Export(crate::commands::export::ExportArgs),
+    /// Load an export into the target: checksums checked first, one transaction per bot
+    #[command(after_help = "\
+Examples:
+  ragshift import --from ./kb-backup --target postgres://app:pw@new.example/rag
+  ragshift import --from s3://my-bucket/ragshift/2026-11-25 --target-index ivfflat --json
+
+Every file's SHA-256 is checked against the manifest before anything is written; afterwards the
+target's per-bot checksums are compared with the ones recorded at export.")]
+    Import(crate::commands::import::ImportArgs),
     /// Near-zero-downtime migration with logical replication: start, status, cutover, abort
     #[command(subcommand)]
     Replicate(crate::commands::replicate::ReplicateCommand),

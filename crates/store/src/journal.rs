@@ -304,3 +304,61 @@ pub async fn latest_run(
         finished_at: r.get(4),
     }))
 }
+
+/// The newest run of `kind` for exactly this selection that did not finish cleanly (still
+/// `running` after a crash, or `failed`): rerunning the same command resumes it.
+pub async fn resumable_run(
+    client: &impl GenericClient,
+    kind: &str,
+    target: &str,
+    selection: &serde_json::Value,
+) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, status FROM ragshift.runs
+              WHERE kind = $1 AND target = $2 AND selection = $3
+              ORDER BY started_at DESC LIMIT 1",
+            &[&kind, &target, selection],
+        )
+        .await
+        .map_err(|e| StoreError::query("looking for a run to resume", e))?;
+    Ok(row.and_then(|r| {
+        let status: String = r.get(1);
+        (status != "succeeded").then(|| r.get(0))
+    }))
+}
+
+/// Whether run `run_id` exists, and its kind.
+pub async fn run_kind(
+    client: &impl GenericClient,
+    run_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT kind FROM ragshift.runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// One run by id.
+pub async fn run(client: &impl GenericClient, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+               FROM ragshift.runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+    Ok(row.map(|r| RunRow {
+        run_id: r.get(0),
+        kind: r.get(1),
+        status: r.get(2),
+        started_at: r.get(3),
+        finished_at: r.get(4),
+    }))
+}

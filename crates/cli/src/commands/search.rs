@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context};
 use ragshift_store::search;
 use serde_json::json;
 
-use crate::args::{AwsArgs, GlobalArgs, TargetArgs};
+use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -18,9 +18,12 @@ pub struct SearchArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// AWS settings (for a secret ARN).
+    /// AWS settings (for a secret ARN, Bedrock).
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Embedding settings (the question is embedded the way the chunks were).
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
     /// Bot whose chunks are searched
     #[arg(long, value_name = "ID")]
     pub bot: String,
@@ -35,7 +38,7 @@ pub struct SearchArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Failure> {
-    let loaded = settings::load(global, &[&args.target, &args.aws])?;
+    let loaded = settings::load(global, &[&args.target, &args.aws, &args.embedding])?;
     let config = &loaded.config;
     if args.limit < 1 {
         return Err(anyhow!("--limit must be at least 1").into());
@@ -47,7 +50,17 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
             serde_json::from_str(&text)
                 .with_context(|| format!("{} must hold a JSON array of numbers", path.display()))?
         }
-        None => return Err(anyhow!("give the query as a vector file with --vector FILE").into()),
+        None => {
+            let Some(question) = args.question.as_deref() else {
+                return Err(
+                    anyhow!("give a question, or a query vector with --vector FILE").into(),
+                );
+            };
+            let embedder = crate::pipeline::embedder(config, None).await?;
+            ragshift_embed::Embedder::embed_query(&embedder, question)
+                .await
+                .context("embedding the question")?
+        }
     };
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);

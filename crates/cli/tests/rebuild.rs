@@ -1,0 +1,860 @@
+//! `ragshift rebuild` and `ragshift embed-bot` end to end: a real PostgreSQL+pgvector target,
+//! the bot registry in DynamoDB and documents in S3 on a real AWS-API server (moto), the real
+//! local embedding model, and a loopback HTTP server whose answers the test releases, so that a
+//! worker can be held in the middle of a bot at an exact point (no sleeps).
+
+// Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use ragshift_testkit::{model_dir, shared_moto, shared_pg, unique_name};
+use serde_json::{json, Value};
+
+const REASON_INSERTED: &str = "Successfully inserted to vector store.";
+
+fn command(dir: &Path, args: &[&str], env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn ragshift(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    command(dir, args, env).output().expect("run ragshift")
+}
+
+fn spawn(dir: &Path, args: &[&str], env: &[(String, String)]) -> Child {
+    command(dir, args, env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ragshift")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The JSON lines a `--json` run printed.
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn event<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == name).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A loopback web server whose answers the test can hold and release.
+
+/// Serves `text/plain` pages on 127.0.0.1. While `hold` is on, every request is announced on
+/// `arrived` and answered only when the test sends on the request's release channel.
+struct Gate {
+    url: String,
+    hold: Arc<AtomicBool>,
+    arrived: mpsc::Receiver<mpsc::Sender<()>>,
+}
+
+impl Gate {
+    fn start(body: &'static str) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/page.txt",
+            listener.local_addr().unwrap().port()
+        );
+        let hold = Arc::new(AtomicBool::new(false));
+        let (tx, arrived) = mpsc::channel();
+        let h = hold.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (h, tx) = (h.clone(), tx.clone());
+                std::thread::spawn(move || serve(stream, body, &h, &tx));
+            }
+        });
+        Gate { url, hold, arrived }
+    }
+
+    /// Waits for the next held request (the worker is then inside that bot, after it marked the
+    /// bot RUNNING) and returns its release handle.
+    fn next(&self) -> mpsc::Sender<()> {
+        self.arrived
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the worker never fetched the page")
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    body: &str,
+    hold: &AtomicBool,
+    announce: &mpsc::Sender<mpsc::Sender<()>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let head_request = line.starts_with("HEAD");
+        while {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap_or(0) > 0 && h != "\r\n"
+        } {}
+        if hold.load(Ordering::SeqCst) && !head_request {
+            let (release, wait) = mpsc::channel();
+            if announce.send(release).is_err() || wait.recv().is_err() {
+                return; // the test moved on: drop the connection
+            }
+        }
+        let mut s = &stream;
+        let payload = if head_request { "" } else { body };
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{payload}",
+            body.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The platform's registry (DynamoDB) and documents (S3) in moto.
+
+const USER_A: &str = "5b1f0e3c-aaaa-4bbb-8ccc-000000000001";
+const USER_B: &str = "5b1f0e3c-aaaa-4bbb-8ccc-000000000002";
+
+fn bot_id(n: u32) -> String {
+    format!("01JE000000000000000000{n:04}")
+}
+
+const HANDBOOK: &str = "Deleted items stay in the trash for thirty days. After that they are removed from primary storage.\n\nInvoices are sent on the first day of each month and can be paid by card or bank transfer.\n\nSupport answers within one business day on paid plans.";
+const FAQ: &str = "Can I move a project to another workspace? Yes, open the project and choose Move.\n\nIs there an API? Yes, create a token under Settings.";
+const VI: &str = "Sản phẩm được đổi trả miễn phí trong vòng ba mươi ngày kể từ ngày nhận hàng.\n\nTiền hoàn lại được chuyển về tài khoản ngân hàng trong vòng bảy ngày làm việc.";
+const PAGE: &str =
+    "The status page lists incidents. Urgent incidents are handled around the clock.";
+
+struct Aws {
+    sdk: aws_config::SdkConfig,
+    table: String,
+    bucket: String,
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    let moto = shared_moto();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint_url())
+        .region(aws_config::Region::new(moto.region()))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn list(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|x| s(x)).collect())
+}
+
+/// A bot item as the platform stores it.
+fn bot_item(
+    user: &str,
+    bot: &str,
+    files: &[&str],
+    urls: &[&str],
+) -> HashMap<String, AttributeValue> {
+    let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    let urls: Vec<String> = urls.iter().map(|f| f.to_string()).collect();
+    HashMap::from([
+        ("PK".into(), s(user)),
+        ("SK".into(), s(&format!("{user}#BOT#{bot}"))),
+        ("Title".into(), s(&format!("bot {bot}"))),
+        (
+            "Knowledge".into(),
+            AttributeValue::M(HashMap::from([
+                ("source_urls".into(), list(&urls)),
+                ("sitemap_urls".into(), list(&[])),
+                ("filenames".into(), list(&files)),
+            ])),
+        ),
+        (
+            "EmbeddingParams".into(),
+            AttributeValue::M(HashMap::from([
+                ("chunk_size".into(), AttributeValue::N("200".into())),
+                ("chunk_overlap".into(), AttributeValue::N("40".into())),
+            ])),
+        ),
+        ("SyncStatus".into(), s("SUCCEEDED")),
+        ("SyncStatusReason".into(), s("")),
+        ("LastExecId".into(), s("old-platform-task")),
+    ])
+}
+
+impl Aws {
+    async fn new(
+        items: Vec<HashMap<String, AttributeValue>>,
+        files: &[(&str, &str, &str, &str)],
+    ) -> Aws {
+        let sdk = sdk().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique_name("bots");
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |n: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .unwrap()
+        };
+        ddb.create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("PK"))
+            .attribute_definitions(attr("SK"))
+            .attribute_definitions(attr("PublicBotId"))
+            .key_schema(key("PK", KeyType::Hash))
+            .key_schema(key("SK", KeyType::Range))
+            // The platform's table has this index (bots while they are public).
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("PublicBotIdIndex")
+                    .key_schema(key("PublicBotId", KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        for item in items {
+            ddb.put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let bucket = unique_name("docs");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        for (user, bot, name, body) in files {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(format!("{user}/{bot}/documents/{name}"))
+                .body(body.as_bytes().to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+        Aws { sdk, table, bucket }
+    }
+
+    fn env(&self, target_url: &str) -> Vec<(String, String)> {
+        let moto = shared_moto();
+        let mut env: Vec<(String, String)> = moto
+            .aws_env()
+            .into_iter()
+            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.extend([
+            (
+                "RAGSHIFT_AWS_ENDPOINT_URL".into(),
+                moto.endpoint_url().to_owned(),
+            ),
+            ("RAGSHIFT_REGISTRY_KIND".into(), "dynamodb".into()),
+            ("RAGSHIFT_REGISTRY_TABLE".into(), self.table.clone()),
+            ("RAGSHIFT_DOCUMENTS_KIND".into(), "s3".into()),
+            ("RAGSHIFT_DOCUMENTS_BUCKET".into(), self.bucket.clone()),
+            ("RAGSHIFT_TARGET_URL".into(), target_url.to_owned()),
+            ("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()),
+        ]);
+        env
+    }
+
+    /// `SyncStatus`, `SyncStatusReason`, `LastExecId` of a bot.
+    async fn status(&self, user: &str, bot: &str) -> (String, String, String) {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let item = ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(user))
+            .key("SK", s(&format!("{user}#BOT#{bot}")))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let get = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        (
+            get("SyncStatus"),
+            get("SyncStatusReason"),
+            get("LastExecId"),
+        )
+    }
+
+    async fn set_exec(&self, user: &str, bot: &str, status: &str, exec: &str) {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        ddb.update_item()
+            .table_name(&self.table)
+            .key("PK", s(user))
+            .key("SK", s(&format!("{user}#BOT#{bot}")))
+            .update_expression("SET SyncStatus = :s, LastExecId = :e")
+            .expression_attribute_values(":s", s(status))
+            .expression_attribute_values(":e", s(exec))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Rows of the target per bot: (id, content, source), sorted by content then source.
+async fn rows(url: &str) -> BTreeMap<String, Vec<(String, String, String)>> {
+    let client = shared_pg().connect(url).await;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut out: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+    if !exists {
+        return out;
+    }
+    for r in client
+        .query(
+            "SELECT rtrim(botid), rtrim(id), content, source FROM items",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        out.entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2), r.get(3)));
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    }
+    out
+}
+
+/// Content and source only (what must be equal between two runs; ids are new each time).
+fn contents(
+    rows: &BTreeMap<String, Vec<(String, String, String)>>,
+) -> BTreeMap<String, Vec<(String, String)>> {
+    rows.iter()
+        .map(|(b, v)| {
+            (
+                b.clone(),
+                v.iter().map(|(_, c, s)| (c.clone(), s.clone())).collect(),
+            )
+        })
+        .collect()
+}
+
+fn ids(rows: &BTreeMap<String, Vec<(String, String, String)>>, bot: &str) -> Vec<String> {
+    let mut v: Vec<String> = rows
+        .get(bot)
+        .map(|r| r.iter().map(|x| x.0.clone()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
+    let (a, b, c) = (bot_id(1), bot_id(2), bot_id(3));
+    let alias = bot_item(USER_B, &a, &[], &[]);
+    let mut alias = alias;
+    alias.insert("SK".into(), s(&format!("{USER_B}#BOT_ALIAS#{a}")));
+    let aws = Aws::new(
+        vec![
+            bot_item(USER_A, &a, &["handbook.md", "faq.txt"], &[]),
+            bot_item(USER_A, &b, &["huong-dan.md", "missing.pdf"], &[]),
+            bot_item(USER_B, &c, &[], &[]),
+            alias,
+        ],
+        &[
+            (USER_A, &a, "handbook.md", HANDBOOK),
+            (USER_A, &a, "faq.txt", FAQ),
+            (USER_A, &b, "huong-dan.md", VI),
+        ],
+    )
+    .await;
+    let url = shared_pg().fresh_database("rebuild_e2e");
+    let env = aws.env(&url);
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one bot fails: {}",
+        stderr(&out)
+    );
+    let ev = events(&out);
+    let started = event(&ev, "run_started");
+    assert_eq!(
+        started[0]["bots"], 2,
+        "the bot without knowledge and the alias are not jobs"
+    );
+    let run_id = started[0]["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(event(&ev, "bot_started").len(), 2);
+    let finished = event(&ev, "bot_finished");
+    let fa = finished.iter().find(|e| e["bot_id"] == a.as_str()).unwrap();
+    let fb = finished.iter().find(|e| e["bot_id"] == b.as_str()).unwrap();
+    assert_eq!(fa["status"], "succeeded");
+    assert_eq!(fa["user_id"], USER_A);
+    assert!(fa["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "loaded"));
+    assert_eq!(fb["status"], "failed");
+    assert!(
+        fb["error"].as_str().unwrap().contains("missing.pdf"),
+        "{fb}"
+    );
+    let run_finished = event(&ev, "run_finished");
+    assert_eq!(
+        (
+            &run_finished[0]["succeeded"],
+            &run_finished[0]["failed"],
+            &run_finished[0]["skipped"]
+        ),
+        (&json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(ev.last().unwrap()["event"], "report");
+
+    // The target: A's chunks with the platform's S3 sources; nothing for B (failed) or C.
+    let got = rows(&url).await;
+    let a_rows = got.get(&a).unwrap();
+    assert_eq!(a_rows.len() as u64, fa["chunks"].as_u64().unwrap());
+    assert!(a_rows.len() >= 3, "chunk_size 200 splits the handbook");
+    assert!(a_rows.iter().all(|r| r.2
+        == format!("s3://{}/{USER_A}/{a}/documents/handbook.md", aws.bucket)
+        || r.2 == format!("s3://{}/{USER_A}/{a}/documents/faq.txt", aws.bucket)));
+    assert!(a_rows.iter().all(|r| r.1.chars().count() <= 200));
+    assert!(!got.contains_key(&b) && !got.contains_key(&c));
+
+    // The registry, as the platform's worker would have left it.
+    let exec = format!("ragshift-{run_id}");
+    assert_eq!(
+        aws.status(USER_A, &a).await,
+        ("SUCCEEDED".into(), REASON_INSERTED.into(), exec.clone())
+    );
+    let (st, reason, last) = aws.status(USER_A, &b).await;
+    assert_eq!((st.as_str(), last.as_str()), ("FAILED", exec.as_str()));
+    assert!(reason.contains("missing.pdf"), "{reason}");
+    assert_eq!(
+        aws.status(USER_B, &c).await.2,
+        "old-platform-task",
+        "skipped bots are untouched"
+    );
+
+    // The journal and the index.
+    let client = shared_pg().connect(&url).await;
+    let units = client
+        .query("SELECT unit_id, status, row_count, checksum FROM ragshift.units WHERE run_id = $1 ORDER BY unit_id", &[&run_id])
+        .await
+        .unwrap();
+    assert_eq!(units.len(), 2);
+    assert_eq!(units[0].get::<_, String>(1), "succeeded");
+    assert_eq!(units[0].get::<_, Option<i64>>(2), Some(a_rows.len() as i64));
+    assert!(units[0].get::<_, Option<String>>(3).is_some());
+    assert_eq!(units[1].get::<_, String>(1), "failed");
+    let hnsw: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'items' AND indexdef LIKE '%hnsw%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hnsw, 1, "the vector index is built after the last bot");
+
+    // The same command again resumes the unfinished run: A is not redone, B fails again.
+    let a_ids = ids(&got, &a);
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let ev = events(&out);
+    assert_eq!(event(&ev, "run_started")[0]["run_id"], run_id.as_str());
+    assert_eq!(event(&ev, "run_started")[0]["bots"], 1);
+    let report = &ev.last().unwrap()["report"];
+    assert_eq!(
+        (report["resumed"].as_bool(), report["already_done"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(
+        ids(&rows(&url).await, &a),
+        a_ids,
+        "A's rows were not rewritten"
+    );
+
+    // With --allow-partial, B succeeds from the file that exists, with a warning.
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--json", "--allow-partial", "--bot", &b],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev = events(&out);
+    let fb = event(&ev, "bot_finished")[0];
+    assert_eq!(fb["status"], "succeeded");
+    assert!(fb["error"].as_str().unwrap().contains("missing.pdf"));
+    let b_rows = rows(&url).await.remove(&b).unwrap();
+    assert!(b_rows.iter().all(|r| r.2.ends_with("/huong-dan.md")));
+    assert!(
+        b_rows.iter().any(|r| r.1.contains("đổi trả")),
+        "Vietnamese text intact"
+    );
+    assert_eq!(aws.status(USER_A, &b).await.0, "SUCCEEDED");
+
+    // `status` reports the latest run.
+    let out = ragshift(dir.path(), &["status", "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["counts"]["succeeded"], 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_calls_no_provider_and_writes_nothing() {
+    let a = bot_id(11);
+    let aws = Aws::new(
+        vec![bot_item(USER_A, &a, &["handbook.md"], &[])],
+        &[(USER_A, &a, "handbook.md", HANDBOOK)],
+    )
+    .await;
+    // An OpenAI-compatible endpoint that only counts connections.
+    let provider = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!(
+        "http://127.0.0.1:{}/v1",
+        provider.local_addr().unwrap().port()
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    std::thread::spawn(move || {
+        for _ in provider.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let url = shared_pg().fresh_database("rebuild_dry");
+    let mut env = aws.env(&url);
+    env.extend([
+        ("RAGSHIFT_EMBEDDING_PROVIDER".into(), "openai".into()),
+        ("RAGSHIFT_EMBEDDING_BASE_URL".into(), base),
+        (
+            "RAGSHIFT_EMBEDDING_MODEL".into(),
+            "text-embedding-3-small".into(),
+        ),
+        ("OPENAI_API_KEY".into(), "sk-test".into()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = ragshift(dir.path(), &["rebuild", "--dry-run", "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev = events(&out);
+    let fa = event(&ev, "bot_finished")[0];
+    assert!(fa["chunks"].as_u64().unwrap() >= 1, "chunks are counted");
+    let report = &ev.last().unwrap();
+    assert!(report["embedding"]["est_tokens"].as_u64().unwrap() > 0);
+    assert!(report["embedding"]["est_cost_usd"].as_f64().is_some());
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "no provider call");
+    let client = shared_pg().connect(&url).await;
+    let (items, journal): (bool, bool) = {
+        let r = client
+            .query_one(
+                "SELECT to_regclass('public.items') IS NOT NULL, to_regnamespace('ragshift') IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(!items && !journal, "nothing written to the target");
+    assert_eq!(
+        aws.status(USER_A, &a).await.2,
+        "old-platform-task",
+        "no registry write"
+    );
+}
+
+#[tokio::test]
+async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
+    let (a, b, f) = (bot_id(21), bot_id(22), bot_id(23));
+    let aws = Aws::new(
+        vec![
+            bot_item(USER_A, &a, &["faq.txt"], &[]),
+            bot_item(USER_B, &b, &["handbook.md"], &[]),
+            bot_item(USER_B, &f, &["gone.docx"], &[]),
+        ],
+        &[
+            (USER_A, &a, "faq.txt", FAQ),
+            (USER_B, &b, "handbook.md", HANDBOOK),
+        ],
+    )
+    .await;
+    let url = shared_pg().fresh_database("embed_bot");
+    let env = aws.env(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = |u: &str, bot: &str| {
+        json!({"PK": {"S": u}, "SK": {"S": format!("{u}#BOT#{bot}")}}).to_string()
+    };
+
+    let out = ragshift(dir.path(), &["embed-bot", &keys(USER_A, &a)], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut with_event = env.clone();
+    with_event.push(("EVENT".into(), keys(USER_B, &b)));
+    let out = ragshift(
+        dir.path(),
+        &["embed-bot", "--exec-id", "task-123"],
+        &with_event,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = rows(&url).await;
+    assert!(got.contains_key(&a) && got.contains_key(&b));
+    assert_eq!(
+        aws.status(USER_B, &b).await,
+        (
+            "SUCCEEDED".into(),
+            REASON_INSERTED.into(),
+            "task-123".into()
+        )
+    );
+
+    let out = ragshift(dir.path(), &["embed-bot", &keys(USER_B, &f)], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let (st, reason, _) = aws.status(USER_B, &f).await;
+    assert_eq!(st, "FAILED");
+    assert!(reason.contains("gone.docx"), "{reason}");
+
+    let out = ragshift(
+        dir.path(),
+        &["embed-bot", r#"{"PK":{"S":"u"},"SK":{"S":"u#CONV#x"}}"#],
+        &env,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a conversation key is not a bot"
+    );
+}
+
+#[tokio::test]
+async fn running_is_set_first_and_a_stale_run_never_overwrites_a_newer_status() {
+    let gate = Gate::start(PAGE);
+    gate.hold.store(true, Ordering::SeqCst);
+    let a = bot_id(31);
+    let aws = Aws::new(vec![bot_item(USER_A, &a, &[], &[&gate.url])], &[]).await;
+    let url = shared_pg().fresh_database("stale");
+    let env = aws.env(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let keys = json!({"PK": {"S": USER_A}, "SK": {"S": format!("{USER_A}#BOT#{a}")}}).to_string();
+    let mut child = spawn(
+        dir.path(),
+        &["embed-bot", "--exec-id", "old-run", &keys],
+        &env,
+    );
+
+    let release = gate.next();
+    // The worker is fetching: it has claimed the bot.
+    assert_eq!(
+        aws.status(USER_A, &a).await,
+        ("RUNNING".into(), String::new(), "old-run".into())
+    );
+    // Meanwhile a newer run takes the bot over.
+    aws.set_exec(USER_A, &a, "RUNNING", "newer-run").await;
+    release.send(()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the old worker still finishes its own work"
+    );
+    assert_eq!(
+        aws.status(USER_A, &a).await.2,
+        "newer-run",
+        "the stale run did not overwrite the newer run's status"
+    );
+    assert_eq!(aws.status(USER_A, &a).await.0, "RUNNING");
+}
+
+/// A file registry (the `aws dynamodb scan` JSON) for the SIGKILL test.
+fn write_registry(dir: &Path, bots: &[(String, Vec<&str>, Vec<String>)]) {
+    let items: Vec<Value> = bots
+        .iter()
+        .map(|(bot, files, urls)| {
+            json!({
+                "PK": {"S": USER_A}, "SK": {"S": format!("{USER_A}#BOT#{bot}")}, "Title": {"S": bot},
+                "Knowledge": {"M": {
+                    "source_urls": {"L": urls.iter().map(|u| json!({"S": u})).collect::<Vec<_>>()},
+                    "sitemap_urls": {"L": []},
+                    "filenames": {"L": files.iter().map(|f| json!({"S": f})).collect::<Vec<_>>()}}},
+                "EmbeddingParams": {"M": {"chunk_size": {"N": "150"}, "chunk_overlap": {"N": "30"}}},
+                "SyncStatus": {"S": "SUCCEEDED"}
+            })
+        })
+        .collect();
+    std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
+    for (bot, files, _) in bots {
+        let d = dir.join("docs").join(USER_A).join(bot).join("documents");
+        std::fs::create_dir_all(&d).unwrap();
+        for f in files {
+            let body = match *f {
+                "handbook.md" => HANDBOOK,
+                "faq.txt" => FAQ,
+                _ => VI,
+            };
+            std::fs::write(d.join(f), body).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run() {
+    let gate = Gate::start(PAGE);
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(41), vec!["faq.txt"], vec![gate.url.clone()]),
+        (bot_id(42), vec!["handbook.md"], vec![]),
+        (bot_id(43), vec!["vi.md"], vec![gate.url.clone()]),
+        (bot_id(44), vec!["handbook.md", "faq.txt"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let env_for = |url: &str| -> Vec<(String, String)> {
+        vec![
+            ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
+            ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+            ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
+            ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+            ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
+            ("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()),
+            ("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()),
+        ]
+    };
+    let cmd = ["rebuild", "--yes", "--json"];
+
+    // The reference: an uninterrupted run into its own database.
+    let reference_url = shared_pg().fresh_database("kill_ref");
+    let out = ragshift(dir.path(), &cmd, &env_for(&reference_url));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = contents(&rows(&reference_url).await);
+    assert_eq!(reference.len(), 4);
+
+    // The target already holds a complete earlier migration ("old rows").
+    let url = shared_pg().fresh_database("kill");
+    let env = env_for(&url);
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let old = rows(&url).await;
+
+    // Run 2, killed while the FIRST bot is being processed (nothing finished yet).
+    gate.hold.store(true, Ordering::SeqCst);
+    let mut child = spawn(dir.path(), &cmd, &env);
+    let held = gate.next();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(held);
+    let now = rows(&url).await;
+    for (bot, _, _) in &bots {
+        assert_eq!(
+            ids(&now, bot),
+            ids(&old, bot),
+            "bot {bot}: old rows intact after the kill"
+        );
+    }
+
+    // Resumed, killed while the THIRD bot is being processed (two bots done).
+    let mut child = spawn(dir.path(), &cmd, &env);
+    gate.next().send(()).unwrap(); // bot 1 fetches its page again: let it through
+    let held = gate.next(); // bot 3
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(held);
+    let now = rows(&url).await;
+    for (i, (bot, _, _)) in bots.iter().enumerate() {
+        let (new_ids, old_ids) = (ids(&now, bot), ids(&old, bot));
+        if i < 2 {
+            assert!(
+                new_ids.iter().all(|id| !old_ids.contains(id)),
+                "bot {bot}: completely new rows"
+            );
+            assert_eq!(contents(&now)[bot], reference[bot], "bot {bot}: complete");
+        } else {
+            assert_eq!(new_ids, old_ids, "bot {bot}: old rows intact");
+        }
+    }
+
+    // Resumed to the end: the remaining bots only, and the same rows as the uninterrupted run.
+    gate.hold.store(false, Ordering::SeqCst);
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev = events(&out);
+    let report = &ev.last().unwrap()["report"];
+    assert_eq!(report["resumed"], true);
+    assert_eq!(report["already_done"], 2);
+    let redone: Vec<&str> = event(&ev, "bot_finished")
+        .iter()
+        .map(|e| e["bot_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        redone,
+        vec![bots[2].0.as_str(), bots[3].0.as_str()],
+        "only the unfinished bots ran"
+    );
+    let fin = rows(&url).await;
+    assert_eq!(
+        contents(&fin),
+        reference,
+        "same chunks, none missing, no duplicates"
+    );
+    let total: usize = fin.values().map(Vec::len).sum();
+    let distinct: std::collections::HashSet<&String> =
+        fin.values().flatten().map(|r| &r.0).collect();
+    assert_eq!(distinct.len(), total);
+}
