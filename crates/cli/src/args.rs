@@ -172,7 +172,7 @@ Examples:
 }
 
 /// `[target]` flags.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct TargetArgs {
     /// Target database URL [config: target.url]
     #[arg(long, value_name = "URL")]
@@ -195,7 +195,7 @@ pub struct TargetArgs {
 }
 
 /// `[source]` flags.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct SourceArgs {
     /// Source database URL [config: source.url]
     #[arg(long, value_name = "URL")]
@@ -215,7 +215,7 @@ pub struct SourceArgs {
 }
 
 /// `[embedding]` flags.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct EmbeddingArgs {
     /// local, bedrock or openai [config: embedding.provider]
     #[arg(long, value_name = "NAME")]
@@ -232,7 +232,7 @@ pub struct EmbeddingArgs {
 }
 
 /// `[aws]` flags.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct AwsArgs {
     /// AWS region [config: aws.region]
     #[arg(long, value_name = "REGION")]
@@ -361,7 +361,7 @@ impl Overrides for AwsArgs {
 }
 
 /// `[registry]` flags: where the bots are listed. Giving a table or a file also picks the kind.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct RegistryArgs {
     /// Live DynamoDB table (sets registry.kind = dynamodb) [config: registry.table]
     #[arg(long, value_name = "NAME", conflicts_with = "registry_file")]
@@ -396,7 +396,7 @@ impl Overrides for RegistryArgs {
 }
 
 /// `[documents]` flags: where uploaded files are. Giving a bucket or a folder also picks the kind.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct DocumentsArgs {
     /// S3 bucket (sets documents.kind = s3) [config: documents.bucket]
     #[arg(long, value_name = "NAME", conflicts_with = "documents_dir")]

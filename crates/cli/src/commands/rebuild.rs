@@ -1,0 +1,460 @@
+//! `ragshift rebuild`: the platform's re-embedding migration, done right. Scans the registry,
+//! shows the plan, then runs one job per bot (at most N at once, in-process or as ECS tasks),
+//! journals every bot in the target, sets `SyncStatus` as the platform's worker does, resumes
+//! after a crash, builds the vector index at the end and reports honestly (exit 1 if any bot
+//! failed).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, ValueEnum};
+use ragshift_config::{Config, Layers, VectorIndexKind};
+use ragshift_embed::Embedder;
+use ragshift_ingest::Ingestor;
+use ragshift_model::Bot;
+use ragshift_registry::{BotSelector, Registry, Selection};
+use ragshift_run::executor::{Executor, LocalExecutor};
+use ragshift_run::{Rebuild, RebuildOptions, RunReport, Worker, WorkerOptions};
+use ragshift_store::index::VectorIndex;
+use ragshift_store::schema;
+use serde_json::json;
+
+use crate::args::{
+    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, Overrides, RegistryArgs, TargetArgs,
+};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, pipeline, progress, settings};
+
+/// Where the jobs run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExecutorChoice {
+    /// In-process workers.
+    Local,
+    /// One ECS task per bot.
+    Ecs,
+}
+
+/// Flags of `rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Only this bot (BOT_ID or USER_ID/BOT_ID); repeatable
+    #[arg(long = "bot", value_name = "ID")]
+    pub bots: Vec<String>,
+    /// Only bots of this user; repeatable
+    #[arg(long = "user", value_name = "ID")]
+    pub users: Vec<String>,
+    /// Don't ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Load and split everything and report chunk counts and cost; embed and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Resume this run: bots that succeeded in it are skipped
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// Leave SyncStatus in the registry untouched
+    #[arg(long)]
+    pub no_status_updates: bool,
+    /// Where jobs run [config: executor.kind]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub executor: Option<ExecutorChoice>,
+    /// Jobs at once [config: executor.concurrency]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Let a bot succeed (with a warning) when only some of its sources failed
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Don't reuse or record vectors in the target's embedding cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Don't build the vector index after the last bot
+    #[arg(long)]
+    pub no_index: bool,
+    /// Registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Documents.
+    #[command(flatten)]
+    pub documents: DocumentsArgs,
+    /// Embedding.
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// AWS.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl Overrides for RebuildArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.registry.apply(l);
+        let l = self.documents.apply(l);
+        let l = self.embedding.apply(l);
+        let l = self.target.apply(l);
+        let l = self.aws.apply(l);
+        let kind = self.executor.map(|e| match e {
+            ExecutorChoice::Local => "local".to_owned(),
+            ExecutorChoice::Ecs => "ecs".to_owned(),
+        });
+        let l = set_str(l, "--executor", "executor.kind", &kind);
+        let l = match self.concurrency {
+            Some(n) => l.flag("--concurrency", "executor.concurrency", n as u64),
+            None => l,
+        };
+        if self.allow_partial {
+            l.flag("--allow-partial", "ingest.allow_partial", true)
+        } else {
+            l
+        }
+    }
+}
+
+/// The bots of a `--bot`/`--user` selection, split into those with knowledge and those without.
+pub struct Selected {
+    /// Bots to process.
+    pub bots: Vec<Bot>,
+    /// Bots without knowledge (nothing to embed).
+    pub skipped: Vec<Bot>,
+    /// What was asked for, as recorded with the run.
+    pub selection: serde_json::Value,
+}
+
+/// Reads the selected bots from the registry; selectors that match nothing are an error.
+pub async fn select(
+    registry: &dyn Registry,
+    bots: &[String],
+    users: &[String],
+) -> anyhow::Result<Selected> {
+    let selection = Selection {
+        users: users.to_vec(),
+        bots: bots
+            .iter()
+            .map(|b| b.parse::<BotSelector>().map_err(|e| anyhow!(e)))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let scan = registry
+        .bots(&selection)
+        .await
+        .with_context(|| format!("reading bots from {}", registry.describe()))?;
+    if !scan.not_found.is_empty() {
+        bail!(
+            "not found in {}: {}",
+            registry.describe(),
+            scan.not_found.join(", ")
+        );
+    }
+    for bad in &scan.invalid {
+        tracing::warn!("invalid registry item {} skipped: {}", bad.key, bad.error);
+    }
+    let (bots, skipped): (Vec<Bot>, Vec<Bot>) =
+        scan.bots.into_iter().partition(|b| !b.knowledge.is_empty());
+    let mut u: Vec<String> = users.to_vec();
+    u.sort();
+    let mut b: Vec<String> = selection.bots.iter().map(|s| s.to_string()).collect();
+    b.sort();
+    Ok(Selected {
+        bots,
+        skipped,
+        selection: json!({ "users": u, "bots": b }),
+    })
+}
+
+pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[args])?;
+    let config = &loaded.config;
+    let registry: Arc<dyn Registry> =
+        Arc::from(ragshift_registry::from_config(&config.registry, &config.aws).await?);
+    let documents: Arc<dyn ragshift_documents::DocumentStore> =
+        Arc::from(ragshift_documents::from_config(&config.documents, &config.aws).await?);
+    documents.check().await?;
+    let selected = select(&*registry, &args.bots, &args.users).await?;
+
+    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = db::layout(&config.target);
+    let mut client = ragshift_store::connect(&spec, "ragshift rebuild").await?;
+
+    // The embedder decides the table's dimension; a mismatch stops everything before any work.
+    let embedder: Arc<dyn Embedder> = if args.dry_run {
+        Arc::new(DryRunEmbedder::new(config)?)
+    } else {
+        let cache = if config.embedding.cache && !args.no_cache {
+            Some(ragshift_store::connect(&spec, "ragshift embedding cache").await?)
+        } else {
+            None
+        };
+        Arc::new(pipeline::embedder(config, cache).await?)
+    };
+    let dimension = embedder.dimension();
+    if args.dry_run {
+        if let Some(have) = schema::table_dimension(&client, &layout).await? {
+            ragshift_embed::check_dimension(dimension, have, &layout.display_name())?;
+        }
+    } else {
+        schema::init_target(&mut client, &layout, dimension).await?;
+    }
+
+    // The plan, exactly as `ragshift plan` shows it (on stderr's side of things: with --json,
+    // stdout carries only the run's events).
+    if !global.json {
+        let plan_args = crate::commands::plan::PlanArgs {
+            bots: args.bots.clone(),
+            users: args.users.clone(),
+            registry: args.registry.clone(),
+            documents: args.documents.clone(),
+            embedding: args.embedding.clone(),
+            aws: args.aws.clone(),
+        };
+        crate::commands::plan::run(global, &plan_args).await?;
+    }
+    show_plan(global, config, &selected, &spec, dimension, args);
+    if !args.yes && !args.dry_run && !confirm()? {
+        output::line("nothing done");
+        return Ok(Outcome::Success);
+    }
+
+    let worker = Worker::new(
+        Ingestor::new(pipeline::ingest_options(&config.ingest)?)
+            .map_err(|e| anyhow!("setting up fetching: {e}"))?,
+        embedder.clone(),
+        documents,
+        registry,
+        spec.clone(),
+        layout.clone(),
+        WorkerOptions {
+            allow_partial: config.ingest.allow_partial,
+            status_updates: !args.no_status_updates,
+            dry_run: args.dry_run,
+            ..WorkerOptions::default()
+        },
+    );
+    let executor: Arc<dyn Executor> = match config.executor.kind {
+        ragshift_config::ExecutorKind::Local => Arc::new(LocalExecutor::new(Arc::new(worker))),
+        ragshift_config::ExecutorKind::Ecs => {
+            return Err(anyhow!("the ECS executor is not wired yet").into())
+        }
+    };
+    let index = (!args.no_index).then_some(match config.target.index {
+        VectorIndexKind::Hnsw => VectorIndex::Hnsw {
+            m: config.target.hnsw_m,
+            ef_construction: config.target.hnsw_ef_construction,
+        },
+        VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
+            lists: config.target.index_lists,
+        },
+    });
+    let options = RebuildOptions {
+        resume: args.resume.clone(),
+        concurrency: config.executor.concurrency.max(1),
+        dry_run: args.dry_run,
+        selection: selected.selection.clone(),
+        index,
+        maintenance_work_mem: "1GB".to_owned(),
+    };
+    let observer = progress::observer(global.json, selected.bots.len());
+    let rebuild = Rebuild::new(spec.clone(), layout, executor);
+    let run = rebuild.run(selected.bots, selected.skipped.len(), &options, &*observer);
+    let report = tokio::select! {
+        r = run => r?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: bots in progress keep their old rows; run the same command again (or --resume RUN_ID, see `ragshift status`) to continue");
+            return Err(Failure::work(anyhow!("interrupted")));
+        }
+    };
+    print_report(global, config, &report, &*embedder)?;
+    Ok(if report.failed > 0 {
+        Outcome::PartialFailure
+    } else {
+        Outcome::Success
+    })
+}
+
+fn show_plan(
+    global: &GlobalArgs,
+    config: &Config,
+    selected: &Selected,
+    spec: &ragshift_store::ConnectSpec,
+    dimension: usize,
+    args: &RebuildArgs,
+) {
+    let sources: usize = selected.bots.iter().map(|b| b.knowledge.len()).sum();
+    let lines = [
+        format!(
+            "plan: {} bots with knowledge ({sources} sources), {} without (skipped)",
+            selected.bots.len(),
+            selected.skipped.len()
+        ),
+        format!(
+            "      target {} table {}.{} vector({dimension}); {} executor, {} at once{}",
+            spec.label(),
+            config.target.schema,
+            config.target.table,
+            match config.executor.kind {
+                ragshift_config::ExecutorKind::Local => "local",
+                ragshift_config::ExecutorKind::Ecs => "ECS",
+            },
+            config.executor.concurrency,
+            if args.dry_run {
+                "; DRY RUN: nothing is embedded or written"
+            } else {
+                ""
+            }
+        ),
+    ];
+    for l in lines {
+        if global.json {
+            tracing::info!("{l}");
+        } else {
+            eprintln!("{l}");
+        }
+    }
+}
+
+/// Asks on the terminal; refuses to assume consent without one.
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not on a terminal: pass --yes to run without confirmation");
+    }
+    eprint!("Proceed? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+fn print_report(
+    global: &GlobalArgs,
+    config: &Config,
+    report: &RunReport,
+    embedder: &dyn Embedder,
+) -> anyhow::Result<()> {
+    let chars: u64 = report.bots.iter().map(|b| b.chars as u64).sum();
+    let tokens = ragshift_embed::estimate_tokens(chars);
+    let model = embedder.model_id().to_owned();
+    let price = pipeline::prices(config, &model).price(embedder.provider(), &model);
+    let est_cost = price.map(|p| p * tokens as f64 / 1000.0);
+    if global.json {
+        let line = json!({
+            "event": "report",
+            "report": report,
+            "embedding": { "provider": embedder.provider(), "model": model, "chars": chars,
+                           "est_tokens": tokens, "est_cost_usd": est_cost },
+        });
+        output::line(serde_json::to_string(&line)?);
+        return Ok(());
+    }
+    let mut bots: Vec<_> = report.bots.iter().collect();
+    bots.sort_by(|a, b| (&a.user_id, &a.bot_id).cmp(&(&b.user_id, &b.bot_id)));
+    output::line(format!(
+        "{:<26}  {:<9}  {:>6}  {:>7}  error",
+        "bot", "status", "chunks", "seconds"
+    ));
+    for b in bots {
+        output::line(format!(
+            "{:<26}  {:<9}  {:>6}  {:>7.1}  {}",
+            b.bot_id,
+            b.status,
+            b.chunks,
+            b.seconds,
+            b.error.as_deref().unwrap_or("")
+        ));
+        for s in b.sources.iter().filter(|s| s.error.is_some()) {
+            output::line(format!(
+                "{:<26}    source {}: {}",
+                "",
+                s.source,
+                s.error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let verb = if report.dry_run {
+        "would embed"
+    } else {
+        "embedded"
+    };
+    output::line(format!(
+        "run {}{}: {} succeeded, {} failed, {} skipped (no knowledge){}; {verb} {chars} characters (~{tokens} tokens{}) in {:.1}s",
+        report.run_id,
+        if report.resumed { " (resumed)" } else { "" },
+        report.succeeded,
+        report.failed,
+        report.skipped,
+        if report.already_done > 0 { format!(", {} already done earlier", report.already_done) } else { String::new() },
+        est_cost.map(|c| format!(", est. ${c:.4}")).unwrap_or_default(),
+        report.seconds
+    ));
+    if let Some(def) = &report.index_built {
+        output::line(format!("built the vector index: {def}"));
+    }
+    if report.failed > 0 && !report.dry_run {
+        output::line(format!(
+            "fix the causes above, then run the same command again (or `--resume {}`): bots that succeeded are skipped",
+            report.run_id
+        ));
+    }
+    Ok(())
+}
+
+/// Stands in for the provider in a dry run: knows the model and dimension, never embeds.
+struct DryRunEmbedder {
+    provider: &'static str,
+    model: String,
+    dimension: usize,
+}
+
+impl DryRunEmbedder {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let e = &config.embedding;
+        let (provider, default_model) = match e.provider {
+            ragshift_config::EmbeddingProvider::Local => ("local", "all-MiniLM-L6-v2".to_owned()),
+            ragshift_config::EmbeddingProvider::Bedrock => (
+                "bedrock",
+                ragshift_embed::BedrockOptions::default().model_id,
+            ),
+            ragshift_config::EmbeddingProvider::Openai => {
+                ("openai", ragshift_embed::OpenAiOptions::default().model)
+            }
+        };
+        let dimension = db::configured_dimension(config).ok_or_else(|| {
+            anyhow!(
+                "a dry run can't ask the provider for its dimension: set [embedding] dimensions"
+            )
+        })?;
+        Ok(Self {
+            provider,
+            model: e.model.clone().unwrap_or(default_model),
+            dimension,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Embedder for DryRunEmbedder {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+    fn model_id(&self) -> &str {
+        &self.model
+    }
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+    fn max_batch_size(&self) -> usize {
+        usize::MAX
+    }
+    fn max_input_chars(&self) -> usize {
+        usize::MAX
+    }
+    async fn embed(
+        &self,
+        _texts: &[String],
+        _kind: ragshift_embed::InputKind,
+    ) -> ragshift_embed::Result<ragshift_embed::Embeddings> {
+        Err(ragshift_embed::Error::Config(
+            "a dry run never calls the embedding provider".into(),
+        ))
+    }
+}
