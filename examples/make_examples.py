@@ -142,7 +142,7 @@ def write_docx(bot, name, paragraphs):
 
 def write_pdf(bot, name, lines):
     text = "BT /F1 11 Tf 72 760 Td 14 TL " + " ".join(
-        "(" + l.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for l in lines
+        "(" + l.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") Tj T*" for l in lines
     ) + " ET"
     objs = [
         "<< /Type /Catalog /Pages 2 0 R >>",

@@ -1,7 +1,6 @@
 //! `ragshift init-target`: the vector extension and the chunk table, created if missing and
 //! never altered if present.
 
-use anyhow::anyhow;
 use ragshift_store::schema::{self, InitOutcome, TableShape};
 use serde_json::json;
 
@@ -31,12 +30,10 @@ pub struct InitTargetArgs {
 pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.target, &args.embedding, &args.aws])?;
     let config = &loaded.config;
-    let dimension = args
-        .dimensions
-        .or_else(|| db::configured_dimension(config))
-        .ok_or_else(|| {
-            anyhow!("the vector dimension of model {:?} is unknown: pass --dimensions or set [embedding] dimensions", config.embedding.model.as_deref().unwrap_or("?"))
-        })?;
+    let dimension = match args.dimensions {
+        Some(d) => d,
+        None => crate::pipeline::embedder_dimension(config).await?,
+    };
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift init-target").await?;

@@ -1,0 +1,78 @@
+//! `ragshift embed`: embed a few texts with the configured provider, to check its settings
+//! (model, dimension, credentials, endpoint) before a run.
+
+use clap::Args;
+use ragshift_embed::{l2_norm, Embedder};
+use serde_json::json;
+
+use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs};
+use crate::failure::{Failure, Outcome};
+use crate::{output, pipeline, settings};
+
+/// Flags of `embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Embedding settings.
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// AWS settings (Bedrock).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Embed as search questions rather than stored chunks (Cohere's `search_query`)
+    #[arg(long)]
+    pub query: bool,
+    /// Values of each vector to print
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub show: usize,
+    /// Texts to embed
+    #[arg(required = true, value_name = "TEXT")]
+    pub texts: Vec<String>,
+}
+
+pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[&args.embedding, &args.aws])?;
+    let embedder = pipeline::embedder(&loaded.config, None).await?;
+    let vectors: Vec<Vec<f32>> = if args.query {
+        let mut out = Vec::new();
+        for t in &args.texts {
+            out.push(embedder.embed_query(t).await.map_err(Failure::work)?);
+        }
+        out
+    } else {
+        embedder
+            .embed_documents(&args.texts)
+            .await
+            .map_err(Failure::work)?
+            .vectors
+    };
+    let model = embedder.model_id().to_owned();
+    let dimension = embedder.dimension();
+    if global.json {
+        output::json(&json!({
+            "model": model,
+            "dimension": dimension,
+            "vectors": vectors,
+            "usage": embedder.report(),
+        }))?;
+        return Ok(Outcome::Success);
+    }
+    output::line(format!(
+        "{} {model}: {dimension} dimensions",
+        embedder.provider()
+    ));
+    for (text, v) in args.texts.iter().zip(&vectors) {
+        let head: Vec<String> = v
+            .iter()
+            .take(args.show)
+            .map(|x| format!("{x:.5}"))
+            .collect();
+        let preview: String = text.chars().take(60).collect();
+        output::line(format!(
+            "{preview:?}: norm {:.4}  [{}{}]",
+            l2_norm(v),
+            head.join(", "),
+            if v.len() > args.show { ", …" } else { "" }
+        ));
+    }
+    Ok(Outcome::Success)
+}

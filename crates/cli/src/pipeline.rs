@@ -1,0 +1,156 @@
+//! Turning `[ingest]` and `[embedding]` into the ingestion and embedding components, the same
+//! way for every command that loads or embeds (`chunk`, `embed`, `plan`, `rebuild`,
+//! `embed-bot`, `search`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ragshift_config::{Config, EmbeddingProvider, IngestConfig};
+use ragshift_embed::{
+    build_embedder, BedrockOptions, CohereTruncate, EmbedOptions, LocalOptions, OpenAiOptions,
+    PgEmbeddingCache, PriceTable, ProviderOptions, RateLimit, RetryPolicy, Throttled,
+    ThroughputOptions,
+};
+use ragshift_ingest::{AllowList, IngestOptions, IpNet};
+
+/// `[ingest]` as the ingestor's options. `allow_hosts` takes host names, IPs and CIDRs.
+pub fn ingest_options(c: &IngestConfig) -> anyhow::Result<IngestOptions> {
+    let mut allow = AllowList::default();
+    for entry in &c.allow_hosts {
+        let e = entry.trim();
+        if let Ok(net) = e.parse::<IpNet>() {
+            allow.nets.push(net);
+        } else if let Ok(ip) = e.parse::<std::net::IpAddr>() {
+            allow.nets.push(IpNet::from(ip));
+        } else if !e.is_empty() {
+            allow.hosts.push(e.to_ascii_lowercase());
+        }
+    }
+    let timeout = Duration::from_secs(c.timeout_secs.max(1));
+    Ok(IngestOptions {
+        allow,
+        request_timeout: timeout,
+        connect_timeout: timeout.min(Duration::from_secs(10)),
+        max_body_bytes: c.max_bytes,
+        max_redirects: c.max_redirects as usize,
+        sitemap_page_cap: c.sitemap_max_pages,
+        ..IngestOptions::default()
+    })
+}
+
+/// `[embedding]` as the embedder's options.
+pub fn embed_options(config: &Config) -> anyhow::Result<EmbedOptions> {
+    let e = &config.embedding;
+    let provider = match e.provider {
+        EmbeddingProvider::Local => {
+            let mut o = LocalOptions {
+                model_dir: e.model_dir.clone(),
+                model_id: e.model.clone(),
+                ..LocalOptions::default()
+            };
+            if let Some(b) = e.batch_size {
+                o.batch_size = b;
+            }
+            ProviderOptions::Local(o)
+        }
+        EmbeddingProvider::Bedrock => {
+            let mut o = BedrockOptions::default();
+            if let Some(m) = &e.model {
+                o.model_id = m.clone();
+            }
+            o.truncate = match e.truncate.to_ascii_uppercase().as_str() {
+                "NONE" => CohereTruncate::None,
+                "START" => CohereTruncate::Start,
+                "END" => CohereTruncate::End,
+                other => {
+                    anyhow::bail!("[embedding] truncate = {other:?} is not one of NONE, START, END")
+                }
+            };
+            if let Some(d) = e.dimensions {
+                o.titan_dimensions = d;
+            }
+            o.titan_normalize = e.normalize;
+            if let Some(b) = e.batch_size {
+                o.batch_size = b;
+            }
+            ProviderOptions::Bedrock(o)
+        }
+        EmbeddingProvider::Openai => {
+            let mut o = OpenAiOptions {
+                api_key_env: e.api_key_env.clone(),
+                dimensions: e.dimensions,
+                ..OpenAiOptions::default()
+            };
+            if let Some(u) = &e.base_url {
+                o.base_url = u.clone();
+            }
+            if let Some(m) = &e.model {
+                o.model = m.clone();
+            }
+            if let Some(b) = e.batch_size {
+                o.batch_size = b;
+            }
+            ProviderOptions::OpenAi(o)
+        }
+    };
+    Ok(EmbedOptions {
+        provider,
+        throughput: ThroughputOptions {
+            batch_size: e.batch_size,
+            max_in_flight: e.concurrency.max(1),
+            rate: RateLimit::per_minute(
+                e.requests_per_minute.map(u64::from),
+                e.tokens_per_minute.map(u64::from),
+            ),
+            retry: RetryPolicy {
+                max_attempts: e.max_attempts.max(1),
+                ..RetryPolicy::default()
+            },
+        },
+    })
+}
+
+/// The price table with `[embedding] price_per_1k_tokens` applied to the configured model.
+pub fn prices(config: &Config, model_id: &str) -> PriceTable {
+    let mut prices = PriceTable::default();
+    if let Some(p) = config.embedding.price_per_1k_tokens {
+        prices.set(model_id, p);
+    }
+    prices
+}
+
+/// Builds the configured embedder behind the throughput wrapper. With `cache`, vectors are
+/// looked up in (and added to) the target database's cache table first.
+pub async fn embedder(
+    config: &Config,
+    cache: Option<tokio_postgres::Client>,
+) -> anyhow::Result<Throttled> {
+    let options = embed_options(config)?;
+    let sdk = match config.embedding.provider {
+        EmbeddingProvider::Bedrock => Some(ragshift_aws::sdk_config(&config.aws).await),
+        _ => None,
+    };
+    let embedder = build_embedder(&options, sdk.as_ref())
+        .await
+        .context("setting up the embedding provider")?;
+    let model = ragshift_embed::Embedder::model_id(&embedder).to_owned();
+    let mut embedder = embedder.with_prices(prices(config, &model));
+    if let Some(client) = cache {
+        let cache = PgEmbeddingCache::open(Arc::new(client))
+            .await
+            .context("opening the embedding cache in the target database")?;
+        embedder = embedder.with_cache(Arc::new(cache));
+    }
+    Ok(embedder)
+}
+
+/// The dimension a configured embedder will produce, building it if that's the only way to
+/// know (an OpenAI-compatible server asked once).
+pub async fn embedder_dimension(config: &Config) -> anyhow::Result<usize> {
+    if let Some(d) = crate::db::configured_dimension(config) {
+        return Ok(d);
+    }
+    let e = embedder(config, None).await?;
+    Ok(ragshift_embed::Embedder::dimension(&e))
+}

@@ -1,0 +1,138 @@
+//! How a run's events reach the operator: progress bars with rate and ETA on a terminal, one log
+//! line per bot event otherwise, or one JSON object per line with `--json`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ragshift_run::{Event, Observer};
+
+use crate::output;
+
+/// The observer for the current output mode.
+pub fn observer(json: bool, bots: usize) -> Box<dyn Observer> {
+    if json {
+        Box::new(JsonLines)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bars::new(bots as u64))
+    } else {
+        Box::new(LogLines::default())
+    }
+}
+
+/// `--json`: one event object per line on stdout.
+struct JsonLines;
+
+impl Observer for JsonLines {
+    fn event(&self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            output::line(line);
+        }
+    }
+}
+
+/// Not a terminal: a log line per bot event.
+#[derive(Default)]
+struct LogLines {
+    done: AtomicU64,
+}
+
+impl Observer for LogLines {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::RunStarted { run_id, bots } => {
+                tracing::info!("run {run_id}: {bots} bots to process")
+            }
+            Event::BotStarted { bot_id, user_id } => {
+                tracing::info!("bot {user_id}/{bot_id}: started")
+            }
+            Event::BotFinished(b) => {
+                let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+                match &b.error {
+                    Some(e) if !b.succeeded() => tracing::warn!(
+                        "[{n}] bot {}/{}: FAILED after {:.1}s: {e}",
+                        b.user_id,
+                        b.bot_id,
+                        b.seconds
+                    ),
+                    _ => tracing::info!(
+                        "[{n}] bot {}/{}: {} chunks in {:.1}s",
+                        b.user_id,
+                        b.bot_id,
+                        b.chunks,
+                        b.seconds
+                    ),
+                }
+            }
+            Event::RunFinished {
+                run_id,
+                succeeded,
+                failed,
+                skipped,
+            } => tracing::info!(
+                "run {run_id} finished: {succeeded} succeeded, {failed} failed, {skipped} skipped"
+            ),
+        }
+    }
+}
+
+/// A terminal: a bar for bots and one for chunks, with rates and ETAs.
+struct Bars {
+    _multi: MultiProgress,
+    bots: ProgressBar,
+    chunks: ProgressBar,
+}
+
+impl Bars {
+    fn new(total_bots: u64) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = |t: &str| {
+            ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar())
+        };
+        let bots = multi.add(ProgressBar::new(total_bots));
+        bots.set_style(style(
+            "bots   [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta:>4} {msg}",
+        ));
+        let chunks = multi.add(ProgressBar::new(0));
+        chunks.set_style(style(
+            "chunks [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta:>4}",
+        ));
+        Self {
+            _multi: multi,
+            bots,
+            chunks,
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::RunStarted { bots, .. } => self.bots.set_length(*bots as u64),
+            Event::BotStarted { .. } => {}
+            Event::BotFinished(b) => {
+                self.bots.inc(1);
+                if !b.succeeded() {
+                    self.bots.println(format!(
+                        "FAILED {}/{}: {}",
+                        b.user_id,
+                        b.bot_id,
+                        b.error.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+            Event::RunFinished { .. } => {
+                self.bots.finish();
+                self.chunks.finish();
+            }
+        }
+    }
+
+    fn chunks_found(&self, n: u64) {
+        self.chunks.inc_length(n);
+    }
+
+    fn chunks_embedded(&self, n: u64) {
+        self.chunks.inc(n);
+    }
+}

@@ -1,0 +1,26 @@
+//! The `rebuild` strategy: the platform's re-embedding migration done properly.
+//!
+//! - [`worker`]: one bot: fetch its sources, load and split them, embed the chunks, replace the
+//!   bot's rows in one transaction together with its journal row, and set `SyncStatus` the way
+//!   the platform's worker does.
+//! - [`executor`]: where workers run: in this process ([`executor::LocalExecutor`]) or as one
+//!   ECS task per bot ([`executor::EcsExecutor`]).
+//! - [`rebuild`]: the run: lock the target, journal every bot, run at most N jobs at once, skip
+//!   what a resumed run already finished, build the vector index at the end, report.
+//! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
+//! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
+
+pub mod events;
+pub mod executor;
+pub mod rebuild;
+pub mod status;
+pub mod worker;
+
+pub use events::{BotFinished, Event, Observer, SourceResult};
+pub use rebuild::{Rebuild, RebuildOptions, RunReport};
+pub use worker::{BotJob, Worker, WorkerOptions};
+
+/// The reason text the platform's worker writes when a bot's vectors are stored.
+pub const REASON_INSERTED: &str = "Successfully inserted to vector store.";
+/// The reason text the platform's worker writes when a bot has nothing to embed.
+pub const REASON_NO_CONTENT: &str = "No contents to embed.";

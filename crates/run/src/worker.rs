@@ -1,0 +1,499 @@
+//! The worker for one bot, the job the platform ran as an ECS task per bot: fetch the bot's
+//! sources, load and split them, embed the chunks, then replace the bot's rows and record its
+//! journal row in ONE transaction, and set `SyncStatus` as the platform's worker does.
+//!
+//! A bot never ends half-written: if anything fails before the commit, its old rows stay.
+//! Chunks are embedded while later sources are still loading (a bounded channel between the
+//! two), and written once the bot's outcome is known, because a source that fails late must not
+//! leave its early chunks behind.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ragshift_documents::DocumentStore;
+use ragshift_embed::Embedder;
+use ragshift_ingest::{
+    decide, BotOutcome, Chunk, ErrorKind, Ingestor, OutcomePolicy, SourceError, SourceInput,
+    SourceOutcome, SourceReport,
+};
+use ragshift_model::{Bot, StoredRow, SyncStatus};
+use ragshift_registry::{Registry, RegistryError, StatusUpdate};
+use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::writer::BotReplacement;
+use ragshift_store::{checksum, connect, ConnectSpec, Layout};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::events::{BotFinished, Observer, SourceResult};
+use crate::{REASON_INSERTED, REASON_NO_CONTENT};
+
+/// How workers behave.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Let a bot succeed with a warning when some (not all) of its sources failed.
+    pub allow_partial: bool,
+    /// Write `SyncStatus` to the registry (off with `--no-status-updates`).
+    pub status_updates: bool,
+    /// Load and split only: no embedding, no writes anywhere.
+    pub dry_run: bool,
+    /// Chunks handed to the embedder at once (it splits them into provider batches and runs
+    /// several requests in flight).
+    pub embed_group: usize,
+    /// Rows per COPY batch.
+    pub write_batch: usize,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            allow_partial: false,
+            status_updates: true,
+            dry_run: false,
+            embed_group: 256,
+            write_batch: 1000,
+        }
+    }
+}
+
+/// One bot's job within a run.
+#[derive(Debug, Clone)]
+pub struct BotJob {
+    /// The run (journal) id.
+    pub run_id: String,
+    /// The id written to `LastExecId`; a later run with another id owns the bot.
+    pub exec_id: String,
+    /// The bot.
+    pub bot: Bot,
+}
+
+/// Everything a worker needs, shared by all jobs of a run.
+pub struct Worker {
+    ingestor: Ingestor,
+    embedder: Arc<dyn Embedder>,
+    documents: Arc<dyn DocumentStore>,
+    registry: Arc<dyn Registry>,
+    target: ConnectSpec,
+    layout: Layout,
+    options: WorkerOptions,
+}
+
+/// Why a bot failed, before it is turned into a report.
+struct Failed(String);
+
+impl Worker {
+    /// Assembles a worker.
+    pub fn new(
+        ingestor: Ingestor,
+        embedder: Arc<dyn Embedder>,
+        documents: Arc<dyn DocumentStore>,
+        registry: Arc<dyn Registry>,
+        target: ConnectSpec,
+        layout: Layout,
+        options: WorkerOptions,
+    ) -> Self {
+        Self {
+            ingestor,
+            embedder,
+            documents,
+            registry,
+            target,
+            layout,
+            options,
+        }
+    }
+
+    /// The worker's options.
+    pub fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+
+    /// Runs one bot to its end and reports it. Never panics on bad input: every failure becomes
+    /// a failed bot with a reason (and, unless dry-running, a journal row and a FAILED status).
+    pub async fn run(&self, job: &BotJob, observer: &dyn Observer) -> BotFinished {
+        let started = Instant::now();
+        let key = &job.bot.key;
+        let mut client = None;
+        if !self.options.dry_run {
+            match self.begin(job).await {
+                Ok(c) => client = Some(c),
+                Err(Failed(reason)) => {
+                    return self
+                        .finish_failed(job, None, reason, Vec::new(), started)
+                        .await;
+                }
+            }
+        }
+        let (reports, embedded) = self.load_and_embed(job, observer).await;
+        let sources = source_results(&reports);
+        let outcome = decide(
+            &reports,
+            OutcomePolicy {
+                allow_partial: self.options.allow_partial,
+            },
+        );
+        let warning = match outcome {
+            BotOutcome::Failed { reason } => {
+                return self
+                    .finish_failed(job, client.as_mut(), reason, sources, started)
+                    .await;
+            }
+            BotOutcome::Succeeded { warning } => warning,
+        };
+        let rows = match embedded {
+            Ok(rows) => rows,
+            Err(reason) => {
+                return self
+                    .finish_failed(job, client.as_mut(), reason, sources, started)
+                    .await;
+            }
+        };
+        // With --allow-partial, chunks a failed source handed on before failing are dropped.
+        let failed: HashSet<&str> = reports
+            .iter()
+            .filter(|r| r.error().is_some())
+            .map(|r| r.source.as_str())
+            .collect();
+        let rows: Vec<StoredRow> = rows
+            .into_iter()
+            .filter(|r| !failed.contains(r.source.as_str()))
+            .collect();
+        let chunks = rows.len();
+        let chars = rows.iter().map(|r| r.content.chars().count()).sum();
+        if let Some(client) = client.as_mut() {
+            if let Err(Failed(reason)) = self.write(job, client, rows, &sources, &warning).await {
+                return self
+                    .finish_failed(job, Some(client), reason, sources, started)
+                    .await;
+            }
+            let reason = if chunks == 0 {
+                REASON_NO_CONTENT
+            } else {
+                REASON_INSERTED
+            };
+            self.set_status(job, SyncStatus::Succeeded, reason, true)
+                .await;
+        }
+        if let Some(w) = &warning {
+            tracing::warn!(bot = %key.bot_id, "{w}");
+        }
+        BotFinished {
+            bot_id: key.bot_id.clone(),
+            user_id: key.user_id.clone(),
+            status: "succeeded",
+            chunks,
+            chars,
+            seconds: started.elapsed().as_secs_f64(),
+            error: warning,
+            sources,
+        }
+    }
+
+    /// Opens the journal connection, marks the unit running and the bot RUNNING.
+    async fn begin(&self, job: &BotJob) -> Result<tokio_postgres::Client, Failed> {
+        let key = &job.bot.key;
+        let app = format!("ragshift worker {}", key.bot_id);
+        let client = connect(&self.target, &app)
+            .await
+            .map_err(|e| Failed(format!("cannot reach the target: {e}")))?;
+        journal::mark_running(&client, &job.run_id, &key.bot_id, Some(&job.exec_id))
+            .await
+            .map_err(|e| Failed(format!("cannot record the job in the journal: {e}")))?;
+        if self.options.status_updates {
+            let update = StatusUpdate {
+                status: SyncStatus::Running,
+                reason: String::new(),
+                exec_id: job.exec_id.clone(),
+                expected_exec_id: None,
+            };
+            if let Err(e) = self.registry.set_status(key, &update).await {
+                return Err(Failed(format!("cannot set RUNNING in the registry: {e}")));
+            }
+        }
+        Ok(client)
+    }
+
+    /// Feeds every source through the ingestor and the embedder; returns the per-source reports
+    /// and the embedded rows (or why embedding failed).
+    async fn load_and_embed(
+        &self,
+        job: &BotJob,
+        observer: &dyn Observer,
+    ) -> (Vec<SourceReport>, Result<Vec<StoredRow>, String>) {
+        let bot = &job.bot;
+        let (tx, mut rx) = mpsc::channel::<Vec<Chunk>>(4);
+        let embedder = self.embedder.clone();
+        let dry_run = self.options.dry_run;
+        let group = self.options.embed_group.max(1);
+        let bot_id = bot.key.bot_id.clone();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
+        let consumer = tokio::spawn(async move {
+            let mut rows: Vec<StoredRow> = Vec::new();
+            let mut pending: Vec<Chunk> = Vec::new();
+            let mut error: Option<String> = None;
+            while let Some(batch) = rx.recv().await {
+                let _ = progress_tx.send((batch.len() as u64, 0));
+                if error.is_some() {
+                    continue; // keep draining so loading can finish and report
+                }
+                pending.extend(batch);
+                if pending.len() >= group {
+                    let n = pending.len() as u64;
+                    if let Err(e) =
+                        embed_into(&*embedder, &bot_id, &mut pending, &mut rows, dry_run).await
+                    {
+                        error = Some(e);
+                    }
+                    let _ = progress_tx.send((0, n));
+                }
+            }
+            if error.is_none() && !pending.is_empty() {
+                let n = pending.len() as u64;
+                if let Err(e) =
+                    embed_into(&*embedder, &bot_id, &mut pending, &mut rows, dry_run).await
+                {
+                    error = Some(e);
+                }
+                let _ = progress_tx.send((0, n));
+            }
+            match error {
+                Some(e) => Err(e),
+                None => Ok(rows),
+            }
+        });
+
+        let mut reports = Vec::new();
+        let ingest = async {
+            for filename in &bot.knowledge.filenames {
+                let input = match self.documents.get(&bot.key, filename).await {
+                    Ok(doc) => SourceInput::Bytes {
+                        source: doc.source_uri,
+                        name_hint: filename.clone(),
+                        bytes: Bytes::from(doc.bytes),
+                    },
+                    Err(e) => {
+                        let source = self.documents.source_uri(&bot.key, filename);
+                        reports.push(SourceReport::failed(
+                            SourceError::new(
+                                source,
+                                ErrorKind::Io {
+                                    detail: e.to_string(),
+                                },
+                            ),
+                            None,
+                        ));
+                        continue;
+                    }
+                };
+                let r = self
+                    .ingestor
+                    .ingest(input, &bot.embedding_params, &tx)
+                    .await;
+                reports.extend(r.sources);
+            }
+            for url in &bot.knowledge.source_urls {
+                let r = self
+                    .ingestor
+                    .ingest(SourceInput::Url(url.clone()), &bot.embedding_params, &tx)
+                    .await;
+                reports.extend(r.sources);
+            }
+            for sitemap in &bot.knowledge.sitemap_urls {
+                let r = self
+                    .ingestor
+                    .ingest(
+                        SourceInput::Sitemap(sitemap.clone()),
+                        &bot.embedding_params,
+                        &tx,
+                    )
+                    .await;
+                reports.extend(r.sources);
+            }
+            drop(tx);
+        };
+        let progress = async {
+            while let Some((found, embedded)) = progress_rx.recv().await {
+                if found > 0 {
+                    observer.chunks_found(found);
+                }
+                if embedded > 0 {
+                    observer.chunks_embedded(embedded);
+                }
+            }
+        };
+        let ((), ()) = tokio::join!(ingest, progress);
+        let embedded = match consumer.await {
+            Ok(r) => r,
+            Err(e) => Err(format!("the embedding task ended unexpectedly: {e}")),
+        };
+        (reports, embedded)
+    }
+
+    /// Replaces the bot's rows and records its journal row in one transaction.
+    async fn write(
+        &self,
+        job: &BotJob,
+        client: &mut tokio_postgres::Client,
+        rows: Vec<StoredRow>,
+        sources: &[SourceResult],
+        warning: &Option<String>,
+    ) -> Result<(), Failed> {
+        let bot_id = &job.bot.key.bot_id;
+        let fail = |what: &str, e: ragshift_store::StoreError| Failed(format!("{what}: {e}"));
+        let mut rep = BotReplacement::begin(client, &self.layout, bot_id)
+            .await
+            .map_err(|e| fail("cannot start writing", e))?;
+        let mut rows = rows;
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(self.options.write_batch));
+            rep.write(rows)
+                .await
+                .map_err(|e| fail("writing rows failed", e))?;
+            rows = rest;
+        }
+        let (tx, counts) = rep
+            .finish()
+            .await
+            .map_err(|e| fail("writing rows failed", e))?;
+        let sums = checksum::bot_checksums(&tx, &self.layout, Some(std::slice::from_ref(bot_id)))
+            .await
+            .map_err(|e| fail("checksumming the new rows failed", e))?;
+        let result = UnitResult {
+            row_count: Some(counts.written as i64),
+            checksum: sums.first().map(|s| s.checksum.clone()),
+            error: warning.clone(),
+            detail: Some(json!({ "sources": sources, "replaced_rows": counts.deleted })),
+        };
+        journal::mark_finished(&tx, &job.run_id, bot_id, Status::Succeeded, &result)
+            .await
+            .map_err(|e| fail("recording the result failed", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| Failed(format!("committing the bot's rows failed: {e}")))?;
+        Ok(())
+    }
+
+    async fn finish_failed(
+        &self,
+        job: &BotJob,
+        client: Option<&mut tokio_postgres::Client>,
+        reason: String,
+        sources: Vec<SourceResult>,
+        started: Instant,
+    ) -> BotFinished {
+        let key = &job.bot.key;
+        tracing::debug!(bot = %key.bot_id, "failed: {reason}");
+        if let Some(client) = client {
+            let result = UnitResult {
+                error: Some(reason.clone()),
+                detail: Some(json!({ "sources": sources })),
+                ..UnitResult::default()
+            };
+            if let Err(e) =
+                journal::mark_finished(&*client, &job.run_id, &key.bot_id, Status::Failed, &result)
+                    .await
+            {
+                tracing::error!(bot = %key.bot_id, "cannot record the failure in the journal: {e}");
+            }
+            self.set_status(job, SyncStatus::Failed, &reason, true)
+                .await;
+        }
+        BotFinished {
+            bot_id: key.bot_id.clone(),
+            user_id: key.user_id.clone(),
+            status: "failed",
+            chunks: 0,
+            chars: 0,
+            seconds: started.elapsed().as_secs_f64(),
+            error: Some(reason),
+            sources,
+        }
+    }
+
+    /// Sets the final status, only if this run still owns the bot (`LastExecId`).
+    async fn set_status(&self, job: &BotJob, status: SyncStatus, reason: &str, owned: bool) {
+        if !self.options.status_updates || self.options.dry_run {
+            return;
+        }
+        let update = StatusUpdate {
+            status,
+            reason: reason.to_owned(),
+            exec_id: job.exec_id.clone(),
+            expected_exec_id: owned.then(|| job.exec_id.clone()),
+        };
+        match self.registry.set_status(&job.bot.key, &update).await {
+            Ok(_) => {}
+            Err(e @ (RegistryError::Stale { .. } | RegistryError::BotGone { .. })) => {
+                tracing::warn!(bot = %job.bot.key.bot_id, "{e}");
+            }
+            Err(e) => {
+                tracing::error!(bot = %job.bot.key.bot_id, "cannot set {status} in the registry: {e}");
+            }
+        }
+    }
+}
+
+/// Embeds `pending` (emptying it) and appends the rows; in a dry run only counts.
+async fn embed_into(
+    embedder: &dyn Embedder,
+    bot_id: &str,
+    pending: &mut Vec<Chunk>,
+    rows: &mut Vec<StoredRow>,
+    dry_run: bool,
+) -> Result<(), String> {
+    let chunks = std::mem::take(pending);
+    if dry_run {
+        rows.extend(chunks.into_iter().map(|c| StoredRow {
+            id: String::new(),
+            bot_id: bot_id.to_owned(),
+            content: c.text,
+            source: c.source,
+            embedding: Vec::new(),
+        }));
+        return Ok(());
+    }
+    let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+    let out = embedder
+        .embed_documents(&texts)
+        .await
+        .map_err(|e| format!("embedding failed: {e}"))?;
+    if out.vectors.len() != chunks.len() {
+        return Err(format!(
+            "embedding failed: the provider returned {} vectors for {} texts",
+            out.vectors.len(),
+            chunks.len()
+        ));
+    }
+    for (chunk, vector) in chunks.into_iter().zip(out.vectors) {
+        rows.push(StoredRow {
+            id: ulid::Ulid::new().to_string(),
+            bot_id: bot_id.to_owned(),
+            content: chunk.text,
+            source: chunk.source,
+            embedding: vector,
+        });
+    }
+    Ok(())
+}
+
+/// Per-source results in the shape of `bot_finished` events.
+pub fn source_results(reports: &[SourceReport]) -> Vec<SourceResult> {
+    reports
+        .iter()
+        .map(|r| match &r.outcome {
+            SourceOutcome::Loaded { chunks, .. } => SourceResult {
+                source: r.source.clone(),
+                status: "loaded",
+                chunks: *chunks,
+                error: None,
+            },
+            SourceOutcome::Failed { error, .. } => SourceResult {
+                source: r.source.clone(),
+                status: "failed",
+                chunks: 0,
+                error: Some(error.kind.to_string()),
+            },
+        })
+        .collect()
+}
