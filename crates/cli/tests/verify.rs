@@ -76,7 +76,8 @@ fn registry_file(dir: &Path, bots: &[u32]) -> String {
         })
         .collect();
     let path = dir.join("bots.json");
-    std::fs::write(&path, serde_json::json!({ "Items": items }).to_string()).unwrap();
+    std::fs::write(&path, serde_json::json!({ "Items": items }).to_string())
+        .expect("write the export");
     path.display().to_string()
 }
 
