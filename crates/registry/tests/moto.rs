@@ -603,3 +603,53 @@ async fn stack_outputs_fill_the_platform_names() {
     assert_eq!(err.aws_kind(), Some(AwsErrorKind::NotFound), "{err}");
     assert!(err.to_string().contains("NoSuchStackAnywhere"), "{err}");
 }
+
+#[tokio::test]
+async fn a_table_without_the_public_bot_index_falls_back_to_a_filtered_scan() {
+    let sdk = sdk().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = unique_name("noindex");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("PK"))
+        .attribute_definitions(attr("SK"))
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_item()
+        .table_name(&table)
+        .item("PK", s("u"))
+        .item("SK", s("u#BOT#01HONLYBOT0000000000000000"))
+        .item("Title", s("only"))
+        .send()
+        .await
+        .unwrap();
+    let registry = DynamoRegistry::new(&sdk, &table);
+    let sel = Selection {
+        users: vec![],
+        bots: vec!["01HONLYBOT0000000000000000".parse().unwrap()],
+    };
+    let found = registry.bots(&sel).await.unwrap();
+    assert_eq!(found.lookups[0].method, LookupMethod::FilteredScan);
+    assert_eq!(found.bots.len(), 1);
+    assert_eq!(found.bots[0].title, "only");
+}

@@ -119,8 +119,10 @@ impl DynamoRegistry {
             .await;
         let out = match result {
             Ok(out) => out,
-            // A table without the index (an older or customised deployment): fall back.
-            Err(e) if e.kind == AwsErrorKind::Invalid => {
+            // A table without the index (an older or customised deployment): fall back. DynamoDB
+            // says so with a validation error, some emulators with "not found"; a table that is
+            // really missing fails the fallback scan with the table's own message.
+            Err(e) if matches!(e.kind, AwsErrorKind::Invalid | AwsErrorKind::NotFound) => {
                 tracing::info!("{e}; looking for bot {bot_id} another way");
                 return Ok(false);
             }
