@@ -341,11 +341,19 @@ pub struct ExecutorConfig {
     pub security_groups: Vec<String>,
     /// `assignPublicIp` of the tasks.
     pub assign_public_ip: bool,
-    /// Command that starts ragshift in the task image (the bot keys are appended).
+    /// Command that starts the worker in the task image; `--run-id`, `--exec-id` and the bot's
+    /// keys are appended. The default fits ragshift's worker image, whose ENTRYPOINT is
+    /// `ragshift`; for an image without that entrypoint use `["ragshift", "embed-bot"]`.
     #[serde(deserialize_with = "string_or_list")]
     pub command_prefix: Vec<String>,
     /// Seconds a bot may run before it is failed.
     pub timeout_secs: u64,
+    /// Capacity provider strategy used instead of the FARGATE launch type, as
+    /// `NAME[:WEIGHT[:BASE]]` items, e.g. `["FARGATE_SPOT:3", "FARGATE:1"]`; empty: FARGATE.
+    #[serde(deserialize_with = "string_or_list")]
+    pub capacity_providers: Vec<String>,
+    /// Milliseconds between two rounds of DescribeTasks while ECS tasks run.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -359,8 +367,10 @@ impl Default for ExecutorConfig {
             subnets: Vec::new(),
             security_groups: Vec::new(),
             assign_public_ip: false,
-            command_prefix: vec!["ragshift".to_owned(), "embed-bot".to_owned()],
+            command_prefix: vec!["embed-bot".to_owned()],
             timeout_secs: 3600,
+            capacity_providers: Vec::new(),
+            poll_interval_ms: 5000,
         }
     }
 }
