@@ -11,9 +11,12 @@ use tokio_postgres::GenericClient;
 use ragshift_store::ident::{quote_ident, Layout};
 use ragshift_store::StoreError;
 
-/// Rows per partition when the caller doesn't say: big enough that per-partition overhead is
-/// noise, small enough that several workers stay busy and a crash loses little.
-pub const DEFAULT_PARTITION_ROWS: u64 = 50_000;
+/// Rows per partition when the caller doesn't say: about four partitions per worker (so the
+/// workers stay busy to the end and a crash loses little), within these bounds (so the
+/// per-partition overhead stays noise).
+pub fn auto_partition_rows(total_rows: u64, jobs: usize) -> u64 {
+    (total_rows / (jobs.max(1) as u64 * 4)).clamp(1_000, 250_000)
+}
 
 /// Which rows of the source table a partition holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,14 +246,19 @@ pub fn group(
     (groups, splits)
 }
 
-/// Plans the copy of `layout`'s table (or of some bots of it) inside the caller's snapshot.
+/// Plans the copy of `layout`'s table (or of some bots of it) inside the caller's snapshot;
+/// `partition_rows` from [`auto_partition_rows`] when `None`.
 pub async fn plan(
     client: &impl GenericClient,
     layout: &Layout,
     only: Option<&[String]>,
-    partition_rows: u64,
+    partition_rows: Option<u64>,
+    jobs: usize,
 ) -> Result<Vec<Partition>, StoreError> {
     let counts = bot_counts(client, layout, only).await?;
+    let total: i64 = counts.iter().map(|c| c.1).sum();
+    let partition_rows =
+        partition_rows.unwrap_or_else(|| auto_partition_rows(total.max(0) as u64, jobs));
     let (groups, splits) = group(&counts, partition_rows);
     let mut slices: Vec<(Slice, i64)> = groups;
     for (bot, rows, pieces) in splits {

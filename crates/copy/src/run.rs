@@ -20,7 +20,7 @@ use crate::catalog::{read_table, TableDef};
 use crate::error::CopyError;
 use crate::indexes::{build, plan_builds, BuildPlan, BuildSettings, BuiltIndex};
 use crate::pipe::{copy_partition, PartitionSql};
-use crate::plan::{plan, Partition, DEFAULT_PARTITION_ROWS};
+use crate::plan::{plan, Partition};
 use crate::progress::{Counters, Event, EventSink};
 use crate::resume::{previous_run, PreviousRun};
 use crate::snapshot::SourceSnapshot;
@@ -47,7 +47,8 @@ pub struct Endpoints {
 pub struct CopyOptions {
     /// Partitions copied at once (and index builds run at once).
     pub jobs: usize,
-    /// Rows per partition; [`DEFAULT_PARTITION_ROWS`] when `None`.
+    /// Rows per partition; about four partitions per job when `None`
+    /// ([`crate::plan::auto_partition_rows`]).
     pub partition_rows: Option<u64>,
     /// Only these bots.
     pub bots: Option<Vec<String>>,
@@ -253,7 +254,8 @@ pub async fn copy(
                 snap.client(),
                 sl,
                 opts.bots.as_deref(),
-                opts.partition_rows.unwrap_or(DEFAULT_PARTITION_ROWS),
+                opts.partition_rows,
+                opts.jobs,
             )
             .await
             .map_err(CopyError::source(&src_label))?;
@@ -508,9 +510,12 @@ pub async fn copy(
         return Ok(report);
     }
 
-    // Indexes, constraints, statistics.
+    // Indexes and constraints, verification and statistics, all at once: they only read the
+    // data (ANALYZE waits for the index builds by itself), and on separate servers the source's
+    // half of the verification costs the target nothing.
     let index_started = Instant::now();
     let analyze = format!("ANALYZE {}", tl.qualified());
+    let mut settings = None;
     if opts.build_indexes {
         let now = read_table(&target, tl)
             .await
@@ -522,7 +527,7 @@ pub async fn copy(
         for s in &report.index_plan.skipped {
             tracing::info!("not built on the target: {s}");
         }
-        let settings = BuildSettings {
+        settings = Some(BuildSettings {
             maintenance_work_mem: opts.maintenance_work_mem.clone(),
             parallel_workers: opts.parallel_maintenance_workers.unwrap_or_else(|| {
                 std::thread::available_parallelism()
@@ -530,44 +535,52 @@ pub async fn copy(
                     .unwrap_or(1)
             }),
             jobs: opts.jobs,
-        };
-        let ev = events.clone();
-        let on_done = move |b: &BuiltIndex| {
-            ev(Event::Index {
-                name: b.name.clone(),
-                seconds: b.seconds,
-                error: b.error.clone(),
-            })
-        };
-        report.indexes = build(&ep.target, &report.index_plan, &settings, &on_done)
-            .await
-            .map_err(CopyError::target(&tgt_label))?;
+        });
     }
-    report.index_seconds = index_started.elapsed().as_secs_f64();
-
-    if opts.verify {
-        let (v, a) = tokio::join!(
-            verify(snap.client(), sl, &target, tl, bots.as_deref()),
-            analyze_on(&ep.target, &analyze)
-        );
-        if let Err(e) = a {
-            tracing::warn!(
-                "ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}"
-            );
+    let ev = events.clone();
+    let on_done = move |b: &BuiltIndex| {
+        ev(Event::Index {
+            name: b.name.clone(),
+            seconds: b.seconds,
+            error: b.error.clone(),
+        })
+    };
+    let indexes = async {
+        let r = match &settings {
+            Some(settings) => build(&ep.target, &report.index_plan, settings, &on_done).await,
+            None => Ok(Vec::new()),
+        };
+        (r, index_started.elapsed().as_secs_f64())
+    };
+    let checks = async {
+        if !opts.verify {
+            return None;
         }
-        let v = v.map_err(|e| match e {
+        let v = verify(snap.client(), sl, &target, tl, bots.as_deref()).await;
+        if let Ok(v) = &v {
+            events(Event::Verified {
+                passed: v.passed(),
+                bots: v.bots,
+                mismatches: v.mismatches.len(),
+                seconds: v.seconds,
+            });
+        }
+        Some(v)
+    };
+    let ((built, index_seconds), checked, analyzed) =
+        tokio::join!(indexes, checks, analyze_on(&ep.target, &analyze));
+    report.indexes = built.map_err(CopyError::target(&tgt_label))?;
+    report.index_seconds = index_seconds;
+    if let Err(e) = analyzed {
+        tracing::warn!(
+            "ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}"
+        );
+    }
+    if let Some(v) = checked {
+        report.verify = Some(v.map_err(|e| match e {
             crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
             crate::verify::VerifyError::Target(e) => CopyError::target(&tgt_label)(e),
-        })?;
-        events(Event::Verified {
-            passed: v.passed(),
-            bots: v.bots,
-            mismatches: v.mismatches.len(),
-            seconds: v.seconds,
-        });
-        report.verify = Some(v);
-    } else if let Err(e) = target.batch_execute(&analyze).await {
-        tracing::warn!("ANALYZE of the target failed: {e}");
+        })?);
     }
     report.seconds = started.elapsed().as_secs_f64();
     let status = if report.succeeded() {

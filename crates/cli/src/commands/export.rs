@@ -1,0 +1,107 @@
+//! `ragshift export`: a portable, checksummed Parquet copy of the store (one file per bot and a
+//! manifest), on disk or S3, taken from one read-only snapshot of the source — before a
+//! destructive deploy, so that neither a snapshot restore nor re-embedding is needed.
+
+use clap::Args;
+use ragshift_config::Layers;
+use ragshift_export::{ExportError, Location};
+
+use crate::args::{AwsArgs, GlobalArgs, Overrides, SourceArgs};
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where: a local directory or s3://bucket/prefix
+    #[arg(long, value_name = "DIR|S3URL")]
+    pub to: String,
+    /// The database to export: a postgres:// URL or a Secrets Manager secret ARN
+    #[arg(long, value_name = "URL|ARN")]
+    pub source: Option<String>,
+    /// Source database.
+    #[command(flatten)]
+    pub source_db: SourceArgs,
+    /// AWS settings (secret ARNs, S3).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Export only this bot (repeat for several)
+    #[arg(long = "bot", value_name = "ID")]
+    pub bots: Vec<String>,
+    /// The embedding model the vectors came from, recorded in the manifest
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+}
+
+impl Overrides for ExportArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.aws.apply(self.source_db.apply(l));
+        match &self.source {
+            Some(v) if v.starts_with("arn:") => l.flag("--source", "source.secret_arn", v.clone()),
+            Some(v) => l.flag("--source", "source.url", v.clone()),
+            None => l,
+        }
+    }
+}
+
+/// Errors that mean nothing useful ran (exit 2) versus work that failed midway (exit 1).
+pub(crate) fn failure(e: ExportError) -> Failure {
+    use ragshift_store::StoreErrorKind as K;
+    match &e {
+        ExportError::Refused(_) | ExportError::Corrupted(_) => e.into(),
+        ExportError::Source { error, .. } | ExportError::Target { error, .. }
+            if matches!(
+                error.kind(),
+                K::Config
+                    | K::Connect
+                    | K::Auth
+                    | K::Permission
+                    | K::ShapeMismatch
+                    | K::DimensionMismatch
+                    | K::Locked
+                    | K::MissingExtension
+            ) =>
+        {
+            e.into()
+        }
+        _ => Failure::work(e),
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[args])?;
+    let config = &loaded.config;
+    let to = Location::parse(&args.to).map_err(anyhow::Error::msg)?;
+    let spec = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let layout = db::layout(&config.source);
+    let s3 = match to {
+        Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
+        Location::Dir(_) => None,
+    };
+    let model = args
+        .model
+        .clone()
+        .or_else(|| config.embedding.model.clone());
+    let bots = (!args.bots.is_empty()).then_some(args.bots.as_slice());
+    let report = ragshift_export::export(&spec, &layout, &to, s3.as_ref(), model, bots)
+        .await
+        .map_err(failure)?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        output::line(format!(
+            "exported {} rows of {} bots from {} on {} to {} ({:.1} MB of Parquet, vector({}), {:.1}s); manifest: {}",
+            report.manifest.rows,
+            report.manifest.files.len(),
+            report.manifest.table,
+            report.manifest.source,
+            report.location,
+            report.bytes as f64 / 1e6,
+            report.manifest.dimension,
+            report.seconds,
+            to.name_of(ragshift_export::manifest::MANIFEST)
+        ));
+    }
+    Ok(Outcome::Success)
+}

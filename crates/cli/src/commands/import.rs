@@ -1,0 +1,118 @@
+//! `ragshift import`: an export (see `ragshift export`) into the target: every file's SHA-256
+//! checked against the manifest before anything is written, each bot in one transaction, the
+//! vector index built, the result compared with the manifest's per-bot checksums.
+
+use clap::Args;
+use ragshift_config::{Layers, VectorIndexKind};
+use ragshift_export::{ImportOptions, Location};
+use ragshift_store::index::VectorIndex;
+
+use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, TargetArgs};
+use crate::commands::export::failure;
+use crate::db::{self, Side};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export: a local directory or s3://bucket/prefix
+    #[arg(long, value_name = "DIR|S3URL")]
+    pub from: String,
+    /// The database to write: a postgres:// URL or a Secrets Manager secret ARN
+    #[arg(long, value_name = "URL|ARN")]
+    pub target: Option<String>,
+    /// Target database.
+    #[command(flatten)]
+    pub target_db: TargetArgs,
+    /// AWS settings (secret ARNs, S3).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// `hnsw` or `ivfflat` [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// Don't build the vector index afterwards
+    #[arg(long)]
+    pub no_index: bool,
+    /// maintenance_work_mem for the index build
+    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    pub maintenance_work_mem: String,
+    /// Skip comparing the target's checksums with the manifest's
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+impl Overrides for ImportArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.aws.apply(self.target_db.apply(l));
+        let l = set_str(l, "--target-index", "target.index", &self.target_index);
+        match &self.target {
+            Some(v) if v.starts_with("arn:") => l.flag("--target", "target.secret_arn", v.clone()),
+            Some(v) => l.flag("--target", "target.url", v.clone()),
+            None => l,
+        }
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Failure> {
+    let loaded = settings::load(global, &[args])?;
+    let config = &loaded.config;
+    let from = Location::parse(&args.from).map_err(anyhow::Error::msg)?;
+    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = db::layout(&config.target);
+    let s3 = match from {
+        Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
+        Location::Dir(_) => None,
+    };
+    let t = &config.target;
+    let opts = ImportOptions {
+        vector_index: (!args.no_index).then_some(match t.index {
+            VectorIndexKind::Hnsw => VectorIndex::Hnsw {
+                m: t.hnsw_m,
+                ef_construction: t.hnsw_ef_construction,
+            },
+            VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
+                lists: t.index_lists,
+            },
+        }),
+        maintenance_work_mem: args.maintenance_work_mem.clone(),
+        verify: !args.no_verify,
+    };
+    let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
+        .await
+        .map_err(failure)?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        output::line(format!(
+            "imported {} rows of {} bots from {} into {} on {} ({:.1}s){}",
+            report.rows,
+            report.bots,
+            report.location,
+            report.table,
+            report.target,
+            report.seconds,
+            if report.verified && report.problems.is_empty() {
+                "; per-bot checksums match the export"
+            } else {
+                ""
+            }
+        ));
+        if let Some(i) = &report.index {
+            output::line(format!("vector index: {i}"));
+        }
+        for p in &report.problems {
+            output::line(format!(
+                "FAILED {} ({}): {}",
+                p.bot_id.as_deref().unwrap_or("rows without a bot id"),
+                p.file,
+                p.error
+            ));
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::PartialFailure
+    })
+}

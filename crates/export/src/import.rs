@@ -1,0 +1,366 @@
+//! `ragshift import`: an export back into a target. The manifest's SHA-256 of every file is
+//! checked before anything is written (a corrupted file stops the import, named); then each bot
+//! is written in ONE transaction (its old rows deleted, the file's rows loaded with binary COPY),
+//! the vector index is built, and the target's per-bot checksums are compared with the ones the
+//! export recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use pgvector::Vector;
+use serde::Serialize;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Client;
+
+use ragshift_store::checksum::bot_checksums;
+use ragshift_store::ident::quote_ident;
+use ragshift_store::index::{ensure_vector_index, VectorIndex};
+use ragshift_store::lock::TargetLock;
+use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
+
+use crate::hash::sha256_file;
+use crate::location::{download, Location};
+use crate::manifest::{FileEntry, Manifest, FORMAT, MANIFEST, VERSION};
+use crate::parquet_file::{read_rows, Row};
+use crate::ExportError;
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Build this vector index afterwards (`None`: none).
+    pub vector_index: Option<VectorIndex>,
+    /// `maintenance_work_mem` for the index build.
+    pub maintenance_work_mem: String,
+    /// Compare the target's checksums with the manifest's afterwards.
+    pub verify: bool,
+}
+
+/// A bot that failed to import or doesn't match the manifest afterwards.
+#[derive(Debug, Clone, Serialize)]
+pub struct BotProblem {
+    /// The bot (`None`: rows without a bot id).
+    pub bot_id: Option<String>,
+    /// Its file.
+    pub file: String,
+    /// What is wrong.
+    pub error: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Where from.
+    pub location: String,
+    /// Target server (password masked).
+    pub target: String,
+    /// Target table.
+    pub table: String,
+    /// Bots written.
+    pub bots: usize,
+    /// Rows written.
+    pub rows: u64,
+    /// Bots that failed or don't match.
+    pub problems: Vec<BotProblem>,
+    /// The vector index built, if any.
+    pub index: Option<String>,
+    /// Whether the checksums were compared.
+    pub verified: bool,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Reads and checks an export's manifest.
+pub async fn read_manifest(
+    from: &Location,
+    s3: Option<&aws_sdk_s3::Client>,
+    staging: &Path,
+) -> Result<Manifest, ExportError> {
+    let path = fetch(from, s3, MANIFEST, staging).await?;
+    let text = std::fs::read(&path).map_err(|e| ExportError::Io {
+        path: from.name_of(MANIFEST),
+        error: e,
+    })?;
+    let m: Manifest = serde_json::from_slice(&text).map_err(|e| {
+        ExportError::Refused(format!(
+            "{} is not a ragshift export manifest ({e})",
+            from.name_of(MANIFEST)
+        ))
+    })?;
+    if m.format != FORMAT || m.version > VERSION {
+        return Err(ExportError::Refused(format!(
+            "{} is format {} version {}; this ragshift reads {FORMAT} up to version {VERSION}",
+            from.name_of(MANIFEST),
+            m.format,
+            m.version
+        )));
+    }
+    Ok(m)
+}
+
+/// The local path of a file of the export (downloaded into `staging` from S3).
+async fn fetch(
+    from: &Location,
+    s3: Option<&aws_sdk_s3::Client>,
+    name: &str,
+    staging: &Path,
+) -> Result<PathBuf, ExportError> {
+    if name.contains("..") || name.starts_with('/') {
+        return Err(ExportError::Refused(format!(
+            "the manifest names a file outside the export: {name}"
+        )));
+    }
+    match (from, s3) {
+        (Location::Dir(dir), _) => Ok(dir.join(name)),
+        (Location::S3 { .. }, Some(s3)) => {
+            let local = staging.join(name);
+            if let Some(parent) = local.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ExportError::Io {
+                    path: parent.display().to_string(),
+                    error: e,
+                })?;
+            }
+            download(s3, from, name, &local).await?;
+            Ok(local)
+        }
+        (Location::S3 { .. }, None) => Err(ExportError::Refused(
+            "an S3 location needs an S3 client".into(),
+        )),
+    }
+}
+
+/// Imports the export at `from` into `layout`'s table on `target`.
+pub async fn import(
+    from: &Location,
+    s3: Option<&aws_sdk_s3::Client>,
+    target: &ConnectSpec,
+    layout: &Layout,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ExportError> {
+    let started = Instant::now();
+    let staging = std::env::temp_dir().join(format!("ragshift-import-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(|e| ExportError::Io {
+        path: staging.display().to_string(),
+        error: e,
+    })?;
+    let result = import_staged(from, s3, target, layout, opts, &staging, started).await;
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+async fn import_staged(
+    from: &Location,
+    s3: Option<&aws_sdk_s3::Client>,
+    target: &ConnectSpec,
+    layout: &Layout,
+    opts: &ImportOptions,
+    staging: &Path,
+    started: Instant,
+) -> Result<ImportReport, ExportError> {
+    let manifest = read_manifest(from, s3, staging).await?;
+    // Every file is checked before anything is written.
+    let mut files = Vec::new();
+    let mut corrupted = Vec::new();
+    for f in &manifest.files {
+        let local = fetch(from, s3, &f.path, staging).await?;
+        match sha256_file(&local) {
+            Ok((sha, bytes)) if sha == f.sha256 && bytes == f.bytes => files.push((f, local)),
+            Ok((sha, bytes)) => corrupted.push(format!(
+                "{} (sha256 {sha}, {bytes} bytes; the manifest says {}, {} bytes)",
+                from.name_of(&f.path),
+                f.sha256,
+                f.bytes
+            )),
+            Err(e) => corrupted.push(format!("{} ({e})", from.name_of(&f.path))),
+        }
+    }
+    if !corrupted.is_empty() {
+        return Err(ExportError::Corrupted(corrupted));
+    }
+
+    let server = target.label().to_owned();
+    let db = |e: StoreError| ExportError::Target {
+        server: server.clone(),
+        error: e,
+    };
+    let _lock = TargetLock::acquire(target, layout, "import")
+        .await
+        .map_err(db)?;
+    let mut client = connect(target, "ragshift import").await.map_err(db)?;
+    schema::init_target(&mut client, layout, manifest.dimension)
+        .await
+        .map_err(db)?;
+    let types: Vec<Type> = client
+        .prepare(&format!(
+            "SELECT {} FROM {} LIMIT 0",
+            layout.column_list(),
+            layout.qualified()
+        ))
+        .await
+        .map_err(|e| db(StoreError::query("reading the target's column types", e)))?
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+
+    let mut report = ImportReport {
+        location: from.display(),
+        target: server.clone(),
+        table: layout.display_name(),
+        bots: 0,
+        rows: 0,
+        problems: Vec::new(),
+        index: None,
+        verified: false,
+        seconds: 0.0,
+    };
+    for (entry, local) in &files {
+        let problem = |error: String| BotProblem {
+            bot_id: entry.bot_id.clone(),
+            file: entry.path.clone(),
+            error,
+        };
+        let rows = match read_rows(local, manifest.dimension) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(problem(format!(
+                    "{} is unreadable: {e}",
+                    from.name_of(&entry.path)
+                )));
+                continue;
+            }
+        };
+        match write_bot(&mut client, layout, &types, entry, rows).await {
+            Ok(n) => {
+                report.bots += 1;
+                report.rows += n;
+            }
+            Err(e) => report.problems.push(problem(e)),
+        }
+    }
+    if let Some(kind) = opts.vector_index {
+        match ensure_vector_index(&mut client, layout, kind, &opts.maintenance_work_mem).await {
+            Ok(ragshift_store::index::IndexOutcome::Built { definition, .. }) => {
+                report.index = Some(definition)
+            }
+            Ok(ragshift_store::index::IndexOutcome::Present(i)) => {
+                report.index = Some(i.definition)
+            }
+            Err(e) => report.problems.push(BotProblem {
+                bot_id: None,
+                file: String::new(),
+                error: format!("building the vector index: {e}"),
+            }),
+        }
+    }
+    if opts.verify {
+        let bots: Vec<String> = manifest
+            .files
+            .iter()
+            .filter_map(|f| f.bot_id.clone())
+            .collect();
+        let sums = bot_checksums(&client, layout, Some(&bots))
+            .await
+            .map_err(db)?;
+        for f in &manifest.files {
+            let Some(bot) = &f.bot_id else { continue };
+            if report.problems.iter().any(|p| p.file == f.path) {
+                continue;
+            }
+            let got = sums.iter().find(|s| &s.bot_id == bot);
+            let ok = got.is_some_and(|g| g.rows == f.rows && g.checksum == f.checksum);
+            if !ok {
+                report.problems.push(BotProblem {
+                    bot_id: Some(bot.clone()),
+                    file: f.path.clone(),
+                    error: format!(
+                        "after import the target holds {} rows with checksum {}, the export recorded {} rows with checksum {}",
+                        got.map(|g| g.rows).unwrap_or(0),
+                        got.map(|g| g.checksum.as_str()).unwrap_or("-"),
+                        f.rows,
+                        f.checksum
+                    ),
+                });
+            }
+        }
+        report.verified = true;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Replaces one bot's rows with the file's in one transaction.
+async fn write_bot(
+    client: &mut Client,
+    layout: &Layout,
+    types: &[Type],
+    entry: &FileEntry,
+    rows: Vec<Row>,
+) -> Result<u64, String> {
+    let bot = entry.bot_id.as_deref();
+    let who = bot
+        .map(|b| format!("bot {b}"))
+        .unwrap_or_else(|| "rows without a bot id".into());
+    if let Some(r) = rows.iter().find(|r| r.bot_id.as_deref() != bot) {
+        return Err(format!(
+            "{} holds row {} of bot {:?}, not of {who}",
+            entry.path,
+            r.id.as_deref().unwrap_or("?"),
+            r.bot_id
+        ));
+    }
+    let q = |what: &str| {
+        let what = format!("{what} for {who}");
+        move |e| StoreError::query(what, e).to_string()
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(q("starting the transaction"))?;
+    let botcol = quote_ident(&layout.bot);
+    match bot {
+        Some(b) => tx
+            .execute(
+                &format!("DELETE FROM {} WHERE {botcol} = $1", layout.qualified()),
+                &[&b],
+            )
+            .await
+            .map_err(q("deleting old rows"))?,
+        None => tx
+            .execute(
+                &format!("DELETE FROM {} WHERE {botcol} IS NULL", layout.qualified()),
+                &[],
+            )
+            .await
+            .map_err(q("deleting old rows"))?,
+    };
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            layout.qualified(),
+            layout.column_list()
+        ))
+        .await
+        .map_err(q("starting COPY"))?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
+    let n = rows.len() as u64;
+    for r in rows {
+        let v = r.embedding.map(Vector::from);
+        let values: [&(dyn ToSql + Sync); 5] = [&r.id, &r.bot_id, &r.content, &r.source, &v];
+        writer
+            .as_mut()
+            .write(&values)
+            .await
+            .map_err(q("writing rows"))?;
+    }
+    let written = writer
+        .as_mut()
+        .finish()
+        .await
+        .map_err(q("finishing COPY"))?;
+    if written != n {
+        return Err(format!("COPY of {who} wrote {written} rows, {n} were sent"));
+    }
+    tx.commit().await.map_err(q("committing"))?;
+    Ok(n)
+}
