@@ -96,6 +96,7 @@ impl Registry for FileRegistry {
                 },
                 method: LookupMethod::ExportFile,
             }],
+            pages: 0,
         })
     }
 

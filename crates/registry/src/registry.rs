@@ -18,6 +18,8 @@ pub struct ScanOutcome {
     pub not_found: Vec<String>,
     /// How each part of the selection was read.
     pub lookups: Vec<Lookup>,
+    /// Scan/query pages read from the service (0 for an export held in memory).
+    pub pages: u64,
 }
 
 /// A `SyncStatus` change for one bot, as the platform's worker makes it.

@@ -222,6 +222,8 @@ async fn a_parallel_scan_returns_each_bot_exactly_once() {
     let (sdk, table, registry) = populated().await;
     let found = registry.bots(&Selection::all()).await.unwrap();
     assert_eq!(found.lookups[0].method, LookupMethod::ParallelScan);
+    // 60 bots among ~140 items, 7 evaluated per page over 4 segments: many pages.
+    assert!(found.pages >= 20, "only {} pages", found.pages);
     let keys: BTreeSet<BotKey> = found.bots.iter().map(|b| b.key.clone()).collect();
     assert_eq!(found.bots.len(), VALID_BOTS, "no bot twice, none missing");
     assert_eq!(keys.len(), VALID_BOTS);
@@ -285,6 +287,7 @@ async fn a_parallel_scan_returns_each_bot_exactly_once() {
     let single = DynamoRegistry::new(&sdk, &table).with_segments(1);
     let again = single.bots(&Selection::all()).await.unwrap();
     assert_eq!(again.bots, found.bots);
+    assert!(again.pages < found.pages);
 }
 
 #[tokio::test]

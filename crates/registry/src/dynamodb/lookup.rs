@@ -51,6 +51,7 @@ impl DynamoRegistry {
                 )
                 .await
                 .map_err(|e| self.aws_error(e))?;
+            found.pages += 1;
             for item in out.items.unwrap_or_default() {
                 found.add(&item);
             }

@@ -115,6 +115,7 @@ impl DynamoRegistry {
 struct Found {
     bots: BTreeMap<BotKey, Bot>,
     invalid: Vec<InvalidItem>,
+    pages: u64,
 }
 
 impl Found {
@@ -217,18 +218,18 @@ impl Registry for DynamoRegistry {
                 }
             }
         }
-        let bots = found
-            .bots
+        let bots = std::mem::take(&mut found.bots)
             .into_values()
             .filter(|b| selection.matches(&b.key))
             .collect();
-        let mut invalid = found.invalid;
+        let mut invalid = std::mem::take(&mut found.invalid);
         invalid.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(ScanOutcome {
             bots,
             invalid,
             not_found,
             lookups,
+            pages: found.pages,
         })
     }
 

@@ -71,7 +71,10 @@ impl DynamoRegistry {
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(items)) => items.iter().for_each(|item| found.add(item)),
+                Ok(Ok((items, pages))) => {
+                    found.pages += pages;
+                    items.iter().for_each(|item| found.add(item));
+                }
                 Ok(Err(e)) => {
                     // One failing segment fails the scan; the others are stopped.
                     first_error.get_or_insert(e);
@@ -97,7 +100,7 @@ impl DynamoRegistry {
         segment: u32,
         total: u32,
         filter: &Filter,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, RegistryError> {
+    ) -> Result<(Vec<HashMap<String, AttributeValue>>, u64), RegistryError> {
         let (projection, names) = Self::projection();
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -141,6 +144,6 @@ impl DynamoRegistry {
             self.table,
             items.len()
         );
-        Ok(items)
+        Ok((items, pages))
     }
 }
