@@ -582,3 +582,62 @@ async fn bad_input_exits_2_with_one_clear_error() {
         &["no-docs-here", "--documents-dir"],
     );
 }
+
+/// A loopback server that refuses every AWS call with `AccessDeniedException`.
+fn denying_server() -> String {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0_u8; 4096];
+            // Read the head and its body before answering.
+            while let Ok(n) = sock.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"not allowed"}"#;
+            let _ = write!(
+                sock,
+                "HTTP/1.1 400 X\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn no_permission_on_the_table_exits_2_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = aws_env();
+    env.retain(|(k, _)| k != "RAGSHIFT_AWS_ENDPOINT_URL");
+    env.push(("RAGSHIFT_AWS_ENDPOINT_URL".into(), denying_server()));
+    let out = ragshift(
+        dir.path(),
+        &["plan", "--registry-table", "chat-table"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("chat-table")
+            && err.contains("AccessDeniedException")
+            && err.contains("lack this permission"),
+        "{err}"
+    );
+}
