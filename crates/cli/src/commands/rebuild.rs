@@ -14,7 +14,7 @@ use ragshift_embed::Embedder;
 use ragshift_ingest::Ingestor;
 use ragshift_model::Bot;
 use ragshift_registry::{BotSelector, Registry, Selection};
-use ragshift_run::executor::{Executor, LocalExecutor};
+use ragshift_run::executor::{EcsExecutor, EcsOptions, Executor, LocalExecutor};
 use ragshift_run::{Rebuild, RebuildOptions, RunReport, Worker, WorkerOptions};
 use ragshift_store::index::VectorIndex;
 use ragshift_store::schema;
@@ -166,6 +166,10 @@ pub async fn select(
 pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
+    if config.executor.kind == ragshift_config::ExecutorKind::Ecs && !args.dry_run {
+        // Incomplete ECS settings are refused before anything is read or asked.
+        EcsOptions::from_config(&config.executor)?;
+    }
     let registry: Arc<dyn Registry> =
         Arc::from(ragshift_registry::from_config(&config.registry, &config.aws).await?);
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
@@ -221,7 +225,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
             .map_err(|e| anyhow!("setting up fetching: {e}"))?,
         embedder.clone(),
         documents,
-        registry,
+        registry.clone(),
         spec.clone(),
         layout.clone(),
         WorkerOptions {
@@ -232,10 +236,11 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         },
     );
     let executor: Arc<dyn Executor> = match config.executor.kind {
-        ragshift_config::ExecutorKind::Local => Arc::new(LocalExecutor::new(Arc::new(worker))),
-        ragshift_config::ExecutorKind::Ecs => {
-            return Err(anyhow!("the ECS executor is not wired yet").into())
+        // A dry run only loads and splits, which needs no task: it runs here.
+        ragshift_config::ExecutorKind::Ecs if !args.dry_run => {
+            ecs_executor(config, args, &spec, &layout, registry).await?
         }
+        _ => Arc::new(LocalExecutor::new(Arc::new(worker))),
     };
     let index = (!args.no_index).then_some(match config.target.index {
         VectorIndexKind::Hnsw => VectorIndex::Hnsw {
@@ -255,11 +260,12 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         maintenance_work_mem: "1GB".to_owned(),
     };
     let observer = progress::observer(global.json, selected.bots.len());
-    let rebuild = Rebuild::new(spec.clone(), layout, executor);
+    let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());
     let run = rebuild.run(selected.bots, selected.skipped.len(), &options, &*observer);
     let report = tokio::select! {
         r = run => r?,
         _ = tokio::signal::ctrl_c() => {
+            executor.abort("ragshift rebuild was interrupted").await;
             eprintln!("interrupted: bots in progress keep their old rows; run the same command again (or --resume RUN_ID, see `ragshift status`) to continue");
             return Err(Failure::work(anyhow!("interrupted")));
         }
@@ -457,4 +463,32 @@ impl Embedder for DryRunEmbedder {
             "a dry run never calls the embedding provider".into(),
         ))
     }
+}
+
+/// The ECS executor from `[executor]`: the task's worker gets the flags this run was given, and
+/// bots whose task died are set FAILED in the registry unless `--no-status-updates`.
+async fn ecs_executor(
+    config: &Config,
+    args: &RebuildArgs,
+    spec: &ragshift_store::ConnectSpec,
+    layout: &ragshift_store::Layout,
+    registry: Arc<dyn Registry>,
+) -> anyhow::Result<Arc<dyn Executor>> {
+    let mut options = EcsOptions::from_config(&config.executor)?;
+    for (on, flag) in [
+        (args.no_status_updates, "--no-status-updates"),
+        (config.ingest.allow_partial, "--allow-partial"),
+        (args.no_cache, "--no-cache"),
+    ] {
+        if on {
+            options.worker_args.push(flag.to_owned());
+        }
+    }
+    let sdk = ragshift_aws::sdk_config(&config.aws).await;
+    let executor = EcsExecutor::new(&sdk, options, spec.clone(), layout.clone());
+    Ok(Arc::new(if args.no_status_updates {
+        executor
+    } else {
+        executor.with_status_updates(registry)
+    }))
 }

@@ -1,0 +1,345 @@
+//! `ragshift rebuild --executor ecs` end to end, against moto's ECS: the binary starts one task
+//! per bot, and the test plays each task's container by running the very command the task was
+//! given (`ragshift embed-bot --run-id … --exec-id … KEYS`, as the worker image's ENTRYPOINT
+//! would) with the local model into a real PostgreSQL target, then stops the task as ECS does
+//! when the container exits. The run's result must come from what those workers recorded.
+
+// Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, DesiredStatus, NetworkMode};
+use ragshift_testkit::{model_dir, shared_pg, unique_name, MotoServer};
+use serde_json::{json, Value};
+
+const USER: &str = "5b1f0e3c-aaaa-4bbb-8ccc-0000000000e1";
+const HANDBOOK: &str = "Deleted items stay in the trash for thirty days. After that they are removed from primary storage.\n\nInvoices are sent on the first day of each month and can be paid by card or bank transfer.\n\nSupport answers within one business day on paid plans.";
+const FAQ: &str = "Can I move a project to another workspace? Yes, open the project and choose Move.\n\nIs there an API? Yes, create a token under Settings.";
+
+fn bot_id(n: u32) -> String {
+    format!("01JECS{n:02}AAAAAAAAAAAAAAAAAA")
+}
+
+fn command(dir: &Path, args: &[String], env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args).current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// A default subnet of moto's default VPC (DNS hostnames on, as awsvpc tasks need there).
+async fn default_subnet(endpoint: &str) -> String {
+    let xml = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ec2/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=default-for-az&Filter.1.Value.1=true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    xml.split("<subnetId>")
+        .nth(1)
+        .and_then(|r| r.split("</subnetId>").next())
+        .unwrap()
+        .to_owned()
+}
+
+fn write_registry(dir: &Path, bots: &[(String, Vec<&str>)]) {
+    let items: Vec<Value> = bots
+        .iter()
+        .map(|(bot, files)| {
+            json!({
+                "PK": {"S": USER}, "SK": {"S": format!("{USER}#BOT#{bot}")}, "Title": {"S": bot},
+                "Knowledge": {"M": {
+                    "source_urls": {"L": []}, "sitemap_urls": {"L": []},
+                    "filenames": {"L": files.iter().map(|f| json!({"S": f})).collect::<Vec<_>>()}}},
+                "EmbeddingParams": {"M": {"chunk_size": {"N": "150"}, "chunk_overlap": {"N": "30"}}},
+                "SyncStatus": {"S": "SUCCEEDED"}
+            })
+        })
+        .collect();
+    std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
+    for (bot, files) in bots {
+        let d = dir.join("docs").join(USER).join(bot).join("documents");
+        std::fs::create_dir_all(&d).unwrap();
+        for f in files.iter().filter(|f| **f != "gone.docx") {
+            let body = if *f == "faq.txt" { FAQ } else { HANDBOOK };
+            std::fs::write(d.join(f), body).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_recorded() {
+    let moto = MotoServer::start();
+    let set = reqwest::Client::new()
+        .post(format!(
+            "{}/moto-api/state-manager/set-transition",
+            moto.endpoint_url()
+        ))
+        .json(&json!({"model_name": "ecs::task",
+                      "transition": {"progression": "manual", "times": 1_000_000}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    let ecs = aws_sdk_ecs::Client::new(&sdk(moto.endpoint_url()).await);
+    let subnet = default_subnet(moto.endpoint_url()).await;
+    let cluster = unique_name("BedrockChatStack-EmbeddingCluster");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    let family = unique_name("EmbeddingTaskDefinition");
+    ecs.register_task_definition()
+        .family(&family)
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("1024")
+        .memory("2048")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("Container")
+                .image("ragshift:latest")
+                .memory(2048)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let (a, b, c, gone) = (bot_id(1), bot_id(2), bot_id(3), bot_id(4));
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["handbook.md"]),
+            (b.clone(), vec!["faq.txt"]),
+            (c.clone(), vec!["handbook.md", "faq.txt"]),
+            (gone.clone(), vec!["gone.docx"]),
+        ],
+    );
+    let url = shared_pg().fresh_database("ecs_cli");
+    // What the task definition's environment gives the worker.
+    let task_env: Vec<(String, String)> = vec![
+        ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
+        ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+        ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
+        ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+        ("RAGSHIFT_TARGET_URL".into(), url.clone()),
+    ];
+    let mut env = task_env.clone();
+    env.extend(
+        moto.aws_env()
+            .into_iter()
+            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    env.extend([
+        (
+            "RAGSHIFT_AWS_ENDPOINT_URL".into(),
+            moto.endpoint_url().to_owned(),
+        ),
+        ("RAGSHIFT_EXECUTOR_CLUSTER".into(), cluster.clone()),
+        ("RAGSHIFT_EXECUTOR_TASK_DEFINITION".into(), family.clone()),
+        ("RAGSHIFT_EXECUTOR_SUBNETS".into(), subnet.clone()),
+        (
+            "RAGSHIFT_EXECUTOR_SECURITY_GROUPS".into(),
+            "sg-0feedbeef0000001".into(),
+        ),
+        ("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "2".into()),
+        ("RAGSHIFT_EXECUTOR_POLL_INTERVAL_MS".into(), "200".into()),
+    ]);
+
+    let args: Vec<String> = ["rebuild", "--executor", "ecs", "--yes", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rebuild = command(dir.path(), &args, &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rebuild = tokio::task::spawn_blocking(move || rebuild.wait_with_output().unwrap());
+
+    // Play the containers until the run is over.
+    let mut handled: HashSet<String> = HashSet::new();
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    let mut max_running = 0;
+    let mut workers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !rebuild.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild did not finish in 5 minutes"
+        );
+        let arns = ecs
+            .list_tasks()
+            .cluster(&cluster)
+            .desired_status(DesiredStatus::Running)
+            .send()
+            .await
+            .unwrap()
+            .task_arns()
+            .to_vec();
+        max_running = max_running.max(arns.len());
+        if !arns.is_empty() {
+            let tasks = ecs
+                .describe_tasks()
+                .cluster(&cluster)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+                .unwrap();
+            for t in tasks.tasks() {
+                let arn = t.task_arn().unwrap().to_owned();
+                if t.last_status() != Some("RUNNING") || !handled.insert(arn.clone()) {
+                    continue;
+                }
+                let o = &t.overrides().unwrap().container_overrides()[0];
+                assert_eq!(o.name(), Some("Container"));
+                let cmd = o.command().to_vec();
+                commands.push(cmd.clone());
+                let (dir, task_env, ecs, cluster) = (
+                    dir.path().to_owned(),
+                    task_env.clone(),
+                    ecs.clone(),
+                    cluster.clone(),
+                );
+                workers.push(tokio::spawn(async move {
+                    // ENTRYPOINT ["ragshift"] + the task's command.
+                    let out: Output = tokio::task::spawn_blocking(move || {
+                        command(&dir, &cmd, &task_env).output().unwrap()
+                    })
+                    .await
+                    .unwrap();
+                    ecs.stop_task()
+                        .cluster(&cluster)
+                        .task(&arn)
+                        .reason("Essential container in task exited")
+                        .send()
+                        .await
+                        .unwrap();
+                    out
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = rebuild.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut worker_codes = Vec::new();
+    for w in workers {
+        worker_codes.push(w.await.unwrap().status.code());
+    }
+
+    // One task per bot, never more than 2 at once, each running embed-bot for its bot.
+    assert_eq!(commands.len(), 4, "{stderr}");
+    assert!(max_running <= 2, "{max_running} tasks ran at once");
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let run_id = events.iter().find(|e| e["event"] == "run_started").unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for cmd in &commands {
+        assert_eq!(
+            cmd[..5],
+            [
+                "embed-bot",
+                "--run-id",
+                &run_id,
+                "--exec-id",
+                &format!("ragshift-{run_id}")
+            ]
+        );
+        assert_eq!(cmd.len(), 6, "{cmd:?}");
+    }
+    let mut codes = worker_codes.clone();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![Some(0), Some(0), Some(0), Some(1)],
+        "the workers' exit codes"
+    );
+
+    // The run's verdicts are the workers' own: three written, one failed with its reason.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let finished: HashMap<String, &Value> = events
+        .iter()
+        .filter(|e| e["event"] == "bot_finished")
+        .map(|e| (e["bot_id"].as_str().unwrap().to_owned(), e))
+        .collect();
+    let pg = shared_pg();
+    let client = pg.connect(&url).await;
+    for bot in [&a, &b, &c] {
+        let f = finished[bot];
+        assert_eq!(f["status"], "succeeded", "{f}");
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM public.items WHERE botid = $1", &[bot])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(rows > 0);
+        assert_eq!(f["chunks"].as_i64(), Some(rows), "{f}");
+    }
+    assert_eq!(finished[&c]["sources"].as_array().unwrap().len(), 2);
+    let f = finished[&gone];
+    assert_eq!(f["status"], "failed");
+    assert!(f["error"].as_str().unwrap().contains("gone.docx"), "{f}");
+    let done = events
+        .iter()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap();
+    assert_eq!(
+        (done["succeeded"].as_u64(), done["failed"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let units = client
+        .query(
+            "SELECT unit_id, status, attempts FROM ragshift.units WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(units.len(), 4);
+    for u in units {
+        let (id, status, attempts): (String, String, i32) = (u.get(0), u.get(1), u.get(2));
+        let want = if id == gone { "failed" } else { "succeeded" };
+        assert_eq!((status.as_str(), attempts), (want, 1), "{id}");
+    }
+}
