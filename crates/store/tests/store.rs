@@ -1,5 +1,8 @@
 //! The store against a real PostgreSQL with pgvector (started by ragshift-testkit).
 
+// Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
+#![allow(clippy::unwrap_used)]
+
 use ragshift_config::SslMode;
 use ragshift_model::StoredRow;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
@@ -596,7 +599,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
         ))
         .await
         .unwrap();
-    let changed = bot_checksums(&client, &layout, Some(&[a.clone()]))
+    let changed = bot_checksums(&client, &layout, Some(std::slice::from_ref(&a)))
         .await
         .unwrap();
     assert_eq!(changed.len(), 1);
@@ -615,7 +618,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
         .batch_execute(&format!("DELETE FROM items WHERE id = '{}'", ulid(3)))
         .await
         .unwrap();
-    let missing = bot_checksums(&client, &layout, Some(&[a.clone()]))
+    let missing = bot_checksums(&client, &layout, Some(std::slice::from_ref(&a)))
         .await
         .unwrap();
     assert_eq!(missing[0].rows, 3);
@@ -629,7 +632,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
         ))
         .await
         .unwrap();
-    let extra = bot_checksums(&client, &layout, Some(&[b.clone()]))
+    let extra = bot_checksums(&client, &layout, Some(std::slice::from_ref(&b)))
         .await
         .unwrap();
     assert_eq!(extra[0].rows, 3);
