@@ -126,6 +126,15 @@ pub async fn embedder(
     config: &Config,
     cache: Option<tokio_postgres::Client>,
 ) -> anyhow::Result<Throttled> {
+    let embedder = bare_embedder(config).await?;
+    Ok(match cache {
+        Some(client) => embedder.with_cache(open_cache(client).await?),
+        None => embedder,
+    })
+}
+
+/// The configured embedder without a cache.
+pub async fn bare_embedder(config: &Config) -> anyhow::Result<Throttled> {
     let options = embed_options(config)?;
     let sdk = match config.embedding.provider {
         EmbeddingProvider::Bedrock => Some(ragshift_aws::sdk_config(&config.aws).await),
@@ -135,14 +144,16 @@ pub async fn embedder(
         .await
         .context("setting up the embedding provider")?;
     let model = ragshift_embed::Embedder::model_id(&embedder).to_owned();
-    let mut embedder = embedder.with_prices(prices(config, &model));
-    if let Some(client) = cache {
-        let cache = PgEmbeddingCache::open(Arc::new(client))
+    Ok(embedder.with_prices(prices(config, &model)))
+}
+
+/// The embedding cache in the target database (table `ragshift.embedding_cache`).
+pub async fn open_cache(client: tokio_postgres::Client) -> anyhow::Result<Arc<PgEmbeddingCache>> {
+    Ok(Arc::new(
+        PgEmbeddingCache::open(Arc::new(client))
             .await
-            .context("opening the embedding cache in the target database")?;
-        embedder = embedder.with_cache(Arc::new(cache));
-    }
-    Ok(embedder)
+            .context("opening the embedding cache in the target database")?,
+    ))
 }
 
 /// The dimension a configured embedder will produce, building it if that's the only way to

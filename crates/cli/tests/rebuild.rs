@@ -858,3 +858,58 @@ async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run
         fin.values().flatten().map(|r| &r.0).collect();
     assert_eq!(distinct.len(), total);
 }
+
+#[tokio::test]
+async fn seeding_the_cache_from_the_old_store_makes_unchanged_chunks_free() {
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(51), vec!["handbook.md", "faq.txt"], vec![]),
+        (bot_id(52), vec!["vi.md"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let env_for = |url: &str| -> Vec<(String, String)> {
+        vec![
+            ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+            ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+            ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
+        ]
+    };
+    // The "old cluster": a store made by the same model.
+    let old = shared_pg().fresh_database("seed_old");
+    let out = ragshift(dir.path(), &["rebuild", "--yes"], &env_for(&old));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let new = shared_pg().fresh_database("seed_new");
+    let mut env = env_for(&new);
+    env.push(("RAGSHIFT_SOURCE_URL".into(), old.clone()));
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--json", "--seed-cache-from-source"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ev = events(&out);
+    let usage = &ev.last().unwrap()["embedding"]["usage"]["usage"][0];
+    let chunks: u64 = event(&ev, "bot_finished")
+        .iter()
+        .map(|b| b["chunks"].as_u64().unwrap())
+        .sum();
+    assert!(chunks > 0);
+    assert_eq!(usage["calls"], 0, "no chunk was embedded again: {usage}");
+    assert_eq!(usage["cache_hits"].as_u64(), Some(chunks));
+    assert_eq!(contents(&rows(&new).await), contents(&rows(&old).await));
+    // Same vectors as the old store, byte for byte.
+    let vectors = |url: String| async move {
+        let c = shared_pg().connect(&url).await;
+        let mut v: Vec<(String, Vec<u8>)> = c
+            .query("SELECT content, vector_send(embedding) FROM items", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(vectors(new).await, vectors(old).await);
+}

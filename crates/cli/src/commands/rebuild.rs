@@ -72,6 +72,14 @@ pub struct RebuildArgs {
     /// Don't build the vector index after the last bot
     #[arg(long)]
     pub no_index: bool,
+    /// First fill the embedding cache from the [source] store's rows (an old cluster, a
+    /// restored snapshot), so unchanged chunks cost nothing; their vectors must come from the
+    /// configured model
+    #[arg(long, conflicts_with = "no_cache")]
+    pub seed_cache_from_source: bool,
+    /// Source database for --seed-cache-from-source.
+    #[command(flatten)]
+    pub source: crate::args::SourceArgs,
     /// Registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -96,6 +104,7 @@ impl Overrides for RebuildArgs {
         let l = self.embedding.apply(l);
         let l = self.target.apply(l);
         let l = self.aws.apply(l);
+        let l = self.source.apply(l);
         let kind = self.executor.map(|e| match e {
             ExecutorChoice::Local => "local".to_owned(),
             ExecutorChoice::Ecs => "ecs".to_owned(),
@@ -182,15 +191,22 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let mut client = ragshift_store::connect(&spec, "ragshift rebuild").await?;
 
     // The embedder decides the table's dimension; a mismatch stops everything before any work.
+    let mut throttled: Option<Arc<ragshift_embed::Throttled>> = None;
     let embedder: Arc<dyn Embedder> = if args.dry_run {
         Arc::new(DryRunEmbedder::new(config)?)
     } else {
-        let cache = if config.embedding.cache && !args.no_cache {
-            Some(ragshift_store::connect(&spec, "ragshift embedding cache").await?)
-        } else {
-            None
-        };
-        Arc::new(pipeline::embedder(config, cache).await?)
+        let mut e = pipeline::bare_embedder(config).await?;
+        if config.embedding.cache && !args.no_cache {
+            let client = ragshift_store::connect(&spec, "ragshift embedding cache").await?;
+            let cache = pipeline::open_cache(client).await?;
+            if args.seed_cache_from_source {
+                seed_cache(config, &*cache, &e.cache_model()).await?;
+            }
+            e = e.with_cache(cache);
+        }
+        let e = Arc::new(e);
+        throttled = Some(e.clone());
+        e
     };
     let dimension = embedder.dimension();
     if args.dry_run {
@@ -270,7 +286,8 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
             return Err(Failure::work(anyhow!("interrupted")));
         }
     };
-    print_report(global, config, &report, &*embedder)?;
+    let usage = throttled.map(|t| t.report());
+    print_report(global, config, &report, &*embedder, usage.as_ref())?;
     Ok(if report.failed > 0 {
         Outcome::PartialFailure
     } else {
@@ -336,6 +353,7 @@ fn print_report(
     config: &Config,
     report: &RunReport,
     embedder: &dyn Embedder,
+    usage: Option<&ragshift_embed::EmbedReport>,
 ) -> anyhow::Result<()> {
     let chars: u64 = report.bots.iter().map(|b| b.chars as u64).sum();
     let tokens = ragshift_embed::estimate_tokens(chars);
@@ -347,7 +365,7 @@ fn print_report(
             "event": "report",
             "report": report,
             "embedding": { "provider": embedder.provider(), "model": model, "chars": chars,
-                           "est_tokens": tokens, "est_cost_usd": est_cost },
+                           "est_tokens": tokens, "est_cost_usd": est_cost, "usage": usage },
         });
         output::line(serde_json::to_string(&line)?);
         return Ok(());
@@ -392,6 +410,12 @@ fn print_report(
         est_cost.map(|c| format!(", est. ${c:.4}")).unwrap_or_default(),
         report.seconds
     ));
+    if let Some(u) = usage.and_then(|u| u.usage.first()) {
+        output::line(format!(
+            "embedding {} {}: {} calls, {} retries, {} throttled, {} cache hits, {} truncated",
+            u.provider, u.model, u.calls, u.retries, u.throttled, u.cache_hits, u.truncated
+        ));
+    }
     if let Some(def) = &report.index_built {
         output::line(format!("built the vector index: {def}"));
     }
@@ -491,4 +515,31 @@ async fn ecs_executor(
     } else {
         executor.with_status_updates(registry)
     }))
+}
+
+/// Fills the target's embedding cache from the `[source]` store's rows, whose vectors the user
+/// vouches come from `model` (the platform always used one model per deployment).
+async fn seed_cache(
+    config: &Config,
+    cache: &dyn ragshift_embed::EmbeddingCache,
+    model: &str,
+) -> anyhow::Result<()> {
+    let spec = db::connect_spec(Side::Source, &config.source, &config.aws)
+        .await
+        .context("--seed-cache-from-source needs [source] url or secret_arn")?;
+    let client = ragshift_store::connect(&spec, "ragshift seed cache").await?;
+    let s = &config.source;
+    let from = ragshift_embed::cache::SeedSource {
+        table: format!("{}.{}", s.schema, s.table),
+        content_column: s.content_column.clone(),
+        embedding_column: s.embedding_column.clone(),
+    };
+    let rows = ragshift_embed::cache::seed_cache_from_table(&client, &from, cache, model)
+        .await
+        .with_context(|| format!("seeding the embedding cache from {}", spec.label()))?;
+    tracing::info!(
+        "embedding cache seeded with {rows} vectors of {model} from {}",
+        spec.label()
+    );
+    Ok(())
 }
