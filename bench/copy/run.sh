@@ -62,7 +62,8 @@ port = $2
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$WORK'
 shared_buffers = '1GB'
-max_wal_size = '8GB'
+max_wal_size = '4GB'
+min_wal_size = '80MB'
 checkpoint_timeout = '1h'
 maintenance_work_mem = '1GB'
 max_connections = 100
@@ -98,7 +99,8 @@ SQL
 SIZE=$(psql -X -Atc "SELECT pg_size_pretty(pg_table_size('items'))" "$SRC")
 echo "source table: $SIZE" >&2
 createdb_t() { psql_q "$(tgt_url postgres)" -c "CREATE DATABASE $1"; }
-checkpoint_t() { psql_q "$(tgt_url postgres)" -c "CHECKPOINT"; }
+# Each target database is dropped once measured and checked, to keep the disk footprint small.
+checkpoint_t() { psql_q "$(tgt_url postgres)" -c "DROP DATABASE IF EXISTS ${1:-none}" -c "CHECKPOINT"; }
 
 # 1. The floor: one plain binary COPY pipe, then the three indexes one after another.
 echo "plain binary COPY pipe..." >&2
@@ -115,7 +117,7 @@ psql_q "$(tgt_url t_pipe)" -c "SET maintenance_work_mem = '1GB'" \
 t2=$(now)
 PIPE_DATA=$(secs "$t0" "$t1"); PIPE_INDEX=$(secs "$t1" "$t2"); PIPE_ALL=$(secs "$t0" "$t2")
 [ "$(count t_pipe)" = "$ROWS" ] || { echo "plain pipe: wrong row count" >&2; exit 1; }
-checkpoint_t
+checkpoint_t t_pipe
 
 # 2. ragshift copy, --jobs 1 (for the data phase against the pipe) and --jobs $JOBS.
 run_ragshift() { # jobs db
@@ -132,7 +134,7 @@ assert s["succeeded"], s
 print(f"  ragshift: data {s['data_seconds']:.1f}s, indexes {s['index_seconds']:.1f}s, verify {s['verify']['seconds']:.1f}s, {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
 PY
   [ "$(count "$2")" = "$ROWS" ] || { echo "ragshift: wrong row count" >&2; exit 1; }
-  checkpoint_t
+  checkpoint_t "$2"
   secs "$t0" "$t1"
 }
 data_of() { python3 -c "import json,sys; print('%.1f' % json.load(open(sys.argv[1]))['data_seconds'])" "$WORK/$1.json"; }
@@ -145,13 +147,14 @@ RSN_ALL=$(run_ragshift "$JOBS" t_rsn); RSN_DATA=$(data_of t_rsn)
 echo "pgcopydb clone..." >&2
 createdb_t t_pgc
 t0=$(now)
-pgcopydb clone --source "$SRC" --target "$(tgt_url t_pgc)" --dir "$WORK/pgcopydb" \
+# In its own session: pgcopydb signals its whole process group when it ends.
+setsid --wait pgcopydb clone --source "$SRC" --target "$(tgt_url t_pgc)" --dir "$WORK/pgcopydb" \
   --table-jobs "$JOBS" --index-jobs "$JOBS" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1 \
-  || { tail -20 "$WORK/pgcopydb.log" >&2; exit 1; }
+  || { grep -E "ERROR|FATAL" "$WORK/pgcopydb.log" | head -20 >&2; exit 1; }
 t1=$(now)
 PGC_ALL=$(secs "$t0" "$t1")
 [ "$(count t_pgc)" = "$ROWS" ] || { echo "pgcopydb: wrong row count" >&2; exit 1; }
-checkpoint_t
+checkpoint_t t_pgc
 
 # 4. pg_dump -Fc | pg_restore -j (a file in between: pg_restore -j needs one).
 run_dump() { # db extra-pg_dump-flags
@@ -163,7 +166,7 @@ run_dump() { # db extra-pg_dump-flags
   t1=$(now)
   rm -f "$WORK/$1.dump"
   [ "$(count "$1")" = "$ROWS" ] || { echo "pg_restore: wrong row count" >&2; exit 1; }
-  checkpoint_t
+  checkpoint_t "$1"
   secs "$t0" "$t1"
 }
 if [ -z "${SKIP_DUMP:-}" ]; then
