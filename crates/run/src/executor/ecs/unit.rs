@@ -8,6 +8,8 @@
 
 use std::sync::Mutex as StdMutex;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use ragshift_store::journal::{self, Status, UnitResult};
 use ragshift_store::{connect, quote_ident, ConnectSpec, Layout, StoreError};
 use serde_json::json;
@@ -31,12 +33,18 @@ pub struct UnitView {
     pub detail: Option<serde_json::Value>,
 }
 
+/// Most connections the executor holds to the journal: hundreds of jobs share them (each
+/// needs a connection for milliseconds before and after its task), so a run with a high
+/// concurrency can't exhaust the target's `max_connections`.
+const CONNECTIONS: usize = 4;
+
 /// Connections to the journal, opened on demand and reused (the executor reads a unit before
 /// and after each task, from many jobs at once).
 pub(super) struct JournalAccess {
     target: ConnectSpec,
     layout: Layout,
     idle: StdMutex<Vec<Client>>,
+    permits: Semaphore,
 }
 
 impl JournalAccess {
@@ -45,26 +53,37 @@ impl JournalAccess {
             target,
             layout,
             idle: StdMutex::new(Vec::new()),
+            permits: Semaphore::new(CONNECTIONS),
         }
     }
 
-    async fn take(&self) -> Result<Client, StoreError> {
+    /// A connection and the permit to use it; give both back with [`Self::give`].
+    async fn take(&self) -> Result<(Client, SemaphorePermit<'_>), StoreError> {
+        let permit = self.permits.acquire().await.map_err(|_| {
+            StoreError::new(
+                ragshift_store::StoreErrorKind::Connect,
+                "the journal connections were shut down",
+            )
+        })?;
         loop {
             let c = self.idle.lock().ok().and_then(|mut v| v.pop());
             match c {
-                Some(c) if !c.is_closed() => return Ok(c),
+                Some(c) if !c.is_closed() => return Ok((c, permit)),
                 Some(_) => continue,
-                None => return connect(&self.target, "ragshift ecs executor").await,
+                None => {
+                    let c = connect(&self.target, "ragshift ecs executor").await?;
+                    return Ok((c, permit));
+                }
             }
         }
     }
 
-    fn give(&self, c: Client) {
+    fn give(&self, c: Client, _permit: SemaphorePermit<'_>) {
         if c.is_closed() {
             return;
         }
         if let Ok(mut v) = self.idle.lock() {
-            if v.len() < 8 {
+            if v.len() < CONNECTIONS {
                 v.push(c);
             }
         }
@@ -76,7 +95,7 @@ impl JournalAccess {
         run_id: &str,
         bot_id: &str,
     ) -> Result<Option<UnitView>, StoreError> {
-        let c = self.take().await?;
+        let (c, permit) = self.take().await?;
         let row = c
             .query_opt(
                 "SELECT status, attempts, row_count, error, detail
@@ -85,7 +104,7 @@ impl JournalAccess {
             )
             .await
             .map_err(|e| StoreError::query(format!("reading the journal row of bot {bot_id}"), e));
-        self.give(c);
+        self.give(c, permit);
         Ok(row?.map(|r| UnitView {
             status: Status::parse(r.get(0)).unwrap_or(Status::Queued),
             attempts: r.get(1),
@@ -104,7 +123,7 @@ impl JournalAccess {
         attempts_before: i32,
     ) -> Result<(), StoreError> {
         let bot_id = &job.bot.key.bot_id;
-        let mut c = self.take().await?;
+        let (mut c, permit) = self.take().await?;
         let result = async {
             let tx = c.transaction().await.map_err(|e| {
                 StoreError::query(format!("recording the failure of bot {bot_id}"), e)
@@ -137,7 +156,7 @@ impl JournalAccess {
             })
         }
         .await;
-        self.give(c);
+        self.give(c, permit);
         result
     }
 
@@ -151,12 +170,12 @@ impl JournalAccess {
             l.qualified(),
             quote_ident(&l.bot)
         );
-        let c = self.take().await?;
+        let (c, permit) = self.take().await?;
         let row = c
             .query_one(&sql, &[&bot_id])
             .await
             .map_err(|e| StoreError::query(format!("counting the characters of bot {bot_id}"), e));
-        self.give(c);
+        self.give(c, permit);
         let n: i64 = row?.get(0);
         Ok(usize::try_from(n).unwrap_or(0))
     }
