@@ -9,7 +9,9 @@
 //!
 //! Guarantees:
 //! - never more than [`EcsOptions::max_in_flight`] tasks started and not yet seen STOPPED, even if
-//!   the caller runs more jobs at once (a semaphore held until the task stopped);
+//!   the caller runs more jobs at once (a semaphore held until the task stopped; after a
+//!   StopTask, for at most [`EcsOptions::stop_wait`], longer than the 2 minutes Fargate gives a
+//!   container to exit);
 //! - `failures` in the RunTask answer and retryable errors (throttling, 5xx, network) are retried
 //!   with exponential backoff, then the bot fails with the last reason;
 //! - a bot running longer than [`EcsOptions::timeout`] has its task stopped and fails with
