@@ -514,7 +514,19 @@ pub async fn copy(
     // data (ANALYZE waits for the index builds by itself), and on separate servers the source's
     // half of the verification costs the target nothing.
     let index_started = Instant::now();
-    let analyze = format!("ANALYZE {}", tl.qualified());
+    // Statistics for the columns the planner uses; the vector column's would only cost a
+    // detoast of every sampled vector (autovacuum's own ANALYZE takes them later anyway).
+    let stats_columns: Vec<String> = src_def
+        .columns
+        .iter()
+        .filter(|c| !c.type_sql.starts_with("vector") && !c.type_sql.starts_with("halfvec"))
+        .map(|c| ragshift_store::quote_ident(&c.name))
+        .collect();
+    let analyze = if stats_columns.is_empty() {
+        format!("ANALYZE {}", tl.qualified())
+    } else {
+        format!("ANALYZE {} ({})", tl.qualified(), stats_columns.join(", "))
+    };
     let mut settings = None;
     if opts.build_indexes {
         let now = read_table(&target, tl)

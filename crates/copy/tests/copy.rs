@@ -97,6 +97,21 @@ async fn copies_everything_with_indexes_and_verifies() {
         pk, 1,
         "the primary key is a constraint again, not only an index"
     );
+    let stats: Vec<String> = t
+        .query(
+            "SELECT attname::text FROM pg_stats WHERE tablename = 'items' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        stats,
+        ["botid", "content", "id", "source"],
+        "analyzed for the planner, without detoasting every vector"
+    );
 
     // A second copy into the filled table is refused, naming the way out.
     let err = copy(&ep, &CopyOptions::default(), Arc::new(|_| {}))
