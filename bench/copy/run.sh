@@ -13,7 +13,10 @@
 #   ROWS=20000 JOBS=2 bench/copy/run.sh  # a quicker look
 #   SKIP_DUMP=1 bench/copy/run.sh        # without the (slow) pg_dump -Fc runs
 #   RAGSHIFT_BIN=path/to/ragshift ...    # use a release binary built already
+#
+# Needs about 6 GB of free disk (each target database is dropped once measured).
 set -euo pipefail
+shopt -s inherit_errexit  # a failing step inside $(...) stops the run too
 
 ROWS=${ROWS:-100000}
 DIM=${DIM:-1024}
@@ -162,7 +165,7 @@ run_dump() { # db extra-pg_dump-flags
   local t0 t1
   t0=$(now)
   pg_dump -Fc $2 -f "$WORK/$1.dump" "$SRC"
-  pg_restore -j "$JOBS" --no-owner -d "$(tgt_url "$1")" "$WORK/$1.dump"
+  pg_restore -j "$JOBS" --no-owner --exit-on-error -d "$(tgt_url "$1")" "$WORK/$1.dump"
   t1=$(now)
   rm -f "$WORK/$1.dump"
   [ "$(count "$1")" = "$ROWS" ] || { echo "pg_restore: wrong row count" >&2; exit 1; }
