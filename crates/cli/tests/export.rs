@@ -228,6 +228,65 @@ async fn a_corrupted_parquet_file_is_refused_by_name_before_any_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_checksummed_another_way_is_imported_with_counts_checked_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("export_old_scheme").await;
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &url, "--to", out_str],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A manifest from before the checksum scheme was recorded: its checksums can't be compared.
+    let manifest_path = out_dir.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(
+        manifest["checksum_scheme"],
+        ragshift_store::checksum::SCHEME
+    );
+    manifest.as_object_mut().unwrap().remove("checksum_scheme");
+    for f in manifest["files"].as_array_mut().unwrap() {
+        f["checksum"] = Value::from("12345");
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let target = shared_pg().fresh_database("import_old_scheme");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", out_str, "--target", &target, "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    let why = report["unverified_reason"].as_str().unwrap();
+    assert!(why.contains("row counts were compared"), "{why}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let t = shared_pg().connect(&target).await;
+    assert_eq!(checksums(&t).await, checksums(&db).await);
+
+    // Row counts are still held to the manifest.
+    for f in manifest["files"].as_array_mut().unwrap() {
+        f["rows"] = Value::from(f["rows"].as_i64().unwrap() + 1);
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let target2 = shared_pg().fresh_database("import_old_scheme_rows");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", out_str, "--target", &target2, "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_and_import_through_s3() {
     let dir = tempfile::tempdir().unwrap();
     let (url, db) = source("export_s3").await;

@@ -236,6 +236,7 @@ pub async fn export(
         shape: shape.to_string(),
         dimension,
         model,
+        checksum_scheme: ragshift_store::checksum::SCHEME.to_owned(),
         rows: files.iter().map(|f| f.rows).sum(),
         files,
     };

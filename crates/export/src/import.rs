@@ -66,6 +66,9 @@ pub struct ImportReport {
     pub index: Option<String>,
     /// Whether the checksums were compared.
     pub verified: bool,
+    /// Why the checksums were not compared although asked (an export from a ragshift that
+    /// computed them another way: row counts were still compared).
+    pub unverified_reason: Option<String>,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -212,6 +215,7 @@ async fn import_staged(
         problems: Vec::new(),
         index: None,
         verified: false,
+        unverified_reason: None,
         seconds: 0.0,
     };
     for (entry, local) in &files {
@@ -259,6 +263,7 @@ async fn import_staged(
             .iter()
             .filter_map(|f| f.bot_id.clone())
             .collect();
+        let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
         let sums = bot_checksums(&client, layout, Some(&bots))
             .await
             .map_err(db)?;
@@ -268,7 +273,8 @@ async fn import_staged(
                 continue;
             }
             let got = sums.iter().find(|s| &s.bot_id == bot);
-            let ok = got.is_some_and(|g| g.rows == f.rows && g.checksum == f.checksum);
+            let ok =
+                got.is_some_and(|g| g.rows == f.rows && (!same_scheme || g.checksum == f.checksum));
             if !ok {
                 report.problems.push(BotProblem {
                     bot_id: Some(bot.clone()),
@@ -283,7 +289,17 @@ async fn import_staged(
                 });
             }
         }
-        report.verified = true;
+        if same_scheme {
+            report.verified = true;
+        } else {
+            report.unverified_reason = Some(format!(
+                "the export's checksums were computed as {:?} and this ragshift computes {:?}: \
+                 row counts were compared, rows were not; run `ragshift verify` against the \
+                 exported database if it still exists",
+                manifest.checksum_scheme,
+                ragshift_store::checksum::SCHEME
+            ));
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -53,6 +53,11 @@ pub struct Manifest {
     pub dimension: usize,
     /// The embedding model, when the user said.
     pub model: Option<String>,
+    /// How the files' `checksum`s were computed (`ragshift_store::checksum::SCHEME`); an import
+    /// compares them only when it computes the same way. Empty in manifests written before the
+    /// field existed.
+    #[serde(default)]
+    pub checksum_scheme: String,
     /// Rows in all files.
     pub rows: i64,
     /// One entry per bot.

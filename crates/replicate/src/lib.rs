@@ -49,9 +49,18 @@ pub struct Sides {
     pub target: ConnectSpec,
     /// The table (same name on both sides).
     pub layout: Layout,
+    /// The source as the target SERVER reaches it, when that differs from `source` (ragshift
+    /// runs through a tunnel, or beside the target in another network): the subscription
+    /// connects with it.
+    pub source_from_target: Option<ConnectSpec>,
 }
 
 impl Sides {
+    /// The source's address for the subscription.
+    pub fn route(&self) -> &ConnectSpec {
+        self.source_from_target.as_ref().unwrap_or(&self.source)
+    }
+
     async fn connect(&self, what: &str) -> Result<(Client, Client), ReplicateError> {
         let app = format!("ragshift replicate {what}");
         let (s, t) = tokio::join!(connect(&self.source, &app), connect(&self.target, &app));

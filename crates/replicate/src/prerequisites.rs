@@ -3,7 +3,8 @@
 //! the replication privilege, free slots and WAL senders, a primary key or replica identity on
 //! the table, the right to publish it; on the target the right to subscribe, free workers and
 //! origins, pgvector at a compatible version, and a table that is missing or empty with the
-//! same columns; and an address of the source that the target server itself can reach.
+//! same columns; and an address of the source that the target server itself can reach (tried
+//! from the target server, leaving nothing behind).
 
 use ragshift_store::ident::Layout;
 use ragshift_store::schema::TableShape;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::facts::{source_facts, target_facts};
+use crate::subscription;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,12 +123,13 @@ fn version_tuple(v: &str) -> (u32, u32, u32) {
     )
 }
 
-/// Runs every check. Errors only when a check itself can't run (a statement fails).
+/// Runs every check. `route` is the source as the target server reaches it (the subscription
+/// connects with it). Errors only when a check itself can't run (a statement fails).
 pub async fn check_all(
     source: &Client,
-    source_spec: &ConnectSpec,
     target: &Client,
     target_spec: &ConnectSpec,
+    route: &ConnectSpec,
     layout: &Layout,
 ) -> Result<Plan, (&'static str, StoreError)> {
     let mut checks = Vec::new();
@@ -386,22 +389,40 @@ pub async fn check_all(
         )),
         (Some(_), None) => {}
     }
-    let (src_host, tgt_host) = (host_of(source_spec.label()), host_of(target_spec.label()));
-    let unreachable = is_loopback(&src_host) && !is_loopback(&tgt_host);
-    checks.push(check(
-        "target",
-        "route to the source",
-        if unreachable { Level::Fail } else { Level::Ok },
-        if unreachable {
+    let (src_host, tgt_host) = (host_of(route.label()), host_of(target_spec.label()));
+    let loopback_from_afar = is_loopback(&src_host) && !is_loopback(&tgt_host);
+    let (level, detail) = if loopback_from_afar {
+        (
+            Level::Fail,
             format!(
-                "the source is given as {src_host}, but the subscription connects from the TARGET server ({tgt_host}), where that name means the target itself: give the source's address as the target sees it"
-            )
-        } else {
-            format!(
-                "the target server will connect to {src_host} (checked when the subscription is created; if it can't, nothing stays created)"
-            )
-        },
-    ));
+                "the source is given as {src_host}, but the subscription connects from the TARGET server ({tgt_host}), where that name means the target itself: give the source's address as the target sees it with --source-from-target"
+            ),
+        )
+    } else if !may_subscribe {
+        (
+            Level::Warn,
+            format!("not tried: the target server will connect to {src_host} once it may create subscriptions"),
+        )
+    } else {
+        match subscription::probe(target, route.libpq_conninfo().expose()).await {
+            Ok(Ok(())) => (
+                Level::Ok,
+                format!("the target server reached the source at {}", route.label()),
+            ),
+            Ok(Err(reason)) => (
+                Level::Fail,
+                format!(
+                    "the target server could not connect to the source at {} ({reason}); the subscription connects FROM the target's network: give the source's address as the target sees it with --source-from-target, and allow the target in the source's pg_hba.conf / security group",
+                    route.label()
+                ),
+            ),
+            Err(e) => (
+                Level::Warn,
+                format!("could not try the route to {src_host} ({e}); it is tried again when the subscription is created"),
+            ),
+        }
+    };
+    checks.push(check("target", "route to the source", level, detail));
 
     let transfer = if s.version_num < 140_000 || t.version_num < 140_000 {
         Transfer {

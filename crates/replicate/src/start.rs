@@ -43,9 +43,9 @@ pub async fn check(sides: &Sides) -> Result<Plan, ReplicateError> {
     let (source, target) = sides.connect("check").await?;
     prerequisites::check_all(
         &source,
-        &sides.source,
         &target,
         &sides.target,
+        sides.route(),
         &sides.layout,
     )
     .await
@@ -72,9 +72,9 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
     }
     let plan = prerequisites::check_all(
         &source,
-        &sides.source,
         &target,
         &sides.target,
+        sides.route(),
         &sides.layout,
     )
     .await
@@ -231,7 +231,7 @@ async fn create_all(
     record::planned(target, run, ObjectKind::Slot, &names.slot)
         .await
         .on(sides, Which::Target)?;
-    let conninfo = sides.source.libpq_conninfo();
+    let conninfo = sides.route().libpq_conninfo();
     subscription::create(
         target,
         names,

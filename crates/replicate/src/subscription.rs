@@ -81,6 +81,61 @@ pub async fn create(
     })
 }
 
+/// Whether the target server can open the subscription's connection to the source, found by
+/// creating a disabled subscription without a slot inside a transaction that is rolled back:
+/// the target connects to the source once, and nothing remains on either side.
+///
+/// `Ok(Err(reason))` when the connection failed (the reason scrubbed of the password);
+/// `Err` when the probe itself couldn't run.
+pub async fn probe(target: &Client, conninfo: &str) -> Result<Result<(), String>, StoreError> {
+    let name = format!(
+        "ragshift_probe_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default()
+    );
+    // A firewall that drops packets would otherwise hold the probe for the TCP time-out.
+    let conninfo_timed = format!("{conninfo} connect_timeout=15");
+    let sql = format!(
+        "CREATE SUBSCRIPTION {sub} CONNECTION {conn} PUBLICATION {sub}
+           WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE, copy_data = false)",
+        sub = quote_ident(&name),
+        conn = quote_literal(&conninfo_timed),
+    );
+    let begin =
+        "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_error_statement = 'panic'";
+    if target.batch_execute(begin).await.is_err() {
+        // Only superusers may keep the statement out of the log; others start plainly.
+        let _ = target.batch_execute("ROLLBACK").await;
+        target
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| StoreError::query("probing the route to the source", e))?;
+    }
+    let result = target.batch_execute(&sql).await;
+    let _ = target.batch_execute("ROLLBACK").await;
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(e) => {
+            let text = scrub(&scrub(&db_text(&e), &conninfo_timed), conninfo);
+            match e.code() {
+                Some(c)
+                    if *c == SqlState::CONNECTION_FAILURE
+                        || *c == SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION =>
+                {
+                    Ok(Err(text))
+                }
+                _ => Err(StoreError::new(
+                    StoreErrorKind::Query,
+                    format!("probing the route to the source: {text}"),
+                )),
+            }
+        }
+    }
+}
+
 fn db_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {

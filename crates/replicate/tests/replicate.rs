@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use ragshift_replicate::prerequisites::Level;
 use ragshift_replicate::{
     abort, cutover, record, start, status, CutoverOptions, ReplicateErrorKind, ReplicationStatus,
     Sides, StartOptions,
@@ -55,6 +56,7 @@ async fn pair(source_cluster: PgCluster) -> Pair {
         source: ConnectSpec::from_url(&src_url, None, None).expect("source url"),
         target: ConnectSpec::from_url(&tgt_url, None, None).expect("target url"),
         layout: Layout::default(),
+        source_from_target: None,
     };
     Pair {
         _source_cluster: source_cluster,
@@ -93,6 +95,14 @@ async fn start_sync_changes_catch_up_and_cutover() {
     assert!(names.publication.starts_with("ragshift_pub_"));
     assert!(names.subscription.starts_with("ragshift_sub_"));
     assert!(report.plan.transfer.binary, "{:?}", report.plan.transfer);
+    let route = report
+        .plan
+        .checks
+        .iter()
+        .find(|c| c.name == "route to the source")
+        .expect("a route check");
+    assert_eq!(route.level, Level::Ok, "{route:?}");
+    assert!(route.detail.contains("reached the source"), "{route:?}");
     let kinds: Vec<&str> = report.created.iter().map(|o| o.kind.as_str()).collect();
     for k in ["table", "publication", "subscription", "slot"] {
         assert!(kinds.contains(&k), "{kinds:?}");
@@ -239,6 +249,59 @@ async fn missing_prerequisites_are_named_and_nothing_is_created() {
             "SELECT count(*) FROM pg_class WHERE relname = 'items'"
         )
         .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_the_target_cannot_reach_is_found_before_anything_is_created() {
+    let mut p = pair(PgCluster::builder().logical_replication().start()).await;
+    // ragshift reaches the source, but the address the target server is told answers nothing.
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    p.sides.source_from_target = Some(p.sides.source.with_address("127.0.0.1", Some(closed_port)));
+    let err = start(&p.sides, &StartOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ReplicateErrorKind::Prerequisites);
+    let text = err.to_string();
+    assert!(text.contains("route to the source"), "{text}");
+    assert!(text.contains("could not connect"), "{text}");
+    assert!(text.contains(&format!(":{closed_port}/")), "{text}");
+    assert!(text.contains("nothing was created"), "{text}");
+    assert!(!text.contains("ragshift-test-password"), "{text}");
+    assert!(!text.contains(p.sides.source.libpq_conninfo().expose()));
+
+    for (c, sql) in [
+        (&p.source, "SELECT count(*) FROM pg_publication"),
+        (&p.source, "SELECT count(*) FROM pg_replication_slots"),
+        (&p.target, "SELECT count(*) FROM pg_subscription"),
+        (
+            &p.target,
+            "SELECT count(*) FROM pg_class WHERE relname = 'items'",
+        ),
+        (
+            &p.target,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift'",
+        ),
+    ] {
+        assert_eq!(count(c, sql).await, 0, "{sql}");
+    }
+
+    // The same start through the right address works.
+    p.sides.source_from_target = None;
+    let report = start(
+        &p.sides,
+        &StartOptions {
+            dry_run: true,
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.plan.ready(), "{:?}", report.plan.checks);
+    assert_eq!(
+        count(&p.target, "SELECT count(*) FROM pg_subscription").await,
         0
     );
 }

@@ -140,6 +140,31 @@ impl ConnectSpec {
         Self::finish(config, self.sslmode, self.root_cert.clone())
     }
 
+    /// The same credentials, database and TLS settings at another address: how another machine
+    /// (the target server, for a subscription) reaches this server when ragshift reaches it
+    /// through a tunnel or another network. `port` `None` keeps this one's.
+    pub fn with_address(&self, host: &str, port: Option<u16>) -> Self {
+        let old = &self.config;
+        let mut config = tokio_postgres::Config::new();
+        config.host(host);
+        if let Some(p) = port.or_else(|| old.get_ports().first().copied()) {
+            config.port(p);
+        }
+        if let Some(u) = old.get_user() {
+            config.user(u);
+        }
+        if let Some(pw) = old.get_password() {
+            config.password(pw);
+        }
+        if let Some(d) = old.get_dbname() {
+            config.dbname(d);
+        }
+        if let Some(t) = old.get_connect_timeout() {
+            config.connect_timeout(*t);
+        }
+        Self::finish(config, self.sslmode, self.root_cert.clone())
+    }
+
     /// A libpq connection string for this server, password included, for the rare place the
     /// server itself must connect (a subscription's `CONNECTION`). Never log it.
     pub fn libpq_conninfo(&self) -> Sensitive {

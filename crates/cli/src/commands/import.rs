@@ -101,6 +101,9 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         if let Some(i) = &report.index {
             output::line(format!("vector index: {i}"));
         }
+        if let Some(why) = &report.unverified_reason {
+            output::line(format!("checksums not compared: {why}"));
+        }
         for p in &report.problems {
             output::line(format!(
                 "FAILED {} ({}): {}",

@@ -29,7 +29,9 @@ Examples:
 
 The source needs wal_level = logical (Aurora/RDS: rds.logical_replication = 1); every missing
 prerequisite is listed with its fix and nothing is created. The subscription connects FROM the
-target server, so give the source's address as the target sees it.")]
+target server: when ragshift reaches the source another way (a tunnel), give the address the
+target sees with --source-from-target; the route is tried from the target before anything is
+created.")]
     Start(StartArgs),
     /// Initial sync, WAL bytes behind, apply errors and row counts
     #[command(after_help = "\
@@ -95,6 +97,38 @@ pub struct StartArgs {
     /// Run the checks and show the plan; create nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// The source's address as the TARGET server reaches it, when ragshift reaches it another
+    /// way (a tunnel, another VPC): the subscription connects there with --source's
+    /// credentials, database and TLS settings
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub source_from_target: Option<String>,
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn parse_address(s: &str) -> anyhow::Result<(String, Option<u16>)> {
+    let bad = || {
+        anyhow!("--source-from-target {s:?}: expected HOST or HOST:PORT (e.g. 10.0.3.4:5432 or [fd00::4]:5432)")
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return Err(bad()),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return Err(bad());
+    }
+    let port = port
+        .map(|p| p.parse::<u16>().map_err(|_| bad()))
+        .transpose()?;
+    Ok((host.to_owned(), port))
 }
 
 /// Flags of `replicate status`.
@@ -188,6 +222,7 @@ async fn sides(
             source,
             target,
             layout: source_layout,
+            source_from_target: None,
         },
         config,
     ))
@@ -229,7 +264,11 @@ pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome,
 }
 
 async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure> {
-    let (sides, _) = sides(global, &args.sides, None).await?;
+    let (mut sides, _) = sides(global, &args.sides, None).await?;
+    if let Some(address) = &args.source_from_target {
+        let (host, port) = parse_address(address)?;
+        sides.source_from_target = Some(sides.source.with_address(&host, port));
+    }
     let report = ragshift_replicate::start(
         &sides,
         &StartOptions {
@@ -455,8 +494,38 @@ async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_address, parse_duration};
     use std::time::Duration;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_address("10.0.3.4").unwrap(),
+            ("10.0.3.4".into(), None)
+        );
+        assert_eq!(
+            parse_address("db.internal:6432").unwrap(),
+            ("db.internal".into(), Some(6432))
+        );
+        assert_eq!(
+            parse_address("[fd00::4]:5432").unwrap(),
+            ("fd00::4".into(), Some(5432))
+        );
+        assert_eq!(
+            parse_address("[fd00::4]").unwrap(),
+            ("fd00::4".into(), None)
+        );
+        for bad in [
+            "",
+            "host:port",
+            "host:99999",
+            "[fd00::4",
+            "postgres://u@h/db",
+            "[::1]x",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations() {
