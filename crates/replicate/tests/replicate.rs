@@ -290,15 +290,9 @@ async fn a_source_the_target_cannot_reach_is_found_before_anything_is_created() 
 
     // The same start through the right address works.
     p.sides.source_from_target = None;
-    let report = start(
-        &p.sides,
-        &StartOptions {
-            dry_run: true,
-            ..StartOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let report = start(&p.sides, &StartOptions { dry_run: true })
+        .await
+        .unwrap();
     assert!(report.plan.ready(), "{:?}", report.plan.checks);
     assert_eq!(
         count(&p.target, "SELECT count(*) FROM pg_subscription").await,
