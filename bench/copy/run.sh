@@ -12,6 +12,7 @@
 #   bench/copy/run.sh                    # 100k rows x vector(1024), --jobs 2
 #   ROWS=20000 JOBS=2 bench/copy/run.sh  # a quicker look
 #   SKIP_DUMP=1 bench/copy/run.sh        # without the (slow) pg_dump -Fc runs
+#   RUNS=5 bench/copy/run.sh             # medians of 5 rounds (default 3; pg_dump runs once)
 #   RAGSHIFT_BIN=path/to/ragshift ...    # use a release binary built already
 #
 # Needs about 6 GB of free disk (each target database is dropped once measured).
@@ -21,6 +22,7 @@ shopt -s inherit_errexit  # a failing step inside $(...) stops the run too
 ROWS=${ROWS:-100000}
 DIM=${DIM:-1024}
 JOBS=${JOBS:-2}
+RUNS=${RUNS:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ragshift/target}
 
@@ -105,22 +107,29 @@ createdb_t() { psql_q "$(tgt_url postgres)" -c "CREATE DATABASE $1"; }
 # Each target database is dropped once measured and checked, to keep the disk footprint small.
 checkpoint_t() { psql_q "$(tgt_url postgres)" -c "DROP DATABASE IF EXISTS ${1:-none}" -c "CHECKPOINT"; }
 
+# Every contender runs RUNS times, interleaved so that they share the machine's moods; the
+# medians are compared.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 # 1. The floor: one plain binary COPY pipe, then the three indexes one after another.
-echo "plain binary COPY pipe..." >&2
-createdb_t t_pipe
-psql_q "$(tgt_url t_pipe)" -c "CREATE EXTENSION vector; CREATE TABLE items(id CHAR(26) NOT NULL, botid CHAR(26), content text, source text, embedding vector($DIM))"
-t0=$(now)
-psql -X -q -c "COPY (SELECT * FROM items) TO STDOUT (FORMAT binary)" "$SRC" \
-  | psql_q "$(tgt_url t_pipe)" -c "COPY items FROM STDIN (FORMAT binary)"
-t1=$(now)
-psql_q "$(tgt_url t_pipe)" -c "SET maintenance_work_mem = '1GB'" \
-  -c "ALTER TABLE items ADD PRIMARY KEY (id)" \
-  -c "CREATE INDEX idx_items_botid ON items (botid)" \
-  -c "CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100)"
-t2=$(now)
-PIPE_DATA=$(secs "$t0" "$t1"); PIPE_INDEX=$(secs "$t1" "$t2"); PIPE_ALL=$(secs "$t0" "$t2")
-[ "$(count t_pipe)" = "$ROWS" ] || { echo "plain pipe: wrong row count" >&2; exit 1; }
-checkpoint_t t_pipe
+run_pipe() { # sets PIPE_DATA_1 PIPE_INDEX_1 PIPE_ALL_1
+  createdb_t t_pipe
+  psql_q "$(tgt_url t_pipe)" -c "CREATE EXTENSION vector; CREATE TABLE items(id CHAR(26) NOT NULL, botid CHAR(26), content text, source text, embedding vector($DIM))"
+  local t0 t1 t2
+  t0=$(now)
+  psql -X -q -c "COPY (SELECT * FROM items) TO STDOUT (FORMAT binary)" "$SRC" \
+    | psql_q "$(tgt_url t_pipe)" -c "COPY items FROM STDIN (FORMAT binary)"
+  t1=$(now)
+  psql_q "$(tgt_url t_pipe)" -c "SET maintenance_work_mem = '1GB'" \
+    -c "ALTER TABLE items ADD PRIMARY KEY (id)" \
+    -c "CREATE INDEX idx_items_botid ON items (botid)" \
+    -c "CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100)"
+  t2=$(now)
+  PIPE_DATA_1=$(secs "$t0" "$t1"); PIPE_INDEX_1=$(secs "$t1" "$t2"); PIPE_ALL_1=$(secs "$t0" "$t2")
+  [ "$(count t_pipe)" = "$ROWS" ] || { echo "plain pipe: wrong row count" >&2; exit 1; }
+  checkpoint_t t_pipe
+  echo "  pipe: data ${PIPE_DATA_1}s, indexes ${PIPE_INDEX_1}s" >&2
+}
 
 # 2. ragshift copy, --jobs 1 (for the data phase against the pipe) and --jobs $JOBS.
 run_ragshift() { # jobs db
@@ -130,34 +139,47 @@ run_ragshift() { # jobs db
   out=$("$RAGSHIFT" copy --json -q --source "$SRC" --target "$(tgt_url "$2")" --jobs "$1" --progress-secs 60)
   t1=$(now)
   echo "$out" | tail -1 > "$WORK/$2.json"
-  python3 - "$WORK/$2.json" <<'PY' >&2
+  python3 - "$WORK/$2.json" "$1" "$(secs "$t0" "$t1")" <<'PY' >&2
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["succeeded"], s
-print(f"  ragshift: data {s['data_seconds']:.1f}s, indexes {s['index_seconds']:.1f}s, verify {s['verify']['seconds']:.1f}s, {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
+print(f"  ragshift --jobs {sys.argv[2]}: {sys.argv[3]}s = data {s['data_seconds']:.1f}s + indexes {s['index_seconds']:.1f}s; verify {s['verify']['seconds']:.1f}s (source half during the data), {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
 PY
   [ "$(count "$2")" = "$ROWS" ] || { echo "ragshift: wrong row count" >&2; exit 1; }
   checkpoint_t "$2"
   secs "$t0" "$t1"
 }
 data_of() { python3 -c "import json,sys; print('%.1f' % json.load(open(sys.argv[1]))['data_seconds'])" "$WORK/$1.json"; }
-echo "ragshift copy --jobs 1..." >&2
-RS1_ALL=$(run_ragshift 1 t_rs1); RS1_DATA=$(data_of t_rs1)
-echo "ragshift copy --jobs $JOBS..." >&2
-RSN_ALL=$(run_ragshift "$JOBS" t_rsn); RSN_DATA=$(data_of t_rsn)
 
 # 3. pgcopydb clone (copies the whole database: the extension, the table, its indexes).
-echo "pgcopydb clone..." >&2
-createdb_t t_pgc
-t0=$(now)
-# In its own session: pgcopydb signals its whole process group when it ends.
-setsid --wait pgcopydb clone --source "$SRC" --target "$(tgt_url t_pgc)" --dir "$WORK/pgcopydb" \
-  --table-jobs "$JOBS" --index-jobs "$JOBS" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1 \
-  || { grep -E "ERROR|FATAL" "$WORK/pgcopydb.log" | head -20 >&2; exit 1; }
-t1=$(now)
-PGC_ALL=$(secs "$t0" "$t1")
-[ "$(count t_pgc)" = "$ROWS" ] || { echo "pgcopydb: wrong row count" >&2; exit 1; }
-checkpoint_t t_pgc
+run_pgcopydb() {
+  createdb_t t_pgc
+  rm -rf "$WORK/pgcopydb"
+  local t0 t1
+  t0=$(now)
+  # In its own session: pgcopydb signals its whole process group when it ends.
+  setsid --wait pgcopydb clone --source "$SRC" --target "$(tgt_url t_pgc)" --dir "$WORK/pgcopydb" \
+    --table-jobs "$JOBS" --index-jobs "$JOBS" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1 \
+    || { grep -E "ERROR|FATAL" "$WORK/pgcopydb.log" | head -20 >&2; exit 1; }
+  t1=$(now)
+  [ "$(count t_pgc)" = "$ROWS" ] || { echo "pgcopydb: wrong row count" >&2; exit 1; }
+  checkpoint_t t_pgc
+  echo "  pgcopydb: $(secs "$t0" "$t1")s" >&2
+  secs "$t0" "$t1"
+}
+
+declare -a PD PI PA R1 R1D RN RND PG
+for run in $(seq "$RUNS"); do
+  echo "round $run of $RUNS..." >&2
+  run_pipe; PD+=("$PIPE_DATA_1"); PI+=("$PIPE_INDEX_1"); PA+=("$PIPE_ALL_1")
+  R1+=("$(run_ragshift 1 t_rs1)"); R1D+=("$(data_of t_rs1)")
+  RN+=("$(run_ragshift "$JOBS" t_rsn)"); RND+=("$(data_of t_rsn)")
+  PG+=("$(run_pgcopydb)")
+done
+PIPE_DATA=$(median "${PD[@]}"); PIPE_INDEX=$(median "${PI[@]}"); PIPE_ALL=$(median "${PA[@]}")
+RS1_ALL=$(median "${R1[@]}"); RS1_DATA=$(median "${R1D[@]}")
+RSN_ALL=$(median "${RN[@]}"); RSN_DATA=$(median "${RND[@]}")
+PGC_ALL=$(median "${PG[@]}")
 
 # 4. pg_dump -Fc | pg_restore -j (a file in between: pg_restore -j needs one).
 run_dump() { # db extra-pg_dump-flags
@@ -181,7 +203,7 @@ fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
-echo "copy benchmark: $ROWS rows x vector($DIM), ~1 KB content each, source table $SIZE, $(nproc) cores, jobs $JOBS"
+echo "copy benchmark: $ROWS rows x vector($DIM), ~1 KB content each, source table $SIZE, $(nproc) cores, jobs $JOBS, medians of $RUNS rounds"
 echo "time to a target ready to serve (data + primary key + btree + vector index):"
 printf "  %-52s %6ss\n" "ragshift copy --jobs $JOBS (incl. verification)" "$RSN_ALL"
 printf "  %-52s %6ss\n" "ragshift copy --jobs 1 (incl. verification)" "$RS1_ALL"

@@ -24,7 +24,8 @@ use crate::plan::{plan, Partition};
 use crate::progress::{Counters, Event, EventSink};
 use crate::resume::{previous_run, PreviousRun};
 use crate::snapshot::SourceSnapshot;
-use crate::verify::{verify, VerifyReport};
+use crate::verify::{verify, verify_against, VerifyReport};
+use ragshift_store::checksum::bot_checksums;
 
 /// The journal's kind for copy runs.
 pub const RUN_KIND: &str = "copy";
@@ -488,10 +489,26 @@ pub async fn copy(
         events: &events,
     };
     let workers = opts.jobs.clamp(1, todo.len().max(1));
-    let results = futures_util::future::join_all(
-        (0..workers).map(|w| worker(&ctx, w, queue.clone(), failures.clone())),
-    )
-    .await;
+    // The source's checksums come from the coordinator's connection in the same snapshot, so
+    // they can be read while the data moves: the copy leaves CPU idle while it waits on the
+    // target's writes, and the verification after it then reads the target only.
+    let source_sums = async {
+        if !opts.verify {
+            return None;
+        }
+        let t = Instant::now();
+        let sums = bot_checksums(snap.client(), sl, bots.as_deref()).await;
+        Some(sums.map(|s| (s, t.elapsed().as_secs_f64())))
+    };
+    let (results, source_sums) = tokio::join!(
+        futures_util::future::join_all((0..workers).map(|w| worker(
+            &ctx,
+            w,
+            queue.clone(),
+            failures.clone()
+        )),),
+        source_sums
+    );
     ticker.abort();
     for r in results {
         r?;
@@ -568,7 +585,22 @@ pub async fn copy(
         if !opts.verify {
             return None;
         }
-        let v = verify(snap.client(), sl, &target, tl, bots.as_deref()).await;
+        let v = match source_sums {
+            Some(Ok((sums, seconds))) => {
+                verify_against(
+                    snap.client(),
+                    sl,
+                    sums,
+                    seconds,
+                    &target,
+                    tl,
+                    bots.as_deref(),
+                )
+                .await
+            }
+            Some(Err(e)) => Err(crate::verify::VerifyError::Source(e)),
+            None => verify(snap.client(), sl, &target, tl, bots.as_deref()).await,
+        };
         if let Ok(v) = &v {
             events(Event::Verified {
                 passed: v.passed(),

@@ -102,7 +102,8 @@ pub struct VerifyReport {
     pub target_rows: i64,
     /// Bots that differ.
     pub mismatches: Vec<BotMismatch>,
-    /// Seconds it took.
+    /// Seconds spent checksumming and comparing (the source's part may have run during the
+    /// copy).
     pub seconds: f64,
 }
 
@@ -128,6 +129,47 @@ pub async fn verify(
     );
     let s = s.map_err(VerifyError::Source)?;
     let t = t.map_err(VerifyError::Target)?;
+    finish(source, source_layout, s, target, target_layout, t, started).await
+}
+
+/// Compares the target with source checksums read earlier (during the copy, from the same
+/// snapshot): only the target is read now.
+pub async fn verify_against(
+    source: &impl GenericClient,
+    source_layout: &Layout,
+    source_sums: Vec<BotChecksum>,
+    source_seconds: f64,
+    target: &impl GenericClient,
+    target_layout: &Layout,
+    bots: Option<&[String]>,
+) -> Result<VerifyReport, VerifyError> {
+    let started = Instant::now();
+    let t = bot_checksums(target, target_layout, bots)
+        .await
+        .map_err(VerifyError::Target)?;
+    let mut report = finish(
+        source,
+        source_layout,
+        source_sums,
+        target,
+        target_layout,
+        t,
+        started,
+    )
+    .await?;
+    report.seconds += source_seconds;
+    Ok(report)
+}
+
+async fn finish(
+    source: &impl GenericClient,
+    source_layout: &Layout,
+    s: Vec<BotChecksum>,
+    target: &impl GenericClient,
+    target_layout: &Layout,
+    t: Vec<BotChecksum>,
+    started: Instant,
+) -> Result<VerifyReport, VerifyError> {
     let mut mismatches = compare(&s, &t);
     for m in mismatches.iter_mut().take(DETAIL_BOTS) {
         let (a, b) = tokio::join!(
