@@ -131,19 +131,24 @@ run_pipe() { # sets PIPE_DATA_1 PIPE_INDEX_1 PIPE_ALL_1
   echo "  pipe: data ${PIPE_DATA_1}s, indexes ${PIPE_INDEX_1}s" >&2
 }
 
-# 2. ragshift copy, --jobs 1 (for the data phase against the pipe) and --jobs $JOBS.
-run_ragshift() { # jobs db
+# 2. ragshift copy --jobs $JOBS as an operator runs it (verification on), and --jobs 1 --no-verify
+#    for the data phase against the pipe: with verification on, ragshift reads the source's
+#    checksums during the data phase on purpose, which makes that phase longer and the whole
+#    copy shorter.
+run_ragshift() { # jobs db [--no-verify]
   createdb_t "$2"
   local t0 t1 out
   t0=$(now)
-  out=$("$RAGSHIFT" copy --json -q --source "$SRC" --target "$(tgt_url "$2")" --jobs "$1" --progress-secs 60)
+  out=$("$RAGSHIFT" copy --json -q --source "$SRC" --target "$(tgt_url "$2")" --jobs "$1" --progress-secs 60 ${3:-})
   t1=$(now)
   echo "$out" | tail -1 > "$WORK/$2.json"
-  python3 - "$WORK/$2.json" "$1" "$(secs "$t0" "$t1")" <<'PY' >&2
+  python3 - "$WORK/$2.json" "$1 ${3:-}" "$(secs "$t0" "$t1")" <<'PY' >&2
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["succeeded"], s
-print(f"  ragshift --jobs {sys.argv[2]}: {sys.argv[3]}s = data {s['data_seconds']:.1f}s + indexes {s['index_seconds']:.1f}s; verify {s['verify']['seconds']:.1f}s (source half during the data), {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
+v = s.get("verify")
+checked = f"verify {v['seconds']:.1f}s (the source's half during the data)" if v else "not verified"
+print(f"  ragshift --jobs {sys.argv[2].strip()}: {sys.argv[3]}s = data {s['data_seconds']:.1f}s + indexes {s['index_seconds']:.1f}s; {checked}; {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
 PY
   [ "$(count "$2")" = "$ROWS" ] || { echo "ragshift: wrong row count" >&2; exit 1; }
   checkpoint_t "$2"
@@ -172,7 +177,7 @@ declare -a PD PI PA R1 R1D RN RND PG
 for run in $(seq "$RUNS"); do
   echo "round $run of $RUNS..." >&2
   run_pipe; PD+=("$PIPE_DATA_1"); PI+=("$PIPE_INDEX_1"); PA+=("$PIPE_ALL_1")
-  R1+=("$(run_ragshift 1 t_rs1)"); R1D+=("$(data_of t_rs1)")
+  R1+=("$(run_ragshift 1 t_rs1 --no-verify)"); R1D+=("$(data_of t_rs1)")
   RN+=("$(run_ragshift "$JOBS" t_rsn)"); RND+=("$(data_of t_rsn)")
   PG+=("$(run_pgcopydb)")
 done
@@ -206,7 +211,7 @@ echo
 echo "copy benchmark: $ROWS rows x vector($DIM), ~1 KB content each, source table $SIZE, $(nproc) cores, jobs $JOBS, medians of $RUNS rounds"
 echo "time to a target ready to serve (data + primary key + btree + vector index):"
 printf "  %-52s %6ss\n" "ragshift copy --jobs $JOBS (incl. verification)" "$RSN_ALL"
-printf "  %-52s %6ss\n" "ragshift copy --jobs 1 (incl. verification)" "$RS1_ALL"
+printf "  %-52s %6ss\n" "ragshift copy --jobs 1 --no-verify" "$RS1_ALL"
 printf "  %-52s %6ss\n" "pgcopydb clone --table-jobs $JOBS --index-jobs $JOBS" "$PGC_ALL"
 if [ -z "${SKIP_DUMP:-}" ]; then
   printf "  %-52s %6ss\n" "pg_dump -Fc | pg_restore -j $JOBS" "$DUMP_ALL"
@@ -219,5 +224,5 @@ if [ -z "${SKIP_DUMP:-}" ]; then
   printf "  %-52s %6s\n" "ragshift --jobs $JOBS / pg_dump -Fc | pg_restore" "$(ratio "$RSN_ALL" "$DUMP_ALL")"
   printf "  %-52s %6s\n" "ragshift --jobs $JOBS / pg_dump -Fc -Z0 | pg_restore" "$(ratio "$RSN_ALL" "$DUMP0_ALL")"
 fi
-printf "  %-52s %6s  (goal <= 1.20; %ss vs %ss)\n" "ragshift --jobs 1 data phase / plain pipe data" "$(ratio "$RS1_DATA" "$PIPE_DATA")" "$RS1_DATA" "$PIPE_DATA"
-printf "  %-52s %6s  (%ss)\n" "ragshift --jobs $JOBS data phase / plain pipe data" "$(ratio "$RSN_DATA" "$PIPE_DATA")" "$RSN_DATA"
+printf "  %-52s %6s  (goal <= 1.20; %ss vs %ss)\n" "ragshift --jobs 1 --no-verify data phase / pipe data" "$(ratio "$RS1_DATA" "$PIPE_DATA")" "$RS1_DATA" "$PIPE_DATA"
+printf "  %-52s %6s  (%ss, the source's checksums read meanwhile)\n" "ragshift --jobs $JOBS data phase / plain pipe data" "$(ratio "$RSN_DATA" "$PIPE_DATA")" "$RSN_DATA"

@@ -276,10 +276,19 @@ pub async fn build(
     on_done: &(dyn Fn(&BuiltIndex) + Send + Sync),
 ) -> Result<Vec<BuiltIndex>, StoreError> {
     let setup = format!(
-        "SET maintenance_work_mem = {}; SET max_parallel_maintenance_workers = {}; SET statement_timeout = 0;",
+        "SET maintenance_work_mem = {}; SET statement_timeout = 0;",
         quote_literal(&settings.maintenance_work_mem),
-        settings.parallel_workers
     );
+    // The vector index is the long build that everything waits for: it gets the parallel
+    // workers, and the btree builds running beside it stay in one process each.
+    let with_vector = plan.indexes.iter().any(|s| s.vector);
+    let workers_for = move |step: &BuildStep| {
+        if step.vector || !with_vector {
+            settings.parallel_workers
+        } else {
+            0
+        }
+    };
     let queue = Arc::new(Mutex::new(
         plan.indexes.iter().cloned().collect::<VecDeque<_>>(),
     ));
@@ -302,8 +311,13 @@ pub async fn build(
                     break;
                 };
                 let started = Instant::now();
+                let sql = format!(
+                    "SET max_parallel_maintenance_workers = {}; {}",
+                    workers_for(&step),
+                    step.sql
+                );
                 let error =
-                    client.batch_execute(&step.sql).await.err().map(|e| {
+                    client.batch_execute(&sql).await.err().map(|e| {
                         StoreError::query(format!("building {}", step.name), e).to_string()
                     });
                 let done = BuiltIndex {

@@ -497,6 +497,7 @@ pub async fn copy(
             return None;
         }
         let t = Instant::now();
+        serial(snap.client()).await;
         let sums = bot_checksums(snap.client(), sl, bots.as_deref()).await;
         Some(sums.map(|s| (s, t.elapsed().as_secs_f64())))
     };
@@ -527,9 +528,8 @@ pub async fn copy(
         return Ok(report);
     }
 
-    // Indexes and constraints, verification and statistics, all at once: they only read the
-    // data (ANALYZE waits for the index builds by itself), and on separate servers the source's
-    // half of the verification costs the target nothing.
+    // Indexes and constraints (then statistics) beside the verification of the target: they
+    // only read the data.
     let index_started = Instant::now();
     // Statistics for the columns the planner uses; the vector column's would only cost a
     // detoast of every sampled vector (autovacuum's own ANALYZE takes them later anyway).
@@ -574,17 +574,21 @@ pub async fn copy(
             error: b.error.clone(),
         })
     };
+    // ANALYZE after the builds: it would wait for their locks anyway, and while it waited an
+    // index build queued behind it would wait too.
     let indexes = async {
         let r = match &settings {
             Some(settings) => build(&ep.target, &report.index_plan, settings, &on_done).await,
             None => Ok(Vec::new()),
         };
-        (r, index_started.elapsed().as_secs_f64())
+        let seconds = index_started.elapsed().as_secs_f64();
+        (r, seconds, analyze_on(&ep.target, &analyze).await)
     };
     let checks = async {
         if !opts.verify {
             return None;
         }
+        serial(&target).await;
         let v = match source_sums {
             Some(Ok((sums, seconds))) => {
                 verify_against(
@@ -611,8 +615,7 @@ pub async fn copy(
         }
         Some(v)
     };
-    let ((built, index_seconds), checked, analyzed) =
-        tokio::join!(indexes, checks, analyze_on(&ep.target, &analyze));
+    let ((built, index_seconds, analyzed), checked) = tokio::join!(indexes, checks);
     report.indexes = built.map_err(CopyError::target(&tgt_label))?;
     report.index_seconds = index_seconds;
     if let Err(e) = analyzed {
@@ -640,6 +643,17 @@ pub async fn copy(
 
 fn t_indexes_empty(def: &Option<TableDef>) -> bool {
     def.as_ref().is_none_or(|d| d.indexes.is_empty())
+}
+
+/// Keeps a checksum query to one process: it shares the machine with the copy or the index
+/// builds, which are the critical path, and parallel workers would take their CPU.
+async fn serial(client: &Client) {
+    if let Err(e) = client
+        .batch_execute("SET max_parallel_workers_per_gather = 0")
+        .await
+    {
+        tracing::debug!("checksums may use parallel workers: {e}");
+    }
 }
 
 async fn analyze_on(spec: &ConnectSpec, sql: &str) -> Result<(), StoreError> {
