@@ -15,10 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use ragshift_testkit::{model_dir, shared_moto, shared_pg, unique_name};
 use serde_json::{json, Value};
 
@@ -223,45 +220,7 @@ impl Aws {
     ) -> Aws {
         let sdk = sdk().await;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        let table = unique_name("bots");
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap()
-        };
-        let key = |n: &str, t| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .unwrap()
-        };
-        ddb.create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("PK"))
-            .attribute_definitions(attr("SK"))
-            .attribute_definitions(attr("PublicBotId"))
-            .key_schema(key("PK", KeyType::Hash))
-            .key_schema(key("SK", KeyType::Range))
-            // The platform's table has this index (bots while they are public).
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("PublicBotIdIndex")
-                    .key_schema(key("PublicBotId", KeyType::Hash))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let table = ragshift_testkit::dynamo::create_conversation_table(&ddb, "bots").await;
         for item in items {
             ddb.put_item()
                 .table_name(&table)

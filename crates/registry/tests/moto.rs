@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 use ragshift_aws::AwsErrorKind;
 use ragshift_model::{BotKey, SyncStatus};
@@ -147,48 +147,7 @@ fn fixture() -> Vec<Value> {
 const VALID_BOTS: usize = USERS * BOTS_PER_USER;
 
 async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
-    let table = unique_name("conversations");
-    let attr = |n: &str, t| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(t)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let gsi = |name: &str, pk: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(name)
-            .key_schema(key(pk, KeyType::Hash))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("PK", ScalarAttributeType::S))
-        .attribute_definitions(attr("SK", ScalarAttributeType::S))
-        .attribute_definitions(attr("PublicBotId", ScalarAttributeType::S))
-        .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .global_secondary_indexes(gsi("SKIndex", "SK"))
-        .global_secondary_indexes(gsi("PublicBotIdIndex", "PublicBotId"))
-        .send()
-        .await
-        .unwrap();
-    table
+    ragshift_testkit::dynamo::create_conversation_table(client, "conversations").await
 }
 
 /// A populated table and a registry on it that pages every 7 items over 4 segments.

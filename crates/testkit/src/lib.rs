@@ -31,6 +31,7 @@
 //! ```
 
 mod block;
+pub mod dynamo;
 pub mod env;
 mod model;
 mod moto;
