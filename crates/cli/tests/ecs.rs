@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, DesiredStatus, NetworkMode};
-use ragshift_testkit::{model_dir, shared_pg, unique_name, MotoServer};
+use aws_sdk_ecs::types::DesiredStatus;
+use ragshift_testkit::{model_dir, shared_pg, MotoServer};
 use serde_json::{json, Value};
 
 const USER: &str = "5b1f0e3c-aaaa-4bbb-8ccc-0000000000e1";
@@ -115,29 +115,13 @@ async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_rec
     assert!(set.status().is_success());
     let ecs = aws_sdk_ecs::Client::new(&sdk(moto.endpoint_url()).await);
     let subnet = default_subnet(moto.endpoint_url()).await;
-    let cluster = unique_name("BedrockChatStack-EmbeddingCluster");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .unwrap();
-    let family = unique_name("EmbeddingTaskDefinition");
-    ecs.register_task_definition()
-        .family(&family)
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu("1024")
-        .memory("2048")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("Container")
-                .image("ragshift:latest")
-                .memory(2048)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (cluster, family) = ragshift_testkit::ecs::create_embedding_task(
+        &ecs,
+        "BedrockChatStack-EmbeddingCluster",
+        "EmbeddingTaskDefinition",
+        "Container",
+    )
+    .await;
 
     let (a, b, c, gone) = (bot_id(1), bot_id(2), bot_id(3), bot_id(4));
     let dir = tempfile::tempdir().unwrap();

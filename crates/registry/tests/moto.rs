@@ -9,10 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use ragshift_aws::AwsErrorKind;
 use ragshift_model::{BotKey, SyncStatus};
 use ragshift_registry::stack::{discover, DiscoveredValue};
@@ -570,32 +567,9 @@ async fn stack_outputs_fill_the_platform_names() {
 async fn a_table_without_the_public_bot_index_falls_back_to_a_filtered_scan() {
     let sdk = sdk().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = unique_name("noindex");
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("PK"))
-        .attribute_definitions(attr("SK"))
-        .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .send()
-        .await
-        .unwrap();
+    let table =
+        ragshift_testkit::dynamo::create_conversation_table_without_indexes(&client, "noindex")
+            .await;
     client
         .put_item()
         .table_name(&table)

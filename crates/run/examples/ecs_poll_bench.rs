@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, DesiredStatus,
-    LaunchType, NetworkConfiguration, NetworkMode,
+    AssignPublicIp, AwsVpcConfiguration, DesiredStatus, LaunchType, NetworkConfiguration,
 };
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -118,29 +117,9 @@ async fn setup(moto: &MotoServer) -> Setup {
         .unwrap()
         .to_owned();
     let ecs = aws_sdk_ecs::Client::new(&sdk(moto.endpoint_url()).await);
-    let cluster = unique_name("bench");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .unwrap();
-    let family = unique_name("bench-task");
-    ecs.register_task_definition()
-        .family(&family)
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("Container")
-                .image("ragshift")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (cluster, family) =
+        ragshift_testkit::ecs::create_embedding_task(&ecs, "bench", "bench-task", "Container")
+            .await;
     Setup {
         ecs,
         cluster,

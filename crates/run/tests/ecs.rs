@@ -18,11 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, DesiredStatus, NetworkMode, Task};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecs::types::{DesiredStatus, Task};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -345,57 +342,16 @@ impl World {
         .await;
         let subnet = xml_values(&xml, "subnetId").into_iter().next().unwrap();
 
-        let cluster = unique_name("embedding");
-        ecs.create_cluster()
-            .cluster_name(&cluster)
-            .send()
-            .await
-            .unwrap();
-        let family = unique_name("EmbeddingTask");
-        ecs.register_task_definition()
-            .family(&family)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("1024")
-            .memory("2048")
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name(CONTAINER)
-                    .image("ragshift:test")
-                    .memory(2048)
-                    .essential(true)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let (cluster, family) = ragshift_testkit::ecs::create_embedding_task(
+            &ecs,
+            "embedding",
+            "EmbeddingTask",
+            CONTAINER,
+        )
+        .await;
 
-        let table = unique_name("conversations");
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap()
-        };
-        let key = |n: &str, t| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .unwrap()
-        };
-        dynamo
-            .create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("PK"))
-            .attribute_definitions(attr("SK"))
-            .key_schema(key("PK", KeyType::Hash))
-            .key_schema(key("SK", KeyType::Range))
-            .send()
-            .await
-            .unwrap();
+        let table =
+            ragshift_testkit::dynamo::create_conversation_table(&dynamo, "conversations").await;
         let docs = tempfile::tempdir().unwrap();
         for k in bots {
             let dir: PathBuf = docs

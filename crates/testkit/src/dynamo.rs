@@ -11,6 +11,18 @@ use crate::unique_name;
 /// `SKIndex` and `PublicBotIdIndex`) under a fresh name starting with `prefix`, and returns
 /// the name. Panics if moto refuses: a test can't go on without it.
 pub async fn create_conversation_table(client: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
+    create(client, prefix, true).await
+}
+
+/// The same table without its secondary indexes, as older or hand-made tables are.
+pub async fn create_conversation_table_without_indexes(
+    client: &aws_sdk_dynamodb::Client,
+    prefix: &str,
+) -> String {
+    create(client, prefix, false).await
+}
+
+async fn create(client: &aws_sdk_dynamodb::Client, prefix: &str, indexes: bool) -> String {
     let table = unique_name(prefix);
     let attr = |n: &str| {
         AttributeDefinition::builder()
@@ -38,18 +50,22 @@ pub async fn create_conversation_table(client: &aws_sdk_dynamodb::Client, prefix
             .build()
             .expect("global secondary index")
     };
-    client
+    let mut request = client
         .create_table()
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attr("PK"))
         .attribute_definitions(attr("SK"))
-        .attribute_definitions(attr("PublicBotId"))
         .key_schema(key("PK", KeyType::Hash))
-        .key_schema(key("SK", KeyType::Range))
-        .global_secondary_indexes(gsi("SKIndex", "SK"))
-        // Bots while they are public.
-        .global_secondary_indexes(gsi("PublicBotIdIndex", "PublicBotId"))
+        .key_schema(key("SK", KeyType::Range));
+    if indexes {
+        request = request
+            .attribute_definitions(attr("PublicBotId"))
+            .global_secondary_indexes(gsi("SKIndex", "SK"))
+            // Bots while they are public.
+            .global_secondary_indexes(gsi("PublicBotIdIndex", "PublicBotId"));
+    }
+    request
         .send()
         .await
         .expect("creating the conversation table in moto");

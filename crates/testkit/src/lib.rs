@@ -32,6 +32,7 @@
 
 mod block;
 pub mod dynamo;
+pub mod ecs;
 pub mod env;
 mod model;
 mod moto;
