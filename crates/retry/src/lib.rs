@@ -272,7 +272,7 @@ mod tests {
         for retry in 1..40 {
             let step = p
                 .initial
-                .mul_f64(2f64.powi((retry - 1).min(30) as i32))
+                .mul_f64(2f64.powi((retry - 1).min(30)))
                 .min(p.max_delay);
             let d = p.delay(retry as u32, None);
             assert!(
