@@ -1,9 +1,10 @@
-//! `replicate abort`: removes everything the running replication created — subscription, slots,
-//! publication, and the table, schema and extension only if this run created them — and nothing
-//! else. What can't be removed (the source unreachable, a schema no longer empty) is listed with
+//! `replicate abort`: removes everything the running replication created — its write fence,
+//! subscription, slots, publication, and the table, schema and extension only if this run
+//! recorded creating them — by the names its journal holds, never by the current
+//! configuration, and nothing else. What can't be removed (the source unreachable, a schema no longer empty) is listed with
 //! the statement to run by hand.
 
-use ragshift_store::ident::quote_ident;
+use ragshift_store::ident::{quote_ident, quote_literal};
 use ragshift_store::journal::Status;
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, Layout};
@@ -13,42 +14,50 @@ use tokio_postgres::Client;
 use crate::error::{OnSide, Which};
 use crate::record::{self, Object, ObjectKind, Record};
 use crate::subscription::{self, Dropped};
-use crate::{publication, slot, ReplicateError, Sides};
+use crate::{fence, publication, slot, ReplicateError, Sides};
 
 /// What `abort` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AbortReport {
     /// The run aborted (`None`: nothing was running).
     pub run_id: Option<String>,
+    /// The run had already been cut over: only its write fence on the old source was lifted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub after_cutover: bool,
     /// Objects removed, e.g. `subscription ragshift_sub_x on the target`.
     pub removed: Vec<String>,
     /// Objects left, each with the reason and the statement to run.
     pub left: Vec<String>,
 }
 
-/// Removes the running replication's objects from both sides.
+/// Removes the running replication's objects from both sides: exactly those its journal
+/// records, by their recorded names, whatever the configuration names now. With no
+/// replication running but the last one cut over, lifts the write fence that cutover left on
+/// the old source.
 pub async fn abort(sides: &Sides) -> Result<AbortReport, ReplicateError> {
     let target = connect(&sides.target, "ragshift replicate abort")
         .await
         .on(sides, Which::Target)?;
-    let _lock = TargetLock::acquire(&sides.target, &sides.layout, "replicate abort")
-        .await
-        .on(sides, Which::Target)?;
+    let Some(found) = record::active(&target).await.on(sides, Which::Target)? else {
+        return lift_fence_after_cutover(sides, &target).await;
+    };
+    // The lock is the one of the table the run recorded (start and cutover take the same).
+    let _lock = TargetLock::acquire(
+        &sides.target,
+        &found.layout(&sides.layout),
+        "replicate abort",
+    )
+    .await
+    .on(sides, Which::Target)?;
     let Some(record) = record::active(&target).await.on(sides, Which::Target)? else {
         return Ok(AbortReport::default());
     };
     // The source may be gone (that may be why we abort): remove what we can on the target.
-    let source = match connect(&sides.source, "ragshift replicate abort").await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("cannot reach the source ({e}); its objects will be listed as left");
-            None
-        }
-    };
+    let source = connect_source(sides).await;
     let objects = record::objects(&target, &record.names.run_id)
         .await
         .on(sides, Which::Target)?;
-    let report = remove(source.as_ref(), &target, &record, &objects, &sides.layout).await;
+    let report = remove(source.as_ref(), &target, &record, &objects).await;
     record::finish(
         &target,
         &record.names.run_id,
@@ -63,17 +72,93 @@ pub async fn abort(sides: &Sides) -> Result<AbortReport, ReplicateError> {
     })
 }
 
+async fn connect_source(sides: &Sides) -> Option<Client> {
+    match connect(&sides.source, "ragshift replicate abort").await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("cannot reach the source ({e}); its objects will be listed as left");
+            None
+        }
+    }
+}
+
+/// After a cutover, the fence it left on the old source is all that remains to remove.
+async fn lift_fence_after_cutover(
+    sides: &Sides,
+    target: &Client,
+) -> Result<AbortReport, ReplicateError> {
+    let Some((status, record)) = record::latest(target).await.on(sides, Which::Target)? else {
+        return Ok(AbortReport::default());
+    };
+    if status != Status::Succeeded.as_str() {
+        return Ok(AbortReport::default());
+    }
+    let fences: Vec<Object> = record::objects(target, &record.names.run_id)
+        .await
+        .on(sides, Which::Target)?
+        .into_iter()
+        .filter(|o| o.kind == ObjectKind::Fence && !o.removed)
+        .collect();
+    if fences.is_empty() {
+        return Ok(AbortReport::default());
+    }
+    let source = connect_source(sides).await;
+    let report = remove(source.as_ref(), target, &record, &fences).await;
+    Ok(AbortReport {
+        run_id: Some(record.names.run_id.clone()),
+        after_cutover: true,
+        ..report
+    })
+}
+
 /// Removes `objects` (a run's journal units) in dependency order; never fails, reports instead.
 pub(crate) async fn remove(
     source: Option<&Client>,
     target: &Client,
     record: &Record,
     objects: &[Object],
-    layout: &Layout,
 ) -> AbortReport {
     let mut report = AbortReport::default();
     let has = |kind: ObjectKind| objects.iter().find(|o| o.kind == kind);
     let names = &record.names;
+    // The table this run recorded; only its schema and name are used here.
+    let layout = &record.layout(&Layout::default());
+
+    // First the fence, so the source takes writes again as early as possible.
+    for fence in objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Fence && !o.removed)
+    {
+        let what = format!(
+            "write fence {} on the source table {}",
+            fence.name,
+            layout.display_name()
+        );
+        match source {
+            Some(s) => match fence::remove(s, layout, &fence.name).await {
+                Ok(existed) => {
+                    if let Err(e) =
+                        record::removed(target, &names.run_id, ObjectKind::Fence, &fence.name).await
+                    {
+                        tracing::warn!("could not record that the fence was lifted: {e}");
+                    }
+                    if existed {
+                        report
+                            .removed
+                            .push(format!("{what} (writes are accepted there again)"));
+                    }
+                }
+                Err(e) => report.left.push(format!(
+                    "{what} ({e}): run {} there",
+                    fence::removal_sql(layout, &fence.name)
+                )),
+            },
+            None => report.left.push(format!(
+                "{what}, if it exists (source unreachable): run {} there",
+                fence::removal_sql(layout, &fence.name)
+            )),
+        }
+    }
 
     let mut sub_oid = None;
     let mut slot_left = false;
@@ -140,28 +225,57 @@ pub(crate) async fn remove(
             )),
         }
     }
+    // Target objects go only if this run recorded creating them, by their recorded names: a
+    // table, schema or extension that was merely planned may be someone else's.
     let target_drops = [
         (
             ObjectKind::Table,
+            format!(
+                "SELECT to_regclass({}) IS NOT NULL",
+                quote_literal(&layout.qualified())
+            ),
             format!("DROP TABLE IF EXISTS {}", layout.qualified()),
             format!("table {} on the target", layout.display_name()),
         ),
         (
             ObjectKind::Extension,
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')".to_owned(),
             "DROP EXTENSION IF EXISTS vector".to_owned(),
             "extension vector on the target".to_owned(),
         ),
         (
             ObjectKind::Schema,
+            format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {})",
+                quote_literal(&layout.schema)
+            ),
             format!("DROP SCHEMA IF EXISTS {}", quote_ident(&layout.schema)),
             format!("schema {} on the target", layout.schema),
         ),
     ];
-    for (kind, sql, what) in target_drops {
-        if has(kind).is_none() {
+    for (kind, exists_sql, drop_sql, what) in target_drops {
+        let Some(object) = has(kind) else {
+            continue;
+        };
+        let exists = match target.query_one(&exists_sql, &[]).await {
+            Ok(row) => row.get::<_, bool>(0),
+            Err(e) => {
+                report
+                    .left
+                    .push(format!("{what}: could not look for it ({e})"));
+                continue;
+            }
+        };
+        if !exists {
             continue;
         }
-        match target.batch_execute(&sql).await {
+        if !object.created {
+            report.left.push(format!(
+                "{what}: this run planned to create it but never recorded that it did, so it may not be ragshift's and was left; if it is, run {drop_sql};"
+            ));
+            continue;
+        }
+        match target.batch_execute(&drop_sql).await {
             Ok(()) => report.removed.push(what),
             Err(e) => report.left.push(format!(
                 "{what}: {} (something else now uses it; it was left)",

@@ -1,23 +1,33 @@
-//! `replicate cutover`: wait for the initial sync, then until the target has confirmed every
-//! change the source had when the cutover began; verify both sides; build the vector index;
-//! then drop the subscription (which drops its slot) and the publication, and say what the
-//! application must switch. Verification failing refuses the cutover and leaves replication
-//! running.
+//! `replicate cutover`, in an order that loses no write: wait for the initial sync and catch
+//! up; fence writes on the source table ([`crate::fence`]); wait until the target has
+//! confirmed everything up to the source position read after the fence; verify both sides;
+//! detach (drop the subscription, which drops its slot, and the publication); only then build
+//! the vector index, so the build never holds back the apply worker; report what the
+//! application must switch. The fence stays after a successful cutover, so the old cluster
+//! can't take writes that would be lost.
+//!
+//! If any step before detaching fails (verification finds a difference, a time-out, a lost
+//! connection), the fence is lifted again, replication keeps running, and the error says
+//! what to run next. Without the fence (`fence: false`, which the CLI allows only with an
+//! explicit acknowledgement), writes reaching the source after the catch-up are not copied.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
 use ragshift_store::journal::Status;
-use ragshift_store::lock::TargetLock;
+use ragshift_store::{connect, Layout};
 use ragshift_verify::{verify, Store};
 use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::error::{OnSide, Which};
-use crate::record::{self, Record};
+use crate::record::{self, ObjectKind, Record};
 use crate::status::{self, ReplicationStatus};
-use crate::{abort, active_record, slot, ReplicateError, ReplicateErrorKind, Sides};
+use crate::{abort, fence, locked_record, slot, ReplicateError, ReplicateErrorKind, Sides};
+
+/// What to run after a cutover that stopped before detaching.
+const RETRY: &str = "replication keeps running: see `ragshift replicate status`, then run `ragshift replicate cutover` again (or `ragshift replicate abort` to give up)";
 
 /// How to cut over.
 #[derive(Debug, Clone)]
@@ -32,6 +42,11 @@ pub struct CutoverOptions {
     pub index: VectorIndex,
     /// `maintenance_work_mem` for the index build.
     pub maintenance_work_mem: String,
+    /// Fence writes on the source before the last catch-up (the default). Without it, writes
+    /// that reach the source after the catch-up are lost.
+    pub fence: bool,
+    /// How long the fence may wait for transactions writing to the table to end.
+    pub fence_lock_timeout: Duration,
 }
 
 /// Progress of a cutover, for the terminal.
@@ -39,12 +54,16 @@ pub struct CutoverOptions {
 pub enum Step<'a> {
     /// Waiting; the latest status.
     Waiting(&'a ReplicationStatus),
+    /// Fencing writes to this table on the source.
+    Fencing(&'a str),
     /// Caught up to this source position; verifying.
     Verifying(&'a str),
-    /// Building the vector index.
-    BuildingIndex,
+    /// A step failed: lifting the fence again.
+    Unfencing,
     /// Dropping the subscription, slot and publication.
     Detaching,
+    /// Building the vector index.
+    BuildingIndex,
 }
 
 impl fmt::Display for Step<'_> {
@@ -66,13 +85,33 @@ impl fmt::Display for Step<'_> {
                 "catching up: {} bytes of WAL behind",
                 s.behind_bytes.map_or("?".to_owned(), |b| b.to_string())
             ),
+            Self::Fencing(table) => write!(
+                f,
+                "fencing writes to {table} on the source (waiting for the transactions writing to it)"
+            ),
             Self::Verifying(lsn) => write!(f, "caught up to source position {lsn}; verifying"),
-            Self::BuildingIndex => f.write_str("building the vector index on the target"),
+            Self::Unfencing => f.write_str("lifting the write fence on the source"),
             Self::Detaching => {
                 f.write_str("dropping the subscription, its slot and the publication")
             }
+            Self::BuildingIndex => f.write_str("building the vector index on the target"),
         }
     }
+}
+
+/// The write fence a cutover put on the source.
+#[derive(Debug, Clone, Serialize)]
+pub struct FenceSummary {
+    /// The fenced table.
+    pub table: String,
+    /// The trigger's (and its function's) name.
+    pub name: String,
+    /// The source position read once the fence was in place.
+    pub lsn: Option<String>,
+    /// Whether it is still in place (after a successful cutover it stays).
+    pub in_place: bool,
+    /// The statements that lift it, to run on the source.
+    pub removal_sql: String,
 }
 
 /// The vector index after cutover.
@@ -97,159 +136,254 @@ pub struct CutoverReport {
     pub caught_up_to: String,
     /// The verification.
     pub verify: ragshift_verify::Report,
-    /// The vector index (`None` when refused).
+    /// The vector index (`None` when refused, or when building it failed).
     pub index: Option<IndexSummary>,
+    /// Why building the vector index failed after the cutover (the data is complete).
+    pub index_error: Option<String>,
+    /// The write fence (`None` with `fence: false`).
+    pub fence: Option<FenceSummary>,
     /// Objects removed.
     pub removed: Vec<String>,
     /// Objects left, with the statement to run.
     pub left: Vec<String>,
     /// What the application must switch.
     pub switch: Vec<String>,
+    /// What to run next when the cutover was refused.
+    pub next: Vec<String>,
 }
 
-/// Waits, verifies, builds the index and detaches; `Ok` with `passed = false` when
-/// verification refused the cutover.
+/// Catches up, fences, verifies, detaches and builds the index; `Ok` with `passed = false`
+/// when verification refused the cutover (the fence lifted, replication still running).
 pub async fn cutover(
     sides: &Sides,
     options: &CutoverOptions,
     progress: &mut (dyn FnMut(Step<'_>) + Send),
 ) -> Result<CutoverReport, ReplicateError> {
     let (source, mut target) = sides.connect("cutover").await?;
-    let _lock = TargetLock::acquire(&sides.target, &sides.layout, "replicate cutover")
-        .await
-        .on(sides, Which::Target)?;
-    let record = active_record(sides, &target).await?;
-    let deadline = Instant::now() + options.timeout;
+    let (_lock, record, layout) = locked_record(sides, &target, "replicate cutover").await?;
+    let run = record.names.run_id.clone();
+    let w = Wait {
+        sides,
+        source: &source,
+        target: &target,
+        record: &record,
+        layout: &layout,
+        options,
+        deadline: Instant::now() + options.timeout,
+    };
 
-    // Initial sync first.
-    loop {
-        let st = read_status(sides, &source, &target, &record).await?;
-        progress(Step::Waiting(&st));
-        fatal_problems(&st)?;
-        if st.synced && st.apply_worker {
-            break;
-        }
-        wait(deadline, options, "the initial sync to finish").await?;
-    }
-
-    // Then catch up to "now" and verify; writes racing the verification get one more round.
-    let mut attempt = 0;
-    let (report, lsn) = loop {
-        attempt += 1;
-        let lsn = slot::current_lsn(&source).await.on(sides, Which::Source)?;
-        while !slot::confirmed_past(&source, &record.names.slot, &lsn)
-            .await
-            .on(sides, Which::Source)?
-        {
-            let st = read_status(sides, &source, &target, &record).await?;
+    // Initial sync first, then catch up to now: the fence then holds writes back briefly.
+    let before = async {
+        loop {
+            let st = w.status().await?;
             progress(Step::Waiting(&st));
             fatal_problems(&st)?;
-            wait(deadline, options, "the target to catch up").await?;
+            if st.synced && st.apply_worker {
+                break;
+            }
+            w.pause("the initial sync to finish").await?;
         }
-        progress(Step::Verifying(&lsn));
-        let s = Store {
-            client: &source,
-            layout: &sides.layout,
-            label: sides.source.label(),
-        };
-        let t = Store {
-            client: &target,
-            layout: &sides.layout,
-            label: sides.target.label(),
-        };
-        let report = verify(&s, &t, &options.verify)
-            .await
-            .map_err(|e| ReplicateError::new(ReplicateErrorKind::Store, e.to_string()))?;
-        if report.passed() || attempt >= 2 {
-            break (report, lsn);
-        }
-        tracing::info!(
-            "verification found differences; catching up once more in case writes raced it"
-        );
+        let now = slot::current_lsn(&source).await.on(sides, Which::Source)?;
+        w.catch_up(&now, progress).await
     };
-    if !report.passed() {
-        return Ok(CutoverReport {
-            run_id: record.names.run_id.clone(),
-            passed: false,
-            caught_up_to: lsn,
-            verify: report,
-            index: None,
-            removed: Vec::new(),
-            left: Vec::new(),
-            switch: Vec::new(),
+    before
+        .await
+        .map_err(|e| e.context(&format!("nothing was fenced; {RETRY}")))?;
+
+    let fence_name = fence::name(&record.names);
+    let mut fence_summary = None;
+    if options.fence {
+        let table = layout.display_name();
+        progress(Step::Fencing(&table));
+        record::planned(&target, &run, ObjectKind::Fence, &fence_name)
+            .await
+            .on(sides, Which::Target)?;
+        if let Err(e) =
+            fence::install(&source, &layout, &fence_name, options.fence_lock_timeout).await
+        {
+            // The fence's transaction rolled back: nothing is fenced.
+            let _ = record::removed(&target, &run, ObjectKind::Fence, &fence_name).await;
+            return Err(ReplicateError::store("source", sides.source.label(), e)
+                .context(&format!(
+                "{RETRY} once the long transaction ended (or with a longer --fence-lock-timeout)"
+            )));
+        }
+        if let Err(e) = record::created(&target, &run, ObjectKind::Fence, &fence_name)
+            .await
+            .on(sides, Which::Target)
+        {
+            let lifted = lift(sides, &source, &target, &record, &layout, &fence_name).await;
+            return Err(e.context(&match lifted {
+                Ok(()) => format!("the fence was lifted again; {RETRY}"),
+                Err(why) => format!(
+                    "the source is STILL FENCED ({why}): run on the source {}",
+                    fence::removal_sql(&layout, &fence_name)
+                ),
+            }));
+        }
+        fence_summary = Some(FenceSummary {
+            table,
+            name: fence_name.clone(),
+            lsn: None,
+            in_place: true,
+            removal_sql: fence::removal_sql(&layout, &fence_name),
         });
     }
 
-    progress(Step::BuildingIndex);
-    let index = match ensure_vector_index(
-        &mut target,
-        &sides.layout,
-        options.index,
-        &options.maintenance_work_mem,
-    )
-    .await
-    .on(sides, Which::Target)?
-    {
-        IndexOutcome::Built {
-            definition,
-            elapsed,
-        } => IndexSummary {
-            built: true,
-            definition,
-            seconds: elapsed.as_secs_f64(),
-        },
-        IndexOutcome::Present(i) => IndexSummary {
-            built: false,
-            definition: i.definition,
-            seconds: 0.0,
-        },
+    // Catch up to the fence (or to now) and verify. Unfenced, writes racing the verification
+    // get one more round.
+    let attempts = if options.fence { 1 } else { 2 };
+    let outcome = async {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let lsn = slot::current_lsn(&source).await.on(sides, Which::Source)?;
+            w.catch_up(&lsn, progress).await?;
+            progress(Step::Verifying(&lsn));
+            let report = w.verify().await?;
+            if report.passed() || attempt >= attempts {
+                return Ok::<_, ReplicateError>((report, lsn));
+            }
+            tracing::info!(
+                "verification found differences; catching up once more in case writes raced it"
+            );
+        }
+    }
+    .await;
+    let (report, lsn) = match outcome {
+        Ok((report, lsn)) if report.passed() => (report, lsn),
+        failed => {
+            let mut next = Vec::new();
+            if let Some(f) = fence_summary.as_mut() {
+                progress(Step::Unfencing);
+                match lift(sides, &source, &target, &record, &layout, &fence_name).await {
+                    Ok(()) => {
+                        f.in_place = false;
+                        next.push("the write fence on the source was lifted: it accepts writes again".to_owned());
+                    }
+                    Err(e) => next.push(format!(
+                        "the source is STILL FENCED (lifting it failed: {e}): run `ragshift replicate abort` to remove replication and the fence, or on the source: {}",
+                        f.removal_sql
+                    )),
+                }
+            }
+            next.push(RETRY.to_owned());
+            return match failed {
+                Err(e) => Err(e.context(&next.join("; "))),
+                Ok((report, lsn)) => Ok(CutoverReport {
+                    run_id: run,
+                    passed: false,
+                    caught_up_to: lsn,
+                    verify: report,
+                    index: None,
+                    index_error: None,
+                    fence: fence_summary,
+                    removed: Vec::new(),
+                    left: Vec::new(),
+                    switch: Vec::new(),
+                    next,
+                }),
+            };
+        }
     };
+    if let Some(f) = fence_summary.as_mut() {
+        f.lsn = Some(lsn.clone());
+    }
 
+    // Everything is on the target: detach first, so the index build blocks no apply worker.
     progress(Step::Detaching);
-    let objects = record::objects(&target, &record.names.run_id)
+    let replication: Vec<record::Object> = record::objects(&target, &run)
         .await
-        .on(sides, Which::Target)?;
-    // Only the replication objects go; the table, schema and extension now hold the data.
-    let replication: Vec<record::Object> = objects
+        .on(sides, Which::Target)?
         .into_iter()
         .filter(|o| {
             matches!(
                 o.kind,
-                record::ObjectKind::Subscription
-                    | record::ObjectKind::Slot
-                    | record::ObjectKind::Publication
+                ObjectKind::Subscription | ObjectKind::Slot | ObjectKind::Publication
             )
         })
         .collect();
-    let detached =
-        abort::remove(Some(&source), &target, &record, &replication, &sides.layout).await;
-    let switch = vec![
+    let detached = abort::remove(Some(&source), &target, &record, &replication).await;
+
+    progress(Step::BuildingIndex);
+    let (index, index_error) = match ensure_vector_index(
+        &mut target,
+        &layout,
+        options.index,
+        &options.maintenance_work_mem,
+    )
+    .await
+    {
+        Ok(IndexOutcome::Built {
+            definition,
+            elapsed,
+        }) => (
+            Some(IndexSummary {
+                built: true,
+                definition,
+                seconds: elapsed.as_secs_f64(),
+            }),
+            None,
+        ),
+        Ok(IndexOutcome::Present(i)) => (
+            Some(IndexSummary {
+                built: false,
+                definition: i.definition,
+                seconds: 0.0,
+            }),
+            None,
+        ),
+        Err(e) => (
+            None,
+            Some(format!(
+                "building the vector index on {} failed ({e}); the data is complete: build it with `ragshift build-index`",
+                sides.target.label()
+            )),
+        ),
+    };
+
+    let mut switch = vec![
         format!(
             "point the application at {} (table {}): it now holds every row and no longer follows the source",
             sides.target.label(),
-            sides.layout.display_name()
+            layout.display_name()
         ),
         "Bedrock Chat: update the database secret the API and the embedding task read (DB_SECRETS_ARN: host, port, dbname, username, password) to the new cluster, then restart them".to_owned(),
-        format!(
-            "writes that reach the old source ({}) from now on are NOT copied: stop them first",
-            sides.source.label()
-        ),
     ];
+    match &fence_summary {
+        Some(f) => switch.push(format!(
+            "the old source {} stays fenced: writes to {} there fail (SQLSTATE {}, \"{} {} are fenced ...\"); to lift the fence (e.g. to roll back) run `ragshift replicate abort`, or on the source: {}",
+            sides.source.label(),
+            f.table,
+            fence::SQLSTATE,
+            fence::MESSAGE_START,
+            f.table,
+            f.removal_sql
+        )),
+        None => switch.push(format!(
+            "writes that reached the old source ({}) after position {lsn} were NOT copied (no fence)",
+            sides.source.label()
+        )),
+    }
     let report = CutoverReport {
-        run_id: record.names.run_id.clone(),
+        run_id: run.clone(),
         passed: true,
         caught_up_to: lsn,
         verify: report,
-        index: Some(index),
+        index,
+        index_error,
+        fence: fence_summary,
         removed: detached.removed,
         left: detached.left,
         switch,
+        next: Vec::new(),
     };
     record::finish(
         &target,
-        &record.names.run_id,
+        &run,
         Status::Succeeded,
         &serde_json::json!({ "outcome": "cut over", "caught_up_to": report.caught_up_to,
+                             "fence": report.fence, "index_error": report.index_error,
                              "removed": report.removed, "left": report.left }),
     )
     .await
@@ -257,15 +391,99 @@ pub async fn cutover(
     Ok(report)
 }
 
-async fn read_status(
+/// Lifts the fence and records it; tries a fresh connection if the cutover's one broke.
+async fn lift(
     sides: &Sides,
     source: &Client,
     target: &Client,
     record: &Record,
-) -> Result<ReplicationStatus, ReplicateError> {
-    status::read(source, target, record, &sides.layout)
-        .await
-        .map_err(|e| sides.side_error(e))
+    layout: &Layout,
+    name: &str,
+) -> Result<(), String> {
+    let result = match fence::remove(source, layout, name).await {
+        Ok(_) => Ok(()),
+        Err(first) => match connect(&sides.source, "ragshift replicate cutover").await {
+            Ok(fresh) => fence::remove(&fresh, layout, name)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(_) => Err(first.to_string()),
+        },
+    };
+    if result.is_ok() {
+        if let Err(e) = record::removed(target, &record.names.run_id, ObjectKind::Fence, name).await
+        {
+            tracing::warn!("the fence was lifted, but recording it failed: {e}");
+        }
+    }
+    result
+}
+
+/// What waiting needs: both sides, the run and its deadline.
+struct Wait<'a> {
+    sides: &'a Sides,
+    source: &'a Client,
+    target: &'a Client,
+    record: &'a Record,
+    layout: &'a Layout,
+    options: &'a CutoverOptions,
+    deadline: Instant,
+}
+
+impl Wait<'_> {
+    async fn status(&self) -> Result<ReplicationStatus, ReplicateError> {
+        status::read(self.source, self.target, self.record, self.layout)
+            .await
+            .map_err(|e| self.sides.side_error(e))
+    }
+
+    /// Waits until the slot has confirmed everything up to `lsn`.
+    async fn catch_up(
+        &self,
+        lsn: &str,
+        progress: &mut (dyn FnMut(Step<'_>) + Send),
+    ) -> Result<(), ReplicateError> {
+        while !slot::confirmed_past(self.source, &self.record.names.slot, lsn)
+            .await
+            .on(self.sides, Which::Source)?
+        {
+            let st = self.status().await?;
+            progress(Step::Waiting(&st));
+            fatal_problems(&st)?;
+            self.pause("the target to catch up").await?;
+        }
+        Ok(())
+    }
+
+    async fn verify(&self) -> Result<ragshift_verify::Report, ReplicateError> {
+        let s = Store {
+            client: self.source,
+            layout: self.layout,
+            label: self.sides.source.label(),
+        };
+        let t = Store {
+            client: self.target,
+            layout: self.layout,
+            label: self.sides.target.label(),
+        };
+        verify(&s, &t, &self.options.verify)
+            .await
+            .map_err(|e| ReplicateError::new(ReplicateErrorKind::Store, e.to_string()))
+    }
+
+    async fn pause(&self, what: &str) -> Result<(), ReplicateError> {
+        if Instant::now() >= self.deadline {
+            return Err(ReplicateError::new(
+                ReplicateErrorKind::Timeout,
+                format!(
+                    "gave up after {:?} waiting for {what} (--timeout)",
+                    self.options.timeout
+                ),
+            ));
+        }
+        tokio::time::sleep(self.options.poll).await;
+        Ok(())
+    }
 }
 
 /// Problems that waiting can't fix.
@@ -276,23 +494,5 @@ fn fatal_problems(st: &ReplicationStatus) -> Result<(), ReplicateError> {
             format!("replication is broken: {}", st.problems.join("; ")),
         ));
     }
-    Ok(())
-}
-
-async fn wait(
-    deadline: Instant,
-    options: &CutoverOptions,
-    what: &str,
-) -> Result<(), ReplicateError> {
-    if Instant::now() >= deadline {
-        return Err(ReplicateError::new(
-            ReplicateErrorKind::Timeout,
-            format!(
-                "gave up after {:?} waiting for {what}; replication keeps running: check `ragshift replicate status` and run cutover again (--timeout)",
-                options.timeout
-            ),
-        ));
-    }
-    tokio::time::sleep(options.poll).await;
     Ok(())
 }

@@ -49,6 +49,12 @@ impl ReplicateError {
         }
     }
 
+    /// The same error with `more` (what happened since, what to do next) appended.
+    pub fn context(mut self, more: &str) -> Self {
+        self.message = format!("{}; {more}", self.message);
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ReplicateErrorKind {
         self.kind

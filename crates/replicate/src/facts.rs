@@ -15,6 +15,8 @@ pub(crate) struct SourceTable {
     pub(crate) pk_columns: Vec<String>,
     pub(crate) owned: bool,
     pub(crate) estimated_rows: i64,
+    /// May create the cutover's write fence: TRIGGER on the table, CREATE on its schema.
+    pub(crate) may_fence: bool,
 }
 
 pub(crate) struct SourceFacts {
@@ -68,7 +70,8 @@ pub(crate) async fn source_facts(c: &Client, layout: &Layout) -> Result<SourceFa
                                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
                                WHERE p.conrelid = c.oid AND p.contype = 'p'), '{}'),
                     pg_has_role(current_user, c.relowner, 'USAGE'),
-                    c.reltuples::bigint
+                    c.reltuples::bigint,
+                    has_table_privilege(c.oid, 'TRIGGER') AND has_schema_privilege(n.oid, 'CREATE')
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
             &[&layout.schema, &layout.table],
@@ -81,6 +84,7 @@ pub(crate) async fn source_facts(c: &Client, layout: &Layout) -> Result<SourceFa
             pk_columns: t.get(2),
             owned: t.get(3),
             estimated_rows: t.get(4),
+            may_fence: t.get(5),
         });
     Ok(SourceFacts {
         version_num: r.get(0),

@@ -7,10 +7,12 @@
 //!   target, binary where both sides support it; names everything `ragshift_*` ([`names`]) and
 //!   records it in the target's run journal ([`record`]).
 //! - [`status()`]: initial sync per table, WAL bytes behind, apply errors, rows on both sides.
-//! - [`cutover`]: waits until caught up, verifies ([`ragshift_verify`]), builds the vector
-//!   index, then drops the subscription, its slot and the publication. Refuses if verification
-//!   fails.
-//! - [`abort`]: removes everything a run created on both sides, and nothing else.
+//! - [`cutover`]: waits until caught up, fences writes on the source ([`fence`]), waits until
+//!   the target has everything up to the fence, verifies ([`ragshift_verify`]), drops the
+//!   subscription, its slot and the publication, then builds the vector index. Refuses if
+//!   verification fails, lifting the fence and leaving replication running.
+//! - [`abort`]: removes everything a run recorded creating on both sides, by its recorded
+//!   names, and nothing else.
 //!
 //! Logical replication applies rows to the table of the same name, so the source and target
 //! tables share one [`Layout`].
@@ -19,6 +21,7 @@ mod abort;
 mod cutover;
 mod error;
 mod facts;
+pub mod fence;
 pub mod names;
 pub mod prerequisites;
 pub mod publication;
@@ -33,7 +36,7 @@ use ragshift_store::{connect, ConnectSpec, Layout};
 use tokio_postgres::Client;
 
 pub use abort::{abort, AbortReport};
-pub use cutover::{cutover, CutoverOptions, CutoverReport, Step};
+pub use cutover::{cutover, CutoverOptions, CutoverReport, FenceSummary, IndexSummary, Step};
 pub use error::{ReplicateError, ReplicateErrorKind};
 pub use start::{check, start, StartOptions, StartReport};
 pub use status::ReplicationStatus;
@@ -97,11 +100,29 @@ async fn active_record(sides: &Sides, target: &Client) -> Result<record::Record,
     ))
 }
 
+/// The running replication's record and its table, under the target lock of that table (the
+/// one `start` took), so that two commands never act on one replication at once.
+async fn locked_record(
+    sides: &Sides,
+    target: &Client,
+    what: &str,
+) -> Result<(ragshift_store::lock::TargetLock, record::Record, Layout), ReplicateError> {
+    let found = active_record(sides, target).await?;
+    let layout = found.layout(&sides.layout);
+    let lock = ragshift_store::lock::TargetLock::acquire(&sides.target, &layout, what)
+        .await
+        .on(sides, Which::Target)?;
+    // Read again under the lock: another command may have ended it meanwhile.
+    let record = active_record(sides, target).await?;
+    let layout = record.layout(&sides.layout);
+    Ok((lock, record, layout))
+}
+
 /// Where the running replication stands.
 pub async fn status(sides: &Sides) -> Result<ReplicationStatus, ReplicateError> {
     let (source, target) = sides.connect("status").await?;
     let record = active_record(sides, &target).await?;
-    status::read(&source, &target, &record, &sides.layout)
+    status::read(&source, &target, &record, &record.layout(&sides.layout))
         .await
         .map_err(|e| sides.side_error(e))
 }

@@ -264,6 +264,19 @@ pub async fn check_all(
                     )
                 },
             ));
+            checks.push(check(
+                "source",
+                "write fence",
+                if tf.may_fence { Level::Ok } else { Level::Warn },
+                if tf.may_fence {
+                    format!("user \"{}\" may fence writes to {table} at cutover (a trigger)", s.user)
+                } else {
+                    format!(
+                        "user \"{}\" may not fence writes to {table} at cutover (it needs TRIGGER on the table and CREATE on schema {}): grant them before cutover, or cutover would need --no-fence --accept-losing-writes",
+                        s.user, layout.schema
+                    )
+                },
+            ));
         }
     }
 
@@ -423,6 +436,17 @@ pub async fn check_all(
         }
     };
     checks.push(check("target", "route to the source", level, detail));
+    let leaks = subscription::quiet_log(target).await;
+    subscription::loud_log(target).await;
+    checks.push(match subscription::leak_warning(&leaks) {
+        Some(warning) => check("target", "server log", Level::Warn, warning),
+        None => check(
+            "target",
+            "server log",
+            Level::Ok,
+            "the CREATE SUBSCRIPTION statement (it carries the source's password) is kept out of the target's server log".to_owned(),
+        ),
+    });
 
     let transfer = if s.version_num < 140_000 || t.version_num < 140_000 {
         Transfer {

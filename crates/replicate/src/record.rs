@@ -4,7 +4,7 @@
 //! knows everything that may exist, and removes exactly that.
 
 use ragshift_store::journal::{self, Status, UnitResult};
-use ragshift_store::StoreError;
+use ragshift_store::{Layout, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
@@ -31,6 +31,19 @@ pub struct Record {
     pub binary: bool,
 }
 
+impl Record {
+    /// The replicated table as this run recorded it, with `base`'s column names: abort,
+    /// status and cutover act on the table the run set up, whatever the configuration names
+    /// now.
+    pub fn layout(&self, base: &Layout) -> Layout {
+        Layout {
+            schema: self.schema.clone(),
+            table: self.table.clone(),
+            ..base.clone()
+        }
+    }
+}
+
 /// Kinds of objects a replication creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +60,9 @@ pub enum ObjectKind {
     Subscription,
     /// The replication slot on the source.
     Slot,
+    /// The cutover's write fence on the source: a trigger on the table and its function, both
+    /// named like this (see [`crate::fence`]).
+    Fence,
 }
 
 impl ObjectKind {
@@ -59,6 +75,7 @@ impl ObjectKind {
             Self::Publication => "publication",
             Self::Subscription => "subscription",
             Self::Slot => "slot",
+            Self::Fence => "fence",
         }
     }
 
@@ -70,6 +87,7 @@ impl ObjectKind {
             "publication" => Self::Publication,
             "subscription" => Self::Subscription,
             "slot" => Self::Slot,
+            "fence" => Self::Fence,
             _ => return None,
         })
     }
@@ -77,7 +95,7 @@ impl ObjectKind {
     /// Which side the object lives on.
     pub fn side(self) -> &'static str {
         match self {
-            Self::Publication | Self::Slot => "source",
+            Self::Publication | Self::Slot | Self::Fence => "source",
             _ => "target",
         }
     }
@@ -90,8 +108,12 @@ pub struct Object {
     pub kind: ObjectKind,
     /// Its name (`schema.table` for a table).
     pub name: String,
-    /// Whether its creation completed (else it may or may not exist).
+    /// Whether its creation completed (else it may or may not exist, or it was removed
+    /// again: see `removed`).
     pub created: bool,
+    /// Whether it was removed again while the run went on (a fence after a refused cutover).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 fn unit_id(kind: ObjectKind, name: &str) -> String {
@@ -184,6 +206,29 @@ pub async fn created(
     .await
 }
 
+/// Records that an object was removed again while the run goes on (a fence lifted after a
+/// refused cutover, or after a cutover by `abort`).
+pub async fn removed(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<(), StoreError> {
+    let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side(),
+                                     "removed": true });
+    journal::mark_finished(
+        client,
+        run_id,
+        &unit_id(kind, name),
+        Status::Skipped,
+        &UnitResult {
+            detail: Some(detail),
+            ..UnitResult::default()
+        },
+    )
+    .await
+}
+
 /// Every object recorded for a run (created or only planned).
 pub async fn objects(client: &impl GenericClient, run_id: &str) -> Result<Vec<Object>, StoreError> {
     Ok(journal::units(client, run_id)
@@ -192,10 +237,12 @@ pub async fn objects(client: &impl GenericClient, run_id: &str) -> Result<Vec<Ob
         .filter_map(|u| {
             let kind = ObjectKind::parse(&u.unit_kind)?;
             let name = u.unit_id.split_once(':')?.1.to_owned();
+            let removed = u.status == Status::Skipped;
             Some(Object {
                 kind,
                 name,
                 created: u.status == Status::Succeeded,
+                removed,
             })
         })
         .collect())

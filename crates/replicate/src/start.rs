@@ -36,6 +36,8 @@ pub struct StartReport {
     pub names: Option<Names>,
     /// What was created.
     pub created: Vec<Object>,
+    /// Where the source's password is kept, and any server log it may have reached.
+    pub password: Vec<String>,
 }
 
 /// Runs the prerequisite checks only.
@@ -98,6 +100,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             dry_run: true,
             names: None,
             created: Vec::new(),
+            password: Vec::new(),
         });
     }
 
@@ -114,7 +117,12 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
         .await
         .on(sides, Which::Target)?;
     match create_all(sides, &source, &mut target, &plan, &names).await {
-        Ok(()) => {
+        Ok(leaks) => {
+            let mut password = vec![subscription::PASSWORD_STORED.to_owned()];
+            if let Some(w) = subscription::leak_warning(&leaks) {
+                tracing::warn!("{w}");
+                password.push(w);
+            }
             let created = record::objects(&target, &names.run_id)
                 .await
                 .on(sides, Which::Target)?;
@@ -124,6 +132,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
                 dry_run: false,
                 names: Some(names),
                 created,
+                password,
             })
         }
         Err(e) => {
@@ -131,8 +140,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             let objects = record::objects(&target, &names.run_id)
                 .await
                 .unwrap_or_default();
-            let outcome =
-                abort::remove(Some(&source), &target, &record, &objects, &sides.layout).await;
+            let outcome = abort::remove(Some(&source), &target, &record, &objects).await;
             let _ = record::finish(
                 &target,
                 &names.run_id,
@@ -169,7 +177,7 @@ async fn create_all(
     target: &mut Client,
     plan: &Plan,
     names: &Names,
-) -> Result<(), ReplicateError> {
+) -> Result<Vec<subscription::LogLeak>, ReplicateError> {
     let layout = &sides.layout;
     let run = names.run_id.as_str();
     if plan.create_schema {
@@ -232,7 +240,7 @@ async fn create_all(
         .await
         .on(sides, Which::Target)?;
     let conninfo = sides.route().libpq_conninfo();
-    subscription::create(
+    let leaks = subscription::create(
         target,
         names,
         conninfo.expose(),
@@ -249,5 +257,5 @@ async fn create_all(
             .await
             .on(sides, Which::Target)?;
     }
-    Ok(())
+    Ok(leaks)
 }

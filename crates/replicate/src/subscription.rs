@@ -1,6 +1,9 @@
 //! The subscription on the target: it connects to the source with a connection string that
 //! holds the source's password, so that string is never logged or printed: the statement is
-//! kept out of the server log where we may, and errors are scrubbed of the password.
+//! kept out of the server log where the server lets us ([`quiet_log`]; what it can't keep out
+//! is reported, naming the setting), and errors are scrubbed of the password. The server keeps
+//! the string in `pg_subscription.subconninfo` (readable by superusers only) until cutover or
+//! abort drops the subscription.
 
 use ragshift_store::ident::{quote_ident, quote_literal};
 use ragshift_store::{StoreError, StoreErrorKind};
@@ -30,20 +33,125 @@ pub fn scrub(message: &str, conninfo: &str) -> String {
     out
 }
 
+/// Where the source's password stays while replication runs, for the user.
+pub const PASSWORD_STORED: &str = "the source's password is stored on the target in pg_subscription.subconninfo (readable by superusers only) until `ragshift replicate cutover` or `ragshift replicate abort` drops the subscription";
+
+/// The settings that write a statement's text to the server log, the value that keeps it out,
+/// and whether the current value would log a statement that succeeds (else only one that fails).
+const LOGGING: [(&str, &str); 4] = [
+    ("log_statement", "none"),
+    ("log_min_duration_statement", "-1"),
+    ("log_min_error_statement", "panic"),
+    ("pgaudit.log", "none"),
+];
+
+fn would_log(setting: &str, value: &str) -> bool {
+    match setting {
+        "log_statement" => matches!(value, "ddl" | "all"),
+        "log_min_duration_statement" => value != "-1",
+        // A failing statement is logged at this level or below it.
+        "log_min_error_statement" => !matches!(value, "log" | "fatal" | "panic"),
+        "pgaudit.log" => {
+            let v = value.to_ascii_lowercase();
+            !v.is_empty() && v != "none"
+        }
+        _ => false,
+    }
+}
+
+/// A setting that may still write the statement to the server log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLeak {
+    /// The setting (`log_statement`).
+    pub setting: &'static str,
+    /// Its value (`ddl`).
+    pub value: String,
+    /// Whether it logs only a statement that fails.
+    pub on_error_only: bool,
+    /// Why it couldn't be changed.
+    pub why: String,
+}
+
+impl std::fmt::Display for LogLeak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} = {}: {}the target server writes the statement to its log, and this user may not change that for its session ({})",
+            self.setting,
+            self.value,
+            if self.on_error_only { "if it fails, " } else { "" },
+            self.why
+        )
+    }
+}
+
+/// Keeps the statements this session runs next out of the target's server log, as far as the
+/// server lets this user (`SET` of these settings needs superuser or a `GRANT SET`); undone by
+/// [`loud_log`]. Returns the settings that may still log the statement, for a warning.
+pub async fn quiet_log(target: &Client) -> Vec<LogLeak> {
+    let mut leaks = Vec::new();
+    for (setting, quiet) in LOGGING {
+        let current: Option<String> = match target
+            .query_one("SELECT current_setting($1, true)", &[&setting])
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(_) => None,
+        };
+        let Some(current) = current else {
+            continue; // not a setting of this server (pgaudit not loaded)
+        };
+        if !would_log(setting, &current) {
+            continue;
+        }
+        let sql = format!("SET {setting} = {}", quote_literal(quiet));
+        if let Err(e) = target.batch_execute(&sql).await {
+            let why = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+            leaks.push(LogLeak {
+                setting,
+                value: current,
+                on_error_only: setting == "log_min_error_statement",
+                why,
+            });
+        }
+    }
+    leaks
+}
+
+/// Undoes [`quiet_log`].
+pub async fn loud_log(target: &Client) {
+    for (setting, _) in LOGGING {
+        let _ = target.batch_execute(&format!("RESET {setting}")).await;
+    }
+}
+
+/// The warning for what [`quiet_log`] couldn't keep out of the log, or `None`.
+pub fn leak_warning(leaks: &[LogLeak]) -> Option<String> {
+    (!leaks.is_empty()).then(|| {
+        format!(
+            "the CREATE SUBSCRIPTION statement carries the source's password, and the target server may write it to its log (on RDS/Aurora also to CloudWatch): {}; to avoid it, have a superuser (rds_superuser on RDS/Aurora) GRANT SET ON PARAMETER for these settings to this user, turn them off in the parameter group for the duration, or use a dedicated replication user whose password you change after cutover",
+            leaks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
 /// Creates the subscription (and, through it, the slot on the source), starting the initial
-/// copy. `source_label` names the source in errors.
+/// copy. `source_label` names the source in errors. Returns what may have written the
+/// statement to the server log (see [`quiet_log`]).
 pub async fn create(
     target: &Client,
     names: &Names,
     conninfo: &str,
     binary: bool,
     source_label: &str,
-) -> Result<(), StoreError> {
-    // Superusers may keep the statement (with its password) out of the server log; others
-    // can't, and the server then logs a failing statement as it always does.
-    let _ = target
-        .batch_execute("SET log_statement = 'none'; SET log_min_error_statement = 'panic'")
-        .await;
+) -> Result<Vec<LogLeak>, StoreError> {
+    let leaks = quiet_log(target).await;
     let sql = format!(
         "CREATE SUBSCRIPTION {sub} CONNECTION {conn} PUBLICATION {publication}
            WITH (slot_name = {slot}, binary = {binary}, copy_data = true, create_slot = true, enabled = true)",
@@ -53,10 +161,8 @@ pub async fn create(
         slot = quote_ident(&names.slot),
     );
     let result = target.batch_execute(&sql).await;
-    let _ = target
-        .batch_execute("RESET log_statement; RESET log_min_error_statement")
-        .await;
-    result.map_err(|e| {
+    loud_log(target).await;
+    result.map(|()| leaks).map_err(|e| {
         let text = scrub(&db_text(&e), conninfo);
         match e.code() {
             Some(c) if *c == SqlState::CONNECTION_FAILURE
@@ -86,8 +192,26 @@ pub async fn create(
 /// the target connects to the source once, and nothing remains on either side.
 ///
 /// `Ok(Err(reason))` when the connection failed (the reason scrubbed of the password);
-/// `Err` when the probe itself couldn't run.
+/// `Err` when the probe itself couldn't run, or wasn't tried because the server would log
+/// the statement (see [`quiet_log`]).
 pub async fn probe(target: &Client, conninfo: &str) -> Result<Result<(), String>, StoreError> {
+    // Session settings, before the transaction: a failing SET would abort it.
+    let leaks = quiet_log(target).await;
+    if leaks.iter().any(|l| !l.on_error_only) {
+        // Even a working route would log the password: don't send it just to try the route.
+        // (A failing statement is logged either way: by the probe or by `start` itself.)
+        loud_log(target).await;
+        return Err(StoreError::new(
+            StoreErrorKind::Permission,
+            "not tried, so that the source's password doesn't reach the target's server log (see the server log check); it is tried when the subscription is created".to_owned(),
+        ));
+    }
+    let result = probe_quietly(target, conninfo).await;
+    loud_log(target).await;
+    result
+}
+
+async fn probe_quietly(target: &Client, conninfo: &str) -> Result<Result<(), String>, StoreError> {
     let name = format!(
         "ragshift_probe_{}_{}",
         std::process::id(),
@@ -104,16 +228,10 @@ pub async fn probe(target: &Client, conninfo: &str) -> Result<Result<(), String>
         sub = quote_ident(&name),
         conn = quote_literal(&conninfo_timed),
     );
-    let begin =
-        "BEGIN; SET LOCAL log_statement = 'none'; SET LOCAL log_min_error_statement = 'panic'";
-    if target.batch_execute(begin).await.is_err() {
-        // Only superusers may keep the statement out of the log; others start plainly.
-        let _ = target.batch_execute("ROLLBACK").await;
-        target
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| StoreError::query("probing the route to the source", e))?;
-    }
+    target
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| StoreError::query("probing the route to the source", e))?;
     let result = target.batch_execute(&sql).await;
     let _ = target.batch_execute("ROLLBACK").await;
     match result {

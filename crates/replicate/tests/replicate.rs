@@ -1,13 +1,18 @@
 //! Logical replication between two real PostgreSQL clusters: start → initial sync → changes
-//! on the source while replicating → catch-up → verified cutover; missing prerequisites create
-//! nothing; abort leaves both clusters as they were.
+//! on the source while replicating → catch-up → fenced, verified cutover; a writer running
+//! from before start until after cutover loses nothing; a refused cutover lifts the fence and
+//! leaves replication running; missing prerequisites create nothing; abort leaves both
+//! clusters as they were and removes only what the run recorded creating.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ragshift_replicate::prerequisites::Level;
+use ragshift_replicate::record::ObjectKind;
 use ragshift_replicate::{
-    abort, cutover, record, start, status, CutoverOptions, ReplicateErrorKind, ReplicationStatus,
-    Sides, StartOptions,
+    abort, cutover, fence, record, start, status, subscription, CutoverOptions, ReplicateErrorKind,
+    ReplicationStatus, Sides, StartOptions,
 };
 use ragshift_store::checksum::bot_checksums;
 use ragshift_store::index::{vector_indexes, VectorIndex};
@@ -87,6 +92,60 @@ async fn count(c: &Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.expect(sql).get(0)
 }
 
+/// Every row of `items`, every column, as text: an independent comparison of both sides.
+async fn all_rows(c: &Client) -> String {
+    c.query_one(
+        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '') FROM items t",
+        &[],
+    )
+    .await
+    .expect("reading every row")
+    .get(0)
+}
+
+fn options() -> CutoverOptions {
+    CutoverOptions {
+        timeout: Duration::from_secs(60),
+        poll: Duration::from_millis(100),
+        verify: ragshift_verify::Options {
+            queries: 3,
+            ..ragshift_verify::Options::default()
+        },
+        index: VectorIndex::Hnsw {
+            m: None,
+            ef_construction: None,
+        },
+        maintenance_work_mem: "64MB".into(),
+        fence: true,
+        fence_lock_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Fence triggers and functions on the source.
+async fn fences(source: &Client) -> i64 {
+    count(
+        source,
+        "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'ragshift_fence_%')
+              + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'ragshift_fence_%')",
+    )
+    .await
+}
+
+/// Asserts that `e` is the fence's refusal.
+fn assert_fenced(e: &tokio_postgres::Error) {
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), fence::SQLSTATE, "{db:?}");
+    assert!(
+        db.message().starts_with(
+            "ragshift cutover: writes to public.items are fenced on this (old) cluster; the application must now use the new cluster"
+        ),
+        "{}",
+        db.message()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn start_sync_changes_catch_up_and_cutover() {
     let p = pair(PgCluster::builder().logical_replication().start()).await;
@@ -158,19 +217,7 @@ async fn start_sync_changes_catch_up_and_cutover() {
     assert_eq!(st.apply_errors, Some(0));
 
     let mut steps = Vec::new();
-    let options = CutoverOptions {
-        timeout: Duration::from_secs(60),
-        poll: Duration::from_millis(100),
-        verify: ragshift_verify::Options {
-            queries: 3,
-            ..ragshift_verify::Options::default()
-        },
-        index: VectorIndex::Hnsw {
-            m: None,
-            ef_construction: None,
-        },
-        maintenance_work_mem: "64MB".into(),
-    };
+    let options = options();
     let report = cutover(&p.sides, &options, &mut |s| steps.push(s.to_string()))
         .await
         .unwrap();
@@ -179,7 +226,24 @@ async fn start_sync_changes_catch_up_and_cutover() {
     assert_eq!(report.verify.retrieval.as_ref().unwrap().overlap_at_k, 1.0);
     assert!(report.index.as_ref().unwrap().built);
     assert!(report.left.is_empty(), "{:?}", report.left);
-    assert!(steps.iter().any(|s| s.contains("verifying")), "{steps:?}");
+    // Fence, then verify, then detach, then the index.
+    let at = |what: &str| {
+        steps
+            .iter()
+            .position(|s| s.contains(what))
+            .unwrap_or_else(|| panic!("no step {what:?}: {steps:?}"))
+    };
+    assert!(at("fencing writes") < at("verifying"), "{steps:?}");
+    assert!(
+        at("verifying") < at("dropping the subscription"),
+        "{steps:?}"
+    );
+    assert!(
+        at("dropping the subscription") < at("building the vector index"),
+        "{steps:?}"
+    );
+    let f = report.fence.as_ref().expect("fenced");
+    assert!(f.in_place && f.lsn.is_some(), "{f:?}");
 
     // The target equals the source, and no replication object is left anywhere.
     let layout = Layout::default();
@@ -205,6 +269,295 @@ async fn start_sync_changes_catch_up_and_cutover() {
     let err = status(&p.sides).await.unwrap_err();
     assert_eq!(err.kind(), ReplicateErrorKind::NotStarted);
     assert!(err.to_string().contains("succeeded"), "{err}");
+
+    // The old source stays fenced; abort lifts the fence and touches nothing else.
+    let write = "UPDATE items SET content = 'late' WHERE id = '04' || lpad('1', 24, '0')";
+    assert_fenced(&p.source.batch_execute(write).await.unwrap_err());
+    assert_fenced(&p.source.batch_execute("TRUNCATE items").await.unwrap_err());
+    let lifted = abort(&p.sides).await.unwrap();
+    assert!(lifted.after_cutover, "{lifted:?}");
+    assert!(lifted.left.is_empty(), "{:?}", lifted.left);
+    assert!(
+        lifted.removed.len() == 1 && lifted.removed[0].contains("write fence ragshift_fence_"),
+        "{:?}",
+        lifted.removed
+    );
+    assert_eq!(fences(&p.source).await, 0);
+    p.source
+        .batch_execute(write)
+        .await
+        .expect("the source takes writes again");
+    assert_eq!(vector_indexes(&p.target, &layout).await.unwrap().len(), 1);
+    assert!(abort(&p.sides).await.unwrap().run_id.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_running_from_before_start_until_after_cutover_loses_nothing() {
+    let p = pair(PgCluster::builder().logical_replication().start()).await;
+    let returned = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (spec, returned, committed) =
+            (p.sides.source.clone(), returned.clone(), committed.clone());
+        tokio::spawn(async move {
+            let c = ragshift_store::connect(&spec, "test writer").await.unwrap();
+            let (mut fenced, mut committed_after_return) = (0u64, 0u64);
+            let mut i = 0u64;
+            // Until the fence has refused it three times after cutover returned.
+            loop {
+                i += 1;
+                let after_return = returned.load(Ordering::SeqCst);
+                // Insert a row, edit an old one, delete one inserted a few rounds ago: one
+                // transaction, so it commits whole or not at all.
+                let result = c
+                    .batch_execute(&format!(
+                        "INSERT INTO items SELECT '88' || lpad('{i}', 24, '0'), botid, 'written ' || {i}, source, embedding
+                           FROM items WHERE id = '01' || lpad('{n}', 24, '0');
+                         UPDATE items SET content = content || ' +{i}' WHERE id = '02' || lpad('{n}', 24, '0');
+                         DELETE FROM items WHERE id = '88' || lpad('{old}', 24, '0');",
+                        n = i % 50 + 1,
+                        old = i.saturating_sub(5),
+                    ))
+                    .await;
+                match result {
+                    Ok(()) => {
+                        committed.fetch_add(1, Ordering::SeqCst);
+                        if after_return {
+                            committed_after_return += 1;
+                        }
+                    }
+                    Err(e) => {
+                        assert_fenced(&e);
+                        fenced += 1;
+                        if after_return && fenced >= 3 {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (fenced, committed_after_return)
+        })
+    };
+    // The writer is under way before replication starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed.load(Ordering::SeqCst) < 5 {
+        assert!(Instant::now() < deadline, "the writer wrote nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start(&p.sides, &StartOptions::default()).await.unwrap();
+    let at_start = committed.load(Ordering::SeqCst);
+    poll_status(&p.sides, "the initial sync", |s| s.synced).await;
+    let report = cutover(&p.sides, &options(), &mut |_| {}).await.unwrap();
+    returned.store(true, Ordering::SeqCst);
+    let at_return = committed.load(Ordering::SeqCst);
+    assert!(report.passed, "{:#?}", report.verify.failures);
+    let (fenced, committed_after_return) = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("the writer stops once fenced")
+        .unwrap();
+    assert!(
+        at_return > at_start,
+        "the writer must have written while replication ran ({at_start} → {at_return})"
+    );
+    assert!(fenced >= 3, "{fenced}");
+    assert_eq!(committed_after_return, 0, "a write got through the fence");
+
+    // Every committed write is on the target: every row, every column, compared directly.
+    let (source_rows, target_rows) = (all_rows(&p.source).await, all_rows(&p.target).await);
+    assert!(
+        source_rows.contains("written "),
+        "the writes reached the source"
+    );
+    assert_eq!(source_rows, target_rows);
+    assert_eq!(
+        count(&p.target, "SELECT count(*) FROM pg_subscription").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_cutover_lifts_the_fence_and_replication_keeps_running() {
+    let p = pair(PgCluster::builder().logical_replication().start()).await;
+    start(&p.sides, &StartOptions::default()).await.unwrap();
+    poll_status(&p.sides, "the initial sync", |s| {
+        s.synced && s.target_rows == 200
+    })
+    .await;
+    // A difference on the target that replication doesn't repair.
+    let id = "03000000000000000000000007";
+    p.target
+        .batch_execute(&format!(
+            "UPDATE items SET content = 'tampered' WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+
+    let mut steps = Vec::new();
+    let report = cutover(&p.sides, &options(), &mut |s| steps.push(s.to_string()))
+        .await
+        .unwrap();
+    assert!(!report.passed);
+    assert!(!report.verify.passed());
+    let f = report.fence.as_ref().expect("it fenced");
+    assert!(!f.in_place, "{f:?}");
+    assert!(
+        steps.iter().any(|s| s.contains("lifting the write fence")),
+        "{steps:?}"
+    );
+    let next = report.next.join("\n");
+    assert!(next.contains("fence on the source was lifted"), "{next}");
+    assert!(next.contains("ragshift replicate cutover"), "{next}");
+    assert!(report.removed.is_empty() && report.index.is_none());
+
+    // Un-fenced, and still replicating: a new write on the source reaches the target.
+    assert_eq!(fences(&p.source).await, 0);
+    p.source
+        .batch_execute(
+            "UPDATE items SET content = 'after the refusal' WHERE id = '01000000000000000000000001'",
+        )
+        .await
+        .expect("the source takes writes again");
+    poll_status(&p.sides, "the write after the refusal", |s| s.caught_up).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(
+        &p.target,
+        "SELECT count(*) FROM items WHERE content = 'after the refusal'",
+    )
+    .await
+        != 1
+    {
+        assert!(Instant::now() < deadline, "replication stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let objects = record::objects(&p.target, &report.run_id).await.unwrap();
+    let fence_unit = objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Fence)
+        .expect("the fence is journaled");
+    assert!(fence_unit.removed && !fence_unit.created, "{fence_unit:?}");
+
+    // Repaired, the next cutover goes through and fences again.
+    let original: String = p
+        .source
+        .query_one(&format!("SELECT content FROM items WHERE id = '{id}'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    p.target
+        .execute(
+            &format!("UPDATE items SET content = $1 WHERE id = '{id}'"),
+            &[&original],
+        )
+        .await
+        .unwrap();
+    let report = cutover(&p.sides, &options(), &mut |_| {}).await.unwrap();
+    assert!(report.passed, "{:#?}", report.verify.failures);
+    assert!(report.fence.as_ref().unwrap().in_place);
+    assert_eq!(fences(&p.source).await, 2);
+    assert_eq!(all_rows(&p.source).await, all_rows(&p.target).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_removes_what_the_run_recorded_not_what_the_configuration_names() {
+    let p = pair(PgCluster::builder().logical_replication().start()).await;
+    let started = start(&p.sides, &StartOptions::default()).await.unwrap();
+    let run = started.names.unwrap().run_id;
+    // Another table the configuration now names, which this run never created.
+    p.target
+        .batch_execute("CREATE TABLE other_items (id text PRIMARY KEY); INSERT INTO other_items VALUES ('keep me')")
+        .await
+        .unwrap();
+    // The extension as if the start had died between creating it and recording that.
+    p.target
+        .execute(
+            "UPDATE ragshift.units SET status = 'queued' WHERE run_id = $1 AND unit_kind = 'extension'",
+            &[&run],
+        )
+        .await
+        .unwrap();
+    let mut changed = p.sides.clone();
+    changed.layout = Layout::default().with_table("other_items");
+
+    let report = abort(&changed).await.unwrap();
+    assert_eq!(report.run_id.as_deref(), Some(run.as_str()));
+    let removed = report.removed.join("\n");
+    assert!(removed.contains("table public.items"), "{removed}");
+    assert!(!removed.contains("other_items"), "{removed}");
+    assert!(!removed.contains("extension"), "{removed}");
+    let left = report.left.join("\n");
+    assert!(
+        left.contains("extension vector on the target") && left.contains("never recorded"),
+        "{left}"
+    );
+    assert_eq!(
+        count(&p.target, "SELECT count(*) FROM other_items").await,
+        1,
+        "the table the configuration names now is untouched"
+    );
+    assert_eq!(
+        count(
+            &p.target,
+            "SELECT count(*) FROM pg_class WHERE relname = 'items'"
+        )
+        .await,
+        0,
+        "the table the run created is gone"
+    );
+    assert_eq!(
+        count(
+            &p.target,
+            "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+        )
+        .await,
+        1
+    );
+    for (c, sql) in [
+        (&p.source, "SELECT count(*) FROM pg_publication"),
+        (&p.source, "SELECT count(*) FROM pg_replication_slots"),
+        (&p.target, "SELECT count(*) FROM pg_subscription"),
+    ] {
+        assert_eq!(count(c, sql).await, 0, "{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_setting_the_user_may_not_change_is_named() {
+    let cluster = PgCluster::builder().setting("log_statement", "ddl").start();
+    let url = cluster.fresh_database("quiet_log");
+    let admin = cluster.connect(&url).await;
+    // The superuser keeps the statement out of the log.
+    assert_eq!(subscription::quiet_log(&admin).await, Vec::new());
+    subscription::loud_log(&admin).await;
+    let still: String = admin
+        .query_one("SHOW log_statement", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still, "ddl", "reset afterwards");
+
+    admin
+        .batch_execute("CREATE ROLE plain_user LOGIN PASSWORD 'plain-pw'")
+        .await
+        .unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    let plain = cluster
+        .connect(&format!(
+            "postgres://plain_user:plain-pw@{}:{}/{db}",
+            cluster.host(),
+            cluster.port()
+        ))
+        .await;
+    let leaks = subscription::quiet_log(&plain).await;
+    let statement = leaks
+        .iter()
+        .find(|l| l.setting == "log_statement")
+        .unwrap_or_else(|| panic!("{leaks:?}"));
+    assert_eq!(statement.value, "ddl");
+    assert!(!statement.on_error_only);
+    let warning = subscription::leak_warning(&leaks).unwrap();
+    assert!(warning.contains("log_statement = ddl"), "{warning}");
+    assert!(warning.contains("password"), "{warning}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
