@@ -422,3 +422,47 @@ impl Overrides for DocumentsArgs {
         set_path(l, "--documents-dir", "documents.path", &self.documents_dir)
     }
 }
+
+/// `--maintenance-work-mem`: checked as PostgreSQL reads it (a number with `B`, `kB`, `MB`,
+/// `GB` or `TB`, kB without a unit, 1MB to 2TB), so a typo is a usage error before any work
+/// rather than a failed index build after the data moved.
+pub fn parse_pg_memory(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || {
+        format!("{s:?} is not a PostgreSQL memory size: use e.g. 512MB or 2GB (units B, kB, MB, GB, TB)")
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let kb = match unit.trim() {
+        "" | "kB" => n,
+        "B" => n / 1024.0,
+        "MB" => n * 1024.0,
+        "GB" => n * 1024.0 * 1024.0,
+        "TB" => n * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    if !(1024.0..=2_147_483_647.0).contains(&kb) {
+        return Err(format!(
+            "{s:?} is outside what PostgreSQL accepts for maintenance_work_mem (1MB to 2TB)"
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pg_memory;
+
+    #[test]
+    fn memory_sizes_are_checked_as_postgresql_reads_them() {
+        for ok in ["1GB", "512MB", "65536", "1.5GB", "2048 kB"] {
+            assert_eq!(parse_pg_memory(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["1gb", "lots", "", "10kB", "3TB", "1 GiB"] {
+            assert!(parse_pg_memory(bad).is_err(), "{bad}");
+        }
+    }
+}

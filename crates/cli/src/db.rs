@@ -81,3 +81,70 @@ pub fn configured_dimension(config: &Config) -> Option<usize> {
         },
     }
 }
+
+/// The `--bot` ids that match no row of `layout`'s table (trailing blanks of `character(n)`
+/// ignored). A missing table matches nothing is left to the command's own check, which names
+/// it: this returns no ids then.
+pub async fn bots_without_rows(
+    client: &tokio_postgres::Client,
+    layout: &Layout,
+    bots: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if bots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&layout.qualified()])
+        .await
+        .with_context(|| format!("looking for {}", layout.display_name()))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<String> = bots.iter().map(|b| b.trim_end().to_owned()).collect();
+    let sql = format!(
+        "SELECT b FROM unnest($1::text[]) WITH ORDINALITY AS t(b, n)
+          WHERE NOT EXISTS (SELECT 1 FROM {} WHERE rtrim({}::text) = b) ORDER BY n",
+        layout.qualified(),
+        ragshift_store::quote_ident(&layout.bot)
+    );
+    Ok(client
+        .query(&sql, &[&wanted])
+        .await
+        .with_context(|| format!("looking up --bot ids in {}", layout.display_name()))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Refuses `--bot` ids that match nothing anywhere they were looked up, naming them.
+pub fn refuse_unknown_bots(unknown: &[String], where_: &str) -> anyhow::Result<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--bot {} matches no rows in {where_}: check the bot id{}",
+        unknown.join(", "),
+        if unknown.len() > 1 { "s" } else { "" }
+    )
+}
+
+/// Refuses a command whose table isn't there, before it starts (exit 2, naming the table).
+pub async fn require_table(
+    client: &tokio_postgres::Client,
+    layout: &Layout,
+    server: &str,
+) -> anyhow::Result<()> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&layout.qualified()])
+        .await
+        .with_context(|| format!("looking for {}", layout.display_name()))?
+        .get(0);
+    if !exists {
+        bail!(
+            "table {} not found on {server}: check [target] schema and table, or create it with `ragshift init-target`",
+            layout.display_name()
+        );
+    }
+    Ok(())
+}

@@ -1,4 +1,6 @@
-//! The one place that decides exit codes.
+//! The one place that decides exit codes: 0 success, 1 the work started and something failed,
+//! 2 nothing started (usage, configuration, connection). Every error is mapped by the phase it
+//! happened in, which the libraries report ([`Phased`]); nothing decides by message text.
 
 use std::process::ExitCode;
 
@@ -11,30 +13,82 @@ pub enum Outcome {
     PartialFailure,
 }
 
-/// An error that ends a command, with the exit code it implies.
-#[derive(Debug)]
-pub struct Failure {
-    code: u8,
-    error: anyhow::Error,
+/// When an error happened, which alone decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before any work started: nothing was changed (exit 2).
+    Setup,
+    /// The work had started (something may have changed, the journal says what): exit 1.
+    Work,
 }
 
-impl Failure {
-    /// The work started and failed (exit 1).
-    pub fn work(error: impl Into<anyhow::Error>) -> Self {
-        Self {
-            code: 1,
-            error: error.into(),
+impl Phase {
+    fn code(self) -> u8 {
+        match self {
+            Self::Setup => 2,
+            Self::Work => 1,
         }
     }
 }
 
-/// Anything that goes wrong before work starts is a usage/configuration/connection error.
+/// Library errors that know whether their work had started when they happened.
+pub trait Phased {
+    /// The phase the error happened in.
+    fn phase(&self) -> Phase;
+}
+
+impl Phased for ragshift_run::rebuild::RebuildError {
+    fn phase(&self) -> Phase {
+        if self.work_started() {
+            Phase::Work
+        } else {
+            Phase::Setup
+        }
+    }
+}
+
+impl Phased for ragshift_export::ExportError {
+    fn phase(&self) -> Phase {
+        if self.work_started() {
+            Phase::Work
+        } else {
+            Phase::Setup
+        }
+    }
+}
+
+/// An error that ends a command, with the exit code it implies.
+#[derive(Debug)]
+pub struct Failure {
+    phase: Phase,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// An error in the given phase.
+    pub fn new(phase: Phase, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            phase,
+            error: error.into(),
+        }
+    }
+
+    /// The work started and failed (exit 1).
+    pub fn work(error: impl Into<anyhow::Error>) -> Self {
+        Self::new(Phase::Work, error)
+    }
+
+    /// A library error, in the phase it reports.
+    pub fn phased<E: Phased + Into<anyhow::Error>>(error: E) -> Self {
+        Self::new(error.phase(), error)
+    }
+}
+
+/// Anything that goes wrong before work starts is a usage/configuration/connection error; errors
+/// that may come after it are mapped with [`Failure::phased`] or [`Failure::work`].
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Self {
-            code: 2,
-            error: e.into(),
-        }
+        Self::new(Phase::Setup, e)
     }
 }
 
@@ -56,7 +110,7 @@ pub fn exit_code(result: Result<Outcome, Failure>) -> ExitCode {
                 }
             }
             eprintln!("error: {msg}");
-            ExitCode::from(f.code)
+            ExitCode::from(f.phase.code())
         }
     }
 }

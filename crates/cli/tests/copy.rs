@@ -484,3 +484,121 @@ async fn verification_names_a_changed_float_a_missing_row_and_an_extra_row() {
         "{stdout}"
     );
 }
+
+/// A trigger in the target's journal that refuses new units: the copy has recorded its run
+/// (its work has started) when queueing its partitions fails.
+const REFUSE_UNITS: &str = "
+CREATE FUNCTION ragshift.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'test: units refused'; END $$;
+CREATE TRIGGER test_refuse BEFORE INSERT ON ragshift.units
+  FOR EACH ROW EXECUTE FUNCTION ragshift.test_refuse();
+";
+
+async fn has_items(c: &tokio_postgres::Client) -> bool {
+    c.query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_nobot_src");
+    shared_pg()
+        .connect(&src_url)
+        .await
+        .batch_execute(FIXTURE)
+        .await
+        .unwrap();
+    let tgt_url = shared_pg().fresh_database("copy_nobot_tgt");
+    let tgt = shared_pg().connect(&tgt_url).await;
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &src_url,
+            "--target",
+            &tgt_url,
+            "--bot",
+            "BIGBOT00000000000000000000",
+            "--bot",
+            "NOSUCHBOT0000000000000000X",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NOSUCHBOT0000000000000000X"), "{err}");
+    assert!(!err.contains("BIGBOT0"), "only the unknown id is named: {err}");
+    assert!(!has_items(&tgt).await, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_maintenance_work_mem_is_refused_before_the_data_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_mwm_src");
+    shared_pg()
+        .connect(&src_url)
+        .await
+        .batch_execute(FIXTURE)
+        .await
+        .unwrap();
+    let tgt_url = shared_pg().fresh_database("copy_mwm_tgt");
+    let tgt = shared_pg().connect(&tgt_url).await;
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &src_url,
+            "--target",
+            &tgt_url,
+            "--maintenance-work-mem",
+            "lots",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lots"),
+        "{}",
+        text(&out)
+    );
+    assert!(!has_items(&tgt).await, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_stop_src");
+    shared_pg()
+        .connect(&src_url)
+        .await
+        .batch_execute(FIXTURE)
+        .await
+        .unwrap();
+    let tgt_url = shared_pg().fresh_database("copy_stop_tgt");
+    let tgt = shared_pg().connect(&tgt_url).await;
+    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+        .await
+        .unwrap();
+    tgt.batch_execute(REFUSE_UNITS).await.unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["copy", "--source", &src_url, "--target", &tgt_url],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("units refused"), "{err}");
+    let runs = tgt
+        .query("SELECT status, error FROM ragshift.runs WHERE kind = 'copy'", &[])
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].get::<_, String>(0), "failed", "never left running");
+    let reason: Option<String> = runs[0].get(1);
+    assert!(
+        reason.as_deref().unwrap_or_default().contains("units refused"),
+        "{reason:?}"
+    );
+}

@@ -338,10 +338,193 @@ async fn export_and_import_through_s3() {
         ],
         &env,
     );
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "nothing started: {}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("manifest.json"),
         "{}",
         text(&out)
     );
+}
+
+async fn bot_sum(c: &tokio_postgres::Client, bot: &str) -> Option<BotChecksum> {
+    bot_checksums(c, &Layout::default(), Some(&[bot.to_owned()]))
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_file_with_its_hash_recomputed_leaves_the_bots_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("import_altered").await;
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &url, "--to", out_str],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bot = "BOT00000000000000000000007";
+    let good = bot_sum(&db, bot).await.unwrap();
+
+    // One value changed in the bot's file, then the file's SHA-256 and size recomputed in the
+    // manifest: the file check passes, only the rows can tell.
+    let name = format!("bots/{bot}.parquet");
+    let victim = out_dir.join(&name);
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let py = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, hashlib, json, os, pyarrow as pa, pyarrow.parquet as pq
+path, manifest, name = sys.argv[1], sys.argv[2], sys.argv[3]
+t = pq.read_table(path)
+content = t.column('content').to_pylist()
+content[0] = (content[0] or '') + ' (tampered)'
+t = t.set_column(t.schema.get_field_index('content'), t.schema.field('content'), pa.array(content, type=pa.string()))
+pq.write_table(t, path)
+m = json.load(open(manifest))
+for f in m['files']:
+    if f['path'] == name:
+        f['sha256'] = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+        f['bytes'] = os.path.getsize(path)
+json.dump(m, open(manifest, 'w'))",
+        )
+        .arg(&victim)
+        .arg(out_dir.join("manifest.json"))
+        .arg(&name)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+
+    // The target holds the bot's good rows (an earlier import of the same data, say).
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", out_str, "--target", &url, "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["bot_id"], bot);
+    assert_eq!(problems[0]["file"], name.as_str());
+    let why = problems[0]["error"].as_str().unwrap();
+    assert!(why.contains("keeps its old rows"), "{why}");
+    assert_eq!(
+        bot_sum(&db, bot).await.unwrap(),
+        good,
+        "the bot's old rows are still there, unchanged"
+    );
+    assert_eq!(
+        report["bots"].as_u64().unwrap() as usize,
+        report_files(&out_dir) - 1,
+        "every other bot was imported"
+    );
+}
+
+fn report_files(export: &Path) -> usize {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
+    m["files"].as_array().unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_export_exit_2_when_nothing_could_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("exit_codes").await;
+    let before = checksums(&db).await;
+
+    // import: a directory that isn't there, and one without a manifest.
+    let missing = dir.path().join("not-there");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", missing.to_str().unwrap(), "--target", &url],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", empty.to_str().unwrap(), "--target", &url],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
+
+    // import: a maintenance_work_mem PostgreSQL would refuse after the rows were written.
+    let out = ragshift(
+        dir.path(),
+        &[
+            "import",
+            "--from",
+            empty.to_str().unwrap(),
+            "--target",
+            &url,
+            "--maintenance-work-mem",
+            "1gigabyte",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1gigabyte"));
+
+    // export: to a place that can't hold files (under a regular file).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "export",
+            "--source",
+            &url,
+            "--to",
+            file.join("kb").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // export: a --bot that matches nothing is named, and nothing is written.
+    let to = dir.path().join("kb");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "export",
+            "--source",
+            &url,
+            "--to",
+            to.to_str().unwrap(),
+            "--bot",
+            "BOT00000000000000000000007",
+            "--bot",
+            "NOSUCHBOT",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NOSUCHBOT") && !err.contains("BOT0000"), "{err}");
+    assert!(!to.join("manifest.json").exists());
+
+    // S3: a bucket that doesn't exist, both ways.
+    let moto = shared_moto();
+    let mut env = moto.aws_env();
+    env.push(("RAGSHIFT_AWS_ENDPOINT_URL", moto.endpoint_url().to_owned()));
+    let nowhere = format!("s3://{}/kb", unique_name("no-such-bucket"));
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &url, "--to", &nowhere],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", &nowhere, "--target", &url],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(checksums(&db).await, before, "the database is untouched");
 }

@@ -872,3 +872,323 @@ async fn seeding_the_cache_from_the_old_store_makes_unchanged_chunks_free() {
     };
     assert_eq!(vectors(new).await, vectors(old).await);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes, the journal after an error, and resuming on purpose (file registry, local model).
+
+/// The environment of a rebuild from `bots.json` and `docs/` in the test's directory.
+fn file_env(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
+        ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+        ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
+        ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+        ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
+    ]
+}
+
+/// (status, error) of every rebuild run, oldest first.
+async fn runs(url: &str) -> Vec<(String, String, Option<String>)> {
+    shared_pg()
+        .connect(url)
+        .await
+        .query(
+            "SELECT run_id, status, error FROM ragshift.runs WHERE kind = 'rebuild' ORDER BY started_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// The final `report` of a `--json` run.
+fn report(out: &Output) -> Value {
+    let ev = events(out);
+    let last = ev.last().unwrap_or_else(|| panic!("no events: {}", stderr(out)));
+    assert_eq!(last["event"], "report", "{}", stderr(out));
+    last["report"].clone()
+}
+
+#[tokio::test]
+async fn an_error_after_the_run_started_exits_1_and_the_journal_records_why() {
+    let a = bot_id(61);
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &[(a.clone(), vec!["faq.txt"], vec![])]);
+    let url = shared_pg().fresh_database("rebuild_stop");
+    let c = shared_pg().connect(&url).await;
+    c.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+        .await
+        .unwrap();
+    // Queueing the run's bots fails: the run is recorded by then.
+    c.batch_execute(
+        "CREATE FUNCTION ragshift.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'test: units refused'; END $$;
+         CREATE TRIGGER test_refuse BEFORE INSERT ON ragshift.units
+           FOR EACH ROW EXECUTE FUNCTION ragshift.test_refuse();",
+    )
+    .await
+    .unwrap();
+    let out = ragshift(dir.path(), &["rebuild", "--yes"], &file_env(&url));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("units refused"), "{}", stderr(&out));
+    let r = runs(&url).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "failed", "never left running");
+    assert!(
+        r[0].2.as_deref().unwrap_or_default().contains("units refused"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_nul_in_a_file_name_fails_that_bot_and_the_journal_is_complete() {
+    let (a, b) = (bot_id(62), bot_id(63));
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["faq.txt"], vec![]),
+            (b.clone(), vec!["badname.txt"], vec![]),
+        ],
+    );
+    // The registry names a file with a NUL in it (no such file can exist).
+    let registry = dir.path().join("bots.json");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, text.replace("badname.txt", "bad\\u0000name.txt")).unwrap();
+    let url = shared_pg().fresh_database("rebuild_nul");
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &file_env(&url));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rep = report(&out);
+    assert_eq!((rep["succeeded"].as_u64(), rep["failed"].as_u64()), (Some(1), Some(1)));
+    let r = runs(&url).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "failed");
+    let units = shared_pg()
+        .connect(&url)
+        .await
+        .query(
+            "SELECT unit_id, status, error FROM ragshift.units ORDER BY unit_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = units.iter().map(|u| (u.get(0), u.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![(a, "succeeded".to_owned()), (b, "failed".to_owned())]
+    );
+    let why: Option<String> = units[1].get(2);
+    assert!(why.unwrap_or_default().contains("name.txt"), "the failure is recorded");
+}
+
+#[tokio::test]
+async fn resume_redoes_a_bot_whose_knowledge_changed_since_it_succeeded() {
+    let (a, b) = (bot_id(64), bot_id(65));
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["handbook.md", "faq.txt"], vec![]),
+            (b.clone(), vec!["missing.pdf"], vec![]),
+        ],
+    );
+    std::fs::remove_file(
+        dir.path()
+            .join("docs")
+            .join(USER_A)
+            .join(&b)
+            .join("documents/missing.pdf"),
+    )
+    .unwrap();
+    let url = shared_pg().fresh_database("rebuild_changed");
+    let env = file_env(&url);
+    let cmd = ["rebuild", "--yes", "--json"];
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(1), "B fails: {}", stderr(&out));
+    let first = report(&out)["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(runs(&url).await[0].1, "failed", "a run with a failed bot failed");
+    assert!(rows(&url).await[&a].iter().any(|r| r.2.ends_with("faq.txt")));
+
+    // faq.txt is removed from A's knowledge in the registry.
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["handbook.md"], vec![]),
+            (b.clone(), vec!["missing.pdf"], vec![]),
+        ],
+    );
+    std::fs::remove_file(
+        dir.path()
+            .join("docs")
+            .join(USER_A)
+            .join(&b)
+            .join("documents/missing.pdf"),
+    )
+    .unwrap();
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rep = report(&out);
+    assert_eq!(rep["run_id"], first.as_str(), "the same run is resumed");
+    assert_eq!(rep["resumed_from"]["run_id"], first.as_str());
+    assert!(rep["resumed_from"]["age_seconds"].as_f64().is_some());
+    assert_eq!(rep["changed"], json!([a.clone()]));
+    assert_eq!(rep["already_done"], 0, "A is not skipped");
+    let a_rows = rows(&url).await.remove(&a).unwrap();
+    assert!(
+        a_rows.iter().all(|r| r.2.ends_with("handbook.md")),
+        "no chunk of the removed file is left: {a_rows:?}"
+    );
+
+    // Text output says which run it continues and how old it is.
+    let out = ragshift(dir.path(), &["rebuild", "--yes"], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("run {first} (resumed: continues the run started")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn an_old_unfinished_run_or_fresh_starts_a_new_run_and_says_why() {
+    let (a, b) = (bot_id(66), bot_id(67));
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["faq.txt"], vec![]),
+            (b.clone(), vec!["missing.pdf"], vec![]),
+        ],
+    );
+    let missing = dir
+        .path()
+        .join("docs")
+        .join(USER_A)
+        .join(&b)
+        .join("documents/missing.pdf");
+    std::fs::remove_file(&missing).unwrap();
+    let url = shared_pg().fresh_database("rebuild_window");
+    let env = file_env(&url);
+    let cmd = ["rebuild", "--yes", "--json"];
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let first = report(&out)["run_id"].as_str().unwrap().to_owned();
+
+    // Two days later the same command starts afresh: A is done again, and the reason is given.
+    shared_pg()
+        .connect(&url)
+        .await
+        .execute(
+            "UPDATE ragshift.runs SET started_at = now() - interval '2 days' WHERE run_id = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rep = report(&out);
+    let second = rep["run_id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(rep["resumed"], false);
+    assert!(rep["resumed_from"].is_null());
+    let why = rep["fresh_reason"].as_str().unwrap();
+    assert!(
+        why.contains(&first) && why.contains("resume window") && why.contains("2d"),
+        "{why}"
+    );
+    assert_eq!(event(&events(&out), "bot_finished").len(), 2, "A is redone");
+
+    // Within the window it resumes; --fresh starts a new run anyway and says so.
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(report(&out)["run_id"], second.as_str());
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--json", "--fresh"],
+        &env,
+    );
+    let rep = report(&out);
+    assert!(rep["run_id"] != second.as_str() && rep["run_id"] != first.as_str());
+    assert!(
+        rep["fresh_reason"].as_str().unwrap().contains("--fresh"),
+        "{rep}"
+    );
+    // A shorter window passes over the young run too.
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--json", "--resume-window", "0"],
+        &env,
+    );
+    assert!(report(&out)["fresh_reason"]
+        .as_str()
+        .unwrap()
+        .contains("resume window"));
+    // Every run held a failed bot: every run failed.
+    assert!(runs(&url).await.iter().all(|r| r.1 == "failed"));
+}
+
+#[tokio::test]
+async fn runs_of_another_registry_or_model_are_not_resumed_and_gone_bots_are_skipped() {
+    let (a, b) = (bot_id(68), bot_id(69));
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(
+        dir.path(),
+        &[
+            (a.clone(), vec!["faq.txt"], vec![]),
+            (b.clone(), vec!["missing.pdf"], vec![]),
+        ],
+    );
+    std::fs::remove_file(
+        dir.path()
+            .join("docs")
+            .join(USER_A)
+            .join(&b)
+            .join("documents/missing.pdf"),
+    )
+    .unwrap();
+    let url = shared_pg().fresh_database("rebuild_settings");
+    let env = file_env(&url);
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let first = report(&out)["run_id"].as_str().unwrap().to_owned();
+
+    // Another registry file with the same selection: a new run, naming what differs.
+    std::fs::copy(dir.path().join("bots.json"), dir.path().join("other.json")).unwrap();
+    let mut other = env.clone();
+    other.push(("RAGSHIFT_REGISTRY_PATH".into(), "other.json".into()));
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &other);
+    let rep = report(&out);
+    assert_ne!(rep["run_id"], first.as_str());
+    let why = rep["fresh_reason"].as_str().unwrap();
+    assert!(why.contains("registry") && why.contains("other.json"), "{why}");
+
+    // --resume of a run made from another registry is refused before anything.
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--resume", &first],
+        &other,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other settings"), "{}", stderr(&out));
+
+    // B leaves the registry: resuming the first run marks it skipped with the reason, and
+    // the run, holding no failed bot any more, succeeds.
+    write_registry(dir.path(), &[(a.clone(), vec!["faq.txt"], vec![])]);
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report(&out)["run_id"], first.as_str());
+    let unit = shared_pg()
+        .connect(&url)
+        .await
+        .query_one(
+            "SELECT status, error FROM ragshift.units WHERE run_id = $1 AND unit_id = $2",
+            &[&first, &b],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unit.get::<_, String>(0), "skipped");
+    assert!(unit
+        .get::<_, Option<String>>(1)
+        .unwrap()
+        .contains("no longer selected"));
+}

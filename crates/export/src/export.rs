@@ -57,6 +57,17 @@ pub async fn export(
             error: StoreError::query(what, e),
         }
     };
+    if let (Location::S3 { bucket, .. }, Some(s3)) = (to, s3) {
+        s3.head_bucket().bucket(bucket).send().await.map_err(|e| {
+            let a = ragshift_aws::classify(format!("reaching bucket {bucket}"), &e);
+            crate::location::TransferError {
+                what: "reaching",
+                object: to.display(),
+                message: a.message.clone(),
+                kind: Some(a.kind),
+            }
+        })?;
+    }
     let staging: PathBuf = match to {
         Location::Dir(dir) => {
             if dir.join(MANIFEST).exists() {
@@ -77,6 +88,13 @@ pub async fn export(
         path: staging.join("bots").display().to_string(),
         error: e,
     })?;
+    // Where the files go must take them before the source is read.
+    let probe = staging.join("bots").join(".ragshift-write-test");
+    std::fs::write(&probe, b"").map_err(|e| ExportError::Io {
+        path: staging.join("bots").display().to_string(),
+        error: e,
+    })?;
+    let _ = std::fs::remove_file(&probe);
 
     let client = connect(source, "ragshift export").await.map_err(db)?;
     client
@@ -146,6 +164,8 @@ pub async fn export(
     let mut files: Vec<FileEntry> = Vec::new();
     let mut current: Option<(Option<String>, BotFileWriter)> = None;
     let mut total_bytes = 0u64;
+    // From here on files are written: an error leaves an incomplete export (no manifest).
+    let written = async {
     let finish_file =
         |bot: Option<String>, w: BotFileWriter| -> Result<(FileEntry, PathBuf), ExportError> {
             let name = file_name(bot.as_deref());
@@ -247,6 +267,16 @@ pub async fn export(
         error: e,
     })?;
     ship(s3, to, MANIFEST, &mpath).await?;
+    Ok::<Manifest, ExportError>(manifest)
+    }
+    .await;
+    let manifest = written.map_err(|e| ExportError::Stopped {
+        state: format!(
+            "the export at {} is incomplete (no manifest was written) and can't be imported: export again into an empty place",
+            to.display()
+        ),
+        error: Box::new(e),
+    })?;
     let _ = client.batch_execute("COMMIT").await;
     if matches!(to, Location::S3 { .. }) {
         let _ = std::fs::remove_dir_all(&staging);

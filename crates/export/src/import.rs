@@ -13,7 +13,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::checksum::bot_checksums;
+use ragshift_store::checksum::{bot_checksums, row_hash_sql};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index, VectorIndex};
 use ragshift_store::lock::TargetLock;
@@ -234,7 +234,8 @@ async fn import_staged(
                 continue;
             }
         };
-        match write_bot(&mut client, layout, &types, entry, rows).await {
+        let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
+        match write_bot(&mut client, layout, &types, entry, rows, same_scheme).await {
             Ok(n) => {
                 report.bots += 1;
                 report.rows += n;
@@ -264,9 +265,23 @@ async fn import_staged(
             .filter_map(|f| f.bot_id.clone())
             .collect();
         let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
-        let sums = bot_checksums(&client, layout, Some(&bots))
-            .await
-            .map_err(db)?;
+        // The rows are written by now: a failure to read them back is a problem of the result,
+        // not a reason to stop as if nothing had happened.
+        let sums = match bot_checksums(&client, layout, Some(&bots)).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(BotProblem {
+                    bot_id: None,
+                    file: String::new(),
+                    error: format!(
+                        "comparing the target's checksums with the export's failed: {}",
+                        db(e)
+                    ),
+                });
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(report);
+            }
+        };
         for f in &manifest.files {
             let Some(bot) = &f.bot_id else { continue };
             if report.problems.iter().any(|p| p.file == f.path) {
@@ -305,13 +320,16 @@ async fn import_staged(
     Ok(report)
 }
 
-/// Replaces one bot's rows with the file's in one transaction.
+/// Replaces one bot's rows with the file's in one transaction, which commits only when the rows
+/// it wrote have the row count and (same scheme) the checksum the export recorded for the bot:
+/// a file altered after the export, even with its SHA-256 recomputed, leaves the old rows.
 async fn write_bot(
     client: &mut Client,
     layout: &Layout,
     types: &[Type],
     entry: &FileEntry,
     rows: Vec<Row>,
+    same_scheme: bool,
 ) -> Result<u64, String> {
     let bot = entry.bot_id.as_deref();
     let who = bot
@@ -376,6 +394,30 @@ async fn write_bot(
         .map_err(q("finishing COPY"))?;
     if written != n {
         return Err(format!("COPY of {who} wrote {written} rows, {n} were sent"));
+    }
+    let filter = match bot {
+        Some(_) => format!("rtrim({botcol}::text) = $1"),
+        None => format!("{botcol} IS NULL AND $1::text IS NULL"),
+    };
+    let sum = tx
+        .query_one(
+            &format!(
+                "SELECT count(*), sum({})::text FROM {} WHERE {filter}",
+                row_hash_sql(layout),
+                layout.qualified()
+            ),
+            &[&bot.map(str::trim_end)],
+        )
+        .await
+        .map_err(q("checksumming the written rows"))?;
+    let (count, checksum): (i64, Option<String>) = (sum.get(0), sum.get(1));
+    let checksum = checksum.unwrap_or_default();
+    if count != entry.rows || (same_scheme && checksum != entry.checksum) {
+        // Dropping the transaction rolls it back: the bot keeps its old rows.
+        return Err(format!(
+            "the rows of {} don't match what the export recorded for {who} ({count} rows with checksum {checksum}; the manifest says {} rows with checksum {}): the file was changed after the export; {who} keeps its old rows",
+            entry.path, entry.rows, entry.checksum
+        ));
     }
     tx.commit().await.map_err(q("committing"))?;
     Ok(n)

@@ -72,4 +72,21 @@ pub enum ExportError {
     /// The export or import can't go ahead as asked.
     #[error("{0}")]
     Refused(String),
+    /// The work had started (files written, rows read) when this stopped it.
+    #[error("{error}; {state}")]
+    Stopped {
+        /// What is left behind, and what to do.
+        state: String,
+        /// What stopped it.
+        #[source]
+        error: Box<ExportError>,
+    },
+}
+
+impl ExportError {
+    /// Whether the work had started when this happened (every other error comes before
+    /// anything was written).
+    pub fn work_started(&self) -> bool {
+        matches!(self, Self::Stopped { .. })
+    }
 }

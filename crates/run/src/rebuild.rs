@@ -4,12 +4,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use ragshift_model::Bot;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
-use ragshift_store::journal::{self, Status};
+use ragshift_store::journal::{self, ResumeCandidate, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
 use serde::Serialize;
@@ -22,8 +22,16 @@ use crate::worker::BotJob;
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
     /// Resume this run (its succeeded bots are skipped); `None` resumes an unfinished run with
-    /// the same selection if there is one, else starts a new run.
+    /// the same selection and settings younger than `resume_window` if there is one, else
+    /// starts a new run.
     pub resume: Option<String>,
+    /// Start a new run even when an unfinished one could be resumed.
+    pub fresh: bool,
+    /// How old an unfinished run may be and still be resumed without `resume`.
+    pub resume_window: Duration,
+    /// What the result depends on besides the selection (registry, documents, model): recorded
+    /// with the run; a run is only resumed by one with equal settings.
+    pub settings: serde_json::Value,
     /// Jobs at once.
     pub concurrency: usize,
     /// Load and split only: no lock, no journal, no writes.
@@ -46,6 +54,13 @@ pub struct RunReport {
     pub dry_run: bool,
     /// Whether an earlier unfinished run was resumed.
     pub resumed: bool,
+    /// The run resumed: its id, when it started and how old it is.
+    pub resumed_from: Option<ResumedRun>,
+    /// Why an unfinished run with the same selection was not resumed (a new run was started).
+    pub fresh_reason: Option<String>,
+    /// Bots that had succeeded in the resumed run and are redone because their knowledge or
+    /// chunking changed since.
+    pub changed: Vec<String>,
     /// Bots in the run that have succeeded (now or in an earlier attempt of the run).
     pub succeeded: usize,
     /// Bots that failed.
@@ -62,15 +77,92 @@ pub struct RunReport {
     pub seconds: f64,
 }
 
-/// Why a run could not start (nothing was done).
+/// The run a rebuild continues.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumedRun {
+    /// Its id.
+    pub run_id: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Seconds since it started.
+    pub age_seconds: f64,
+}
+
+/// Why a run stopped: before it started (nothing was done), or during it (the journal records
+/// the run `failed` with this error).
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
     /// The target could not be prepared or locked, or the journal not written.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// `--resume` named a run that doesn't exist or isn't a rebuild.
+    /// `--resume` named a run that doesn't exist, isn't a rebuild, or was made with other
+    /// settings.
     #[error("{0}")]
     Resume(String),
+    /// The run had started (bots may have been written) when this stopped it.
+    #[error("run {run_id} stopped: {error}; the journal records it as failed, run the same command again to continue")]
+    Run {
+        /// The run.
+        run_id: String,
+        /// What stopped it.
+        #[source]
+        error: StoreError,
+    },
+}
+
+impl RebuildError {
+    /// Whether the run had started (something may have been written) when this happened.
+    pub fn work_started(&self) -> bool {
+        matches!(self, Self::Run { .. })
+    }
+}
+
+/// The settings that differ between a recorded run and this one, as `key: was → now`.
+fn settings_differences(was: Option<&serde_json::Value>, now: &serde_json::Value) -> Vec<String> {
+    let Some(was) = was else {
+        return vec!["the run recorded no settings (an older ragshift)".to_owned()];
+    };
+    let (Some(w), Some(n)) = (was.as_object(), now.as_object()) else {
+        return (was != now)
+            .then(|| format!("settings: {was} → {now}"))
+            .into_iter()
+            .collect();
+    };
+    let mut keys: Vec<&String> = w.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| w.get(*k) != n.get(*k))
+        .map(|k| {
+            let show = |v: Option<&serde_json::Value>| {
+                v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_owned())
+            };
+            format!("{k}: {} → {}", show(w.get(k)), show(n.get(k)))
+        })
+        .collect()
+}
+
+/// A duration for humans: `45s`, `12m`, `3h05m`, `2d4h`.
+pub fn human_age(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// What a bot's result depends on in the registry: its knowledge and chunking. A bot whose
+/// fingerprint changed since it succeeded in a resumed run is redone.
+pub fn bot_fingerprint(bot: &Bot) -> String {
+    use sha2::Digest;
+    let value = serde_json::json!({
+        "knowledge": bot.knowledge,
+        "embedding_params": bot.embedding_params,
+    });
+    let digest = sha2::Sha256::digest(value.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A rebuild over one target.
@@ -107,6 +199,9 @@ impl Rebuild {
                 run_id: run_id.clone(),
                 dry_run: true,
                 resumed: false,
+                resumed_from: None,
+                fresh_reason: None,
+                changed: Vec::new(),
                 succeeded: results.len() - failed,
                 failed,
                 skipped,
@@ -127,9 +222,67 @@ impl Rebuild {
         let client = connect(&self.target, "ragshift rebuild").await?;
         journal::ensure_schema(&client).await?;
         let target = format!("{}/{}", self.target.label(), self.layout.display_name());
-        let (run_id, resumed) = match &options.resume {
-            Some(id) => match journal::run_kind(&client, id).await? {
-                Some(kind) if kind == "rebuild" => (id.clone(), true),
+        let (run_id, resumed_from, fresh_reason) = self.choose_run(&client, &target, options).await?;
+        let lock =
+            TargetLock::acquire(&self.target, &self.layout, &format!("rebuild run {run_id}"))
+                .await?;
+        match (&resumed_from, &fresh_reason) {
+            (Some(r), _) => tracing::info!(
+                "resuming run {run_id}, started {} ago ({}): bots that succeeded in it with the same knowledge are skipped; --fresh starts a new run",
+                human_age(r.age_seconds),
+                r.started_at
+            ),
+            (None, Some(why)) => tracing::info!("starting a new run {run_id}: {why}"),
+            (None, None) => tracing::info!("starting a new run {run_id}"),
+        }
+        journal::start_run(&client, &run_id, "rebuild", &target, &options.selection).await?;
+        // From here on the run has started: whatever stops it is recorded in the journal.
+        let outcome = self
+            .run_started(
+                &client,
+                &run_id,
+                bots,
+                skipped,
+                options,
+                observer,
+                (started, resumed_from, fresh_reason),
+            )
+            .await;
+        match outcome {
+            Ok(report) => {
+                lock.release().await.map_err(|error| RebuildError::Run {
+                    run_id: run_id.clone(),
+                    error,
+                })?;
+                Ok(report)
+            }
+            Err(error) => {
+                if let Err(e) = journal::fail_run(&client, &run_id, &error.to_string()).await {
+                    tracing::error!("could not record the failure of run {run_id}: {e}");
+                }
+                Err(RebuildError::Run { run_id, error })
+            }
+        }
+    }
+
+    /// The run to continue or start: `--resume`, else an unfinished run with the same
+    /// selection and settings younger than the window, else a new one (with why, when an
+    /// unfinished one was passed over).
+    async fn choose_run(
+        &self,
+        client: &tokio_postgres::Client,
+        target: &str,
+        options: &RebuildOptions,
+    ) -> Result<(String, Option<ResumedRun>, Option<String>), RebuildError> {
+        let resumed = |c: &ResumeCandidate| ResumedRun {
+            run_id: c.run_id.clone(),
+            started_at: c.started_at.clone(),
+            age_seconds: c.age_seconds,
+        };
+        if let Some(id) = &options.resume {
+            let kind = journal::run_kind(client, id).await?;
+            match kind.as_deref() {
+                Some("rebuild") => {}
                 Some(kind) => {
                     return Err(RebuildError::Resume(format!(
                         "run {id} is a {kind} run, not a rebuild"
@@ -140,40 +293,141 @@ impl Rebuild {
                         "no run {id} in the journal of {target}; see `ragshift status`"
                     )))
                 }
-            },
-            None => match journal::resumable_run(&client, "rebuild", &target, &options.selection)
-                .await?
-            {
-                Some(id) => (id, true),
-                None => (ulid::Ulid::new().to_string(), false),
-            },
-        };
-        let lock =
-            TargetLock::acquire(&self.target, &self.layout, &format!("rebuild run {run_id}"))
-                .await?;
-        if resumed {
-            tracing::info!("resuming run {run_id}: bots that succeeded are skipped");
+            }
+            let Some(c) = journal::run_settings(client, id).await? else {
+                return Err(RebuildError::Resume(format!("run {id} vanished")));
+            };
+            let diff = settings_differences(c.settings.as_ref(), &options.settings);
+            if c.settings.is_some() && !diff.is_empty() {
+                return Err(RebuildError::Resume(format!(
+                    "run {id} was made with other settings ({}): its bots would mix with this run's; start a new run with --fresh",
+                    diff.join("; ")
+                )));
+            }
+            return Ok((id.clone(), Some(resumed(&c)), None));
         }
-        journal::start_run(&client, &run_id, "rebuild", &target, &options.selection).await?;
-        let units: Vec<(String, Option<String>)> = bots
+        let new_id = || ulid::Ulid::new().to_string();
+        let same = journal::resumable_run(
+            client,
+            "rebuild",
+            target,
+            &options.selection,
+            Some(&options.settings),
+        )
+        .await?;
+        let Some(c) = same else {
+            // An unfinished run with this selection but other settings is not resumed: say so.
+            let other =
+                journal::resumable_run(client, "rebuild", target, &options.selection, None)
+                    .await?;
+            let why = other.map(|o| {
+                format!(
+                    "the unfinished run {} with the same selection was made with other settings ({}), so it is not resumed",
+                    o.run_id,
+                    settings_differences(o.settings.as_ref(), &options.settings).join("; ")
+                )
+            });
+            return Ok((new_id(), None, why));
+        };
+        if options.fresh {
+            return Ok((
+                new_id(),
+                None,
+                Some(format!(
+                    "--fresh: the unfinished run {} ({}, started {} ago) is not resumed",
+                    c.run_id,
+                    c.status,
+                    human_age(c.age_seconds)
+                )),
+            ));
+        }
+        let window = options.resume_window.as_secs_f64();
+        if c.age_seconds > window {
+            return Ok((
+                new_id(),
+                None,
+                Some(format!(
+                    "the unfinished run {} started {} ago, longer than the resume window of {}; `--resume {}` continues it anyway",
+                    c.run_id,
+                    human_age(c.age_seconds),
+                    human_age(window),
+                    c.run_id
+                )),
+            ));
+        }
+        Ok((c.run_id.clone(), Some(resumed(&c)), None))
+    }
+
+    /// The run once it is recorded: queue, skip what is done, run the rest, build the index,
+    /// record the end.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_started(
+        &self,
+        client: &tokio_postgres::Client,
+        run_id: &str,
+        bots: Vec<Bot>,
+        skipped: usize,
+        options: &RebuildOptions,
+        observer: &dyn Observer,
+        (started, resumed_from, fresh_reason): (Instant, Option<ResumedRun>, Option<String>),
+    ) -> Result<RunReport, StoreError> {
+        journal::set_run_settings(client, run_id, &options.settings).await?;
+        let before = journal::units(client, run_id).await?;
+        let units: Vec<(String, Option<String>, String)> = bots
             .iter()
-            .map(|b| (b.key.bot_id.clone(), Some(b.key.user_id.clone())))
+            .map(|b| {
+                (
+                    b.key.bot_id.clone(),
+                    Some(b.key.user_id.clone()),
+                    bot_fingerprint(b),
+                )
+            })
             .collect();
-        journal::queue_units(&client, &run_id, "bot", &units).await?;
-        let done: HashSet<String> = journal::units(&client, &run_id)
+        // Bots that succeeded earlier in this run but whose knowledge changed since: redone.
+        let changed: Vec<String> = units
+            .iter()
+            .filter(|(id, _, print)| {
+                before.iter().any(|u| {
+                    &u.unit_id == id
+                        && u.status == Status::Succeeded
+                        && u.fingerprint.as_deref() != Some(print.as_str())
+                })
+            })
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        for id in &changed {
+            tracing::info!("bot {id} changed in the registry since it succeeded in run {run_id}: it is redone");
+        }
+        journal::queue_fingerprinted_units(client, run_id, "bot", &units).await?;
+        let wanted: HashSet<String> = bots.iter().map(|b| b.key.bot_id.clone()).collect();
+        // Units of the run no longer selected (gone from the registry, no knowledge now).
+        let gone: Vec<String> = before
+            .iter()
+            .filter(|u| !wanted.contains(&u.unit_id) && u.status != Status::Succeeded)
+            .map(|u| u.unit_id.clone())
+            .collect();
+        if !gone.is_empty() {
+            journal::skip_units(
+                client,
+                run_id,
+                &gone,
+                "no longer selected: gone from the registry or without knowledge",
+            )
+            .await?;
+        }
+        let done: HashSet<String> = journal::units(client, run_id)
             .await?
             .into_iter()
             .filter(|u| u.status == Status::Succeeded)
             .map(|u| u.unit_id)
             .collect();
-        let wanted: HashSet<String> = bots.iter().map(|b| b.key.bot_id.clone()).collect();
         let already_done = done.iter().filter(|d| wanted.contains(*d)).count();
         let todo: Vec<Bot> = bots
             .into_iter()
             .filter(|b| !done.contains(&b.key.bot_id))
             .collect();
 
-        let results = self.run_jobs(&run_id, todo, options, observer).await;
+        let results = self.run_jobs(run_id, todo, options, observer).await;
 
         let mut index_built = None;
         if let Some(index) = options.index {
@@ -195,7 +449,7 @@ impl Rebuild {
             }
         }
 
-        let final_units = journal::units(&client, &run_id).await?;
+        let final_units = journal::units(client, run_id).await?;
         let in_run: Vec<_> = final_units
             .iter()
             .filter(|u| wanted.contains(&u.unit_id))
@@ -206,9 +460,12 @@ impl Rebuild {
             .count();
         let failed = in_run.len() - succeeded;
         let report = RunReport {
-            run_id: run_id.clone(),
+            run_id: run_id.to_owned(),
             dry_run: false,
-            resumed,
+            resumed: resumed_from.is_some(),
+            resumed_from,
+            fresh_reason,
+            changed,
             succeeded,
             failed,
             skipped,
@@ -217,20 +474,23 @@ impl Rebuild {
             index_built,
             seconds: started.elapsed().as_secs_f64(),
         };
-        let status = if failed == 0 {
+        // A run holding any unit that didn't succeed (failed, or never finished) has failed.
+        let status = if final_units
+            .iter()
+            .all(|u| matches!(u.status, Status::Succeeded | Status::Skipped))
+        {
             Status::Succeeded
         } else {
             Status::Failed
         };
         let summary = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
-        journal::finish_run(&client, &run_id, status, &summary).await?;
+        journal::finish_run(client, run_id, status, &summary).await?;
         observer.event(&Event::RunFinished {
-            run_id,
+            run_id: run_id.to_owned(),
             succeeded,
             failed,
             skipped,
         });
-        lock.release().await?;
         Ok(report)
     }
 

@@ -473,6 +473,9 @@ impl World {
         let rebuild = Rebuild::new(self.target.clone(), self.layout.clone(), executor);
         let options = RebuildOptions {
             resume: None,
+            fresh: false,
+            resume_window: std::time::Duration::from_secs(86400),
+            settings: json!({"registry": "test"}),
             concurrency: jobs,
             dry_run: false,
             selection: json!({"test": unique_name("sel")}),

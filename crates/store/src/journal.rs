@@ -41,6 +41,20 @@ CREATE TABLE IF NOT EXISTS ragshift.units (
 );
 ";
 
+/// Columns added after the first release: `(table, column, type)`. [`ensure_schema`] adds the
+/// missing ones to a journal an older ragshift created.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    // When the run was last started or resumed (`started_at` is its first start).
+    ("runs", "attempt_at", "timestamptz"),
+    // Why a run failed when it stopped before it could write a report.
+    ("runs", "error", "text"),
+    // What the run's result depends on besides its selection (registry, model, ...): a run is
+    // only resumed by one with the same settings.
+    ("runs", "settings", "jsonb"),
+    // What the unit was run with (a bot's knowledge and chunking): a changed unit is redone.
+    ("units", "fingerprint", "text"),
+];
+
 /// Status of a run or a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +101,51 @@ pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), StoreError
     client
         .batch_execute(SCHEMA_SQL)
         .await
-        .map_err(|e| StoreError::query("creating the ragshift journal schema", e))
+        .map_err(|e| StoreError::query("creating the ragshift journal schema", e))?;
+    // ALTER TABLE locks the table even when the column is there: only run it when one is missing.
+    let present: Vec<(String, String)> = client
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+              WHERE table_schema = 'ragshift'",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the ragshift journal's columns", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (table, column, ty) in ADDED_COLUMNS {
+        if !present.iter().any(|(t, c)| t == table && c == column) {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE ragshift.{table} ADD COLUMN IF NOT EXISTS {column} {ty}"
+                ))
+                .await
+                .map_err(|e| StoreError::query("upgrading the ragshift journal", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Text PostgreSQL can store: `text` and `jsonb` refuse NUL, which a hostile file name or
+/// registry value can carry into an error message; it is shown as U+FFFD instead.
+pub fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// A JSON value PostgreSQL can store as `jsonb` (see [`storable`]).
+pub fn storable_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(storable(s)),
+        Value::Array(a) => Value::Array(a.iter().map(storable_json).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (storable(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Records the start of a run (or, for a resumed run, marks it running again).
@@ -101,11 +159,19 @@ pub async fn start_run(
     let host = std::env::var("HOSTNAME").unwrap_or_default();
     client
         .execute(
-            "INSERT INTO ragshift.runs (run_id, kind, target, selection, host, pid)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO ragshift.runs (run_id, kind, target, selection, host, pid, attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now())
              ON CONFLICT (run_id) DO UPDATE
-                SET status = 'running', finished_at = NULL, host = EXCLUDED.host, pid = EXCLUDED.pid",
-            &[&run_id, &kind, &target, selection, &host, &(std::process::id() as i32)],
+                SET status = 'running', finished_at = NULL, error = NULL, attempt_at = now(),
+                    host = EXCLUDED.host, pid = EXCLUDED.pid",
+            &[
+                &run_id,
+                &kind,
+                &storable(target),
+                &storable_json(selection),
+                &host,
+                &(std::process::id() as i32),
+            ],
         )
         .await
         .map_err(|e| StoreError::query(format!("recording run {run_id}"), e))?;
@@ -122,10 +188,115 @@ pub async fn finish_run(
     client
         .execute(
             "UPDATE ragshift.runs SET status = $2, report = $3, finished_at = now() WHERE run_id = $1",
-            &[&run_id, &status.as_str(), report],
+            &[&run_id, &status.as_str(), &storable_json(report)],
         )
         .await
         .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Ends a run that stopped on an error before it could finish: `failed` with the reason. A
+/// run that already ended keeps its status and report.
+pub async fn fail_run(
+    client: &impl GenericClient,
+    run_id: &str,
+    error: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.runs SET status = 'failed', error = $2, finished_at = now()
+              WHERE run_id = $1 AND status = 'running'",
+            &[&run_id, &storable(error)],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording the failure of run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Runs of `kind` this process started on this target within the last `within` and left
+/// `running`: after an error, the evidence that its work had started (see [`fail_run`]).
+pub async fn running_runs_of_this_process(
+    client: &impl GenericClient,
+    kind: &str,
+    within: std::time::Duration,
+) -> Result<Vec<String>, StoreError> {
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    let rows = client
+        .query(
+            "SELECT run_id FROM ragshift.runs
+              WHERE kind = $1 AND status = 'running' AND host = $2 AND pid = $3
+                AND coalesce(attempt_at, started_at) >= now() - make_interval(secs => $4)",
+            &[
+                &kind,
+                &host,
+                &(std::process::id() as i32),
+                &(within.as_secs_f64() + 5.0),
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::query("looking for this process's runs", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Records what a run's result depends on besides its selection (see [`ResumeCandidate`]).
+pub async fn set_run_settings(
+    client: &impl GenericClient,
+    run_id: &str,
+    settings: &serde_json::Value,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.runs SET settings = $2 WHERE run_id = $1",
+            &[&run_id, &storable_json(settings)],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording the settings of run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Adds units to a run with the fingerprint of what each is run with. A unit already recorded
+/// keeps its state unless its fingerprint changed: then it is queued again (a bot whose
+/// knowledge changed since it succeeded is redone, not skipped).
+pub async fn queue_fingerprinted_units(
+    client: &impl GenericClient,
+    run_id: &str,
+    kind: &str,
+    units: &[(String, Option<String>, String)],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = units.iter().map(|(u, _, _)| u.as_str()).collect();
+    let owners: Vec<Option<&str>> = units.iter().map(|(_, o, _)| o.as_deref()).collect();
+    let prints: Vec<&str> = units.iter().map(|(_, _, f)| f.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO ragshift.units AS u (run_id, unit_id, unit_kind, owner, fingerprint)
+             SELECT $1, i, $2, o, f FROM unnest($3::text[], $4::text[], $5::text[]) AS t(i, o, f)
+             ON CONFLICT (run_id, unit_id) DO UPDATE
+                SET fingerprint = EXCLUDED.fingerprint,
+                    status = CASE WHEN u.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint
+                                  THEN 'queued' ELSE u.status END",
+            &[&run_id, &kind, &ids, &owners, &prints],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+    Ok(())
+}
+
+/// Marks the unfinished units of a run that are no longer part of it `skipped`, with the reason
+/// (a bot gone from the registry, or without knowledge now).
+pub async fn skip_units(
+    client: &impl GenericClient,
+    run_id: &str,
+    unit_ids: &[String],
+    reason: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.units SET status = 'skipped', error = $3, finished_at = now()
+              WHERE run_id = $1 AND unit_id = ANY($2) AND status <> 'succeeded'",
+            &[&run_id, &unit_ids, &storable(reason)],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("skipping units of run {run_id}"), e))?;
     Ok(())
 }
 
@@ -205,8 +376,8 @@ pub async fn mark_finished(
                 &status.as_str(),
                 &result.row_count,
                 &result.checksum,
-                &result.error,
-                &result.detail,
+                &result.error.as_deref().map(storable),
+                &result.detail.as_ref().map(storable_json),
             ],
         )
         .await
@@ -237,13 +408,16 @@ pub struct UnitRow {
     pub exec_id: Option<String>,
     /// Extra detail.
     pub detail: Option<serde_json::Value>,
+    /// What the unit was last queued with (see [`queue_fingerprinted_units`]).
+    pub fingerprint: Option<String>,
 }
 
 /// Units of a run, in id order.
 pub async fn units(client: &impl GenericClient, run_id: &str) -> Result<Vec<UnitRow>, StoreError> {
     let rows = client
         .query(
-            "SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id, detail
+            "SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
+                    detail, fingerprint
                FROM ragshift.units WHERE run_id = $1 ORDER BY unit_id",
             &[&run_id],
         )
@@ -262,6 +436,7 @@ pub async fn units(client: &impl GenericClient, run_id: &str) -> Result<Vec<Unit
             error: r.get(7),
             exec_id: r.get(8),
             detail: r.get(9),
+            fingerprint: r.get(10),
         })
         .collect())
 }
@@ -279,6 +454,8 @@ pub struct RunRow {
     pub started_at: String,
     /// End time, if ended.
     pub finished_at: Option<String>,
+    /// Why it failed, when it stopped before writing a report.
+    pub error: Option<String>,
 }
 
 /// The newest run of `kind` (any kind when `None`).
@@ -289,7 +466,7 @@ pub async fn latest_run(
     let row = client
         .query_opt(
             "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
                FROM ragshift.runs WHERE $1::text IS NULL OR kind = $1
               ORDER BY started_at DESC LIMIT 1",
             &[&kind],
@@ -302,29 +479,87 @@ pub async fn latest_run(
         status: r.get(2),
         started_at: r.get(3),
         finished_at: r.get(4),
+        error: r.get(5),
     }))
 }
 
 /// The newest run of `kind` for exactly this selection that did not finish cleanly (still
-/// `running` after a crash, or `failed`): rerunning the same command resumes it.
+/// `running` after a crash, or `failed`), with what decides whether to resume it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumeCandidate {
+    /// The run.
+    pub run_id: String,
+    /// `running` or `failed`.
+    pub status: String,
+    /// Its settings (`None`: recorded by a ragshift that kept none).
+    pub settings: Option<serde_json::Value>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Seconds since it started.
+    pub age_seconds: f64,
+}
+
+/// The run rerunning the same command could resume (see [`ResumeCandidate`]): the newest run
+/// with this selection (and these settings, when given); `None` when it succeeded or there is
+/// none.
 pub async fn resumable_run(
     client: &impl GenericClient,
     kind: &str,
     target: &str,
     selection: &serde_json::Value,
-) -> Result<Option<String>, StoreError> {
+    settings: Option<&serde_json::Value>,
+) -> Result<Option<ResumeCandidate>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT run_id, status FROM ragshift.runs
+            "SELECT run_id, status, settings,
+                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    extract(epoch FROM now() - started_at)::float8
+               FROM ragshift.runs
               WHERE kind = $1 AND target = $2 AND selection = $3
+                AND ($4::jsonb IS NULL OR settings = $4)
               ORDER BY started_at DESC LIMIT 1",
-            &[&kind, &target, selection],
+            &[
+                &kind,
+                &storable(target),
+                &storable_json(selection),
+                &settings.map(storable_json),
+            ],
         )
         .await
         .map_err(|e| StoreError::query("looking for a run to resume", e))?;
     Ok(row.and_then(|r| {
         let status: String = r.get(1);
-        (status != "succeeded").then(|| r.get(0))
+        (status != "succeeded").then(|| ResumeCandidate {
+            run_id: r.get(0),
+            status,
+            settings: r.get(2),
+            started_at: r.get(3),
+            age_seconds: r.get(4),
+        })
+    }))
+}
+
+/// A run's recorded settings and age (for an explicit `--resume`).
+pub async fn run_settings(
+    client: &impl GenericClient,
+    run_id: &str,
+) -> Result<Option<ResumeCandidate>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, status, settings,
+                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    extract(epoch FROM now() - started_at)::float8
+               FROM ragshift.runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+    Ok(row.map(|r| ResumeCandidate {
+        run_id: r.get(0),
+        status: r.get(1),
+        settings: r.get(2),
+        started_at: r.get(3),
+        age_seconds: r.get(4),
     }))
 }
 
@@ -348,7 +583,7 @@ pub async fn run(client: &impl GenericClient, run_id: &str) -> Result<Option<Run
     let row = client
         .query_opt(
             "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
                FROM ragshift.runs WHERE run_id = $1",
             &[&run_id],
         )
@@ -360,5 +595,6 @@ pub async fn run(client: &impl GenericClient, run_id: &str) -> Result<Option<Run
         status: r.get(2),
         started_at: r.get(3),
         finished_at: r.get(4),
+        error: r.get(5),
     }))
 }

@@ -27,7 +27,7 @@ pub struct BuildIndexArgs {
     #[arg(long, value_name = "N")]
     pub target_index_lists: Option<u32>,
     /// maintenance_work_mem for the build
-    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
     pub maintenance_work_mem: String,
 }
 
@@ -48,6 +48,7 @@ pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, 
     let spec = db::connect_spec(Side::Target, t, &loaded.config.aws).await?;
     let layout = db::layout(t);
     let mut client = ragshift_store::connect(&spec, "ragshift build-index").await?;
+    db::require_table(&client, &layout, spec.label()).await?;
     let kind = match t.index {
         VectorIndexKind::Hnsw => VectorIndex::Hnsw {
             m: t.hnsw_m,

@@ -61,7 +61,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N")]
     pub target_index_lists: Option<u32>,
     /// maintenance_work_mem for each index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
     pub maintenance_work_mem: String,
     /// max_parallel_maintenance_workers for each index build [default: cores - 1]
     #[arg(long, value_name = "N")]
@@ -152,16 +152,39 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         dry_run: args.dry_run,
         progress_every: Duration::from_secs(args.progress_secs.max(1)),
     };
+    if !args.bots.is_empty() && !args.resume {
+        let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
+        let unknown = db::bots_without_rows(&client, &ep.source_layout, &args.bots).await?;
+        db::refuse_unknown_bots(
+            &unknown,
+            &format!("{} on {}", ep.source_layout.display_name(), ep.source.label()),
+        )?;
+    }
     let json = global.json;
-    let events = Arc::new(move |e: Event| show_event(json, &e));
-    let report: CopyReport = ragshift_copy::copy(&ep, &opts, events).await?;
+    let began = std::time::Instant::now();
+    // Also known without the journal (say the target went away): the plan was announced.
+    let planned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = planned.clone();
+    let events = Arc::new(move |e: Event| {
+        if matches!(e, Event::Planned { .. }) {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        show_event(json, &e)
+    });
+    let report: CopyReport = match ragshift_copy::copy(&ep, &opts, events).await {
+        Ok(r) => r,
+        Err(e) => {
+            let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
+            return Err(stopped(&ep.target, began.elapsed(), planned, e).await);
+        }
+    };
     if json {
-        let mut v = serde_json::to_value(&report)?;
+        let mut v = serde_json::to_value(&report).map_err(Failure::work)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("event".into(), "summary".into());
             o.insert("succeeded".into(), report.succeeded().into());
         }
-        output::line(serde_json::to_string(&v)?);
+        output::line(serde_json::to_string(&v).map_err(Failure::work)?);
     } else {
         show_report(&report);
     }
@@ -170,6 +193,47 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     } else {
         Outcome::PartialFailure
     })
+}
+
+/// The failure of a copy that stopped on an error. The journal says whether its work had
+/// started: a run this process recorded and left `running`. Such a run is ended `failed` with
+/// the error (exit 1); without one nothing was started (exit 2).
+async fn stopped(
+    target: &ragshift_store::ConnectSpec,
+    elapsed: Duration,
+    planned: bool,
+    e: ragshift_copy::CopyError,
+) -> Failure {
+    use ragshift_store::journal;
+    let e = anyhow::Error::from(e);
+    let text = format!("{e:#}");
+    let runs = match ragshift_store::connect(target, "ragshift copy (journal)").await {
+        Ok(c) => match journal::running_runs_of_this_process(&c, "copy", elapsed).await {
+            Ok(runs) => {
+                for run_id in &runs {
+                    if let Err(err) = journal::fail_run(&c, run_id, &text).await {
+                        tracing::error!("could not record the failure of copy run {run_id}: {err}");
+                    }
+                }
+                runs
+            }
+            // No journal (or no access to it): nothing was recorded, so nothing started.
+            Err(_) => Vec::new(),
+        },
+        Err(err) => {
+            tracing::error!("could not reach the target to record the failure in the journal: {err}");
+            Vec::new()
+        }
+    };
+    match runs.first() {
+        Some(run_id) => Failure::work(e.context(format!(
+            "copy run {run_id} stopped (the journal records it as failed); fix the cause and run the same command with --resume"
+        ))),
+        None if planned => Failure::work(e.context(
+            "the copy had started; see `ragshift status` and run the same command with --resume",
+        )),
+        None => e.into(),
+    }
 }
 
 fn show_event(json: bool, e: &Event) {

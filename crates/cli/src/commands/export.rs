@@ -4,7 +4,7 @@
 
 use clap::Args;
 use ragshift_config::Layers;
-use ragshift_export::{ExportError, Location};
+use ragshift_export::Location;
 
 use crate::args::{AwsArgs, GlobalArgs, Overrides, SourceArgs};
 use crate::db::{self, Side};
@@ -45,30 +45,6 @@ impl Overrides for ExportArgs {
     }
 }
 
-/// Errors that mean nothing useful ran (exit 2) versus work that failed midway (exit 1).
-pub(crate) fn failure(e: ExportError) -> Failure {
-    use ragshift_store::StoreErrorKind as K;
-    match &e {
-        ExportError::Refused(_) | ExportError::Corrupted(_) => e.into(),
-        ExportError::Source { error, .. } | ExportError::Target { error, .. }
-            if matches!(
-                error.kind(),
-                K::Config
-                    | K::Connect
-                    | K::Auth
-                    | K::Permission
-                    | K::ShapeMismatch
-                    | K::DimensionMismatch
-                    | K::Locked
-                    | K::MissingExtension
-            ) =>
-        {
-            e.into()
-        }
-        _ => Failure::work(e),
-    }
-}
-
 pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
@@ -83,12 +59,20 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
         .model
         .clone()
         .or_else(|| config.embedding.model.clone());
+    if !args.bots.is_empty() {
+        let client = ragshift_store::connect(&spec, "ragshift export (bots)").await?;
+        let unknown = db::bots_without_rows(&client, &layout, &args.bots).await?;
+        db::refuse_unknown_bots(
+            &unknown,
+            &format!("{} on {}", layout.display_name(), spec.label()),
+        )?;
+    }
     let bots = (!args.bots.is_empty()).then_some(args.bots.as_slice());
     let report = ragshift_export::export(&spec, &layout, &to, s3.as_ref(), model, bots)
         .await
-        .map_err(failure)?;
+        .map_err(Failure::phased)?;
     if global.json {
-        output::json(&report)?;
+        output::json(&report).map_err(Failure::work)?;
     } else {
         output::line(format!(
             "exported {} rows of {} bots from {} on {} to {} ({:.1} MB of Parquet, vector({}), {:.1}s); manifest: {}",

@@ -8,7 +8,6 @@ use ragshift_export::{ImportOptions, Location};
 use ragshift_store::index::VectorIndex;
 
 use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, TargetArgs};
-use crate::commands::export::failure;
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -35,7 +34,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub no_index: bool,
     /// maintenance_work_mem for the index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
     pub maintenance_work_mem: String,
     /// Skip comparing the target's checksums with the manifest's
     #[arg(long)]
@@ -80,9 +79,9 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await
-        .map_err(failure)?;
+        .map_err(Failure::phased)?;
     if global.json {
-        output::json(&report)?;
+        output::json(&report).map_err(Failure::work)?;
     } else {
         output::line(format!(
             "imported {} rows of {} bots from {} into {} on {} ({:.1}s){}",

@@ -51,9 +51,18 @@ pub struct RebuildArgs {
     /// Load and split everything and report chunk counts and cost; embed and write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Resume this run: bots that succeeded in it are skipped
-    #[arg(long, value_name = "RUN_ID")]
+    /// Resume this run: bots that succeeded in it (with the knowledge they have now) are
+    /// skipped. Without it, an unfinished run with the same selection and settings younger
+    /// than --resume-window is resumed
+    #[arg(long, value_name = "RUN_ID", conflicts_with = "fresh")]
     pub resume: Option<String>,
+    /// Start a new run even when an unfinished one could be resumed
+    #[arg(long)]
+    pub fresh: bool,
+    /// How old an unfinished run may be and still be resumed without --resume (e.g. 90m,
+    /// 24h, 7d; 0 never resumes on its own)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_window)]
+    pub resume_window: std::time::Duration,
     /// Leave SyncStatus in the registry untouched
     #[arg(long)]
     pub no_status_updates: bool,
@@ -185,6 +194,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         Arc::from(ragshift_documents::from_config(&config.documents, &config.aws).await?);
     documents.check().await?;
     let selected = select(&*registry, &args.bots, &args.users).await?;
+    let registry_for_settings = registry.clone();
 
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);
@@ -269,6 +279,9 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     });
     let options = RebuildOptions {
         resume: args.resume.clone(),
+        fresh: args.fresh,
+        resume_window: args.resume_window,
+        settings: run_settings(config, &*registry_for_settings, &*embedder),
         concurrency: config.executor.concurrency.max(1),
         dry_run: args.dry_run,
         selection: selected.selection.clone(),
@@ -279,7 +292,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());
     let run = rebuild.run(selected.bots, selected.skipped.len(), &options, &*observer);
     let report = tokio::select! {
-        r = run => r?,
+        r = run => r.map_err(Failure::phased)?,
         _ = tokio::signal::ctrl_c() => {
             executor.abort("ragshift rebuild was interrupted").await;
             eprintln!("interrupted: bots in progress keep their old rows; run the same command again (or --resume RUN_ID, see `ragshift status`) to continue");
@@ -287,11 +300,65 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         }
     };
     let usage = throttled.map(|t| t.report());
-    print_report(global, config, &report, &*embedder, usage.as_ref())?;
+    print_report(global, config, &report, &*embedder, usage.as_ref()).map_err(Failure::work)?;
     Ok(if report.failed > 0 {
         Outcome::PartialFailure
     } else {
         Outcome::Success
+    })
+}
+
+/// `--resume-window`: `0`, or a number with `s`, `m`, `h` or `d`.
+fn parse_window(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 90m, 24h or 7d"))?;
+    let secs = match unit.trim() {
+        "" if n == 0 => 0,
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?} is not a duration: use e.g. 90m, 24h or 7d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// What a run's result depends on besides its selection: the registry and documents it reads
+/// and the model it embeds with (each bot's chunking is in its unit's fingerprint). A run is
+/// only resumed by one with the same settings.
+fn run_settings(
+    config: &Config,
+    registry: &dyn Registry,
+    embedder: &dyn Embedder,
+) -> serde_json::Value {
+    let absolute = |p: &std::path::Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let registry = match config.registry.kind {
+        ragshift_config::RegistryKind::File => {
+            format!("file {}", absolute(&config.registry.path))
+        }
+        _ => registry.describe(),
+    };
+    let documents = match config.documents.kind {
+        ragshift_config::DocumentsKind::S3 => {
+            format!("s3://{}", config.documents.bucket.as_deref().unwrap_or(""))
+        }
+        ragshift_config::DocumentsKind::Dir => {
+            format!("directory {}", absolute(&config.documents.path))
+        }
+    };
+    json!({
+        "registry": registry,
+        "documents": documents,
+        "embedding": format!("{} {} vector({})", embedder.provider(), embedder.model_id(), embedder.dimension()),
     })
 }
 
@@ -399,10 +466,25 @@ fn print_report(
     } else {
         "embedded"
     };
+    if let Some(why) = &report.fresh_reason {
+        output::line(format!("new run {}: {why}", report.run_id));
+    }
+    for bot in &report.changed {
+        output::line(format!(
+            "{bot} changed in the registry since it succeeded in this run: redone"
+        ));
+    }
     output::line(format!(
         "run {}{}: {} succeeded, {} failed, {} skipped (no knowledge){}; {verb} {chars} characters (~{tokens} tokens{}) in {:.1}s",
         report.run_id,
-        if report.resumed { " (resumed)" } else { "" },
+        match &report.resumed_from {
+            Some(r) => format!(
+                " (resumed: continues the run started {} ago, {})",
+                ragshift_run::rebuild::human_age(r.age_seconds),
+                r.started_at
+            ),
+            None => String::new(),
+        },
         report.succeeded,
         report.failed,
         report.skipped,

@@ -164,7 +164,7 @@ pub struct CutoverArgs {
     #[arg(long, value_name = "KIND")]
     pub target_index: Option<String>,
     /// maintenance_work_mem for the index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE")]
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
     pub maintenance_work_mem: String,
 }
 

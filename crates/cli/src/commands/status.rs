@@ -37,7 +37,7 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Fail
         };
         return Err(anyhow::anyhow!("{what} in the journal of {}", spec.label()).into());
     };
-    let outcome = if status.needs_attention() {
+    let outcome = if status.needs_attention() || status.run.status == "failed" {
         Outcome::PartialFailure
     } else {
         Outcome::Success
@@ -59,6 +59,9 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Fail
             .map(|f| format!(", finished {f}"))
             .unwrap_or_default()
     ));
+    if let Some(e) = &r.error {
+        output::line(format!("stopped by: {e}"));
+    }
     let counts: Vec<String> = status
         .counts
         .iter()

@@ -175,6 +175,24 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         ragshift_store::connect(&target_spec, "ragshift verify"),
     );
     let (s, t) = (s?, t?);
+    if !args.bots.is_empty() {
+        let in_source = db::bots_without_rows(&s, &source_layout, &args.bots).await?;
+        let in_neither: Vec<String> = db::bots_without_rows(&t, &target_layout, &args.bots)
+            .await?
+            .into_iter()
+            .filter(|b| in_source.contains(b))
+            .collect();
+        db::refuse_unknown_bots(
+            &in_neither,
+            &format!(
+                "either {} on {} or {} on {}",
+                source_layout.display_name(),
+                source_spec.label(),
+                target_layout.display_name(),
+                target_spec.label()
+            ),
+        )?;
+    }
     let options = Options {
         bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
         queries: args.queries,
@@ -199,7 +217,7 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     )
     .await?;
     if global.json {
-        output::json(&report)?;
+        output::json(&report).map_err(Failure::work)?;
     } else {
         show(&report);
     }
