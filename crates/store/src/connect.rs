@@ -140,6 +140,19 @@ impl ConnectSpec {
         Self::finish(config, self.sslmode, self.root_cert.clone())
     }
 
+    /// The same server with TCP keepalives probing after `idle` of silence, every `idle / 3`,
+    /// three times: a connection that must stay up for a long, mostly idle run (the target
+    /// lock's) notices within about `2 × idle` that the network or the server is gone.
+    pub fn with_keepalives(&self, idle: Duration) -> Self {
+        let mut config = self.config.clone();
+        config
+            .keepalives(true)
+            .keepalives_idle(idle)
+            .keepalives_interval((idle / 3).max(Duration::from_secs(1)))
+            .keepalives_retries(3);
+        Self::finish(config, self.sslmode, self.root_cert.clone())
+    }
+
     /// The same credentials, database and TLS settings at another address: how another machine
     /// (the target server, for a subscription) reaches this server when ragshift reaches it
     /// through a tunnel or another network. `port` `None` keeps this one's.

@@ -19,8 +19,10 @@ pub enum StoreErrorKind {
     ShapeMismatch,
     /// The table's vector dimension differs from the embedder's.
     DimensionMismatch,
-    /// Another run holds the target lock.
+    /// Another run holds the target lock, or a statement gave up waiting for a table lock.
     Locked,
+    /// The run's target lock was lost (its connection or backend died): the run must stop.
+    LockLost,
     /// The data given can't be written (wrong dimension, bad id).
     InvalidData,
     /// A statement failed.

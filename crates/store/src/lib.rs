@@ -8,11 +8,15 @@
 //! - [`index`]: the vector index, built after the data is in.
 //! - [`search`]: the platform's retrieval query.
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
+//! - [`identity`]: which database a connection really reached (refusing copies into themselves).
+//! - [`ddl`]: DDL and TRUNCATE under a `lock_timeout`, naming what they wait on.
 
 pub mod checksum;
 pub mod connect;
+pub mod ddl;
 mod error;
 pub mod ident;
+pub mod identity;
 pub mod index;
 pub mod journal;
 pub mod lock;

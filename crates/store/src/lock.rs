@@ -1,6 +1,14 @@
 //! One run per target at a time: a session-level PostgreSQL advisory lock, held on a dedicated
 //! connection for the life of the run. If the process dies, the server drops the connection and
 //! the lock with it, so a crash never leaves a stale lock behind.
+//!
+//! The other way round matters as much: if the lock's connection dies (a network cut, a
+//! failover, `pg_terminate_backend`) another run may take the lock while this one still writes.
+//! The connection has TCP keepalives, so a dead peer is noticed, and [`TargetLock::ensure_held`]
+//! (called before each unit of work commits) checks on the server that this session still holds
+//! the lock; a lost lock fails the unit and stops the run.
+
+use std::time::Duration;
 
 use tokio_postgres::Client;
 
@@ -8,10 +16,15 @@ use crate::connect::{connect, ConnectSpec};
 use crate::ident::Layout;
 use crate::{StoreError, StoreErrorKind};
 
+/// Keepalive idle time of the lock's connection: a dead one is noticed within about a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(20);
+
 /// A held lock; dropping it closes the connection and releases the lock.
 pub struct TargetLock {
     client: Client,
     key: i64,
+    pid: i32,
+    table: String,
 }
 
 /// The lock key for a table: a stable 64-bit FNV-1a hash of `ragshift:schema.table`.
@@ -33,15 +46,19 @@ impl TargetLock {
         holder: &str,
     ) -> Result<Self, StoreError> {
         let app = format!("ragshift {holder}");
-        let client = connect(spec, &app).await?;
+        let client = connect(&spec.with_keepalives(KEEPALIVE_IDLE), &app).await?;
         let key = lock_key(layout);
-        let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&key])
             .await
-            .map_err(|e| StoreError::query("taking the target lock", e))?
-            .get(0);
-        if got {
-            return Ok(Self { client, key });
+            .map_err(|e| StoreError::query("taking the target lock", e))?;
+        if row.get(0) {
+            return Ok(Self {
+                client,
+                key,
+                pid: row.get(1),
+                table: layout.display_name(),
+            });
         }
         let holder_row = client
             .query_opt(
@@ -72,6 +89,54 @@ impl TargetLock {
                 layout.display_name()
             ),
         ))
+    }
+
+    /// The backend pid of the lock's session (what `pg_locks` shows for it).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The lock's connection, idle between checks: a second session on the target for looking
+    /// at `pg_locks` and `pg_stat_activity` while the run's own connections are busy.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Checks on the server that this session still holds the lock. Call it before committing
+    /// a unit of work: a lost lock (`LockLost`) means another run may be writing the same
+    /// table, so nothing more may be committed.
+    pub async fn ensure_held(&self) -> Result<(), StoreError> {
+        let lost = |why: String| {
+            StoreError::new(
+                StoreErrorKind::LockLost,
+                format!(
+                    "the run lost its lock on target table {} ({why}); nothing more is committed: another run may be writing the table. Check that no other run is active, then run the same command again (copy: with --resume)",
+                    self.table
+                ),
+            )
+        };
+        if self.client.is_closed() {
+            return Err(lost(format!(
+                "the lock's connection (pid {}) is closed",
+                self.pid
+            )));
+        }
+        let held: bool = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks
+                  WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = pg_backend_pid()
+                    AND ((classid::bigint << 32) | objid::bigint) = $1)",
+                &[&self.key],
+            )
+            .await
+            .map_err(|e| lost(format!("the lock's connection (pid {}) failed: {}", self.pid, crate::error::db_message(&e))))?
+            .get(0);
+        if held {
+            Ok(())
+        } else {
+            Err(lost(format!("session pid {} no longer holds it", self.pid)))
+        }
     }
 
     /// Releases the lock explicitly.

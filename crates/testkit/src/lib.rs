@@ -11,6 +11,8 @@
 //!   replication, TLS — or that stop the server. Stopped and deleted on drop.
 //! - [`MotoServer`]: a private moto server.
 //! - [`model_dir`]: the local all-MiniLM-L6-v2 model.
+//! - [`FaultProxy`]: real network faults (cuts, stalls, refused connections) between ragshift
+//!   and PostgreSQL; [`sigkill_at_random`]: a crash at a seeded random moment.
 //!
 //! Servers cannot outlive the test process: each has a reaper process that stops it and
 //! deletes its files when the test process exits, even when it is killed.
@@ -34,20 +36,26 @@ mod block;
 pub mod dynamo;
 pub mod ecs;
 pub mod env;
+mod fault_proxy;
+mod kill;
 mod model;
 mod moto;
 mod names;
 mod pg_cluster;
 mod pg_server;
 mod process;
+mod rng;
 mod shared;
 mod tls;
 mod unix_user;
 
+pub use fault_proxy::{CutWhen, FaultProxy};
+pub use kill::sigkill_at_random;
 pub use model::model_dir;
 pub use moto::{MotoEndpoint, MotoServer};
 pub use names::unique_name;
 pub use pg_cluster::{pg_program, PgCluster, PgOptions};
 pub use pg_server::PgServer;
+pub use rng::SeededRng;
 pub use shared::{shared_moto, shared_pg};
 pub use tls::TlsFiles;
