@@ -530,7 +530,10 @@ async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NOSUCHBOT0000000000000000X"), "{err}");
-    assert!(!err.contains("BIGBOT0"), "only the unknown id is named: {err}");
+    assert!(
+        !err.contains("BIGBOT0"),
+        "only the unknown id is named: {err}"
+    );
     assert!(!has_items(&tgt).await, "nothing was written");
 }
 
@@ -591,14 +594,20 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("units refused"), "{err}");
     let runs = tgt
-        .query("SELECT status, error FROM ragshift.runs WHERE kind = 'copy'", &[])
+        .query(
+            "SELECT status, error FROM ragshift.runs WHERE kind = 'copy'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].get::<_, String>(0), "failed", "never left running");
     let reason: Option<String> = runs[0].get(1);
     assert!(
-        reason.as_deref().unwrap_or_default().contains("units refused"),
+        reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("units refused"),
         "{reason:?}"
     );
 }

@@ -338,7 +338,12 @@ async fn export_and_import_through_s3() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(2), "nothing started: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "nothing started: {}",
+        text(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("manifest.json"),
         "{}",
@@ -440,7 +445,13 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
     let missing = dir.path().join("not-there");
     let out = ragshift(
         dir.path(),
-        &["import", "--from", missing.to_str().unwrap(), "--target", &url],
+        &[
+            "import",
+            "--from",
+            missing.to_str().unwrap(),
+            "--target",
+            &url,
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -448,7 +459,13 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
     std::fs::create_dir(&empty).unwrap();
     let out = ragshift(
         dir.path(),
-        &["import", "--from", empty.to_str().unwrap(), "--target", &url],
+        &[
+            "import",
+            "--from",
+            empty.to_str().unwrap(),
+            "--target",
+            &url,
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -506,7 +523,10 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("NOSUCHBOT") && !err.contains("BOT0000"), "{err}");
+    assert!(
+        err.contains("NOSUCHBOT") && !err.contains("BOT0000"),
+        "{err}"
+    );
     assert!(!to.join("manifest.json").exists());
 
     // S3: a bucket that doesn't exist, both ways.

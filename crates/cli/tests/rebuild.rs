@@ -906,7 +906,9 @@ async fn runs(url: &str) -> Vec<(String, String, Option<String>)> {
 /// The final `report` of a `--json` run.
 fn report(out: &Output) -> Value {
     let ev = events(out);
-    let last = ev.last().unwrap_or_else(|| panic!("no events: {}", stderr(out)));
+    let last = ev
+        .last()
+        .unwrap_or_else(|| panic!("no events: {}", stderr(out)));
     assert_eq!(last["event"], "report", "{}", stderr(out));
     last["report"].clone()
 }
@@ -937,7 +939,10 @@ async fn an_error_after_the_run_started_exits_1_and_the_journal_records_why() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].1, "failed", "never left running");
     assert!(
-        r[0].2.as_deref().unwrap_or_default().contains("units refused"),
+        r[0].2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("units refused"),
         "{r:?}"
     );
 }
@@ -961,7 +966,10 @@ async fn a_nul_in_a_file_name_fails_that_bot_and_the_journal_is_complete() {
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &file_env(&url));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let rep = report(&out);
-    assert_eq!((rep["succeeded"].as_u64(), rep["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (rep["succeeded"].as_u64(), rep["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
     let r = runs(&url).await;
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].1, "failed");
@@ -980,7 +988,10 @@ async fn a_nul_in_a_file_name_fails_that_bot_and_the_journal_is_complete() {
         vec![(a, "succeeded".to_owned()), (b, "failed".to_owned())]
     );
     let why: Option<String> = units[1].get(2);
-    assert!(why.unwrap_or_default().contains("name.txt"), "the failure is recorded");
+    assert!(
+        why.unwrap_or_default().contains("name.txt"),
+        "the failure is recorded"
+    );
 }
 
 #[tokio::test]
@@ -1008,8 +1019,14 @@ async fn resume_redoes_a_bot_whose_knowledge_changed_since_it_succeeded() {
     let out = ragshift(dir.path(), &cmd, &env);
     assert_eq!(out.status.code(), Some(1), "B fails: {}", stderr(&out));
     let first = report(&out)["run_id"].as_str().unwrap().to_owned();
-    assert_eq!(runs(&url).await[0].1, "failed", "a run with a failed bot failed");
-    assert!(rows(&url).await[&a].iter().any(|r| r.2.ends_with("faq.txt")));
+    assert_eq!(
+        runs(&url).await[0].1,
+        "failed",
+        "a run with a failed bot failed"
+    );
+    assert!(rows(&url).await[&a]
+        .iter()
+        .any(|r| r.2.ends_with("faq.txt")));
 
     // faq.txt is removed from A's knowledge in the registry.
     write_registry(
@@ -1102,11 +1119,7 @@ async fn an_old_unfinished_run_or_fresh_starts_a_new_run_and_says_why() {
     // Within the window it resumes; --fresh starts a new run anyway and says so.
     let out = ragshift(dir.path(), &cmd, &env);
     assert_eq!(report(&out)["run_id"], second.as_str());
-    let out = ragshift(
-        dir.path(),
-        &["rebuild", "--yes", "--json", "--fresh"],
-        &env,
-    );
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json", "--fresh"], &env);
     let rep = report(&out);
     assert!(rep["run_id"] != second.as_str() && rep["run_id"] != first.as_str());
     assert!(
@@ -1160,7 +1173,10 @@ async fn runs_of_another_registry_or_model_are_not_resumed_and_gone_bots_are_ski
     let rep = report(&out);
     assert_ne!(rep["run_id"], first.as_str());
     let why = rep["fresh_reason"].as_str().unwrap();
-    assert!(why.contains("registry") && why.contains("other.json"), "{why}");
+    assert!(
+        why.contains("registry") && why.contains("other.json"),
+        "{why}"
+    );
 
     // --resume of a run made from another registry is refused before anything.
     let out = ragshift(

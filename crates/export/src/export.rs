@@ -166,108 +166,109 @@ pub async fn export(
     let mut total_bytes = 0u64;
     // From here on files are written: an error leaves an incomplete export (no manifest).
     let written = async {
-    let finish_file =
-        |bot: Option<String>, w: BotFileWriter| -> Result<(FileEntry, PathBuf), ExportError> {
-            let name = file_name(bot.as_deref());
-            let path = staging.join(&name);
-            let n = w.finish().map_err(|e| ExportError::File {
-                path: path.display().to_string(),
-                error: e,
-            })?;
-            let (sha256, bytes) = sha256_file(&path).map_err(|e| ExportError::Io {
-                path: path.display().to_string(),
-                error: e,
-            })?;
-            let key = bot.clone().unwrap_or_default();
-            let checksum = sums.get(&key).map(|s| s.1.clone()).unwrap_or_default();
-            Ok((
-                FileEntry {
-                    path: name,
-                    bot_id: bot,
-                    rows: n,
-                    bytes,
-                    sha256,
-                    checksum,
-                },
-                path,
-            ))
-        };
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(q(format!("streaming {}", layout.display_name())))?;
-        let bot_id: Option<String> = row.try_get(1).map_err(q("decoding a bot id".into()))?;
-        let same = matches!(&current, Some((b, _)) if *b == bot_id);
-        if !same {
-            if let Some((b, w)) = current.take() {
-                let (entry, path) = finish_file(b, w)?;
-                total_bytes += entry.bytes;
-                ship(s3, to, &entry.path, &path).await?;
-                files.push(entry);
+        let finish_file =
+            |bot: Option<String>, w: BotFileWriter| -> Result<(FileEntry, PathBuf), ExportError> {
+                let name = file_name(bot.as_deref());
+                let path = staging.join(&name);
+                let n = w.finish().map_err(|e| ExportError::File {
+                    path: path.display().to_string(),
+                    error: e,
+                })?;
+                let (sha256, bytes) = sha256_file(&path).map_err(|e| ExportError::Io {
+                    path: path.display().to_string(),
+                    error: e,
+                })?;
+                let key = bot.clone().unwrap_or_default();
+                let checksum = sums.get(&key).map(|s| s.1.clone()).unwrap_or_default();
+                Ok((
+                    FileEntry {
+                        path: name,
+                        bot_id: bot,
+                        rows: n,
+                        bytes,
+                        sha256,
+                        checksum,
+                    },
+                    path,
+                ))
+            };
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(q(format!("streaming {}", layout.display_name())))?;
+            let bot_id: Option<String> = row.try_get(1).map_err(q("decoding a bot id".into()))?;
+            let same = matches!(&current, Some((b, _)) if *b == bot_id);
+            if !same {
+                if let Some((b, w)) = current.take() {
+                    let (entry, path) = finish_file(b, w)?;
+                    total_bytes += entry.bytes;
+                    ship(s3, to, &entry.path, &path).await?;
+                    files.push(entry);
+                }
+                let name = file_name(bot_id.as_deref());
+                let path = staging.join(&name);
+                let w = BotFileWriter::create(&path, dimension).map_err(|e| ExportError::File {
+                    path: path.display().to_string(),
+                    error: e,
+                })?;
+                current = Some((bot_id.clone(), w));
             }
-            let name = file_name(bot_id.as_deref());
-            let path = staging.join(&name);
-            let w = BotFileWriter::create(&path, dimension).map_err(|e| ExportError::File {
-                path: path.display().to_string(),
-                error: e,
-            })?;
-            current = Some((bot_id.clone(), w));
+            let embedding: Option<Vector> =
+                row.try_get(4).map_err(q("decoding a vector".into()))?;
+            let r = Row {
+                id: row.try_get(0).map_err(q("decoding an id".into()))?,
+                bot_id,
+                content: row.try_get(2).map_err(q("decoding content".into()))?,
+                source: row.try_get(3).map_err(q("decoding a source".into()))?,
+                embedding: embedding.map(|v| v.to_vec()),
+            };
+            if let Some((_, w)) = current.as_mut() {
+                w.push(r).map_err(|e| ExportError::File {
+                    path: "a Parquet file".into(),
+                    error: e,
+                })?;
+            }
         }
-        let embedding: Option<Vector> = row.try_get(4).map_err(q("decoding a vector".into()))?;
-        let r = Row {
-            id: row.try_get(0).map_err(q("decoding an id".into()))?,
-            bot_id,
-            content: row.try_get(2).map_err(q("decoding content".into()))?,
-            source: row.try_get(3).map_err(q("decoding a source".into()))?,
-            embedding: embedding.map(|v| v.to_vec()),
+        if let Some((b, w)) = current.take() {
+            let (entry, path) = finish_file(b, w)?;
+            total_bytes += entry.bytes;
+            ship(s3, to, &entry.path, &path).await?;
+            files.push(entry);
+        }
+        for f in &files {
+            let key = f.bot_id.clone().unwrap_or_default();
+            if sums.get(&key).map(|s| s.0) != Some(f.rows) {
+                return Err(ExportError::Refused(format!(
+                    "{} holds {} rows but the snapshot counted {:?} for that bot; export again",
+                    f.path,
+                    f.rows,
+                    sums.get(&key).map(|s| s.0)
+                )));
+            }
+        }
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default(),
+            source: server.clone(),
+            table: layout.display_name(),
+            columns: layout.columns().iter().map(|c| (*c).to_owned()).collect(),
+            shape: shape.to_string(),
+            dimension,
+            model,
+            checksum_scheme: ragshift_store::checksum::SCHEME.to_owned(),
+            rows: files.iter().map(|f| f.rows).sum(),
+            files,
         };
-        if let Some((_, w)) = current.as_mut() {
-            w.push(r).map_err(|e| ExportError::File {
-                path: "a Parquet file".into(),
-                error: e,
-            })?;
-        }
-    }
-    if let Some((b, w)) = current.take() {
-        let (entry, path) = finish_file(b, w)?;
-        total_bytes += entry.bytes;
-        ship(s3, to, &entry.path, &path).await?;
-        files.push(entry);
-    }
-    for f in &files {
-        let key = f.bot_id.clone().unwrap_or_default();
-        if sums.get(&key).map(|s| s.0) != Some(f.rows) {
-            return Err(ExportError::Refused(format!(
-                "{} holds {} rows but the snapshot counted {:?} for that bot; export again",
-                f.path,
-                f.rows,
-                sums.get(&key).map(|s| s.0)
-            )));
-        }
-    }
-    let manifest = Manifest {
-        format: FORMAT.to_owned(),
-        version: VERSION,
-        created_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default(),
-        source: server.clone(),
-        table: layout.display_name(),
-        columns: layout.columns().iter().map(|c| (*c).to_owned()).collect(),
-        shape: shape.to_string(),
-        dimension,
-        model,
-        checksum_scheme: ragshift_store::checksum::SCHEME.to_owned(),
-        rows: files.iter().map(|f| f.rows).sum(),
-        files,
-    };
-    let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    let mpath = staging.join(MANIFEST);
-    std::fs::write(&mpath, text).map_err(|e| ExportError::Io {
-        path: mpath.display().to_string(),
-        error: e,
-    })?;
-    ship(s3, to, MANIFEST, &mpath).await?;
-    Ok::<Manifest, ExportError>(manifest)
+        let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        let mpath = staging.join(MANIFEST);
+        std::fs::write(&mpath, text).map_err(|e| ExportError::Io {
+            path: mpath.display().to_string(),
+            error: e,
+        })?;
+        ship(s3, to, MANIFEST, &mpath).await?;
+        Ok::<Manifest, ExportError>(manifest)
     }
     .await;
     let manifest = written.map_err(|e| ExportError::Stopped {

@@ -222,7 +222,8 @@ impl Rebuild {
         let client = connect(&self.target, "ragshift rebuild").await?;
         journal::ensure_schema(&client).await?;
         let target = format!("{}/{}", self.target.label(), self.layout.display_name());
-        let (run_id, resumed_from, fresh_reason) = self.choose_run(&client, &target, options).await?;
+        let (run_id, resumed_from, fresh_reason) =
+            self.choose_run(&client, &target, options).await?;
         let lock =
             TargetLock::acquire(&self.target, &self.layout, &format!("rebuild run {run_id}"))
                 .await?;
@@ -318,8 +319,7 @@ impl Rebuild {
         let Some(c) = same else {
             // An unfinished run with this selection but other settings is not resumed: say so.
             let other =
-                journal::resumable_run(client, "rebuild", target, &options.selection, None)
-                    .await?;
+                journal::resumable_run(client, "rebuild", target, &options.selection, None).await?;
             let why = other.map(|o| {
                 format!(
                     "the unfinished run {} with the same selection was made with other settings ({}), so it is not resumed",
@@ -396,7 +396,9 @@ impl Rebuild {
             .map(|(id, _, _)| id.clone())
             .collect();
         for id in &changed {
-            tracing::info!("bot {id} changed in the registry since it succeeded in run {run_id}: it is redone");
+            tracing::info!(
+                "bot {id} changed in the registry since it succeeded in run {run_id}: it is redone"
+            );
         }
         journal::queue_fingerprinted_units(client, run_id, "bot", &units).await?;
         let wanted: HashSet<String> = bots.iter().map(|b| b.key.bot_id.clone()).collect();

@@ -157,7 +157,11 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         let unknown = db::bots_without_rows(&client, &ep.source_layout, &args.bots).await?;
         db::refuse_unknown_bots(
             &unknown,
-            &format!("{} on {}", ep.source_layout.display_name(), ep.source.label()),
+            &format!(
+                "{} on {}",
+                ep.source_layout.display_name(),
+                ep.source.label()
+            ),
         )?;
     }
     let json = global.json;
@@ -221,7 +225,9 @@ async fn stopped(
             Err(_) => Vec::new(),
         },
         Err(err) => {
-            tracing::error!("could not reach the target to record the failure in the journal: {err}");
+            tracing::error!(
+                "could not reach the target to record the failure in the journal: {err}"
+            );
             Vec::new()
         }
     };
