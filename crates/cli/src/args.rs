@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use ragshift_config::Layers;
+use ragshift_config::{Layers, Sensitive};
 
 /// ragshift: move a RAG knowledge base (pgvector) to a new cluster without losing a bot, and
 /// prove it.
@@ -176,7 +176,7 @@ Examples:
 pub struct TargetArgs {
     /// Target database URL [config: target.url]
     #[arg(long, value_name = "URL")]
-    pub target_url: Option<String>,
+    pub target_url: Option<Sensitive>,
     /// Secrets Manager secret with the target's host/port/username/password/dbname
     #[arg(long, value_name = "ARN")]
     pub target_secret_arn: Option<String>,
@@ -199,7 +199,7 @@ pub struct TargetArgs {
 pub struct SourceArgs {
     /// Source database URL [config: source.url]
     #[arg(long, value_name = "URL")]
-    pub source_url: Option<String>,
+    pub source_url: Option<Sensitive>,
     /// Secrets Manager secret with the source's connection
     #[arg(long, value_name = "ARN")]
     pub source_secret_arn: Option<String>,
@@ -261,6 +261,27 @@ pub(crate) fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>)
     }
 }
 
+/// Like [`set_str`] for a secret (a URL with its password): it leaves its redacting type only
+/// here, to become a configuration value.
+pub(crate) fn set_secret(layers: Layers, flag: &str, key: &str, v: &Option<Sensitive>) -> Layers {
+    match v {
+        Some(v) => layers.flag(flag, key, v.expose().to_owned()),
+        None => layers,
+    }
+}
+
+/// `--source`/`--target` shorthand: an ARN is a secret, anything else a URL (which stays in
+/// its redacting type until it becomes a configuration value).
+pub(crate) fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<Sensitive>) -> Layers {
+    match v {
+        Some(v) if v.expose().starts_with("arn:") => {
+            l.flag(flag, &format!("{side}.secret_arn"), v.expose().to_owned())
+        }
+        Some(_) => set_secret(l, flag, &format!("{side}.url"), v),
+        None => l,
+    }
+}
+
 pub(crate) fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf>) -> Layers {
     match v {
         Some(v) => layers.flag(flag, key, v.display().to_string()),
@@ -270,7 +291,7 @@ pub(crate) fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf
 
 impl Overrides for TargetArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_str(l, "--target-url", "target.url", &self.target_url);
+        let l = set_secret(l, "--target-url", "target.url", &self.target_url);
         let l = set_str(
             l,
             "--target-secret-arn",
@@ -296,7 +317,7 @@ impl Overrides for TargetArgs {
 
 impl Overrides for SourceArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_str(l, "--source-url", "source.url", &self.source_url);
+        let l = set_secret(l, "--source-url", "source.url", &self.source_url);
         let l = set_str(
             l,
             "--source-secret-arn",

@@ -1208,3 +1208,78 @@ async fn runs_of_another_registry_or_model_are_not_resumed_and_gone_bots_are_ski
         .unwrap()
         .contains("no longer selected"));
 }
+
+#[tokio::test]
+async fn linked_oversized_and_badly_named_documents_fail_their_bot_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0:TopSecretAccount:/root:/bin/bash\n").unwrap();
+    let (good, linked, huge, nul) = (bot_id(61), bot_id(62), bot_id(63), bot_id(64));
+    write_registry(
+        dir.path(),
+        &[
+            (good.clone(), vec!["faq.txt"], vec![]),
+            (linked.clone(), vec![], vec![]),
+            (huge.clone(), vec![], vec![]),
+        ],
+    );
+    // Registry entries for the refused documents (write_registry writes real files).
+    let mut registry: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("bots.json")).unwrap())
+            .unwrap();
+    let items = registry["Items"].as_array_mut().unwrap();
+    items[1]["Knowledge"]["M"]["filenames"] = json!({"L": [{"S": "passwd.txt"}]});
+    items[2]["Knowledge"]["M"]["filenames"] = json!({"L": [{"S": "huge.txt"}]});
+    let mut nul_item = items[0].clone();
+    nul_item["SK"] = json!({"S": format!("{USER_A}#BOT#{nul}")});
+    nul_item["Knowledge"]["M"]["filenames"] = json!({"L": [{"S": "a\u{0}b.txt"}]});
+    items.push(nul_item);
+    std::fs::write(dir.path().join("bots.json"), registry.to_string()).unwrap();
+    let docs = |bot: &str| {
+        let d = dir.path().join("docs").join(USER_A).join(bot).join("documents");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    std::os::unix::fs::symlink(&secret, docs(&linked).join("passwd.txt")).unwrap();
+    // 64 GiB, sparse: refused from its size, never read.
+    std::fs::File::create(docs(&huge).join("huge.txt"))
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+
+    let url = shared_pg().fresh_database("refused_docs");
+    let env: Vec<(String, String)> = vec![
+        ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
+        ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+        ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
+        ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+        ("RAGSHIFT_TARGET_URL".into(), url.clone()),
+        ("RAGSHIFT_INGEST_MAX_BYTES".into(), "100000".into()),
+    ];
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let ev = events(&out);
+    let finished = event(&ev, "bot_finished");
+    let status = |bot: &str| {
+        finished
+            .iter()
+            .find(|e| e["bot_id"] == bot)
+            .unwrap_or_else(|| panic!("no bot_finished for {bot}: {ev:?}"))
+    };
+    assert_eq!(status(&good)["status"], "succeeded");
+    for (bot, says) in [
+        (&linked, "symbolic link"),
+        (&huge, "max_bytes"),
+        (&nul, "not a plain file name"),
+    ] {
+        let e = status(bot);
+        assert_eq!(e["status"], "failed", "{e}");
+        assert!(e.to_string().contains(says), "{bot}: {e}");
+    }
+    let rows = rows(&url).await;
+    assert!(rows.contains_key(&good));
+    assert!(!rows.contains_key(&linked) && !rows.contains_key(&huge) && !rows.contains_key(&nul));
+    let all = format!("{rows:?}");
+    assert!(!all.contains("TopSecretAccount"), "the linked file was never read");
+}

@@ -201,3 +201,91 @@ fn a_missing_table_or_server_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RAGSHIFT_TARGET_URL"));
 }
+
+/// A table without constraints, so ids, bots and vectors can be NULL.
+const LOOSE: &str = "
+CREATE EXTENSION vector;
+CREATE TABLE items (id text, botid text, content text, source text, embedding vector(3));
+INSERT INTO items
+SELECT 'r' || b || '-' || i, 'B' || b, 'chunk ' || i, 'f.txt',
+       ARRAY[b, i, (b * i) % 7]::real[]::vector
+  FROM generate_series(1, 2) b, generate_series(1, 12) i;
+";
+
+/// Rows that `Row::get` into a `String` or a `Vector` would crash on.
+const NULL_ROWS: &str = "
+INSERT INTO items VALUES
+  (NULL, 'B1', 'no id', 'f.txt', '[1,1,1]'),
+  (NULL, 'B1', 'no id either', 'f.txt', '[2,2,2]'),
+  ('r-nobot', NULL, 'no bot', 'f.txt', '[3,3,3]'),
+  ('r-novec', 'B2', 'no vector', 'f.txt', NULL);
+";
+
+#[tokio::test]
+async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let s = pg.fresh_database("cli_verify_null_src");
+    let t = pg.fresh_database("cli_verify_null_tgt");
+    let same = pg.fresh_database("cli_verify_null_same");
+    pg.connect(&s)
+        .await
+        .batch_execute(&format!("{LOOSE}{NULL_ROWS}"))
+        .await
+        .unwrap();
+    pg.connect(&t).await.batch_execute(LOOSE).await.unwrap();
+    pg.connect(&same)
+        .await
+        .batch_execute(&format!("{LOOSE}{NULL_ROWS}"))
+        .await
+        .unwrap();
+
+    // The target lacks the rows with NULLs: a mismatch, exit 1, each named.
+    let args = |target: &str| -> Vec<String> {
+        ["verify", "--json", "--source", &s, "--target", target, "--queries", "3", "--k", "5"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let a: Vec<String> = args(&t);
+    let out = ragshift(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let failures: Vec<&str> = v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let all = failures.join("\n");
+    assert!(
+        all.contains("bot <NULL> (the rows whose bot id is NULL) is missing on the target (1 rows"),
+        "{all}"
+    );
+    let b1 = failures.iter().find(|f| f.starts_with("bot B1 differs")).expect(&all);
+    assert!(
+        b1.contains(r#"missing ["<NULL>", "<NULL>"]"#) && b1.contains("row whose id is NULL"),
+        "{b1}"
+    );
+    let b2 = failures.iter().find(|f| f.starts_with("bot B2 differs")).expect(&all);
+    assert!(b2.contains(r#"missing ["r-novec"]"#), "{b2}");
+
+    // Identical stores, NULLs included: they match, and retrieval runs over the NULL ids.
+    let a: Vec<String> = args(&same);
+    let out = ragshift(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["passed"], true, "{v}");
+    assert_eq!(v["checksums"]["bots_matching"], 3, "B1, B2 and the NULL bot");
+    assert_eq!(v["retrieval"]["overlap_at_k"], 1.0);
+}

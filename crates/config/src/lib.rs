@@ -4,6 +4,7 @@
 //! Every section refuses unknown keys, and errors name the key and where its value came from
 //! (file path or environment variable), so a typo never silently falls back to a default.
 
+pub mod conninfo;
 mod load;
 mod mask;
 mod sections;

@@ -8,10 +8,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Toml};
+use figment::error::{Actual, Kind};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
-use crate::Config;
+use crate::{mask_url, Config};
 
 /// Prefix of every configuration environment variable.
 pub const ENV_PREFIX: &str = "RAGSHIFT_";
@@ -57,7 +58,13 @@ fn describe(e: figment::Error) -> String {
     let key = if e.path.is_empty() {
         None
     } else {
-        Some(e.path.join("."))
+        Some(
+            e.path
+                .iter()
+                .map(|k| masked_key(k))
+                .collect::<Vec<_>>()
+                .join("."),
+        )
     };
     let origin = e.metadata.as_ref().map(|m| {
         m.source
@@ -65,7 +72,7 @@ fn describe(e: figment::Error) -> String {
             .map(|s| s.to_string())
             .unwrap_or_else(|| m.name.to_string())
     });
-    let mut out = e.kind.to_string();
+    let mut out = redacted(e.kind).to_string();
     if let Some(key) = key {
         out.push_str(&format!(" for key `{key}`"));
     }
@@ -73,6 +80,79 @@ fn describe(e: figment::Error) -> String {
         out.push_str(&format!(" in {origin}"));
     }
     out
+}
+
+/// The error with anything that may be a secret taken out: a value that looks like a connection
+/// string is masked, and a TOML syntax error's copy of the offending line is hidden when that
+/// line could hold a password (the line and column numbers stay).
+fn redacted(kind: Kind) -> Kind {
+    let mask = |s: String| if may_be_secret(&s) { mask_url(&s) } else { s };
+    let mask_actual = |a: Actual| match a {
+        Actual::Str(s) => Actual::Str(mask(s)),
+        Actual::Other(s) => Actual::Other(mask(s)),
+        other => other,
+    };
+    match kind {
+        Kind::Message(m) => Kind::Message(hide_toml_snippet(&m)),
+        Kind::InvalidType(a, exp) => Kind::InvalidType(mask_actual(a), exp),
+        Kind::InvalidValue(a, exp) => Kind::InvalidValue(mask_actual(a), exp),
+        Kind::Unsupported(a) => Kind::Unsupported(mask_actual(a)),
+        Kind::UnsupportedKey(a, exp) => Kind::UnsupportedKey(mask_actual(a), exp),
+        Kind::UnknownVariant(v, expected) => Kind::UnknownVariant(mask(v), expected),
+        Kind::UnknownField(f, expected) => Kind::UnknownField(masked_key(&f), expected),
+        other => other,
+    }
+}
+
+/// A key as shown in an error: a key is only a secret when someone quoted a connection string
+/// as one (`"postgres://u:pw@h/db" = 1`).
+fn masked_key(k: &str) -> String {
+    if k.contains("://") || k.contains('@') {
+        mask_url(k)
+    } else {
+        k.to_owned()
+    }
+}
+
+/// Whether a value shown in an error could hold a password.
+fn may_be_secret(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    s.contains("://")
+        || s.contains('@')
+        || ["pass", "secret", "token", "key"]
+            .iter()
+            .any(|w| lower.contains(w))
+}
+
+/// Replaces the source line that the TOML parser quotes (`12 | url = "postgres://..."`) by a
+/// note when it holds a string or anything else that could be a secret; its caret line goes
+/// with it.
+fn hide_toml_snippet(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut hid_previous = false;
+    for line in message.lines() {
+        let trimmed = line.trim_start();
+        let digits = trimmed.len() - trimmed.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let after_number = &trimmed[digits..];
+        if digits > 0 && after_number.starts_with(" |") {
+            let content = after_number.trim_start_matches(" |");
+            if content.contains(['"', '\'']) || may_be_secret(content) {
+                out.push(format!(
+                    "{} | (line not shown: it may hold a secret)",
+                    &trimmed[..digits]
+                ));
+                hid_previous = true;
+                continue;
+            }
+        } else if hid_previous && digits == 0 && trimmed.starts_with('|') {
+            // The caret line under a hidden line.
+            hid_previous = false;
+            continue;
+        }
+        hid_previous = false;
+        out.push(line.to_owned());
+    }
+    out.join("\n")
 }
 
 /// Where an effective value came from.
@@ -430,6 +510,46 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, ConfigError::MissingFile { .. }));
+    }
+
+    #[test]
+    fn syntax_errors_and_bad_values_never_echo_a_password() {
+        for toml in [
+            "[target]\nurl = \"postgres://app:Hunter2pw@h/db\nschema = \"x\"\n",
+            "[target]\nurl = postgres://app:Hunter2pw@h/db\n",
+            "[target]\nurl = 'postgres://app:Hunter2pw@h/db' x\n",
+            "[target]\nsslmode = \"postgres://app:Hunter2pw@h/db\"\n",
+            "[target]\ntable = [\"postgres://app:Hunter2pw@h/db\"]\n",
+            "[target]\n\"postgres://app:Hunter2pw@h/db\" = 1\n",
+        ] {
+            let f = file(toml);
+            let err = Layers::new()
+                .file(Some(f.path()))
+                .load()
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(!err.contains("Hunter2pw"), "{toml}: {err}");
+            assert!(err.contains(&f.path().display().to_string()), "{err}");
+        }
+        // A line without anything secret is still quoted, to help find the mistake.
+        let f = file("[target\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("1 | [target"), "{err}");
+        let f = file("[target]\nurl = \"postgres://app:Hunter2pw@h/db\n");
+        let err = Layers::new()
+            .file(Some(f.path()))
+            .load()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("not shown"), "{err}");
     }
 
     #[test]

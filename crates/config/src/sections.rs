@@ -179,7 +179,8 @@ pub struct IngestConfig {
     pub allow_hosts: Vec<String>,
     /// Per-request time-out in seconds.
     pub timeout_secs: u64,
-    /// Largest body fetched from a URL, in bytes.
+    /// Largest document accepted from any source (a URL's body, an S3 object, a local file), in
+    /// bytes; larger ones are refused before they are read.
     pub max_bytes: u64,
     /// Redirects followed per URL.
     pub max_redirects: u32,

@@ -1,25 +1,40 @@
 //! Documents in a local folder with the bucket's layout
 //! (`{root}/{user}/{bot}/documents/{filename}`), e.g. an `aws s3 sync` of the bucket. The chunk
 //! `source` of a local document is its path.
+//!
+//! Only plain files inside the bot's folder are read: a symbolic link (the document itself or a
+//! folder on the way below the root), a folder or a device is refused, and a file larger than
+//! the size limit is refused from its metadata, never read past the limit.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use ragshift_model::BotKey;
 
 use crate::error::DocumentError;
-use crate::store::{Document, DocumentInfo, DocumentStore};
+use crate::store::{check_names, printable, Document, DocumentInfo, DocumentStore};
 
 /// Documents under a directory.
 #[derive(Debug, Clone)]
 pub struct DirDocuments {
     root: PathBuf,
+    max_bytes: u64,
 }
 
 impl DirDocuments {
-    /// A store rooted at `root`.
+    /// A store rooted at `root`, with no size limit.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            max_bytes: u64::MAX,
+        }
+    }
+
+    /// Refuses documents larger than `max_bytes` (`ingest.max_bytes`).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The root folder.
@@ -35,19 +50,7 @@ impl DirDocuments {
     }
 
     fn path(&self, key: &BotKey, filename: &str) -> Result<PathBuf, DocumentError> {
-        let plain = !filename.is_empty()
-            && filename != "."
-            && filename != ".."
-            && !filename.contains(['/', '\\', '\0']);
-        let ids_plain = [&key.user_id, &key.bot_id]
-            .iter()
-            .all(|s| !s.is_empty() && *s != ".." && !s.contains(['/', '\\', '\0']));
-        if !plain || !ids_plain {
-            return Err(DocumentError::InvalidName {
-                key: key.clone(),
-                filename: filename.to_owned(),
-            });
-        }
+        check_names(key, filename)?;
         Ok(self.bot_dir(key).join(filename))
     }
 }
@@ -111,24 +114,121 @@ impl DocumentStore for DirDocuments {
     }
 
     fn source_uri(&self, key: &BotKey, filename: &str) -> String {
-        self.bot_dir(key).join(filename).display().to_string()
+        self.root
+            .join(&*printable(&key.user_id))
+            .join(&*printable(&key.bot_id))
+            .join("documents")
+            .join(&*printable(filename))
+            .display()
+            .to_string()
     }
 
     async fn get(&self, key: &BotKey, filename: &str) -> Result<Document, DocumentError> {
         let path = self.path(key, filename)?;
-        let source_uri = path.display().to_string();
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Document { source_uri, bytes }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DocumentError::Missing {
-                key: key.clone(),
-                filename: filename.to_owned(),
-                source_uri,
-            }),
+        let (root, bot_dir, limit) = (self.root.clone(), self.bot_dir(key), self.max_bytes);
+        let (k, name) = (key.clone(), filename.to_owned());
+        let job =
+            tokio::task::spawn_blocking(move || read_plain_file(&root, &bot_dir, &path, limit, &k, &name));
+        match job.await {
+            Ok(r) => r,
             Err(e) => Err(DocumentError::Read {
                 key: key.clone(),
-                message: format!("reading {source_uri}: {e}"),
+                message: format!("reading {}: {e}", self.source_uri(key, filename)),
                 retryable: false,
             }),
         }
     }
+}
+
+/// Reads `path` if it is a plain file (not a link) in `bot_dir`, whose real location is
+/// `bot_dir` below the real `root`, and not larger than `limit`.
+fn read_plain_file(
+    root: &Path,
+    bot_dir: &Path,
+    path: &Path,
+    limit: u64,
+    key: &BotKey,
+    filename: &str,
+) -> Result<Document, DocumentError> {
+    let source_uri = path.display().to_string();
+    let refused = |reason: String| DocumentError::Refused {
+        key: key.clone(),
+        filename: filename.to_owned(),
+        reason,
+    };
+    let io_err = |what: &str, e: std::io::Error| DocumentError::Read {
+        key: key.clone(),
+        message: format!("{what} {source_uri}: {e}"),
+        retryable: false,
+    };
+    let missing = || DocumentError::Missing {
+        key: key.clone(),
+        filename: filename.to_owned(),
+        source_uri: source_uri.clone(),
+    };
+    // The folders below the root must be real folders, not links leading elsewhere.
+    let real_root = std::fs::canonicalize(root).map_err(|e| io_err("resolving", e))?;
+    let relative = bot_dir.strip_prefix(root).unwrap_or(bot_dir);
+    match std::fs::canonicalize(bot_dir) {
+        Ok(real) if real == real_root.join(relative) => {}
+        Ok(real) => {
+            return Err(refused(format!(
+                "its folder {} is, or passes through, a symbolic link (to {}); ragshift reads only files inside the documents folder",
+                bot_dir.display(),
+                real.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(io_err("resolving", e)),
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(io_err("reading", e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refused(format!(
+            "{source_uri} is a symbolic link; ragshift reads only plain files (copy the file into the folder instead)"
+        )));
+    }
+    if !meta.is_file() {
+        return Err(refused(format!(
+            "{source_uri} is not a plain file (a folder, device or pipe)"
+        )));
+    }
+    let too_large = || DocumentError::TooLarge {
+        key: key.clone(),
+        filename: filename.to_owned(),
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| io_err("reading", e))?;
+    let opened = file.metadata().map_err(|e| io_err("reading", e))?;
+    if !same_file(&meta, &opened) {
+        return Err(refused(format!(
+            "{source_uri} was replaced while it was being opened"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err("reading", e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(Document { source_uri, bytes })
+}
+
+/// Whether two metadata describe the same file (the one checked and the one opened).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    b.is_file()
 }

@@ -28,6 +28,29 @@ pub enum DocumentError {
         /// The offending name.
         filename: String,
     },
+    /// A document that isn't a plain file inside the bot's folder (a symbolic link, a folder, a
+    /// device, a folder on the way that is a link leading elsewhere): not read, so a link can't
+    /// make another file (`/etc/passwd`) a bot's knowledge.
+    #[error("bot {key}: document {filename:?} refused: {reason}")]
+    Refused {
+        /// The bot.
+        key: BotKey,
+        /// The file name from the bot's `Knowledge.filenames`.
+        filename: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A document larger than `ingest.max_bytes`: refused before (or while) reading it, so a
+    /// huge file can't exhaust memory.
+    #[error("bot {key}: document {filename:?} is larger than {limit} bytes ([ingest] max_bytes); raise the limit or remove the file from the bot")]
+    TooLarge {
+        /// The bot.
+        key: BotKey,
+        /// The file name.
+        filename: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// Reading one bot's documents failed (a retryable AWS error, an I/O error).
     #[error("bot {key}: {message}")]
     Read {

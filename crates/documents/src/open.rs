@@ -7,10 +7,12 @@ use crate::error::DocumentError;
 use crate::s3::S3Documents;
 use crate::store::DocumentStore;
 
-/// Builds the store `[documents]` describes (no I/O: call [`DocumentStore::check`] next).
+/// Builds the store `[documents]` describes (no I/O: call [`DocumentStore::check`] next);
+/// documents larger than `max_bytes` (`[ingest] max_bytes`) are refused without being read.
 pub async fn from_config(
     documents: &DocumentsConfig,
     aws: &AwsConfig,
+    max_bytes: u64,
 ) -> Result<Box<dyn DocumentStore>, DocumentError> {
     match documents.kind {
         DocumentsKind::S3 => {
@@ -20,8 +22,12 @@ pub async fn from_config(
                 ));
             };
             let sdk = ragshift_aws::sdk_config(aws).await;
-            Ok(Box::new(S3Documents::new(&sdk, bucket)))
+            Ok(Box::new(
+                S3Documents::new(&sdk, bucket).with_max_bytes(max_bytes),
+            ))
         }
-        DocumentsKind::Dir => Ok(Box::new(DirDocuments::new(documents.path.clone()))),
+        DocumentsKind::Dir => Ok(Box::new(
+            DirDocuments::new(documents.path.clone()).with_max_bytes(max_bytes),
+        )),
     }
 }

@@ -6,13 +6,14 @@ use ragshift_aws::classify;
 use ragshift_model::BotKey;
 
 use crate::error::DocumentError;
-use crate::store::{bot_prefix, Document, DocumentInfo, DocumentStore};
+use crate::store::{bot_prefix, check_names, printable, Document, DocumentInfo, DocumentStore};
 
 /// Documents in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Documents {
     client: Client,
     bucket: String,
+    max_bytes: u64,
 }
 
 impl S3Documents {
@@ -26,7 +27,15 @@ impl S3Documents {
         Self {
             client: Client::from_conf(conf),
             bucket: bucket.into(),
+            max_bytes: u64::MAX,
         }
+    }
+
+    /// Refuses objects larger than `max_bytes` (`ingest.max_bytes`), from their size before
+    /// downloading and by never downloading more than that.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The bucket name.
@@ -105,10 +114,11 @@ impl DocumentStore for S3Documents {
     }
 
     fn source_uri(&self, key: &BotKey, filename: &str) -> String {
-        format!("s3://{}/{}{filename}", self.bucket, bot_prefix(key))
+        printable(&format!("s3://{}/{}{filename}", self.bucket, bot_prefix(key))).into_owned()
     }
 
     async fn get(&self, key: &BotKey, filename: &str) -> Result<Document, DocumentError> {
+        check_names(key, filename)?;
         let object_key = format!("{}{filename}", bot_prefix(key));
         let source_uri = self.source_uri(key, filename);
         let out = match self
@@ -135,17 +145,31 @@ impl DocumentStore for S3Documents {
                 ))
             }
         };
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| DocumentError::Read {
+        let too_large = || DocumentError::TooLarge {
+            key: key.clone(),
+            filename: filename.to_owned(),
+            limit: self.max_bytes,
+        };
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        if size > self.max_bytes {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut body = out.body;
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| DocumentError::Read {
                 key: key.clone(),
                 message: format!("reading {source_uri}: {e}"),
                 retryable: true,
-            })?
-            .into_bytes()
-            .to_vec();
+            })?;
+            if (bytes.len() + piece.len()) as u64 > self.max_bytes {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&piece);
+        }
         Ok(Document { source_uri, bytes })
     }
 }

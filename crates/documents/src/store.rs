@@ -87,3 +87,39 @@ pub trait DocumentStore: Send + Sync {
 pub fn bot_prefix(key: &BotKey) -> String {
     format!("{}/{}/documents/", key.user_id, key.bot_id)
 }
+
+/// A file name as shown in a `source`: control characters (a NUL from a hostile registry item)
+/// escaped, since PostgreSQL text and JSON can't hold some of them and a terminal shouldn't get
+/// them.
+pub(crate) fn printable(filename: &str) -> std::borrow::Cow<'_, str> {
+    if filename.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(
+            filename
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(filename)
+    }
+}
+
+/// Refuses a file name, owner id or bot id that could lead out of the bot's folder (`..`, `/`,
+/// a backslash) or can't be a file name at all (empty, a NUL byte).
+pub(crate) fn check_names(key: &BotKey, filename: &str) -> Result<(), DocumentError> {
+    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']);
+    if plain(filename) && plain(&key.user_id) && plain(&key.bot_id) {
+        Ok(())
+    } else {
+        Err(DocumentError::InvalidName {
+            key: key.clone(),
+            filename: filename.to_owned(),
+        })
+    }
+}

@@ -191,3 +191,131 @@ async fn a_directory_with_the_bucket_layout() {
         "{err}"
     );
 }
+
+/// A folder in the bucket layout for `key()`, and its `documents/` folder.
+fn bot_folder(root: &std::path::Path) -> std::path::PathBuf {
+    let dir = root.join("user-1/01HZX5Q8J6N2W4V7T9R3K1M0PB/documents");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+#[tokio::test]
+async fn links_folders_and_bad_names_are_refused_per_document() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = bot_folder(root.path());
+    std::fs::write(dir.join("ok.txt"), "fine").expect("write");
+    std::os::unix::fs::symlink(&secret, dir.join("passwd.txt")).expect("symlink");
+    std::os::unix::fs::symlink(dir.join("ok.txt"), dir.join("inner-link.txt")).expect("symlink");
+    std::fs::create_dir(dir.join("folder.txt")).expect("mkdir");
+    let store = DirDocuments::new(root.path());
+    let k = key();
+
+    for name in ["passwd.txt", "inner-link.txt"] {
+        match store.get(&k, name).await {
+            Err(e @ DocumentError::Refused { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("symbolic link") && text.contains(name), "{text}");
+                assert!(!e.is_fatal(), "one document, not the store");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.get(&k, "folder.txt").await,
+        Err(DocumentError::Refused { .. })
+    ));
+    assert_eq!(store.get(&k, "ok.txt").await.expect("get").bytes, b"fine");
+
+    // A NUL byte: refused by name, and the source shown for it holds no NUL.
+    let nul = "a\0b.txt";
+    match store.get(&k, nul).await {
+        Err(e @ DocumentError::InvalidName { .. }) => assert!(!e.to_string().contains('\0')),
+        other => panic!("{other:?}"),
+    }
+    assert!(!store.source_uri(&k, nul).contains('\0'));
+
+    // A bot folder that is a link to somewhere else is refused as well.
+    let other = BotKey::new("user-2", "linked");
+    std::fs::create_dir_all(root.path().join("user-2/linked")).expect("mkdir");
+    std::fs::create_dir_all(outside.path().join("docs")).expect("mkdir");
+    std::fs::write(outside.path().join("docs/x.txt"), "outside").expect("write");
+    std::os::unix::fs::symlink(
+        outside.path().join("docs"),
+        root.path().join("user-2/linked/documents"),
+    )
+    .expect("symlink");
+    match store.get(&other, "x.txt").await {
+        Err(DocumentError::Refused { reason, .. }) => {
+            assert!(reason.contains("symbolic link"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The root itself may be a link (a mounted copy of the bucket).
+    let link_root = outside.path().join("root-link");
+    std::os::unix::fs::symlink(root.path(), &link_root).expect("symlink");
+    let via_link = DirDocuments::new(&link_root);
+    assert_eq!(via_link.get(&k, "ok.txt").await.expect("get").bytes, b"fine");
+}
+
+#[tokio::test]
+async fn documents_over_the_size_limit_are_refused_without_reading_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = bot_folder(root.path());
+    // 64 GiB, sparse: reading it whole would exhaust memory, checking its size costs nothing.
+    let huge = std::fs::File::create(dir.join("huge.txt")).expect("create");
+    huge.set_len(64 << 30).expect("sparse file");
+    std::fs::write(dir.join("limit.txt"), vec![b'a'; 1000]).expect("write");
+    std::fs::write(dir.join("over.txt"), vec![b'a'; 1001]).expect("write");
+    let store = DirDocuments::new(root.path()).with_max_bytes(1000);
+    let k = key();
+    for name in ["huge.txt", "over.txt"] {
+        match store.get(&k, name).await {
+            Err(e @ DocumentError::TooLarge { .. }) => {
+                assert!(e.to_string().contains("max_bytes"), "{e}");
+                assert!(!e.is_fatal());
+            }
+            other => panic!("{name}: {:?}", other.map(|d| d.bytes.len())),
+        }
+    }
+    assert_eq!(store.get(&k, "limit.txt").await.expect("get").bytes.len(), 1000);
+}
+
+#[tokio::test]
+async fn s3_objects_over_the_size_limit_are_refused() {
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique_name("docs-limit");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let k = key();
+    for (name, len) in [("big.txt", 5000usize), ("small.txt", 10)] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{}/{}/documents/{name}", k.user_id, k.bot_id))
+            .body(vec![b'x'; len].into())
+            .send()
+            .await
+            .expect("put");
+    }
+    let store = S3Documents::new(&sdk, &bucket).with_max_bytes(4096);
+    assert!(matches!(
+        store.get(&k, "big.txt").await,
+        Err(DocumentError::TooLarge { limit: 4096, .. })
+    ));
+    assert_eq!(store.get(&k, "small.txt").await.expect("get").bytes.len(), 10);
+    assert!(matches!(
+        store.get(&k, "../../x/documents/small.txt").await,
+        Err(DocumentError::InvalidName { .. })
+    ));
+}

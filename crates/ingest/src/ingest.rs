@@ -158,6 +158,18 @@ impl Ingestor {
         &self.inner.fetcher
     }
 
+    /// `max_body_bytes` holds for every source, not only fetched ones: a document handed over
+    /// in memory, or a local file (by its size, before it is opened), above it is refused.
+    fn over_limit(&self, input: &SourceInput) -> Option<ErrorKind> {
+        let limit = self.inner.opts.max_body_bytes;
+        let size = match input {
+            SourceInput::Bytes { bytes, .. } => bytes.len() as u64,
+            SourceInput::Path(path) => std::fs::metadata(path).ok()?.len(),
+            _ => return None,
+        };
+        (size > limit).then_some(ErrorKind::TooLarge { limit })
+    }
+
     /// Ingests several inputs one after the other.
     pub async fn ingest_all(
         &self,
@@ -190,6 +202,9 @@ impl Ingestor {
                 ))
             }
         };
+        if let Some(kind) = self.over_limit(&input) {
+            return IngestReport::single(SourceReport::failed(SourceError::new(source, kind), None));
+        }
         match input {
             SourceInput::Url(url) => self.ingest_url(url, splitter, tx, true).await,
             SourceInput::Sitemap(url) => self.ingest_sitemap(url, None, splitter, tx).await,

@@ -21,6 +21,18 @@ pub struct BotChecksum {
     pub checksum: String,
 }
 
+/// How a NULL bot id or row id is shown and grouped: checksums group the rows whose bot id is
+/// NULL under this name, and row lists name a row whose id is NULL by it, so such rows are
+/// reported rather than crashed on. (A bot really named `<NULL>` would share the group; the row
+/// hash still tells a NULL from that text.)
+pub const NULL_KEY: &str = "<NULL>";
+
+/// SQL for a key column (bot or id) as text: trailing blanks of `character(n)` removed, NULL
+/// as [`NULL_KEY`].
+pub fn key_text_sql(column: &str) -> String {
+    format!("coalesce(rtrim({}::text), '{NULL_KEY}')", quote_ident(column))
+}
+
 /// Names the per-row hash below, so that a checksum recorded by one ragshift (an export's
 /// manifest) is only ever compared with one computed the same way.
 pub const SCHEME: &str = "sha256-row-v2";
@@ -64,14 +76,14 @@ pub async fn bot_checksums(
     layout: &Layout,
     bots: Option<&[String]>,
 ) -> Result<Vec<BotChecksum>, StoreError> {
-    let bot = quote_ident(&layout.bot);
+    let bot = key_text_sql(&layout.bot);
     let filter = if bots.is_some() {
-        format!("WHERE rtrim({bot}::text) = ANY($1)")
+        format!("WHERE {bot} = ANY($1)")
     } else {
         "WHERE $1::text[] IS NULL".to_owned()
     };
     let sql = format!(
-        "SELECT rtrim({bot}::text), count(*), sum({hash})::text FROM {table} {filter} GROUP BY 1 ORDER BY 1",
+        "SELECT {bot}, count(*), sum({hash})::text FROM {table} {filter} GROUP BY 1 ORDER BY 1",
         hash = row_hash_sql(layout),
         table = layout.qualified(),
     );
@@ -84,7 +96,9 @@ pub async fn bot_checksums(
     Ok(rows
         .iter()
         .map(|r| BotChecksum {
-            bot_id: r.get::<_, Option<String>>(0).unwrap_or_default(),
+            bot_id: r
+                .get::<_, Option<String>>(0)
+                .unwrap_or_else(|| NULL_KEY.to_owned()),
             rows: r.get(1),
             checksum: r.get::<_, Option<String>>(2).unwrap_or_default(),
         })
@@ -92,16 +106,17 @@ pub async fn bot_checksums(
 }
 
 /// Each row's id and hash for one bot, ordered by id: to find which rows differ once the bot's
-/// checksums disagree.
+/// checksums disagree. A NULL id comes back as [`NULL_KEY`]; [`NULL_KEY`] as `bot_id` selects
+/// the rows whose bot id is NULL.
 pub async fn row_hashes(
     client: &impl GenericClient,
     layout: &Layout,
     bot_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let sql = format!(
-        "SELECT rtrim({id}::text), ({hash})::text FROM {table} WHERE rtrim({bot}::text) = $1 ORDER BY 1",
-        id = quote_ident(&layout.id),
-        bot = quote_ident(&layout.bot),
+        "SELECT {id}, ({hash})::text FROM {table} WHERE {bot} = $1 ORDER BY 1, 2",
+        id = key_text_sql(&layout.id),
+        bot = key_text_sql(&layout.bot),
         hash = row_hash_sql(layout),
         table = layout.qualified(),
     );
@@ -109,5 +124,15 @@ pub async fn row_hashes(
         .query(&sql, &[&bot_id.trim_end()])
         .await
         .map_err(|e| StoreError::query(format!("hashing rows of bot {bot_id}"), e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let id: Option<String> = r.get(0);
+            let hash: Option<String> = r.get(1);
+            (
+                id.unwrap_or_else(|| NULL_KEY.to_owned()),
+                hash.unwrap_or_default(),
+            )
+        })
+        .collect())
 }

@@ -74,8 +74,10 @@ impl ConnectSpec {
                 ),
             ));
         }
-        let sslmode = sslmode.or(url_mode).unwrap_or(SslMode::Prefer);
         let root_cert = root_cert.map(Path::to_path_buf).or(url_root);
+        let sslmode = sslmode
+            .or(url_mode)
+            .unwrap_or_else(|| default_sslmode(&config));
         Ok(Self::finish(config, sslmode, root_cert))
     }
 
@@ -93,11 +95,8 @@ impl ConnectSpec {
             .user(&parts.username)
             .password(parts.password.expose())
             .dbname(&parts.dbname);
-        Self::finish(
-            config,
-            sslmode.unwrap_or(SslMode::Prefer),
-            root_cert.map(Path::to_path_buf),
-        )
+        let sslmode = sslmode.unwrap_or_else(|| default_sslmode(&config));
+        Self::finish(config, sslmode, root_cert.map(Path::to_path_buf))
     }
 
     fn finish(mut config: tokio_postgres::Config, sslmode: SslMode, root: Option<PathBuf>) -> Self {
@@ -214,6 +213,36 @@ impl ConnectSpec {
     }
 }
 
+/// Whether `host` is an Amazon RDS or Aurora endpoint (`*.rds.amazonaws.com`, and
+/// `*.rds.amazonaws.com.cn` in the China regions).
+pub fn is_rds_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host.ends_with(".rds.amazonaws.com") || host.ends_with(".rds.amazonaws.com.cn")
+}
+
+/// The `sslmode` when none is set: `require` for RDS/Aurora endpoints, which always offer TLS
+/// (a `prefer` connection would silently go unencrypted if TLS failed), else libpq's `prefer`.
+/// For RDS, `verify-full` with AWS's CA bundle is better still, and the log says so.
+fn default_sslmode(config: &tokio_postgres::Config) -> SslMode {
+    let rds = config.get_hosts().iter().find_map(|h| match h {
+        Host::Tcp(name) if is_rds_host(name) => Some(name.clone()),
+        _ => None,
+    });
+    match rds {
+        Some(host) => {
+            tracing::info!(
+                "{host} is an RDS/Aurora endpoint and no sslmode is set: using sslmode=require; \
+                 verify-full with AWS's RDS CA bundle is recommended (download global-bundle.pem \
+                 from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem and set \
+                 ?sslmode=verify-full&sslrootcert=/path/global-bundle.pem or [target]/[source] \
+                 sslmode and sslrootcert)"
+            );
+            SslMode::Require
+        }
+        None => SslMode::Prefer,
+    }
+}
+
 fn conninfo_value(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -250,7 +279,9 @@ fn strip_tls_params(s: &str) -> Result<TlsParams, StoreError> {
     let mut mode = None;
     let mut root = None;
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        let mut url = url::Url::parse(s).map_err(|e| {
+        // A password may hold unencoded `#?/@:`: encode it before a strict parser sees it.
+        let encoded = ragshift_config::conninfo::encode_userinfo(s);
+        let mut url = url::Url::parse(&encoded).map_err(|e| {
             StoreError::new(
                 StoreErrorKind::Config,
                 format!("invalid URL {}: {e}", ragshift_config::mask_url(s)),
@@ -271,12 +302,21 @@ fn strip_tls_params(s: &str) -> Result<TlsParams, StoreError> {
         }
         return Ok((url.to_string(), mode, root));
     }
+    let pairs = ragshift_config::conninfo::parse_keyvalue(s).ok_or_else(|| {
+        StoreError::new(
+            StoreErrorKind::Config,
+            format!(
+                "invalid connection string {}: expected postgres://user:password@host:port/dbname or key=value pairs (quote values with spaces: password='a b')",
+                ragshift_config::mask_url(s)
+            ),
+        )
+    })?;
     let mut kept = Vec::new();
-    for pair in s.split_whitespace() {
-        match pair.split_once('=') {
-            Some(("sslmode", v)) => mode = Some(SslMode::parse(v).ok_or_else(|| bad_mode(v))?),
-            Some(("sslrootcert", v)) => root = Some(PathBuf::from(v)),
-            _ => kept.push(pair),
+    for (k, v) in pairs {
+        match k.as_str() {
+            "sslmode" => mode = Some(SslMode::parse(&v).ok_or_else(|| bad_mode(&v))?),
+            "sslrootcert" => root = Some(PathBuf::from(v)),
+            _ => kept.push(format!("{k}={}", conninfo_value(&v))),
         }
     }
     Ok((kept.join(" "), mode, root))
@@ -373,6 +413,94 @@ mod tests {
         let e = ConnectSpec::from_url("postgres://u:hunter2@h:notaport/d", None, None).unwrap_err();
         assert_eq!(e.kind(), StoreErrorKind::Config);
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn rds_and_aurora_endpoints_require_tls_unless_told_otherwise() {
+        for host in [
+            "mydb.abc123xyz.eu-west-1.rds.amazonaws.com",
+            "cluster.cluster-abc.us-east-1.rds.amazonaws.com",
+            "proxy.proxy-abc.cn-north-1.rds.amazonaws.com.cn",
+            "MyDB.ABC.eu-west-1.RDS.amazonaws.com.",
+        ] {
+            assert!(is_rds_host(host), "{host}");
+            let s = ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
+            assert_eq!(s.sslmode(), SslMode::Require, "{host}");
+            let parts = DbSecretParts {
+                host: host.into(),
+                port: 5432,
+                username: "u".into(),
+                password: Sensitive::new("pw"),
+                dbname: "db".into(),
+            };
+            assert_eq!(
+                ConnectSpec::from_parts(&parts, None, None).sslmode(),
+                SslMode::Require
+            );
+            // An explicit choice, in the URL or the configuration, is kept.
+            let s = ConnectSpec::from_url(
+                &format!("postgres://u:pw@{host}/db?sslmode=disable"),
+                None,
+                None,
+            )
+            .unwrap();
+            assert_eq!(s.sslmode(), SslMode::Disable);
+            let s = ConnectSpec::from_url(
+                &format!("postgres://u:pw@{host}/db"),
+                Some(SslMode::VerifyFull),
+                None,
+            )
+            .unwrap();
+            assert_eq!(s.sslmode(), SslMode::VerifyFull);
+            assert_eq!(
+                ConnectSpec::from_parts(&parts, Some(SslMode::Prefer), None).sslmode(),
+                SslMode::Prefer
+            );
+        }
+        for host in [
+            "db.example.com",
+            "rds.amazonaws.com.evil.example",
+            "notrds.amazonaws.com",
+            "127.0.0.1",
+        ] {
+            assert!(!is_rds_host(host), "{host}");
+            let s = ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
+            assert_eq!(s.sslmode(), SslMode::Prefer, "{host}");
+        }
+    }
+
+    #[test]
+    fn unencoded_passwords_connect_as_written_and_stay_masked() {
+        let s = ConnectSpec::from_url(
+            "postgres://app:pa#ss?wo/r@d:x@db.example:5433/rag?sslmode=require",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.config.get_password(), Some("pa#ss?wo/r@d:x".as_bytes()));
+        assert_eq!(s.sslmode(), SslMode::Require);
+        assert_eq!(s.label(), "postgres://app:****@db.example:5433/rag");
+
+        let s = ConnectSpec::from_url(
+            "host=h port = 5433 user=u password='a b#?' dbname=d",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.config.get_password(), Some("a b#?".as_bytes()));
+        assert_eq!(s.label(), "postgres://u:****@h:5433/d");
+
+        for bad in [
+            "postgres://app:Sup3rS3cretPw@127.0.0.1:99999/db?sslmode=disable",
+            "postgres://app:Sup3rS3cretPw@h:port/db?sslmode=require",
+            "host=h password='Sup3rS3cretPw",
+            "host=h password=Sup3rS3cretPw nonsense",
+        ] {
+            let e = ConnectSpec::from_url(bad, None, None).unwrap_err();
+            assert_eq!(e.kind(), StoreErrorKind::Config, "{bad}");
+            assert!(!e.to_string().contains("Sup3rS3cretPw"), "{e}");
+            assert!(!format!("{e:?}").contains("Sup3rS3cretPw"), "{e:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use ragshift_store::checksum::{self, BotChecksum};
+use ragshift_store::checksum::{self, BotChecksum, NULL_KEY};
 use serde::Serialize;
 
 use crate::error::{Side, VerifyError};
@@ -108,7 +108,7 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> ChecksumReport
 }
 
 /// Finds the first `max` differing ids of one bot from both sides' `(id, hash)` lists, each
-/// sorted by id.
+/// sorted by id and hash. Rows whose id is NULL ([`NULL_KEY`]) are paired by hash.
 pub fn first_differences(
     source: &[(String, String)],
     target: &[(String, String)],
@@ -127,6 +127,8 @@ pub fn first_differences(
     };
     while i < source.len() || j < target.len() {
         let order = match (source.get(i), target.get(j)) {
+            // Rows whose id is NULL can only be told apart by their hashes.
+            (Some(a), Some(b)) if a.0 == NULL_KEY && b.0 == NULL_KEY => a.1.cmp(&b.1),
             (Some(a), Some(b)) => a.0.cmp(&b.0),
             (Some(_), None) => Ordering::Less,
             _ => Ordering::Greater,
@@ -228,6 +230,29 @@ mod tests {
         assert_eq!((r.source_rows, r.target_rows), (6, 9));
         assert!(!r.passed());
         assert!(compare(&source, &source).passed());
+    }
+
+    #[test]
+    fn rows_with_null_ids_are_paired_by_hash() {
+        let rows = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(i, h)| (i.to_string(), h.to_string()))
+                .collect()
+        };
+        let s = rows(&[(NULL_KEY, "a"), (NULL_KEY, "b"), ("1", "x")]);
+        let t = rows(&[(NULL_KEY, "b"), ("1", "x")]);
+        let mut d = BotDifference {
+            bot_id: "b".into(),
+            source_rows: 3,
+            target_rows: 2,
+            missing_ids: vec![],
+            extra_ids: vec![],
+            changed_ids: vec![],
+            more: false,
+        };
+        first_differences(&s, &t, 10, &mut d);
+        assert_eq!(d.missing_ids, vec![NULL_KEY]);
+        assert!(d.changed_ids.is_empty() && d.extra_ids.is_empty(), "{d:?}");
     }
 
     #[test]

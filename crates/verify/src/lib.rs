@@ -30,6 +30,7 @@ mod error;
 pub mod retrieval;
 
 use ragshift_model::Bot;
+use ragshift_store::checksum::NULL_KEY;
 use ragshift_store::schema::table_dimension;
 use ragshift_store::{Layout, StoreError, StoreErrorKind};
 use serde::Serialize;
@@ -155,26 +156,32 @@ pub async fn verify(
     let mut failures = Vec::new();
     for b in &sums.missing {
         failures.push(format!(
-            "bot {} is missing on the target ({} rows on the source)",
-            b.bot_id, b.rows
+            "{} is missing on the target ({} rows on the source)",
+            bot_name(&b.bot_id),
+            b.rows
         ));
     }
     for b in &sums.extra {
         failures.push(format!(
-            "bot {} is on the target only ({} rows)",
-            b.bot_id, b.rows
+            "{} is on the target only ({} rows)",
+            bot_name(&b.bot_id),
+            b.rows
         ));
     }
     for d in &sums.different {
+        let null_ids = [&d.missing_ids, &d.extra_ids, &d.changed_ids]
+            .iter()
+            .any(|ids| ids.iter().any(|id| id == NULL_KEY));
         failures.push(format!(
-            "bot {} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}",
-            d.bot_id,
+            "{} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}{}",
+            bot_name(&d.bot_id),
             d.source_rows,
             d.target_rows,
             d.missing_ids,
             d.extra_ids,
             d.changed_ids,
-            if d.more { " (more not listed)" } else { "" }
+            if d.more { " (more not listed)" } else { "" },
+            if null_ids { format!(" ({NULL_KEY} is a row whose id is NULL)") } else { String::new() }
         ));
     }
 
@@ -191,8 +198,9 @@ pub async fn verify(
         if !options.allow_orphans {
             for o in &c.orphans {
                 failures.push(format!(
-                    "bot {} has {} rows in the target but is not in the registry (orphan)",
-                    o.bot_id, o.rows
+                    "{} has {} rows in the target but is not in the registry (orphan)",
+                    bot_name(&o.bot_id),
+                    o.rows
                 ));
             }
         }
@@ -212,8 +220,10 @@ pub async fn verify(
         let r = retrieval::compare(source, target, &ids, options.queries, options.k.max(1)).await?;
         for b in &r.disagreeing {
             failures.push(format!(
-                "bot {}: exact top-{} answers differ between source and target (overlap@k {:.3})",
-                b.bot_id, r.k, b.score
+                "{}: exact top-{} answers differ between source and target (overlap@k {:.3})",
+                bot_name(&b.bot_id),
+                r.k,
+                b.score
             ));
         }
         if let Some(min) = options.min_recall {
@@ -239,4 +249,14 @@ pub async fn verify(
         retrieval,
         retrieval_skipped,
     })
+}
+
+/// A bot as failures name it; the rows whose bot id is NULL are grouped under [`NULL_KEY`] and
+/// said to be so.
+fn bot_name(bot_id: &str) -> String {
+    if bot_id == NULL_KEY {
+        format!("bot {NULL_KEY} (the rows whose bot id is NULL)")
+    } else {
+        format!("bot {bot_id}")
+    }
 }

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use pgvector::Vector;
+use ragshift_store::checksum::{key_text_sql, NULL_KEY};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{vector_indexes, ExistingIndex};
 use ragshift_store::schema::vector_version;
@@ -136,8 +137,9 @@ struct Statements {
 impl Statements {
     fn new(store: &Store<'_>, subvector: bool) -> Self {
         let l = store.layout;
-        let (id, bot, emb, table) = (
+        let (id, id_text, bot, emb, table) = (
             quote_ident(&l.id),
+            key_text_sql(&l.id),
             quote_ident(&l.bot),
             quote_ident(&l.embedding),
             l.qualified(),
@@ -155,11 +157,11 @@ impl Statements {
             // once (in the fenced subquery) and the ranking is done by the caller.
             exact: format!(
                 "SELECT r.id, ARRAY(SELECT l2_distance(r.e, u.q) FROM unnest($2::vector[]) WITH ORDINALITY AS u(q, n) ORDER BY u.n)
-                   FROM (SELECT rtrim({id}::text) AS id, {detoasted} AS e
+                   FROM (SELECT {id_text} AS id, {detoasted} AS e
                            FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL OFFSET 0) r"
             ),
             platform: format!(
-                "SELECT rtrim({id}::text) FROM {table} WHERE {bot} = $1 ORDER BY {emb} <-> $2 LIMIT $3"
+                "SELECT {id_text} FROM {table} WHERE {bot} = $1 ORDER BY {emb} <-> $2 LIMIT $3"
             ),
         }
     }
@@ -186,7 +188,19 @@ async fn exact(
         .query(sql, &[&bot, &queries])
         .await
         .map_err(|e| StoreError::query(format!("exact search of bot {bot}"), e))?;
-    let chunks: Vec<(String, Vec<f64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
+    let chunks: Vec<(String, Vec<f64>)> = rows
+        .iter()
+        .map(|r| {
+            let id: Option<String> = r.get(0);
+            let d: Option<Vec<Option<f64>>> = r.get(1);
+            let d = d.unwrap_or_default();
+            (
+                id.unwrap_or_else(|| NULL_KEY.to_owned()),
+                d.into_iter().map(|d| d.unwrap_or(f64::INFINITY)).collect(),
+            )
+        })
+        .collect();
     Ok((0..queries.len())
         .map(|n| {
             let mut ranked: Vec<(f64, &str)> = chunks
@@ -243,7 +257,10 @@ pub async fn compare(
                     StoreError::query("sampling query vectors", e),
                 )
             })?;
-        let queries: Vec<Vector> = sample.iter().map(|r| r.get(0)).collect();
+        let queries: Vec<Vector> = sample
+            .iter()
+            .filter_map(|r| r.get::<_, Option<Vector>>(0))
+            .collect();
         if queries.is_empty() {
             continue;
         }
@@ -275,7 +292,10 @@ pub async fn compare(
                     )
                 })?
                 .iter()
-                .map(|r| r.get(0))
+                .map(|r| {
+                    r.get::<_, Option<String>>(0)
+                        .unwrap_or_else(|| NULL_KEY.to_owned())
+                })
                 .collect();
             if approx.len() < t[i].len() {
                 short_results += 1;
@@ -377,7 +397,10 @@ async fn pgvector_settings(store: &Store<'_>) -> Result<BTreeMap<String, String>
         )
         .await
         .map_err(|e| StoreError::query("reading pgvector settings", e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+        .collect())
 }
 
 #[cfg(test)]

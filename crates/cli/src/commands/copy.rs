@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
-use ragshift_config::{Layers, Origin, VectorIndexKind};
+use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
 use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -22,11 +22,11 @@ pub struct CopyArgs {
     /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
     /// --source-url / --source-secret-arn)
     #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<String>,
+    pub source: Option<Sensitive>,
     /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
     /// --target-url / --target-secret-arn)
     #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<String>,
+    pub target: Option<Sensitive>,
     /// Source database.
     #[command(flatten)]
     pub source_db: SourceArgs,
@@ -78,14 +78,6 @@ pub struct CopyArgs {
     /// Seconds between progress lines
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub progress_secs: u64,
-}
-
-fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<String>) -> Layers {
-    match v {
-        Some(v) if v.starts_with("arn:") => l.flag(flag, &format!("{side}.secret_arn"), v.clone()),
-        Some(v) => l.flag(flag, &format!("{side}.url"), v.clone()),
-        None => l,
-    }
 }
 
 impl Overrides for CopyArgs {

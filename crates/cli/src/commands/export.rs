@@ -3,10 +3,10 @@
 //! destructive deploy, so that neither a snapshot restore nor re-embedding is needed.
 
 use clap::Args;
-use ragshift_config::Layers;
+use ragshift_config::{Layers, Sensitive};
 use ragshift_export::Location;
 
-use crate::args::{AwsArgs, GlobalArgs, Overrides, SourceArgs};
+use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -19,7 +19,7 @@ pub struct ExportArgs {
     pub to: String,
     /// The database to export: a postgres:// URL or a Secrets Manager secret ARN
     #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<String>,
+    pub source: Option<Sensitive>,
     /// Source database.
     #[command(flatten)]
     pub source_db: SourceArgs,
@@ -37,11 +37,7 @@ pub struct ExportArgs {
 impl Overrides for ExportArgs {
     fn apply(&self, l: Layers) -> Layers {
         let l = self.aws.apply(self.source_db.apply(l));
-        match &self.source {
-            Some(v) if v.starts_with("arn:") => l.flag("--source", "source.secret_arn", v.clone()),
-            Some(v) => l.flag("--source", "source.url", v.clone()),
-            None => l,
-        }
+        url_or_arn(l, "--source", "source", &self.source)
     }
 }
 

@@ -3,11 +3,11 @@
 //! vector index built, the result compared with the manifest's per-bot checksums.
 
 use clap::Args;
-use ragshift_config::{Layers, VectorIndexKind};
+use ragshift_config::{Layers, Sensitive, VectorIndexKind};
 use ragshift_export::{ImportOptions, Location};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, TargetArgs};
+use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -20,7 +20,7 @@ pub struct ImportArgs {
     pub from: String,
     /// The database to write: a postgres:// URL or a Secrets Manager secret ARN
     #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<String>,
+    pub target: Option<Sensitive>,
     /// Target database.
     #[command(flatten)]
     pub target_db: TargetArgs,
@@ -45,11 +45,7 @@ impl Overrides for ImportArgs {
     fn apply(&self, l: Layers) -> Layers {
         let l = self.aws.apply(self.target_db.apply(l));
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
-        match &self.target {
-            Some(v) if v.starts_with("arn:") => l.flag("--target", "target.secret_arn", v.clone()),
-            Some(v) => l.flag("--target", "target.url", v.clone()),
-            None => l,
-        }
+        url_or_arn(l, "--target", "target", &self.target)
     }
 }
 

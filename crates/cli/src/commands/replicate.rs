@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use ragshift_config::{Layers, VectorIndexKind};
+use ragshift_config::{Layers, Sensitive, VectorIndexKind};
 use ragshift_replicate::{
     CutoverOptions, ReplicateError, ReplicateErrorKind, ReplicationStatus, Sides, StartOptions,
 };
 use ragshift_store::index::VectorIndex;
 use ragshift_store::StoreErrorKind;
 
-use crate::args::{AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
-use crate::commands::verify::{layouts, url_or_arn};
+use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::commands::verify::layouts;
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -63,10 +63,10 @@ extension only if this replication created them. Nothing else is touched.")]
 pub struct SidesArgs {
     /// Source: a postgres:// URL or a Secrets Manager secret ARN
     #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<String>,
+    pub source: Option<Sensitive>,
     /// Target: a postgres:// URL or a Secrets Manager secret ARN
     #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<String>,
+    pub target: Option<Sensitive>,
     /// Source database.
     #[command(flatten)]
     pub source_db: SourceArgs,

@@ -4,11 +4,13 @@
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use ragshift_config::{Layers, Loaded, Origin};
+use ragshift_config::{Layers, Loaded, Origin, Sensitive};
 use ragshift_store::Layout;
 use ragshift_verify::{Options, Report, Store};
 
-use crate::args::{set_path, set_str, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::args::{
+    set_path, set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs,
+};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -31,11 +33,11 @@ pub struct VerifyArgs {
     /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
     /// --source-url / --source-secret-arn)
     #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<String>,
+    pub source: Option<Sensitive>,
     /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
     /// --target-url / --target-secret-arn)
     #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<String>,
+    pub target: Option<Sensitive>,
     /// Source database.
     #[command(flatten)]
     pub source_db: SourceArgs,
@@ -72,15 +74,6 @@ pub struct VerifyArgs {
     /// Fail when the target index's recall@k is below this (0..1) [default: report only]
     #[arg(long, value_name = "R")]
     pub min_recall: Option<f64>,
-}
-
-/// `--source`/`--target` shorthand: an ARN is a secret, anything else a URL.
-pub(crate) fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<String>) -> Layers {
-    match v {
-        Some(v) if v.starts_with("arn:") => l.flag(flag, &format!("{side}.secret_arn"), v.clone()),
-        Some(v) => l.flag(flag, &format!("{side}.url"), v.clone()),
-        None => l,
-    }
 }
 
 impl Overrides for VerifyArgs {

@@ -427,3 +427,41 @@ async fn streamed_csv_and_utf16_readers_match_whole_loading() {
     .await;
     assert_eq!(from_bytes, streamed);
 }
+
+#[tokio::test]
+async fn max_body_bytes_holds_for_local_files_and_documents_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.txt");
+    std::fs::write(&path, "word ".repeat(400)).unwrap();
+    let ingestor = Ingestor::new(IngestOptions {
+        max_body_bytes: 1000,
+        ..IngestOptions::default()
+    })
+    .unwrap();
+    let params = EmbeddingParams::default();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Chunk>>(4);
+    let inputs = vec![
+        SourceInput::Path(path.clone()),
+        SourceInput::Bytes {
+            source: "s3://b/u/bot/documents/big.txt".into(),
+            name_hint: "big.txt".into(),
+            bytes: vec![b'a'; 1001].into(),
+        },
+        SourceInput::Bytes {
+            source: "s3://b/u/bot/documents/small.txt".into(),
+            name_hint: "small.txt".into(),
+            bytes: b"small enough".to_vec().into(),
+        },
+    ];
+    let report = ingestor.ingest_all(inputs, &params, &tx).await;
+    drop(tx);
+    while rx.recv().await.is_some() {}
+    let outcomes: Vec<String> = report
+        .sources
+        .iter()
+        .map(|s| format!("{:?}", s.outcome))
+        .collect();
+    assert!(outcomes[0].contains("TooLarge"), "{outcomes:?}");
+    assert!(outcomes[1].contains("TooLarge"), "{outcomes:?}");
+    assert!(outcomes[2].contains("Loaded"), "{outcomes:?}");
+}
