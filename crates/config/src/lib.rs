@@ -13,5 +13,6 @@ pub use mask::{mask_url, Sensitive};
 pub use sections::{
     AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind, EmbeddingConfig,
     EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, RegistryConfig, RegistryKind,
+    RetryConfig,
     SslMode, VectorIndexKind,
 };
