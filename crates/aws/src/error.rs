@@ -3,6 +3,7 @@
 use std::fmt;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 /// What kind of AWS failure this is.
@@ -61,18 +62,19 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-/// Classifies any SDK error from its error code and transport kind; `context` says what was
-/// being done ("reading secret arn:...").
-pub fn classify<E, R>(context: impl fmt::Display, err: &SdkError<E, R>) -> AwsError
+/// Classifies any SDK error from its error code and transport kind (and, for codes not listed,
+/// the HTTP status: 429 throttled, 5xx unavailable); `context` says what was being done
+/// ("reading secret arn:...").
+pub fn classify<E>(context: impl fmt::Display, err: &SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
 {
     let (kind, detail) = match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
             let code = e.code().unwrap_or("Unknown");
             let msg = e.message().unwrap_or("");
+            let status = se.raw().status().as_u16();
             let kind = match code {
                 "ResourceNotFoundException"
                 | "NoSuchBucket"
@@ -97,10 +99,17 @@ where
                 | "TooManyRequestsException"
                 | "SlowDown" => AwsErrorKind::Throttled,
                 "InternalServerError"
+                | "InternalServerException"
                 | "InternalFailure"
                 | "ServiceUnavailable"
+                | "ServiceUnavailableException"
                 | "InternalServiceError"
-                | "InternalServiceErrorException" => AwsErrorKind::ServiceUnavailable,
+                | "InternalServiceErrorException"
+                // ECS's name for its own failures.
+                | "ServerException" => AwsErrorKind::ServiceUnavailable,
+                "RequestTimeout" | "RequestTimeoutException" => AwsErrorKind::Unreachable,
+                _ if status == 429 => AwsErrorKind::Throttled,
+                _ if status >= 500 => AwsErrorKind::ServiceUnavailable,
                 _ => AwsErrorKind::Invalid,
             };
             (kind, format!("{code}: {msg}"))

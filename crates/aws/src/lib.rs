@@ -1,9 +1,11 @@
 //! AWS plumbing every ragshift crate shares: one [`aws_config::SdkConfig`] built from `[aws]`
 //! (region, profile, and an endpoint URL used for every service so tests can point at a local
 //! AWS-API server) on top of the standard credential chain; errors classified by the service's
-//! error code, never by message text; and the platform's database secret.
+//! error code, never by message text; calls retried under ragshift's one policy ([`retry`]) with
+//! the SDK's own retries off; and the platform's database secret.
 
 mod error;
+pub mod retry;
 mod secret;
 
 pub use error::{classify, AwsError, AwsErrorKind};

@@ -9,8 +9,7 @@ use anyhow::Context;
 use ragshift_config::{Config, EmbeddingProvider, IngestConfig};
 use ragshift_embed::{
     build_embedder, BedrockOptions, CohereTruncate, EmbedOptions, LocalOptions, OpenAiOptions,
-    PgEmbeddingCache, PriceTable, ProviderOptions, RateLimit, RetryPolicy, Throttled,
-    ThroughputOptions,
+    PgEmbeddingCache, PriceTable, ProviderOptions, RateLimit, Throttled, ThroughputOptions,
 };
 use ragshift_ingest::{AllowList, IngestOptions, IpNet};
 
@@ -103,9 +102,9 @@ pub fn embed_options(config: &Config) -> anyhow::Result<EmbedOptions> {
                 e.requests_per_minute.map(u64::from),
                 e.tokens_per_minute.map(u64::from),
             ),
-            retry: RetryPolicy {
-                max_attempts: e.max_attempts.max(1),
-                ..RetryPolicy::default()
+            retry: ragshift_retry::Policy {
+                max_attempts: Some(e.max_attempts.max(1)),
+                ..crate::settings::retry_policy(&config.retry)
             },
         },
     })

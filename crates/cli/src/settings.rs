@@ -7,8 +7,11 @@
 
 use anyhow::Context;
 use figment::value::Value;
-use ragshift_config::{AwsConfig, Layers, Loaded};
+use std::time::Duration;
+
+use ragshift_config::{AwsConfig, Layers, Loaded, RetryConfig};
 use ragshift_registry::stack::{self, Discovered, DiscoveredValue};
+use ragshift_retry::Policy;
 
 use crate::args::{GlobalArgs, Overrides};
 
@@ -28,7 +31,8 @@ pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result
     let Some(stack_name) = loaded.config.aws.stack.clone().filter(|s| !s.is_empty()) else {
         return Ok(loaded);
     };
-    let found = discover_blocking(&loaded.config.aws, &stack_name)
+    let retry = retry_policy(&loaded.config.retry);
+    let found = discover_blocking(&loaded.config.aws, &stack_name, &retry)
         .with_context(|| format!("reading names from stack {stack_name} ([aws] stack, --stack)"))?;
     let mut filled = layers();
     for d in found {
@@ -43,10 +47,26 @@ pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result
     Ok(filled.load()?)
 }
 
-fn discover_blocking(aws: &AwsConfig, stack_name: &str) -> anyhow::Result<Vec<Discovered>> {
+/// `[retry]` as the one policy every retried call uses (AWS calls, embedding requests, database
+/// work); `[embedding] max_attempts` caps embedding requests on top.
+pub fn retry_policy(c: &RetryConfig) -> Policy {
+    Policy {
+        initial: Duration::from_millis(c.initial_ms.max(1)),
+        max_delay: Duration::from_secs(c.max_delay_secs.max(1)),
+        budget: Duration::from_secs(c.budget_secs),
+        max_attempts: c.max_attempts.map(|n| n.max(1)),
+        ..Policy::default()
+    }
+}
+
+fn discover_blocking(
+    aws: &AwsConfig,
+    stack_name: &str,
+    retry: &Policy,
+) -> anyhow::Result<Vec<Discovered>> {
     let work = async {
         let sdk = ragshift_aws::sdk_config(aws).await;
-        stack::discover(&sdk, stack_name).await
+        stack::discover(&sdk, stack_name, retry).await
     };
     let result = match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -66,4 +86,26 @@ fn discover_blocking(aws: &AwsConfig, stack_name: &str) -> anyhow::Result<Vec<Di
         })??,
     };
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_settings_become_the_policy() {
+        // The documented defaults of `[retry]` are the policy's own.
+        assert_eq!(retry_policy(&RetryConfig::default()), Policy::default());
+        let p = retry_policy(&RetryConfig {
+            budget_secs: 900,
+            initial_ms: 0,
+            max_delay_secs: 45,
+            max_attempts: Some(0),
+        });
+        assert_eq!(p.budget, Duration::from_secs(900));
+        assert_eq!(p.max_delay, Duration::from_secs(45));
+        // Nonsense is raised to the least that works: a wait, one attempt.
+        assert_eq!(p.initial, Duration::from_millis(1));
+        assert_eq!(p.max_attempts, Some(1));
+    }
 }

@@ -27,6 +27,7 @@ pub const SECTIONS: &[&str] = &[
     "source",
     "executor",
     "aws",
+    "retry",
 ];
 
 /// The configuration file read when `--config` is not given and it exists.
@@ -352,7 +353,7 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RegistryKind, SslMode};
+    use crate::{RegistryKind, RetryConfig, SslMode};
     use std::io::Write;
 
     fn file(contents: &str) -> tempfile::NamedTempFile {
@@ -425,6 +426,8 @@ mod tests {
                 ("RAGSHIFT_TARGET_SSLMODE", "verify-full"),
                 ("RAGSHIFT_REGISTRY_TABLE", "0123"),
                 ("RAGSHIFT_AWS_REGION", "eu-west-1"),
+                ("RAGSHIFT_RETRY_BUDGET_SECS", "900"),
+                ("RAGSHIFT_RETRY_MAX_DELAY_SECS", "45"),
             ]))
             .load()
             .unwrap();
@@ -438,6 +441,8 @@ mod tests {
         assert_eq!(c.target.sslmode, Some(SslMode::VerifyFull));
         assert_eq!(c.registry.table.as_deref(), Some("0123"));
         assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!((c.retry.budget_secs, c.retry.max_delay_secs), (900, 45));
+        assert_eq!(c.retry.initial_ms, RetryConfig::default().initial_ms);
     }
 
     #[test]

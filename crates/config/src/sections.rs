@@ -27,6 +27,8 @@ pub struct Config {
     pub executor: ExecutorConfig,
     /// AWS settings shared by every AWS service ragshift calls.
     pub aws: AwsConfig,
+    /// How failed calls to AWS, embedding providers and databases are retried.
+    pub retry: RetryConfig,
 }
 
 /// Kinds of bot registry.
@@ -388,6 +390,35 @@ pub struct AwsConfig {
     pub profile: Option<String>,
     /// CloudFormation stack whose outputs fill in names the user didn't set.
     pub stack: Option<String>,
+}
+
+/// `[retry]`: the one retry policy for AWS calls (DynamoDB, ECS, CloudFormation), embedding
+/// requests and database work: exponential backoff with jitter, for at most a total time budget
+/// long enough to ride out a database failover or a throttling storm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Seconds one call keeps being retried, from its first attempt; no retry starts after.
+    pub budget_secs: u64,
+    /// Milliseconds of the first wait (before jitter); it doubles per retry.
+    pub initial_ms: u64,
+    /// Longest wait between two attempts, in seconds (a server's `Retry-After` may ask for
+    /// more and is honoured).
+    pub max_delay_secs: u64,
+    /// Attempts per call at most, first included; none: the budget alone decides.
+    /// `[embedding] max_attempts` caps embedding requests.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            budget_secs: 300,
+            initial_ms: 200,
+            max_delay_secs: 30,
+            max_attempts: None,
+        }
+    }
 }
 
 /// Accepts `["a", "b"]` as well as `"a,b"`, so lists can come from environment variables.

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ragshift_embed::{
-    Embedder, InputKind, OpenAiEmbedder, OpenAiOptions, RateLimit, RetryPolicy, Throttled,
+    Embedder, InputKind, OpenAiEmbedder, OpenAiOptions, RateLimit, Throttled,
     ThroughputOptions,
 };
 use serde_json::{json, Value};
@@ -162,7 +162,7 @@ async fn main() {
                 tokens: None,
                 window,
             },
-            retry: RetryPolicy::default(),
+            retry: ragshift_retry::Policy::default(),
         },
     );
     let start_r = Instant::now();

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ragshift_retry::StopReason;
+
 /// What went wrong, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,11 +83,16 @@ pub enum Error {
         message: String,
     },
 
-    /// A retryable failure kept happening until the configured number of attempts ran out.
-    #[error("gave up after {attempts} attempts: {last}")]
+    /// A retryable failure kept happening until the attempt cap (`[embedding] max_attempts`) or
+    /// the time budget (`[retry] budget_secs`) ran out.
+    #[error("gave up after {attempts} attempts in {:.1}s ({reason}): {last}", elapsed.as_secs_f64())]
     GaveUp {
         /// How many requests were sent.
         attempts: u32,
+        /// Time from the first request to giving up.
+        elapsed: Duration,
+        /// Which limit stopped the retries.
+        reason: StopReason,
         /// The last failure, with the provider's message.
         last: Box<Error>,
     },

@@ -29,7 +29,6 @@ pub mod local;
 pub mod openai;
 mod provider;
 mod ratelimit;
-mod retry;
 mod throttled;
 mod usage;
 
@@ -43,6 +42,5 @@ pub use provider::{
     build_embedder, build_provider, check_dimension, EmbedOptions, ProviderOptions,
 };
 pub use ratelimit::{Permit, RateLimit, RateLimiter};
-pub use retry::RetryPolicy;
 pub use throttled::{Throttled, ThroughputOptions};
 pub use usage::{estimate_tokens, EmbedReport, PriceTable, Usage, PRICES_AS_OF};

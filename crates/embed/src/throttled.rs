@@ -1,12 +1,14 @@
 //! The wrapper every provider goes through: it answers from the cache what it can, fills
 //! batches to the provider's maximum, keeps several requests in flight, stays under the
-//! requests/min and tokens/min limits, retries throttling, 5xx and time-outs with backoff, counts
-//! usage, and stops cleanly when cancelled.
+//! requests/min and tokens/min limits, retries throttling, 5xx and time-outs under the one
+//! [`Policy`] (backoff with jitter or the provider's `Retry-After`, an attempt cap and a time
+//! budget), counts usage, and stops cleanly when cancelled.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use ragshift_retry::{Attempts, Next, Policy, Verdict};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +16,6 @@ use crate::cache::{content_hash, ContentHash, EmbeddingCache};
 use crate::embedder::{Embedder, Embeddings, InputKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ratelimit::{RateLimit, RateLimiter};
-use crate::retry::RetryPolicy;
 use crate::usage::{estimate_tokens, EmbedReport, PriceTable, Usage};
 
 /// Throughput settings, the same for every provider.
@@ -27,8 +28,8 @@ pub struct ThroughputOptions {
     pub max_in_flight: usize,
     /// Requests and tokens per window.
     pub rate: RateLimit,
-    /// Backoff and attempts.
-    pub retry: RetryPolicy,
+    /// Backoff, attempt cap (`[embedding] max_attempts`) and time budget (`[retry]`) per request.
+    pub retry: Policy,
 }
 
 impl Default for ThroughputOptions {
@@ -37,7 +38,10 @@ impl Default for ThroughputOptions {
             batch_size: None,
             max_in_flight: 4,
             rate: RateLimit::default(),
-            retry: RetryPolicy::default(),
+            retry: Policy {
+                max_attempts: Some(8),
+                ..Policy::default()
+            },
         }
     }
 }
@@ -49,7 +53,7 @@ pub struct Throttled {
     batch_size: usize,
     in_flight: Arc<Semaphore>,
     limiter: RateLimiter,
-    retry: RetryPolicy,
+    retry: Policy,
     cache: Option<Arc<dyn EmbeddingCache>>,
     cache_model: String,
     cancel: CancellationToken,
@@ -144,9 +148,9 @@ impl Throttled {
             .iter()
             .map(|t| estimate_tokens(t.chars().count() as u64))
             .sum();
-        let mut attempt = 0u32;
+        // Counted from the first request sent, not from the wait for a slot or the rate limit.
+        let mut attempts: Option<Attempts> = None;
         loop {
-            attempt += 1;
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
@@ -155,6 +159,10 @@ impl Throttled {
                 s = self.in_flight.clone().acquire_owned() => s.map_err(|_| Error::Cancelled)?,
             };
             let mut permit = self.limiter.acquire(estimate, &self.cancel).await?;
+            match &mut attempts {
+                None => attempts = Some(self.retry.attempts()),
+                Some(a) => a.record_attempt(),
+            }
             self.count(|u| u.calls += 1);
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),
@@ -191,17 +199,28 @@ impl Throttled {
                     if e.kind() == Some(ErrorKind::Throttled) {
                         self.count(|u| u.throttled += 1);
                     }
-                    if attempt >= self.retry.max_attempts.max(1) {
-                        return Err(Error::GaveUp {
-                            attempts: attempt,
-                            last: Box::new(e),
-                        });
-                    }
-                    let wait = self.retry.delay(attempt, e.retry_after());
+                    let Some(tries) = &attempts else {
+                        return Err(e);
+                    };
+                    let verdict = match e.retry_after() {
+                        Some(wait) => Verdict::RetryAfter(wait),
+                        None => Verdict::Retry,
+                    };
+                    let wait = match tries.after_failure(verdict) {
+                        Next::Wait(wait) => wait,
+                        Next::Stop(reason) => {
+                            return Err(Error::GaveUp {
+                                attempts: tries.made(),
+                                elapsed: tries.elapsed(),
+                                reason,
+                                last: Box::new(e),
+                            })
+                        }
+                    };
                     tracing::warn!(
                         provider = self.inner.provider(),
                         model = self.inner.model_id(),
-                        attempt,
+                        attempt = tries.made(),
                         wait_ms = wait.as_millis() as u64,
                         error = %e,
                         "embedding request failed; retrying"

@@ -4,7 +4,8 @@
 //! * [`Registry`]: list the bots a command works on ([`Selection`]: all, `--user`, `--bot`) and
 //!   set a bot's `SyncStatus` with conditions that keep stale runs out.
 //! * [`DynamoRegistry`]: the live table: parallel filtered scans, queries by user, direct reads,
-//!   the public-bot index; retries throttled calls with backoff.
+//!   the public-bot index; throttled or failed calls retried under the one [`ragshift_retry::Policy`]
+//!   (the SDK's own retries off, so attempts are never multiplied).
 //! * [`FileRegistry`]: an export (`aws dynamodb scan --output json`, or a DynamoDB export to S3
 //!   as gzipped JSON lines), for planning without access to the table.
 //! * [`stack::discover`]: names from the platform's CloudFormation stack outputs.
@@ -32,7 +33,6 @@ pub mod export;
 mod file;
 mod open;
 mod registry;
-pub mod retry;
 mod selection;
 pub mod stack;
 

@@ -6,10 +6,10 @@
 //! are matched by prefix. The caller applies the result as fills: values the user set win.
 
 use aws_sdk_cloudformation::Client;
+use ragshift_retry::Policy;
 use serde::Serialize;
 
 use crate::error::RegistryError;
-use crate::retry::Backoff;
 
 /// Output key prefixes and the configuration key each fills.
 pub const OUTPUT_MAP: &[(&str, &str)] = &[
@@ -107,21 +107,24 @@ pub fn map_outputs(outputs: &[(String, String)]) -> Vec<Discovered> {
     found
 }
 
-/// Reads the outputs of `stack` and maps them ([`map_outputs`]).
+/// Reads the outputs of `stack` and maps them ([`map_outputs`]), retrying under `retry` (the
+/// SDK's own retries off).
 pub async fn discover(
     sdk: &aws_config::SdkConfig,
     stack: &str,
+    retry: &Policy,
 ) -> Result<Vec<Discovered>, RegistryError> {
-    let client = Client::new(sdk);
+    let client = Client::new(&ragshift_aws::retry::without_sdk_retries(sdk));
     let region = sdk
         .region()
         .map(ToString::to_string)
         .unwrap_or_else(|| "the default region".to_owned());
-    let out = Backoff::default()
-        .run(format!("reading CloudFormation stack {stack} in {region}"), || {
-            client.describe_stacks().stack_name(stack).send()
-        })
-        .await
+    let out = ragshift_aws::retry::call(
+        retry,
+        format!("reading CloudFormation stack {stack} in {region}"),
+        || client.describe_stacks().stack_name(stack).send(),
+    )
+    .await
         .map_err(|e| {
             RegistryError::aws(
                 e,

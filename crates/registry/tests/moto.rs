@@ -17,6 +17,7 @@ use ragshift_registry::{
     DynamoRegistry, FileRegistry, LookupMethod, Registry, RegistryError, Selection, StatusUpdate,
     StatusWrite,
 };
+use ragshift_retry::Policy;
 use ragshift_testkit::{shared_moto, unique_name};
 use serde_json::{json, Value};
 
@@ -522,7 +523,7 @@ async fn stack_outputs_fill_the_platform_names() {
         .send()
         .await
         .unwrap();
-    let found = discover(&sdk, &stack).await.unwrap();
+    let found = discover(&sdk, &stack, &Policy::default()).await.unwrap();
     let get = |p: &str| {
         found
             .iter()
@@ -558,7 +559,7 @@ async fn stack_outputs_fill_the_platform_names() {
         DiscoveredValue::One("docs-bucket".into())
     );
 
-    let err = discover(&sdk, "NoSuchStackAnywhere").await.unwrap_err();
+    let err = discover(&sdk, "NoSuchStackAnywhere", &Policy::default()).await.unwrap_err();
     assert_eq!(err.aws_kind(), Some(AwsErrorKind::NotFound), "{err}");
     assert!(err.to_string().contains("NoSuchStackAnywhere"), "{err}");
 }

@@ -203,8 +203,11 @@ async fn main() {
         max_in_flight: tasks,
         timeout: Duration::from_secs(3600),
         poll_interval: poll,
-        run_task_attempts: 3,
-        retry_delay: Duration::from_millis(100),
+        retry: ragshift_retry::Policy {
+            initial: Duration::from_millis(100),
+            max_attempts: Some(3),
+            ..ragshift_retry::Policy::default()
+        },
         stop_wait: Duration::from_secs(60),
     };
     let executor = Arc::new(EcsExecutor::new(

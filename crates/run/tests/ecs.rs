@@ -6,7 +6,9 @@
 //! [`Worker`] for the bot the command names (or, for the failure cases, dies or hangs), then
 //! stops the task as ECS would when the container exits. Every RunTask request goes through a
 //! recording proxy on loopback in front of moto, which can also answer with `failures` or
-//! throttling, as ECS does when Fargate has no capacity. Only the embedding model is a test
+//! throttling, as ECS does when Fargate has no capacity, and can throttle every DescribeTasks.
+//! The executor's client keeps no SDK retries, so the proxy sees exactly the attempts the retry
+//! policy makes. Only the embedding model is a test
 //! double (a deterministic hash), to keep the tests fast.
 
 // Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
@@ -28,6 +30,7 @@ use ragshift_embed::{Embedder, Embeddings, InputKind};
 use ragshift_ingest::{IngestOptions, Ingestor};
 use ragshift_model::{Bot, BotKey, SyncStatus};
 use ragshift_registry::{BotSelector, DynamoRegistry, Registry, Selection, StatusUpdate};
+use ragshift_retry::Policy;
 use ragshift_run::events::Silent;
 use ragshift_run::executor::{EcsExecutor, EcsOptions, Executor};
 use ragshift_run::{BotJob, Rebuild, RebuildOptions, RunReport, Worker, WorkerOptions};
@@ -105,6 +108,10 @@ struct ProxyLog {
     /// Answers to inject, per bot id, in order; `always` repeats forever.
     inject: HashMap<String, Vec<Injected>>,
     always: HashMap<String, Injected>,
+    /// Throttle every DescribeTasks call.
+    throttle_describe: bool,
+    /// DescribeTasks calls seen.
+    describe_calls: usize,
 }
 
 struct ProxyState {
@@ -165,6 +172,14 @@ impl Proxy {
     fn run_tasks(&self) -> Vec<(Value, Option<String>)> {
         self.state.log.lock().unwrap().run_tasks.clone()
     }
+
+    fn throttle_describe(&self) {
+        self.state.log.lock().unwrap().throttle_describe = true;
+    }
+
+    fn describe_calls(&self) -> usize {
+        self.state.log.lock().unwrap().describe_calls
+    }
 }
 
 /// The bot id in a RunTask request's command override (the keys JSON is the last argument).
@@ -173,6 +188,16 @@ fn bot_of_request(body: &Value) -> Option<String> {
     let keys: Value = serde_json::from_str(command.last()?.as_str()?).ok()?;
     let sk = keys["SK"]["S"].as_str()?;
     Some(sk.rsplit('#').next()?.to_owned())
+}
+
+/// ECS's throttling answer.
+fn throttled() -> Response {
+    let body = json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
@@ -184,6 +209,13 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    if target.ends_with(".DescribeTasks") {
+        let mut log = p.log.lock().unwrap();
+        log.describe_calls += 1;
+        if log.throttle_describe {
+            return throttled();
+        }
+    }
     if target.ends_with(".RunTask") {
         let request: Value = serde_json::from_slice(&bytes).unwrap();
         let bot = bot_of_request(&request).unwrap_or_default();
@@ -195,22 +227,17 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
         log.run_tasks
             .push((request, injected.as_ref().map(|i| format!("{i:?}"))));
         drop(log);
-        if let Some(i) = injected {
-            let (status, body) = match i {
-                Injected::Failure(reason) => (
-                    200,
-                    json!({"tasks": [], "failures": [{"reason": reason, "detail": "injected by the test"}]}),
-                ),
-                Injected::Throttle => (
-                    400,
-                    json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
-                ),
-            };
-            return Response::builder()
-                .status(status)
-                .header("content-type", "application/x-amz-json-1.1")
-                .body(Body::from(body.to_string()))
-                .unwrap();
+        match injected {
+            Some(Injected::Failure(reason)) => {
+                let body = json!({"tasks": [], "failures": [{"reason": reason, "detail": "injected by the test"}]});
+                return Response::builder()
+                    .status(200)
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .body(Body::from(body.to_string()))
+                    .unwrap();
+            }
+            Some(Injected::Throttle) => return throttled(),
+            None => {}
         }
     }
     let path = parts
@@ -439,8 +466,12 @@ impl World {
             max_in_flight,
             timeout: Duration::from_secs(120),
             poll_interval: Duration::from_millis(100),
-            run_task_attempts: 3,
-            retry_delay: Duration::from_millis(50),
+            retry: Policy {
+                initial: Duration::from_millis(50),
+                max_delay: Duration::from_millis(200),
+                max_attempts: Some(3),
+                ..Policy::default()
+            },
             stop_wait: Duration::from_secs(30),
         }
     }
@@ -877,9 +908,11 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
     let dies = key("user-b", 1);
     let retried = key("user-b", 2);
     let refused = key("user-b", 3);
-    let refs = [&ok, &dies, &retried, &refused];
+    let throttled = key("user-b", 4);
+    let refs = [&ok, &dies, &retried, &refused, &throttled];
     let world = Arc::new(World::new(&refs).await);
     world.proxy.inject(&ok.bot_id, vec![Injected::Throttle]);
+    world.proxy.always(&throttled.bot_id, Injected::Throttle);
     world.proxy.inject(
         &retried.bot_id,
         vec![
@@ -899,15 +932,23 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
     containers.finish().await;
     let finished = by_bot(&report);
     let units = world.units(&report.run_id).await;
-    assert_eq!((report.succeeded, report.failed), (2, 2), "{report:#?}");
+    assert_eq!((report.succeeded, report.failed), (2, 3), "{report:#?}");
 
-    // Throttled once (the SDK retries it), then started.
+    // Throttled once (the retry policy retries it, with the same client token), then started:
+    // two requests, the SDK adding none.
     assert!(finished[&ok.bot_id].succeeded());
     let tries = world.proxy.run_tasks_for(&ok.bot_id);
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0].1.as_deref(), Some("Throttle"), "{tries:?}");
+    assert_eq!(tries[0].0["clientToken"], tries[1].0["clientToken"]);
+
+    // Throttled for ever: exactly the policy's 3 attempts (not 3 × the SDK's 3), then failed.
+    let reason = finished[&throttled.bot_id].error.clone().unwrap();
     assert!(
-        tries.len() >= 2 && tries[0].1.as_deref() == Some("Throttle"),
-        "{tries:?}"
+        reason.contains("after 3 attempts") && reason.contains("ThrottlingException"),
+        "{reason}"
     );
+    assert_eq!(world.proxy.run_tasks_for(&throttled.bot_id).len(), 3);
 
     // Killed after it began: failed with ECS's reason, in the report, the journal and the
     // registry (which its worker had left RUNNING).
@@ -1002,6 +1043,58 @@ async fn a_bot_past_its_time_out_has_its_task_stopped_and_fails() {
         .stopped_reason()
         .unwrap()
         .contains("timed out after 3s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn describe_tasks_failing_past_the_retry_budget_stops_the_task_and_fails_the_bot() {
+    let k = key("user-e", 0);
+    let world = Arc::new(World::new(&[&k]).await);
+    world.proxy.throttle_describe();
+    let behaviour = HashMap::from([(k.bot_id.clone(), Behaviour::Hang)]);
+    let containers = Containers::start(&world, behaviour, 1, 1);
+    let mut options = world.options(1);
+    options.retry = Policy {
+        initial: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+        budget: Duration::from_secs(1),
+        max_attempts: None,
+        ..Policy::default()
+    };
+    let report = world
+        .rebuild(world.executor(options), &[&k], 1, &containers)
+        .await;
+    containers.finish().await;
+    let f = &by_bot(&report)[&k.bot_id];
+    let reason = f.error.clone().unwrap();
+    assert_eq!(f.status, "failed");
+    assert!(
+        reason.contains("cannot watch the task") && reason.contains("retry budget of 1s"),
+        "{reason}"
+    );
+    // Every failed round was one DescribeTasks request, paced by the policy.
+    let calls = world.proxy.describe_calls();
+    assert!(calls >= 3, "{calls} DescribeTasks calls: {reason}");
+    assert!(
+        reason.contains(&format!("failed {calls} times in a row")),
+        "{calls} calls: {reason}"
+    );
+    // Unwatched, the task was stopped rather than left running outside the limit.
+    let stopped = world
+        .ecs
+        .list_tasks()
+        .cluster(&world.cluster)
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .unwrap()
+        .task_arns()
+        .to_vec();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    let task = world.describe(stopped).await.remove(0);
+    assert!(
+        task.stopped_reason().unwrap_or_default().contains("cannot watch the task"),
+        "{task:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -189,7 +189,11 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         EcsOptions::from_config(&config.executor)?;
     }
     let registry: Arc<dyn Registry> =
-        Arc::from(ragshift_registry::from_config(&config.registry, &config.aws).await?);
+        Arc::from(ragshift_registry::from_config(
+            &config.registry,
+            &config.aws,
+            &crate::settings::retry_policy(&config.retry),
+        ).await?);
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
         Arc::from(ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes).await?);
     documents.check().await?;
@@ -581,6 +585,7 @@ async fn ecs_executor(
     registry: Arc<dyn Registry>,
 ) -> anyhow::Result<Arc<dyn Executor>> {
     let mut options = EcsOptions::from_config(&config.executor)?;
+    options.retry = crate::settings::retry_policy(&config.retry);
     for (on, flag) in [
         (args.no_status_updates, "--no-status-updates"),
         (config.ingest.allow_partial, "--allow-partial"),

@@ -2,14 +2,16 @@
 //! the model id in the path, throttling, 5xx and malformed responses.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_bedrockruntime::config::{
     BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
 };
 use ragshift_embed::{
     BedrockEmbedder, BedrockOptions, CohereTruncate, Embedder, Error, ErrorKind, InputKind,
-    Throttled,
+    Throttled, ThroughputOptions,
 };
+use ragshift_retry::{Policy, StopReason};
 use serde_json::json;
 
 use crate::mock::{fake_vector, Mock, Reply};
@@ -212,8 +214,13 @@ async fn gives_up_after_max_attempts_with_the_providers_message() {
         .await
         .expect_err("keeps failing");
     match &err {
-        Error::GaveUp { attempts, last } => {
-            assert_eq!(*attempts, 3);
+        Error::GaveUp {
+            attempts,
+            last,
+            reason,
+            ..
+        } => {
+            assert_eq!((*attempts, *reason), (3, StopReason::Attempts(3)));
             assert_eq!(last.kind(), Some(ErrorKind::Throttled));
         }
         other => panic!("unexpected {other}"),
@@ -226,6 +233,38 @@ async fn gives_up_after_max_attempts_with_the_providers_message() {
     );
     assert!(!msg.contains("test-secret-key"));
     assert_eq!(mock.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn throttling_that_never_stops_ends_with_the_time_budget() {
+    let mock = Mock::start().await;
+    mock.script(std::iter::repeat_n(Reply::bedrock_throttle(), 1000));
+    let retry = Policy {
+        initial: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+        budget: Duration::from_secs(1),
+        max_attempts: None,
+        ..Policy::default()
+    };
+    let t = Throttled::new(
+        Arc::new(cohere(&mock, CohereTruncate::End)),
+        ThroughputOptions { retry, ..quick(1) },
+    );
+    let err = t
+        .embed_documents(&texts(1))
+        .await
+        .expect_err("keeps failing");
+    let Error::GaveUp {
+        attempts, reason, ..
+    } = &err
+    else {
+        panic!("unexpected {err}")
+    };
+    assert_eq!(*reason, StopReason::Budget(Duration::from_secs(1)));
+    // Waits of at most 100 ms in 1 s: several attempts, each exactly one request.
+    assert!(*attempts >= 5, "{err}");
+    assert_eq!(mock.seen().len(), *attempts as usize);
+    assert!(err.to_string().contains("retry budget of 1s"), "{err}");
 }
 
 #[tokio::test]

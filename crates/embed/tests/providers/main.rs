@@ -10,15 +10,16 @@ mod throughput;
 
 use std::time::Duration;
 
-use ragshift_embed::{RateLimit, RetryPolicy, ThroughputOptions};
+use ragshift_embed::{RateLimit, ThroughputOptions};
+use ragshift_retry::Policy;
 
 /// Retries without waiting long: tests check behaviour, not timing.
-pub fn quick_retry(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        initial_backoff: Duration::from_millis(1),
-        multiplier: 2.0,
-        max_backoff: Duration::from_millis(5),
+pub fn quick_retry(max_attempts: u32) -> Policy {
+    Policy {
+        max_attempts: Some(max_attempts),
+        initial: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        ..Policy::default()
     }
 }
 

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use ragshift_embed::{
     Embedder, Error, ErrorKind, OpenAiEmbedder, OpenAiOptions, Secret, Throttled,
+    ThroughputOptions,
 };
+use ragshift_retry::{Policy, StopReason};
 use serde_json::json;
 
 use crate::mock::{fake_vector, Mock, Reply};
-use crate::quick;
+use crate::{quick, quick_retry};
 
 fn options(mock: &Mock) -> OpenAiOptions {
     OpenAiOptions {
@@ -121,10 +123,16 @@ async fn retry_after_is_read_and_the_message_kept_when_giving_up() {
         .embed_documents(&["one".into()])
         .await
         .expect_err("one attempt only");
-    let Error::GaveUp { attempts, last } = &err else {
+    let Error::GaveUp {
+        attempts,
+        last,
+        reason,
+        ..
+    } = &err
+    else {
         panic!("unexpected {err}")
     };
-    assert_eq!(*attempts, 1);
+    assert_eq!((*attempts, *reason), (1, StopReason::Attempts(1)));
     assert_eq!(last.retry_after(), Some(Duration::from_secs(7)));
     assert_eq!(last.kind(), Some(ErrorKind::Throttled));
     assert!(
@@ -132,6 +140,43 @@ async fn retry_after_is_read_and_the_message_kept_when_giving_up() {
         "{err}"
     );
     assert!(err.to_string().contains("HTTP 429"), "{err}");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_time_budget_gives_up_at_once_naming_the_budget() {
+    let mock = Mock::start().await;
+    mock.script([Reply::status(429, r#"{"error":{"message":"Rate limit reached"}}"#)
+        .header("retry-after", "7")]);
+    let t = Throttled::new(
+        Arc::new(
+            OpenAiEmbedder::connect(options(&mock))
+                .await
+                .expect("builds"),
+        ),
+        ThroughputOptions {
+            retry: Policy {
+                budget: Duration::from_secs(2),
+                ..quick_retry(5)
+            },
+            ..quick(5)
+        },
+    );
+    let err = t
+        .embed_documents(&["one".into()])
+        .await
+        .expect_err("the provider's wait doesn't fit the budget");
+    let Error::GaveUp {
+        attempts, reason, ..
+    } = &err
+    else {
+        panic!("unexpected {err}")
+    };
+    assert_eq!(
+        (*attempts, *reason),
+        (1, StopReason::Budget(Duration::from_secs(2)))
+    );
+    assert!(err.to_string().contains("retry budget of 2s"), "{err}");
+    assert_eq!(mock.seen().len(), 1);
 }
 
 #[tokio::test]

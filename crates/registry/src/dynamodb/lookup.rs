@@ -30,9 +30,7 @@ impl DynamoRegistry {
         ]);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = self
-                .backoff
-                .run(
+            let out = ragshift_aws::retry::call(&self.retry, 
                     format!("querying user {user} in DynamoDB table {}", self.table),
                     || {
                         self.client
@@ -69,9 +67,7 @@ impl DynamoRegistry {
         found: &mut Found,
     ) -> Result<(), RegistryError> {
         let (projection, names) = Self::projection();
-        let out = self
-            .backoff
-            .run(
+        let out = ragshift_aws::retry::call(&self.retry, 
                 format!("reading bot {key} from DynamoDB table {}", self.table),
                 || {
                     self.client
@@ -99,9 +95,7 @@ impl DynamoRegistry {
         bot_id: &str,
         found: &mut Found,
     ) -> Result<bool, RegistryError> {
-        let result = self
-            .backoff
-            .run(
+        let result = ragshift_aws::retry::call(&self.retry, 
                 format!(
                     "querying {PUBLIC_BOT_INDEX} of DynamoDB table {} for bot {bot_id}",
                     self.table

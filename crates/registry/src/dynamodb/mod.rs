@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use ragshift_model::{Bot, BotKey};
+use ragshift_retry::Policy;
 
 use crate::attr::item_from_sdk;
 use crate::decode::{decode, Decoded, InvalidItem, BOT_ATTRIBUTES};
 use crate::error::RegistryError;
 use crate::registry::{Registry, ScanOutcome, StatusUpdate, StatusWrite};
-use crate::retry::Backoff;
 use crate::selection::{BotSelector, Lookup, LookupMethod, Selection};
 
 /// The global secondary index the platform keeps on `PublicBotId` (present while a bot is
@@ -37,18 +37,19 @@ pub struct DynamoRegistry {
     table: String,
     segments: u32,
     page_limit: Option<i32>,
-    backoff: Backoff,
+    retry: Policy,
 }
 
 impl DynamoRegistry {
-    /// A registry on `table`, scanned with 4 parallel segments.
+    /// A registry on `table`, scanned with 4 parallel segments, retrying under the default
+    /// [`Policy`]. The client is built without the SDK's own retries: every attempt is ours.
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: Client::new(sdk),
+            client: Client::new(&ragshift_aws::retry::without_sdk_retries(sdk)),
             table: table.into(),
             segments: 4,
             page_limit: None,
-            backoff: Backoff::default(),
+            retry: Policy::default(),
         }
     }
 
@@ -64,9 +65,9 @@ impl DynamoRegistry {
         self
     }
 
-    /// Retry policy for throttled or unreachable calls.
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+    /// The retry policy for throttled, unreachable or failing calls (`[retry]`).
+    pub fn with_retry(mut self, retry: Policy) -> Self {
+        self.retry = retry;
         self
     }
 

@@ -110,9 +110,7 @@ impl DynamoRegistry {
                 "scanning DynamoDB table {} (segment {segment} of {total})",
                 self.table
             );
-            let out = self
-                .backoff
-                .run(&context, || {
+            let out = ragshift_aws::retry::call(&self.retry, &context, || {
                     let mut req = self
                         .client
                         .scan()

@@ -1,5 +1,7 @@
 //! Writing a bot's `SyncStatus` the way the platform's worker does, with conditions so that a
-//! deleted bot is not resurrected and a stale run cannot overwrite a newer run's status.
+//! deleted bot is not resurrected and a stale run cannot overwrite a newer run's status. A
+//! throttled or failed write is retried under the registry's [`ragshift_retry::Policy`]; a
+//! refused condition never is.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ragshift_model::BotKey;
@@ -22,8 +24,8 @@ impl DynamoRegistry {
             "setting the status of bot {key} in DynamoDB table {}",
             self.table
         );
-        let mut attempt = 0;
-        loop {
+        // A refused condition is an answer, not a failure: `Ok(false)`, never retried.
+        let written = ragshift_aws::retry::call(&self.retry, &context, || {
             let mut req = self
                 .client
                 .update_item()
@@ -46,39 +48,44 @@ impl DynamoRegistry {
                 req = req
                     .expression_attribute_values(":expected", AttributeValue::S(expected.clone()));
             }
-            match req.send().await {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    return Err(self.refusal(key, update).await);
-                }
-                Err(e) => {
-                    let err = ragshift_aws::classify(&context, &e);
-                    attempt += 1;
-                    if !err.kind.is_retryable() || attempt >= self.backoff.max_attempts {
-                        return Err(self.aws_error(err));
+            async move {
+                match req.send().await {
+                    Ok(_) => Ok(true),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(false)
                     }
-                    let delay = self.backoff.delay(attempt - 1);
-                    tracing::warn!("{err}; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
+                    Err(e) => Err(e),
                 }
             }
+        })
+        .await
+        .map_err(|e| self.aws_error(e))?;
+        if written {
+            Ok(())
+        } else {
+            Err(self.refusal(key, update).await)
         }
     }
 
     /// Why a conditional update was refused: the item is gone, or another run owns it.
     async fn refusal(&self, key: &BotKey, update: &StatusUpdate) -> RegistryError {
-        let read = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", AttributeValue::S(key.pk().to_owned()))
-            .key("SK", AttributeValue::S(key.sk()))
-            .consistent_read(true)
-            .send()
-            .await;
+        let read = ragshift_aws::retry::call(
+            &self.retry,
+            format!("reading bot {key} after a refused status update"),
+            || {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("PK", AttributeValue::S(key.pk().to_owned()))
+                    .key("SK", AttributeValue::S(key.sk()))
+                    .consistent_read(true)
+                    .send()
+            },
+        )
+        .await;
         match read {
             Ok(out) => match out.item {
                 None => RegistryError::BotGone { key: key.clone() },
@@ -91,10 +98,7 @@ impl DynamoRegistry {
                     },
                 },
             },
-            Err(e) => self.aws_error(ragshift_aws::classify(
-                format!("reading bot {key} after a refused status update"),
-                &e,
-            )),
+            Err(e) => self.aws_error(e),
         }
     }
 }

@@ -13,7 +13,9 @@
 //!   StopTask, for at most [`EcsOptions::stop_wait`], longer than the 2 minutes Fargate gives a
 //!   container to exit);
 //! - `failures` in the RunTask answer and retryable errors (throttling, 5xx, network) are retried
-//!   with exponential backoff, then the bot fails with the last reason;
+//!   under [`EcsOptions::retry`] (`[retry]`: backoff with jitter within a time budget; the SDK's
+//!   own retries are off, so attempts are never multiplied), then the bot fails with the last
+//!   reason; failed DescribeTasks rounds are paced by the same policy;
 //! - a bot running longer than [`EcsOptions::timeout`] has its task stopped and fails with
 //!   "timed out after Ns" (unless its journal row shows it committed in the meantime);
 //! - a bot whose task died is recorded as failed in the journal by the executor, and, with status
@@ -33,6 +35,7 @@ use async_trait::async_trait;
 use ragshift_config::ExecutorConfig;
 use ragshift_model::SyncStatus;
 use ragshift_registry::{Registry, RegistryError, StatusUpdate};
+use ragshift_retry::Policy;
 use ragshift_store::{ConnectSpec, Layout};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -124,10 +127,9 @@ pub struct EcsOptions {
     pub timeout: Duration,
     /// Time between two DescribeTasks rounds.
     pub poll_interval: Duration,
-    /// RunTask attempts per bot before it fails.
-    pub run_task_attempts: u32,
-    /// First delay between RunTask attempts (doubled each time, at most a minute).
-    pub retry_delay: Duration,
+    /// How RunTask is retried per bot, and how failed DescribeTasks rounds are paced and when
+    /// the poller gives up on them (`[retry]`).
+    pub retry: Policy,
     /// How long to wait for a task to reach STOPPED after StopTask.
     pub stop_wait: Duration,
 }
@@ -208,8 +210,7 @@ impl EcsOptions {
             max_in_flight: c.concurrency.max(1),
             timeout: Duration::from_secs(c.timeout_secs),
             poll_interval: Duration::from_millis(c.poll_interval_ms.max(100)),
-            run_task_attempts: 8,
-            retry_delay: Duration::from_secs(2),
+            retry: Policy::default(),
             stop_wait: Duration::from_secs(180),
         })
     }
@@ -235,7 +236,8 @@ impl EcsExecutor {
         target: ConnectSpec,
         layout: Layout,
     ) -> Self {
-        let ecs = aws_sdk_ecs::Client::new(sdk);
+        // Every RunTask/DescribeTasks attempt is one request: the SDK's own retries are off.
+        let ecs = aws_sdk_ecs::Client::new(&ragshift_aws::retry::without_sdk_retries(sdk));
         let options = Arc::new(options);
         Self {
             watch: TaskWatch::new(ecs.clone(), options.clone()),
@@ -323,7 +325,17 @@ impl EcsExecutor {
     async fn wait(&self, arn: &str, bot_id: &str) -> verdict::Ending {
         let mut rx = self.watch.watch(arn.to_owned());
         match tokio::time::timeout(self.options.timeout, &mut rx).await {
-            Ok(r) => verdict::Ending::from_watch(r),
+            Ok(r) => {
+                let ending = verdict::Ending::from_watch(r);
+                if let verdict::Ending::Lost(why) = &ending {
+                    // Unwatched, the task would run on outside the limit of tasks in flight.
+                    let reason = format!("ragshift: bot {bot_id}: {why}");
+                    if let Err(e) = run_task::stop(&self.ecs, &self.options, arn, &reason).await {
+                        tracing::warn!(bot = %bot_id, "{e}");
+                    }
+                }
+                ending
+            }
             Err(_) => {
                 let secs = self.options.timeout.as_secs();
                 tracing::warn!(bot = %bot_id, task = %arn, "timed out after {secs}s: stopping the task");

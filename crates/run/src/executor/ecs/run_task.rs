@@ -3,23 +3,20 @@
 //! The request is the platform migration script's (FARGATE, awsvpc, a command override of the
 //! worker container) with ragshift's worker command. An answer with `failures` (no capacity,
 //! Fargate quotas) and errors classified as retryable (throttling, 5xx, network) are retried
-//! with exponential backoff; the same client token is kept across retries of an error whose
-//! outcome is unknown, so a retry can't start a second task for the bot.
-
-use std::time::Duration;
+//! under the executor's [`ragshift_retry::Policy`] (the ECS client has the SDK's own retries
+//! off, so each attempt is one request); the same client token is kept across retries of an
+//! error whose outcome is unknown, so a retry can't start a second task for the bot.
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
     LaunchType, NetworkConfiguration, TaskOverride,
 };
 use ragshift_aws::{classify, AwsErrorKind};
+use ragshift_retry::{Next, StopReason, Verdict};
 use serde_json::json;
 
 use super::EcsOptions;
 use crate::worker::BotJob;
-
-/// Longest delay between two RunTask attempts.
-const MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// The container command for `job`: the prefix, `--run-id`, `--exec-id`, the extra worker
 /// flags, then the platform's keys JSON (`{"PK":{"S":user},"SK":{"S":"user#BOT#bot"}}`).
@@ -56,10 +53,9 @@ pub(super) async fn start(
                 .build(),
         )
         .build();
-    let attempts = options.run_task_attempts.max(1);
+    let mut attempts = options.retry.attempts();
     let mut token = client_token();
-    let mut last = String::new();
-    for attempt in 1..=attempts {
+    loop {
         let mut request = ecs
             .run_task()
             .cluster(&options.cluster)
@@ -74,28 +70,14 @@ pub(super) async fn start(
         } else {
             request.set_capacity_provider_strategy(Some(strategy.clone()))
         };
-        match request.send().await {
+        let last = match request.send().await {
             Ok(out) => {
                 if let Some(arn) = out.tasks().iter().find_map(|t| t.task_arn()) {
                     return Ok(arn.to_owned());
                 }
-                let reasons: Vec<String> = out
-                    .failures()
-                    .iter()
-                    .map(|f| match (f.reason(), f.detail()) {
-                        (Some(r), Some(d)) => format!("{r} ({d})"),
-                        (Some(r), None) => r.to_owned(),
-                        (None, Some(d)) => d.to_owned(),
-                        (None, None) => "no reason given".to_owned(),
-                    })
-                    .collect();
-                last = if reasons.is_empty() {
-                    "RunTask answered with neither a task nor a failure".to_owned()
-                } else {
-                    reasons.join("; ")
-                };
                 // No task was started: the next attempt is a new request.
                 token = client_token();
+                no_task_reason(&out)
             }
             Err(e) => {
                 let context = format!(
@@ -103,29 +85,55 @@ pub(super) async fn start(
                     options.task_definition, options.cluster
                 );
                 let err = classify(context, &e);
-                let server = e
-                    .as_service_error()
-                    .is_some_and(|se| se.is_server_exception());
-                if !(err.kind.is_retryable() || server) {
+                if ragshift_aws::retry::verdict(&err) == Verdict::Fail {
                     return Err(with_hint(err.kind, err.message));
                 }
-                last = err.message;
+                err.message
+            }
+        };
+        match attempts.after_failure(Verdict::Retry) {
+            Next::Wait(delay) => {
+                tracing::warn!(
+                    bot = %bot,
+                    "RunTask attempt {} failed: {last}; retrying in {:.1}s",
+                    attempts.made(),
+                    delay.as_secs_f64()
+                );
+                tokio::time::sleep(delay).await;
+                attempts.record_attempt();
+            }
+            Next::Stop(reason) => {
+                let why = match reason {
+                    StopReason::Budget(_) => format!(" in {}s ({reason})", attempts.elapsed().as_secs()),
+                    _ => String::new(),
+                };
+                return Err(format!(
+                    "could not start an ECS task after {} attempts{why}: {last} (check the \
+                     cluster's capacity and the account's Fargate quotas, or lower --concurrency)",
+                    attempts.made()
+                ));
             }
         }
-        if attempt < attempts {
-            let delay = backoff(options.retry_delay, attempt, bot);
-            tracing::warn!(
-                bot = %bot,
-                "RunTask attempt {attempt}/{attempts} failed: {last}; retrying in {:.1}s",
-                delay.as_secs_f64()
-            );
-            tokio::time::sleep(delay).await;
-        }
     }
-    Err(format!(
-        "could not start an ECS task after {attempts} attempts: {last} (check the cluster's \
-         capacity and the account's Fargate quotas, or lower --concurrency)"
-    ))
+}
+
+/// Why a RunTask answer started no task (its `failures`: no capacity, Fargate quotas).
+fn no_task_reason(out: &aws_sdk_ecs::operation::run_task::RunTaskOutput) -> String {
+    let reasons: Vec<String> = out
+        .failures()
+        .iter()
+        .map(|f| match (f.reason(), f.detail()) {
+            (Some(r), Some(d)) => format!("{r} ({d})"),
+            (Some(r), None) => r.to_owned(),
+            (None, Some(d)) => d.to_owned(),
+            (None, None) => "no reason given".to_owned(),
+        })
+        .collect();
+    if reasons.is_empty() {
+        "RunTask answered with neither a task nor a failure".to_owned()
+    } else {
+        reasons.join("; ")
+    }
 }
 
 /// Stops a task, saying why (ECS keeps the reason, shown by `describe-tasks` and the console).
@@ -202,17 +210,6 @@ fn client_token() -> String {
     ulid::Ulid::new().to_string()
 }
 
-/// `base * 2^(attempt-1)`, at most a minute, spread by up to a quarter so that bots throttled
-/// together don't retry together.
-fn backoff(base: Duration, attempt: u32, bot: &str) -> Duration {
-    let exp = base.saturating_mul(1_u32 << attempt.saturating_sub(1).min(16));
-    let exp = exp.min(MAX_DELAY);
-    let spread = bot.bytes().fold(attempt as u64, |h, b| {
-        h.wrapping_mul(31).wrapping_add(b as u64)
-    }) % 256;
-    exp + exp.mul_f64(spread as f64 / 1024.0)
-}
-
 /// Adds what to do for the kinds an operator can fix.
 fn with_hint(kind: AwsErrorKind, message: String) -> String {
     match kind {
@@ -233,16 +230,6 @@ fn with_hint(kind: AwsErrorKind, message: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_stays_bounded() {
-        let base = Duration::from_secs(2);
-        let d1 = backoff(base, 1, "bot");
-        let d3 = backoff(base, 3, "bot");
-        assert!(d1 >= base && d1 < base * 2, "{d1:?}");
-        assert!(d3 >= base * 4, "{d3:?}");
-        assert!(backoff(base, 40, "bot") <= MAX_DELAY + MAX_DELAY / 4);
-    }
 
     #[test]
     fn started_by_keeps_only_what_ecs_accepts() {

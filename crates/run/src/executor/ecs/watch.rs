@@ -2,6 +2,10 @@
 //! call once per poll interval, instead of one call per task per tick (which would hit the API's
 //! rate limit with a few hundred tasks). Each job registers its task and is told when the task
 //! reached STOPPED, with the stop code, reason and the worker container's exit code.
+//!
+//! Failed rounds (throttling, 5xx, network) are paced by the executor's retry policy, never
+//! faster than the poll interval; when they keep failing past the policy's budget (or attempt
+//! cap), the jobs are told the tasks can't be watched, and stop them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -9,6 +13,7 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::Task;
 use ragshift_aws::classify;
+use ragshift_retry::{Attempts, Next, Verdict};
 use tokio::sync::{mpsc, oneshot};
 
 use super::EcsOptions;
@@ -18,8 +23,6 @@ const BATCH: usize = 100;
 /// Rounds a task may be unknown to ECS (just started: eventual consistency) before it is given
 /// up as vanished.
 const MISSING_ROUNDS: u32 = 10;
-/// Longest pause after failed DescribeTasks calls.
-const MAX_ERROR_DELAY: Duration = Duration::from_secs(60);
 
 /// How a stopped task ended, as ECS tells it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,7 +114,8 @@ async fn poll(
     mut rx: mpsc::UnboundedReceiver<Registration>,
 ) {
     let mut watched: HashMap<String, Watched> = HashMap::new();
-    let mut error_delay = options.poll_interval;
+    // Consecutive failed rounds, counted under the retry policy; reset by a round that worked.
+    let mut outage: Option<Attempts> = None;
     loop {
         if watched.is_empty() {
             match rx.recv().await {
@@ -125,7 +129,8 @@ async fn poll(
         // Jobs that were cancelled no longer listen.
         watched.retain(|_, w| !w.tx.is_closed());
         let arns: Vec<String> = watched.keys().cloned().collect();
-        let mut failed_call = false;
+        // The last retryable error of this round, and the tasks it left unasked about.
+        let mut failed: Option<(String, Vec<String>)> = None;
         for batch in arns.chunks(BATCH) {
             let answer = ecs
                 .describe_tasks()
@@ -165,13 +170,11 @@ async fn poll(
                     }
                 }
                 Err(e) => {
-                    let server = e
-                        .as_service_error()
-                        .is_some_and(|se| se.is_server_exception());
                     let err = classify(format!("DescribeTasks on cluster {}", options.cluster), &e);
-                    if err.kind.is_retryable() || server {
-                        tracing::warn!("{err}; trying again");
-                        failed_call = true;
+                    if ragshift_aws::retry::verdict(&err) == Verdict::Retry {
+                        let (last, arns) = failed.get_or_insert_with(Default::default);
+                        *last = err.message;
+                        arns.extend_from_slice(batch);
                     } else {
                         // Nothing will change by asking again: tell the jobs, which fall back
                         // on the journal.
@@ -186,12 +189,47 @@ async fn poll(
                 }
             }
         }
-        let pause = if failed_call {
-            error_delay = (error_delay * 2).min(MAX_ERROR_DELAY);
-            error_delay
-        } else {
-            error_delay = options.poll_interval;
-            options.poll_interval
+        let pause = match failed {
+            None => {
+                outage = None;
+                options.poll_interval
+            }
+            Some((err, unasked)) => {
+                let tries = match &mut outage {
+                    None => outage.insert(options.retry.attempts()),
+                    Some(t) => {
+                        t.record_attempt();
+                        t
+                    }
+                };
+                match tries.after_failure(Verdict::Retry) {
+                    // Never faster than the poll interval: the API may be throttling us.
+                    Next::Wait(delay) => {
+                        let pause = delay.max(options.poll_interval);
+                        tracing::warn!(
+                            "{err}; trying again in {:.1}s (round {})",
+                            pause.as_secs_f64(),
+                            tries.made()
+                        );
+                        pause
+                    }
+                    Next::Stop(reason) => {
+                        let why = format!(
+                            "cannot watch the task: DescribeTasks failed {} times in a row over \
+                             {}s ({reason}): {err}",
+                            tries.made(),
+                            tries.elapsed().as_secs()
+                        );
+                        for arn in &unasked {
+                            if let Some(w) = watched.remove(arn) {
+                                let _ = w.tx.send(Err(why.clone()));
+                            }
+                        }
+                        outage = None;
+                        options.poll_interval
+                    }
+                }
+            }
         };
         if watched.is_empty() {
             continue;
