@@ -181,8 +181,10 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     }
     let registry: Arc<dyn Registry> =
         Arc::from(ragshift_registry::from_config(&config.registry, &config.aws).await?);
-    let documents: Arc<dyn ragshift_documents::DocumentStore> =
-        Arc::from(ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes).await?);
+    let documents: Arc<dyn ragshift_documents::DocumentStore> = Arc::from(
+        ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes)
+            .await?,
+    );
     documents.check().await?;
     let selected = select(&*registry, &args.bots, &args.users).await?;
 
