@@ -1237,7 +1237,12 @@ async fn linked_oversized_and_badly_named_documents_fail_their_bot_only() {
     items.push(nul_item);
     std::fs::write(dir.path().join("bots.json"), registry.to_string()).unwrap();
     let docs = |bot: &str| {
-        let d = dir.path().join("docs").join(USER_A).join(bot).join("documents");
+        let d = dir
+            .path()
+            .join("docs")
+            .join(USER_A)
+            .join(bot)
+            .join("documents");
         std::fs::create_dir_all(&d).unwrap();
         d
     };
@@ -1281,5 +1286,8 @@ async fn linked_oversized_and_badly_named_documents_fail_their_bot_only() {
     assert!(rows.contains_key(&good));
     assert!(!rows.contains_key(&linked) && !rows.contains_key(&huge) && !rows.contains_key(&nul));
     let all = format!("{rows:?}");
-    assert!(!all.contains("TopSecretAccount"), "the linked file was never read");
+    assert!(
+        !all.contains("TopSecretAccount"),
+        "the linked file was never read"
+    );
 }

@@ -50,10 +50,16 @@ fn assert_hidden(case: &str, out: &Output, password: &str) {
         })
         .collect();
     for secret in [password, encoded.as_str()] {
-        assert!(!text.contains(secret), "{case}: the password leaked:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{case}: the password leaked:\n{text}"
+        );
     }
     // A distinctive part of it, in case something printed it in pieces.
-    assert!(!text.contains("w%q"), "{case}: part of the password leaked:\n{text}");
+    assert!(
+        !text.contains("w%q"),
+        "{case}: part of the password leaked:\n{text}"
+    );
 }
 
 fn url(user: &str, password: &str, host: &str, port: &str) -> String {
@@ -210,7 +216,10 @@ async fn an_unencoded_password_with_delimiters_connects() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(owner, role, "the table was created by the role with that password");
+    assert_eq!(
+        owner, role,
+        "the table was created by the role with that password"
+    );
 }
 
 #[test]
@@ -226,7 +235,12 @@ fn toml_syntax_errors_do_not_quote_the_password_line() {
         std::fs::write(dir.path().join("ragshift.toml"), &contents).unwrap();
         for args in [&["config", "show"][..], &["init-target", "-vv"][..]] {
             let out = ragshift(dir.path(), args, &[]);
-            assert_eq!(out.status.code(), Some(2), "{contents}: {}", all_output(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{contents}: {}",
+                all_output(&out)
+            );
             assert_hidden(&contents, &out, PASSWORD);
             assert!(
                 all_output(&out).contains("ragshift.toml"),

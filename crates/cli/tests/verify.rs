@@ -242,13 +242,27 @@ async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
 
     // The target lacks the rows with NULLs: a mismatch, exit 1, each named.
     let args = |target: &str| -> Vec<String> {
-        ["verify", "--json", "--source", &s, "--target", target, "--queries", "3", "--k", "5"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect()
+        [
+            "verify",
+            "--json",
+            "--source",
+            &s,
+            "--target",
+            target,
+            "--queries",
+            "3",
+            "--k",
+            "5",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
     };
     let a: Vec<String> = args(&t);
-    let out = ragshift(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ragshift(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -267,17 +281,26 @@ async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
         all.contains("bot <NULL> (the rows whose bot id is NULL) is missing on the target (1 rows"),
         "{all}"
     );
-    let b1 = failures.iter().find(|f| f.starts_with("bot B1 differs")).expect(&all);
+    let b1 = failures
+        .iter()
+        .find(|f| f.starts_with("bot B1 differs"))
+        .expect(&all);
     assert!(
         b1.contains(r#"missing ["<NULL>", "<NULL>"]"#) && b1.contains("row whose id is NULL"),
         "{b1}"
     );
-    let b2 = failures.iter().find(|f| f.starts_with("bot B2 differs")).expect(&all);
+    let b2 = failures
+        .iter()
+        .find(|f| f.starts_with("bot B2 differs"))
+        .expect(&all);
     assert!(b2.contains(r#"missing ["r-novec"]"#), "{b2}");
 
     // Identical stores, NULLs included: they match, and retrieval runs over the NULL ids.
     let a: Vec<String> = args(&same);
-    let out = ragshift(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = ragshift(
+        dir.path(),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -286,6 +309,9 @@ async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
     );
     let v = json(&out);
     assert_eq!(v["passed"], true, "{v}");
-    assert_eq!(v["checksums"]["bots_matching"], 3, "B1, B2 and the NULL bot");
+    assert_eq!(
+        v["checksums"]["bots_matching"], 3,
+        "B1, B2 and the NULL bot"
+    );
     assert_eq!(v["retrieval"]["overlap_at_k"], 1.0);
 }

@@ -86,7 +86,10 @@ fn valid_hosts(s: &str) -> bool {
             let Some((v6, after)) = inner.split_once(']') else {
                 return false;
             };
-            if v6.is_empty() || !v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            if v6.is_empty()
+                || !v6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
             {
                 return false;
             }
@@ -300,8 +303,8 @@ mod tests {
 
     #[test]
     fn keyvalue_strings_follow_libpq_quoting() {
-        let kv = parse_keyvalue("host=db  port = 5432 password='it\\'s a secret' user=a\\ b")
-            .unwrap();
+        let kv =
+            parse_keyvalue("host=db  port = 5432 password='it\\'s a secret' user=a\\ b").unwrap();
         assert_eq!(
             kv,
             vec![

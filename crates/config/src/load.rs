@@ -7,8 +7,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Format, Toml};
 use figment::error::{Actual, Kind};
+use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
@@ -133,7 +133,10 @@ fn hide_toml_snippet(message: &str) -> String {
     let mut hid_previous = false;
     for line in message.lines() {
         let trimmed = line.trim_start();
-        let digits = trimmed.len() - trimmed.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let digits = trimmed.len()
+            - trimmed
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .len();
         let after_number = &trimmed[digits..];
         if digits > 0 && after_number.starts_with(" |") {
             let content = after_number.trim_start_matches(" |");

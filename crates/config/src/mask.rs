@@ -149,7 +149,11 @@ fn unparsed(s: &str) -> String {
             .split_whitespace()
             .find_map(|pair| pair.strip_prefix("host=")),
     }
-    .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+    .filter(|h| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    });
     match (scheme, host) {
         (Some(scheme), Some(h)) => format!("{scheme}://{MASK}@{h}/{MASK}"),
         (Some(scheme), None) => format!("{scheme}://{MASK}"),
@@ -169,7 +173,11 @@ fn known_key(k: &str) -> bool {
 }
 
 fn quote_keyvalue(v: &str) -> String {
-    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '\\' || c == '\'') {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\\' || c == '\'')
+    {
         v.to_owned()
     } else {
         format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -241,7 +249,10 @@ mod tests {
             mask_url("postgres://app:pw@h:notaport/db?sslmode=require"),
             "postgres://****@h/****"
         );
-        assert_eq!(mask_url("postgres://app:secret/db"), "postgres://****@app/****");
+        assert_eq!(
+            mask_url("postgres://app:secret/db"),
+            "postgres://****@app/****"
+        );
         assert_eq!(mask_url("host=h password='open"), "host=h ****");
         assert_eq!(mask_url("abcDEF=="), MASK, "an API key with padding");
         assert_eq!(mask_url("token=abc other=def"), MASK);

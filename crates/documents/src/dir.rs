@@ -127,8 +127,9 @@ impl DocumentStore for DirDocuments {
         let path = self.path(key, filename)?;
         let (root, bot_dir, limit) = (self.root.clone(), self.bot_dir(key), self.max_bytes);
         let (k, name) = (key.clone(), filename.to_owned());
-        let job =
-            tokio::task::spawn_blocking(move || read_plain_file(&root, &bot_dir, &path, limit, &k, &name));
+        let job = tokio::task::spawn_blocking(move || {
+            read_plain_file(&root, &bot_dir, &path, limit, &k, &name)
+        });
         match job.await {
             Ok(r) => r,
             Err(e) => Err(DocumentError::Read {

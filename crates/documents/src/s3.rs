@@ -114,7 +114,12 @@ impl DocumentStore for S3Documents {
     }
 
     fn source_uri(&self, key: &BotKey, filename: &str) -> String {
-        printable(&format!("s3://{}/{}{filename}", self.bucket, bot_prefix(key))).into_owned()
+        printable(&format!(
+            "s3://{}/{}{filename}",
+            self.bucket,
+            bot_prefix(key)
+        ))
+        .into_owned()
     }
 
     async fn get(&self, key: &BotKey, filename: &str) -> Result<Document, DocumentError> {

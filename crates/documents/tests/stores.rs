@@ -217,7 +217,10 @@ async fn links_folders_and_bad_names_are_refused_per_document() {
         match store.get(&k, name).await {
             Err(e @ DocumentError::Refused { .. }) => {
                 let text = e.to_string();
-                assert!(text.contains("symbolic link") && text.contains(name), "{text}");
+                assert!(
+                    text.contains("symbolic link") && text.contains(name),
+                    "{text}"
+                );
                 assert!(!e.is_fatal(), "one document, not the store");
             }
             other => panic!("{name}: {other:?}"),
@@ -258,7 +261,10 @@ async fn links_folders_and_bad_names_are_refused_per_document() {
     let link_root = outside.path().join("root-link");
     std::os::unix::fs::symlink(root.path(), &link_root).expect("symlink");
     let via_link = DirDocuments::new(&link_root);
-    assert_eq!(via_link.get(&k, "ok.txt").await.expect("get").bytes, b"fine");
+    assert_eq!(
+        via_link.get(&k, "ok.txt").await.expect("get").bytes,
+        b"fine"
+    );
 }
 
 #[tokio::test]
@@ -281,7 +287,10 @@ async fn documents_over_the_size_limit_are_refused_without_reading_them() {
             other => panic!("{name}: {:?}", other.map(|d| d.bytes.len())),
         }
     }
-    assert_eq!(store.get(&k, "limit.txt").await.expect("get").bytes.len(), 1000);
+    assert_eq!(
+        store.get(&k, "limit.txt").await.expect("get").bytes.len(),
+        1000
+    );
 }
 
 #[tokio::test]
@@ -313,7 +322,10 @@ async fn s3_objects_over_the_size_limit_are_refused() {
         store.get(&k, "big.txt").await,
         Err(DocumentError::TooLarge { limit: 4096, .. })
     ));
-    assert_eq!(store.get(&k, "small.txt").await.expect("get").bytes.len(), 10);
+    assert_eq!(
+        store.get(&k, "small.txt").await.expect("get").bytes.len(),
+        10
+    );
     assert!(matches!(
         store.get(&k, "../../x/documents/small.txt").await,
         Err(DocumentError::InvalidName { .. })

@@ -203,7 +203,10 @@ impl Ingestor {
             }
         };
         if let Some(kind) = self.over_limit(&input) {
-            return IngestReport::single(SourceReport::failed(SourceError::new(source, kind), None));
+            return IngestReport::single(SourceReport::failed(
+                SourceError::new(source, kind),
+                None,
+            ));
         }
         match input {
             SourceInput::Url(url) => self.ingest_url(url, splitter, tx, true).await,

@@ -30,7 +30,10 @@ pub const NULL_KEY: &str = "<NULL>";
 /// SQL for a key column (bot or id) as text: trailing blanks of `character(n)` removed, NULL
 /// as [`NULL_KEY`].
 pub fn key_text_sql(column: &str) -> String {
-    format!("coalesce(rtrim({}::text), '{NULL_KEY}')", quote_ident(column))
+    format!(
+        "coalesce(rtrim({}::text), '{NULL_KEY}')",
+        quote_ident(column)
+    )
 }
 
 /// Names the per-row hash below, so that a checksum recorded by one ragshift (an export's

@@ -424,7 +424,8 @@ mod tests {
             "MyDB.ABC.eu-west-1.RDS.amazonaws.com.",
         ] {
             assert!(is_rds_host(host), "{host}");
-            let s = ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
+            let s =
+                ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
             assert_eq!(s.sslmode(), SslMode::Require, "{host}");
             let parts = DbSecretParts {
                 host: host.into(),
@@ -464,7 +465,8 @@ mod tests {
             "127.0.0.1",
         ] {
             assert!(!is_rds_host(host), "{host}");
-            let s = ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
+            let s =
+                ConnectSpec::from_url(&format!("postgres://u:pw@{host}/db"), None, None).unwrap();
             assert_eq!(s.sslmode(), SslMode::Prefer, "{host}");
         }
     }

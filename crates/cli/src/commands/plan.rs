@@ -178,7 +178,12 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
         .iter()
         .any(|b| !b.knowledge.filenames.is_empty());
     let store = if needs_documents {
-        let store = ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes).await?;
+        let store = ragshift_documents::from_config(
+            &config.documents,
+            &config.aws,
+            config.ingest.max_bytes,
+        )
+        .await?;
         store.check().await?;
         Some(store)
     } else {
