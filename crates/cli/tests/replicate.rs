@@ -1,6 +1,7 @@
 //! `ragshift replicate` end to end between two real clusters: start, status until caught up,
-//! cutover; a source without wal_level = logical exits 2 with the fix; the source's password
-//! never shows.
+//! cutover (fenced; `--no-fence` alone refused), abort lifting the fence afterwards; a source
+//! without wal_level = logical exits 2 with the fix; the source's password never shows, not
+//! with `-vv`, not in the journal, not in the target's server log.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -124,6 +125,13 @@ async fn start_status_cutover() {
     let out = run(&["replicate", "status"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("caught up: yes"));
 
+    // Without the fence, only with the acknowledgement: refused before anything is done.
+    let out = run(&["replicate", "cutover", "--no-fence"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--accept-losing-writes"), "{err}");
+    assert!(err.contains("nothing was done"), "{err}");
+
     let out = run(&["replicate", "cutover", "--timeout", "60s", "--queries", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -150,6 +158,129 @@ async fn start_status_cutover() {
     let out = run(&["replicate", "status"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no replication is running"));
+
+    // The old source refuses writes until the fence is lifted.
+    assert!(text.contains("stays fenced"), "{text}");
+    let src = source.connect(&s).await;
+    let write = "DELETE FROM items WHERE id = '01000000000000000000000001'";
+    let e = src.batch_execute(write).await.unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "25006");
+    assert!(
+        db.message().contains("writes to public.items are fenced"),
+        "{db:?}"
+    );
+    let out = run(&["replicate", "abort"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("already cut over"), "{text}");
+    assert!(text.contains("removed write fence"), "{text}");
+    src.batch_execute(write)
+        .await
+        .expect("writes are accepted again");
+}
+
+/// The percent-encoded form of `s` for a URL's password.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_password_reaches_no_output_journal_or_server_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = PgCluster::builder().logical_replication().start();
+    // The target logs every statement.
+    let target = PgCluster::builder().setting("log_statement", "all").start();
+    let s = source.fresh_database("cli_rep_pw_src");
+    let t = target.fresh_database("cli_rep_pw_tgt");
+    let password = "Pw#?/@:%'x9";
+    let src = source.connect(&s).await;
+    src.batch_execute(SETUP).await.expect("seed");
+    src.batch_execute(&format!(
+        "CREATE ROLE odd_user LOGIN SUPERUSER PASSWORD '{}'",
+        password.replace('\'', "''")
+    ))
+    .await
+    .unwrap();
+    let db = s.rsplit('/').next().unwrap();
+    let s_odd = format!(
+        "postgres://odd_user:{}@{}:{}/{db}?sslmode=disable",
+        encode(password),
+        source.host(),
+        source.port()
+    );
+    let sides = ["--source", s_odd.as_str(), "--target", t.as_str()];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&sides);
+        ragshift(dir.path(), &all)
+    };
+    let mut output = String::new();
+    for args in [
+        &["replicate", "start", "-vv"][..],
+        &["replicate", "status", "-vv"],
+        &["replicate", "status", "-vv", "--json"],
+    ] {
+        let out = run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
+        output.push_str(&text);
+    }
+    assert!(
+        output.contains("pg_subscription.subconninfo"),
+        "says where the password is kept: {output}"
+    );
+    assert!(output.contains("ok   target server log"), "{output}");
+
+    // The target server holds the password (so it was sent), and logged statements...
+    let tgt = target.connect(&t).await;
+    let conninfo: String = tgt
+        .query_one("SELECT subconninfo FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        conninfo.contains("Pw#?/@:%"),
+        "the subscription uses odd_user"
+    );
+    let journal: String = tgt
+        .query_one(
+            "SELECT (SELECT string_agg(r::text, ' ') FROM ragshift.runs r)
+                 || (SELECT string_agg(u::text, ' ') FROM ragshift.units u)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let out = run(&["replicate", "abort", "-vv"]);
+    assert_eq!(out.status.code(), Some(0));
+    output.push_str(&String::from_utf8_lossy(&out.stdout));
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(target.log_file()).unwrap();
+    assert!(log.contains("ragshift.units"), "the target logs statements");
+    assert!(log.contains("DROP SUBSCRIPTION"), "the target logs DDL");
+
+    // ...but the password is in none of them.
+    for form in [password.to_owned(), encode(password), "Pw#?/@".to_owned()] {
+        assert!(!output.contains(&form), "output holds {form:?}: {output}");
+        assert!(
+            !journal.contains(&form),
+            "journal holds {form:?}: {journal}"
+        );
+        assert!(!log.contains(&form), "target log holds {form:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -203,10 +203,11 @@ pub async fn cutover(
         {
             // The fence's transaction rolled back: nothing is fenced.
             let _ = record::removed(&target, &run, ObjectKind::Fence, &fence_name).await;
-            return Err(ReplicateError::store("source", sides.source.label(), e)
-                .context(&format!(
+            return Err(
+                ReplicateError::store("source", sides.source.label(), e).context(&format!(
                 "{RETRY} once the long transaction ended (or with a longer --fence-lock-timeout)"
-            )));
+            )),
+            );
         }
         if let Err(e) = record::created(&target, &run, ObjectKind::Fence, &fence_name)
             .await

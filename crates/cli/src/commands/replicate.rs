@@ -40,21 +40,29 @@ Examples:
   ragshift replicate status --watch --interval 10
   ragshift replicate status --watch --until-caught-up --json")]
     Status(StatusArgs),
-    /// Wait until caught up, verify, build the vector index, drop the replication objects
+    /// Fence writes on the source, wait until the target has them all, verify, detach, build the vector index
     #[command(after_help = "\
 Examples:
-  ragshift replicate cutover                    # stop the application's writes to the source first
+  ragshift replicate cutover
   ragshift replicate cutover --timeout 2h --queries 10 --target-index hnsw
 
-Refuses (exit 1) and leaves replication running if verification finds a difference.")]
+Order: catch up; fence writes to the table on the source (a trigger that makes every write fail
+with SQLSTATE 25006 \"ragshift cutover: writes to <table> are fenced ...\", installed under a brief
+SHARE ROW EXCLUSIVE lock that lets the writes in flight finish); wait until the target has applied
+everything up to the source position after the fence; verify; drop the subscription, its slot and
+the publication; build the vector index. The fence stays on the old source after a successful
+cutover (lift it with `ragshift replicate abort`). If anything fails before the detach, the fence
+is lifted, replication keeps running (exit 1) and the message says what to run next.")]
     Cutover(CutoverArgs),
     /// Remove everything ragshift created for replication on both sides
     #[command(after_help = "\
 Examples:
   ragshift replicate abort
 
-Drops the subscription, its slots and the publication, and the target table, schema and
-extension only if this replication created them. Nothing else is touched.")]
+Drops the write fence, the subscription, its slots and the publication, and the target table,
+schema and extension only if this replication recorded creating them, by the names in its
+journal (not the current configuration). Nothing else is touched. After a cutover, lifts the
+write fence it left on the old source.")]
     Abort(AbortArgs),
 }
 
@@ -166,6 +174,16 @@ pub struct CutoverArgs {
     /// maintenance_work_mem for the index build
     #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
     pub maintenance_work_mem: String,
+    /// How long fencing may wait for the transactions writing to the source table (e.g. 10s)
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub fence_lock_timeout: String,
+    /// Don't fence writes on the source: writes reaching it after the last catch-up are LOST.
+    /// Only with --accept-losing-writes
+    #[arg(long)]
+    pub no_fence: bool,
+    /// Acknowledges that with --no-fence, writes reaching the source after the catch-up are not copied
+    #[arg(long)]
+    pub accept_losing_writes: bool,
 }
 
 /// Flags of `replicate abort`.
@@ -302,6 +320,9 @@ async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure
                 "started {}: publication {} on the source, subscription {} (slot {}) on the target",
                 n.run_id, n.publication, n.subscription, n.slot
             ));
+            for p in &report.password {
+                output::line(format!("note: {p}"));
+            }
             output::line(
                 "the initial copy is running; follow it with `ragshift replicate status --watch`, then `ragshift replicate cutover`",
             );
@@ -382,7 +403,14 @@ async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failu
 }
 
 async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Failure> {
+    if args.no_fence && !args.accept_losing_writes {
+        return Err(anyhow!(
+            "--no-fence lets writes that reach the source after the last catch-up go uncopied (they are lost): add --accept-losing-writes to accept that, or leave out --no-fence so the source is fenced (nothing was done)"
+        )
+        .into());
+    }
     let timeout = parse_duration(&args.timeout)?;
+    let fence_lock_timeout = parse_duration(&args.fence_lock_timeout)?;
     let index_flag = args
         .target_index
         .clone()
@@ -417,6 +445,8 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         },
         index,
         maintenance_work_mem: args.maintenance_work_mem.clone(),
+        fence: !args.no_fence,
+        fence_lock_timeout,
     };
     let mut last = String::new();
     let report = ragshift_replicate::cutover(&sides, &options, &mut |step| {
@@ -440,6 +470,9 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
                     format!("vector index already there: {}", i.definition)
                 });
             }
+            if let Some(e) = &report.index_error {
+                output::line(format!("FAILED {e}"));
+            }
             for r in &report.removed {
                 output::line(format!("removed {r}"));
             }
@@ -452,15 +485,20 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
             }
         } else {
             output::line(
-                "cutover refused: replication keeps running; fix the differences above (or stop the writes still reaching the source) and run cutover again",
+                "cutover refused: fix the differences above (or stop what still changes the target) and run cutover again",
             );
+            for n in &report.next {
+                output::line(format!("  - {n}"));
+            }
         }
     }
-    Ok(if report.passed && report.left.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    Ok(
+        if report.passed && report.left.is_empty() && report.index_error.is_none() {
+            Outcome::Success
+        } else {
+            Outcome::PartialFailure
+        },
+    )
 }
 
 async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure> {
@@ -474,6 +512,17 @@ async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure
                 "no replication is running into {}: nothing to remove",
                 sides.target.label()
             )),
+            Some(run) if report.after_cutover => {
+                output::line(format!(
+                    "{run} was already cut over: only its write fence on the old source was left"
+                ));
+                for r in &report.removed {
+                    output::line(format!("removed {r}"));
+                }
+                for l in &report.left {
+                    output::line(format!("LEFT {l}"));
+                }
+            }
             Some(run) => {
                 output::line(format!("aborted {run}"));
                 for r in &report.removed {
