@@ -78,6 +78,13 @@ pub struct CopyArgs {
     /// Seconds between progress lines
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub progress_secs: u64,
+    /// Seconds TRUNCATE, DDL and writes wait for a table lock before giving up, naming who holds it
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub lock_timeout: u64,
+    /// Seconds a partition (or a reconnection) keeps being retried after a transient failure,
+    /// with backoff and jitter: long enough to ride out a failover
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub retry_budget: u64,
 }
 
 fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<String>) -> Layers {
@@ -151,10 +158,22 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         verify: !args.no_verify,
         dry_run: args.dry_run,
         progress_every: Duration::from_secs(args.progress_secs.max(1)),
+        lock_timeout: Duration::from_secs(args.lock_timeout.max(1)),
+        retry: ragshift_copy::RetryPolicy {
+            budget: Duration::from_secs(args.retry_budget),
+            ..ragshift_copy::RetryPolicy::default()
+        },
     };
     let json = global.json;
     let events = Arc::new(move |e: Event| show_event(json, &e));
-    let report: CopyReport = ragshift_copy::copy(&ep, &opts, events).await?;
+    // Once the run has started, a failure is the work's (exit 1, recorded in the journal).
+    let report: CopyReport = ragshift_copy::copy(&ep, &opts, events).await.map_err(|e| {
+        if e.work_started() {
+            Failure::work(e)
+        } else {
+            e.into()
+        }
+    })?;
     if json {
         let mut v = serde_json::to_value(&report)?;
         if let Some(o) = v.as_object_mut() {
@@ -293,7 +312,10 @@ fn show_report(r: &CopyReport) {
             f.partition, f.what, f.error
         ));
     }
-    if !r.failures.is_empty() {
+    if let Some(why) = &r.stopped {
+        output::line(format!("STOPPED: {why}"));
+    }
+    if !r.failures.is_empty() || r.stopped.is_some() {
         output::line(
             "indexes and verification were skipped; fix the cause and run the same command with --resume",
         );
