@@ -611,3 +611,366 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
         "{reason:?}"
     );
 }
+
+/// An all-column fingerprint of a table computed by the server itself, independent of
+/// ragshift's checksums: the md5 of every row's text form in id order, and the row count.
+async fn fingerprint(c: &tokio_postgres::Client) -> (String, i64) {
+    let r = c
+        .query_one(
+            "SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY id)), ''), count(*) FROM items t",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+async fn duplicates(c: &tokio_postgres::Client) -> i64 {
+    c.query_one("SELECT count(*) - count(DISTINCT id) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// `url` reaching the same server through `localhost` instead of `127.0.0.1`.
+fn via_localhost(url: &str) -> String {
+    url.replacen("@127.0.0.1:", "@localhost:", 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_into_itself_is_refused_before_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("copy_self");
+    let c = shared_pg().connect(&url).await;
+    c.batch_execute(FIXTURE).await.unwrap();
+    let before = fingerprint(&c).await;
+    let other_name = via_localhost(&url);
+    assert_ne!(other_name, url);
+    for target in [url.as_str(), other_name.as_str()] {
+        let out = ragshift(
+            dir.path(),
+            &["copy", "--source", &url, "--target", target, "--replace"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("source and target are the same table"),
+            "{err}"
+        );
+        assert!(!err.contains(shared_pg().password()), "{err}");
+    }
+    assert_eq!(fingerprint(&c).await, before, "nothing changed");
+    let journal: bool = c
+        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!journal, "not even the journal was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncate_blocked_by_another_session_gives_up_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_blocked").await;
+    p.tgt.batch_execute(FIXTURE).await.unwrap();
+    let before = fingerprint(&p.tgt).await;
+    let (blocker, conn) = tokio_postgres::connect(
+        &format!("{}?application_name=nightly-report", p.tgt_url),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE items IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--replace",
+            "--lock-timeout",
+            "2",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("emptying public.items: gave up after waiting 2s")
+            && err.contains("\"nightly-report\"")
+            && err.contains("LOCK TABLE items"),
+        "{err}"
+    );
+    assert_eq!(fingerprint(&p.tgt).await, before, "nothing was emptied");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_loses_its_lock_commits_nothing_more_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_lock_lost").await;
+    install_gate(&p.tgt).await;
+    let child = command(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--jobs",
+            "1",
+            "--partition-rows",
+            "250",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until(
+        &p.tgt,
+        GATE_WAITING,
+        "the third partition is about to commit",
+    )
+    .await;
+    let killed: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE application_name LIKE 'ragshift copy run %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "the lock's session");
+    p.tgt
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("lost its lock on target table public.items"),
+        "{}",
+        text(&out)
+    );
+    p.tgt
+        .batch_execute("DROP TRIGGER test_gate ON ragshift.units")
+        .await
+        .unwrap();
+    let row = p
+        .tgt
+        .query_one(
+            "SELECT (SELECT count(*) FROM items),
+                    (SELECT coalesce(sum(row_count), 0)::bigint FROM ragshift.units WHERE status = 'succeeded'),
+                    (SELECT count(*) FROM ragshift.units WHERE status = 'succeeded'),
+                    (SELECT status FROM ragshift.runs)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, journal_rows, done, status): (i64, i64, i64, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(done, 2, "nothing committed after the lock was lost");
+    assert_eq!(rows, journal_rows);
+    assert_eq!(status, "failed");
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy", "--source", &p.src_url, "--target", &p.tgt_url, "--resume",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(fingerprint(&p.src).await, fingerprint(&p.tgt).await);
+}
+
+/// A target cluster reached through a fault proxy, with one database per trial.
+struct Proxied {
+    target: PgCluster,
+    proxy: ragshift_testkit::FaultProxy,
+}
+
+impl Proxied {
+    fn start() -> Self {
+        let target = PgCluster::start();
+        let proxy =
+            ragshift_testkit::FaultProxy::start(&format!("{}:{}", target.host(), target.port()))
+                .unwrap();
+        Self { target, proxy }
+    }
+
+    /// A new empty target database: its direct URL and its URL through the proxy.
+    fn database(&self, name: &str) -> (String, String) {
+        let url = self.target.fresh_database(name);
+        let via = self.proxy.url_for(&url);
+        (url, via)
+    }
+}
+
+fn copy_through(dir: &Path, src: &str, via: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "copy",
+        "--source",
+        src,
+        "--target",
+        via,
+        "--jobs",
+        "2",
+        "--partition-rows",
+        "250",
+        "--retry-budget",
+        "60",
+    ];
+    args.extend_from_slice(extra);
+    ragshift(dir, &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_cuts_src");
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(FIXTURE).await.unwrap();
+    let expected = fingerprint(&src).await;
+    let t = Proxied::start();
+    let seed = ragshift_testkit::SeededRng::fresh_seed();
+    eprintln!("copy cut trials: seed {seed}");
+    let mut rng = ragshift_testkit::SeededRng::new(seed);
+    for trial in 0..4 {
+        let (url, via) = t.database(&format!("copy_cuts_{trial}"));
+        let before = t.proxy.cuts();
+        let what = match trial {
+            // Mid-COPY: the connection carrying a random byte of the data stream.
+            0 | 1 => {
+                let at = 200_000 + rng.below(7_800_000);
+                t.proxy.cut_one_after_bytes(at);
+                format!("byte {at}")
+            }
+            // Mid-COMMIT: the server committed, the answer never came.
+            2 => {
+                let nth = 1 + rng.below(10) as u32;
+                t.proxy
+                    .cut_on_query("COMMIT", ragshift_testkit::CutWhen::AfterReply, nth);
+                format!("COMMIT {nth} after the reply")
+            }
+            // Mid-COMMIT: the COMMIT never reached the server.
+            _ => {
+                let nth = 1 + rng.below(10) as u32;
+                t.proxy
+                    .cut_on_query("COMMIT", ragshift_testkit::CutWhen::BeforeServer, nth);
+                format!("COMMIT {nth} before the server")
+            }
+        };
+        let out = copy_through(dir.path(), &src_url, &via, &["--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "trial {trial} ({what}): {}",
+            text(&out)
+        );
+        assert_eq!(
+            t.proxy.cuts(),
+            before + 1,
+            "trial {trial} ({what}): the fault fired"
+        );
+        let tgt = t.target.connect(&url).await;
+        assert_eq!(fingerprint(&tgt).await, expected, "trial {trial} ({what})");
+        assert_eq!(duplicates(&tgt).await, 0, "trial {trial} ({what})");
+        if trial == 2 {
+            // The partition whose COMMIT's answer was lost was found committed, not redone.
+            let most: i32 = tgt
+                .query_one("SELECT max(attempts) FROM ragshift.units", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(most, 1, "{}", text(&out));
+            assert!(
+                text(&out).contains("an earlier attempt had committed it"),
+                "{}",
+                text(&out)
+            );
+        }
+        t.proxy.heal();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_failover_src");
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(FIXTURE).await.unwrap();
+    let expected = fingerprint(&src).await;
+    let t = Proxied::start();
+
+    // A worker's connection cut mid-COPY and new connections refused for 3 s.
+    let (url, via) = t.database("copy_failover");
+    t.proxy
+        .failover_on_query("FROM STDIN", 2, Duration::from_secs(3));
+    let out = copy_through(dir.path(), &src_url, &via, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(t.proxy.refused() >= 1, "reconnections were refused");
+    let tgt = t.target.connect(&url).await;
+    assert_eq!(fingerprint(&tgt).await, expected);
+    assert_eq!(duplicates(&tgt).await, 0);
+
+    // The same, refused for good: each partition that needs a new connection gives up after
+    // the budget; the run ends failed in the journal, with the reason.
+    t.proxy.heal();
+    let (url, via) = t.database("copy_dead");
+    t.proxy
+        .failover_on_query("FROM STDIN", 2, Duration::from_secs(3600));
+    let started = Instant::now();
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &src_url,
+            "--target",
+            &via,
+            "--jobs",
+            "1",
+            "--partition-rows",
+            "1000",
+            "--retry-budget",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(120));
+    assert!(
+        text(&out).contains("the retry budget of 2s was used up"),
+        "{}",
+        text(&out)
+    );
+    t.proxy.heal();
+    let tgt = t.target.connect(&url).await;
+    let row = tgt
+        .query_one(
+            "SELECT r.status, r.report->'failures'->0->>'error',
+                    (SELECT count(*) FROM ragshift.units u WHERE u.status = 'failed' AND u.error LIKE '%retry budget%')
+               FROM ragshift.runs r",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (status, reason, failed): (String, Option<String>, i64) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!(status, "failed");
+    assert!(
+        reason.unwrap_or_default().contains("cannot connect"),
+        "the run's reason is recorded"
+    );
+    assert!(failed >= 1);
+}

@@ -27,9 +27,24 @@ pub enum CopyError {
     /// The copy can't start as asked: the message says why and what to do.
     #[error("{0}")]
     Refused(String),
+    /// The run had started (it is in the journal, now as `failed` with this reason) when this
+    /// stopped it.
+    #[error("copy run {run_id} failed: {error}; run the same command with --resume to continue")]
+    RunFailed {
+        /// The journal's run id.
+        run_id: String,
+        /// What stopped it.
+        #[source]
+        error: Box<CopyError>,
+    },
 }
 
 impl CopyError {
+    /// Whether the run had started changing the target (exit code 1 rather than 2).
+    pub fn work_started(&self) -> bool {
+        matches!(self, Self::RunFailed { .. })
+    }
+
     pub(crate) fn source(server: &str) -> impl FnOnce(StoreError) -> Self + '_ {
         move |error| Self::Source {
             server: server.to_owned(),

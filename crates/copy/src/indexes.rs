@@ -266,19 +266,46 @@ pub struct BuildSettings {
     pub parallel_workers: u32,
     /// Builds at once.
     pub jobs: usize,
+    /// How long a build waits for the table's lock before giving up (naming who holds it).
+    pub lock_timeout: std::time::Duration,
 }
 
-/// Runs the plan; every step's outcome is returned (a failed index doesn't stop the others).
+/// Runs the plan on `table` (qualified); every step's outcome is returned (a failed index
+/// doesn't stop the others).
 pub async fn build(
     spec: &ConnectSpec,
+    table: &str,
     plan: &BuildPlan,
     settings: &BuildSettings,
     on_done: &(dyn Fn(&BuiltIndex) + Send + Sync),
 ) -> Result<Vec<BuiltIndex>, StoreError> {
     let setup = format!(
-        "SET maintenance_work_mem = {}; SET statement_timeout = 0;",
+        "SET maintenance_work_mem = {}; SET statement_timeout = 0; SET lock_timeout = {};",
         quote_literal(&settings.maintenance_work_mem),
+        settings.lock_timeout.as_millis().max(1),
     );
+    let table = table.to_owned();
+    // Names who holds the table's lock when a step gave up waiting for it.
+    let explain = |what: String, e: tokio_postgres::Error| {
+        let table = table.clone();
+        async move {
+            if e.code() != Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                return StoreError::query(what, e).to_string();
+            }
+            match connect(spec, "ragshift copy (lock check)").await {
+                Ok(observer) => ragshift_store::ddl::lock_timeout_error(
+                    &observer,
+                    &what,
+                    &table,
+                    settings.lock_timeout,
+                    e,
+                )
+                .await
+                .to_string(),
+                Err(_) => StoreError::query(what, e).to_string(),
+            }
+        }
+    };
     // The vector index is the long build that everything waits for: it gets the parallel
     // workers, and the btree builds running beside it stay in one process each.
     let with_vector = plan.indexes.iter().any(|s| s.vector);
@@ -316,10 +343,10 @@ pub async fn build(
                     workers_for(&step),
                     step.sql
                 );
-                let error =
-                    client.batch_execute(&sql).await.err().map(|e| {
-                        StoreError::query(format!("building {}", step.name), e).to_string()
-                    });
+                let error = match client.batch_execute(&sql).await {
+                    Ok(()) => None,
+                    Err(e) => Some(explain(format!("building {}", step.name), e).await),
+                };
                 let done = BuiltIndex {
                     name: step.name.clone(),
                     sql: step.sql.clone(),
@@ -347,9 +374,10 @@ pub async fn build(
         out.push(done);
         if let (true, Some(attach)) = (ok, &step.attach) {
             let started = Instant::now();
-            let error = client.batch_execute(attach).await.err().map(|e| {
-                StoreError::query(format!("attaching constraint to {}", step.name), e).to_string()
-            });
+            let error = match client.batch_execute(attach).await {
+                Ok(()) => None,
+                Err(e) => Some(explain(format!("attaching constraint to {}", step.name), e).await),
+            };
             let done = BuiltIndex {
                 name: format!("{} (constraint)", step.name),
                 sql: attach.clone(),
@@ -362,10 +390,10 @@ pub async fn build(
     }
     for step in &plan.constraints {
         let started = Instant::now();
-        let error =
-            client.batch_execute(&step.sql).await.err().map(|e| {
-                StoreError::query(format!("adding constraint {}", step.name), e).to_string()
-            });
+        let error = match client.batch_execute(&step.sql).await {
+            Ok(()) => None,
+            Err(e) => Some(explain(format!("adding constraint {}", step.name), e).await),
+        };
         let done = BuiltIndex {
             name: step.name.clone(),
             sql: step.sql.clone(),

@@ -34,4 +34,6 @@ pub mod verify;
 
 pub use error::CopyError;
 pub use progress::{Event, EventSink};
+/// The retry policy of [`CopyOptions::retry`].
+pub use ragshift_retry::Policy as RetryPolicy;
 pub use run::{copy, CopyOptions, CopyReport, Endpoints, PartitionFailure};

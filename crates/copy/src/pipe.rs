@@ -1,7 +1,8 @@
 //! One partition, source to target: `COPY (SELECT ...) TO STDOUT (FORMAT binary)` on the source
 //! streamed chunk by chunk into `COPY ... FROM STDIN (FORMAT binary)` on the target. Rows are
 //! never decoded and never touch a disk on the way; the target transaction also records the
-//! partition as done in the journal, so data and journal commit together or not at all.
+//! partition as done in the journal, so data and journal commit together or not at all, and a
+//! retry after a COMMIT whose answer was lost reads the journal before writing anything.
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +12,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_postgres::Client;
 
+use ragshift_retry::Verdict;
 use ragshift_store::journal::{self, Status, UnitResult};
-use ragshift_store::StoreError;
+use ragshift_store::lock::TargetLock;
+use ragshift_store::{StoreError, StoreErrorKind};
 
 /// The statements for one partition.
 #[derive(Debug, Clone)]
@@ -21,8 +24,9 @@ pub struct PartitionSql {
     pub copy_out: String,
     /// `COPY ... FROM STDIN (FORMAT binary)` for the target.
     pub copy_in: String,
-    /// `DELETE ...` of the partition's rows on the target, when it may hold some.
-    pub delete: Option<String>,
+    /// `DELETE ...` of the partition's rows on the target, run when an earlier attempt (of this
+    /// run or an earlier one) may have left some.
+    pub delete: String,
 }
 
 /// Which side failed.
@@ -34,14 +38,40 @@ pub enum PipeError {
     /// Writing to the target failed.
     #[error("writing to the target: {0}")]
     Target(StoreError),
+    /// The run's target lock is gone: nothing may be committed any more.
+    #[error("{0}")]
+    LockLost(StoreError),
 }
 
 impl PipeError {
-    /// Whether a retry on fresh connections could succeed.
-    pub fn is_transient(&self) -> bool {
+    /// The underlying store error.
+    pub fn store(&self) -> &StoreError {
         match self {
-            Self::Source(e) | Self::Target(e) => e.is_transient(),
+            Self::Source(e) | Self::Target(e) | Self::LockLost(e) => e,
         }
+    }
+
+    /// Whether a new attempt (on new connections) could succeed, by SQLSTATE and error kind.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Self::LockLost(_) => Verdict::Fail,
+            Self::Source(e) | Self::Target(e) => store_verdict(e),
+        }
+    }
+}
+
+/// [`ragshift_retry::pg::classify`] for a store error: by the database error inside it, else
+/// by its kind (a connection that could not be opened is worth another try; a lost lock, bad
+/// settings or refused credentials are not).
+pub fn store_verdict(e: &StoreError) -> Verdict {
+    let pg = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tokio_postgres::Error>());
+    match (e.kind(), pg) {
+        (StoreErrorKind::LockLost | StoreErrorKind::Auth | StoreErrorKind::Config, _) => {
+            Verdict::Fail
+        }
+        (_, Some(pg)) => ragshift_retry::pg::classify(pg),
+        (StoreErrorKind::Connect, None) => Verdict::Retry,
+        _ => Verdict::Fail,
     }
 }
 
@@ -54,8 +84,25 @@ pub struct Moved {
     pub bytes: u64,
 }
 
+/// How a partition attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Copied {
+    /// Copied and committed now.
+    Now(Moved),
+    /// The journal says an earlier attempt committed it (its answer was lost on the way).
+    Already,
+}
+
 /// Copies one partition in one target transaction and marks its journal unit succeeded in it.
 /// `source` must be inside the snapshot transaction; `streamed` is increased as bytes pass.
+///
+/// Safe to call again after any failure, including one that left the outcome of a COMMIT
+/// unknown, provided the earlier attempt's session has ended (see `run::fence`): the unit is
+/// first claimed in the journal — which waits for any transaction still holding its row and
+/// returns [`Copied::Already`] if the partition committed — and a claim that is not the
+/// unit's first attempt deletes the partition's rows inside the new transaction before copying.
+/// `lock` is checked just before COMMIT.
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_partition(
     source: &Client,
     target: &mut Client,
@@ -64,19 +111,32 @@ pub async fn copy_partition(
     unit_id: &str,
     planned_rows: i64,
     streamed: &AtomicU64,
-) -> Result<Moved, PipeError> {
-    journal::mark_running(&*target, run_id, unit_id, None)
-        .await
-        .map_err(PipeError::Target)?;
+    lock: &TargetLock,
+) -> Result<Copied, PipeError> {
     let t = |what: &'static str| move |e| PipeError::Target(StoreError::query(what, e));
+    let claimed = target
+        .query_opt(
+            "UPDATE ragshift.units
+                SET status = 'running', attempts = attempts + 1, started_at = now(),
+                    finished_at = NULL, error = NULL
+              WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'
+          RETURNING attempts",
+            &[&run_id, &unit_id],
+        )
+        .await
+        .map_err(t("claiming the partition in the journal"))?;
+    let Some(claimed) = claimed else {
+        return Ok(Copied::Already);
+    };
+    let attempts: i32 = claimed.get(0);
     let tx = target
         .transaction()
         .await
         .map_err(t("starting the partition's transaction"))?;
-    if let Some(delete) = &sql.delete {
-        tx.execute(delete.as_str(), &[])
+    if attempts > 1 {
+        tx.execute(sql.delete.as_str(), &[])
             .await
-            .map_err(t("deleting the partition's earlier rows"))?;
+            .map_err(t("deleting the partition's rows of an earlier attempt"))?;
     }
     let sink = tx
         .copy_in::<_, Bytes>(sql.copy_in.as_str())
@@ -121,6 +181,7 @@ pub async fn copy_partition(
     journal::mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
         .await
         .map_err(PipeError::Target)?;
+    lock.ensure_held().await.map_err(PipeError::LockLost)?;
     tx.commit().await.map_err(t("committing the partition"))?;
-    Ok(Moved { rows, bytes })
+    Ok(Copied::Now(Moved { rows, bytes }))
 }

@@ -1,6 +1,31 @@
 //! A copy run from start to end: snapshot and plan on the source, target prepared and locked,
 //! partitions copied by N workers, indexes and constraints built, both sides verified, the
 //! journal kept up to date so that `--resume` picks up where a crash left off.
+//!
+//! Under faults:
+//! - A source and target that are the same table of the same database (by
+//!   [`ragshift_store::identity`], not by URL) are refused before anything.
+//! - TRUNCATE, DDL and the partitions' writes run under `lock_timeout`; a wait says whom it waits
+//!   for and a timeout names them ([`ragshift_store::ddl`]).
+//! - A partition that fails transiently (SQLSTATE 08*, 57P01–57P03, 53300, 40001, 40P01, a closed
+//!   connection) is retried under one [`Policy`] (exponential backoff with jitter within a total
+//!   time budget, `--retry-budget`), on new connections. If the writer's connection broke, the
+//!   outcome of its COMMIT is unknown: its old session is ended and waited for ([`fence`]), then
+//!   the journal, which commits in the same transaction as the data, says whether the partition
+//!   is done; if not, its rows are deleted and copied again in one transaction. Nothing is ever
+//!   written twice. A partition that can't be done within the budget (reconnections included)
+//!   fails alone; the run goes on with the others and ends `failed`.
+//! - Before each partition commits, the run checks that it still holds its target lock; a lost
+//!   lock fails that partition and stops the run (another run may be writing the table).
+//! - The exported snapshot lives only as long as the session that exported it. If that session
+//!   dies, the rest can't be copied from the same point in time, and the run stops: the
+//!   partitions copied are kept, and `--resume` continues from a new snapshot. For a restored
+//!   snapshot (a source nobody writes) that is exact; for a live source the consistency point
+//!   moves, and the verification, which checksums every bot of the new snapshot, says which bots
+//!   changed in between (re-copy them with `--replace --bot`). It is a choice: silently
+//!   re-exporting would mix two points in time in one run.
+//! - Whatever stops a run once it is in the journal, the journal ends it `failed` with the
+//!   reason (or `succeeded`), and the error is the work's (exit 1), not a usage error.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -11,15 +36,19 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::Client;
 
+use ragshift_retry::{Next, Policy};
+use ragshift_store::ddl;
+use ragshift_store::ident::quote_literal;
+use ragshift_store::identity::{identify, same_database};
 use ragshift_store::index::VectorIndex;
 use ragshift_store::journal::{self, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
-use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
+use ragshift_store::{connect, ConnectSpec, Layout, StoreError, StoreErrorKind};
 
 use crate::catalog::{read_table, TableDef};
 use crate::error::CopyError;
 use crate::indexes::{build, plan_builds, BuildPlan, BuildSettings, BuiltIndex};
-use crate::pipe::{copy_partition, PartitionSql};
+use crate::pipe::{copy_partition, store_verdict, Copied, Moved, PartitionSql, PipeError};
 use crate::plan::{plan, Partition};
 use crate::progress::{Counters, Event, EventSink};
 use crate::resume::{previous_run, PreviousRun};
@@ -72,6 +101,12 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// How often a progress event is sent.
     pub progress_every: Duration,
+    /// How long TRUNCATE, DDL and the partitions' writes wait for a table lock before giving
+    /// up (naming who holds it).
+    pub lock_timeout: Duration,
+    /// Retries of a partition, reconnections and journal writes: backoff with jitter within a
+    /// total time budget (long enough to ride out a failover).
+    pub retry: Policy,
 }
 
 impl Default for CopyOptions {
@@ -89,6 +124,8 @@ impl Default for CopyOptions {
             verify: true,
             dry_run: false,
             progress_every: Duration::from_secs(2),
+            lock_timeout: ddl::DEFAULT_LOCK_TIMEOUT,
+            retry: Policy::default(),
         }
     }
 }
@@ -151,6 +188,11 @@ pub struct CopyReport {
     pub verify: Option<VerifyReport>,
     /// Seconds in all.
     pub seconds: f64,
+    /// Why the run stopped taking partitions (its target lock was lost, the source snapshot
+    /// is gone), if it did.
+    pub stopped: Option<String>,
+    /// The error that ended the run after it started, if one did.
+    pub error: Option<String>,
     /// The partitions (dry runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Vec<Partition>>,
@@ -160,6 +202,8 @@ impl CopyReport {
     /// Everything copied, built and (when asked) verified.
     pub fn succeeded(&self) -> bool {
         self.failures.is_empty()
+            && self.stopped.is_none()
+            && self.error.is_none()
             && self.indexes.iter().all(|i| i.error.is_none())
             && self.verify.as_ref().is_none_or(VerifyReport::passed)
     }
@@ -183,6 +227,10 @@ pub async fn copy(
         ));
     }
 
+    let mut target = connect(&ep.target, "ragshift copy")
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    refuse_copy_into_itself(ep, &target).await?;
     let snap = SourceSnapshot::open(&ep.source, "ragshift copy (snapshot)")
         .await
         .map_err(CopyError::source(&src_label))?;
@@ -209,9 +257,6 @@ pub async fn copy(
         )));
     }
 
-    let target = connect(&ep.target, "ragshift copy")
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
     let tgt_def = read_table(&target, tl)
         .await
         .map_err(CopyError::target(&tgt_label))?;
@@ -300,6 +345,8 @@ pub async fn copy(
         index_seconds: 0.0,
         verify: None,
         seconds: 0.0,
+        stopped: None,
+        error: None,
         plan: None,
     };
 
@@ -345,6 +392,26 @@ pub async fn copy(
     let lock = TargetLock::acquire(&ep.target, tl, &format!("copy run {run_id}"))
         .await
         .map_err(CopyError::target(&tgt_label))?;
+    // Every statement of the run's main session gives up waiting for a lock after
+    // `lock_timeout`; TRUNCATE and DDL also say whom they wait for.
+    ddl::set_lock_timeout(&target, opts.lock_timeout)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    let guarded = |sql: String, what: String| {
+        let (target, lock, label) = (&target, &lock, tgt_label.clone());
+        async move {
+            ddl::run(
+                target,
+                lock.client(),
+                &sql,
+                &what,
+                &tl.qualified(),
+                opts.lock_timeout,
+            )
+            .await
+            .map_err(CopyError::target(&label))
+        }
+    };
     let has_vector = ragshift_store::schema::vector_version(snap.client())
         .await
         .map_err(CopyError::source(&src_label))?
@@ -365,15 +432,7 @@ pub async fn copy(
             )))
         }
         None => {
-            target
-                .batch_execute(&src_def.create_sql(tl))
-                .await
-                .map_err(|e| {
-                    CopyError::target(&tgt_label)(StoreError::query(
-                        format!("creating {}", tl.display_name()),
-                        e,
-                    ))
-                })?;
+            guarded(src_def.create_sql(tl), format!("creating {}", tl.display_name())).await?;
             report.created_table = true;
         }
         Some(_) => {
@@ -384,20 +443,22 @@ pub async fn copy(
             if opts.replace {
                 match &bots {
                     Some(b) => {
+                        let ids: Vec<String> = b.iter().map(|id| quote_literal(id)).collect();
                         let sql = format!(
-                            "DELETE FROM {} WHERE {}::text = ANY($1)",
+                            "DELETE FROM {} WHERE {}::text = ANY(ARRAY[{}]::text[])",
                             tl.qualified(),
-                            ragshift_store::quote_ident(&tl.bot)
+                            ragshift_store::quote_ident(&tl.bot),
+                            ids.join(", ")
                         );
-                        target
-                            .execute(&sql, &[b])
-                            .await
-                            .map_err(q(format!("deleting the chosen bots from {}", tl.display_name())))?;
+                        guarded(sql, format!("deleting the chosen bots from {}", tl.display_name())).await?;
                     }
-                    None => target
-                        .batch_execute(&format!("TRUNCATE {}", tl.qualified()))
-                        .await
-                        .map_err(q(format!("emptying {}", tl.display_name())))?,
+                    None => {
+                        guarded(
+                            format!("TRUNCATE {}", tl.qualified()),
+                            format!("emptying {}", tl.display_name()),
+                        )
+                        .await?
+                    }
                 }
             } else if previous.is_none() {
                 let nonempty: bool = target
@@ -449,196 +510,251 @@ pub async fn copy(
         snapshot: snap.id().to_owned(),
     });
 
-    // Data.
-    let retried: HashSet<String> = previous
-        .as_ref()
-        .map(|p| p.attempted.clone())
-        .unwrap_or_default();
-    let table_rows: i64 = planned_rows.max(1);
-    let counters = Arc::new(Counters::new(
-        partitions.len(),
-        report.partitions_skipped,
-        todo.iter().map(|p| p.rows.max(0) as u64).sum(),
-        src_def.bytes as f64 / table_rows as f64,
-    ));
-    let ticker = {
-        let counters = counters.clone();
-        let events = events.clone();
-        let every = opts.progress_every;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
+    // Data. From here on the run is in the journal: whatever happens, it ends there `failed`
+    // with its reason or `succeeded`.
+    let outcome: Result<Status, CopyError> = async {
+        let table_rows: i64 = planned_rows.max(1);
+        let counters = Arc::new(Counters::new(
+            partitions.len(),
+            report.partitions_skipped,
+            todo.iter().map(|p| p.rows.max(0) as u64).sum(),
+            src_def.bytes as f64 / table_rows as f64,
+        ));
+        let ticker = {
+            let counters = counters.clone();
+            let events = events.clone();
+            let every = opts.progress_every;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
                 tick.tick().await;
-                events(counters.snapshot());
+                loop {
+                    tick.tick().await;
+                    events(counters.snapshot());
+                }
+            })
+        };
+        let mut order = todo.clone();
+        order.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.id.cmp(&b.id)));
+        let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let columns = src_def.column_list();
+        let stop = Mutex::new(None);
+        let ctx = WorkerContext {
+            ep,
+            snap: &snap,
+            target: &target,
+            lock: &lock,
+            run_id: &run_id,
+            columns: &columns,
+            counters: &counters,
+            events: &events,
+            policy: &opts.retry,
+            lock_timeout: opts.lock_timeout,
+            stop: &stop,
+        };
+        let workers = opts.jobs.clamp(1, todo.len().max(1));
+        // The source's checksums come from the coordinator's connection in the same snapshot, so
+        // they can be read while the data moves: the copy leaves CPU idle while it waits on the
+        // target's writes, and the verification after it then reads the target only.
+        let source_sums = async {
+            if !opts.verify {
+                return None;
             }
-        })
-    };
-    let mut order = todo.clone();
-    order.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.id.cmp(&b.id)));
-    let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let columns = src_def.column_list();
-    let ctx = WorkerContext {
-        ep,
-        snap: &snap,
-        run_id: &run_id,
-        columns: &columns,
-        retried: &retried,
-        counters: &counters,
-        events: &events,
-    };
-    let workers = opts.jobs.clamp(1, todo.len().max(1));
-    // The source's checksums come from the coordinator's connection in the same snapshot, so
-    // they can be read while the data moves: the copy leaves CPU idle while it waits on the
-    // target's writes, and the verification after it then reads the target only.
-    let source_sums = async {
-        if !opts.verify {
-            return None;
+            let t = Instant::now();
+            serial(snap.client()).await;
+            let sums = bot_checksums(snap.client(), sl, bots.as_deref()).await;
+            Some(sums.map(|s| (s, t.elapsed().as_secs_f64())))
+        };
+        let (_, source_sums) = tokio::join!(
+            futures_util::future::join_all((0..workers).map(|w| worker(
+                &ctx,
+                w,
+                queue.clone(),
+                failures.clone()
+            )),),
+            source_sums
+        );
+        ticker.abort();
+        report.stopped = stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        events(counters.snapshot());
+        report.failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|e| e.into_inner()));
+        report.partitions_copied = counters
+            .partitions_done
+            .load(Ordering::Relaxed)
+            .saturating_sub(report.partitions_skipped);
+        report.rows = counters.rows.load(Ordering::Relaxed);
+        report.bytes = counters.bytes.load(Ordering::Relaxed);
+        report.data_seconds = counters.elapsed().as_secs_f64();
+
+        if !report.failures.is_empty() || report.stopped.is_some() {
+            return Ok(Status::Failed);
         }
-        let t = Instant::now();
-        serial(snap.client()).await;
-        let sums = bot_checksums(snap.client(), sl, bots.as_deref()).await;
-        Some(sums.map(|s| (s, t.elapsed().as_secs_f64())))
-    };
-    let (results, source_sums) = tokio::join!(
-        futures_util::future::join_all((0..workers).map(|w| worker(
-            &ctx,
-            w,
-            queue.clone(),
-            failures.clone()
-        )),),
-        source_sums
-    );
-    ticker.abort();
-    for r in results {
-        r?;
-    }
-    events(counters.snapshot());
-    report.failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|e| e.into_inner()));
-    report.partitions_copied = todo.len() - report.failures.len();
-    report.rows = counters.rows.load(Ordering::Relaxed);
-    report.bytes = counters.bytes.load(Ordering::Relaxed);
-    report.data_seconds = counters.elapsed().as_secs_f64();
-
-    if !report.failures.is_empty() {
-        report.seconds = started.elapsed().as_secs_f64();
-        finish(&target, &report, Status::Failed).await;
-        let _ = lock.release().await;
-        return Ok(report);
-    }
-
-    // Indexes and constraints (then statistics) beside the verification of the target: they
-    // only read the data.
-    let index_started = Instant::now();
-    // Statistics for the columns the planner uses; the vector column's would only cost a
-    // detoast of every sampled vector (autovacuum's own ANALYZE takes them later anyway).
-    let stats_columns: Vec<String> = src_def
-        .columns
-        .iter()
-        .filter(|c| !c.type_sql.starts_with("vector") && !c.type_sql.starts_with("halfvec"))
-        .map(|c| ragshift_store::quote_ident(&c.name))
-        .collect();
-    let analyze = if stats_columns.is_empty() {
-        format!("ANALYZE {}", tl.qualified())
-    } else {
-        format!("ANALYZE {} ({})", tl.qualified(), stats_columns.join(", "))
-    };
-    let mut settings = None;
-    if opts.build_indexes {
-        let now = read_table(&target, tl)
+        // The main session sat idle through the data phase; it may have been cut meanwhile.
+        reconnect_if_closed(&mut target, &ep.target, &opts.retry)
             .await
-            .map_err(CopyError::target(&tgt_label))?
-            .ok_or_else(|| {
-                CopyError::Refused(format!("target table {} vanished", tl.display_name()))
-            })?;
-        report.index_plan = plan_builds(&src_def, sl, &now, tl, vector, planned_rows);
-        for s in &report.index_plan.skipped {
-            tracing::info!("not built on the target: {s}");
-        }
-        settings = Some(BuildSettings {
-            maintenance_work_mem: opts.maintenance_work_mem.clone(),
-            parallel_workers: opts.parallel_maintenance_workers.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get().saturating_sub(1) as u32)
-                    .unwrap_or(1)
-            }),
-            jobs: opts.jobs,
-        });
-    }
-    let ev = events.clone();
-    let on_done = move |b: &BuiltIndex| {
-        ev(Event::Index {
-            name: b.name.clone(),
-            seconds: b.seconds,
-            error: b.error.clone(),
-        })
-    };
-    // ANALYZE after the builds: it would wait for their locks anyway, and while it waited an
-    // index build queued behind it would wait too.
-    let indexes = async {
-        let r = match &settings {
-            Some(settings) => build(&ep.target, &report.index_plan, settings, &on_done).await,
-            None => Ok(Vec::new()),
+            .map_err(CopyError::target(&tgt_label))?;
+        let target = &target;
+
+        // Indexes and constraints (then statistics) beside the verification of the target: they
+        // only read the data.
+        let index_started = Instant::now();
+        // Statistics for the columns the planner uses; the vector column's would only cost a
+        // detoast of every sampled vector (autovacuum's own ANALYZE takes them later anyway).
+        let stats_columns: Vec<String> = src_def
+            .columns
+            .iter()
+            .filter(|c| !c.type_sql.starts_with("vector") && !c.type_sql.starts_with("halfvec"))
+            .map(|c| ragshift_store::quote_ident(&c.name))
+            .collect();
+        let analyze = if stats_columns.is_empty() {
+            format!("ANALYZE {}", tl.qualified())
+        } else {
+            format!("ANALYZE {} ({})", tl.qualified(), stats_columns.join(", "))
         };
-        let seconds = index_started.elapsed().as_secs_f64();
-        (r, seconds, analyze_on(&ep.target, &analyze).await)
-    };
-    let checks = async {
-        if !opts.verify {
-            return None;
-        }
-        serial(&target).await;
-        let v = match source_sums {
-            Some(Ok((sums, seconds))) => {
-                verify_against(
-                    snap.client(),
-                    sl,
-                    sums,
-                    seconds,
-                    &target,
-                    tl,
-                    bots.as_deref(),
-                )
+        let mut settings = None;
+        if opts.build_indexes {
+            let now = read_table(target, tl)
                 .await
+                .map_err(CopyError::target(&tgt_label))?
+                .ok_or_else(|| {
+                    CopyError::Refused(format!("target table {} vanished", tl.display_name()))
+                })?;
+            report.index_plan = plan_builds(&src_def, sl, &now, tl, vector, planned_rows);
+            for s in &report.index_plan.skipped {
+                tracing::info!("not built on the target: {s}");
             }
-            Some(Err(e)) => Err(crate::verify::VerifyError::Source(e)),
-            None => verify(snap.client(), sl, &target, tl, bots.as_deref()).await,
-        };
-        if let Ok(v) = &v {
-            events(Event::Verified {
-                passed: v.passed(),
-                bots: v.bots,
-                mismatches: v.mismatches.len(),
-                seconds: v.seconds,
+            settings = Some(BuildSettings {
+                maintenance_work_mem: opts.maintenance_work_mem.clone(),
+                parallel_workers: opts.parallel_maintenance_workers.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get().saturating_sub(1) as u32)
+                        .unwrap_or(1)
+                }),
+                jobs: opts.jobs,
+                lock_timeout: opts.lock_timeout,
             });
         }
-        Some(v)
-    };
-    let ((built, index_seconds, analyzed), checked) = tokio::join!(indexes, checks);
-    report.indexes = built.map_err(CopyError::target(&tgt_label))?;
-    report.index_seconds = index_seconds;
-    if let Err(e) = analyzed {
-        tracing::warn!(
-            "ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}"
-        );
+        let ev = events.clone();
+        let on_done = move |b: &BuiltIndex| {
+            ev(Event::Index {
+                name: b.name.clone(),
+                seconds: b.seconds,
+                error: b.error.clone(),
+            })
+        };
+        // ANALYZE after the builds: it would wait for their locks anyway, and while it waited an
+        // index build queued behind it would wait too.
+        let indexes = async {
+            let r = match &settings {
+                Some(settings) => {
+                    build(
+                        &ep.target,
+                        &tl.qualified(),
+                        &report.index_plan,
+                        settings,
+                        &on_done,
+                    )
+                    .await
+                }
+                None => Ok(Vec::new()),
+            };
+            let seconds = index_started.elapsed().as_secs_f64();
+            (r, seconds, analyze_on(&ep.target, &analyze).await)
+        };
+        let checks = async {
+            if !opts.verify {
+                return None;
+            }
+            serial(target).await;
+            let v = match source_sums {
+                Some(Ok((sums, seconds))) => {
+                    verify_against(
+                        snap.client(),
+                        sl,
+                        sums,
+                        seconds,
+                        target,
+                        tl,
+                        bots.as_deref(),
+                    )
+                    .await
+                }
+                Some(Err(e)) => Err(crate::verify::VerifyError::Source(e)),
+                None => verify(snap.client(), sl, target, tl, bots.as_deref()).await,
+            };
+            if let Ok(v) = &v {
+                events(Event::Verified {
+                    passed: v.passed(),
+                    bots: v.bots,
+                    mismatches: v.mismatches.len(),
+                    seconds: v.seconds,
+                });
+            }
+            Some(v)
+        };
+        let ((built, index_seconds, analyzed), checked) = tokio::join!(indexes, checks);
+        report.indexes = built.map_err(CopyError::target(&tgt_label))?;
+        report.index_seconds = index_seconds;
+        if let Err(e) = analyzed {
+            tracing::warn!(
+                "ANALYZE of the target failed (the planner will guess until autovacuum runs): {e}"
+            );
+        }
+        if let Some(v) = checked {
+            report.verify = Some(v.map_err(|e| match e {
+                crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
+                crate::verify::VerifyError::Target(e) => CopyError::target(&tgt_label)(e),
+            })?);
+        }
+        Ok(if report.succeeded() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        })
     }
-    if let Some(v) = checked {
-        report.verify = Some(v.map_err(|e| match e {
-            crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
-            crate::verify::VerifyError::Target(e) => CopyError::target(&tgt_label)(e),
-        })?);
-    }
+    .await;
+    // The run's journal entry always ends, `failed` with its reason or `succeeded`.
     report.seconds = started.elapsed().as_secs_f64();
-    let status = if report.succeeded() {
-        Status::Succeeded
-    } else {
-        Status::Failed
+    let (status, error) = match outcome {
+        Ok(status) => (status, None),
+        Err(e) => {
+            report.error = Some(e.to_string());
+            (Status::Failed, Some(e))
+        }
     };
-    finish(&target, &report, status).await;
+    finish(&mut target, &ep.target, &opts.retry, &report, status).await;
     let _ = lock.release().await;
     drop(snap);
-    Ok(report)
+    match error {
+        Some(error) => Err(CopyError::RunFailed {
+            run_id,
+            error: Box::new(error),
+        }),
+        None => Ok(report),
+    }
+}
+
+/// Refuses a copy whose source and target are the same table of the same database, however
+/// they are reached (`localhost` and `127.0.0.1`, an alias, a tunnel): its snapshot would block
+/// its own TRUNCATE, and a replace would empty the table. Compared by
+/// [`ragshift_store::identity`], on a separate source session (outside the snapshot).
+async fn refuse_copy_into_itself(ep: &Endpoints, target: &Client) -> Result<(), CopyError> {
+    let (sl, tl) = (&ep.source_layout, &ep.target_layout);
+    let src_label = ep.source.label();
+    let source = connect(&ep.source, "ragshift copy (identity)")
+        .await
+        .map_err(CopyError::source(src_label))?;
+    let (s, t) = tokio::join!(identify(&source), identify(target));
+    let s = s.map_err(CopyError::source(src_label))?;
+    let t = t.map_err(CopyError::target(ep.target.label()))?;
+    if same_database(&s, &t) && sl.schema == tl.schema && sl.table == tl.table {
+        return Err(CopyError::Refused(format!(
+            "source and target are the same table: {} of {s}, reached as {src_label} and {}; copying a table into itself would block on its own snapshot (and --replace would empty it). Give the new cluster as --target, or another --target-table",
+            sl.display_name(),
+            ep.target.label()
+        )));
+    }
+    Ok(())
 }
 
 fn t_indexes_empty(def: &Option<TableDef>) -> bool {
@@ -663,11 +779,57 @@ async fn analyze_on(spec: &ConnectSpec, sql: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::query("analyzing the target table", e))
 }
 
-async fn finish(target: &Client, report: &CopyReport, status: Status) {
+/// Records the end of the run: on the main session, or on a new one if it was cut (within the
+/// retry budget). A target that stays unreachable leaves the run `running`, which `status`
+/// shows as stale once the process is gone.
+async fn finish(
+    target: &mut Client,
+    spec: &ConnectSpec,
+    policy: &Policy,
+    report: &CopyReport,
+    status: Status,
+) {
     let value = serde_json::to_value(report).unwrap_or_default();
-    if let Err(e) = journal::finish_run(target, &report.run_id, status, &value).await {
-        tracing::warn!("could not record the end of run {}: {e}", report.run_id);
+    let mut attempts = policy.attempts();
+    loop {
+        let r = match reconnect_if_closed(target, spec, policy).await {
+            Ok(()) => journal::finish_run(&*target, &report.run_id, status, &value).await,
+            Err(e) => Err(e),
+        };
+        let Err(e) = r else { return };
+        match attempts.after_failure(store_verdict(&e)) {
+            Next::Wait(d) => {
+                tokio::time::sleep(d).await;
+                attempts.record_attempt();
+            }
+            Next::Stop(reason) => {
+                tracing::error!(
+                    "could not record the end of run {} in the journal: {}",
+                    report.run_id,
+                    attempts.gave_up(e, reason)
+                );
+                return;
+            }
+        }
     }
+}
+
+/// Replaces a closed connection with a new one (retried within `policy`).
+async fn reconnect_if_closed(
+    client: &mut Client,
+    spec: &ConnectSpec,
+    policy: &Policy,
+) -> Result<(), StoreError> {
+    if !client.is_closed() {
+        return Ok(());
+    }
+    *client = policy
+        .run("reconnecting to the target", store_verdict, || {
+            connect(spec, "ragshift copy")
+        })
+        .await
+        .map_err(|g| g.into_inner())?;
+    Ok(())
 }
 
 /// A run id that sorts by time: `copy-<unix seconds>-<nanos>`.
@@ -681,35 +843,179 @@ fn new_run_id() -> String {
 struct WorkerContext<'a> {
     ep: &'a Endpoints,
     snap: &'a SourceSnapshot,
+    /// The run's main target connection: records a unit's failure when its writer is gone.
+    target: &'a Client,
+    lock: &'a TargetLock,
     run_id: &'a str,
     columns: &'a str,
-    retried: &'a HashSet<String>,
     counters: &'a Counters,
     events: &'a EventSink,
+    policy: &'a Policy,
+    lock_timeout: Duration,
+    /// Set when the run must stop taking partitions (lock lost, source snapshot gone): why.
+    stop: &'a Mutex<Option<String>>,
 }
 
-/// Attempts per partition when the failure is transient (a dropped connection).
-const ATTEMPTS: u32 = 3;
+/// A target session that writes partitions, and who it is on the server (to end it for sure
+/// after its connection broke: see [`fence`]).
+struct Writer {
+    client: Client,
+    pid: i32,
+    backend_start: String,
+}
+
+async fn open_writer(
+    spec: &ConnectSpec,
+    app: &str,
+    lock_timeout: Duration,
+) -> Result<Writer, StoreError> {
+    let client = connect(spec, app).await?;
+    ddl::set_lock_timeout(&client, lock_timeout).await?;
+    let row = client
+        .query_one(
+            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("identifying the writer session", e))?;
+    Ok(Writer {
+        client,
+        pid: row.get(0),
+        backend_start: row.get(1),
+    })
+}
+
+/// How long an earlier attempt's session may take to go away.
+const FENCE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Ends the session of an attempt whose connection broke, and waits until it is gone. Until
+/// then it may still be processing a COMMIT that reached the server; once it is gone, the
+/// journal's word on that attempt is final, and a retry can read it (on the new session
+/// `client`) without racing it. Matching on the backend's start time keeps an unrelated session
+/// that reuses the pid (after a failover) safe.
+async fn fence(client: &Client, old: &Writer) -> Result<(), StoreError> {
+    let deadline = Instant::now() + FENCE_DEADLINE;
+    loop {
+        let alive = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE pid = $1 AND backend_start::text = $2",
+                &[&old.pid, &old.backend_start],
+            )
+            .await
+            .map_err(|e| StoreError::query("ending the session of the failed attempt", e))?;
+        if alive.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(StoreError::new(
+                StoreErrorKind::Query,
+                format!(
+                    "the session of the failed attempt (pid {}) is still running after {}s, so whether it committed is unknown; end it (pg_terminate_backend) and run the same command with --resume",
+                    old.pid,
+                    FENCE_DEADLINE.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The connections one worker keeps between partitions.
+#[derive(Default)]
+struct Sessions {
+    reader: Option<Client>,
+    writer: Option<Writer>,
+    /// A writer whose connection broke: it must be gone before the next attempt writes.
+    broken: Option<Writer>,
+}
+
+impl Sessions {
+    /// Drops what an error may have left unusable: the reader always (its COPY may be half
+    /// read or its transaction aborted; a new one adopts the same snapshot), the writer when
+    /// its connection broke (kept aside to be fenced).
+    fn after_error(&mut self) {
+        self.reader = None;
+        if self.writer.as_ref().is_some_and(|w| w.client.is_closed()) {
+            if let Some(w) = self.writer.take() {
+                self.broken = Some(w);
+            }
+        }
+    }
+}
+
+/// One attempt at a partition: (re)opens what is missing, fences a broken writer, copies.
+async fn attempt(
+    ctx: &WorkerContext<'_>,
+    app: &str,
+    sessions: &mut Sessions,
+    sql: &PartitionSql,
+    p: &Partition,
+) -> Result<Copied, PipeError> {
+    if sessions.reader.is_none() {
+        if ctx.snap.client().is_closed() {
+            return Err(PipeError::Source(snapshot_lost()));
+        }
+        sessions.reader = Some(ctx.snap.reader(app).await.map_err(|e| {
+            if ctx.snap.client().is_closed() {
+                PipeError::Source(snapshot_lost())
+            } else {
+                PipeError::Source(e)
+            }
+        })?);
+    }
+    if sessions.writer.is_none() {
+        let w = open_writer(&ctx.ep.target, app, ctx.lock_timeout)
+            .await
+            .map_err(PipeError::Target)?;
+        if let Some(old) = &sessions.broken {
+            fence(&w.client, old).await.map_err(PipeError::Target)?;
+        }
+        sessions.broken = None;
+        sessions.writer = Some(w);
+    }
+    match (&sessions.reader, &mut sessions.writer) {
+        (Some(reader), Some(writer)) => {
+            copy_partition(
+                reader,
+                &mut writer.client,
+                sql,
+                ctx.run_id,
+                &p.id,
+                p.rows,
+                &ctx.counters.bytes,
+                ctx.lock,
+            )
+            .await
+        }
+        _ => Err(PipeError::Target(StoreError::new(
+            StoreErrorKind::Connect,
+            "no connection to copy with",
+        ))),
+    }
+}
+
+/// The error for a source whose snapshot session died.
+fn snapshot_lost() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Query,
+        "the source snapshot is gone (the session that exported it was disconnected), so the rest can't be copied from the same point in time; the partitions copied so far are kept: run the same command with --resume, which continues from a new snapshot (verification then compares every bot with that new snapshot)",
+    )
+}
 
 async fn worker(
     ctx: &WorkerContext<'_>,
     n: usize,
     queue: Arc<Mutex<VecDeque<Partition>>>,
     failures: Arc<Mutex<Vec<PartitionFailure>>>,
-) -> Result<(), CopyError> {
-    let src_label = ctx.ep.source.label();
-    let tgt_label = ctx.ep.target.label();
+) {
     let app = format!("ragshift copy (worker {n})");
-    let mut reader = ctx
-        .snap
-        .reader(&app)
-        .await
-        .map_err(CopyError::source(src_label))?;
-    let mut writer = connect(&ctx.ep.target, &app)
-        .await
-        .map_err(CopyError::target(tgt_label))?;
     let (sl, tl) = (&ctx.ep.source_layout, &ctx.ep.target_layout);
+    let mut sessions = Sessions::default();
     loop {
+        if ctx.stop.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            break;
+        }
         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some(p) = next else { break };
         let sql = PartitionSql {
@@ -724,44 +1030,53 @@ async fn worker(
                 tl.qualified(),
                 ctx.columns
             ),
-            delete: ctx
-                .retried
-                .contains(&p.id)
-                .then(|| format!("DELETE FROM {} WHERE {}", tl.qualified(), p.predicate(tl))),
+            delete: format!("DELETE FROM {} WHERE {}", tl.qualified(), p.predicate(tl)),
         };
         let started = Instant::now();
-        let mut attempt = 1;
+        let mut attempts = ctx.policy.attempts();
         let outcome = loop {
-            let r = copy_partition(
-                &reader,
-                &mut writer,
-                &sql,
-                ctx.run_id,
-                &p.id,
-                p.rows,
-                &ctx.counters.bytes,
-            )
-            .await;
-            match r {
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    tracing::warn!(partition = %p.id, "retrying {} after: {e}", p.describe());
-                    attempt += 1;
-                    reader = ctx
-                        .snap
-                        .reader(&app)
-                        .await
-                        .map_err(CopyError::source(src_label))?;
-                    writer = connect(&ctx.ep.target, &app)
-                        .await
-                        .map_err(CopyError::target(tgt_label))?;
-                    continue;
+            match attempt(ctx, &app, &mut sessions, &sql, &p).await {
+                Ok(c) => break Ok(c),
+                Err(e) => {
+                    sessions.after_error();
+                    match attempts.after_failure(e.verdict()) {
+                        Next::Wait(delay) => {
+                            tracing::warn!(
+                                partition = %p.id,
+                                "{}: {e}; retrying in {:.1}s (attempt {})",
+                                p.describe(),
+                                delay.as_secs_f64(),
+                                attempts.made() + 1
+                            );
+                            tokio::time::sleep(delay).await;
+                            attempts.record_attempt();
+                        }
+                        Next::Stop(reason) => {
+                            if matches!(e, PipeError::LockLost(_)) || ctx.snap.client().is_closed()
+                            {
+                                let mut stop = ctx.stop.lock().unwrap_or_else(|e| e.into_inner());
+                                stop.get_or_insert_with(|| e.to_string());
+                            }
+                            break Err(attempts.gave_up(e, reason).to_string());
+                        }
+                    }
                 }
-                other => break other,
             }
         };
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
-            Ok(moved) => {
+            Ok(copied) => {
+                let moved = match copied {
+                    Copied::Now(m) => m,
+                    Copied::Already => {
+                        tracing::warn!(
+                            partition = %p.id,
+                            "{}: an earlier attempt had committed it (its answer was lost); not copied again",
+                            p.describe()
+                        );
+                        Moved::default()
+                    }
+                };
                 ctx.counters.rows.fetch_add(moved.rows, Ordering::Relaxed);
                 ctx.counters.partitions_done.fetch_add(1, Ordering::Relaxed);
                 (ctx.events)(Event::Partition {
@@ -774,30 +1089,19 @@ async fn worker(
                     error: None,
                 });
             }
-            Err(e) => {
-                let error = e.to_string();
+            Err(error) => {
                 tracing::error!(partition = %p.id, "{} failed: {error}", p.describe());
-                // The reader's transaction is aborted after a source error: take a new one.
-                if matches!(e, crate::pipe::PipeError::Source(_)) {
-                    reader = ctx
-                        .snap
-                        .reader(&app)
-                        .await
-                        .map_err(CopyError::source(src_label))?;
-                }
                 let result = UnitResult {
                     error: Some(error.clone()),
                     ..UnitResult::default()
                 };
-                if writer.is_closed() {
-                    writer = connect(&ctx.ep.target, &app)
-                        .await
-                        .map_err(CopyError::target(tgt_label))?;
-                }
-                if let Err(je) =
-                    journal::mark_finished(&writer, ctx.run_id, &p.id, Status::Failed, &result)
-                        .await
-                {
+                // On the writer if it still works, else on the run's main connection. The
+                // status is only changed if the partition did not commit after all.
+                let journal: &Client = match &sessions.writer {
+                    Some(w) if !w.client.is_closed() => &w.client,
+                    _ => ctx.target,
+                };
+                if let Err(je) = mark_failed(journal, ctx.run_id, &p.id, &result).await {
                     tracing::warn!("could not record the failure of {}: {je}", p.id);
                 }
                 (ctx.events)(Event::Partition {
@@ -820,6 +1124,25 @@ async fn worker(
             }
         }
     }
-    let _ = reader.batch_execute("COMMIT").await;
+    if let Some(reader) = &sessions.reader {
+        let _ = reader.batch_execute("COMMIT").await;
+    }
+}
+
+/// Records a unit as failed unless it is marked succeeded (a commit whose answer was lost).
+async fn mark_failed(
+    client: &Client,
+    run_id: &str,
+    unit_id: &str,
+    result: &UnitResult,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.units SET status = 'failed', error = $3, finished_at = now()
+              WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'",
+            &[&run_id, &unit_id, &result.error],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording the failure of {unit_id}"), e))?;
     Ok(())
 }

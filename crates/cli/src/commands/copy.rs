@@ -78,6 +78,13 @@ pub struct CopyArgs {
     /// Seconds between progress lines
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub progress_secs: u64,
+    /// Seconds TRUNCATE, DDL and writes wait for a table lock before giving up, naming who holds it
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub lock_timeout: u64,
+    /// Seconds a partition (or a reconnection) keeps being retried after a transient failure,
+    /// with backoff and jitter: long enough to ride out a failover
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub retry_budget: u64,
 }
 
 impl Overrides for CopyArgs {
@@ -143,6 +150,11 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         verify: !args.no_verify,
         dry_run: args.dry_run,
         progress_every: Duration::from_secs(args.progress_secs.max(1)),
+        lock_timeout: Duration::from_secs(args.lock_timeout.max(1)),
+        retry: ragshift_copy::RetryPolicy {
+            budget: Duration::from_secs(args.retry_budget),
+            ..ragshift_copy::RetryPolicy::default()
+        },
     };
     if !args.bots.is_empty() && !args.resume {
         let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
@@ -169,6 +181,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     });
     let report: CopyReport = match ragshift_copy::copy(&ep, &opts, events).await {
         Ok(r) => r,
+        Err(e) if e.work_started() => return Err(Failure::work(e)),
         Err(e) => {
             let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
             return Err(stopped(&ep.target, began.elapsed(), planned, e).await);
@@ -355,7 +368,10 @@ fn show_report(r: &CopyReport) {
             f.partition, f.what, f.error
         ));
     }
-    if !r.failures.is_empty() {
+    if let Some(why) = &r.stopped {
+        output::line(format!("STOPPED: {why}"));
+    }
+    if !r.failures.is_empty() || r.stopped.is_some() {
         output::line(
             "indexes and verification were skipped; fix the cause and run the same command with --resume",
         );
