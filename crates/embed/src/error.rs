@@ -85,7 +85,7 @@ pub enum Error {
 
     /// A retryable failure kept happening until the attempt cap (`[embedding] max_attempts`) or
     /// the time budget (`[retry] budget_secs`) ran out.
-    #[error("gave up after {attempts} attempts in {:.1}s ({reason}): {last}", elapsed.as_secs_f64())]
+    #[error("gave up after {attempts} attempts in {:.1}s ({reason}): {last}", .elapsed.as_secs_f64())]
     GaveUp {
         /// How many requests were sent.
         attempts: u32,

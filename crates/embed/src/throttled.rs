@@ -159,10 +159,10 @@ impl Throttled {
                 s = self.in_flight.clone().acquire_owned() => s.map_err(|_| Error::Cancelled)?,
             };
             let mut permit = self.limiter.acquire(estimate, &self.cancel).await?;
-            match &mut attempts {
-                None => attempts = Some(self.retry.attempts()),
-                Some(a) => a.record_attempt(),
+            if let Some(a) = &mut attempts {
+                a.record_attempt();
             }
+            attempts.get_or_insert_with(|| self.retry.attempts());
             self.count(|u| u.calls += 1);
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),

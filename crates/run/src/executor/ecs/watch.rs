@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use aws_sdk_ecs::types::Task;
 use ragshift_aws::classify;
@@ -195,13 +194,10 @@ async fn poll(
                 options.poll_interval
             }
             Some((err, unasked)) => {
-                let tries = match &mut outage {
-                    None => outage.insert(options.retry.attempts()),
-                    Some(t) => {
-                        t.record_attempt();
-                        t
-                    }
-                };
+                if let Some(t) = &mut outage {
+                    t.record_attempt();
+                }
+                let tries = outage.get_or_insert_with(|| options.retry.attempts());
                 match tries.after_failure(Verdict::Retry) {
                     // Never faster than the poll interval: the API may be throttling us.
                     Next::Wait(delay) => {
