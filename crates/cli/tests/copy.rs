@@ -843,8 +843,7 @@ async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
     src.batch_execute(FIXTURE).await.unwrap();
     let expected = fingerprint(&src).await;
     let t = Proxied::start();
-    let seed = ragshift_testkit::SeededRng::fresh_seed();
-    eprintln!("copy cut trials: seed {seed}");
+    let seed = ragshift_testkit::SeededRng::trial_seed("copy cut trials");
     let mut rng = ragshift_testkit::SeededRng::new(seed);
     for trial in 0..4 {
         let (url, via) = t.database(&format!("copy_cuts_{trial}"));

@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ragshift_testkit::{model_dir, shared_moto, shared_pg, unique_name};
+use ragshift_testkit::{model_dir, shared_moto, shared_pg, unique_name, FaultProxy, SeededRng};
 use serde_json::{json, Value};
 
 const REASON_INSERTED: &str = "Successfully inserted to vector store.";
@@ -1290,4 +1290,102 @@ async fn linked_oversized_and_badly_named_documents_fail_their_bot_only() {
         !all.contains("TopSecretAccount"),
         "the linked file was never read"
     );
+}
+
+/// Seeded trials of real network faults between `rebuild` and its target: every connection cut
+/// at a random byte of what an uninterrupted run sends, or a failover (cut, then new connections
+/// refused for a moment). An interrupted run exits 0 (it rode the fault out) or 1 (work had
+/// started; never 2), and running the same command again until it succeeds gives exactly the
+/// rows of an uninterrupted run: no chunk missing, none twice, no run left `running`.
+#[tokio::test]
+async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_run() {
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(71), vec!["faq.txt"], vec![]),
+        (bot_id(72), vec!["handbook.md"], vec![]),
+        (bot_id(73), vec!["vi.md", "faq.txt"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let env_for = |url: &str| -> Vec<(String, String)> {
+        vec![
+            ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
+            ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
+            ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
+            ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
+            ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
+            ("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()),
+        ]
+    };
+    let cmd = ["rebuild", "--yes", "--json"];
+    let upstream = format!("{}:{}", shared_pg().host(), shared_pg().port());
+
+    // The reference, through a proxy that only counts: how many bytes a whole run sends.
+    let reference_url = shared_pg().fresh_database("faults_ref");
+    let counter = FaultProxy::start(&upstream).unwrap();
+    let out = ragshift(dir.path(), &cmd, &env_for(&counter.url_for(&reference_url)));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let whole_run = counter.forwarded();
+    let reference = contents(&rows(&reference_url).await);
+    assert_eq!(reference.len(), bots.len());
+
+    let seed = SeededRng::trial_seed("rebuild fault trials");
+    for trial in 0..3_u64 {
+        let seed = seed.wrapping_add(trial);
+        let url = shared_pg().fresh_database("faults");
+        let proxy = FaultProxy::start(&upstream).unwrap();
+        let through = proxy.url_for(&url);
+        let at = proxy.cut_at_random_byte(seed, whole_run);
+        if trial == 2 {
+            // The third trial is a failover: the cut is followed by refused connections.
+            proxy.failover_on_query("COMMIT", 1 + seed % 3, Duration::from_secs(2));
+        }
+        let out = ragshift(dir.path(), &cmd, &env_for(&through));
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "trial {trial} (seed {seed}, cut at byte {at}): exit {code:?} after work started:\n{}",
+            stderr(&out)
+        );
+        if code == Some(1) {
+            assert!(
+                proxy.cuts() > 0,
+                "exit 1 without a fault:\n{}",
+                stderr(&out)
+            );
+        }
+        proxy.heal();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let out = ragshift(dir.path(), &cmd, &env_for(&through));
+            if out.status.code() == Some(0) {
+                break;
+            }
+            assert!(
+                attempts < 3,
+                "trial {trial} (seed {seed}): rerun {attempts} without faults failed:\n{}",
+                stderr(&out)
+            );
+        }
+        let now = rows(&url).await;
+        assert_eq!(
+            contents(&now),
+            reference,
+            "trial {trial} (seed {seed}): the rows of an uninterrupted run"
+        );
+        let total: usize = now.values().map(Vec::len).sum();
+        let distinct: std::collections::HashSet<&String> =
+            now.values().flatten().map(|r| &r.0).collect();
+        assert_eq!(
+            distinct.len(),
+            total,
+            "trial {trial} (seed {seed}): no id twice"
+        );
+        let states: Vec<String> = runs(&url).await.into_iter().map(|r| r.1).collect();
+        assert!(
+            !states.iter().any(|s| s == "running"),
+            "trial {trial} (seed {seed}): runs {states:?}"
+        );
+        assert_eq!(states.last().map(String::as_str), Some("succeeded"));
+    }
 }

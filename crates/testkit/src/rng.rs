@@ -14,6 +14,17 @@ impl SeededRng {
         Self { state: seed }
     }
 
+    /// The seed of a test's fault trials: `RAGSHIFT_TEST_SEED` to replay a failing run, else a
+    /// fresh one; printed with `what` either way, so any failure can be replayed.
+    pub fn trial_seed(what: &str) -> u64 {
+        let seed = std::env::var("RAGSHIFT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(Self::fresh_seed);
+        eprintln!("{what}: seed {seed} (replay with RAGSHIFT_TEST_SEED={seed})");
+        seed
+    }
+
     /// A seed from the clock and the process id, for a trial that prints it.
     pub fn fresh_seed() -> u64 {
         let nanos = std::time::SystemTime::now()
