@@ -183,19 +183,20 @@ async fn an_unencoded_password_with_delimiters_connects() {
     let db_url = pg.fresh_database("secrets_pw");
     let role = unique_name("pwrole");
     let admin = pg.connect(&db_url).await;
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}';
-             CREATE EXTENSION vector;
-             GRANT ALL ON SCHEMA public TO {role};"
-        ))
-        .await
-        .unwrap();
     let db = admin
         .query_one("SELECT current_database()", &[])
         .await
         .unwrap()
         .get::<_, String>(0);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}';
+             CREATE EXTENSION vector;
+             GRANT ALL ON DATABASE {db} TO {role};
+             GRANT ALL ON SCHEMA public TO {role};"
+        ))
+        .await
+        .unwrap();
     let target = format!(
         "postgres://{role}:{PASSWORD}@{}:{}/{db}?sslmode=disable",
         pg.host(),
