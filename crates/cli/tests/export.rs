@@ -388,7 +388,7 @@ t = pq.read_table(path)
 content = t.column('content').to_pylist()
 content[0] = (content[0] or '') + ' (tampered)'
 t = t.set_column(t.schema.get_field_index('content'), t.schema.field('content'), pa.array(content, type=pa.string()))
-pq.write_table(t, path)
+pq.write_table(t, path, use_compliant_nested_type=False)
 m = json.load(open(manifest))
 for f in m['files']:
     if f['path'] == name:
