@@ -13,6 +13,5 @@ pub use mask::{mask_url, Sensitive};
 pub use sections::{
     AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind, EmbeddingConfig,
     EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, RegistryConfig, RegistryKind,
-    RetryConfig,
-    SslMode, VectorIndexKind,
+    RetryConfig, SslMode, VectorIndexKind,
 };

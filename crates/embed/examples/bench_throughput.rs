@@ -18,8 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ragshift_embed::{
-    Embedder, InputKind, OpenAiEmbedder, OpenAiOptions, RateLimit, Throttled,
-    ThroughputOptions,
+    Embedder, InputKind, OpenAiEmbedder, OpenAiOptions, RateLimit, Throttled, ThroughputOptions,
 };
 use serde_json::{json, Value};
 

@@ -125,12 +125,12 @@ pub async fn discover(
         || client.describe_stacks().stack_name(stack).send(),
     )
     .await
-        .map_err(|e| {
-            RegistryError::aws(
-                e,
-                "check the stack name ([aws] stack, --stack) and the region ([aws] region, AWS_REGION)",
-            )
-        })?;
+    .map_err(|e| {
+        RegistryError::aws(
+            e,
+            "check the stack name ([aws] stack, --stack) and the region ([aws] region, AWS_REGION)",
+        )
+    })?;
     let Some(s) = out.stacks.unwrap_or_default().into_iter().next() else {
         return Err(RegistryError::Config(format!(
             "CloudFormation stack {stack} not found in {region}; check --stack and [aws] region"

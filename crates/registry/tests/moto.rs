@@ -559,7 +559,9 @@ async fn stack_outputs_fill_the_platform_names() {
         DiscoveredValue::One("docs-bucket".into())
     );
 
-    let err = discover(&sdk, "NoSuchStackAnywhere", &Policy::default()).await.unwrap_err();
+    let err = discover(&sdk, "NoSuchStackAnywhere", &Policy::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.aws_kind(), Some(AwsErrorKind::NotFound), "{err}");
     assert!(err.to_string().contains("NoSuchStackAnywhere"), "{err}");
 }

@@ -281,5 +281,9 @@ async fn a_refused_condition_is_not_retried() {
         .await
         .expect_err("refused");
     assert!(matches!(err, RegistryError::BotGone { .. }), "{err}");
-    assert_eq!(seen.load(Ordering::SeqCst), 2, "one UpdateItem, one GetItem");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "one UpdateItem, one GetItem"
+    );
 }

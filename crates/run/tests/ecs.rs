@@ -1089,7 +1089,9 @@ async fn describe_tasks_failing_past_the_retry_budget_stops_the_task_and_fails_t
     assert_eq!(stopped.len(), 1, "{stopped:?}");
     let task = world.describe(stopped).await.remove(0);
     assert!(
-        task.stopped_reason().unwrap_or_default().contains("cannot watch the task"),
+        task.stopped_reason()
+            .unwrap_or_default()
+            .contains("cannot watch the task"),
         "{task:?}"
     );
 }

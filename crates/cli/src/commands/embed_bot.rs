@@ -110,12 +110,14 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     let key = parse_keys(&keys_text)?;
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    let registry: Arc<dyn Registry> =
-        Arc::from(ragshift_registry::from_config(
+    let registry: Arc<dyn Registry> = Arc::from(
+        ragshift_registry::from_config(
             &config.registry,
             &config.aws,
             &crate::settings::retry_policy(&config.retry),
-        ).await?);
+        )
+        .await?,
+    );
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
         Arc::from(ragshift_documents::from_config(&config.documents, &config.aws).await?);
     let selector: BotSelector = format!("{}/{}", key.user_id, key.bot_id)

@@ -137,10 +137,11 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
     }
 
     let registry = ragshift_registry::from_config(
-            &config.registry,
-            &config.aws,
-            &crate::settings::retry_policy(&config.retry),
-        ).await?;
+        &config.registry,
+        &config.aws,
+        &crate::settings::retry_policy(&config.retry),
+    )
+    .await?;
     tracing::info!("reading bots from {}", registry.describe());
     let found = registry
         .bots(&selection)

@@ -179,12 +179,14 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         // Incomplete ECS settings are refused before anything is read or asked.
         EcsOptions::from_config(&config.executor)?;
     }
-    let registry: Arc<dyn Registry> =
-        Arc::from(ragshift_registry::from_config(
+    let registry: Arc<dyn Registry> = Arc::from(
+        ragshift_registry::from_config(
             &config.registry,
             &config.aws,
             &crate::settings::retry_policy(&config.retry),
-        ).await?);
+        )
+        .await?,
+    );
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
         Arc::from(ragshift_documents::from_config(&config.documents, &config.aws).await?);
     documents.check().await?;

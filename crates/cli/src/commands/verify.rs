@@ -157,8 +157,8 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
             &config.aws,
             &crate::settings::retry_policy(&config.retry),
         )
-            .await
-            .context("opening the registry for coverage")?;
+        .await
+        .context("opening the registry for coverage")?;
         let scan = reg
             .bots(&ragshift_registry::Selection::all())
             .await

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ragshift_embed::{
-    Embedder, Error, ErrorKind, OpenAiEmbedder, OpenAiOptions, Secret, Throttled,
-    ThroughputOptions,
+    Embedder, Error, ErrorKind, OpenAiEmbedder, OpenAiOptions, Secret, Throttled, ThroughputOptions,
 };
 use ragshift_retry::{Policy, StopReason};
 use serde_json::json;
@@ -145,8 +144,10 @@ async fn retry_after_is_read_and_the_message_kept_when_giving_up() {
 #[tokio::test]
 async fn a_retry_after_beyond_the_time_budget_gives_up_at_once_naming_the_budget() {
     let mock = Mock::start().await;
-    mock.script([Reply::status(429, r#"{"error":{"message":"Rate limit reached"}}"#)
-        .header("retry-after", "7")]);
+    mock.script([
+        Reply::status(429, r#"{"error":{"message":"Rate limit reached"}}"#)
+            .header("retry-after", "7"),
+    ]);
     let t = Throttled::new(
         Arc::new(
             OpenAiEmbedder::connect(options(&mock))

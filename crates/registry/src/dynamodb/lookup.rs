@@ -30,25 +30,26 @@ impl DynamoRegistry {
         ]);
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = ragshift_aws::retry::call(&self.retry, 
-                    format!("querying user {user} in DynamoDB table {}", self.table),
-                    || {
-                        self.client
-                            .query()
-                            .table_name(&self.table)
-                            .key_condition_expression(format!(
-                                "{pk} = :pk AND begins_with({sk}, :prefix)"
-                            ))
-                            .projection_expression(&projection)
-                            .set_expression_attribute_names(Some(names.clone()))
-                            .set_expression_attribute_values(Some(values.clone()))
-                            .set_exclusive_start_key(start.clone())
-                            .set_limit(self.page_limit)
-                            .send()
-                    },
-                )
-                .await
-                .map_err(|e| self.aws_error(e))?;
+            let out = ragshift_aws::retry::call(
+                &self.retry,
+                format!("querying user {user} in DynamoDB table {}", self.table),
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression(format!(
+                            "{pk} = :pk AND begins_with({sk}, :prefix)"
+                        ))
+                        .projection_expression(&projection)
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .set_exclusive_start_key(start.clone())
+                        .set_limit(self.page_limit)
+                        .send()
+                },
+            )
+            .await
+            .map_err(|e| self.aws_error(e))?;
             found.pages += 1;
             for item in out.items.unwrap_or_default() {
                 found.add(&item);
@@ -67,21 +68,22 @@ impl DynamoRegistry {
         found: &mut Found,
     ) -> Result<(), RegistryError> {
         let (projection, names) = Self::projection();
-        let out = ragshift_aws::retry::call(&self.retry, 
-                format!("reading bot {key} from DynamoDB table {}", self.table),
-                || {
-                    self.client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key("PK", AttributeValue::S(key.pk().to_owned()))
-                        .key("SK", AttributeValue::S(key.sk()))
-                        .projection_expression(&projection)
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|e| self.aws_error(e))?;
+        let out = ragshift_aws::retry::call(
+            &self.retry,
+            format!("reading bot {key} from DynamoDB table {}", self.table),
+            || {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("PK", AttributeValue::S(key.pk().to_owned()))
+                    .key("SK", AttributeValue::S(key.sk()))
+                    .projection_expression(&projection)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| self.aws_error(e))?;
         if let Some(item) = out.item {
             found.add(&item);
         }
@@ -95,23 +97,24 @@ impl DynamoRegistry {
         bot_id: &str,
         found: &mut Found,
     ) -> Result<bool, RegistryError> {
-        let result = ragshift_aws::retry::call(&self.retry, 
-                format!(
-                    "querying {PUBLIC_BOT_INDEX} of DynamoDB table {} for bot {bot_id}",
-                    self.table
-                ),
-                || {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(PUBLIC_BOT_INDEX)
-                        .key_condition_expression("#p = :id")
-                        .expression_attribute_names("#p", "PublicBotId")
-                        .expression_attribute_values(":id", AttributeValue::S(bot_id.to_owned()))
-                        .send()
-                },
-            )
-            .await;
+        let result = ragshift_aws::retry::call(
+            &self.retry,
+            format!(
+                "querying {PUBLIC_BOT_INDEX} of DynamoDB table {} for bot {bot_id}",
+                self.table
+            ),
+            || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(PUBLIC_BOT_INDEX)
+                    .key_condition_expression("#p = :id")
+                    .expression_attribute_names("#p", "PublicBotId")
+                    .expression_attribute_values(":id", AttributeValue::S(bot_id.to_owned()))
+                    .send()
+            },
+        )
+        .await;
         let out = match result {
             Ok(out) => out,
             // A table without the index (an older or customised deployment): fall back. DynamoDB

@@ -111,25 +111,25 @@ impl DynamoRegistry {
                 self.table
             );
             let out = ragshift_aws::retry::call(&self.retry, &context, || {
-                    let mut req = self
-                        .client
-                        .scan()
-                        .table_name(&self.table)
-                        .projection_expression(&projection)
-                        .set_expression_attribute_names(Some(names.clone()))
-                        .filter_expression(&filter.expression)
-                        .set_expression_attribute_values(Some(filter.values.clone()))
-                        .set_exclusive_start_key(start.clone())
-                        .set_limit(self.page_limit);
-                    if total > 1 {
-                        req = req
-                            .segment(i32::try_from(segment).unwrap_or(i32::MAX))
-                            .total_segments(i32::try_from(total).unwrap_or(i32::MAX));
-                    }
-                    req.send()
-                })
-                .await
-                .map_err(|e| self.aws_error(e))?;
+                let mut req = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .projection_expression(&projection)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .filter_expression(&filter.expression)
+                    .set_expression_attribute_values(Some(filter.values.clone()))
+                    .set_exclusive_start_key(start.clone())
+                    .set_limit(self.page_limit);
+                if total > 1 {
+                    req = req
+                        .segment(i32::try_from(segment).unwrap_or(i32::MAX))
+                        .total_segments(i32::try_from(total).unwrap_or(i32::MAX));
+                }
+                req.send()
+            })
+            .await
+            .map_err(|e| self.aws_error(e))?;
             pages += 1;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {

@@ -104,7 +104,9 @@ pub(super) async fn start(
             }
             Next::Stop(reason) => {
                 let why = match reason {
-                    StopReason::Budget(_) => format!(" in {}s ({reason})", attempts.elapsed().as_secs()),
+                    StopReason::Budget(_) => {
+                        format!(" in {}s ({reason})", attempts.elapsed().as_secs())
+                    }
                     _ => String::new(),
                 };
                 return Err(format!(
