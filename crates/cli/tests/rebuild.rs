@@ -1337,7 +1337,7 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
         let at = proxy.cut_at_random_byte(seed, whole_run);
         if trial == 2 {
             // The third trial is a failover: the cut is followed by refused connections.
-            proxy.failover_on_query("COMMIT", 1 + seed % 3, Duration::from_secs(2));
+            proxy.failover_on_query("COMMIT", 1 + (seed % 3) as u32, Duration::from_secs(2));
         }
         let out = ragshift(dir.path(), &cmd, &env_for(&through));
         let code = out.status.code();
