@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::Type;
 
-use ragshift_store::checksum::bot_checksums;
+use ragshift_store::checksum::{bot_checksums, NULL_KEY};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
@@ -178,7 +178,7 @@ pub async fn export(
                     path: path.display().to_string(),
                     error: e,
                 })?;
-                let key = bot.clone().unwrap_or_default();
+                let key = bot.clone().unwrap_or_else(|| NULL_KEY.to_owned());
                 let checksum = sums.get(&key).map(|s| s.1.clone()).unwrap_or_default();
                 Ok((
                     FileEntry {
@@ -234,7 +234,7 @@ pub async fn export(
             files.push(entry);
         }
         for f in &files {
-            let key = f.bot_id.clone().unwrap_or_default();
+            let key = f.bot_id.clone().unwrap_or_else(|| NULL_KEY.to_owned());
             if sums.get(&key).map(|s| s.0) != Some(f.rows) {
                 return Err(ExportError::Refused(format!(
                     "{} holds {} rows but the snapshot counted {:?} for that bot; export again",

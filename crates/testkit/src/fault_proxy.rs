@@ -392,6 +392,8 @@ async fn pump(
     let mut buf = vec![0u8; 64 * 1024];
     // The tail of the previous read, so a pattern split across reads is still found.
     let mut tail: Vec<u8> = Vec::new();
+    // What the server answered a doomed query so far (swallowed, never forwarded).
+    let mut swallowed: Vec<u8> = Vec::new();
     loop {
         // A stall holds everything (checked before each read and each write).
         wait_stall(&shared).await;
@@ -407,10 +409,15 @@ async fn pump(
         };
         let mut chunk = &buf[..n];
         if !upstream && doomed.load(Ordering::SeqCst) {
-            // The server answered the doomed query: swallow it and cut.
-            shared.cuts.fetch_add(1, Ordering::SeqCst);
-            end.send_replace(true);
-            return;
+            // The server is answering the doomed query: swallow the answer up to its end
+            // (ReadyForQuery, so that every statement of it has run, a COMMIT included), then cut.
+            swallowed.extend_from_slice(chunk);
+            if contains(&swallowed, READY_FOR_QUERY) {
+                shared.cuts.fetch_add(1, Ordering::SeqCst);
+                end.send_replace(true);
+                return;
+            }
+            continue;
         }
         if upstream {
             let mut hay = std::mem::take(&mut tail);
@@ -492,6 +499,9 @@ async fn wait_stall(shared: &Shared) {
         }
     }
 }
+
+/// The start of a ReadyForQuery message ('Z', length 5): the server has finished a query.
+const READY_FOR_QUERY: &[u8] = b"Z\0\0\0\x05";
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
