@@ -236,6 +236,11 @@ impl Rebuild {
             (None, Some(why)) => tracing::info!("starting a new run {run_id}: {why}"),
             (None, None) => tracing::info!("starting a new run {run_id}"),
         }
+        let interrupted =
+            journal::fail_interrupted_runs(&client, "rebuild", &target, &run_id).await?;
+        if interrupted > 0 {
+            tracing::info!("{interrupted} earlier run(s) on this target had been interrupted; recorded as failed");
+        }
         journal::start_run(&client, &run_id, "rebuild", &target, &options.selection).await?;
         // From here on the run has started: whatever stops it is recorded in the journal.
         let outcome = self

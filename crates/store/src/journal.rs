@@ -213,6 +213,27 @@ pub async fn fail_run(
     Ok(())
 }
 
+/// Records as failed the runs of `kind` on `target` left `running`, except `except`. Call it
+/// only while holding the target's lock: then no other run on that target is alive, so such a
+/// run was interrupted (its process died, or lost the target before it could say so).
+pub async fn fail_interrupted_runs(
+    client: &impl GenericClient,
+    kind: &str,
+    target: &str,
+    except: &str,
+) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "UPDATE ragshift.runs
+                SET status = 'failed', finished_at = now(),
+                    error = coalesce(error, 'interrupted: its process stopped or lost the target before it could finish')
+              WHERE kind = $1 AND target = $2 AND status = 'running' AND run_id <> $3",
+            &[&kind, &target, &except],
+        )
+        .await
+        .map_err(|e| StoreError::query("recording interrupted runs as failed", e))
+}
+
 /// Runs of `kind` this process started on this target within the last `within` and left
 /// `running`: after an error, the evidence that its work had started (see [`fail_run`]).
 pub async fn running_runs_of_this_process(
