@@ -16,23 +16,16 @@ use serde_json::Value;
 
 /// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
 /// long and non-ASCII texts, rows without a bot, one big bot (split by id) and many small ones.
-const FIXTURE: &str = "
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
-INSERT INTO items
-SELECT lpad(i::text, 26, '0'),
-       CASE WHEN i % 97 = 0 THEN NULL
-            WHEN i <= 1200 THEN 'BIGBOT00000000000000000000'
-            ELSE 'BOT' || lpad((i % 60)::text, 23, '0') END,
-       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 3000)
-                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
-       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
-       CASE WHEN i % 53 = 0 THEN NULL
-            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
-  FROM generate_series(1, 3000) AS i;
-CREATE INDEX idx_items_botid ON items (botid);
-CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);
-";
+fn fixture() -> String {
+    let mut sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
+        rows: 3000,
+        big_bot_rows: 1200,
+        small_bots: 60,
+        long_repeat: 3000,
+    });
+    sql.push_str("CREATE INDEX idx_items_botid ON items (botid);\nCREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);\n");
+    sql
+}
 
 /// A gate in the target's journal: the update that marks a third partition succeeded waits
 /// (inside that partition's data transaction) until the test releases advisory lock 4242.
@@ -93,7 +86,7 @@ struct Pair {
 async fn pair(name: &str) -> Pair {
     let src_url = shared_pg().fresh_database(&format!("{name}_src"));
     let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(FIXTURE).await.unwrap();
+    src.batch_execute(&fixture()).await.unwrap();
     let target = PgCluster::start();
     let tgt_url = target.fresh_database(&format!("{name}_tgt"));
     let tgt = target.connect(&tgt_url).await;
@@ -508,7 +501,7 @@ async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
     shared_pg()
         .connect(&src_url)
         .await
-        .batch_execute(FIXTURE)
+        .batch_execute(&fixture())
         .await
         .unwrap();
     let tgt_url = shared_pg().fresh_database("copy_nobot_tgt");
@@ -544,7 +537,7 @@ async fn a_bad_maintenance_work_mem_is_refused_before_the_data_moves() {
     shared_pg()
         .connect(&src_url)
         .await
-        .batch_execute(FIXTURE)
+        .batch_execute(&fixture())
         .await
         .unwrap();
     let tgt_url = shared_pg().fresh_database("copy_mwm_tgt");
@@ -577,7 +570,7 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
     shared_pg()
         .connect(&src_url)
         .await
-        .batch_execute(FIXTURE)
+        .batch_execute(&fixture())
         .await
         .unwrap();
     let tgt_url = shared_pg().fresh_database("copy_stop_tgt");
@@ -642,7 +635,7 @@ async fn a_copy_into_itself_is_refused_before_anything() {
     let dir = tempfile::tempdir().unwrap();
     let url = shared_pg().fresh_database("copy_self");
     let c = shared_pg().connect(&url).await;
-    c.batch_execute(FIXTURE).await.unwrap();
+    c.batch_execute(&fixture()).await.unwrap();
     let before = fingerprint(&c).await;
     let other_name = via_localhost(&url);
     assert_ne!(other_name, url);
@@ -672,7 +665,7 @@ async fn a_copy_into_itself_is_refused_before_anything() {
 async fn a_truncate_blocked_by_another_session_gives_up_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_blocked").await;
-    p.tgt.batch_execute(FIXTURE).await.unwrap();
+    p.tgt.batch_execute(&fixture()).await.unwrap();
     let before = fingerprint(&p.tgt).await;
     let (blocker, conn) = tokio_postgres::connect(
         &format!("{}?application_name=nightly-report", p.tgt_url),
@@ -840,7 +833,7 @@ async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let src_url = shared_pg().fresh_database("copy_cuts_src");
     let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(FIXTURE).await.unwrap();
+    src.batch_execute(&fixture()).await.unwrap();
     let expected = fingerprint(&src).await;
     let t = Proxied::start();
     let seed = ragshift_testkit::SeededRng::trial_seed("copy cut trials");
@@ -908,7 +901,7 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
     let dir = tempfile::tempdir().unwrap();
     let src_url = shared_pg().fresh_database("copy_failover_src");
     let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(FIXTURE).await.unwrap();
+    src.batch_execute(&fixture()).await.unwrap();
     let expected = fingerprint(&src).await;
     let t = Proxied::start();
 

@@ -14,21 +14,16 @@ use serde_json::Value;
 
 /// Awkward rows: empty and NULL content, NULL sources and vectors, long and non-ASCII texts,
 /// rows without a bot id, bots of very different sizes.
-const FIXTURE: &str = "
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
-INSERT INTO items
-SELECT lpad(i::text, 26, '0'),
-       CASE WHEN i % 97 = 0 THEN NULL WHEN i <= 400 THEN 'BIGBOT00000000000000000000'
-            ELSE 'BOT' || lpad((i % 25)::text, 23, '0') END,
-       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 3000)
-                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
-       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
-       CASE WHEN i % 53 = 0 THEN NULL
-            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
-  FROM generate_series(1, 1500) AS i;
-CREATE INDEX idx_items_botid ON items (botid);
-";
+fn fixture() -> String {
+    let mut sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
+        rows: 1500,
+        big_bot_rows: 400,
+        small_bots: 25,
+        long_repeat: 3000,
+    });
+    sql.push_str("CREATE INDEX idx_items_botid ON items (botid);\n");
+    sql
+}
 
 fn ragshift(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
@@ -59,7 +54,7 @@ async fn checksums(c: &tokio_postgres::Client) -> Vec<BotChecksum> {
 async fn source(name: &str) -> (String, tokio_postgres::Client) {
     let url = shared_pg().fresh_database(name);
     let c = shared_pg().connect(&url).await;
-    c.batch_execute(FIXTURE).await.unwrap();
+    c.batch_execute(&fixture()).await.unwrap();
     (url, c)
 }
 

@@ -9,23 +9,16 @@ use ragshift_testkit::{shared_pg, PgCluster};
 
 /// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
 /// long and non-ASCII texts, rows without a bot, one big bot and many small ones.
-pub const FIXTURE: &str = "
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
-INSERT INTO items
-SELECT lpad(i::text, 26, '0'),
-       CASE WHEN i % 97 = 0 THEN NULL
-            WHEN i <= 1200 THEN 'BIGBOT00000000000000000000'
-            ELSE 'BOT' || lpad((i % 60)::text, 23, '0') END,
-       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 3000)
-                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
-       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
-       CASE WHEN i % 53 = 0 THEN NULL
-            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
-  FROM generate_series(1, 3000) AS i;
-CREATE INDEX idx_items_botid ON items (botid);
-CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);
-";
+pub fn fixture() -> String {
+    let mut sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
+        rows: 3000,
+        big_bot_rows: 1200,
+        small_bots: 60,
+        long_repeat: 3000,
+    });
+    sql.push_str("CREATE INDEX idx_items_botid ON items (botid);\nCREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);\n");
+    sql
+}
 
 fn spec(url: &str) -> ConnectSpec {
     ConnectSpec::from_url(url, None, None).expect("test URL")
@@ -35,7 +28,7 @@ fn spec(url: &str) -> ConnectSpec {
 async fn copies_everything_with_indexes_and_verifies() {
     let src_url = shared_pg().fresh_database("copy_src");
     let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(FIXTURE).await.unwrap();
+    src.batch_execute(&fixture()).await.unwrap();
     let target = PgCluster::start();
     let tgt_url = target.fresh_database("copy_tgt");
     let ep = Endpoints {

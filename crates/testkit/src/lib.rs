@@ -37,6 +37,7 @@ pub mod dynamo;
 pub mod ecs;
 pub mod env;
 mod fault_proxy;
+mod fixtures;
 mod kill;
 mod model;
 mod moto;
@@ -50,6 +51,7 @@ mod tls;
 mod unix_user;
 
 pub use fault_proxy::{CutWhen, FaultProxy};
+pub use fixtures::{awkward_items, AwkwardItems};
 pub use kill::sigkill_at_random;
 pub use model::model_dir;
 pub use moto::{MotoEndpoint, MotoServer};

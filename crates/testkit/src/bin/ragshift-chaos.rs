@@ -29,21 +29,15 @@ use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, PgCluster, Seeded
 
 /// The chunk table: the platform's layout with awkward rows (NULLs, long and non-ASCII texts,
 /// a big bot split by id range, many small ones).
-const FIXTURE: &str = "
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector(8));
-INSERT INTO items
-SELECT lpad(i::text, 26, '0'),
-       CASE WHEN i % 97 = 0 THEN NULL
-            WHEN i <= 1500 THEN 'BIGBOT00000000000000000000'
-            ELSE 'BOT' || lpad((i % 40)::text, 23, '0') END,
-       CASE i % 7 WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN repeat('long text ', 2000)
-                  WHEN 3 THEN 'héllo wörld 日本語 🚀 ' || i ELSE 'chunk ' || i END,
-       CASE WHEN i % 11 = 0 THEN NULL ELSE 's3://bucket/doc-' || (i % 13) || '.pdf' END,
-       CASE WHEN i % 53 = 0 THEN NULL
-            ELSE ARRAY[sin(i), cos(i), sin(2*i), cos(2*i), i % 7, i % 11, 1.0/i, -i]::vector(8) END
-  FROM generate_series(1, 4000) AS i;
-";
+fn fixture() -> String {
+    let sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
+        rows: 4000,
+        big_bot_rows: 1500,
+        small_bots: 40,
+        long_repeat: 2000,
+    });
+    sql
+}
 
 /// Every row as the server prints it (layout columns, so an import's table compares too).
 const ROWS: &str = "SELECT id::text, md5(row(id::text, botid::text, content, source, embedding::text)::text) FROM items";
@@ -123,7 +117,7 @@ fn run() -> anyhow::Result<bool> {
         .build()?;
     rt.block_on(async {
         let c = source.connect(&src_url).await;
-        c.batch_execute(FIXTURE).await
+        c.batch_execute(&fixture()).await
     })?;
     let work = tempfile::tempdir()?;
     let export_dir = work.path().join("export");
