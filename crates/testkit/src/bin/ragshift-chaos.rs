@@ -30,13 +30,12 @@ use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, PgCluster, Seeded
 /// The chunk table: the platform's layout with awkward rows (NULLs, long and non-ASCII texts,
 /// a big bot split by id range, many small ones).
 fn fixture() -> String {
-    let sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
+    ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
         rows: 4000,
         big_bot_rows: 1500,
         small_bots: 40,
         long_repeat: 2000,
-    });
-    sql
+    })
 }
 
 /// Every row as the server prints it (layout columns, so an import's table compares too).
