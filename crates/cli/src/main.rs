@@ -10,6 +10,7 @@ mod output;
 mod pipeline;
 mod progress;
 mod settings;
+mod signals;
 
 use std::process::ExitCode;
 

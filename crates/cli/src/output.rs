@@ -18,7 +18,8 @@ pub fn init_logging(global: &GlobalArgs) {
         (_, 1) => "debug",
         _ => "trace",
     };
-    let default = format!("warn,ragshift={level},ragshift_run={level},ragshift_store={level},ragshift_ingest={level},ragshift_embed={level},ragshift_registry={level}");
+    // A target directive matches by prefix, so `ragshift` covers every ragshift_* crate.
+    let default = format!("warn,ragshift={level}");
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1417,3 +1417,65 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
         assert_eq!(states.last().map(String::as_str), Some("succeeded"));
     }
 }
+
+#[tokio::test]
+async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_resumes() {
+    let gate = Gate::start(PAGE);
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(71), vec!["faq.txt"], vec![]),
+        (bot_id(72), vec!["handbook.md"], vec![gate.url.clone()]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let url = shared_pg().fresh_database("rebuild_term");
+    let mut env = file_env(&url);
+    env.push(("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()));
+    env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
+    let cmd = ["rebuild", "--yes", "--json"];
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let old = rows(&url).await;
+
+    for signal in ["TERM", "INT"] {
+        gate.hold.store(true, Ordering::SeqCst);
+        let child = command(dir.path(), &["rebuild", "--yes", "--json", "--fresh"], &env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let held = gate.next(); // the second bot is being processed: the run has started
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        drop(held);
+        assert_eq!(out.status.code(), Some(1), "SIG{signal}: {}", stderr(&out));
+        assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+        let r = runs(&url).await;
+        let last = r.last().unwrap();
+        assert_eq!(last.1, "failed", "SIG{signal}: never left running: {r:?}");
+        assert!(
+            last.2
+                .as_deref()
+                .unwrap_or_default()
+                .contains("interrupted"),
+            "{r:?}"
+        );
+        let now = rows(&url).await;
+        assert_eq!(
+            ids(&now, &bots[1].0),
+            ids(&old, &bots[1].0),
+            "SIG{signal}: the interrupted bot keeps its old rows"
+        );
+    }
+
+    // The same command again continues the interrupted run.
+    gate.hold.store(false, Ordering::SeqCst);
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(r["already_done"], 1, "{r}");
+}

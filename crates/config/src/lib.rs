@@ -12,7 +12,7 @@ mod sections;
 pub use load::{ConfigError, Layers, Loaded, Origin, DEFAULT_FILE, ENV_PREFIX, SECTIONS};
 pub use mask::{mask_url, Sensitive};
 pub use sections::{
-    AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind, EmbeddingConfig,
-    EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, RegistryConfig, RegistryKind,
-    RetryConfig, SslMode, VectorIndexKind,
+    parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind,
+    EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, RegistryConfig,
+    RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
 };

@@ -28,6 +28,7 @@ pub const SECTIONS: &[&str] = &[
     "executor",
     "aws",
     "retry",
+    "run",
 ];
 
 /// The configuration file read when `--config` is not given and it exists.
@@ -446,6 +447,42 @@ mod tests {
         assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!((c.retry.budget_secs, c.retry.max_delay_secs), (900, 45));
         assert_eq!(c.retry.initial_ms, RetryConfig::default().initial_ms);
+    }
+
+    #[test]
+    fn resume_window_from_file_env_and_flag_and_bad_values_named() {
+        let day = std::time::Duration::from_secs(86400);
+        assert_eq!(Layers::new().load().unwrap().config.run.resume_window, day);
+        let f = file("[run]\nresume_window = \"90m\"\n");
+        let from_file = Layers::new().file(Some(f.path())).load().unwrap();
+        assert_eq!(from_file.config.run.resume_window.as_secs(), 90 * 60);
+        let from_env = Layers::new()
+            .file(Some(f.path()))
+            .env(vars(&[("RAGSHIFT_RUN_RESUME_WINDOW", "7d")]))
+            .load()
+            .unwrap();
+        assert_eq!(from_env.config.run.resume_window, 7 * day);
+        let never = Layers::new()
+            .env(vars(&[("RAGSHIFT_RUN_RESUME_WINDOW", "0")]))
+            .load()
+            .unwrap();
+        assert!(never.config.run.resume_window.is_zero());
+        let flag = Layers::new()
+            .file(Some(f.path()))
+            .flag("--resume-window", "run.resume_window", "30s")
+            .load()
+            .unwrap();
+        assert_eq!(flag.config.run.resume_window.as_secs(), 30);
+        for bad in ["\"soon\"", "12", "\"5y\""] {
+            let f = file(&format!("[run]\nresume_window = {bad}\n"));
+            let err = Layers::new()
+                .file(Some(f.path()))
+                .load()
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("resume_window"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Config {
     pub aws: AwsConfig,
     /// How failed calls to AWS, embedding providers and databases are retried.
     pub retry: RetryConfig,
+    /// How runs are resumed.
+    pub run: RunConfig,
 }
 
 /// Kinds of bot registry.
@@ -417,6 +419,79 @@ impl Default for RetryConfig {
             initial_ms: 200,
             max_delay_secs: 30,
             max_attempts: None,
+        }
+    }
+}
+
+/// `[run]`: when an unfinished run is picked up again on its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// How old an unfinished run with the same selection and settings may be and still be
+    /// resumed without `--resume`: `90m`, `24h`, `7d`; `0` never resumes on its own. An old
+    /// run's bots may have changed since, so it is safer to start again than to trust it.
+    #[serde(with = "human_duration")]
+    pub resume_window: std::time::Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            resume_window: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Reads a duration people write: `0`, or a whole number with `s`, `m`, `h` or `d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a duration: use e.g. 90m, 24h or 7d");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "" if n == 0 => 0,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(per)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// Durations as the text [`parse_duration`] reads, so `config show` prints what users write.
+mod human_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        let secs = d.as_secs();
+        let text = match secs {
+            0 => "0".to_owned(),
+            _ if secs % 86400 == 0 => format!("{}d", secs / 86400),
+            _ if secs % 3600 == 0 => format!("{}h", secs / 3600),
+            _ if secs % 60 == 0 => format!("{}m", secs / 60),
+            _ => format!("{secs}s"),
+        };
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(0) => Ok(Duration::ZERO),
+            Raw::Secs(n) => Err(serde::de::Error::custom(format!(
+                "{n} has no unit: write e.g. \"{n}s\", \"{n}m\" or \"{n}h\""
+            ))),
+            Raw::Text(t) => super::parse_duration(&t).map_err(serde::de::Error::custom),
         }
     }
 }

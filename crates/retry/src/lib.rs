@@ -56,8 +56,19 @@ impl fmt::Display for StopReason {
         match self {
             Self::NotRetryable => f.write_str("not retryable"),
             Self::Attempts(n) => write!(f, "the limit of {n} attempts was reached"),
-            Self::Budget(b) => write!(f, "the retry budget of {}s was used up", b.as_secs()),
+            Self::Budget(b) => write!(f, "the retry budget of {} was used up", seconds(*b)),
         }
+    }
+}
+
+/// A duration as people set it: whole seconds when it is, else milliseconds or fractions.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
@@ -265,6 +276,23 @@ impl<E: std::error::Error + 'static> std::error::Error for GaveUp<E> {
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn budgets_read_as_set() {
+        let said = |d| StopReason::Budget(d).to_string();
+        assert_eq!(
+            said(Duration::from_secs(300)),
+            "the retry budget of 300s was used up"
+        );
+        assert_eq!(
+            said(Duration::from_millis(250)),
+            "the retry budget of 250ms was used up"
+        );
+        assert_eq!(
+            said(Duration::from_millis(1500)),
+            "the retry budget of 1.5s was used up"
+        );
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

@@ -108,12 +108,19 @@ pub enum RebuildError {
         #[source]
         error: StoreError,
     },
+    /// The run had started when it was told to stop (Ctrl-C, SIGTERM); the journal records it
+    /// as failed and bots in progress keep their old rows.
+    #[error("run {run_id} was interrupted: bots in progress keep their old rows; run the same command again (or --resume {run_id}) to continue")]
+    Interrupted {
+        /// The run.
+        run_id: String,
+    },
 }
 
 impl RebuildError {
     /// Whether the run had started (something may have been written) when this happened.
     pub fn work_started(&self) -> bool {
-        matches!(self, Self::Run { .. })
+        matches!(self, Self::Run { .. } | Self::Interrupted { .. })
     }
 }
 
@@ -190,6 +197,21 @@ impl Rebuild {
         options: &RebuildOptions,
         observer: &dyn Observer,
     ) -> Result<RunReport, RebuildError> {
+        self.run_until(bots, skipped, options, observer, std::future::pending())
+            .await
+    }
+
+    /// [`Rebuild::run`], stopped when `stop` completes (a signal): jobs in progress are
+    /// aborted (their bots keep their old rows) and the journal records the run as failed, so
+    /// it never stays `running` after its process is gone.
+    pub async fn run_until(
+        &self,
+        bots: Vec<Bot>,
+        skipped: usize,
+        options: &RebuildOptions,
+        observer: &dyn Observer,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<RunReport, RebuildError> {
         let started = Instant::now();
         if options.dry_run {
             let run_id = format!("dry-run-{}", ulid::Ulid::new());
@@ -243,17 +265,25 @@ impl Rebuild {
         }
         journal::start_run(&client, &run_id, "rebuild", &target, &options.selection).await?;
         // From here on the run has started: whatever stops it is recorded in the journal.
-        let outcome = self
-            .run_started(
-                &client,
-                &run_id,
-                bots,
-                skipped,
-                options,
-                observer,
-                (started, resumed_from, fresh_reason),
-            )
-            .await;
+        let work = self.run_started(
+            &client,
+            &run_id,
+            bots,
+            skipped,
+            options,
+            observer,
+            (started, resumed_from, fresh_reason),
+        );
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = stop => {
+                self.executor.abort("ragshift rebuild was interrupted").await;
+                if let Err(e) = journal::fail_run(&client, &run_id, "interrupted (Ctrl-C or SIGTERM)").await {
+                    tracing::error!("could not record the interruption of run {run_id}: {e}");
+                }
+                return Err(RebuildError::Interrupted { run_id });
+            }
+        };
         match outcome {
             Ok(report) => {
                 lock.release().await.map_err(|error| RebuildError::Run {

@@ -60,9 +60,9 @@ pub struct RebuildArgs {
     #[arg(long)]
     pub fresh: bool,
     /// How old an unfinished run may be and still be resumed without --resume (e.g. 90m,
-    /// 24h, 7d; 0 never resumes on its own)
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_window)]
-    pub resume_window: std::time::Duration,
+    /// 24h, 7d; 0 never resumes on its own) [config: run.resume_window, default 24h]
+    #[arg(long, value_name = "DURATION", value_parser = ragshift_config::parse_duration)]
+    pub resume_window: Option<std::time::Duration>,
     /// Leave SyncStatus in the registry untouched
     #[arg(long)]
     pub no_status_updates: bool,
@@ -119,6 +119,14 @@ impl Overrides for RebuildArgs {
             ExecutorChoice::Ecs => "ecs".to_owned(),
         });
         let l = set_str(l, "--executor", "executor.kind", &kind);
+        let l = match self.resume_window {
+            Some(w) => l.flag(
+                "--resume-window",
+                "run.resume_window",
+                format!("{}s", w.as_secs()),
+            ),
+            None => l,
+        };
         let l = match self.concurrency {
             Some(n) => l.flag("--concurrency", "executor.concurrency", n as u64),
             None => l,
@@ -288,7 +296,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let options = RebuildOptions {
         resume: args.resume.clone(),
         fresh: args.fresh,
-        resume_window: args.resume_window,
+        resume_window: config.run.resume_window,
         settings: run_settings(config, &*registry_for_settings, &*embedder),
         concurrency: config.executor.concurrency.max(1),
         dry_run: args.dry_run,
@@ -298,15 +306,14 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     };
     let observer = progress::observer(global.json, selected.bots.len());
     let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());
-    let run = rebuild.run(selected.bots, selected.skipped.len(), &options, &*observer);
-    let report = tokio::select! {
-        r = run => r.map_err(Failure::phased)?,
-        _ = tokio::signal::ctrl_c() => {
-            executor.abort("ragshift rebuild was interrupted").await;
-            eprintln!("interrupted: bots in progress keep their old rows; run the same command again (or --resume RUN_ID, see `ragshift status`) to continue");
-            return Err(Failure::work(anyhow!("interrupted")));
-        }
-    };
+    let run = rebuild.run_until(
+        selected.bots,
+        selected.skipped.len(),
+        &options,
+        &*observer,
+        crate::signals::shutdown(),
+    );
+    let report = run.await.map_err(Failure::phased)?;
     let usage = throttled.map(|t| t.report());
     print_report(global, config, &report, &*embedder, usage.as_ref()).map_err(Failure::work)?;
     Ok(if report.failed > 0 {
@@ -314,25 +321,6 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     } else {
         Outcome::Success
     })
-}
-
-/// `--resume-window`: `0`, or a number with `s`, `m`, `h` or `d`.
-fn parse_window(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 90m, 24h or 7d"))?;
-    let secs = match unit.trim() {
-        "" if n == 0 => 0,
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("{s:?} is not a duration: use e.g. 90m, 24h or 7d")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// What a run's result depends on besides its selection: the registry and documents it reads
