@@ -693,7 +693,8 @@ async fn a_truncate_blocked_by_another_session_gives_up_and_names_it() {
         ],
     );
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // The run was recorded before emptying: it failed (1) and the journal says why.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("emptying public.items: gave up after waiting 2s")
@@ -703,6 +704,52 @@ async fn a_truncate_blocked_by_another_session_gives_up_and_names_it() {
     );
     assert_eq!(fingerprint(&p.tgt).await, before, "nothing was emptied");
     blocker.batch_execute("ROLLBACK").await.unwrap();
+    let run = p
+        .tgt
+        .query_one(
+            "SELECT status, error FROM ragshift.runs WHERE kind = 'copy'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "failed");
+    let reason: String = run.get::<_, Option<String>>(1).unwrap_or_default();
+    assert!(reason.contains("gave up after waiting 2s"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_empties_nothing_when_the_run_cannot_be_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_replace_unrecorded").await;
+    p.tgt.batch_execute(&fixture()).await.unwrap();
+    p.tgt
+        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+        .await
+        .unwrap();
+    p.tgt
+        .batch_execute(
+            "CREATE FUNCTION ragshift.test_refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'test: runs refused'; END $$;
+             CREATE TRIGGER test_refuse_runs BEFORE INSERT ON ragshift.runs
+               FOR EACH ROW EXECUTE FUNCTION ragshift.test_refuse_runs();",
+        )
+        .await
+        .unwrap();
+    let before = fingerprint(&p.tgt).await;
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--source",
+            &p.src_url,
+            "--target",
+            &p.tgt_url,
+            "--replace",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("runs refused"), "{}", text(&out));
+    assert_eq!(fingerprint(&p.tgt).await, before, "nothing was emptied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

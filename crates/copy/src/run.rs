@@ -424,6 +424,7 @@ pub async fn copy(
     journal::ensure_schema(&target)
         .await
         .map_err(CopyError::target(&tgt_label))?;
+    let mut emptying: Option<(String, String)> = None;
     match &tgt_def {
         None if previous.is_some() => {
             return Err(CopyError::Refused(format!(
@@ -441,25 +442,26 @@ pub async fn copy(
                 move |e| CopyError::target(&label)(StoreError::query(what, e))
             };
             if opts.replace {
-                match &bots {
+                // Emptied only once the run is in the journal (below), so a failure from here
+                // on is recorded and never leaves an emptied table behind an exit code 2.
+                emptying = Some(match &bots {
                     Some(b) => {
                         let ids: Vec<String> = b.iter().map(|id| quote_literal(id)).collect();
-                        let sql = format!(
-                            "DELETE FROM {} WHERE {}::text = ANY(ARRAY[{}]::text[])",
-                            tl.qualified(),
-                            ragshift_store::quote_ident(&tl.bot),
-                            ids.join(", ")
-                        );
-                        guarded(sql, format!("deleting the chosen bots from {}", tl.display_name())).await?;
-                    }
-                    None => {
-                        guarded(
-                            format!("TRUNCATE {}", tl.qualified()),
-                            format!("emptying {}", tl.display_name()),
+                        (
+                            format!(
+                                "DELETE FROM {} WHERE {}::text = ANY(ARRAY[{}]::text[])",
+                                tl.qualified(),
+                                ragshift_store::quote_ident(&tl.bot),
+                                ids.join(", ")
+                            ),
+                            format!("deleting the chosen bots from {}", tl.display_name()),
                         )
-                        .await?
                     }
-                }
+                    None => (
+                        format!("TRUNCATE {}", tl.qualified()),
+                        format!("emptying {}", tl.display_name()),
+                    ),
+                });
             } else if previous.is_none() {
                 let nonempty: bool = target
                     .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", tl.qualified()), &[])
@@ -513,6 +515,18 @@ pub async fn copy(
     // Data. From here on the run is in the journal: whatever happens, it ends there `failed`
     // with its reason or `succeeded`.
     let outcome: Result<Status, CopyError> = async {
+        if let Some((sql, what)) = &emptying {
+            ddl::run(
+                &target,
+                lock.client(),
+                sql,
+                what,
+                &tl.qualified(),
+                opts.lock_timeout,
+            )
+            .await
+            .map_err(CopyError::target(&tgt_label))?;
+        }
         let table_rows: i64 = planned_rows.max(1);
         let counters = Arc::new(Counters::new(
             partitions.len(),
@@ -790,10 +804,28 @@ async fn finish(
     status: Status,
 ) {
     let value = serde_json::to_value(report).unwrap_or_default();
+    let why = report
+        .error
+        .clone()
+        .or_else(|| report.stopped.clone())
+        .or_else(|| {
+            report.failures.first().map(|f| {
+                format!(
+                    "{} partition(s) failed; the first, {} ({}): {}",
+                    report.failures.len(),
+                    f.partition,
+                    f.what,
+                    f.error
+                )
+            })
+        });
+    let why = why.filter(|_| status == Status::Failed);
     let mut attempts = policy.attempts();
     loop {
         let r = match reconnect_if_closed(target, spec, policy).await {
-            Ok(()) => journal::finish_run(&*target, &report.run_id, status, &value).await,
+            Ok(()) => {
+                journal::finish_run(&*target, &report.run_id, status, &value, why.as_deref()).await
+            }
             Err(e) => Err(e),
         };
         let Err(e) = r else { return };

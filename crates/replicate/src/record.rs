@@ -256,5 +256,5 @@ pub async fn finish(
     status: Status,
     report: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    journal::finish_run(client, run_id, status, report).await
+    journal::finish_run(client, run_id, status, report, None).await
 }

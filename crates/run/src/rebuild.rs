@@ -521,7 +521,14 @@ impl Rebuild {
             Status::Failed
         };
         let summary = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
-        journal::finish_run(client, run_id, status, &summary).await?;
+        let why = (status == Status::Failed).then(|| {
+            format!(
+                "{} of {} bots failed (see the run's units)",
+                in_run.len() - succeeded,
+                in_run.len()
+            )
+        });
+        journal::finish_run(client, run_id, status, &summary, why.as_deref()).await?;
         observer.event(&Event::RunFinished {
             run_id: run_id.to_owned(),
             succeeded,

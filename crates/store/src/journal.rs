@@ -178,17 +178,25 @@ pub async fn start_run(
     Ok(())
 }
 
-/// Records the end of a run with its report.
+/// Records the end of a run with its report and, for a failed run, why in one line (what
+/// `ragshift status` and anyone reading the journal see first).
 pub async fn finish_run(
     client: &impl GenericClient,
     run_id: &str,
     status: Status,
     report: &serde_json::Value,
+    error: Option<&str>,
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "UPDATE ragshift.runs SET status = $2, report = $3, finished_at = now() WHERE run_id = $1",
-            &[&run_id, &status.as_str(), &storable_json(report)],
+            "UPDATE ragshift.runs SET status = $2, report = $3, error = $4, finished_at = now()
+              WHERE run_id = $1",
+            &[
+                &run_id,
+                &status.as_str(),
+                &storable_json(report),
+                &error.map(storable),
+            ],
         )
         .await
         .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;

@@ -424,6 +424,7 @@ async fn the_journal_keeps_units_across_resumes() {
         "run1",
         Status::Failed,
         &serde_json::json!({"failed": 1}),
+        Some("1 unit failed"),
     )
     .await
     .unwrap();

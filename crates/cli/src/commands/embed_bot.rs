@@ -219,6 +219,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
             &run_id,
             status,
             &serde_json::to_value(&finished).unwrap_or_default(),
+            finished.error.as_deref(),
         )
         .await?;
     }
