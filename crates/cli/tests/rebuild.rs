@@ -1479,3 +1479,65 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
     assert_eq!(r["resumed"], true, "{r}");
     assert_eq!(r["already_done"], 1, "{r}");
 }
+
+#[tokio::test]
+async fn a_bot_is_not_committed_once_its_run_lost_the_target_lock() {
+    let gate = Gate::start(PAGE);
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(81), vec!["faq.txt"], vec![]),
+        (bot_id(82), vec!["handbook.md"], vec![gate.url.clone()]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let url = shared_pg().fresh_database("rebuild_lock_lost");
+    let mut env = file_env(&url);
+    env.push(("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()));
+    env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
+    let out = ragshift(dir.path(), &["rebuild", "--yes"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let old = rows(&url).await;
+
+    gate.hold.store(true, Ordering::SeqCst);
+    let child = command(dir.path(), &["rebuild", "--yes", "--fresh"], &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = gate.next(); // the second bot is being processed
+    let c = shared_pg().connect(&url).await;
+    let ended: i64 = c
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'ragshift rebuild run %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the lock's session");
+    held.send(()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let now = rows(&url).await;
+    assert_eq!(
+        ids(&now, &bots[1].0),
+        ids(&old, &bots[1].0),
+        "the bot that finished after the lock was lost kept its old rows"
+    );
+    assert_ne!(
+        ids(&now, &bots[0].0),
+        ids(&old, &bots[0].0),
+        "the bot before it was rewritten"
+    );
+    let unit = c
+        .query_one(
+            "SELECT u.status, u.error FROM ragshift.units u JOIN ragshift.runs r USING (run_id)
+              WHERE u.unit_id = $1 ORDER BY r.started_at DESC LIMIT 1",
+            &[&bots[1].0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unit.get::<_, String>(0), "failed");
+    let why: String = unit.get::<_, Option<String>>(1).unwrap_or_default();
+    assert!(why.contains("no longer holds its lock"), "{why}");
+}

@@ -88,6 +88,12 @@ pub struct ResumedRun {
     pub age_seconds: f64,
 }
 
+/// How a rebuild run names itself as the target lock's holder; its workers (in this process or
+/// in ECS tasks) check that this holder still has the lock before they commit a bot.
+pub fn lock_holder(run_id: &str) -> String {
+    format!("rebuild run {run_id}")
+}
+
 /// Why a run stopped: before it started (nothing was done), or during it (the journal records
 /// the run `failed` with this error).
 #[derive(Debug, thiserror::Error)]
@@ -246,9 +252,7 @@ impl Rebuild {
         let target = format!("{}/{}", self.target.label(), self.layout.display_name());
         let (run_id, resumed_from, fresh_reason) =
             self.choose_run(&client, &target, options).await?;
-        let lock =
-            TargetLock::acquire(&self.target, &self.layout, &format!("rebuild run {run_id}"))
-                .await?;
+        let lock = TargetLock::acquire(&self.target, &self.layout, &lock_holder(&run_id)).await?;
         match (&resumed_from, &fresh_reason) {
             (Some(r), _) => tracing::info!(
                 "resuming run {run_id}, started {} ago ({}): bots that succeeded in it with the same knowledge are skipped; --fresh starts a new run",

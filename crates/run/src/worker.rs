@@ -43,6 +43,9 @@ pub struct WorkerOptions {
     pub embed_group: usize,
     /// Rows per COPY batch.
     pub write_batch: usize,
+    /// Check before each bot's commit that the run's coordinator (`rebuild run <id>`) still
+    /// holds the target lock; off for a standalone `embed-bot`, which has no coordinator.
+    pub check_run_lock: bool,
 }
 
 impl Default for WorkerOptions {
@@ -53,6 +56,7 @@ impl Default for WorkerOptions {
             dry_run: false,
             embed_group: 256,
             write_batch: 1000,
+            check_run_lock: false,
         }
     }
 }
@@ -368,6 +372,12 @@ impl Worker {
         journal::mark_finished(&tx, &job.run_id, bot_id, Status::Succeeded, &result)
             .await
             .map_err(|e| fail("recording the result failed", e))?;
+        if self.options.check_run_lock {
+            let holder = crate::rebuild::lock_holder(&job.run_id);
+            ragshift_store::lock::ensure_run_holds(&tx, &self.layout, &holder)
+                .await
+                .map_err(|e| fail("not committed", e))?;
+        }
         tx.commit()
             .await
             .map_err(|e| Failed(format!("committing the bot's rows failed: {e}")))?;

@@ -6,11 +6,12 @@
 //! failover, `pg_terminate_backend`) another run may take the lock while this one still writes.
 //! The connection has TCP keepalives, so a dead peer is noticed, and [`TargetLock::ensure_held`]
 //! (called before each unit of work commits) checks on the server that this session still holds
-//! the lock; a lost lock fails the unit and stops the run.
+//! the lock; a lost lock fails the unit and stops the run. Workers in other processes (ECS
+//! tasks of a rebuild) check with [`ensure_run_holds`] that their run's coordinator still does.
 
 use std::time::Duration;
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::connect::{connect, ConnectSpec};
 use crate::ident::Layout;
@@ -25,6 +26,55 @@ pub struct TargetLock {
     key: i64,
     pid: i32,
     table: String,
+}
+
+/// PostgreSQL keeps at most this many bytes of an `application_name`.
+const APP_NAME_MAX: usize = 63;
+
+/// The `application_name` of the lock's session for `holder`, as the server stores it.
+fn lock_app_name(holder: &str) -> String {
+    let mut app = format!("ragshift {holder}");
+    if app.len() > APP_NAME_MAX {
+        let mut end = APP_NAME_MAX;
+        while !app.is_char_boundary(end) {
+            end -= 1;
+        }
+        app.truncate(end);
+    }
+    app
+}
+
+/// Checks, from any session (a worker's own transaction, in another process), that the lock on
+/// `layout`'s table is held by the session of `holder` (e.g. `rebuild run 01J...`, as given to
+/// [`TargetLock::acquire`]). A worker calls it right before it commits: if the run's
+/// coordinator lost the lock, another run may be writing the table, and nothing is committed.
+pub async fn ensure_run_holds(
+    client: &impl GenericClient,
+    layout: &Layout,
+    holder: &str,
+) -> Result<(), StoreError> {
+    let held: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND ((l.classid::bigint << 32) | l.objid::bigint) = $1
+                AND a.application_name = $2)",
+            &[&lock_key(layout), &lock_app_name(holder)],
+        )
+        .await
+        .map_err(|e| StoreError::query("checking that the run still holds the target lock", e))?
+        .get(0);
+    if held {
+        return Ok(());
+    }
+    Err(StoreError::new(
+        StoreErrorKind::LockLost,
+        format!(
+            "{holder} no longer holds its lock on target table {} (its coordinator died or lost its connection); nothing more is committed: another run may be writing the table. Check that no other run is active, then run the same command again",
+            layout.display_name()
+        ),
+    ))
 }
 
 /// The lock key for a table: a stable 64-bit FNV-1a hash of `ragshift:schema.table`.
@@ -45,7 +95,7 @@ impl TargetLock {
         layout: &Layout,
         holder: &str,
     ) -> Result<Self, StoreError> {
-        let app = format!("ragshift {holder}");
+        let app = lock_app_name(holder);
         let client = connect(&spec.with_keepalives(KEEPALIVE_IDLE), &app).await?;
         let key = lock_key(layout);
         let row = client

@@ -196,6 +196,8 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         WorkerOptions {
             allow_partial: config.ingest.allow_partial,
             status_updates: !args.no_status_updates,
+            // A task of a rebuild run commits only while that run holds the target lock.
+            check_run_lock: args.run_id.is_some(),
             ..WorkerOptions::default()
         },
     );

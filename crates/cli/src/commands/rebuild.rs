@@ -274,6 +274,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
             allow_partial: config.ingest.allow_partial,
             status_updates: !args.no_status_updates,
             dry_run: args.dry_run,
+            check_run_lock: true,
             ..WorkerOptions::default()
         },
     );
