@@ -422,6 +422,142 @@ json.dump(m, open(manifest, 'w'))",
         report_files(&out_dir) - 1,
         "every other bot was imported"
     );
+    // The journal says the same: the run failed because of that file, the others succeeded.
+    let run_id = report["run_id"].as_str().unwrap();
+    let run = db
+        .query_one(
+            "SELECT kind, status, error FROM ragshift.runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (run.get::<_, String>(0), run.get::<_, String>(1)),
+        ("import".to_owned(), "failed".to_owned())
+    );
+    assert!(run.get::<_, Option<String>>(2).unwrap().contains(&name));
+    let units: Vec<(String, String)> = db
+        .query(
+            "SELECT unit_id, status FROM ragshift.units WHERE run_id = $1 ORDER BY unit_id",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(units.len(), report_files(&out_dir));
+    for (unit, status) in &units {
+        let want = if *unit == name { "failed" } else { "succeeded" };
+        assert_eq!(status, want, "{unit}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_that_loses_its_lock_commits_nothing_more_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_url, _src) = source("import_lock_src").await;
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &src_url, "--to", out_str],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let url = shared_pg().fresh_database("import_lock_tgt");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", out_str, "--target", &url],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let c = shared_pg().connect(&url).await;
+    c.batch_execute("UPDATE items SET content = 'old'")
+        .await
+        .unwrap();
+    // The third bot's journal row waits inside its transaction until the test lets it go.
+    c.batch_execute(
+        "CREATE FUNCTION ragshift.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.status = 'succeeded' AND (SELECT count(*) FROM ragshift.units
+                WHERE status = 'succeeded' AND run_id = NEW.run_id) >= 2 THEN
+             PERFORM pg_advisory_xact_lock_shared(4242);
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER test_gate BEFORE UPDATE ON ragshift.units
+           FOR EACH ROW EXECUTE FUNCTION ragshift.test_gate();
+         SELECT pg_advisory_lock(4242);",
+    )
+    .await
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(["import", "--from", out_str, "--target", &url, "--json"])
+        .current_dir(dir.path())
+        .env_remove("RAGSHIFT_TARGET_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let waiting: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the third bot never reached its commit"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let ended: i64 = c
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'ragshift import run %'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the lock's session");
+    c.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("lost its lock"), "{}", text(&out));
+    let new_bots: i64 = c
+        .query_one(
+            "SELECT count(DISTINCT coalesce(botid::text, '')) FROM items WHERE content IS DISTINCT FROM 'old'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        new_bots, 2,
+        "only the two bots committed before the lock was lost were rewritten"
+    );
+    let run = c
+        .query_one(
+            "SELECT status, error FROM ragshift.runs WHERE kind = 'import' ORDER BY started_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.get::<_, String>(0), "failed");
+    assert!(run
+        .get::<_, Option<String>>(1)
+        .unwrap()
+        .contains("lost its lock"));
 }
 
 fn report_files(export: &Path) -> usize {

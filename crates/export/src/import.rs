@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 use ragshift_store::checksum::{bot_checksums, row_hash_sql};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index, VectorIndex};
+use ragshift_store::journal::{self, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
@@ -50,6 +51,8 @@ pub struct BotProblem {
 /// What an import did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
+    /// The run, as the target's journal records it (`ragshift status`).
+    pub run_id: String,
     /// Where from.
     pub location: String,
     /// Target server (password masked).
@@ -186,7 +189,8 @@ async fn import_staged(
         server: server.clone(),
         error: e,
     };
-    let _lock = TargetLock::acquire(target, layout, "import")
+    let run_id = ulid::Ulid::new().to_string();
+    let lock = TargetLock::acquire(target, layout, &format!("import run {run_id}"))
         .await
         .map_err(db)?;
     let mut client = connect(target, "ragshift import").await.map_err(db)?;
@@ -206,92 +210,221 @@ async fn import_staged(
         .map(|c| c.type_().clone())
         .collect();
 
-    let mut report = ImportReport {
-        location: from.display(),
-        target: server.clone(),
-        table: layout.display_name(),
-        bots: 0,
-        rows: 0,
-        problems: Vec::new(),
-        index: None,
-        verified: false,
-        unverified_reason: None,
-        seconds: 0.0,
-    };
-    for (entry, local) in &files {
-        let problem = |error: String| BotProblem {
-            bot_id: entry.bot_id.clone(),
-            file: entry.path.clone(),
-            error,
+    journal::ensure_schema(&client).await.map_err(db)?;
+    let selection = serde_json::json!({
+        "from": from.display(),
+        "table": layout.display_name(),
+        "files": manifest.files.len(),
+    });
+    journal::start_run(&client, &run_id, RUN_KIND, &server, &selection)
+        .await
+        .map_err(db)?;
+    let units: Vec<(String, Option<String>)> = files
+        .iter()
+        .map(|(f, _)| (f.path.clone(), f.bot_id.clone()))
+        .collect();
+    // From here on the run is in the journal: it ends there `succeeded` or `failed` with why.
+    let recorded = async {
+        journal::queue_units(&client, &run_id, "file", &units)
+            .await
+            .map_err(db)?;
+        let run = ImportRun {
+            lock: &lock,
+            run_id: &run_id,
+            server: &server,
+            from,
+            layout,
+            manifest: &manifest,
+            types: &types,
+            opts,
+            started,
         };
-        let rows = match read_rows(local, manifest.dimension) {
-            Ok(r) => r,
-            Err(e) => {
-                report.problems.push(problem(format!(
-                    "{} is unreadable: {e}",
-                    from.name_of(&entry.path)
-                )));
-                continue;
+        run.load(&mut client, &files).await
+    }
+    .await;
+    match recorded {
+        Ok(report) => {
+            let (status, why) = match report.problems.first() {
+                None => (Status::Succeeded, None),
+                Some(p) => (
+                    Status::Failed,
+                    Some(format!(
+                        "{} problem(s); the first, {}: {}",
+                        report.problems.len(),
+                        p.file,
+                        p.error
+                    )),
+                ),
+            };
+            let value = serde_json::to_value(&report).unwrap_or_default();
+            journal::finish_run(&client, &run_id, status, &value, why.as_deref())
+                .await
+                .map_err(|e| ExportError::Stopped {
+                    state: format!("the import itself ended, but run {run_id} could not be recorded as finished"),
+                    error: Box::new(db(e)),
+                })?;
+            let _ = lock.release().await;
+            Ok(report)
+        }
+        Err(error) => {
+            if let Err(e) = journal::fail_run(&client, &run_id, &error.to_string()).await {
+                tracing::error!("could not record the failure of import run {run_id}: {e}");
             }
-        };
-        let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
-        match write_bot(&mut client, layout, &types, entry, rows, same_scheme).await {
-            Ok(n) => {
-                report.bots += 1;
-                report.rows += n;
-            }
-            Err(e) => report.problems.push(problem(e)),
+            Err(ExportError::Stopped {
+                state: format!("import run {run_id} is recorded as failed: bots imported before keep their new rows, the others their old ones; run the same import again"),
+                error: Box::new(error),
+            })
         }
     }
-    if let Some(kind) = opts.vector_index {
-        match ensure_vector_index(&mut client, layout, kind, &opts.maintenance_work_mem).await {
-            Ok(ragshift_store::index::IndexOutcome::Built { definition, .. }) => {
-                report.index = Some(definition)
-            }
-            Ok(ragshift_store::index::IndexOutcome::Present(i)) => {
-                report.index = Some(i.definition)
-            }
-            Err(e) => report.problems.push(BotProblem {
-                bot_id: None,
-                file: String::new(),
-                error: format!("building the vector index: {e}"),
-            }),
+}
+
+/// The journal's name for import runs.
+pub const RUN_KIND: &str = "import";
+
+/// What one import run works with once it is in the journal.
+struct ImportRun<'a> {
+    lock: &'a TargetLock,
+    run_id: &'a str,
+    server: &'a str,
+    from: &'a Location,
+    layout: &'a Layout,
+    manifest: &'a Manifest,
+    types: &'a [Type],
+    opts: &'a ImportOptions,
+    started: Instant,
+}
+
+impl ImportRun<'_> {
+    /// Writes every bot's file (each in its own transaction, recorded with its journal unit), then
+    /// the index and the comparison with the manifest.
+    async fn load(
+        &self,
+        client: &mut Client,
+        files: &[(&FileEntry, PathBuf)],
+    ) -> Result<ImportReport, ExportError> {
+        let ImportRun {
+            lock,
+            run_id,
+            server,
+            from,
+            layout,
+            manifest,
+            types,
+            opts,
+            started,
+        } = *self;
+        let db = |e: StoreError| ExportError::Target {
+            server: server.to_owned(),
+            error: e,
+        };
+        let mut report = ImportReport {
+            run_id: run_id.to_owned(),
+            location: from.display(),
+            target: server.to_owned(),
+            table: layout.display_name(),
+            bots: 0,
+            rows: 0,
+            problems: Vec::new(),
+            index: None,
+            verified: false,
+            unverified_reason: None,
+            seconds: 0.0,
+        };
+        let mut lost_lock: Option<String> = None;
+        for (entry, local) in files {
+            let problem = |error: String| BotProblem {
+                bot_id: entry.bot_id.clone(),
+                file: entry.path.clone(),
+                error,
+            };
+            let failed = match (&lost_lock, read_rows(local, manifest.dimension)) {
+                (Some(why), _) => format!("not imported: {why}"),
+                (None, Err(e)) => format!("{} is unreadable: {e}", from.name_of(&entry.path)),
+                (None, Ok(rows)) => {
+                    let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
+                    let unit = (run_id, entry.path.as_str());
+                    match write_bot(client, lock, unit, layout, types, entry, rows, same_scheme)
+                        .await
+                    {
+                        Ok(n) => {
+                            report.bots += 1;
+                            report.rows += n;
+                            continue;
+                        }
+                        Err(BotFailure::LockLost(e)) => {
+                            lost_lock = Some(e.clone());
+                            e
+                        }
+                        Err(BotFailure::Other(e)) => e,
+                    }
+                }
+            };
+            let result = UnitResult {
+                error: Some(failed.clone()),
+                ..UnitResult::default()
+            };
+            journal::mark_finished(&*client, run_id, &entry.path, Status::Failed, &result)
+                .await
+                .map_err(db)?;
+            report.problems.push(problem(failed));
         }
-    }
-    if opts.verify {
-        let bots: Vec<String> = manifest
-            .files
-            .iter()
-            .filter_map(|f| f.bot_id.clone())
-            .collect();
-        let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
-        // The rows are written by now: a failure to read them back is a problem of the result,
-        // not a reason to stop as if nothing had happened.
-        let sums = match bot_checksums(&client, layout, Some(&bots)).await {
-            Ok(s) => s,
-            Err(e) => {
-                report.problems.push(BotProblem {
+        if let Some(why) = lost_lock {
+            // Nothing more may be written: another run may hold the table now.
+            return Err(db(StoreError::new(
+                ragshift_store::StoreErrorKind::LockLost,
+                why,
+            )));
+        }
+        if let Some(kind) = opts.vector_index {
+            match ensure_vector_index(client, layout, kind, &opts.maintenance_work_mem).await {
+                Ok(ragshift_store::index::IndexOutcome::Built { definition, .. }) => {
+                    report.index = Some(definition)
+                }
+                Ok(ragshift_store::index::IndexOutcome::Present(i)) => {
+                    report.index = Some(i.definition)
+                }
+                Err(e) => report.problems.push(BotProblem {
                     bot_id: None,
                     file: String::new(),
-                    error: format!(
-                        "comparing the target's checksums with the export's failed: {}",
-                        db(e)
-                    ),
+                    error: format!("building the vector index: {e}"),
+                }),
+            }
+        }
+        if opts.verify {
+            let bots: Vec<String> = manifest
+                .files
+                .iter()
+                .filter_map(|f| f.bot_id.clone())
+                .collect();
+            let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
+            // The rows are written by now: a failure to read them back is a problem of the result,
+            // not a reason to stop as if nothing had happened.
+            let sums = match bot_checksums(&*client, layout, Some(&bots)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    report.problems.push(BotProblem {
+                        bot_id: None,
+                        file: String::new(),
+                        error: format!(
+                            "comparing the target's checksums with the export's failed: {}",
+                            db(e)
+                        ),
+                    });
+                    report.seconds = started.elapsed().as_secs_f64();
+                    return Ok(report);
+                }
+            };
+            for f in &manifest.files {
+                let Some(bot) = &f.bot_id else { continue };
+                if report.problems.iter().any(|p| p.file == f.path) {
+                    continue;
+                }
+                let got = sums.iter().find(|s| &s.bot_id == bot);
+                let ok = got.is_some_and(|g| {
+                    g.rows == f.rows && (!same_scheme || g.checksum == f.checksum)
                 });
-                report.seconds = started.elapsed().as_secs_f64();
-                return Ok(report);
-            }
-        };
-        for f in &manifest.files {
-            let Some(bot) = &f.bot_id else { continue };
-            if report.problems.iter().any(|p| p.file == f.path) {
-                continue;
-            }
-            let got = sums.iter().find(|s| &s.bot_id == bot);
-            let ok =
-                got.is_some_and(|g| g.rows == f.rows && (!same_scheme || g.checksum == f.checksum));
-            if !ok {
-                report.problems.push(BotProblem {
+                if !ok {
+                    report.problems.push(BotProblem {
                     bot_id: Some(bot.clone()),
                     file: f.path.clone(),
                     error: format!(
@@ -302,50 +435,54 @@ async fn import_staged(
                         f.checksum
                     ),
                 });
+                }
             }
-        }
-        if same_scheme {
-            report.verified = true;
-        } else {
-            report.unverified_reason = Some(format!(
+            if same_scheme {
+                report.verified = true;
+            } else {
+                report.unverified_reason = Some(format!(
                 "the export's checksums were computed as {:?} and this ragshift computes {:?}: \
                  row counts were compared, rows were not; run `ragshift verify` against the \
                  exported database if it still exists",
                 manifest.checksum_scheme,
                 ragshift_store::checksum::SCHEME
             ));
+            }
         }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 /// Replaces one bot's rows with the file's in one transaction, which commits only when the rows
 /// it wrote have the row count and (same scheme) the checksum the export recorded for the bot:
 /// a file altered after the export, even with its SHA-256 recomputed, leaves the old rows.
+#[allow(clippy::too_many_arguments)]
 async fn write_bot(
     client: &mut Client,
+    lock: &TargetLock,
+    (run_id, unit_id): (&str, &str),
     layout: &Layout,
     types: &[Type],
     entry: &FileEntry,
     rows: Vec<Row>,
     same_scheme: bool,
-) -> Result<u64, String> {
+) -> Result<u64, BotFailure> {
     let bot = entry.bot_id.as_deref();
     let who = bot
         .map(|b| format!("bot {b}"))
         .unwrap_or_else(|| "rows without a bot id".into());
     if let Some(r) = rows.iter().find(|r| r.bot_id.as_deref() != bot) {
-        return Err(format!(
+        return Err(BotFailure::Other(format!(
             "{} holds row {} of bot {:?}, not of {who}",
             entry.path,
             r.id.as_deref().unwrap_or("?"),
             r.bot_id
-        ));
+        )));
     }
     let q = |what: &str| {
         let what = format!("{what} for {who}");
-        move |e| StoreError::query(what, e).to_string()
+        move |e| BotFailure::Other(StoreError::query(what, e).to_string())
     };
     let tx = client
         .transaction()
@@ -393,7 +530,9 @@ async fn write_bot(
         .await
         .map_err(q("finishing COPY"))?;
     if written != n {
-        return Err(format!("COPY of {who} wrote {written} rows, {n} were sent"));
+        return Err(BotFailure::Other(format!(
+            "COPY of {who} wrote {written} rows, {n} were sent"
+        )));
     }
     let filter = match bot {
         Some(_) => format!("rtrim({botcol}::text) = $1"),
@@ -414,11 +553,31 @@ async fn write_bot(
     let checksum = checksum.unwrap_or_default();
     if count != entry.rows || (same_scheme && checksum != entry.checksum) {
         // Dropping the transaction rolls it back: the bot keeps its old rows.
-        return Err(format!(
+        return Err(BotFailure::Other(format!(
             "the rows of {} don't match what the export recorded for {who} ({count} rows with checksum {checksum}; the manifest says {} rows with checksum {}): the file was changed after the export; {who} keeps its old rows",
             entry.path, entry.rows, entry.checksum
-        ));
+        )));
     }
+    let result = UnitResult {
+        row_count: Some(count),
+        checksum: Some(checksum),
+        ..UnitResult::default()
+    };
+    journal::mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
+        .await
+        .map_err(|e| BotFailure::Other(format!("recording {who} in the journal: {e}")))?;
+    // Last, right before the commit: a run that lost its lock commits nothing more.
+    lock.ensure_held()
+        .await
+        .map_err(|e| BotFailure::LockLost(e.to_string()))?;
     tx.commit().await.map_err(q("committing"))?;
     Ok(n)
+}
+
+/// Why one bot's file was not imported.
+enum BotFailure {
+    /// The run's target lock is gone: this and every later bot stay as they were.
+    LockLost(String),
+    /// This bot only.
+    Other(String),
 }

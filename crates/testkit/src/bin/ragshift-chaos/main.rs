@@ -401,12 +401,11 @@ impl Trial<'_> {
     }
 
     /// 0 and 1 are always possible outcomes of a faulted run; 2 ("nothing started") only when
-    /// the run left no trace in the journal (copy records its process id there). Import keeps
-    /// no journal, so its 2 is taken at its word.
+    /// the run left no trace in the journal (copy and import record their process id there).
     fn exit_ok(&self, code: Option<i32>, pid: u32, url: &str) -> anyhow::Result<bool> {
         match code {
             Some(0 | 1) => Ok(true),
-            Some(2) if self.strategy == "copy" => {
+            Some(2) if matches!(self.strategy, "copy" | "import") => {
                 let url = url.to_owned();
                 let recorded = self.journal_has(&url, "pid = $1::int", pid as i32)?;
                 Ok(!recorded)
