@@ -307,3 +307,31 @@ async fn a_source_without_logical_wal_exits_2_with_the_fix() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicating_a_database_into_itself_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, _target, s, _t) = clusters(true).await;
+    let itself = s.replacen("@127.0.0.1:", "@localhost:", 1);
+    assert_ne!(itself, s, "the same database, named another way");
+    let out = ragshift(
+        dir.path(),
+        &["replicate", "start", "--source", &s, "--target", &itself],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("same database"), "{err}");
+    assert!(!err.contains(source.password()), "{err}");
+    let c = source.connect(&s).await;
+    let made: i64 = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_subscription)
+                  + (SELECT count(*) FROM pg_replication_slots)
+                  + (SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(made, 0, "nothing was created");
+}

@@ -315,3 +315,28 @@ async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
     );
     assert_eq!(v["retrieval"]["overlap_at_k"], 1.0);
 }
+
+#[tokio::test]
+async fn a_store_compared_with_itself_or_a_bot_in_neither_store_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t, _) = two_stores("cli_verify_refuse").await;
+    let itself = s.replacen("@127.0.0.1:", "@localhost:", 1);
+    assert_ne!(itself, s, "the same database, named another way");
+    let out = ragshift(dir.path(), &["verify", "--source", &s, "--target", &itself]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("same table") && err.contains("proves nothing"),
+        "{err}"
+    );
+
+    let missing = bot(99);
+    let out = ragshift(
+        dir.path(),
+        &["verify", "--source", &s, "--target", &t, "--bot", &missing],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&missing), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("verified"));
+}

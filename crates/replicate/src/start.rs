@@ -57,6 +57,7 @@ pub async fn check(sides: &Sides) -> Result<Plan, ReplicateError> {
 /// Checks the prerequisites, then sets replication up (unless `dry_run`).
 pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport, ReplicateError> {
     let (source, mut target) = sides.connect("start").await?;
+    refuse_replicating_into_itself(sides, &source, &target).await?;
     let _lock = TargetLock::acquire(&sides.target, &sides.layout, "replicate start")
         .await
         .on(sides, Which::Target)?;
@@ -258,4 +259,29 @@ async fn create_all(
             .on(sides, Which::Target)?;
     }
     Ok(leaks)
+}
+
+/// Refuses a replication whose source and target are the same database, however they are
+/// reached (`localhost` and `127.0.0.1`, an alias, a tunnel): the subscription would apply the
+/// table's changes onto itself, and cutover would fence the only copy. Compared by
+/// [`ragshift_store::identity`], not by URL text.
+async fn refuse_replicating_into_itself(
+    sides: &Sides,
+    source: &Client,
+    target: &Client,
+) -> Result<(), ReplicateError> {
+    use ragshift_store::identity::{identify, same_database};
+    let s = identify(source).await.on(sides, Which::Source)?;
+    let t = identify(target).await.on(sides, Which::Target)?;
+    if same_database(&s, &t) {
+        return Err(ReplicateError::new(
+            ReplicateErrorKind::Prerequisites,
+            format!(
+                "source and target are the same database ({s}), reached as {} and {}; nothing was created. Give the new cluster as --target",
+                sides.source.label(),
+                sides.target.label()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -172,6 +172,24 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         ragshift_store::connect(&target_spec, "ragshift verify"),
     );
     let (s, t) = (s?, t?);
+    // A table compared with itself always matches: that proves nothing, so it is refused.
+    let (si, ti) = tokio::join!(
+        ragshift_store::identity::identify(&s),
+        ragshift_store::identity::identify(&t)
+    );
+    let (si, ti) = (si?, ti?);
+    if ragshift_store::identity::same_database(&si, &ti)
+        && source_layout.schema == target_layout.schema
+        && source_layout.table == target_layout.table
+    {
+        return Err(anyhow!(
+            "source and target are the same table: {} of {si}, reached as {} and {}; comparing a table with itself proves nothing. Give the old cluster (or a restored snapshot) as --source and the new one as --target",
+            source_layout.display_name(),
+            source_spec.label(),
+            target_spec.label()
+        )
+        .into());
+    }
     if !args.bots.is_empty() {
         let in_source = db::bots_without_rows(&s, &source_layout, &args.bots).await?;
         let in_neither: Vec<String> = db::bots_without_rows(&t, &target_layout, &args.bots)
