@@ -1,6 +1,8 @@
-//! The source table as its catalog describes it: columns (type, NOT NULL, collation), indexes
-//! (`pg_get_indexdef`) and constraints (`pg_get_constraintdef`), so the target gets the same
-//! table, and the same indexes and constraints once the data is in.
+//! The source table as its catalog describes it: columns (type, NOT NULL, collation, default,
+//! identity or serial sequence, generated expression), indexes (`pg_get_indexdef`) and
+//! constraints (`pg_get_constraintdef`), so the target gets the same table (new rows the
+//! application adds after the move get ids, generated values and defaults as before), and the
+//! same indexes and constraints once the data is in.
 
 use tokio_postgres::GenericClient;
 
@@ -18,6 +20,33 @@ pub struct ColumnDef {
     pub not_null: bool,
     /// A collation other than the type's default, quoted (`"C"`).
     pub collation: Option<String>,
+    /// `DEFAULT` expression (not for identity, serial or generated columns, described apart).
+    pub default_sql: Option<String>,
+    /// `GENERATED ALWAYS AS (expr) STORED`: the expression. Such a column is computed by the
+    /// target, never copied.
+    pub generated: Option<String>,
+    /// Identity column: `ALWAYS` or `BY DEFAULT`.
+    pub identity: Option<String>,
+    /// The sequence that numbers the column (identity or serial), with its state.
+    pub sequence: Option<SequenceDef>,
+}
+
+/// A sequence owned by a column (`serial`, `bigserial`, identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceDef {
+    /// Its name (without schema).
+    pub name: String,
+    /// Its type (`bigint`, `integer`).
+    pub type_sql: String,
+    /// Whether the column is `serial` (a `nextval` default) rather than an identity.
+    pub serial: bool,
+}
+
+impl ColumnDef {
+    /// Whether `COPY` carries it (generated columns are computed by the target).
+    pub fn copied(&self) -> bool {
+        self.generated.is_none()
+    }
 }
 
 /// One index of the table.
@@ -77,10 +106,11 @@ pub struct TableDef {
 }
 
 impl TableDef {
-    /// The column list, quoted, for `COPY` and `SELECT`.
+    /// The columns `COPY` carries, quoted: all but generated ones.
     pub fn column_list(&self) -> String {
         self.columns
             .iter()
+            .filter(|c| c.copied())
             .map(|c| quote_ident(&c.name))
             .collect::<Vec<_>>()
             .join(", ")
@@ -96,9 +126,17 @@ impl TableDef {
         format!("({})", cols.join(", "))
     }
 
-    /// `CREATE TABLE` for `layout`'s table with these columns and nothing else (indexes and
-    /// constraints come after the data).
-    pub fn create_sql(&self, layout: &Layout) -> String {
+    /// `CREATE TABLE` for `layout`'s table with these columns, their defaults, identities,
+    /// serial sequences and generated expressions, and nothing else (indexes and constraints
+    /// come after the data). A serial's sequence is created under the name the source's has
+    /// when the table keeps its name, else `<table>_<column>_seq`, so a copy into another table
+    /// of the same database never shares (or moves) the source's sequence.
+    pub fn create_sql(&self, layout: &Layout, source: &Layout) -> String {
+        let mut before = vec![format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&layout.schema)
+        )];
+        let mut after = Vec::new();
         let cols: Vec<String> = self
             .columns
             .iter()
@@ -107,18 +145,45 @@ impl TableDef {
                 if let Some(coll) = &c.collation {
                     s.push_str(&format!(" COLLATE {coll}"));
                 }
+                match (&c.generated, &c.identity, &c.sequence) {
+                    (Some(expr), _, _) => {
+                        s.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"))
+                    }
+                    (None, Some(how), _) => s.push_str(&format!(" GENERATED {how} AS IDENTITY")),
+                    (None, None, Some(seq)) if seq.serial => {
+                        let name = target_sequence_name(seq, layout, source, &c.name);
+                        let qualified =
+                            format!("{}.{}", quote_ident(&layout.schema), quote_ident(&name));
+                        before.push(format!("CREATE SEQUENCE {qualified} AS {}", seq.type_sql));
+                        after.push(format!(
+                            "ALTER SEQUENCE {qualified} OWNED BY {}.{}",
+                            layout.qualified(),
+                            quote_ident(&c.name)
+                        ));
+                        s.push_str(&format!(
+                            " DEFAULT nextval({}::regclass)",
+                            ragshift_store::ident::quote_literal(&qualified)
+                        ));
+                    }
+                    _ => {
+                        if let Some(d) = &c.default_sql {
+                            s.push_str(&format!(" DEFAULT {d}"));
+                        }
+                    }
+                }
                 if c.not_null {
                     s.push_str(" NOT NULL");
                 }
                 s
             })
             .collect();
-        format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})",
-            quote_ident(&layout.schema),
+        before.push(format!(
+            "CREATE TABLE {} ({})",
             layout.qualified(),
             cols.join(", ")
-        )
+        ));
+        before.extend(after);
+        before.join("; ")
     }
 
     /// Columns of `self` (the source) that `other` (the target) lacks or types differently.
@@ -134,6 +199,27 @@ impl TableDef {
             .map(|c| format!("{} {}", c.name, c.type_sql))
             .collect()
     }
+}
+
+/// The name a serial column's sequence gets on the target (see [`TableDef::create_sql`]).
+fn target_sequence_name(
+    seq: &SequenceDef,
+    target: &Layout,
+    source: &Layout,
+    column: &str,
+) -> String {
+    if target.table == source.table {
+        return seq.name.clone();
+    }
+    let mut name = format!("{}_{column}_seq", target.table);
+    if name.len() > 63 {
+        let mut end = 63;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }
 
 /// Reads the table's definition, or `None` when there is no such table.
@@ -160,10 +246,25 @@ pub async fn read_table(
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                     CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
-                         THEN quote_ident(co.collname::text) END
+                         THEN quote_ident(co.collname::text) END,
+                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                    CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END,
+                    CASE a.attidentity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END,
+                    s.relname, s.type_sql
                FROM pg_attribute a
                JOIN pg_type t ON t.oid = a.atttypid
                LEFT JOIN pg_collation co ON co.oid = a.attcollation
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+               LEFT JOIN LATERAL (
+                    SELECT sc.relname::text AS relname, format_type(sq.seqtypid, NULL) AS type_sql
+                      FROM pg_depend dep
+                      JOIN pg_class sc ON sc.oid = dep.objid AND sc.relkind = 'S'
+                      JOIN pg_sequence sq ON sq.seqrelid = sc.oid
+                     WHERE dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum
+                       AND dep.classid = 'pg_class'::regclass
+                       AND dep.refclassid = 'pg_class'::regclass
+                       AND dep.deptype IN ('a', 'i')
+                     LIMIT 1) s ON true
               WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attnum",
             &[&oid],
@@ -171,11 +272,25 @@ pub async fn read_table(
         .await
         .map_err(|e| StoreError::query(ctx("columns"), e))?
         .iter()
-        .map(|r| ColumnDef {
-            name: r.get(0),
-            type_sql: r.get(1),
-            not_null: r.get(2),
-            collation: r.get(3),
+        .map(|r| {
+            let identity: Option<String> = r.get(6);
+            let default_sql: Option<String> = r.get(4);
+            let sequence = r.get::<_, Option<String>>(7).map(|name| SequenceDef {
+                name,
+                type_sql: r.get(8),
+                serial: identity.is_none(),
+            });
+            ColumnDef {
+                name: r.get(0),
+                type_sql: r.get(1),
+                not_null: r.get(2),
+                collation: r.get(3),
+                // A serial's `nextval` default names the source's sequence: rebuilt instead.
+                default_sql: default_sql.filter(|_| sequence.is_none()),
+                generated: r.get(5),
+                identity,
+                sequence,
+            }
         })
         .collect();
     let indexes = client
@@ -227,4 +342,74 @@ pub async fn read_table(
         constraints,
         bytes: row.get(2),
     }))
+}
+
+/// Sets the target's sequence of each identity or serial column to where the source's stands
+/// (or past the largest value the target holds, if that is further), so the application's next
+/// insert gets a fresh id rather than a duplicate key. Returns `name = value` per sequence.
+pub async fn sync_sequences(
+    source: &impl GenericClient,
+    target: &impl GenericClient,
+    def: &TableDef,
+    source_layout: &Layout,
+    target_layout: &Layout,
+) -> Result<Vec<String>, StoreError> {
+    let mut set = Vec::new();
+    for c in def.columns.iter().filter(|c| c.sequence.is_some()) {
+        let find = "SELECT pg_get_serial_sequence($1, $2)";
+        let ctx = |what: &str| {
+            format!(
+                "{what} of column {} ({})",
+                c.name,
+                target_layout.display_name()
+            )
+        };
+        let src_seq: Option<String> = source
+            .query_one(find, &[&source_layout.qualified(), &c.name])
+            .await
+            .map_err(|e| StoreError::query(ctx("finding the source's sequence"), e))?
+            .get(0);
+        let tgt_seq: Option<String> = target
+            .query_one(find, &[&target_layout.qualified(), &c.name])
+            .await
+            .map_err(|e| StoreError::query(ctx("finding the target's sequence"), e))?
+            .get(0);
+        let (Some(src_seq), Some(tgt_seq)) = (src_seq, tgt_seq) else {
+            continue;
+        };
+        // Names from pg_get_serial_sequence come quoted as needed.
+        let state = source
+            .query_one(&format!("SELECT last_value, is_called FROM {src_seq}"), &[])
+            .await
+            .map_err(|e| StoreError::query(ctx("reading the source's sequence"), e))?;
+        let (last, called): (i64, bool) = (state.get(0), state.get(1));
+        let largest: Option<i64> = target
+            .query_one(
+                &format!(
+                    "SELECT max({})::bigint FROM {}",
+                    quote_ident(&c.name),
+                    target_layout.qualified()
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::query(ctx("reading the largest value"), e))?
+            .get(0);
+        let (value, is_called) = match largest {
+            Some(m) if m > last || (m == last && !called) => (m, true),
+            _ => (last, called),
+        };
+        target
+            .execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&tgt_seq, &value, &is_called],
+            )
+            .await
+            .map_err(|e| StoreError::query(ctx("setting the target's sequence"), e))?;
+        set.push(format!(
+            "{tgt_seq} = {value}{}",
+            if is_called { "" } else { " (not yet used)" }
+        ));
+    }
+    Ok(set)
 }

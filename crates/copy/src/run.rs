@@ -184,6 +184,9 @@ pub struct CopyReport {
     pub indexes: Vec<BuiltIndex>,
     /// Seconds of the index phase.
     pub index_seconds: f64,
+    /// Sequences set on the target after the data (`name = value`), so the application's
+    /// next insert gets a new id.
+    pub sequences: Vec<String>,
     /// The comparison, unless turned off.
     pub verify: Option<VerifyReport>,
     /// Seconds in all.
@@ -343,6 +346,7 @@ pub async fn copy(
         index_plan: BuildPlan::default(),
         indexes: Vec::new(),
         index_seconds: 0.0,
+        sequences: Vec::new(),
         verify: None,
         seconds: 0.0,
         stopped: None,
@@ -433,7 +437,7 @@ pub async fn copy(
             )))
         }
         None => {
-            guarded(src_def.create_sql(tl), format!("creating {}", tl.display_name())).await?;
+            guarded(src_def.create_sql(tl, sl), format!("creating {}", tl.display_name())).await?;
             report.created_table = true;
         }
         Some(_) => {
@@ -608,6 +612,12 @@ pub async fn copy(
             .await
             .map_err(CopyError::target(&tgt_label))?;
         let target = &target;
+        report.sequences = crate::catalog::sync_sequences(snap.client(), target, &src_def, sl, tl)
+            .await
+            .map_err(CopyError::target(&tgt_label))?;
+        for s in &report.sequences {
+            tracing::info!("sequence {s}");
+        }
 
         // Indexes and constraints (then statistics) beside the verification of the target: they
         // only read the data.

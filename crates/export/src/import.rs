@@ -13,7 +13,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::checksum::{bot_checksums, row_hash_sql};
+use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index, VectorIndex};
 use ragshift_store::journal::{self, Status, UnitResult};
@@ -538,11 +538,14 @@ async fn write_bot(
         Some(_) => format!("rtrim({botcol}::text) = $1"),
         None => format!("{botcol} IS NULL AND $1::text IS NULL"),
     };
+    let columns = hash_columns(&tx, layout)
+        .await
+        .map_err(|e| BotFailure::Other(e.to_string()))?;
     let sum = tx
         .query_one(
             &format!(
                 "SELECT count(*), sum({})::text FROM {} WHERE {filter}",
-                row_hash_sql(layout),
+                row_hash_sql(&columns),
                 layout.qualified()
             ),
             &[&bot.map(str::trim_end)],

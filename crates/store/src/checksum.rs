@@ -1,6 +1,7 @@
 //! Per-bot row counts and checksums computed inside PostgreSQL, so that two stores can be
-//! compared without moving their rows: every column goes into a per-row SHA-256 (vectors in their
-//! binary send form, which is cheaper than text and exact), and the rows' hashes are summed
+//! compared without moving their rows: every column of the table (not only the ones the layout
+//! maps) goes into a per-row SHA-256 in its binary send form, which is exact and cheaper than
+//! text, and the rows' hashes are summed
 //! (in PostgreSQL's 128-bit accumulator for `bigint`, so exactly and without overflow),
 //! which makes the result independent of row order and of the plan PostgreSQL picks.
 
@@ -38,38 +39,91 @@ pub fn key_text_sql(column: &str) -> String {
 
 /// Names the per-row hash below, so that a checksum recorded by one ragshift (an export's
 /// manifest) is only ever compared with one computed the same way.
-pub const SCHEME: &str = "sha256-row-v2";
+/// v3: every column of the table, not only the five the layout maps.
+pub const SCHEME: &str = "sha256-allcols-v3";
 
-/// SQL for one row's 64-bit hash as `bigint`: one SHA-256 over a bitmap of the NULL columns,
-/// each text column as its character count and UTF-8 bytes (the count delimits it, UTF-8 being
-/// self-delimiting per character), and the vector's binary send form last (it needs no length).
-///
-/// Every column is read once and hashed once: building one buffer with the vector at its end
-/// copies it once, where hashing each column apart costs a SHA-256 set-up per column and
-/// length-prefixing the vector would compute its send form twice.
-pub fn row_hash_sql(layout: &Layout) -> String {
-    let id = quote_ident(&layout.id);
-    let bot = quote_ident(&layout.bot);
-    let content = quote_ident(&layout.content);
-    let source = quote_ident(&layout.source);
-    let embedding = quote_ident(&layout.embedding);
-    let nulls = format!(
-        "int4send(({id} IS NULL)::int + 2 * ({bot} IS NULL)::int + 4 * ({content} IS NULL)::int \
-         + 8 * ({source} IS NULL)::int + 16 * ({embedding} IS NULL)::int)"
-    );
-    let text = |col: &str| {
-        format!(
-            "coalesce(int4send(char_length({col}::text)) || convert_to({col}::text, 'UTF8'), '')"
+/// One column as the row hash reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashColumn {
+    /// Column name.
+    pub name: String,
+    /// The type's binary send function (`int8send`, `jsonb_send`, `halfvec_send`), as
+    /// `regproc` prints it; `None` for a type without one (hashed by its text form).
+    pub send: Option<String>,
+    /// Whether the send form carries its own length (pgvector's types start with their
+    /// dimensions), so none is prefixed.
+    pub self_delimiting: bool,
+}
+
+/// Every column of `layout`'s table, by name (so two tables with the same columns in another
+/// order hash alike), with how each is hashed. An error names the table when it doesn't exist.
+pub async fn hash_columns(
+    client: &impl GenericClient,
+    layout: &Layout,
+) -> Result<Vec<HashColumn>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text,
+                    CASE WHEN t.typsend <> 0 THEN t.typsend::regproc::text END,
+                    t.typname::text IN ('vector', 'halfvec', 'sparsevec')
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attname COLLATE \"C\"",
+            &[&layout.qualified()],
         )
-    };
+        .await
+        .map_err(|e| {
+            StoreError::query(
+                format!("reading the columns of {}", layout.display_name()),
+                e,
+            )
+        })?;
+    if rows.is_empty() {
+        return Err(StoreError::new(
+            crate::StoreErrorKind::ShapeMismatch,
+            format!(
+                "table {} does not exist (or has no columns)",
+                layout.display_name()
+            ),
+        ));
+    }
+    Ok(rows
+        .iter()
+        .map(|r| HashColumn {
+            name: r.get(0),
+            send: r.get(1),
+            self_delimiting: r.get(2),
+        })
+        .collect())
+}
+
+/// SQL for one row's 64-bit hash as `bigint`: one SHA-256 over every column in name order, each
+/// as a marker byte (NULL or not), then its binary send form (the text form for a type without
+/// one) prefixed by its length, except pgvector's types, whose send form starts with their
+/// dimensions and so delimits itself. Binary forms are exact (no float formatting) and don't
+/// depend on session settings (time zone, `extra_float_digits`, `bytea_output`).
+pub fn row_hash_sql(columns: &[HashColumn]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let col = quote_ident(&c.name);
+            let sent = match &c.send {
+                Some(f) => format!("{f}({col})"),
+                None => format!("textsend({col}::text)"),
+            };
+            let body = if c.self_delimiting {
+                sent
+            } else {
+                format!("int4send(octet_length({sent})) || {sent}")
+            };
+            format!("coalesce('\\x01'::bytea || {body}, '\\x00'::bytea)")
+        })
+        .collect();
     // SHA-256 rather than MD5: PostgreSQL computes both through OpenSSL, where SHA-256 uses the
     // CPU's SHA extensions and runs about twice as fast over the ~4 KB of a 1024-d vector.
     format!(
-        "('x' || encode(substr(sha256({nulls} || {} || {} || {} || {} || coalesce(vector_send({embedding}), '')), 1, 8), 'hex'))::bit(64)::bigint",
-        text(&id),
-        text(&bot),
-        text(&content),
-        text(&source),
+        "('x' || encode(substr(sha256({}), 1, 8), 'hex'))::bit(64)::bigint",
+        parts.join(" || ")
     )
 }
 
@@ -85,9 +139,10 @@ pub async fn bot_checksums(
     } else {
         "WHERE $1::text[] IS NULL".to_owned()
     };
+    let columns = hash_columns(client, layout).await?;
     let sql = format!(
         "SELECT {bot}, count(*), sum({hash})::text FROM {table} {filter} GROUP BY 1 ORDER BY 1",
-        hash = row_hash_sql(layout),
+        hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );
     let wanted: Option<Vec<String>> =
@@ -116,11 +171,12 @@ pub async fn row_hashes(
     layout: &Layout,
     bot_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
+    let columns = hash_columns(client, layout).await?;
     let sql = format!(
         "SELECT {id}, ({hash})::text FROM {table} WHERE {bot} = $1 ORDER BY 1, 2",
         id = key_text_sql(&layout.id),
         bot = key_text_sql(&layout.bot),
-        hash = row_hash_sql(layout),
+        hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );
     let rows = client
