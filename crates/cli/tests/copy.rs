@@ -1013,3 +1013,101 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
     );
     assert!(failed >= 1);
 }
+
+/// A LlamaIndex-shaped table (bigserial id, halfvec, json metadata, a generated tsvector) and
+/// one with an identity id, defaults and uuid: what the application relies on beyond the rows.
+const SHAPES: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE data_docs (id bigserial PRIMARY KEY, text varchar NOT NULL, metadata_ json,
+  node_id varchar, embedding halfvec(8),
+  text_search_tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED);
+INSERT INTO data_docs (text, metadata_, node_id, embedding)
+SELECT 'chunk ' || i || ' über', json_build_object('doc', i % 4, 'tags', json_build_array('a', i)),
+       'n' || (i % 4), array_fill((i % 7)::real / 8, ARRAY[8])::halfvec
+  FROM generate_series(1, 120) i;
+DELETE FROM data_docs WHERE id % 10 = 0;
+CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, node_id text, text text,
+  embedding vector(3), created timestamptz DEFAULT now(), u uuid DEFAULT gen_random_uuid());
+INSERT INTO ident (node_id, text, embedding) SELECT 'b' || (i % 3), 't' || i, '[1,2,3]'
+  FROM generate_series(1, 30) i;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_shapes_src");
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(SHAPES).await.unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database("copy_shapes_tgt");
+    let tgt = target.connect(&tgt_url).await;
+    let digest = |table: &'static str| {
+        format!("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM {table} t")
+    };
+    for table in ["data_docs", "ident"] {
+        let out = command(
+            dir.path(),
+            &[
+                "copy",
+                "--source",
+                &src_url,
+                "--target",
+                &tgt_url,
+                "--source-table",
+                table,
+                "--target-table",
+                table,
+                "--json",
+            ],
+        )
+        .env("RAGSHIFT_SOURCE_BOT_COLUMN", "node_id")
+        .env("RAGSHIFT_SOURCE_CONTENT_COLUMN", "text")
+        .env("RAGSHIFT_SOURCE_SOURCE_COLUMN", "node_id")
+        .env("RAGSHIFT_TARGET_BOT_COLUMN", "node_id")
+        .env("RAGSHIFT_TARGET_CONTENT_COLUMN", "text")
+        .env("RAGSHIFT_TARGET_SOURCE_COLUMN", "node_id")
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{table}: {}", text(&out));
+        let s: Option<String> = src.query_one(&digest(table), &[]).await.unwrap().get(0);
+        let t: Option<String> = tgt.query_one(&digest(table), &[]).await.unwrap().get(0);
+        assert_eq!(s, t, "{table}: every column of every row");
+        assert!(s.is_some());
+    }
+    // The application's next inserts work as on the source: new ids past the copied ones,
+    // the generated column computed, defaults applied.
+    for (sql, want) in [
+        ("INSERT INTO data_docs (text, node_id) VALUES ('fresh words', 'n9') RETURNING id::bigint", 121i64),
+        ("INSERT INTO ident (node_id) VALUES ('x') RETURNING id::bigint", 31),
+    ] {
+        let got: i64 = tgt.query_one(sql, &[]).await.unwrap().get(0);
+        assert_eq!(got, want, "{sql}");
+    }
+    let found: i64 = tgt
+        .query_one(
+            "SELECT count(*) FROM data_docs WHERE text_search_tsv @@ to_tsquery('english', 'fresh')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 1, "the generated tsvector of a new row");
+    let defaults: bool = tgt
+        .query_one(
+            "SELECT created IS NOT NULL AND u IS NOT NULL FROM ident WHERE node_id = 'x'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(defaults);
+    let generated: String = tgt
+        .query_one(
+            "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 'data_docs'::regclass AND attname = 'text_search_tsv'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(generated, "s", "still a generated column");
+}

@@ -340,3 +340,47 @@ async fn a_store_compared_with_itself_or_a_bot_in_neither_store_exits_2() {
     assert!(err.contains(&missing), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("verified"));
 }
+
+#[tokio::test]
+async fn a_changed_value_in_a_column_the_layout_does_not_map_is_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t, target) = two_stores("cli_verify_unmapped").await;
+    let extra = "ALTER TABLE items ADD COLUMN metadata jsonb, ADD COLUMN half halfvec(2);
+                 UPDATE items SET metadata = jsonb_build_object('page', 1, 'tags', jsonb_build_array('a', 'b')),
+                                  half = '[0.5, 1.5]';";
+    shared_pg()
+        .connect(&s)
+        .await
+        .batch_execute(extra)
+        .await
+        .unwrap();
+    target.batch_execute(extra).await.unwrap();
+    let args = ["verify", "--source", &s, "--target", &t, "--json"];
+    let out = ragshift(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let row = format!("02{:024}", 4);
+    for change in [
+        format!("UPDATE items SET metadata = jsonb_set(metadata, '{{tags,1}}', '\"c\"') WHERE id = '{row}'"),
+        format!("UPDATE items SET half = '[0.5, 1.25]' WHERE id = '{row}'"),
+    ] {
+        target.batch_execute(&change).await.unwrap();
+        let out = ragshift(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{change}: {}", String::from_utf8_lossy(&out.stderr));
+        let v = json(&out);
+        assert_eq!(v["passed"], false, "{change}");
+        assert!(v.to_string().contains(&row), "{change}: the row is named: {v}");
+        // Put it back for the next change.
+        let undo = if change.contains("metadata") {
+            format!("UPDATE items SET metadata = jsonb_build_object('page', 1, 'tags', jsonb_build_array('a', 'b')) WHERE id = '{row}'")
+        } else {
+            format!("UPDATE items SET half = '[0.5, 1.5]' WHERE id = '{row}'")
+        };
+        target.batch_execute(&undo).await.unwrap();
+    }
+}
