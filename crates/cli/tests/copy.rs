@@ -1111,3 +1111,106 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
         .get(0);
     assert_eq!(generated, "s", "still a generated column");
 }
+
+/// LangChain's v1 layout: chunks keyed by the collection they belong to, by foreign key.
+const LANGCHAIN_V1: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE langchain_pg_collection (uuid uuid PRIMARY KEY, name varchar NOT NULL UNIQUE, cmetadata json);
+CREATE TABLE langchain_pg_embedding (id varchar PRIMARY KEY,
+  collection_id uuid REFERENCES langchain_pg_collection(uuid) ON DELETE CASCADE,
+  embedding vector, document varchar, cmetadata jsonb);
+INSERT INTO langchain_pg_collection
+SELECT md5('c' || i)::uuid, 'collection ' || i, json_build_object('i', i) FROM generate_series(1, 3) i;
+INSERT INTO langchain_pg_embedding
+SELECT 'e' || i, md5('c' || (1 + i % 3))::uuid, ARRAY[i, 1, 2]::real[]::vector,
+       CASE WHEN i % 17 = 0 THEN '' ELSE 'doc ' || i || ' ünïcödé' END,
+       jsonb_build_object('source', 'f' || i, 'nested', jsonb_build_object('page', i))
+  FROM generate_series(1, 200) i;
+";
+
+fn langchain_copy(dir: &Path, src: &str, tgt: &str) -> Output {
+    command(
+        dir,
+        &[
+            "copy",
+            "--source",
+            src,
+            "--target",
+            tgt,
+            "--source-table",
+            "langchain_pg_embedding",
+            "--target-table",
+            "langchain_pg_embedding",
+            "--json",
+        ],
+    )
+    .env("RAGSHIFT_SOURCE_BOT_COLUMN", "collection_id")
+    .env("RAGSHIFT_SOURCE_CONTENT_COLUMN", "document")
+    .env("RAGSHIFT_SOURCE_SOURCE_COLUMN", "document")
+    .env("RAGSHIFT_TARGET_BOT_COLUMN", "collection_id")
+    .env("RAGSHIFT_TARGET_CONTENT_COLUMN", "document")
+    .env("RAGSHIFT_TARGET_SOURCE_COLUMN", "document")
+    .output()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_langchain_src");
+    let src = shared_pg().connect(&src_url).await;
+    src.batch_execute(LANGCHAIN_V1).await.unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database("copy_langchain_tgt");
+    let tgt = target.connect(&tgt_url).await;
+    let out = langchain_copy(dir.path(), &src_url, &tgt_url);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let parents = &summary(&out)["parents"];
+    assert_eq!(
+        parents[0]["table"], "public.langchain_pg_collection",
+        "{parents}"
+    );
+    assert_eq!(parents[0]["action"], "copied");
+    for table in ["langchain_pg_collection", "langchain_pg_embedding"] {
+        let digest =
+            format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t");
+        let s: Option<String> = src.query_one(&digest, &[]).await.unwrap().get(0);
+        let t: Option<String> = tgt.query_one(&digest, &[]).await.unwrap().get(0);
+        assert_eq!(s, t, "{table}");
+    }
+    // The foreign key holds on the target: deleting a collection deletes its chunks.
+    tgt.batch_execute("DELETE FROM langchain_pg_collection WHERE name = 'collection 2'")
+        .await
+        .unwrap();
+    let left: i64 = tgt
+        .query_one("SELECT count(*) FROM langchain_pg_embedding", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 200 - 67, "ON DELETE CASCADE came along");
+
+    // A collection table on the target with other rows is refused, naming it.
+    let other_url = target.fresh_database("copy_langchain_other");
+    let other = target.connect(&other_url).await;
+    other
+        .batch_execute(
+            "CREATE TABLE langchain_pg_collection (uuid uuid PRIMARY KEY, name varchar NOT NULL UNIQUE, cmetadata json);
+             INSERT INTO langchain_pg_collection VALUES (gen_random_uuid(), 'someone else''s', NULL);",
+        )
+        .await
+        .unwrap();
+    let out = langchain_copy(dir.path(), &src_url, &other_url);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("public.langchain_pg_collection")
+            && text(&out).contains("already holds 1 rows"),
+        "{}",
+        text(&out)
+    );
+    let kept: i64 = other
+        .query_one("SELECT count(*) FROM langchain_pg_collection", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1, "left as it was");
+}

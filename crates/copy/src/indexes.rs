@@ -90,6 +90,7 @@ pub fn plan_builds(
     target_layout: &Layout,
     vector: Option<VectorIndex>,
     rows: i64,
+    foreign_keys: bool,
 ) -> BuildPlan {
     let mut plan = BuildPlan::default();
     let tgt_table = target_layout.qualified();
@@ -221,11 +222,11 @@ pub fn plan_builds(
             .iter()
             .any(|t| t.name == name || (t.kind == c.kind && t.definition == c.definition));
         match c.kind.as_str() {
-            "f" => plan.skipped.push(format!(
-                "foreign key {} ({}): it refers to another table, which copy does not move",
+            "f" if !foreign_keys => plan.skipped.push(format!(
+                "foreign key {} ({}): the table it refers to is not moved with this one (another schema on the target)",
                 c.name, c.definition
             )),
-            "c" | "x" if !present => plan.constraints.push(BuildStep {
+            "c" | "x" | "f" if !present => plan.constraints.push(BuildStep {
                 sql: format!(
                     "ALTER TABLE {tgt_table} ADD CONSTRAINT {} {}",
                     quote_ident(&name),

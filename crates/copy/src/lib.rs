@@ -8,6 +8,7 @@
 //!   transaction per partition, journal unit committed with the data.
 //! - [`catalog`] and [`indexes`]: the source's table, indexes and constraints, rebuilt on the
 //!   target after the data, in parallel.
+//! - [`parents`]: the tables the chunk table refers to by foreign key, copied whole first.
 //! - [`verify`]: per-bot counts and checksums on both sides.
 //! - [`resume`]: the plan and progress of an interrupted run.
 //! - [`run`]: all of it in order; [`progress`]: events and counters.
@@ -24,6 +25,7 @@
 pub mod catalog;
 mod error;
 pub mod indexes;
+pub mod parents;
 pub mod pipe;
 pub mod plan;
 pub mod progress;

@@ -93,6 +93,45 @@ pub enum Copied {
     Already,
 }
 
+/// Streams `copy_out` (run on `source`) into `copy_in` (run in `tx`) chunk by chunk, never
+/// decoding a row; `streamed` is increased as bytes pass. Returns what the target's COPY took.
+pub async fn stream_copy(
+    source: &Client,
+    tx: &tokio_postgres::Transaction<'_>,
+    copy_out: &str,
+    copy_in: &str,
+    streamed: &AtomicU64,
+) -> Result<Moved, PipeError> {
+    let t = |what: &'static str| move |e| PipeError::Target(StoreError::query(what, e));
+    let sink = tx
+        .copy_in::<_, Bytes>(copy_in)
+        .await
+        .map_err(t("starting COPY FROM STDIN"))?;
+    let stream = source
+        .copy_out(copy_out)
+        .await
+        .map_err(|e| PipeError::Source(StoreError::query("starting COPY TO STDOUT", e)))?;
+    let mut sink = pin!(sink);
+    let mut stream = pin!(stream);
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| PipeError::Source(StoreError::query("streaming COPY TO STDOUT", e)))?;
+        let n = chunk.len() as u64;
+        sink.feed(chunk)
+            .await
+            .map_err(t("streaming COPY FROM STDIN"))?;
+        bytes += n;
+        streamed.fetch_add(n, Ordering::Relaxed);
+    }
+    let rows = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(t("finishing COPY FROM STDIN"))?;
+    Ok(Moved { rows, bytes })
+}
+
 /// Copies one partition in one target transaction and marks its journal unit succeeded in it.
 /// `source` must be inside the snapshot transaction; `streamed` is increased as bytes pass.
 ///
@@ -138,32 +177,8 @@ pub async fn copy_partition(
             .await
             .map_err(t("deleting the partition's rows of an earlier attempt"))?;
     }
-    let sink = tx
-        .copy_in::<_, Bytes>(sql.copy_in.as_str())
-        .await
-        .map_err(t("starting COPY FROM STDIN"))?;
-    let stream = source
-        .copy_out(sql.copy_out.as_str())
-        .await
-        .map_err(|e| PipeError::Source(StoreError::query("starting COPY TO STDOUT", e)))?;
-    let mut sink = pin!(sink);
-    let mut stream = pin!(stream);
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| PipeError::Source(StoreError::query("streaming COPY TO STDOUT", e)))?;
-        let n = chunk.len() as u64;
-        sink.feed(chunk)
-            .await
-            .map_err(t("streaming COPY FROM STDIN"))?;
-        bytes += n;
-        streamed.fetch_add(n, Ordering::Relaxed);
-    }
-    let rows = sink
-        .as_mut()
-        .finish()
-        .await
-        .map_err(t("finishing COPY FROM STDIN"))?;
+    let Moved { rows, bytes } =
+        stream_copy(source, &tx, &sql.copy_out, &sql.copy_in, streamed).await?;
     if rows as i64 != planned_rows {
         tracing::warn!(
             partition = unit_id,

@@ -184,6 +184,9 @@ pub struct CopyReport {
     pub indexes: Vec<BuiltIndex>,
     /// Seconds of the index phase.
     pub index_seconds: f64,
+    /// Tables the chunk table refers to by foreign key, copied whole before it (LangChain's
+    /// collections).
+    pub parents: Vec<crate::parents::ParentCopied>,
     /// Sequences set on the target after the data (`name = value`), so the application's
     /// next insert gets a new id.
     pub sequences: Vec<String>,
@@ -347,6 +350,7 @@ pub async fn copy(
         indexes: Vec::new(),
         index_seconds: 0.0,
         sequences: Vec::new(),
+        parents: Vec::new(),
         verify: None,
         seconds: 0.0,
         stopped: None,
@@ -366,6 +370,17 @@ pub async fn copy(
         }
     }
     let vector = opts.vector_index;
+    let parents = crate::parents::referenced_tables(snap.client(), sl, tl)
+        .await
+        .map_err(CopyError::source(&src_label))?;
+    report.parents = parents
+        .iter()
+        .map(|p| crate::parents::ParentCopied {
+            table: p.target.display_name(),
+            rows: 0,
+            action: "planned".into(),
+        })
+        .collect();
     if opts.dry_run {
         let empty = TableDef {
             printed_name: String::new(),
@@ -382,6 +397,7 @@ pub async fn copy(
                 tl,
                 vector,
                 planned_rows,
+                sl.schema == tl.schema,
             )
         } else {
             BuildPlan::default()
@@ -531,6 +547,19 @@ pub async fn copy(
             .await
             .map_err(CopyError::target(&tgt_label))?;
         }
+        report.parents.clear();
+        for p in &parents {
+            let copied = crate::parents::copy_parent(snap.client(), &mut target, p)
+                .await
+                .map_err(CopyError::target(&tgt_label))?;
+            tracing::info!(
+                "referenced table {}: {} ({} rows)",
+                copied.table,
+                copied.action,
+                copied.rows
+            );
+            report.parents.push(copied);
+        }
         let table_rows: i64 = planned_rows.max(1);
         let counters = Arc::new(Counters::new(
             partitions.len(),
@@ -643,7 +672,15 @@ pub async fn copy(
                 .ok_or_else(|| {
                     CopyError::Refused(format!("target table {} vanished", tl.display_name()))
                 })?;
-            report.index_plan = plan_builds(&src_def, sl, &now, tl, vector, planned_rows);
+            report.index_plan = plan_builds(
+                &src_def,
+                sl,
+                &now,
+                tl,
+                vector,
+                planned_rows,
+                sl.schema == tl.schema,
+            );
             for s in &report.index_plan.skipped {
                 tracing::info!("not built on the target: {s}");
             }

@@ -127,6 +127,27 @@ pub fn row_hash_sql(columns: &[HashColumn]) -> String {
     )
 }
 
+/// Row count and checksum of a whole table (every column, [`SCHEME`]): for tables without a bot
+/// column, such as the collections a chunk table refers to.
+pub async fn table_checksum(
+    client: &impl GenericClient,
+    layout: &Layout,
+) -> Result<(i64, String), StoreError> {
+    let columns = hash_columns(client, layout).await?;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(sum({})::text, '0') FROM {}",
+                row_hash_sql(&columns),
+                layout.qualified()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("checksumming {}", layout.display_name()), e))?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Per-bot counts and checksums, optionally for some bots only, ordered by bot id.
 pub async fn bot_checksums(
     client: &impl GenericClient,

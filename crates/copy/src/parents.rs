@@ -1,0 +1,186 @@
+//! The tables the chunk table refers to by foreign key, such as LangChain's
+//! `langchain_pg_collection`: without them the moved chunks point at nothing and the library
+//! creates new, empty collections. Each is copied whole, in the run's snapshot, in one target
+//! transaction that also creates its indexes, constraints and sequences and compares its
+//! checksum with the source's before committing; one already on the target with the same rows
+//! is left as it is.
+
+use std::sync::atomic::AtomicU64;
+
+use serde::Serialize;
+use tokio_postgres::{Client, GenericClient};
+
+use ragshift_store::checksum::table_checksum;
+use ragshift_store::ident::Layout;
+use ragshift_store::StoreError;
+
+use crate::catalog::{read_table, sync_sequences};
+use crate::indexes::plan_builds;
+use crate::pipe::stream_copy;
+
+/// A referenced table on both sides.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    /// On the source.
+    pub source: Layout,
+    /// On the target: the chunk table's target schema when it shares the chunk table's
+    /// schema on the source, else the same schema.
+    pub target: Layout,
+}
+
+/// What happened to one referenced table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentCopied {
+    /// The target table.
+    pub table: String,
+    /// Rows it holds.
+    pub rows: i64,
+    /// `copied`, or `already there` (the same rows were on the target).
+    pub action: String,
+}
+
+/// The tables `chunk` refers to by foreign key (itself excluded), with their target names.
+pub async fn referenced_tables(
+    source: &impl GenericClient,
+    chunk: &Layout,
+    target_chunk: &Layout,
+) -> Result<Vec<Parent>, StoreError> {
+    let rows = source
+        .query(
+            "SELECT DISTINCT rn.nspname::text, rc.relname::text
+               FROM pg_constraint con
+               JOIN pg_class rc ON rc.oid = con.confrelid
+               JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+              WHERE con.conrelid = to_regclass($1) AND con.contype = 'f'
+                AND con.confrelid <> con.conrelid
+              ORDER BY 1, 2",
+            &[&chunk.qualified()],
+        )
+        .await
+        .map_err(|e| {
+            StoreError::query(
+                format!("finding the tables {} refers to", chunk.display_name()),
+                e,
+            )
+        })?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (schema, table): (String, String) = (r.get(0), r.get(1));
+            let target_schema = if schema == chunk.schema {
+                target_chunk.schema.clone()
+            } else {
+                schema.clone()
+            };
+            let mut source = chunk.with_table(&table);
+            source.schema = schema;
+            let mut target = target_chunk.with_table(&table);
+            target.schema = target_schema;
+            Parent { source, target }
+        })
+        .collect())
+}
+
+/// Copies one referenced table whole from `source` (inside the run's snapshot), unless the
+/// target already holds exactly its rows. Refuses a target table with other rows: the chunks
+/// would point at the wrong parents.
+pub async fn copy_parent(
+    source: &Client,
+    target: &mut Client,
+    parent: &Parent,
+) -> Result<ParentCopied, StoreError> {
+    let (sl, tl) = (&parent.source, &parent.target);
+    let def = read_table(source, sl).await?.ok_or_else(|| {
+        StoreError::new(
+            ragshift_store::StoreErrorKind::ShapeMismatch,
+            format!(
+                "referenced table {} vanished from the source",
+                sl.display_name()
+            ),
+        )
+    })?;
+    let (rows, sum) = table_checksum(source, sl).await?;
+    let existing = read_table(&*target, tl).await?;
+    if existing.is_some() {
+        let (t_rows, t_sum) = table_checksum(&*target, tl).await?;
+        if (t_rows, &t_sum) == (rows, &sum) {
+            return Ok(ParentCopied {
+                table: tl.display_name(),
+                rows,
+                action: "already there".into(),
+            });
+        }
+        if t_rows > 0 {
+            return Err(StoreError::new(
+                ragshift_store::StoreErrorKind::ShapeMismatch,
+                format!(
+                    "target table {} (referenced by the chunk table) already holds {t_rows} rows that differ from the source's {rows}; the moved chunks would point at the wrong rows. Empty or drop it on the target, then run again",
+                    tl.display_name()
+                ),
+            ));
+        }
+    }
+    let tx = target
+        .transaction()
+        .await
+        .map_err(|e| StoreError::query("starting the referenced table's transaction", e))?;
+    let created = existing.is_none();
+    if created {
+        tx.batch_execute(&def.create_sql(tl, sl))
+            .await
+            .map_err(|e| StoreError::query(format!("creating {}", tl.display_name()), e))?;
+    }
+    let columns = def.column_list();
+    let copy_out = format!(
+        "COPY (SELECT {columns} FROM {}) TO STDOUT (FORMAT binary)",
+        sl.qualified()
+    );
+    let copy_in = format!(
+        "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+        tl.qualified()
+    );
+    stream_copy(source, &tx, &copy_out, &copy_in, &AtomicU64::new(0))
+        .await
+        .map_err(|e| {
+            StoreError::new(
+                e.store().kind(),
+                format!("copying {}: {e}", tl.display_name()),
+            )
+        })?;
+    if created {
+        let now = read_table(&tx, tl).await?.unwrap_or_else(|| def.clone());
+        let plan = plan_builds(&def, sl, &now, tl, None, rows, false);
+        for step in plan.indexes.iter().chain(plan.constraints.iter()) {
+            tx.batch_execute(&step.sql).await.map_err(|e| {
+                StoreError::query(
+                    format!("building {} on {}", step.name, tl.display_name()),
+                    e,
+                )
+            })?;
+            if let Some(attach) = &step.attach {
+                tx.batch_execute(attach)
+                    .await
+                    .map_err(|e| StoreError::query(format!("attaching {}", step.name), e))?;
+            }
+        }
+    }
+    sync_sequences(source, &tx, &def, sl, tl).await?;
+    let (t_rows, t_sum) = table_checksum(&tx, tl).await?;
+    if (t_rows, &t_sum) != (rows, &sum) {
+        return Err(StoreError::new(
+            ragshift_store::StoreErrorKind::InvalidData,
+            format!(
+                "{} on the target would hold {t_rows} rows with checksum {t_sum}, the source holds {rows} with {sum}; nothing was committed",
+                tl.display_name()
+            ),
+        ));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::query(format!("committing {}", tl.display_name()), e))?;
+    Ok(ParentCopied {
+        table: tl.display_name(),
+        rows,
+        action: "copied".into(),
+    })
+}
