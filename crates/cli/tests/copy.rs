@@ -1178,6 +1178,42 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
         let t: Option<String> = tgt.query_one(&digest, &[]).await.unwrap().get(0);
         assert_eq!(s, t, "{table}");
     }
+    // `verify` over a uuid key and an untyped vector column: every column compared, the
+    // retrieval check skipped with its reason; one nested metadata value changed is caught.
+    let verify = |dir: &Path| {
+        let mut cmd = command(
+            dir,
+            &[
+                "verify", "--source", &src_url, "--target", &tgt_url, "--json",
+            ],
+        );
+        for side in ["SOURCE", "TARGET"] {
+            cmd.env(format!("RAGSHIFT_{side}_TABLE"), "langchain_pg_embedding")
+                .env(format!("RAGSHIFT_{side}_BOT_COLUMN"), "collection_id")
+                .env(format!("RAGSHIFT_{side}_CONTENT_COLUMN"), "document")
+                .env(format!("RAGSHIFT_{side}_SOURCE_COLUMN"), "document");
+        }
+        cmd.output().unwrap()
+    };
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["retrieval_skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vector(n)"),
+        "{v}"
+    );
+    tgt.batch_execute(
+        "UPDATE langchain_pg_embedding SET cmetadata = jsonb_set(cmetadata, '{nested,page}', '0') WHERE id = 'e7'",
+    )
+    .await
+    .unwrap();
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("e7"), "{}", text(&out));
+
     // The foreign key holds on the target: deleting a collection deletes its chunks.
     tgt.batch_execute("DELETE FROM langchain_pg_collection WHERE name = 'collection 2'")
         .await

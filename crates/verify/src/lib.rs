@@ -31,7 +31,7 @@ pub mod retrieval;
 
 use ragshift_model::Bot;
 use ragshift_store::checksum::NULL_KEY;
-use ragshift_store::schema::table_dimension;
+use ragshift_store::schema::read_shape;
 use ragshift_store::{Layout, StoreError, StoreErrorKind};
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -124,14 +124,23 @@ pub async fn verify(
     target: &Store<'_>,
     options: &Options,
 ) -> Result<Report, VerifyError> {
-    let (s_dim, t_dim) = tokio::join!(
-        table_dimension(source.client, source.layout),
-        table_dimension(target.client, target.layout)
+    let (s_shape, t_shape) = tokio::join!(
+        read_shape(source.client, source.layout),
+        read_shape(target.client, target.layout)
     );
-    let s_dim = s_dim.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let t_dim = t_dim.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
-    for (dim, side, store) in [(s_dim, Side::Source, source), (t_dim, Side::Target, target)] {
-        if dim.is_none() {
+    let s_shape = s_shape.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let t_shape = t_shape.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+    // The embedding column's type on each side: `vector(n)` gets retrieval agreement too;
+    // other types (halfvec, untyped vector) are compared by their checksums only.
+    let mut types = Vec::new();
+    for (shape, side, store) in [
+        (&s_shape, Side::Source, source),
+        (&t_shape, Side::Target, target),
+    ] {
+        let column = shape
+            .as_ref()
+            .and_then(|s| s.columns.iter().find(|c| c.name == store.layout.embedding));
+        let Some(column) = column else {
             return Err(VerifyError::new(
                 side,
                 store.label,
@@ -139,14 +148,20 @@ pub async fn verify(
                 StoreError::new(
                     StoreErrorKind::ShapeMismatch,
                     format!(
-                        "there is no table {} with a vector column {:?}; check [{side}] schema, table and embedding_column",
+                        "there is no table {} with a column {:?}; check [{side}] schema, table and embedding_column",
                         store.layout.display_name(),
                         store.layout.embedding
                     ),
                 ),
             ));
-        }
+        };
+        types.push(column.type_name.clone());
     }
+    let dimension = |shape: &Option<ragshift_store::schema::TableShape>, column: &str| {
+        shape.as_ref().and_then(|s| s.dimension_of(column))
+    };
+    let s_dim = dimension(&s_shape, &source.layout.embedding);
+    let t_dim = dimension(&t_shape, &target.layout.embedding);
 
     let bots = options.bots.as_deref();
     let (s_sums, t_sums) = checksums::read_both(source, target, bots).await?;
@@ -208,6 +223,20 @@ pub async fn verify(
 
     let (retrieval, retrieval_skipped) = if options.queries == 0 {
         (None, Some("--queries 0".to_owned()))
+    } else if types[0] != types[1] {
+        failures.push(format!(
+            "the source stores {} and the target {}: their answers can't agree",
+            types[0], types[1]
+        ));
+        (None, Some("the embedding columns' types differ".to_owned()))
+    } else if s_dim.is_none() {
+        (
+            None,
+            Some(format!(
+                "the embedding column is {}, and retrieval agreement is measured on vector(n) columns only; every column's checksum was compared",
+                types[0]
+            )),
+        )
     } else if s_dim != t_dim {
         failures.push(format!(
             "the source stores vector({}) and the target vector({}): their answers can't agree",

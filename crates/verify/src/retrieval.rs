@@ -135,7 +135,9 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(store: &Store<'_>, subvector: bool) -> Self {
+    /// `bot_type`: the bot column's type, so a bot id given as text is compared with it as that
+    /// type (uuid, bigint, `character(n)`) and the column's index still serves the query.
+    fn new(store: &Store<'_>, subvector: bool, bot_type: &str) -> Self {
         let l = store.layout;
         let (id, id_text, bot, emb, table) = (
             quote_ident(&l.id),
@@ -144,6 +146,7 @@ impl Statements {
             quote_ident(&l.embedding),
             l.qualified(),
         );
+        let bot = format!("{bot} = $1::text::{bot_type}");
         let detoasted = if subvector {
             format!("subvector({emb}, 1, vector_dims({emb}))")
         } else {
@@ -151,17 +154,17 @@ impl Statements {
         };
         Self {
             sample: format!(
-                "SELECT {emb} FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL ORDER BY md5({id}::text) LIMIT $2"
+                "SELECT {emb} FROM {table} WHERE {bot} AND {emb} IS NOT NULL ORDER BY md5({id}::text) LIMIT $2"
             ),
             // One row per chunk with its distances to every query: the vector is de-TOASTed
             // once (in the fenced subquery) and the ranking is done by the caller.
             exact: format!(
                 "SELECT r.id, ARRAY(SELECT l2_distance(r.e, u.q) FROM unnest($2::vector[]) WITH ORDINALITY AS u(q, n) ORDER BY u.n)
                    FROM (SELECT {id_text} AS id, {detoasted} AS e
-                           FROM {table} WHERE {bot} = $1 AND {emb} IS NOT NULL OFFSET 0) r"
+                           FROM {table} WHERE {bot} AND {emb} IS NOT NULL OFFSET 0) r"
             ),
             platform: format!(
-                "SELECT {id_text} FROM {table} WHERE {bot} = $1 ORDER BY {emb} <-> $2 LIMIT $3"
+                "SELECT {id_text} FROM {table} WHERE {bot} ORDER BY {emb} <-> $2 LIMIT $3"
             ),
         }
     }
@@ -172,7 +175,22 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
         .await
         .map_err(|e| VerifyError::new(side, store.label, None, e))?
         .unwrap_or_default();
-    Ok(Statements::new(store, at_least(&version, (0, 7))))
+    let shape = ragshift_store::schema::read_shape(store.client, store.layout)
+        .await
+        .map_err(|e| VerifyError::new(side, store.label, None, e))?;
+    let bot_type = shape
+        .and_then(|s| {
+            s.columns
+                .into_iter()
+                .find(|c| c.name == store.layout.bot)
+                .map(|c| c.type_name)
+        })
+        .unwrap_or_else(|| "text".to_owned());
+    Ok(Statements::new(
+        store,
+        at_least(&version, (0, 7)),
+        &bot_type,
+    ))
 }
 
 /// Exact top-k ids for each query, in query order: nearest first, ties by id (bytewise).
