@@ -1250,3 +1250,36 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
         .get(0);
     assert_eq!(kept, 1, "left as it was");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_type_the_target_lacks_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_missing_type").await;
+    p.src
+        .batch_execute(
+            "CREATE TYPE mood AS ENUM ('calm', 'tense');
+             ALTER TABLE items ADD COLUMN feeling mood DEFAULT 'calm';",
+        )
+        .await
+        .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("feeling mood") && err.contains("nothing was created"),
+        "{err}"
+    );
+    let created: i64 = p
+        .tgt
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('items', 'runs')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(created, 0);
+}

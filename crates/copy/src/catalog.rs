@@ -413,3 +413,63 @@ pub async fn sync_sequences(
     }
     Ok(set)
 }
+
+/// The columns of `def` whose type the target can't hold, as `column type (why)`. pgvector's
+/// types count as present when the extension is installed, or can be created, in a version that
+/// has them (`halfvec` and `sparsevec` since 0.7.0). Checked before anything is created, so a
+/// missing type is one clear error rather than a failure halfway.
+pub async fn types_missing_on(
+    target: &impl GenericClient,
+    def: &TableDef,
+) -> Result<Vec<String>, StoreError> {
+    let ext = target
+        .query_opt(
+            "SELECT coalesce(e.extversion, a.default_version)
+               FROM pg_available_extensions a LEFT JOIN pg_extension e ON e.extname = a.name
+              WHERE a.name = 'vector'",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query("reading the target's pgvector", e))?
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default());
+    let mut missing = Vec::new();
+    for c in &def.columns {
+        let base = c.type_sql.split('(').next().unwrap_or_default().trim();
+        let pgvector_since = match base {
+            "vector" => Some((0, 0)),
+            "halfvec" | "sparsevec" => Some((0, 7)),
+            _ => None,
+        };
+        if let Some(since) = pgvector_since {
+            match &ext {
+                None => missing.push(format!(
+                    "{} {} (pgvector is not installed on the target's server)",
+                    c.name, c.type_sql
+                )),
+                Some(v) if version_at_least(v, since) => {}
+                Some(v) => missing.push(format!(
+                    "{} {} (the target's pgvector is {v}; {base} needs {}.{} or later)",
+                    c.name, c.type_sql, since.0, since.1
+                )),
+            }
+            continue;
+        }
+        let known: bool = target
+            .query_one("SELECT to_regtype($1) IS NOT NULL", &[&c.type_sql])
+            .await
+            .map_err(|e| StoreError::query("looking up a column type on the target", e))?
+            .get(0);
+        if !known {
+            missing.push(format!(
+                "{} {} (no such type on the target: create its extension or type first)",
+                c.name, c.type_sql
+            ));
+        }
+    }
+    Ok(missing)
+}
+
+fn version_at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
+}

@@ -432,6 +432,31 @@ pub async fn copy(
             .map_err(CopyError::target(&label))
         }
     };
+    let mut missing = crate::catalog::types_missing_on(&target, &src_def)
+        .await
+        .map_err(CopyError::target(&tgt_label))?;
+    for p in &parents {
+        if let Some(def) = read_table(snap.client(), &p.source)
+            .await
+            .map_err(CopyError::source(&src_label))?
+        {
+            let lacking = crate::catalog::types_missing_on(&target, &def)
+                .await
+                .map_err(CopyError::target(&tgt_label))?;
+            missing.extend(
+                lacking
+                    .into_iter()
+                    .map(|m| format!("{}.{m}", p.source.display_name())),
+            );
+        }
+    }
+    if !missing.is_empty() {
+        return Err(CopyError::Refused(format!(
+            "the target can't hold every column of {}, so nothing was created: {}",
+            sl.display_name(),
+            missing.join("; ")
+        )));
+    }
     let has_vector = ragshift_store::schema::vector_version(snap.client())
         .await
         .map_err(CopyError::source(&src_label))?
