@@ -1249,6 +1249,18 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
         .unwrap()
         .get(0);
     assert_eq!(kept, 1, "left as it was");
+    let debris: bool = other
+        .query_one(
+            "SELECT to_regclass('langchain_pg_embedding') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !debris,
+        "the empty chunk table the failed run created was removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

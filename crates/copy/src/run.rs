@@ -808,6 +808,9 @@ pub async fn copy(
             (Status::Failed, Some(e))
         }
     };
+    if status == Status::Failed && report.created_table {
+        remove_if_empty(&target, tl).await;
+    }
     finish(&mut target, &ep.target, &opts.retry, &report, status).await;
     let _ = lock.release().await;
     drop(snap);
@@ -817,6 +820,26 @@ pub async fn copy(
             error: Box::new(error),
         }),
         None => Ok(report),
+    }
+}
+
+/// Drops the table this run created when it failed before any row landed in it, so a failed
+/// run leaves no empty table behind (one with rows stays, for `--resume`).
+async fn remove_if_empty(target: &Client, tl: &Layout) {
+    let sql = format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {t}) THEN DROP TABLE {t}; END IF; END $$",
+        t = tl.qualified()
+    );
+    match target.batch_execute(&sql).await {
+        Ok(()) => tracing::info!(
+            "removed the empty table {} this run had created",
+            tl.display_name()
+        ),
+        Err(e) => tracing::warn!(
+            "could not remove the empty table {} this run created: {}",
+            tl.display_name(),
+            StoreError::query("dropping it", e)
+        ),
     }
 }
 
