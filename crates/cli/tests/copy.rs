@@ -1074,6 +1074,44 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
         assert_eq!(s, t, "{table}: every column of every row");
         assert!(s.is_some());
     }
+    // verify checks the sequences too: one left behind is named.
+    let verify = |dir: &Path| {
+        let mut cmd = command(
+            dir,
+            &[
+                "verify",
+                "--source",
+                &src_url,
+                "--target",
+                &tgt_url,
+                "--queries",
+                "0",
+            ],
+        );
+        for side in ["SOURCE", "TARGET"] {
+            cmd.env(format!("RAGSHIFT_{side}_TABLE"), "data_docs")
+                .env(format!("RAGSHIFT_{side}_BOT_COLUMN"), "node_id")
+                .env(format!("RAGSHIFT_{side}_CONTENT_COLUMN"), "text")
+                .env(format!("RAGSHIFT_{side}_SOURCE_COLUMN"), "node_id");
+        }
+        cmd.output().unwrap()
+    };
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    tgt.batch_execute("SELECT setval('data_docs_id_seq', 5)")
+        .await
+        .unwrap();
+    let out = verify(dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("data_docs_id_seq") && text(&out).contains("duplicate key"),
+        "{}",
+        text(&out)
+    );
+    tgt.batch_execute("SELECT setval('data_docs_id_seq', 120)")
+        .await
+        .unwrap();
+
     // The application's next inserts work as on the source: new ids past the copied ones,
     // the generated column computed, defaults applied.
     for (sql, want) in [

@@ -6,6 +6,8 @@
 //!   differing ids.
 //! - [`coverage`]: every bot of the registry with knowledge has rows in the target; rows whose
 //!   bot no longer exists (orphans) are listed.
+//! - [`sequences`]: every identity or serial column of the source has a sequence on the target
+//!   standing past the target's largest value.
 //! - [`retrieval`]: sample queries from the bots' own embeddings; exact top-k on both sides
 //!   (overlap@k, 1.0 for identical data) and the platform's query on the target's real index
 //!   (recall@k, with the settings used).
@@ -28,6 +30,7 @@ pub mod checksums;
 pub mod coverage;
 mod error;
 pub mod retrieval;
+pub mod sequences;
 
 use ragshift_model::Bot;
 use ragshift_store::checksum::NULL_KEY;
@@ -109,6 +112,8 @@ pub struct Report {
     pub retrieval: Option<RetrievalReport>,
     /// Why retrieval agreement was skipped, when it was.
     pub retrieval_skipped: Option<String>,
+    /// The target's sequences for the source's numbered columns.
+    pub sequences: Vec<sequences::SequenceCheck>,
 }
 
 impl Report {
@@ -221,6 +226,11 @@ pub async fn verify(
         }
     }
 
+    let sequences = sequences::check(source.client, source.layout, target.client, target.layout)
+        .await
+        .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+    failures.extend(sequences.iter().filter_map(|s| s.problem.clone()));
+
     let (retrieval, retrieval_skipped) = if options.queries == 0 {
         (None, Some("--queries 0".to_owned()))
     } else if types[0] != types[1] {
@@ -277,6 +287,7 @@ pub async fn verify(
         coverage,
         retrieval,
         retrieval_skipped,
+        sequences,
     })
 }
 
