@@ -375,6 +375,10 @@ async fn a_changed_value_in_a_column_the_layout_does_not_map_is_a_difference() {
         let v = json(&out);
         assert_eq!(v["passed"], false, "{change}");
         assert!(v.to_string().contains(&row), "{change}: the row is named: {v}");
+        let column = if change.contains("metadata") { "metadata" } else { "half" };
+        let named = &v["checksums"]["different"][0]["changed_columns"][0];
+        assert_eq!(named["id"], row.as_str(), "{v}");
+        assert_eq!(named["columns"], serde_json::json!([column]), "{change}: {v}");
         // Put it back for the next change.
         let undo = if change.contains("metadata") {
             format!("UPDATE items SET metadata = jsonb_build_object('page', 1, 'tags', jsonb_build_array('a', 'b')) WHERE id = '{row}'")

@@ -127,6 +127,45 @@ pub fn row_hash_sql(columns: &[HashColumn]) -> String {
     )
 }
 
+/// Each column of the row with `id` (as [`key_text_sql`] prints ids) as an MD5 of its send form
+/// (`None` for NULL), in [`hash_columns`] order: to name the columns of a row that differ.
+/// Empty when no such row exists.
+pub async fn column_digests(
+    client: &impl GenericClient,
+    layout: &Layout,
+    id: &str,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    let columns = hash_columns(client, layout).await?;
+    let exprs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let col = quote_ident(&c.name);
+            match &c.send {
+                Some(f) => format!("md5({f}({col}))"),
+                None => format!("md5({col}::text)"),
+            }
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = $1 LIMIT 1",
+        exprs.join(", "),
+        layout.qualified(),
+        key_text_sql(&layout.id)
+    );
+    let row = client
+        .query_opt(&sql, &[&id])
+        .await
+        .map_err(|e| StoreError::query(format!("reading the columns of row {id}"), e))?;
+    Ok(match row {
+        Some(r) => columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), r.get::<_, Option<String>>(i)))
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
 /// Row count and checksum of a whole table (every column, [`SCHEME`]): for tables without a bot
 /// column, such as the collections a chunk table refers to.
 pub async fn table_checksum(

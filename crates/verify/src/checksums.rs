@@ -37,7 +37,21 @@ pub struct BotDifference {
     pub changed_ids: Vec<String>,
     /// Whether there are more differing ids than listed.
     pub more: bool,
+    /// For the first changed rows, the columns whose values differ.
+    pub changed_columns: Vec<ChangedRow>,
 }
+
+/// A row on both sides whose values differ, and in which columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangedRow {
+    /// The row's id.
+    pub id: String,
+    /// The columns that differ (by name).
+    pub columns: Vec<String>,
+}
+
+/// Changed rows whose columns are named (each costs a lookup on both sides).
+const NAMED_ROWS: usize = 5;
 
 /// The outcome of comparing every selected bot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -92,6 +106,7 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> ChecksumReport
                 extra_ids: Vec::new(),
                 changed_ids: Vec::new(),
                 more: false,
+                changed_columns: Vec::new(),
             }),
             (Some(a), None) => report.missing.push(BotRows {
                 bot_id: bot.to_owned(),
@@ -188,6 +203,28 @@ pub async fn explain(
         s.sort_unstable();
         t.sort_unstable();
         first_differences(&s, &t, max_ids, diff);
+        for id in diff.changed_ids.iter().take(NAMED_ROWS) {
+            let (s, t) = tokio::join!(
+                checksum::column_digests(source.client, source.layout, id),
+                checksum::column_digests(target.client, target.layout, id),
+            );
+            let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(&bot), e))?;
+            let t = t.map_err(|e| VerifyError::new(Side::Target, target.label, Some(&bot), e))?;
+            let mut columns: Vec<String> = s
+                .iter()
+                .filter(|(name, d)| t.iter().find(|(n, _)| n == name).map(|(_, td)| td) != Some(d))
+                .map(|(name, _)| name.clone())
+                .collect();
+            columns.extend(
+                t.iter()
+                    .filter(|(n, _)| !s.iter().any(|(sn, _)| sn == n))
+                    .map(|(n, _)| n.clone()),
+            );
+            diff.changed_columns.push(ChangedRow {
+                id: id.clone(),
+                columns,
+            });
+        }
     }
     Ok(())
 }
@@ -249,6 +286,7 @@ mod tests {
             extra_ids: vec![],
             changed_ids: vec![],
             more: false,
+            changed_columns: vec![],
         };
         first_differences(&s, &t, 10, &mut d);
         assert_eq!(d.missing_ids, vec![NULL_KEY]);
@@ -273,6 +311,7 @@ mod tests {
             extra_ids: vec![],
             changed_ids: vec![],
             more: false,
+            changed_columns: vec![],
         };
         first_differences(&s, &t, 10, &mut d);
         assert_eq!(d.missing_ids, vec!["2"]);
@@ -285,6 +324,7 @@ mod tests {
             extra_ids: vec![],
             changed_ids: vec![],
             more: false,
+            changed_columns: vec![],
             ..d
         };
         first_differences(&s, &t, 2, &mut d2);

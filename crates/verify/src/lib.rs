@@ -192,8 +192,13 @@ pub async fn verify(
         let null_ids = [&d.missing_ids, &d.extra_ids, &d.changed_ids]
             .iter()
             .any(|ids| ids.iter().any(|id| id == NULL_KEY));
+        let columns: Vec<String> = d
+            .changed_columns
+            .iter()
+            .map(|r| format!("{}: {}", r.id, r.columns.join(", ")))
+            .collect();
         failures.push(format!(
-            "{} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}{}",
+            "{} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}{}{}",
             bot_name(&d.bot_id),
             d.source_rows,
             d.target_rows,
@@ -201,6 +206,7 @@ pub async fn verify(
             d.extra_ids,
             d.changed_ids,
             if d.more { " (more not listed)" } else { "" },
+            if columns.is_empty() { String::new() } else { format!("; columns that differ: {}", columns.join("; ")) },
             if null_ids { format!(" ({NULL_KEY} is a row whose id is NULL)") } else { String::new() }
         ));
     }
