@@ -192,6 +192,25 @@ pub struct TargetArgs {
     /// CA certificate file [config: target.sslrootcert]
     #[arg(long, value_name = "FILE")]
     pub target_sslrootcert: Option<PathBuf>,
+    /// Whose table: bedrock-chat, langchain or custom; sets both sides' table and column
+    /// names where they are not set one by one [config: target.layout, source.layout]
+    #[arg(long, value_name = "NAME")]
+    pub layout: Option<String>,
+    /// Target chunk id column [config: target.id_column]
+    #[arg(long, value_name = "NAME")]
+    pub target_id_column: Option<String>,
+    /// Target bot (collection) column [config: target.bot_column]
+    #[arg(long, value_name = "NAME")]
+    pub target_bot_column: Option<String>,
+    /// Target chunk text column [config: target.content_column]
+    #[arg(long, value_name = "NAME")]
+    pub target_content_column: Option<String>,
+    /// Target chunk source column [config: target.source_column]
+    #[arg(long, value_name = "NAME")]
+    pub target_source_column: Option<String>,
+    /// Target vector column [config: target.embedding_column]
+    #[arg(long, value_name = "NAME")]
+    pub target_embedding_column: Option<String>,
 }
 
 /// `[source]` flags.
@@ -212,6 +231,27 @@ pub struct SourceArgs {
     /// CA certificate file for the source [config: source.sslrootcert]
     #[arg(long, value_name = "FILE")]
     pub source_sslrootcert: Option<PathBuf>,
+    /// Schema of the source table [config: source.schema]
+    #[arg(long, value_name = "NAME")]
+    pub source_schema: Option<String>,
+    /// Whose table the source is (bedrock-chat, langchain, custom) [config: source.layout]
+    #[arg(long, value_name = "NAME")]
+    pub source_layout: Option<String>,
+    /// Source chunk id column [config: source.id_column]
+    #[arg(long, value_name = "NAME")]
+    pub source_id_column: Option<String>,
+    /// Source bot (collection) column [config: source.bot_column]
+    #[arg(long, value_name = "NAME")]
+    pub source_bot_column: Option<String>,
+    /// Source chunk text column [config: source.content_column]
+    #[arg(long, value_name = "NAME")]
+    pub source_content_column: Option<String>,
+    /// Source chunk source column [config: source.source_column]
+    #[arg(long, value_name = "NAME")]
+    pub source_source_column: Option<String>,
+    /// Source vector column [config: source.embedding_column]
+    #[arg(long, value_name = "NAME")]
+    pub source_embedding_column: Option<String>,
 }
 
 /// `[embedding]` flags.
@@ -300,6 +340,38 @@ impl Overrides for TargetArgs {
         );
         let l = set_str(l, "--target-schema", "target.schema", &self.target_schema);
         let l = set_str(l, "--target-table", "target.table", &self.target_table);
+        let l = set_str(l, "--layout", "target.layout", &self.layout);
+        let l = set_str(l, "--layout", "source.layout", &self.layout);
+        let l = set_str(
+            l,
+            "--target-id-column",
+            "target.id_column",
+            &self.target_id_column,
+        );
+        let l = set_str(
+            l,
+            "--target-bot-column",
+            "target.bot_column",
+            &self.target_bot_column,
+        );
+        let l = set_str(
+            l,
+            "--target-content-column",
+            "target.content_column",
+            &self.target_content_column,
+        );
+        let l = set_str(
+            l,
+            "--target-source-column",
+            "target.source_column",
+            &self.target_source_column,
+        );
+        let l = set_str(
+            l,
+            "--target-embedding-column",
+            "target.embedding_column",
+            &self.target_embedding_column,
+        );
         let l = set_str(
             l,
             "--target-sslmode",
@@ -325,6 +397,38 @@ impl Overrides for SourceArgs {
             &self.source_secret_arn,
         );
         let l = set_str(l, "--source-table", "source.table", &self.source_table);
+        let l = set_str(l, "--source-schema", "source.schema", &self.source_schema);
+        let l = set_str(l, "--source-layout", "source.layout", &self.source_layout);
+        let l = set_str(
+            l,
+            "--source-id-column",
+            "source.id_column",
+            &self.source_id_column,
+        );
+        let l = set_str(
+            l,
+            "--source-bot-column",
+            "source.bot_column",
+            &self.source_bot_column,
+        );
+        let l = set_str(
+            l,
+            "--source-content-column",
+            "source.content_column",
+            &self.source_content_column,
+        );
+        let l = set_str(
+            l,
+            "--source-source-column",
+            "source.source_column",
+            &self.source_source_column,
+        );
+        let l = set_str(
+            l,
+            "--source-embedding-column",
+            "source.embedding_column",
+            &self.source_embedding_column,
+        );
         let l = set_str(
             l,
             "--source-sslmode",

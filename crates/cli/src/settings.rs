@@ -28,13 +28,28 @@ pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result
         layers
     };
     let loaded = layers().load()?;
+    let mut filled = layers();
+    let mut fills = 0;
+    // A named layout fills the table and column names nobody set.
+    for (side, preset) in [
+        ("target", loaded.config.target.layout),
+        ("source", loaded.config.source.layout),
+    ] {
+        for (key, value) in preset.keys() {
+            let origin = format!(
+                "layout {}",
+                serde_json::to_value(preset).unwrap_or_default()
+            );
+            filled = filled.fill(&origin, &format!("{side}.{key}"), Value::from(*value));
+            fills += 1;
+        }
+    }
     let Some(stack_name) = loaded.config.aws.stack.clone().filter(|s| !s.is_empty()) else {
-        return Ok(loaded);
+        return Ok(if fills == 0 { loaded } else { filled.load()? });
     };
     let retry = retry_policy(&loaded.config.retry);
     let found = discover_blocking(&loaded.config.aws, &stack_name, &retry)
         .with_context(|| format!("reading names from stack {stack_name} ([aws] stack, --stack)"))?;
-    let mut filled = layers();
     for d in found {
         tracing::debug!("stack {stack_name}: output {} → {}", d.output_key, d.path);
         let origin = format!("stack {stack_name} output {}", d.output_key);

@@ -13,6 +13,6 @@ pub use load::{ConfigError, Layers, Loaded, Origin, DEFAULT_FILE, ENV_PREFIX, SE
 pub use mask::{mask_url, Sensitive};
 pub use sections::{
     parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind,
-    EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, RegistryConfig,
-    RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
+    EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, LayoutPreset,
+    RegistryConfig, RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
 };

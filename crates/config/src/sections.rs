@@ -260,6 +260,8 @@ pub struct DatabaseConfig {
     pub sslmode: Option<SslMode>,
     /// CA certificate file for `verify-ca`/`verify-full`.
     pub sslrootcert: Option<PathBuf>,
+    /// Whose table this is: its table and column names follow, unless set one by one.
+    pub layout: LayoutPreset,
     /// Schema of the chunk table.
     pub schema: String,
     /// The chunk table.
@@ -291,6 +293,7 @@ impl Default for DatabaseConfig {
             secret_arn: None,
             sslmode: None,
             sslrootcert: None,
+            layout: LayoutPreset::BedrockChat,
             schema: "public".to_owned(),
             table: "items".to_owned(),
             id_column: "id".to_owned(),
@@ -310,6 +313,37 @@ impl DatabaseConfig {
     /// Whether a connection is configured at all.
     pub fn is_configured(&self) -> bool {
         self.url.is_some() || self.secret_arn.is_some()
+    }
+}
+
+/// The chunk tables ragshift knows by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayoutPreset {
+    /// Bedrock Chat's `items` (id, botid, content, source, embedding): the defaults.
+    #[default]
+    BedrockChat,
+    /// langchain-postgres `PGVector` (v1): `langchain_pg_embedding`, keyed by `collection_id`,
+    /// its `langchain_pg_collection` moved along by foreign key.
+    Langchain,
+    /// Every table and column name given one by one.
+    Custom,
+}
+
+impl LayoutPreset {
+    /// The `[target]`/`[source]` keys this layout sets where nobody set them.
+    pub fn keys(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::BedrockChat | Self::Custom => &[],
+            Self::Langchain => &[
+                ("table", "langchain_pg_embedding"),
+                ("id_column", "id"),
+                ("bot_column", "collection_id"),
+                ("content_column", "document"),
+                ("source_column", "cmetadata"),
+                ("embedding_column", "embedding"),
+            ],
+        }
     }
 }
 
@@ -471,9 +505,9 @@ mod human_duration {
         let secs = d.as_secs();
         let text = match secs {
             0 => "0".to_owned(),
-            _ if secs % 86400 == 0 => format!("{}d", secs / 86400),
-            _ if secs % 3600 == 0 => format!("{}h", secs / 3600),
-            _ if secs % 60 == 0 => format!("{}m", secs / 60),
+            _ if secs.is_multiple_of(86400) => format!("{}d", secs / 86400),
+            _ if secs.is_multiple_of(3600) => format!("{}h", secs / 3600),
+            _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
             _ => format!("{secs}s"),
         };
         s.serialize_str(&text)

@@ -249,8 +249,13 @@ pub async fn copy(
                 sl.display_name()
             ))
         })?;
-    let missing: Vec<&str> = sl
-        .columns()
+    // Copy moves every column whatever its name; it needs the id and bot columns (partitions,
+    // per-bot checksums) and the embedding column only for the vector index it builds.
+    let mut needed = vec![sl.id.as_str(), sl.bot.as_str()];
+    if opts.vector_index.is_some() {
+        needed.push(sl.embedding.as_str());
+    }
+    let missing: Vec<&str> = needed
         .into_iter()
         .filter(|c| !src_def.columns.iter().any(|d| d.name == *c))
         .collect();
