@@ -61,4 +61,6 @@ rm -f "$LOG"
 
 venv_ready || die "packages installed but moto/pyarrow/the RAG libraries do not import in $VENV"
 "$VENV/bin/moto_server" --help >/dev/null 2>&1 || die "$VENV/bin/moto_server --help fails"
-step "venv: done ($("$VENV/bin/python" -c 'import moto, pyarrow; print("moto", moto.__version__, "pyarrow", pyarrow.__version__)'))$("$VENV/bin/python" -c 'from importlib.metadata import version as v; print("", "langchain-postgres", v("langchain-postgres"), "llama-index-vector-stores-postgres", v("llama-index-vector-stores-postgres"))'))"
+VERSIONS="$("$VENV/bin/python" -c 'from importlib.metadata import version as v
+print(", ".join(f"{p} {v(p)}" for p in ("moto", "pyarrow", "langchain-postgres", "llama-index-vector-stores-postgres")))')"
+step "venv: done ($VERSIONS)"
