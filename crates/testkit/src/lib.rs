@@ -11,6 +11,8 @@
 //!   replication, TLS — or that stop the server. Stopped and deleted on drop.
 //! - [`MotoServer`]: a private moto server.
 //! - [`model_dir`]: the local all-MiniLM-L6-v2 model.
+//! - [`rag_stores`]: pgvector stores written, searched and extended by the real LangChain and
+//!   LlamaIndex libraries, and an all-column digest to compare a table across a move.
 //! - [`FaultProxy`]: real network faults (cuts, stalls, refused connections) between ragshift
 //!   and PostgreSQL; [`sigkill_at_random`]: a crash at a seeded random moment.
 //!
@@ -45,6 +47,7 @@ mod names;
 mod pg_cluster;
 mod pg_server;
 mod process;
+pub mod rag_stores;
 mod rng;
 mod shared;
 mod tls;
