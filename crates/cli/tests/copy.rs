@@ -1251,6 +1251,18 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("e7"), "{}", text(&out));
+    // The collections are compared too.
+    tgt.batch_execute(
+        "UPDATE langchain_pg_collection SET cmetadata = '{\"i\": 9}' WHERE name = 'collection 1'",
+    )
+    .await
+    .unwrap();
+    let out = verify(dir.path());
+    assert!(
+        text(&out).contains("referenced table public.langchain_pg_collection differs"),
+        "{}",
+        text(&out)
+    );
 
     // The foreign key holds on the target: deleting a collection deletes its chunks.
     tgt.batch_execute("DELETE FROM langchain_pg_collection WHERE name = 'collection 2'")

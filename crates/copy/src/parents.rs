@@ -45,37 +45,11 @@ pub async fn referenced_tables(
     chunk: &Layout,
     target_chunk: &Layout,
 ) -> Result<Vec<Parent>, StoreError> {
-    let rows = source
-        .query(
-            "SELECT DISTINCT rn.nspname::text, rc.relname::text
-               FROM pg_constraint con
-               JOIN pg_class rc ON rc.oid = con.confrelid
-               JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE con.conrelid = to_regclass($1) AND con.contype = 'f'
-                AND con.confrelid <> con.conrelid
-              ORDER BY 1, 2",
-            &[&chunk.qualified()],
-        )
-        .await
-        .map_err(|e| {
-            StoreError::query(
-                format!("finding the tables {} refers to", chunk.display_name()),
-                e,
-            )
-        })?;
-    Ok(rows
+    let found = ragshift_store::schema::referenced_tables(source, chunk).await?;
+    Ok(found
         .iter()
         .map(|r| {
-            let (schema, table): (String, String) = (r.get(0), r.get(1));
-            let target_schema = if schema == chunk.schema {
-                target_chunk.schema.clone()
-            } else {
-                schema.clone()
-            };
-            let mut source = chunk.with_table(&table);
-            source.schema = schema;
-            let mut target = target_chunk.with_table(&table);
-            target.schema = target_schema;
+            let (source, target) = ragshift_store::schema::counterpart(chunk, target_chunk, r);
             Parent { source, target }
         })
         .collect())

@@ -263,3 +263,49 @@ pub async fn table_dimension(
         .await?
         .and_then(|s| s.dimension_of(&layout.embedding)))
 }
+
+/// The tables `layout`'s table refers to by foreign key (itself excluded), as
+/// `(schema, table)`: what a store needs besides its chunk table (LangChain's collections).
+pub async fn referenced_tables(
+    client: &impl GenericClient,
+    layout: &Layout,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT rn.nspname::text, rc.relname::text
+               FROM pg_constraint con
+               JOIN pg_class rc ON rc.oid = con.confrelid
+               JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+              WHERE con.conrelid = to_regclass($1) AND con.contype = 'f'
+                AND con.confrelid <> con.conrelid
+              ORDER BY 1, 2",
+            &[&layout.qualified()],
+        )
+        .await
+        .map_err(|e| {
+            StoreError::query(
+                format!("finding the tables {} refers to", layout.display_name()),
+                e,
+            )
+        })?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// `source`'s referenced table `(schema, table)` as it is named on the side of `target`: in
+/// `target`'s schema when it shares `source`'s table's schema, else in the same schema.
+pub fn counterpart(
+    source: &Layout,
+    target: &Layout,
+    referenced: &(String, String),
+) -> (Layout, Layout) {
+    let (schema, table) = referenced;
+    let mut s = source.with_table(table);
+    s.schema = schema.clone();
+    let mut t = target.with_table(table);
+    t.schema = if *schema == source.schema {
+        target.schema.clone()
+    } else {
+        schema.clone()
+    };
+    (s, t)
+}

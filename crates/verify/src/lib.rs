@@ -114,6 +114,8 @@ pub struct Report {
     pub retrieval_skipped: Option<String>,
     /// The target's sequences for the source's numbered columns.
     pub sequences: Vec<sequences::SequenceCheck>,
+    /// Tables the chunk table refers to by foreign key, compared whole.
+    pub referenced: Vec<ReferencedTable>,
 }
 
 impl Report {
@@ -236,6 +238,12 @@ pub async fn verify(
         .await
         .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
     failures.extend(sequences.iter().filter_map(|s| s.problem.clone()));
+    let referenced = referenced_tables(source, target).await?;
+    for r in &referenced {
+        if let Some(p) = &r.problem {
+            failures.push(p.clone());
+        }
+    }
 
     let (retrieval, retrieval_skipped) = if options.queries == 0 {
         (None, Some("--queries 0".to_owned()))
@@ -294,7 +302,74 @@ pub async fn verify(
         retrieval,
         retrieval_skipped,
         sequences,
+        referenced,
     })
+}
+
+/// A table the chunk table refers to by foreign key, compared whole.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReferencedTable {
+    /// On the target.
+    pub table: String,
+    /// Rows on the source.
+    pub source_rows: i64,
+    /// Rows on the target (`None`: the table is missing there).
+    pub target_rows: Option<i64>,
+    /// What is wrong, if anything.
+    pub problem: Option<String>,
+}
+
+/// Compares every column of every row of each table the source's chunk table refers to
+/// (LangChain's collections): without them the chunks point at nothing.
+async fn referenced_tables(
+    source: &Store<'_>,
+    target: &Store<'_>,
+) -> Result<Vec<ReferencedTable>, VerifyError> {
+    let serr = |e| VerifyError::new(Side::Source, source.label, None, e);
+    let terr = |e| VerifyError::new(Side::Target, target.label, None, e);
+    let found = ragshift_store::schema::referenced_tables(source.client, source.layout)
+        .await
+        .map_err(serr)?;
+    let mut out = Vec::new();
+    for r in &found {
+        let (sl, tl) = ragshift_store::schema::counterpart(source.layout, target.layout, r);
+        let (s_rows, s_sum) = ragshift_store::checksum::table_checksum(source.client, &sl)
+            .await
+            .map_err(serr)?;
+        let exists: bool = target
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&tl.qualified()])
+            .await
+            .map_err(|e| terr(StoreError::query("looking for a referenced table", e)))?
+            .get(0);
+        let (target_rows, problem) = if exists {
+            let (t_rows, t_sum) = ragshift_store::checksum::table_checksum(target.client, &tl)
+                .await
+                .map_err(terr)?;
+            let problem = (t_rows != s_rows || t_sum != s_sum).then(|| {
+                format!(
+                    "referenced table {} differs: {s_rows} rows on the source, {t_rows} on the target, checksums {s_sum} and {t_sum}",
+                    tl.display_name()
+                )
+            });
+            (Some(t_rows), problem)
+        } else {
+            (
+                None,
+                Some(format!(
+                    "referenced table {} is missing on the target: its chunks point at nothing",
+                    tl.display_name()
+                )),
+            )
+        };
+        out.push(ReferencedTable {
+            table: tl.display_name(),
+            source_rows: s_rows,
+            target_rows,
+            problem,
+        });
+    }
+    Ok(out)
 }
 
 /// A bot as failures name it; the rows whose bot id is NULL are grouped under [`NULL_KEY`] and
