@@ -679,3 +679,34 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(checksums(&db).await, before, "the database is untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_export_would_lose_columns_of_is_refused_before_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("export_lossy").await;
+    db.batch_execute("ALTER TABLE items ADD COLUMN metadata jsonb DEFAULT '{\"page\": 1}'")
+        .await
+        .unwrap();
+    let out_dir = dir.path().join("kb");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "export",
+            "--source",
+            &url,
+            "--to",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("metadata jsonb") && err.contains("ragshift copy"),
+        "{err}"
+    );
+    assert!(
+        !out_dir.join("manifest.json").exists(),
+        "nothing was written"
+    );
+}

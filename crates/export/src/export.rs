@@ -110,6 +110,38 @@ pub async fn export(
                 layout.display_name()
             ))
         })?;
+    // The Parquet files carry the layout's five columns, the four keys and texts as text: a
+    // table with more columns, or keys of other types, would lose data on the way. Say so
+    // before anything is written rather than export part of the store.
+    let mapped = layout.columns();
+    let textual = |t: &str| {
+        t == "text"
+            || t.starts_with("character varying")
+            || t.starts_with("character(")
+            || t == "character"
+    };
+    let mut lost: Vec<String> = shape
+        .columns
+        .iter()
+        .filter(|c| !mapped.contains(&c.name.as_str()))
+        .map(|c| format!("{} {} (not carried)", c.name, c.type_name))
+        .collect();
+    lost.extend(
+        shape
+            .columns
+            .iter()
+            .filter(|c| c.name != layout.embedding && mapped.contains(&c.name.as_str()))
+            .filter(|c| !textual(&c.type_name))
+            .map(|c| format!("{} {} (carried as text only)", c.name, c.type_name)),
+    );
+    if !lost.is_empty() {
+        return Err(ExportError::Refused(format!(
+            "export carries the columns {} of {} as text and a vector(n); this table also has {}: exporting it would lose data. Move this store with `ragshift copy` or `ragshift replicate` (whole-store export is not built yet)",
+            mapped.join(", "),
+            layout.display_name(),
+            lost.join(", ")
+        )));
+    }
     let dimension = shape.dimension_of(&layout.embedding).ok_or_else(|| {
         ExportError::Refused(format!(
             "column {} of {} is not a vector(n): set [source] embedding_column",
