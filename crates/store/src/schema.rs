@@ -168,10 +168,21 @@ pub fn check_shape(
     actual: &TableShape,
     expected: &TableShape,
 ) -> Result<(), StoreError> {
+    // Ids, bot ids and texts are written as text: any text type holds them (a table the user
+    // or a library created with `varchar` or `text` columns is as good as `character(26)`).
+    let textual =
+        |t: &str| t == "text" || t.starts_with("character varying") || t.starts_with("character(");
+    let fits = |want: &ColumnShape, have: &ColumnShape| {
+        have.name == want.name
+            && (have.type_name == want.type_name
+                || (want.name != layout.embedding
+                    && textual(&want.type_name)
+                    && textual(&have.type_name)))
+    };
     let mismatched: Vec<&ColumnShape> = expected
         .columns
         .iter()
-        .filter(|want| !actual.columns.iter().any(|have| have == *want))
+        .filter(|want| !actual.columns.iter().any(|have| fits(want, have)))
         .collect();
     if mismatched.is_empty() {
         return Ok(());

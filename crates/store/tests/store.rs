@@ -104,6 +104,26 @@ async fn init_target_creates_once_then_leaves_the_table_alone() {
 }
 
 #[tokio::test]
+async fn init_target_accepts_a_pre_created_table_with_other_text_types() {
+    let (_, mut client) = fresh("shape_text").await;
+    client
+        .batch_execute(
+            "CREATE EXTENSION vector;
+             CREATE TABLE items (id varchar PRIMARY KEY, botid text, content text, source varchar(400),
+                                 embedding vector(4));",
+        )
+        .await
+        .unwrap();
+    let layout = Layout::default();
+    assert_eq!(
+        init_target(&mut client, &layout, 4).await.unwrap(),
+        InitOutcome::AlreadyPresent
+    );
+    let err = init_target(&mut client, &layout, 8).await.unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::DimensionMismatch, "{err}");
+}
+
+#[tokio::test]
 async fn init_target_refuses_a_table_of_another_shape_and_changes_nothing() {
     let (_, mut client) = fresh("shape").await;
     client
