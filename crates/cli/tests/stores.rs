@@ -34,7 +34,7 @@ fn text(out: &Output) -> String {
 }
 
 /// How ragshift is told about each kind's table: a named layout, or the columns one by one
-/// (stores without a collection column are keyed by a per-row column).
+/// (stores without a collection column get an empty bot column: one key, split by id ranges).
 fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
     let columns = |id: &str, bot: &str, embedding: &str| {
         let mut v = Vec::new();
@@ -54,11 +54,12 @@ fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
     };
     match kind {
         StoreKind::LangchainV1 => vec!["--layout".into(), "langchain".into()],
-        StoreKind::LangchainV2 => columns("langchain_id", "langchain_id", "embedding"),
+        // No collection column: an empty bot column splits the table by id ranges.
+        StoreKind::LangchainV2 => columns("langchain_id", "", "embedding"),
         StoreKind::LlamaIndex | StoreKind::LlamaIndexHybrid | StoreKind::LlamaIndexHalfvec => {
-            columns("id", "node_id", "embedding")
+            columns("id", "", "embedding")
         }
-        StoreKind::CustomTypes => columns("id", "id", "emb"),
+        StoreKind::CustomTypes => columns("id", "", "emb"),
     }
 }
 
@@ -82,7 +83,7 @@ async fn moved_whole_and_still_working(kind: StoreKind) {
         ragshift(dir.path(), &args)
     };
 
-    let out = with(&["copy"]);
+    let out = with(&["copy", "--partition-rows", "100", "--jobs", "2"]);
     assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
 
     let (src, tgt) = (

@@ -57,7 +57,7 @@ impl Partition {
     /// The SQL condition selecting the partition's rows (values as literals, since `COPY`
     /// takes no parameters; they come from the source itself and are quoted).
     pub fn predicate(&self, layout: &Layout) -> String {
-        let bot = quote_ident(&layout.bot);
+        let bot = layout.bot_sql();
         match &self.slice {
             Slice::Bots { bots, nulls } => {
                 let mut parts = Vec::new();
@@ -115,6 +115,11 @@ impl Partition {
                     }
                 }
             }
+            Slice::Ids { bot, after, upto } if bot.is_empty() => format!(
+                "ids {}..{}",
+                after.as_deref().unwrap_or("start"),
+                upto.as_deref().unwrap_or("end")
+            ),
             Slice::Ids { bot, after, upto } => format!(
                 "bot {bot} ids {}..{}",
                 after.as_deref().unwrap_or("start"),
@@ -148,7 +153,7 @@ pub async fn bot_counts(
     layout: &Layout,
     only: Option<&[String]>,
 ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
-    let bot = quote_ident(&layout.bot);
+    let bot = layout.bot_sql();
     let filter = match only {
         Some(_) => format!("WHERE {bot}::text = ANY($1)"),
         None => "WHERE $1::text[] IS NULL".to_owned(),
@@ -182,7 +187,7 @@ pub async fn id_cut_points(
                    FROM {table} WHERE {bot} = {lit} AND {id} IS NOT NULL) s
           GROUP BY t ORDER BY t",
         id = quote_ident(&layout.id),
-        bot = quote_ident(&layout.bot),
+        bot = layout.bot_sql(),
         table = layout.qualified(),
         lit = sql_literal(bot),
     );

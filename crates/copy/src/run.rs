@@ -251,7 +251,10 @@ pub async fn copy(
         })?;
     // Copy moves every column whatever its name; it needs the id and bot columns (partitions,
     // per-bot checksums) and the embedding column only for the vector index it builds.
-    let mut needed = vec![sl.id.as_str(), sl.bot.as_str()];
+    let mut needed = vec![sl.id.as_str()];
+    if !sl.bot.is_empty() {
+        needed.push(sl.bot.as_str());
+    }
     if opts.vector_index.is_some() {
         needed.push(sl.embedding.as_str());
     }

@@ -31,10 +31,12 @@ pub const NULL_KEY: &str = "<NULL>";
 /// SQL for a key column (bot or id) as text: trailing blanks of `character(n)` removed, NULL
 /// as [`NULL_KEY`].
 pub fn key_text_sql(column: &str) -> String {
-    format!(
-        "coalesce(rtrim({}::text), '{NULL_KEY}')",
-        quote_ident(column)
-    )
+    key_text_of(&quote_ident(column))
+}
+
+/// [`key_text_sql`] of an SQL expression (e.g. [`Layout::bot_sql`]).
+pub fn key_text_of(expr: &str) -> String {
+    format!("coalesce(rtrim({expr}::text), '{NULL_KEY}')")
 }
 
 /// Names the per-row hash below, so that a checksum recorded by one ragshift (an export's
@@ -193,7 +195,7 @@ pub async fn bot_checksums(
     layout: &Layout,
     bots: Option<&[String]>,
 ) -> Result<Vec<BotChecksum>, StoreError> {
-    let bot = key_text_sql(&layout.bot);
+    let bot = key_text_of(&layout.bot_sql());
     let filter = if bots.is_some() {
         format!("WHERE {bot} = ANY($1)")
     } else {
@@ -235,7 +237,7 @@ pub async fn row_hashes(
     let sql = format!(
         "SELECT {id}, ({hash})::text FROM {table} WHERE {bot} = $1 ORDER BY 1, 2",
         id = key_text_sql(&layout.id),
-        bot = key_text_sql(&layout.bot),
+        bot = key_text_of(&layout.bot_sql()),
         hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );

@@ -53,6 +53,17 @@ impl Layout {
         }
     }
 
+    /// The bot (collection) column in SQL. A table without one (LlamaIndex's, langchain v2's)
+    /// has `bot` empty: every row then belongs to one key, `''`, which copy splits by id
+    /// ranges and verify compares as one.
+    pub fn bot_sql(&self) -> String {
+        if self.bot.is_empty() {
+            "''::text".to_owned()
+        } else {
+            quote_ident(&self.bot)
+        }
+    }
+
     /// The same layout for another table name.
     pub fn with_table(&self, table: &str) -> Self {
         Self {

@@ -375,7 +375,9 @@ async fn referenced_tables(
 /// A bot as failures name it; the rows whose bot id is NULL are grouped under [`NULL_KEY`] and
 /// said to be so.
 fn bot_name(bot_id: &str) -> String {
-    if bot_id == NULL_KEY {
+    if bot_id.is_empty() {
+        "the table's rows (it has no bot column)".to_owned()
+    } else if bot_id == NULL_KEY {
         format!("bot {NULL_KEY} (the rows whose bot id is NULL)")
     } else {
         format!("bot {bot_id}")

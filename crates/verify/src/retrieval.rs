@@ -142,7 +142,7 @@ impl Statements {
         let (id, id_text, bot, emb, table) = (
             quote_ident(&l.id),
             key_text_sql(&l.id),
-            quote_ident(&l.bot),
+            l.bot_sql(),
             quote_ident(&l.embedding),
             l.qualified(),
         );
