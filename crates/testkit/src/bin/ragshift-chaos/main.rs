@@ -394,7 +394,7 @@ impl Trial<'_> {
                 .is_some();
             }
         }
-        let pid = child.id();
+        let mut pid = child.id();
         let out = child.wait_with_output()?;
         let mut code = out.status.code();
         exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
@@ -421,7 +421,7 @@ impl Trial<'_> {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()?;
-            let pid = child.id();
+            pid = child.id();
             let out = child.wait_with_output()?;
             code = out.status.code();
             exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
@@ -433,6 +433,19 @@ impl Trial<'_> {
         let (lost, duplicated) = self.compare(&url)?;
         if code == Some(0) && lost + duplicated > 0 {
             wrong_exit += 1;
+        }
+        // A rebuild's exit 0 must agree with its journal: no run left running (a killed one is
+        // recorded failed by the next), and the last process's run succeeded.
+        if code == Some(0)
+            && self.strategy == "rebuild"
+            && self.journal_has(
+                &url,
+                "status = 'running' OR (pid = $1::int AND status <> 'succeeded')",
+                pid as i32,
+            )?
+        {
+            wrong_exit += 1;
+            eprintln!("chaos: exit 0, but the journal holds a run still running or not succeeded");
         }
         Ok(TrialResult {
             fault: description,
