@@ -6,11 +6,12 @@
 //! lost or that never arrives, a failover refusing connections for seconds, every connection
 //! cut, or a SIGKILL of ragshift at a random moment), then runs the same command again until it
 //! succeeds, and compares source and target independently of ragshift (every column of every
-//! row, by the server's own text form). It prints, per strategy, the trials, rows lost, rows
+//! row, by the server's own text form; a rebuild's target with a clean rebuild, see
+//! [`rebuild`]). It prints, per strategy, the trials, rows lost, rows
 //! duplicated (or extra) and wrong exit codes, and exits 1 unless all are zero.
 //!
 //! ```text
-//! ragshift-chaos --ragshift target/debug/ragshift [--trials 20] [--strategies copy,import] [--seed S]
+//! ragshift-chaos --ragshift target/debug/ragshift [--trials 20] [--strategies copy,import,rebuild] [--seed S]
 //! ```
 //!
 //! A wrong exit code is: 2 once work had started (it means "nothing started"), anything but
@@ -19,6 +20,8 @@
 
 // The tally is this program's output.
 #![allow(clippy::print_stdout)]
+
+mod rebuild;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
@@ -40,6 +43,22 @@ fn fixture() -> String {
 
 /// Every row as the server prints it (layout columns, so an import's table compares too).
 const ROWS: &str = "SELECT id::text, md5(row(id::text, botid::text, content, source, embedding::text)::text) FROM items";
+
+/// Where in a strategy's run its faults land: a byte cut somewhere in `bytes` of what the run
+/// sends and receives through the proxy, a failover or SIGKILL within `run` of its start.
+#[derive(Debug, Clone)]
+pub struct Scale {
+    bytes: std::ops::Range<u64>,
+    run: Duration,
+}
+
+/// The scale of a copy or an import of [`fixture`].
+fn table_scale() -> Scale {
+    Scale {
+        bytes: 100_000..6_100_000,
+        run: Duration::from_secs(5),
+    }
+}
 
 /// Reruns after the faulted run before a trial counts as not recovering.
 const RERUNS: usize = 4;
@@ -75,7 +94,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         ragshift: PathBuf::new(),
         trials: 20,
-        strategies: vec!["copy".into(), "import".into()],
+        strategies: vec!["copy".into(), "import".into(), "rebuild".into()],
         seed: SeededRng::fresh_seed(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -120,15 +139,16 @@ fn run() -> anyhow::Result<bool> {
     })?;
     let work = tempfile::tempdir()?;
     let export_dir = work.path().join("export");
+    let mut rebuild_fixture: Option<rebuild::Rebuild> = None;
     let mut master = SeededRng::new(a.seed);
     let mut results = Vec::new();
     let mut all_good = true;
     for strategy in &a.strategies {
         let mut tally = Tally::default();
         match strategy.as_str() {
-            "copy" | "import" => {}
+            "copy" | "import" | "rebuild" => {}
             other => {
-                println!("{other}: not covered yet (only copy and import are)");
+                println!("{other}: not covered yet (only copy, import and rebuild are)");
                 continue;
             }
         }
@@ -148,6 +168,19 @@ fn run() -> anyhow::Result<bool> {
                 bail!("the export for the import trials failed: {}", text(&out));
             }
         }
+        if strategy == "rebuild" && rebuild_fixture.is_none() {
+            rebuild_fixture = Some(rebuild::Rebuild::prepare(
+                &a.ragshift,
+                work.path(),
+                &target,
+                &proxy,
+                &rt,
+            )?);
+        }
+        let scale = match (strategy.as_str(), &rebuild_fixture) {
+            ("rebuild", Some(r)) => r.scale.clone(),
+            _ => table_scale(),
+        };
         for trial in 0..a.trials {
             let seed = master.next_u64();
             let t = Trial {
@@ -161,6 +194,8 @@ fn run() -> anyhow::Result<bool> {
                 proxy: &proxy,
                 rt: &rt,
                 name: format!("chaos_{strategy}_{trial}"),
+                scale: scale.clone(),
+                rebuild: rebuild_fixture.as_ref(),
             };
             let r = t.run()?;
             proxy.heal();
@@ -190,7 +225,7 @@ fn run() -> anyhow::Result<bool> {
             println!("  bad trial: seed {b}");
         }
     }
-    for s in ["rebuild", "replicate"] {
+    for s in ["replicate"] {
         if !a.strategies.iter().any(|x| x == s) {
             println!("{s}: not covered yet");
         }
@@ -232,6 +267,8 @@ struct Trial<'a> {
     proxy: &'a FaultProxy,
     rt: &'a tokio::runtime::Runtime,
     name: String,
+    scale: Scale,
+    rebuild: Option<&'a rebuild::Rebuild>,
 }
 
 struct TrialResult {
@@ -255,6 +292,10 @@ enum Fault {
 impl Trial<'_> {
     fn args(&self, via: &str, rerun: bool, resume: bool) -> Vec<String> {
         let mut v: Vec<String> = match self.strategy {
+            "rebuild" => match self.rebuild {
+                Some(r) => r.args(via),
+                None => Vec::new(),
+            },
             "copy" => vec![
                 "copy".into(),
                 "--source".into(),
@@ -286,12 +327,14 @@ impl Trial<'_> {
         let p = self.proxy;
         match rng.below(7) {
             0 => {
-                let at = 100_000 + rng.below(6_000_000);
+                let at = self.scale.bytes.start
+                    + rng.below(self.scale.bytes.end - self.scale.bytes.start);
                 p.cut_one_after_bytes(at);
                 Fault::Proxy(format!("the connection carrying byte {at} cut"))
             }
             1 => {
-                let at = 100_000 + rng.below(6_000_000);
+                let at = self.scale.bytes.start
+                    + rng.below(self.scale.bytes.end - self.scale.bytes.start);
                 p.cut_after_bytes(at);
                 Fault::Proxy(format!("every connection cut at byte {at}"))
             }
@@ -312,7 +355,7 @@ impl Trial<'_> {
                 Fault::Proxy(format!("COPY {nth} cut, connections refused for {ms} ms"))
             }
             5 => Fault::FailoverAt(
-                rng.duration_in(Duration::from_millis(200), Duration::from_secs(4)),
+                rng.duration_in(Duration::from_millis(200), self.scale.run.mul_f32(0.8)),
                 rng.duration_in(Duration::from_millis(500), Duration::from_secs(4)),
             ),
             _ => Fault::KillAt(rng.next_u64()),
@@ -346,12 +389,12 @@ impl Trial<'_> {
                 killed = sigkill_at_random(
                     &mut child,
                     seed,
-                    Duration::from_millis(100)..Duration::from_secs(5),
+                    Duration::from_millis(100)..self.scale.run,
                 )?
                 .is_some();
             }
         }
-        let pid = child.id();
+        let mut pid = child.id();
         let out = child.wait_with_output()?;
         let mut code = out.status.code();
         exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
@@ -378,7 +421,7 @@ impl Trial<'_> {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()?;
-            let pid = child.id();
+            pid = child.id();
             let out = child.wait_with_output()?;
             code = out.status.code();
             exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
@@ -391,6 +434,19 @@ impl Trial<'_> {
         if code == Some(0) && lost + duplicated > 0 {
             wrong_exit += 1;
         }
+        // A rebuild's exit 0 must agree with its journal: no run left running (a killed one is
+        // recorded failed by the next), and the last process's run succeeded.
+        if code == Some(0)
+            && self.strategy == "rebuild"
+            && self.journal_has(
+                &url,
+                "status = 'running' OR (pid = $1::int AND status <> 'succeeded')",
+                pid as i32,
+            )?
+        {
+            wrong_exit += 1;
+            eprintln!("chaos: exit 0, but the journal holds a run still running or not succeeded");
+        }
         Ok(TrialResult {
             fault: description,
             exits,
@@ -401,16 +457,16 @@ impl Trial<'_> {
     }
 
     /// 0 and 1 are always possible outcomes of a faulted run; 2 ("nothing started") only when
-    /// the run left no trace in the journal (copy and import record their process id there).
+    /// the run left no trace in the journal (copy, import and rebuild record their process id
+    /// there).
     fn exit_ok(&self, code: Option<i32>, pid: u32, url: &str) -> anyhow::Result<bool> {
         match code {
             Some(0 | 1) => Ok(true),
-            Some(2) if matches!(self.strategy, "copy" | "import") => {
+            Some(2) => {
                 let url = url.to_owned();
                 let recorded = self.journal_has(&url, "pid = $1::int", pid as i32)?;
                 Ok(!recorded)
             }
-            Some(2) => Ok(true),
             _ => Ok(false),
         }
     }
@@ -439,6 +495,9 @@ impl Trial<'_> {
     /// Rows of the source missing or different on the target, and rows on the target beyond
     /// the source's (duplicates and extras).
     fn compare(&self, url: &str) -> anyhow::Result<(u64, u64)> {
+        if let (Some(r), "rebuild") = (self.rebuild, self.strategy) {
+            return r.compare(self.target, url, self.rt);
+        }
         let (src_url, url) = (self.src_url.to_owned(), url.to_owned());
         self.rt.block_on(async {
             let s = self.target.connect(&src_url).await;
