@@ -16,7 +16,9 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ragshift_testkit::{model_dir, shared_moto, shared_pg, unique_name, FaultProxy, SeededRng};
+use ragshift_testkit::{
+    model_dir, shared_moto, shared_pg, unique_name, CutWhen, FaultProxy, SeededRng,
+};
 use serde_json::{json, Value};
 
 const REASON_INSERTED: &str = "Successfully inserted to vector store.";
@@ -1540,4 +1542,44 @@ async fn a_bot_is_not_committed_once_its_run_lost_the_target_lock() {
     assert_eq!(unit.get::<_, String>(0), "failed");
     let why: String = unit.get::<_, Option<String>>(1).unwrap_or_default();
     assert!(why.contains("no longer holds its lock"), "{why}");
+}
+
+#[tokio::test]
+async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
+    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
+        (bot_id(91), vec!["faq.txt"], vec![]),
+        (bot_id(92), vec!["handbook.md"], vec![]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    write_registry(dir.path(), &bots);
+    let upstream = format!("{}:{}", shared_pg().host(), shared_pg().port());
+    let url = shared_pg().fresh_database("lost_commit_answer");
+    // The table and the journal exist: the run's first COMMIT is then the first bot's.
+    let out = ragshift(dir.path(), &["init-target"], &file_env(&url));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    shared_pg()
+        .connect(&url)
+        .await
+        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&upstream).unwrap();
+    // It commits, and its answer never arrives.
+    proxy.cut_on_query("COMMIT", CutWhen::AfterReply, 1);
+    let mut env = file_env(&proxy.url_for(&url));
+    env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
+    let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
+    assert!(proxy.cuts() > 0, "the fault struck");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["failed"], 0, "the journal says the bot committed: {r}");
+    assert!(
+        stderr(&out).contains("the journal says it committed"),
+        "{}",
+        stderr(&out)
+    );
+    let now = rows(&url).await;
+    for (bot, _, _) in &bots {
+        assert!(!ids(&now, bot).is_empty(), "bot {bot} has its rows");
+    }
 }

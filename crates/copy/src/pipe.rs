@@ -136,7 +136,7 @@ pub async fn stream_copy(
 /// `source` must be inside the snapshot transaction; `streamed` is increased as bytes pass.
 ///
 /// Safe to call again after any failure, including one that left the outcome of a COMMIT
-/// unknown, provided the earlier attempt's session has ended (see `run::fence`): the unit is
+/// unknown, provided the earlier attempt's session has ended (see `ragshift_store::session::end_session`): the unit is
 /// first claimed in the journal — which waits for any transaction still holding its row and
 /// returns [`Copied::Already`] if the partition committed — and a claim that is not the
 /// unit's first attempt deletes the partition's rows inside the new transaction before copying.

@@ -10,7 +10,7 @@
 //! - A partition that fails transiently (SQLSTATE 08*, 57P01–57P03, 53300, 40001, 40P01, a closed
 //!   connection) is retried under one [`Policy`] (exponential backoff with jitter within a total
 //!   time budget, `--retry-budget`), on new connections. If the writer's connection broke, the
-//!   outcome of its COMMIT is unknown: its old session is ended and waited for ([`fence`]), then
+//!   outcome of its COMMIT is unknown: its old session is ended and waited for ([`end_session`]), then
 //!   the journal, which commits in the same transaction as the data, says whether the partition
 //!   is done; if not, its rows are deleted and copied again in one transaction. Nothing is ever
 //!   written twice. A partition that can't be done within the budget (reconnections included)
@@ -43,6 +43,7 @@ use ragshift_store::identity::{identify, same_database};
 use ragshift_store::index::VectorIndex;
 use ragshift_store::journal::{self, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
+use ragshift_store::session::{end_session, session_id, SessionId};
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError, StoreErrorKind};
 
 use crate::catalog::{read_table, TableDef};
@@ -992,11 +993,10 @@ struct WorkerContext<'a> {
 }
 
 /// A target session that writes partitions, and who it is on the server (to end it for sure
-/// after its connection broke: see [`fence`]).
+/// after its connection broke: see [`end_session`]).
 struct Writer {
     client: Client,
-    pid: i32,
-    backend_start: String,
+    session: SessionId,
 }
 
 async fn open_writer(
@@ -1006,54 +1006,8 @@ async fn open_writer(
 ) -> Result<Writer, StoreError> {
     let client = connect(spec, app).await?;
     ddl::set_lock_timeout(&client, lock_timeout).await?;
-    let row = client
-        .query_one(
-            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .map_err(|e| StoreError::query("identifying the writer session", e))?;
-    Ok(Writer {
-        client,
-        pid: row.get(0),
-        backend_start: row.get(1),
-    })
-}
-
-/// How long an earlier attempt's session may take to go away.
-const FENCE_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Ends the session of an attempt whose connection broke, and waits until it is gone. Until
-/// then it may still be processing a COMMIT that reached the server; once it is gone, the
-/// journal's word on that attempt is final, and a retry can read it (on the new session
-/// `client`) without racing it. Matching on the backend's start time keeps an unrelated session
-/// that reuses the pid (after a failover) safe.
-async fn fence(client: &Client, old: &Writer) -> Result<(), StoreError> {
-    let deadline = Instant::now() + FENCE_DEADLINE;
-    loop {
-        let alive = client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                  WHERE pid = $1 AND backend_start::text = $2",
-                &[&old.pid, &old.backend_start],
-            )
-            .await
-            .map_err(|e| StoreError::query("ending the session of the failed attempt", e))?;
-        if alive.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(StoreError::new(
-                StoreErrorKind::Query,
-                format!(
-                    "the session of the failed attempt (pid {}) is still running after {}s, so whether it committed is unknown; end it (pg_terminate_backend) and run the same command with --resume",
-                    old.pid,
-                    FENCE_DEADLINE.as_secs()
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let session = session_id(&client).await?;
+    Ok(Writer { client, session })
 }
 
 /// The connections one worker keeps between partitions.
@@ -1104,7 +1058,9 @@ async fn attempt(
             .await
             .map_err(PipeError::Target)?;
         if let Some(old) = &sessions.broken {
-            fence(&w.client, old).await.map_err(PipeError::Target)?;
+            end_session(&w.client, &old.session)
+                .await
+                .map_err(PipeError::Target)?;
         }
         sessions.broken = None;
         sessions.writer = Some(w);

@@ -345,6 +345,11 @@ impl Worker {
     ) -> Result<(), Failed> {
         let bot_id = &job.bot.key.bot_id;
         let fail = |what: &str, e: ragshift_store::StoreError| Failed(format!("{what}: {e}"));
+        // Who this session is, so that after a lost COMMIT answer it can be ended for sure
+        // before the journal is read.
+        let session = ragshift_store::session::session_id(&*client)
+            .await
+            .map_err(|e| fail("cannot start writing", e))?;
         let mut rep = BotReplacement::begin(client, &self.layout, bot_id)
             .await
             .map_err(|e| fail("cannot start writing", e))?;
@@ -378,10 +383,44 @@ impl Worker {
                 .await
                 .map_err(|e| fail("not committed", e))?;
         }
-        tx.commit()
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) if ragshift_retry::pg::outcome_unknown(&e) => self
+                .committed_after_all(job, &session)
+                .await
+                .map_err(|why| Failed(format!("committing the bot's rows failed: {e}; {why}"))),
+            Err(e) => Err(Failed(format!("committing the bot's rows failed: {e}"))),
+        }
+    }
+
+    /// After a COMMIT whose answer was lost: ends the old session, then asks the journal (which
+    /// commits with the rows) whether the bot's rows committed. `Ok` when they did.
+    async fn committed_after_all(
+        &self,
+        job: &BotJob,
+        old: &ragshift_store::session::SessionId,
+    ) -> Result<(), String> {
+        let bot_id = &job.bot.key.bot_id;
+        let client = connect(&self.target, &format!("ragshift worker {bot_id} (check)"))
             .await
-            .map_err(|e| Failed(format!("committing the bot's rows failed: {e}")))?;
-        Ok(())
+            .map_err(|e| format!("whether they committed is unknown: {e}"))?;
+        ragshift_store::session::end_session(&client, old)
+            .await
+            .map_err(|e| e.to_string())?;
+        let units = journal::units(&client, &job.run_id)
+            .await
+            .map_err(|e| format!("whether they committed is unknown: {e}"))?;
+        let done = units.iter().any(|u| {
+            u.unit_id == *bot_id
+                && u.status == Status::Succeeded
+                && u.exec_id.as_deref() == Some(job.exec_id.as_str())
+        });
+        if done {
+            tracing::info!(bot = %bot_id, "the answer to the bot's COMMIT was lost, but the journal says it committed");
+            Ok(())
+        } else {
+            Err("the journal says they did not commit: the bot keeps its old rows".to_owned())
+        }
     }
 
     async fn finish_failed(

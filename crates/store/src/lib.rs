@@ -10,6 +10,7 @@
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
 //! - [`identity`]: which database a connection really reached (refusing copies into themselves).
 //! - [`ddl`]: DDL and TRUNCATE under a `lock_timeout`, naming what they wait on.
+//! - [`session`]: ending a session whose COMMIT's answer was lost, before reading the journal.
 
 pub mod checksum;
 pub mod connect;
@@ -22,6 +23,7 @@ pub mod journal;
 pub mod lock;
 pub mod schema;
 pub mod search;
+pub mod session;
 mod tls;
 pub mod writer;
 
