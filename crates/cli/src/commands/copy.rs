@@ -331,6 +331,12 @@ fn show_report(r: &CopyReport) {
                 String::new()
             }
         ));
+        for p in &r.parents {
+            output::line(format!(
+                "  first: {} whole (the chunk table refers to it by foreign key)",
+                p.table
+            ));
+        }
         for p in r.plan.iter().flatten() {
             output::line(format!("  {}  {:>9} rows  {}", p.id, p.rows, p.describe()));
         }
@@ -362,6 +368,15 @@ fn show_report(r: &CopyReport) {
         r.target_table,
         r.target
     ));
+    for p in &r.parents {
+        output::line(format!(
+            "referenced table {}: {} ({} rows)",
+            p.table, p.action, p.rows
+        ));
+    }
+    for s in &r.sequences {
+        output::line(format!("sequence {s}"));
+    }
     for f in &r.failures {
         output::line(format!(
             "FAILED partition {} ({}): {}",
