@@ -110,6 +110,12 @@ pub async fn export(
                 layout.display_name()
             ))
         })?;
+    if layout.bot.is_empty() {
+        return Err(ExportError::Refused(format!(
+            "export writes one file per bot, and {} has no bot column ([source] bot_column is empty); move this store with `ragshift copy` or `ragshift replicate`",
+            layout.display_name()
+        )));
+    }
     // The Parquet files carry the layout's five columns, the four keys and texts as text: a
     // table with more columns, or keys of other types, would lose data on the way. Say so
     // before anything is written rather than export part of the store.
