@@ -223,6 +223,15 @@ pub async fn init_target(
             format!("vector dimension {dimension} is out of range (1..=16000)"),
         ));
     }
+    if layout.bot.is_empty() {
+        return Err(StoreError::new(
+            StoreErrorKind::Config,
+            format!(
+                "{} needs a bot column to write bots into ([target] bot_column is empty)",
+                layout.display_name()
+            ),
+        ));
+    }
     ensure_vector_extension(client).await?;
     let expected = TableShape::expected(layout, dimension);
     if let Some(actual) = read_shape(client, layout).await? {
