@@ -1014,6 +1014,25 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
     assert!(failed >= 1);
 }
 
+/// `args` with both sides' table and bot column given by flags.
+fn on_table(args: &[&str], table: &str, bot: &str) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    for side in ["source", "target"] {
+        v.extend([
+            format!("--{side}-table"),
+            table.to_owned(),
+            format!("--{side}-bot-column"),
+            bot.to_owned(),
+        ]);
+    }
+    v
+}
+
+fn run_args(dir: &Path, args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ragshift(dir, &args)
+}
+
 /// A LlamaIndex-shaped table (bigserial id, halfvec, json metadata, a generated tsvector) and
 /// one with an identity id, defaults and uuid: what the application relies on beyond the rows.
 const SHAPES: &str = "
@@ -1045,29 +1064,14 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
         format!("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM {table} t")
     };
     for table in ["data_docs", "ident"] {
-        let out = command(
+        let out = run_args(
             dir.path(),
-            &[
-                "copy",
-                "--source",
-                &src_url,
-                "--target",
-                &tgt_url,
-                "--source-table",
+            &on_table(
+                &["copy", "--source", &src_url, "--target", &tgt_url, "--json"],
                 table,
-                "--target-table",
-                table,
-                "--json",
-            ],
-        )
-        .env("RAGSHIFT_SOURCE_BOT_COLUMN", "node_id")
-        .env("RAGSHIFT_SOURCE_CONTENT_COLUMN", "text")
-        .env("RAGSHIFT_SOURCE_SOURCE_COLUMN", "node_id")
-        .env("RAGSHIFT_TARGET_BOT_COLUMN", "node_id")
-        .env("RAGSHIFT_TARGET_CONTENT_COLUMN", "text")
-        .env("RAGSHIFT_TARGET_SOURCE_COLUMN", "node_id")
-        .output()
-        .unwrap();
+                "node_id",
+            ),
+        );
         assert_eq!(out.status.code(), Some(0), "{table}: {}", text(&out));
         let s: Option<String> = src.query_one(&digest(table), &[]).await.unwrap().get(0);
         let t: Option<String> = tgt.query_one(&digest(table), &[]).await.unwrap().get(0);
@@ -1076,25 +1080,22 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
     }
     // verify checks the sequences too: one left behind is named.
     let verify = |dir: &Path| {
-        let mut cmd = command(
+        run_args(
             dir,
-            &[
-                "verify",
-                "--source",
-                &src_url,
-                "--target",
-                &tgt_url,
-                "--queries",
-                "0",
-            ],
-        );
-        for side in ["SOURCE", "TARGET"] {
-            cmd.env(format!("RAGSHIFT_{side}_TABLE"), "data_docs")
-                .env(format!("RAGSHIFT_{side}_BOT_COLUMN"), "node_id")
-                .env(format!("RAGSHIFT_{side}_CONTENT_COLUMN"), "text")
-                .env(format!("RAGSHIFT_{side}_SOURCE_COLUMN"), "node_id");
-        }
-        cmd.output().unwrap()
+            &on_table(
+                &[
+                    "verify",
+                    "--source",
+                    &src_url,
+                    "--target",
+                    &tgt_url,
+                    "--queries",
+                    "0",
+                ],
+                "data_docs",
+                "node_id",
+            ),
+        )
     };
     let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -1167,29 +1168,19 @@ SELECT 'e' || i, md5('c' || (1 + i % 3))::uuid, ARRAY[i, 1, 2]::real[]::vector,
 ";
 
 fn langchain_copy(dir: &Path, src: &str, tgt: &str) -> Output {
-    command(
+    ragshift(
         dir,
         &[
             "copy",
+            "--layout",
+            "langchain",
             "--source",
             src,
             "--target",
             tgt,
-            "--source-table",
-            "langchain_pg_embedding",
-            "--target-table",
-            "langchain_pg_embedding",
             "--json",
         ],
     )
-    .env("RAGSHIFT_SOURCE_BOT_COLUMN", "collection_id")
-    .env("RAGSHIFT_SOURCE_CONTENT_COLUMN", "document")
-    .env("RAGSHIFT_SOURCE_SOURCE_COLUMN", "document")
-    .env("RAGSHIFT_TARGET_BOT_COLUMN", "collection_id")
-    .env("RAGSHIFT_TARGET_CONTENT_COLUMN", "document")
-    .env("RAGSHIFT_TARGET_SOURCE_COLUMN", "document")
-    .output()
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1219,19 +1210,19 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     // `verify` over a uuid key and an untyped vector column: every column compared, the
     // retrieval check skipped with its reason; one nested metadata value changed is caught.
     let verify = |dir: &Path| {
-        let mut cmd = command(
+        ragshift(
             dir,
             &[
-                "verify", "--source", &src_url, "--target", &tgt_url, "--json",
+                "verify",
+                "--layout",
+                "langchain",
+                "--source",
+                &src_url,
+                "--target",
+                &tgt_url,
+                "--json",
             ],
-        );
-        for side in ["SOURCE", "TARGET"] {
-            cmd.env(format!("RAGSHIFT_{side}_TABLE"), "langchain_pg_embedding")
-                .env(format!("RAGSHIFT_{side}_BOT_COLUMN"), "collection_id")
-                .env(format!("RAGSHIFT_{side}_CONTENT_COLUMN"), "document")
-                .env(format!("RAGSHIFT_{side}_SOURCE_COLUMN"), "document");
-        }
-        cmd.output().unwrap()
+        )
     };
     let out = verify(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

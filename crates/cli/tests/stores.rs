@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ragshift_testkit::rag_stores::{
     all_column_digest, library_add, library_search, write_store, StoreKind, QUERIES,
@@ -15,14 +15,10 @@ use ragshift_testkit::rag_stores::{
 use ragshift_testkit::{shared_pg, PgCluster};
 
 fn ragshift(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir)
+        .args(args)
+        .output()
+        .expect("run ragshift")
 }
 
 fn text(out: &Output) -> String {

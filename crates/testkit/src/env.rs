@@ -30,3 +30,20 @@ pub fn ragshift_home() -> PathBuf {
     let user_home = var("HOME").unwrap_or_else(|| "/tmp".to_owned());
     PathBuf::from(user_home).join(".cache").join("ragshift")
 }
+
+/// A command for `program` (the ragshift binary under test) in `dir`, with no `RAGSHIFT_*` or
+/// `AWS_*` variable inherited from the environment the tests run in, so a test's result never
+/// depends on the shell that started it.
+pub fn isolated_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
