@@ -24,7 +24,9 @@ use tokio_postgres::Client;
 use crate::error::{OnSide, Which};
 use crate::record::{self, ObjectKind, Record};
 use crate::status::{self, ReplicationStatus};
-use crate::{abort, fence, locked_record, slot, ReplicateError, ReplicateErrorKind, Sides};
+use crate::{
+    abort, fence, locked_record, slot, subscription, ReplicateError, ReplicateErrorKind, Sides,
+};
 
 /// What to run after a cutover that stopped before detaching.
 const RETRY: &str = "replication keeps running: see `ragshift replicate status`, then run `ragshift replicate cutover` again (or `ragshift replicate abort` to give up)";
@@ -159,6 +161,20 @@ pub async fn cutover(
     options: &CutoverOptions,
     progress: &mut (dyn FnMut(Step<'_>) + Send),
 ) -> Result<CutoverReport, ReplicateError> {
+    let mut fenced = false;
+    run(sides, options, progress, &mut fenced)
+        .await
+        .map_err(|e| if fenced { e.after_work() } else { e })
+}
+
+/// The cutover; sets `fenced` once it begins to fence (or finds the source fenced by an
+/// interrupted cutover), after which no failure is "nothing started".
+async fn run(
+    sides: &Sides,
+    options: &CutoverOptions,
+    progress: &mut (dyn FnMut(Step<'_>) + Send),
+    fenced: &mut bool,
+) -> Result<CutoverReport, ReplicateError> {
     let (source, mut target) = sides.connect("cutover").await?;
     let (_lock, record, layout) = locked_record(sides, &target, "replicate cutover").await?;
     let run = record.names.run_id.clone();
@@ -172,27 +188,45 @@ pub async fn cutover(
         deadline: Instant::now() + options.timeout,
     };
 
-    // Initial sync first, then catch up to now: the fence then holds writes back briefly.
-    let before = async {
-        loop {
-            let st = w.status().await?;
-            progress(Step::Waiting(&st));
-            fatal_problems(&st)?;
-            if st.synced && st.apply_worker {
-                break;
-            }
-            w.pause("the initial sync to finish").await?;
-        }
-        let now = slot::current_lsn(&source).await.on(sides, Which::Source)?;
-        w.catch_up(&now, progress).await
-    };
-    before
-        .await
-        .map_err(|e| e.context(&format!("nothing was fenced; {RETRY}")))?;
-
     let fence_name = fence::name(&record.names);
+    // A cutover killed after it verified and began detaching left the source fenced and the
+    // subscription dropped: there is nothing to wait for; verify again and finish.
+    let resumed =
+        detached_under_fence(sides, &source, &target, &record, &layout, &fence_name).await?;
     let mut fence_summary = None;
-    if options.fence {
+    if resumed {
+        *fenced = true;
+        tracing::info!(
+            "an earlier cutover of {run} was interrupted after it verified and began detaching (the source is fenced, the subscription gone): verifying again and finishing it"
+        );
+        fence_summary = Some(FenceSummary {
+            table: layout.display_name(),
+            name: fence_name.clone(),
+            lsn: None,
+            in_place: true,
+            removal_sql: fence::removal_sql(&layout, &fence_name),
+        });
+    } else {
+        // Initial sync first, then catch up to now: the fence then holds writes back briefly.
+        let before = async {
+            loop {
+                let st = w.status().await?;
+                progress(Step::Waiting(&st));
+                fatal_problems(&st)?;
+                if st.synced && st.apply_worker {
+                    break;
+                }
+                w.pause("the initial sync to finish").await?;
+            }
+            let now = slot::current_lsn(&source).await.on(sides, Which::Source)?;
+            w.catch_up(&now, progress).await
+        };
+        before
+            .await
+            .map_err(|e| e.context(&format!("nothing was fenced; {RETRY}")))?;
+    }
+    if options.fence && !resumed {
+        *fenced = true;
         let table = layout.display_name();
         progress(Step::Fencing(&table));
         record::planned(&target, &run, ObjectKind::Fence, &fence_name)
@@ -201,12 +235,19 @@ pub async fn cutover(
         if let Err(e) =
             fence::install(&source, &layout, &fence_name, options.fence_lock_timeout).await
         {
-            // The fence's transaction rolled back: nothing is fenced.
-            let _ = record::removed(&target, &run, ObjectKind::Fence, &fence_name).await;
+            // Usually its transaction rolled back; but when the connection broke, its COMMIT
+            // may have been carried out: lift whatever is there before saying it isn't.
+            let e = ReplicateError::store("source", sides.source.label(), e);
             return Err(
-                ReplicateError::store("source", sides.source.label(), e).context(&format!(
-                "{RETRY} once the long transaction ended (or with a longer --fence-lock-timeout)"
-            )),
+                match lift(sides, &source, &target, &record, &layout, &fence_name).await {
+                    Ok(()) => e.context(&format!(
+                        "the source is not fenced; {RETRY} once the cause is gone (a long transaction: wait for it, or give a longer --fence-lock-timeout)"
+                    )),
+                    Err(why) => e.context(&format!(
+                        "the source may be STILL FENCED (checking failed: {why}): run `ragshift replicate abort` to remove replication and the fence, or on the source: {}",
+                        fence::removal_sql(&layout, &fence_name)
+                    )),
+                },
             );
         }
         if let Err(e) = record::created(&target, &run, ObjectKind::Fence, &fence_name)
@@ -239,7 +280,9 @@ pub async fn cutover(
         loop {
             attempt += 1;
             let lsn = slot::current_lsn(&source).await.on(sides, Which::Source)?;
-            w.catch_up(&lsn, progress).await?;
+            if !resumed {
+                w.catch_up(&lsn, progress).await?;
+            }
             progress(Step::Verifying(&lsn));
             let report = w.verify().await?;
             if report.passed() || attempt >= attempts {
@@ -268,7 +311,11 @@ pub async fn cutover(
                     )),
                 }
             }
-            next.push(RETRY.to_owned());
+            next.push(if resumed {
+                "the interrupted cutover had already dropped the subscription, so replication can't go on: run `ragshift replicate abort`, then `ragshift replicate start` again".to_owned()
+            } else {
+                RETRY.to_owned()
+            });
             return match failed {
                 Err(e) => Err(e.context(&next.join("; "))),
                 Ok((report, lsn)) => Ok(CutoverReport {
@@ -390,6 +437,34 @@ pub async fn cutover(
     .await
     .on(sides, Which::Target)?;
     Ok(report)
+}
+
+/// Whether an earlier cutover of this run was interrupted after it verified and began
+/// detaching: its fence is recorded and on the source, and the subscription is gone.
+async fn detached_under_fence(
+    sides: &Sides,
+    source: &Client,
+    target: &Client,
+    record: &Record,
+    layout: &Layout,
+    fence_name: &str,
+) -> Result<bool, ReplicateError> {
+    let subscribed = subscription::oid(target, &record.names.subscription)
+        .await
+        .on(sides, Which::Target)?
+        .is_some();
+    if subscribed {
+        return Ok(false);
+    }
+    let recorded = record::objects(target, &record.names.run_id)
+        .await
+        .on(sides, Which::Target)?
+        .iter()
+        .any(|o| o.kind == ObjectKind::Fence && o.name == fence_name && o.created && !o.removed);
+    Ok(recorded
+        && fence::exists(source, layout, fence_name)
+            .await
+            .on(sides, Which::Source)?)
 }
 
 /// Lifts the fence and records it; tries a fresh connection if the cutover's one broke.
