@@ -189,10 +189,10 @@ impl Trial<'_> {
         // Bytes a clean step moves through each proxy, roughly (the source's include the
         // apply worker's stream).
         let bytes = match (step, source_side) {
-            (Step::Start, false) => 60_000,
-            (Step::Start, true) => 400_000,
-            (Step::Cutover, false) => 400_000,
-            (Step::Cutover, true) => 1_500_000,
+            (Step::Start, false) => 20_000,
+            (Step::Start, true) => 8_000,
+            (Step::Cutover, false) => 150_000,
+            (Step::Cutover, true) => 500_000,
         };
         let kind = match rng.below(6) {
             0 => Kind::CutOne(1_000 + rng.below(bytes)),
@@ -252,7 +252,17 @@ impl Trial<'_> {
             }
             let began = Instant::now();
             let bytes = (s.source_proxy.forwarded(), s.target_proxy.forwarded());
+            let cuts = s.source_proxy.cuts() + s.target_proxy.cuts();
             let r = self.step(step, &via, &tgt_url, fault.as_ref())?;
+            if let Some(f) = fault {
+                let fired = match f.kind {
+                    Kind::Kill(_) => r.code.is_none(),
+                    _ => s.source_proxy.cuts() + s.target_proxy.cuts() > cuts,
+                };
+                if !fired {
+                    description.push_str(" (did not strike: the step ended first)");
+                }
+            }
             s.source_proxy.heal();
             s.target_proxy.heal();
             let label = match step {
