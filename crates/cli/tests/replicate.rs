@@ -340,7 +340,10 @@ impl Faulted {
     fn start() -> Self {
         let source = PgCluster::builder().logical_replication().start();
         let target = PgCluster::start();
-        let proxy = |c: &PgCluster| FaultProxy::start(&format!("{}:{}", c.host(), c.port())).unwrap();
+        let proxy = |c: &PgCluster| {
+            FaultProxy::start(&format!("{}:{}", c.host(), c.port()))
+                .expect("the trial's servers answer")
+        };
         Self {
             source_proxy: proxy(&source),
             target_proxy: proxy(&target),
@@ -363,7 +366,7 @@ impl Faulted {
                 long_repeat: 300,
             }))
             .await
-            .unwrap();
+            .expect("the trial's servers answer");
         let via = [
             self.source_proxy.url_for(&src),
             self.target_proxy.url_for(&tgt),
@@ -386,7 +389,7 @@ impl Faulted {
                 &[],
             )
             .await
-            .unwrap()
+            .expect("the trial's servers answer")
             .get(0)
     }
 
@@ -401,7 +404,7 @@ impl Faulted {
                 &[],
             )
             .await
-            .unwrap()
+            .expect("the trial's servers answer")
             .get(0)
     }
 
@@ -413,18 +416,26 @@ impl Faulted {
             writer.wait_for_writes(5, Duration::from_secs(10)).await,
             "{what}: the writer goes on"
         );
-        let log = writer.stop().await.unwrap();
+        let log = writer.stop().await.expect("the trial's servers answer");
         assert!(log.failed.is_empty(), "{what}: {:?}", log.failed);
-        assert!(log.refused >= 5, "{what}: writes after the cutover are refused");
+        assert!(
+            log.refused >= 5,
+            "{what}: writes after the cutover are refused"
+        );
         let late: Vec<&str> = log
             .committed_after(cut_over_at)
             .map(|w| w.id.as_str())
             .collect();
-        assert!(late.is_empty(), "{what}: committed after the cutover: {late:?}");
+        assert!(
+            late.is_empty(),
+            "{what}: committed after the cutover: {late:?}"
+        );
         assert!(log.committed.len() > 20, "{what}: the writer wrote");
         let s = self.source.connect(&p.src).await;
         let t = self.target.connect(&p.tgt).await;
-        let diff = row_diff(&s, &t, &all_columns("items", "id")).await.unwrap();
+        let diff = row_diff(&s, &t, &all_columns("items", "id"))
+            .await
+            .expect("the trial's servers answer");
         assert_eq!(diff, RowDiff::default(), "{what}");
     }
 }
@@ -501,9 +512,17 @@ async fn seeded_faults_in_start_and_cutover_with_a_writer_lose_no_write() {
     assert_eq!(f.target_proxy.cuts(), 1, "{what}: the fault struck");
     f.heal();
     let code = out.status.code();
-    assert!(matches!(code, Some(1 | 2)), "{what}: {code:?} {}", text(&out));
+    assert!(
+        matches!(code, Some(1 | 2)),
+        "{what}: {code:?} {}",
+        text(&out)
+    );
     if code == Some(2) {
-        assert!(runs(&f, &p).await.is_empty(), "{what}: 2 only before the journal: {}", text(&out));
+        assert!(
+            runs(&f, &p).await.is_empty(),
+            "{what}: 2 only before the journal: {}",
+            text(&out)
+        );
     }
     // What an operator does after a failed start: abort, start again.
     let out = replicate(dir.path(), &p, &["replicate", "abort"]);
@@ -526,12 +545,19 @@ async fn seeded_faults_in_start_and_cutover_with_a_writer_lose_no_write() {
     assert_eq!(f.source_proxy.cuts(), 1, "{what}: the fault struck");
     f.heal();
     assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
-    assert!(text(&out).contains("the source is not fenced"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the source is not fenced"),
+        "{}",
+        text(&out)
+    );
     assert!(!f.fenced(&p).await, "{what}: the fence was lifted");
     assert!(f.subscribed(&p).await, "{what}: replication keeps running");
     let before = writer.committed();
     assert!(writer.wait_for_writes(10, Duration::from_secs(10)).await);
-    assert!(writer.committed() > before, "{what}: the source takes writes again");
+    assert!(
+        writer.committed() > before,
+        "{what}: the source takes writes again"
+    );
     let done = cut_over(dir.path(), &p, 1, what);
     f.nothing_lost(&p, writer, done, what).await;
 
@@ -584,13 +610,25 @@ async fn a_cutover_cut_off_after_it_detached_is_finished_by_the_next_one() {
     assert_eq!(f.target_proxy.cuts(), 1, "the fault struck");
     f.heal();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(f.fenced(&p).await, "the fence stays: the target has every write");
+    assert!(
+        f.fenced(&p).await,
+        "the fence stays: the target has every write"
+    );
+    assert!(
+        text(&out).contains("the source stays fenced"),
+        "{}",
+        text(&out)
+    );
     assert!(!f.subscribed(&p).await);
 
     let out = replicate(dir.path(), &p, CUTOVER);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let done = Instant::now();
-    assert!(text(&out).contains("verified: everything matches"), "{}", text(&out));
+    assert!(
+        text(&out).contains("verified: everything matches"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(runs(&f, &p).await.last().unwrap().0, "succeeded");
     f.nothing_lost(&p, writer, done, "detach cut").await;
 }
@@ -631,7 +669,10 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
     let report = runs[0].1.clone().unwrap_or_default();
     assert_eq!(report["outcome"], "start failed", "{report}");
     assert!(
-        report["error"].as_str().unwrap_or_default().contains("source"),
+        report["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("source"),
         "{report}"
     );
     assert!(
@@ -646,7 +687,12 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
         .get(0);
     assert!(!table);
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "a new start works: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a new start works: {}",
+        text(&out)
+    );
     let out = replicate(dir.path(), &p, &["replicate", "abort"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -669,7 +715,11 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
     assert_eq!(f.target_proxy.cuts(), 1, "the fault struck");
     f.heal();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("the fence was lifted again"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the fence was lifted again"),
+        "{}",
+        text(&out)
+    );
     assert!(!f.fenced(&p).await, "the fence was lifted");
     assert!(f.subscribed(&p).await, "replication keeps running");
     let out = replicate(dir.path(), &p, &["replicate", "status"]);
@@ -678,5 +728,6 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
     assert!(writer.wait_for_writes(10, Duration::from_secs(10)).await);
     assert!(writer.committed() > before, "the source takes writes again");
     let done = cut_over(dir.path(), &p, 1, "after the lost target");
-    f.nothing_lost(&p, writer, done, "after the lost target").await;
+    f.nothing_lost(&p, writer, done, "after the lost target")
+        .await;
 }

@@ -7,8 +7,11 @@
 //! can't take writes that would be lost.
 //!
 //! If any step before detaching fails (verification finds a difference, a time-out, a lost
-//! connection), the fence is lifted again, replication keeps running, and the error says
-//! what to run next. Without the fence (`fence: false`, which the CLI allows only with an
+//! connection; a fence whose COMMIT's outcome is unknown included), the fence is lifted again,
+//! replication keeps running, and the error says what to run next. A cutover interrupted
+//! after it verified and began detaching (killed, or its target connection lost) leaves the
+//! source fenced and the subscription gone: the next cutover verifies again under the fence
+//! and finishes it. Once it has begun to fence, no failure exits as "nothing started". Without the fence (`fence: false`, which the CLI allows only with an
 //! explicit acknowledgement), writes reaching the source after the catch-up are not copied.
 
 use std::fmt;
@@ -30,6 +33,9 @@ use crate::{
 
 /// What to run after a cutover that stopped before detaching.
 const RETRY: &str = "replication keeps running: see `ragshift replicate status`, then run `ragshift replicate cutover` again (or `ragshift replicate abort` to give up)";
+
+/// What to run after a cutover that verified but couldn't finish detaching or recording it.
+const UNFINISHED: &str = "the target has every row and the source stays fenced (writes there fail), but the cutover could not finish: run `ragshift replicate cutover` again to finish it (it verifies again), or `ragshift replicate abort` to lift the fence and remove replication";
 
 /// How to cut over.
 #[derive(Debug, Clone)]
@@ -342,7 +348,8 @@ async fn run(
     progress(Step::Detaching);
     let replication: Vec<record::Object> = record::objects(&target, &run)
         .await
-        .on(sides, Which::Target)?
+        .on(sides, Which::Target)
+        .map_err(|e| e.context(UNFINISHED))?
         .into_iter()
         .filter(|o| {
             matches!(
@@ -435,7 +442,8 @@ async fn run(
                              "removed": report.removed, "left": report.left }),
     )
     .await
-    .on(sides, Which::Target)?;
+    .on(sides, Which::Target)
+    .map_err(|e| e.context(UNFINISHED))?;
     Ok(report)
 }
 
