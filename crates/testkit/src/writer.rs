@@ -1,6 +1,6 @@
 //! The application, writing to the source while a migration runs: a task that inserts,
 //! updates and deletes rows of the platform's `items` table (`id CHAR(26)`, `botid`,
-//! `content`, `source`, `embedding vector(8)`), one statement per transaction, and records
+//! `content`, `source`, `embedding vector(n)`), one statement per transaction, and records
 //! every write that committed and when it was sent, and every write the source refused. A
 //! replication test then checks that every committed write reached the target and that none
 //! committed after the cutover's fence.
@@ -50,8 +50,8 @@ pub struct WriteLog {
     pub committed: Vec<Write>,
     /// Writes refused by a fence (SQLSTATE 25006).
     pub refused: u64,
-    /// When the first write was refused by a fence.
-    pub first_refused: Option<Instant>,
+    /// When the first write was refused by a fence, and the server's message.
+    pub first_refused: Option<(Instant, String)>,
     /// Writes that failed otherwise, with the error.
     pub failed: Vec<String>,
 }
@@ -80,6 +80,15 @@ impl SourceWriter {
         let client = connect(url)
             .await
             .context("the writer could not connect to the source")?;
+        let dimension: i32 = client
+            .query_one(
+                "SELECT atttypmod FROM pg_attribute
+                  WHERE attrelid = 'items'::regclass AND attname = 'embedding'",
+                &[],
+            )
+            .await
+            .context("the writer could not read the embedding's dimension")?
+            .get(0);
         let ids: Vec<String> = client
             .query("SELECT id::text FROM items ORDER BY id", &[])
             .await
@@ -93,6 +102,7 @@ impl SourceWriter {
         let task = tokio::spawn(write_until_stopped(
             client,
             ids,
+            dimension.max(1) as u64,
             seed,
             stop_rx,
             committed.clone(),
@@ -140,6 +150,7 @@ impl SourceWriter {
 async fn write_until_stopped(
     client: Client,
     mut alive: Vec<String>,
+    dimension: u64,
     seed: u64,
     mut stop: watch::Receiver<bool>,
     committed: Arc<AtomicU64>,
@@ -164,8 +175,8 @@ async fn write_until_stopped(
         let content = format!("written {n} (writer {seed})");
         let embedding = format!(
             "[{}]",
-            (0..8)
-                .map(|d| format!("{:.4}", ((n * 8 + d) as f64 * 0.37).sin()))
+            (0..dimension)
+                .map(|d| format!("{:.4}", ((n * dimension + d) as f64 * 0.37).sin()))
                 .collect::<Vec<_>>()
                 .join(",")
         );
@@ -210,7 +221,10 @@ async fn write_until_stopped(
             }
             Err(e) if e.code().map(|c| c.code()) == Some(FENCED) => {
                 log.refused += 1;
-                log.first_refused.get_or_insert_with(Instant::now);
+                log.first_refused.get_or_insert_with(|| {
+                    let message = e.as_db_error().map(|d| d.message().to_owned());
+                    (Instant::now(), message.unwrap_or_default())
+                });
                 refused.fetch_add(1, Ordering::SeqCst);
             }
             Err(e) => {

@@ -193,7 +193,7 @@ impl Trial<'_> {
             (Step::Start, false) => 20_000,
             (Step::Start, true) => 8_000,
             (Step::Cutover, false) => 150_000,
-            (Step::Cutover, true) => 500_000,
+            (Step::Cutover, true) => 200_000,
         };
         let kind = match rng.below(6) {
             0 => Kind::CutOne(1_000 + rng.below(bytes)),
@@ -449,8 +449,8 @@ impl Trial<'_> {
             }
             Some((Kind::Kill(seed), _)) => {
                 let window = match args.get(1) {
-                    Some(&"start") => Duration::from_millis(50)..Duration::from_millis(1500),
-                    _ => Duration::from_millis(100)..Duration::from_secs(8),
+                    Some(&"start") => Duration::from_millis(50)..Duration::from_millis(700),
+                    _ => Duration::from_millis(100)..Duration::from_secs(3),
                 };
                 sigkill_at_random(&mut child, seed, window)?;
             }
