@@ -7,7 +7,8 @@
 //! cut, or a SIGKILL of ragshift at a random moment), then runs the same command again until it
 //! succeeds, and compares source and target independently of ragshift (every column of every
 //! row, by the server's own text form). It prints, per strategy, the trials, rows lost, rows
-//! duplicated (or extra) and wrong exit codes, and exits 1 unless all are zero.
+//! duplicated (or extra) and wrong exit codes, and exits 1 unless all are zero. Replicate
+//! trials (`replicate.rs`) run their own clusters, with a writer on the source throughout.
 //!
 //! ```text
 //! ragshift-chaos --ragshift target/debug/ragshift [--trials 20] [--strategies copy,import,replicate] [--seed S]
