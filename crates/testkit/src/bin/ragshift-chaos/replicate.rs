@@ -195,13 +195,18 @@ impl Trial<'_> {
             (Step::Cutover, false) => 150_000,
             (Step::Cutover, true) => 200_000,
         };
+        // A clean start takes under a second, a clean cutover about three.
+        let lasts = match step {
+            Step::Start => Duration::from_millis(800),
+            Step::Cutover => Duration::from_secs(3),
+        };
         let kind = match rng.below(6) {
             0 => Kind::CutOne(1_000 + rng.below(bytes)),
             1 => Kind::CutAll(1_000 + rng.below(bytes)),
-            2 => Kind::CommitAnswerLost(1 + rng.below(3) as u32),
-            3 => Kind::CommitLost(1 + rng.below(3) as u32),
+            2 => Kind::CommitAnswerLost(1 + rng.below(2) as u32),
+            3 => Kind::CommitLost(1 + rng.below(2) as u32),
             4 => Kind::Failover(
-                rng.duration_in(Duration::from_millis(50), Duration::from_secs(3)),
+                rng.duration_in(Duration::from_millis(50), lasts),
                 rng.duration_in(Duration::from_millis(500), Duration::from_secs(4)),
             ),
             _ => Kind::Kill(rng.next_u64()),
