@@ -731,3 +731,43 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
     f.nothing_lost(&p, writer, done, "after the lost target")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_losing_the_source_while_detaching_reconnects_and_leaves_no_slot() {
+    // The source's connection dies as the cutover looks for the slot to drop, and the source
+    // refuses connections for 2 s (a failover): the slot and publication would stay on the
+    // old cluster (the slot keeping WAL for ever) unless the cutover reaches it again.
+    let dir = tempfile::tempdir().unwrap();
+    let f = Faulted::start();
+    let p = f.pair("rep_detach_failover").await;
+    let writer = SourceWriter::start(&p.src, SeededRng::trial_seed("detach failover writer"))
+        .await
+        .unwrap();
+    let out = replicate(dir.path(), &p, &["replicate", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.source_proxy
+        .failover_on_query("starts_with(slot_name", 1, Duration::from_secs(2));
+    let out = replicate(dir.path(), &p, CUTOVER);
+    assert_eq!(f.source_proxy.cuts(), 1, "the fault struck");
+    assert!(
+        f.source_proxy.refused() >= 1,
+        "the source refused a reconnection"
+    );
+    f.heal();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("LEFT"), "{}", text(&out));
+    let done = Instant::now();
+    let src = f.source.connect(&p.src).await;
+    let left: i64 = src
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())
+                  + (SELECT count(*) FROM pg_publication)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no slot or publication left on the source");
+    assert!(f.fenced(&p).await);
+    f.nothing_lost(&p, writer, done, "detach failover").await;
+}

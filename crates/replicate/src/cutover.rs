@@ -358,7 +358,16 @@ async fn run(
             )
         })
         .collect();
-    let detached = abort::remove(Some(&source), &target, &record, &replication).await;
+    let mut detached = abort::remove(Some(&source), &target, &record, &replication).await;
+    if !detached.left.is_empty() {
+        // Usually the source went away mid-detach (a failover): its slot would keep WAL there
+        // for ever. Reconnect (for a while) and remove what is left.
+        if let Some(fresh) = reconnect_source(sides).await {
+            let again = abort::remove(Some(&fresh), &target, &record, &replication).await;
+            detached.removed.extend(again.removed);
+            detached.left = again.left;
+        }
+    }
 
     progress(Step::BuildingIndex);
     let (index, index_error) = match ensure_vector_index(
@@ -445,6 +454,25 @@ async fn run(
     .on(sides, Which::Target)
     .map_err(|e| e.context(UNFINISHED))?;
     Ok(report)
+}
+
+/// How long a cutover that lost the source while detaching tries to reach it again.
+const SOURCE_AGAIN: Duration = Duration::from_secs(30);
+
+/// A new connection to the source, retried (the one retry policy) for [`SOURCE_AGAIN`].
+async fn reconnect_source(sides: &Sides) -> Option<Client> {
+    let policy = ragshift_retry::Policy {
+        budget: SOURCE_AGAIN,
+        ..ragshift_retry::Policy::default()
+    };
+    policy
+        .run(
+            "reconnecting to the source",
+            ragshift_store::StoreError::retry_verdict,
+            || connect(&sides.source, "ragshift replicate cutover"),
+        )
+        .await
+        .ok()
 }
 
 /// Whether an earlier cutover of this run was interrupted after it verified and began

@@ -324,8 +324,9 @@ impl Trial<'_> {
                     cut_over_at = Some(Instant::now());
                     phase = Phase::Done;
                 }
-                (Step::Cutover, Some(2)) if self.latest_run_succeeded(&tgt_url)? => {
-                    // A killed cutover had finished: there is nothing left to cut over.
+                (Step::Cutover, Some(1 | 2)) if self.latest_run_succeeded(&tgt_url)? => {
+                    // It cut over but left something it says (1), or a killed cutover had
+                    // finished (2): there is nothing left to cut over.
                     cut_over_at = Some(Instant::now());
                     phase = Phase::Done;
                 }
