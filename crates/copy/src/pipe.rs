@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use ragshift_retry::Verdict;
 use ragshift_store::journal::{self, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
-use ragshift_store::{StoreError, StoreErrorKind};
+use ragshift_store::StoreError;
 
 /// The statements for one partition.
 #[derive(Debug, Clone)]
@@ -60,19 +60,9 @@ impl PipeError {
     }
 }
 
-/// [`ragshift_retry::pg::classify`] for a store error: by the database error inside it, else
-/// by its kind (a connection that could not be opened is worth another try; a lost lock, bad
-/// settings or refused credentials are not).
+/// [`StoreError::retry_verdict`], as the copy's retry loops name it.
 pub fn store_verdict(e: &StoreError) -> Verdict {
-    let pg = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tokio_postgres::Error>());
-    match (e.kind(), pg) {
-        (StoreErrorKind::LockLost | StoreErrorKind::Auth | StoreErrorKind::Config, _) => {
-            Verdict::Fail
-        }
-        (_, Some(pg)) => ragshift_retry::pg::classify(pg),
-        (StoreErrorKind::Connect, None) => Verdict::Retry,
-        _ => Verdict::Fail,
-    }
+    e.retry_verdict()
 }
 
 /// Rows and bytes moved.

@@ -7,8 +7,11 @@
 //! can't take writes that would be lost.
 //!
 //! If any step before detaching fails (verification finds a difference, a time-out, a lost
-//! connection), the fence is lifted again, replication keeps running, and the error says
-//! what to run next. Without the fence (`fence: false`, which the CLI allows only with an
+//! connection; a fence whose COMMIT's outcome is unknown included), the fence is lifted again,
+//! replication keeps running, and the error says what to run next. A cutover interrupted
+//! after it verified and began detaching (killed, or its target connection lost) leaves the
+//! source fenced and the subscription gone: the next cutover verifies again under the fence
+//! and finishes it. Once it has begun to fence, no failure exits as "nothing started". Without the fence (`fence: false`, which the CLI allows only with an
 //! explicit acknowledgement), writes reaching the source after the catch-up are not copied.
 
 use std::fmt;
@@ -24,10 +27,15 @@ use tokio_postgres::Client;
 use crate::error::{OnSide, Which};
 use crate::record::{self, ObjectKind, Record};
 use crate::status::{self, ReplicationStatus};
-use crate::{abort, fence, locked_record, slot, ReplicateError, ReplicateErrorKind, Sides};
+use crate::{
+    abort, fence, locked_record, slot, subscription, ReplicateError, ReplicateErrorKind, Sides,
+};
 
 /// What to run after a cutover that stopped before detaching.
 const RETRY: &str = "replication keeps running: see `ragshift replicate status`, then run `ragshift replicate cutover` again (or `ragshift replicate abort` to give up)";
+
+/// What to run after a cutover that verified but couldn't finish detaching or recording it.
+const UNFINISHED: &str = "the target has every row and the source stays fenced (writes there fail), but the cutover could not finish: run `ragshift replicate cutover` again to finish it (it verifies again), or `ragshift replicate abort` to lift the fence and remove replication";
 
 /// How to cut over.
 #[derive(Debug, Clone)]
@@ -159,6 +167,20 @@ pub async fn cutover(
     options: &CutoverOptions,
     progress: &mut (dyn FnMut(Step<'_>) + Send),
 ) -> Result<CutoverReport, ReplicateError> {
+    let mut fenced = false;
+    run(sides, options, progress, &mut fenced)
+        .await
+        .map_err(|e| if fenced { e.after_work() } else { e })
+}
+
+/// The cutover; sets `fenced` once it begins to fence (or finds the source fenced by an
+/// interrupted cutover), after which no failure is "nothing started".
+async fn run(
+    sides: &Sides,
+    options: &CutoverOptions,
+    progress: &mut (dyn FnMut(Step<'_>) + Send),
+    fenced: &mut bool,
+) -> Result<CutoverReport, ReplicateError> {
     let (source, mut target) = sides.connect("cutover").await?;
     let (_lock, record, layout) = locked_record(sides, &target, "replicate cutover").await?;
     let run = record.names.run_id.clone();
@@ -172,27 +194,45 @@ pub async fn cutover(
         deadline: Instant::now() + options.timeout,
     };
 
-    // Initial sync first, then catch up to now: the fence then holds writes back briefly.
-    let before = async {
-        loop {
-            let st = w.status().await?;
-            progress(Step::Waiting(&st));
-            fatal_problems(&st)?;
-            if st.synced && st.apply_worker {
-                break;
-            }
-            w.pause("the initial sync to finish").await?;
-        }
-        let now = slot::current_lsn(&source).await.on(sides, Which::Source)?;
-        w.catch_up(&now, progress).await
-    };
-    before
-        .await
-        .map_err(|e| e.context(&format!("nothing was fenced; {RETRY}")))?;
-
     let fence_name = fence::name(&record.names);
+    // A cutover killed after it verified and began detaching left the source fenced and the
+    // subscription dropped: there is nothing to wait for; verify again and finish.
+    let resumed =
+        detached_under_fence(sides, &source, &target, &record, &layout, &fence_name).await?;
     let mut fence_summary = None;
-    if options.fence {
+    if resumed {
+        *fenced = true;
+        tracing::info!(
+            "an earlier cutover of {run} was interrupted after it verified and began detaching (the source is fenced, the subscription gone): verifying again and finishing it"
+        );
+        fence_summary = Some(FenceSummary {
+            table: layout.display_name(),
+            name: fence_name.clone(),
+            lsn: None,
+            in_place: true,
+            removal_sql: fence::removal_sql(&layout, &fence_name),
+        });
+    } else {
+        // Initial sync first, then catch up to now: the fence then holds writes back briefly.
+        let before = async {
+            loop {
+                let st = w.status().await?;
+                progress(Step::Waiting(&st));
+                fatal_problems(&st)?;
+                if st.synced && st.apply_worker {
+                    break;
+                }
+                w.pause("the initial sync to finish").await?;
+            }
+            let now = slot::current_lsn(&source).await.on(sides, Which::Source)?;
+            w.catch_up(&now, progress).await
+        };
+        before
+            .await
+            .map_err(|e| e.context(&format!("nothing was fenced; {RETRY}")))?;
+    }
+    if options.fence && !resumed {
+        *fenced = true;
         let table = layout.display_name();
         progress(Step::Fencing(&table));
         record::planned(&target, &run, ObjectKind::Fence, &fence_name)
@@ -201,12 +241,19 @@ pub async fn cutover(
         if let Err(e) =
             fence::install(&source, &layout, &fence_name, options.fence_lock_timeout).await
         {
-            // The fence's transaction rolled back: nothing is fenced.
-            let _ = record::removed(&target, &run, ObjectKind::Fence, &fence_name).await;
+            // Usually its transaction rolled back; but when the connection broke, its COMMIT
+            // may have been carried out: lift whatever is there before saying it isn't.
+            let e = ReplicateError::store("source", sides.source.label(), e);
             return Err(
-                ReplicateError::store("source", sides.source.label(), e).context(&format!(
-                "{RETRY} once the long transaction ended (or with a longer --fence-lock-timeout)"
-            )),
+                match lift(sides, &source, &target, &record, &layout, &fence_name).await {
+                    Ok(()) => e.context(&format!(
+                        "the source is not fenced; {RETRY} once the cause is gone (a long transaction: wait for it, or give a longer --fence-lock-timeout)"
+                    )),
+                    Err(why) => e.context(&format!(
+                        "the source may be STILL FENCED (checking failed: {why}): run `ragshift replicate abort` to remove replication and the fence, or on the source: {}",
+                        fence::removal_sql(&layout, &fence_name)
+                    )),
+                },
             );
         }
         if let Err(e) = record::created(&target, &run, ObjectKind::Fence, &fence_name)
@@ -239,7 +286,9 @@ pub async fn cutover(
         loop {
             attempt += 1;
             let lsn = slot::current_lsn(&source).await.on(sides, Which::Source)?;
-            w.catch_up(&lsn, progress).await?;
+            if !resumed {
+                w.catch_up(&lsn, progress).await?;
+            }
             progress(Step::Verifying(&lsn));
             let report = w.verify().await?;
             if report.passed() || attempt >= attempts {
@@ -268,7 +317,11 @@ pub async fn cutover(
                     )),
                 }
             }
-            next.push(RETRY.to_owned());
+            next.push(if resumed {
+                "the interrupted cutover had already dropped the subscription, so replication can't go on: run `ragshift replicate abort`, then `ragshift replicate start` again".to_owned()
+            } else {
+                RETRY.to_owned()
+            });
             return match failed {
                 Err(e) => Err(e.context(&next.join("; "))),
                 Ok((report, lsn)) => Ok(CutoverReport {
@@ -295,7 +348,8 @@ pub async fn cutover(
     progress(Step::Detaching);
     let replication: Vec<record::Object> = record::objects(&target, &run)
         .await
-        .on(sides, Which::Target)?
+        .on(sides, Which::Target)
+        .map_err(|e| e.context(UNFINISHED))?
         .into_iter()
         .filter(|o| {
             matches!(
@@ -304,7 +358,16 @@ pub async fn cutover(
             )
         })
         .collect();
-    let detached = abort::remove(Some(&source), &target, &record, &replication).await;
+    let mut detached = abort::remove(Some(&source), &target, &record, &replication).await;
+    if !detached.left.is_empty() {
+        // Usually the source went away mid-detach (a failover): its slot would keep WAL there
+        // for ever. Reconnect (for a while) and remove what is left.
+        if let Some(fresh) = reconnect_source(sides).await {
+            let again = abort::remove(Some(&fresh), &target, &record, &replication).await;
+            detached.removed.extend(again.removed);
+            detached.left = again.left;
+        }
+    }
 
     progress(Step::BuildingIndex);
     let (index, index_error) = match ensure_vector_index(
@@ -388,8 +451,56 @@ pub async fn cutover(
                              "removed": report.removed, "left": report.left }),
     )
     .await
-    .on(sides, Which::Target)?;
+    .on(sides, Which::Target)
+    .map_err(|e| e.context(UNFINISHED))?;
     Ok(report)
+}
+
+/// How long a cutover that lost the source while detaching tries to reach it again.
+const SOURCE_AGAIN: Duration = Duration::from_secs(30);
+
+/// A new connection to the source, retried (the one retry policy) for [`SOURCE_AGAIN`].
+async fn reconnect_source(sides: &Sides) -> Option<Client> {
+    let policy = ragshift_retry::Policy {
+        budget: SOURCE_AGAIN,
+        ..ragshift_retry::Policy::default()
+    };
+    policy
+        .run(
+            "reconnecting to the source",
+            ragshift_store::StoreError::retry_verdict,
+            || connect(&sides.source, "ragshift replicate cutover"),
+        )
+        .await
+        .ok()
+}
+
+/// Whether an earlier cutover of this run was interrupted after it verified and began
+/// detaching: its fence is recorded and on the source, and the subscription is gone.
+async fn detached_under_fence(
+    sides: &Sides,
+    source: &Client,
+    target: &Client,
+    record: &Record,
+    layout: &Layout,
+    fence_name: &str,
+) -> Result<bool, ReplicateError> {
+    let subscribed = subscription::oid(target, &record.names.subscription)
+        .await
+        .on(sides, Which::Target)?
+        .is_some();
+    if subscribed {
+        return Ok(false);
+    }
+    let recorded = record::objects(target, &record.names.run_id)
+        .await
+        .on(sides, Which::Target)?
+        .iter()
+        .any(|o| o.kind == ObjectKind::Fence && o.name == fence_name && o.created && !o.removed);
+    Ok(recorded
+        && fence::exists(source, layout, fence_name)
+            .await
+            .on(sides, Which::Source)?)
 }
 
 /// Lifts the fence and records it; tries a fresh connection if the cutover's one broke.

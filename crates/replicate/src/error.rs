@@ -28,6 +28,8 @@ pub struct ReplicateError {
     kind: ReplicateErrorKind,
     message: String,
     source: Option<StoreError>,
+    /// The command had changed something (the journal, an object, the fence) when it failed.
+    after_work: bool,
 }
 
 impl ReplicateError {
@@ -37,6 +39,7 @@ impl ReplicateError {
             kind,
             message: message.into(),
             source: None,
+            after_work: false,
         }
     }
 
@@ -46,6 +49,7 @@ impl ReplicateError {
             kind: ReplicateErrorKind::Store,
             message: format!("{side} {server}: {e}"),
             source: Some(e),
+            after_work: false,
         }
     }
 
@@ -53,6 +57,19 @@ impl ReplicateError {
     pub fn context(mut self, more: &str) -> Self {
         self.message = format!("{}; {more}", self.message);
         self
+    }
+
+    /// The same error, marked as happening once the command had changed something: whatever
+    /// its kind (a lost connection included), it is not "nothing started".
+    pub fn after_work(mut self) -> Self {
+        self.after_work = true;
+        self
+    }
+
+    /// Whether the command had changed something when it failed (see
+    /// [`after_work`](Self::after_work)).
+    pub fn work_started(&self) -> bool {
+        self.after_work
     }
 
     /// The kind.

@@ -169,20 +169,30 @@ pub async fn begin(client: &impl GenericClient, record: &Record) -> Result<(), S
     .await
 }
 
-/// Records that an object is about to be created.
+/// Records that an object is about to be created; one removed earlier (a fence lifted after a
+/// refused cutover) counts as planned again, so that a crash now leaves it for `abort`.
 pub async fn planned(
     client: &impl GenericClient,
     run_id: &str,
     kind: ObjectKind,
     name: &str,
 ) -> Result<(), StoreError> {
-    journal::queue_units(
-        client,
-        run_id,
-        kind.as_str(),
-        &[(unit_id(kind, name), None)],
-    )
-    .await
+    let unit = unit_id(kind, name);
+    journal::queue_units(client, run_id, kind.as_str(), &[(unit.clone(), None)]).await?;
+    client
+        .execute(
+            "UPDATE ragshift.units SET status = $3, finished_at = NULL
+              WHERE run_id = $1 AND unit_id = $2 AND status = $4",
+            &[
+                &run_id,
+                &unit,
+                &Status::Queued.as_str(),
+                &Status::Skipped.as_str(),
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::query(format!("recording {unit} as planned again"), e))?;
+    Ok(())
 }
 
 /// Records that an object now exists.

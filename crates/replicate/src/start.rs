@@ -6,7 +6,7 @@ use ragshift_store::ident::quote_ident;
 use ragshift_store::journal::Status;
 use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::ensure_vector_extension;
-use ragshift_store::StoreError;
+use ragshift_store::{connect, StoreError};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -114,9 +114,11 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
         table: sides.layout.table.clone(),
         binary: plan.transfer.binary,
     };
+    // From here on the journal holds the run: a failure is one of work that started.
     record::begin(&target, &record)
         .await
-        .on(sides, Which::Target)?;
+        .on(sides, Which::Target)
+        .map_err(ReplicateError::after_work)?;
     match create_all(sides, &source, &mut target, &plan, &names).await {
         Ok(leaks) => {
             let mut password = vec![subscription::PASSWORD_STORED.to_owned()];
@@ -126,7 +128,8 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             }
             let created = record::objects(&target, &names.run_id)
                 .await
-                .on(sides, Which::Target)?;
+                .on(sides, Which::Target)
+                .map_err(ReplicateError::after_work)?;
             tracing::info!(run = %names.run_id, "replication started: {}", plan.transfer.reason);
             Ok(StartReport {
                 plan,
@@ -137,13 +140,26 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             })
         }
         Err(e) => {
-            // Leave nothing behind: remove what this start created, then report the cause.
-            let objects = record::objects(&target, &names.run_id)
-                .await
-                .unwrap_or_default();
-            let outcome = abort::remove(Some(&source), &target, &record, &objects).await;
-            let _ = record::finish(
-                &target,
+            // Leave nothing behind: remove what this start created, then report the cause;
+            // on fresh connections where the fault closed this start's.
+            let app = "ragshift replicate start";
+            let fresh_target = match target.is_closed() {
+                true => connect(&sides.target, app).await.ok(),
+                false => None,
+            };
+            let fresh_source = match source.is_closed() {
+                true => connect(&sides.source, app).await.ok(),
+                false => None,
+            };
+            let target = fresh_target.as_ref().unwrap_or(&target);
+            let source = fresh_source.as_ref().unwrap_or(&source);
+            let objects = record::objects(target, &names.run_id).await;
+            let outcome = match &objects {
+                Ok(objects) => abort::remove(Some(source), target, &record, objects).await,
+                Err(_) => abort::AbortReport::default(),
+            };
+            let finished = record::finish(
+                target,
                 &names.run_id,
                 Status::Failed,
                 &serde_json::json!({ "outcome": "start failed", "error": e.to_string(),
@@ -151,10 +167,14 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             )
             .await;
             let mut message = format!("{e}; everything this start created was removed again");
-            if !outcome.left.is_empty() {
+            if objects.is_err() || finished.is_err() {
+                message = format!(
+                    "{e}; the target's journal could not be read or updated, so what this start created may be left: run `ragshift replicate abort` to remove it"
+                );
+            } else if !outcome.left.is_empty() {
                 message = format!("{e}; could not remove: {}", outcome.left.join("; "));
             }
-            Err(ReplicateError::new(e.kind(), message))
+            Err(ReplicateError::new(e.kind(), message).after_work())
         }
     }
 }

@@ -4,8 +4,6 @@
 //! leaves replication running; missing prerequisites create nothing; abort leaves both
 //! clusters as they were and removes only what the run recorded creating.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ragshift_replicate::prerequisites::Level;
@@ -18,7 +16,7 @@ use ragshift_store::checksum::bot_checksums;
 use ragshift_store::index::{vector_indexes, VectorIndex};
 use ragshift_store::schema::init_target;
 use ragshift_store::{ConnectSpec, Layout};
-use ragshift_testkit::PgCluster;
+use ragshift_testkit::{PgCluster, SeededRng, SourceWriter};
 use tokio_postgres::Client;
 
 const DIM: usize = 16;
@@ -36,6 +34,7 @@ fn seed_sql(bots: u32, rows: u32) -> String {
 }
 
 struct Pair {
+    src_url: String,
     _source_cluster: PgCluster,
     _target_cluster: PgCluster,
     sides: Sides,
@@ -64,6 +63,7 @@ async fn pair(source_cluster: PgCluster) -> Pair {
         source_from_target: None,
     };
     Pair {
+        src_url,
         _source_cluster: source_cluster,
         _target_cluster: target_cluster,
         sides,
@@ -294,74 +294,40 @@ async fn start_sync_changes_catch_up_and_cutover() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_running_from_before_start_until_after_cutover_loses_nothing() {
     let p = pair(PgCluster::builder().logical_replication().start()).await;
-    let returned = Arc::new(AtomicBool::new(false));
-    let committed = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (spec, returned, committed) =
-            (p.sides.source.clone(), returned.clone(), committed.clone());
-        tokio::spawn(async move {
-            let c = ragshift_store::connect(&spec, "test writer").await.unwrap();
-            let (mut fenced, mut committed_after_return) = (0u64, 0u64);
-            let mut i = 0u64;
-            // Until the fence has refused it three times after cutover returned.
-            loop {
-                i += 1;
-                let after_return = returned.load(Ordering::SeqCst);
-                // Insert a row, edit an old one, delete one inserted a few rounds ago: one
-                // transaction, so it commits whole or not at all.
-                let result = c
-                    .batch_execute(&format!(
-                        "INSERT INTO items SELECT '88' || lpad('{i}', 24, '0'), botid, 'written ' || {i}, source, embedding
-                           FROM items WHERE id = '01' || lpad('{n}', 24, '0');
-                         UPDATE items SET content = content || ' +{i}' WHERE id = '02' || lpad('{n}', 24, '0');
-                         DELETE FROM items WHERE id = '88' || lpad('{old}', 24, '0');",
-                        n = i % 50 + 1,
-                        old = i.saturating_sub(5),
-                    ))
-                    .await;
-                match result {
-                    Ok(()) => {
-                        committed.fetch_add(1, Ordering::SeqCst);
-                        if after_return {
-                            committed_after_return += 1;
-                        }
-                    }
-                    Err(e) => {
-                        assert_fenced(&e);
-                        fenced += 1;
-                        if after_return && fenced >= 3 {
-                            break;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (fenced, committed_after_return)
-        })
-    };
+    // Inserts, updates and deletes, each its own transaction, from before start until the
+    // fence has refused it a few times after cutover returned.
+    let writer = SourceWriter::start(&p.src_url, SeededRng::trial_seed("replicate writer"))
+        .await
+        .unwrap();
     // The writer is under way before replication starts.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while committed.load(Ordering::SeqCst) < 5 {
-        assert!(Instant::now() < deadline, "the writer wrote nothing");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        writer.wait_for_writes(5, Duration::from_secs(30)).await,
+        "the writer wrote nothing"
+    );
     start(&p.sides, &StartOptions::default()).await.unwrap();
-    let at_start = committed.load(Ordering::SeqCst);
+    let at_start = writer.committed();
     poll_status(&p.sides, "the initial sync", |s| s.synced).await;
     let report = cutover(&p.sides, &options(), &mut |_| {}).await.unwrap();
-    returned.store(true, Ordering::SeqCst);
-    let at_return = committed.load(Ordering::SeqCst);
+    let returned = Instant::now();
+    let at_return = writer.committed();
     assert!(report.passed, "{:#?}", report.verify.failures);
-    let (fenced, committed_after_return) = tokio::time::timeout(Duration::from_secs(30), writer)
-        .await
-        .expect("the writer stops once fenced")
-        .unwrap();
+    assert!(writer.wait_for_writes(3, Duration::from_secs(30)).await);
+    let log = writer.stop().await.unwrap();
     assert!(
         at_return > at_start,
         "the writer must have written while replication ran ({at_start} → {at_return})"
     );
-    assert!(fenced >= 3, "{fenced}");
-    assert_eq!(committed_after_return, 0, "a write got through the fence");
+    assert!(log.failed.is_empty(), "{:?}", log.failed);
+    assert!(log.refused >= 3, "{}", log.refused);
+    let late: Vec<_> = log.committed_after(returned).collect();
+    assert!(late.is_empty(), "writes got through the fence: {late:?}");
+    let (_, message) = log.first_refused.expect("a refused write");
+    assert!(
+        message.starts_with(
+            "ragshift cutover: writes to public.items are fenced on this (old) cluster; the application must now use the new cluster"
+        ),
+        "{message}"
+    );
 
     // Every committed write is on the target: every row, every column, compared directly.
     let (source_rows, target_rows) = (all_rows(&p.source).await, all_rows(&p.target).await);

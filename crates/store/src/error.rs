@@ -91,6 +91,21 @@ impl StoreError {
         }
     }
 
+    /// What the one retry policy should do after this error: by the database error inside
+    /// it, else by its kind (a connection that could not be opened is worth another try; a
+    /// lost lock, bad settings or refused credentials are not).
+    pub fn retry_verdict(&self) -> ragshift_retry::Verdict {
+        use ragshift_retry::Verdict;
+        match (self.kind, &self.source) {
+            (StoreErrorKind::LockLost | StoreErrorKind::Auth | StoreErrorKind::Config, _) => {
+                Verdict::Fail
+            }
+            (_, Some(pg)) => ragshift_retry::pg::classify(pg),
+            (StoreErrorKind::Connect, None) => Verdict::Retry,
+            _ => Verdict::Fail,
+        }
+    }
+
     pub(crate) fn with_source(mut self, e: tokio_postgres::Error) -> Self {
         self.source = Some(e);
         self

@@ -15,6 +15,8 @@
 //!   LlamaIndex libraries, and an all-column digest to compare a table across a move.
 //! - [`FaultProxy`]: real network faults (cuts, stalls, refused connections) between ragshift
 //!   and PostgreSQL; [`sigkill_at_random`]: a crash at a seeded random moment.
+//! - [`SourceWriter`]: an application writing to the source throughout a migration;
+//!   [`row_diff`]: the independent all-column comparison a fault trial ends with.
 //!
 //! Servers cannot outlive the test process: each has a reaper process that stops it and
 //! deletes its files when the test process exits, even when it is killed.
@@ -49,9 +51,11 @@ mod pg_server;
 mod process;
 pub mod rag_stores;
 mod rng;
+mod rows;
 mod shared;
 mod tls;
 mod unix_user;
+mod writer;
 
 pub use fault_proxy::{CutWhen, FaultProxy};
 pub use fixtures::{awkward_items, AwkwardItems};
@@ -62,5 +66,7 @@ pub use names::unique_name;
 pub use pg_cluster::{pg_program, PgCluster, PgOptions};
 pub use pg_server::PgServer;
 pub use rng::SeededRng;
+pub use rows::{all_columns, row_diff, RowDiff};
 pub use shared::{shared_moto, shared_pg};
 pub use tls::TlsFiles;
+pub use writer::{writes_missing_on, SourceWriter, Write, WriteLog, WriteOp};

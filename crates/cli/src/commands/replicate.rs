@@ -246,24 +246,26 @@ async fn sides(
     ))
 }
 
-/// Exit code 2 for what stops work before it starts, 1 for work that failed.
+/// Exit code 2 for what stops work before it starts, 1 for work that failed (whatever the
+/// kind, once the command had changed something).
 fn failure(e: ReplicateError) -> Failure {
-    let before_work = match e.kind() {
-        ReplicateErrorKind::Prerequisites
-        | ReplicateErrorKind::Config
-        | ReplicateErrorKind::NotStarted
-        | ReplicateErrorKind::AlreadyStarted => true,
-        ReplicateErrorKind::Timeout => false,
-        ReplicateErrorKind::Store => matches!(
-            e.store_error().map(|s| s.kind()),
-            Some(
-                StoreErrorKind::Connect
-                    | StoreErrorKind::Auth
-                    | StoreErrorKind::Config
-                    | StoreErrorKind::Locked
-            )
-        ),
-    };
+    let before_work = !e.work_started()
+        && match e.kind() {
+            ReplicateErrorKind::Prerequisites
+            | ReplicateErrorKind::Config
+            | ReplicateErrorKind::NotStarted
+            | ReplicateErrorKind::AlreadyStarted => true,
+            ReplicateErrorKind::Timeout => false,
+            ReplicateErrorKind::Store => matches!(
+                e.store_error().map(|s| s.kind()),
+                Some(
+                    StoreErrorKind::Connect
+                        | StoreErrorKind::Auth
+                        | StoreErrorKind::Config
+                        | StoreErrorKind::Locked
+                )
+            ),
+        };
     if before_work {
         Failure::from(anyhow::Error::new(e))
     } else {

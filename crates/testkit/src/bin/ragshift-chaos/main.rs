@@ -7,11 +7,12 @@
 //! cut, or a SIGKILL of ragshift at a random moment), then runs the same command again until it
 //! succeeds, and compares source and target independently of ragshift (every column of every
 //! row, by the server's own text form; a rebuild's target with a clean rebuild, see
-//! [`rebuild`]). It prints, per strategy, the trials, rows lost, rows
-//! duplicated (or extra) and wrong exit codes, and exits 1 unless all are zero.
+//! [`rebuild`]). It prints, per strategy, the trials, rows lost, rows duplicated (or extra)
+//! and wrong exit codes, and exits 1 unless all are zero. Replicate trials (`replicate.rs`) run
+//! their own clusters, with a writer on the source throughout.
 //!
 //! ```text
-//! ragshift-chaos --ragshift target/debug/ragshift [--trials 20] [--strategies copy,import,rebuild] [--seed S]
+//! ragshift-chaos --ragshift target/debug/ragshift [--trials 20] [--strategies copy,import,rebuild,replicate] [--seed S]
 //! ```
 //!
 //! A wrong exit code is: 2 once work had started (it means "nothing started"), anything but
@@ -29,6 +30,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, PgCluster, SeededRng};
+
+mod replicate;
 
 /// The chunk table: the platform's layout with awkward rows (NULLs, long and non-ASCII texts,
 /// a big bot split by id range, many small ones).
@@ -72,6 +75,29 @@ struct Tally {
     bad_seeds: Vec<String>,
 }
 
+impl Tally {
+    /// Counts one trial and prints its line.
+    fn add(&mut self, strategy: &str, trial: u32, seed: u64, r: &TrialResult) {
+        self.trials += 1;
+        self.lost += r.lost;
+        self.duplicated += r.duplicated;
+        self.wrong_exit += r.wrong_exit;
+        let bad = r.lost + r.duplicated + u64::from(r.wrong_exit) > 0;
+        eprintln!(
+            "chaos: {strategy} trial {trial} seed {seed}: {} → exits {:?}: lost {}, duplicated {}, wrong exits {}{}",
+            r.fault, r.exits, r.lost, r.duplicated, r.wrong_exit, if bad { "  <-- BAD" } else { "" }
+        );
+        if bad {
+            self.bad_seeds.push(format!("{seed} ({})", r.fault));
+        }
+    }
+
+    /// Nothing lost, duplicated or wrongly reported.
+    fn good(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.wrong_exit == 0
+    }
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(true) => ExitCode::SUCCESS,
@@ -94,7 +120,12 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         ragshift: PathBuf::new(),
         trials: 20,
-        strategies: vec!["copy".into(), "import".into(), "rebuild".into()],
+        strategies: vec![
+            "copy".into(),
+            "import".into(),
+            "rebuild".into(),
+            "replicate".into(),
+        ],
         seed: SeededRng::fresh_seed(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -147,8 +178,14 @@ fn run() -> anyhow::Result<bool> {
         let mut tally = Tally::default();
         match strategy.as_str() {
             "copy" | "import" | "rebuild" => {}
+            "replicate" => {
+                let tally = replicate::trials(&a, &mut master, work.path(), &rt)?;
+                all_good &= tally.good();
+                results.push((strategy.clone(), tally));
+                continue;
+            }
             other => {
-                println!("{other}: not covered yet (only copy, import and rebuild are)");
+                println!("{other}: not covered (copy, import, rebuild and replicate are)");
                 continue;
             }
         }
@@ -199,20 +236,9 @@ fn run() -> anyhow::Result<bool> {
             };
             let r = t.run()?;
             proxy.heal();
-            tally.trials += 1;
-            tally.lost += r.lost;
-            tally.duplicated += r.duplicated;
-            tally.wrong_exit += r.wrong_exit;
-            let bad = r.lost + r.duplicated + u64::from(r.wrong_exit) > 0;
-            eprintln!(
-                "chaos: {strategy} trial {trial} seed {seed}: {} → exits {:?}: lost {}, duplicated {}, wrong exits {}{}",
-                r.fault, r.exits, r.lost, r.duplicated, r.wrong_exit, if bad { "  <-- BAD" } else { "" }
-            );
-            if bad {
-                tally.bad_seeds.push(format!("{seed} ({})", r.fault));
-            }
+            tally.add(strategy, trial, seed, &r);
         }
-        all_good &= tally.lost == 0 && tally.duplicated == 0 && tally.wrong_exit == 0;
+        all_good &= tally.good();
         results.push((strategy.clone(), tally));
     }
     println!("strategy  trials  lost rows  duplicated rows  wrong exit codes");
@@ -225,11 +251,6 @@ fn run() -> anyhow::Result<bool> {
             println!("  bad trial: seed {b}");
         }
     }
-    for s in ["replicate"] {
-        if !a.strategies.iter().any(|x| x == s) {
-            println!("{s}: not covered yet");
-        }
-    }
     Ok(all_good)
 }
 
@@ -238,13 +259,8 @@ fn ragshift(bin: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
 }
 
 fn command(bin: &Path, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = ragshift_testkit::env::isolated_command(bin, dir);
+    cmd.args(args);
     cmd
 }
 
@@ -502,40 +518,8 @@ impl Trial<'_> {
         self.rt.block_on(async {
             let s = self.target.connect(&src_url).await;
             let t = self.target.connect(&url).await;
-            let src: std::collections::HashMap<String, String> = s
-                .query(ROWS, &[])
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let exists: bool = t
-                .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
-                .await?
-                .get(0);
-            let tgt: Vec<(String, String)> = if exists {
-                t.query(ROWS, &[])
-                    .await?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let mut seen = std::collections::HashMap::new();
-            let mut extra = 0u64;
-            for (id, h) in &tgt {
-                match src.get(id) {
-                    Some(sh) if sh == h => {
-                        if seen.insert(id.clone(), ()).is_some() {
-                            extra += 1;
-                        }
-                    }
-                    Some(_) => {}
-                    None => extra += 1,
-                }
-            }
-            let lost = src.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
-            anyhow::Ok((lost, extra))
+            let d = ragshift_testkit::row_diff(&s, &t, ROWS).await?;
+            anyhow::Ok((d.lost.len() as u64, d.extra))
         })
     }
 }
