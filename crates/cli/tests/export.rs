@@ -710,3 +710,138 @@ async fn a_table_export_would_lose_columns_of_is_refused_before_any_file() {
         "nothing was written"
     );
 }
+
+/// `import` through a fault proxy, a few seeded trials (the seed is printed; set
+/// RAGSHIFT_TEST_SEED to replay one): a connection cut at a random byte, a COMMIT whose answer
+/// is lost, or a SIGKILL at a random moment; then the same import again until it succeeds.
+/// Every bot ends byte for byte as exported, none twice, and an exit 2 only ever comes from a
+/// run that recorded nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_through_cut_connections_and_kills_ends_with_every_bot_exact() {
+    use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, SeededRng};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("import_faults_src").await;
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap().to_owned();
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &url, "--to", &out_str],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let want = checksums(&db).await;
+    let upstream = format!("{}:{}", shared_pg().host(), shared_pg().port());
+
+    // How many bytes a whole import sends, through a proxy that only counts.
+    let counter = FaultProxy::start(&upstream).unwrap();
+    let reference = shared_pg().fresh_database("import_faults_ref");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "import",
+            "--from",
+            &out_str,
+            "--target",
+            &counter.url_for(&reference),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let whole = counter.forwarded();
+
+    let seed = SeededRng::trial_seed("import fault trials");
+    for trial in 0..3_u64 {
+        let seed = seed.wrapping_add(trial);
+        let url = shared_pg().fresh_database("import_faults");
+        let proxy = FaultProxy::start(&upstream).unwrap();
+        let through = proxy.url_for(&url);
+        let args = [
+            "import",
+            "--from",
+            out_str.as_str(),
+            "--target",
+            through.as_str(),
+        ];
+        let fault = match trial {
+            0 => format!("cut at byte {}", proxy.cut_at_random_byte(seed, whole)),
+            1 => {
+                let nth = 1 + (seed % 8) as u32;
+                proxy.cut_on_query("COMMIT", CutWhen::AfterReply, nth);
+                format!("COMMIT {nth} committed, its answer lost")
+            }
+            _ => "SIGKILL".to_owned(),
+        };
+        let mut child =
+            ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir.path())
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        let killed = trial == 2
+            && sigkill_at_random(
+                &mut child,
+                seed,
+                std::time::Duration::from_millis(50)..std::time::Duration::from_secs(3),
+            )
+            .unwrap()
+            .is_some();
+        let out = child.wait_with_output().unwrap();
+        let c = shared_pg().connect(&url).await;
+        match out.status.code() {
+            Some(0 | 1) => {}
+            None if killed => {}
+            Some(2) => {
+                let recorded: bool = c
+                    .query_one(
+                        "SELECT to_regclass('ragshift.runs') IS NOT NULL
+                            AND EXISTS (SELECT 1 FROM ragshift.runs WHERE kind = 'import')",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert!(
+                    !recorded,
+                    "trial {trial} (seed {seed}, {fault}): exit 2 after the run was recorded:\n{}",
+                    text(&out)
+                );
+            }
+            other => panic!(
+                "trial {trial} (seed {seed}, {fault}): exit {other:?}:\n{}",
+                text(&out)
+            ),
+        }
+        proxy.heal();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let out = ragshift(dir.path(), &args, &[]);
+            if out.status.code() == Some(0) {
+                break;
+            }
+            assert!(
+                attempts < 3,
+                "trial {trial} (seed {seed}, {fault}): rerun {attempts} failed:\n{}",
+                text(&out)
+            );
+        }
+        assert_eq!(
+            checksums(&c).await,
+            want,
+            "trial {trial} (seed {seed}, {fault}): every bot as exported, none twice"
+        );
+        let unfinished: i64 = c
+            .query_one(
+                "SELECT count(*) FROM ragshift.runs WHERE status = 'running'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            unfinished, 0,
+            "trial {trial} (seed {seed}, {fault}): a run left running"
+        );
+    }
+}

@@ -216,9 +216,22 @@ async fn import_staged(
         "table": layout.display_name(),
         "files": manifest.files.len(),
     });
-    journal::start_run(&client, &run_id, RUN_KIND, &server, &selection)
+    // Runs of this target left `running` by a process that died are over: say so.
+    journal::fail_interrupted_runs(&client, RUN_KIND, &server, &run_id)
         .await
         .map_err(db)?;
+    if let Err(e) = journal::start_run(&client, &run_id, RUN_KIND, &server, &selection).await {
+        // A connection lost on the way leaves it unknown whether the run was recorded: then the
+        // work may have started, as far as the journal is concerned.
+        return Err(if client.is_closed() {
+            ExportError::Stopped {
+                state: format!("whether import run {run_id} was recorded is unknown (nothing was imported); run the same import again"),
+                error: Box::new(db(e)),
+            }
+        } else {
+            db(e)
+        });
+    }
     let units: Vec<(String, Option<String>)> = files
         .iter()
         .map(|(f, _)| (f.path.clone(), f.bot_id.clone()))
@@ -267,8 +280,17 @@ async fn import_staged(
             Ok(report)
         }
         Err(error) => {
-            if let Err(e) = journal::fail_run(&client, &run_id, &error.to_string()).await {
-                tracing::error!("could not record the failure of import run {run_id}: {e}");
+            // The run's own connection may be what failed: record it on a new one then.
+            let recorded = if client.is_closed() {
+                match connect(target, "ragshift import (journal)").await {
+                    Ok(c) => journal::fail_run(&c, &run_id, &error.to_string()).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                journal::fail_run(&client, &run_id, &error.to_string()).await
+            };
+            if let Err(e) = recorded {
+                tracing::error!("could not record the failure of import run {run_id} (the next import will): {e}");
             }
             Err(ExportError::Stopped {
                 state: format!("import run {run_id} is recorded as failed: bots imported before keep their new rows, the others their old ones; run the same import again"),
