@@ -349,3 +349,27 @@ async fn the_target_can_come_from_a_secrets_manager_secret() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nosuchsecret"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn build_index_exits_2_before_building_and_1_when_the_build_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("build_index_codes");
+    // No table: nothing could start.
+    let out = ragshift(dir.path(), &["build-index", "--target-url", &url], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A vector column without dimensions: the build itself fails.
+    shared_pg()
+        .connect(&url)
+        .await
+        .batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS vector;
+             CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text,
+                                 source text, embedding vector);
+             INSERT INTO items VALUES ('a', 'b', 'c', 'd', '[1,2]'), ('e', 'b', 'c', 'd', '[1,2,3]');",
+        )
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &["build-index", "--target-url", &url], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dimensions"), "{}", stderr(&out));
+}
