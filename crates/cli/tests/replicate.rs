@@ -167,7 +167,12 @@ async fn start_status_cutover() {
 
     let out = run(&["replicate", "status"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no replication is running"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no replication is running"), "{err}");
+    assert!(
+        err.contains("was cut over") && err.contains("build-index"),
+        "{err}"
+    );
 
     // The old source refuses writes until the fence is lifted.
     assert!(text.contains("stays fenced"), "{text}");

@@ -87,14 +87,21 @@ async fn active_record(sides: &Sides, target: &Client) -> Result<record::Record,
         return Ok(r);
     }
     let last = record::latest(target).await.on(sides, Which::Target)?;
-    let hint = match last {
-        Some((status, r)) => format!(" (the last one, {}, ended: {status})", r.names.run_id),
-        None => String::new(),
+    let (hint, next) = match last {
+        Some((status, r)) if status == "succeeded" => (
+            format!(" (the last one, {}, was cut over)", r.names.run_id),
+            "if its vector index is missing, build it with `ragshift build-index`; to replicate again, `ragshift replicate start`",
+        ),
+        Some((status, r)) => (
+            format!(" (the last one, {}, ended: {status})", r.names.run_id),
+            "start one with `ragshift replicate start`",
+        ),
+        None => (String::new(), "start one with `ragshift replicate start`"),
     };
     Err(ReplicateError::new(
         ReplicateErrorKind::NotStarted,
         format!(
-            "no replication is running into {}{hint}; start one with `ragshift replicate start`",
+            "no replication is running into {}{hint}; {next}",
             sides.target.label()
         ),
     ))
