@@ -89,7 +89,10 @@ async fn active_record(sides: &Sides, target: &Client) -> Result<record::Record,
     let last = record::latest(target).await.on(sides, Which::Target)?;
     let (hint, next) = match last {
         Some((status, r)) if status == "succeeded" => (
-            format!(" (the last one, {}, was cut over)", r.names.run_id),
+            format!(
+                " (the last one, {}, ended: {status}: it was cut over)",
+                r.names.run_id
+            ),
             "if its vector index is missing, build it with `ragshift build-index`; to replicate again, `ragshift replicate start`",
         ),
         Some((status, r)) => (
