@@ -446,7 +446,7 @@ pub async fn types_missing_on(
                     "{} {} (pgvector is not installed on the target's server)",
                     c.name, c.type_sql
                 )),
-                Some(v) if version_at_least(v, since) => {}
+                Some(v) if ragshift_store::schema::version_at_least(v, since) => {}
                 Some(v) => missing.push(format!(
                     "{} {} (the target's pgvector is {v}; {base} needs {}.{} or later)",
                     c.name, c.type_sql, since.0, since.1
@@ -467,9 +467,4 @@ pub async fn types_missing_on(
         }
     }
     Ok(missing)
-}
-
-fn version_at_least(version: &str, want: (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
 }

@@ -120,12 +120,6 @@ pub async fn export(
     // table with more columns, or keys of other types, would lose data on the way. Say so
     // before anything is written rather than export part of the store.
     let mapped = layout.columns();
-    let textual = |t: &str| {
-        t == "text"
-            || t.starts_with("character varying")
-            || t.starts_with("character(")
-            || t == "character"
-    };
     let mut lost: Vec<String> = shape
         .columns
         .iter()
@@ -137,7 +131,7 @@ pub async fn export(
             .columns
             .iter()
             .filter(|c| c.name != layout.embedding && mapped.contains(&c.name.as_str()))
-            .filter(|c| !textual(&c.type_name))
+            .filter(|c| !schema::is_text_type(&c.type_name))
             .map(|c| format!("{} {} (carried as text only)", c.name, c.type_name)),
     );
     if !lost.is_empty() {

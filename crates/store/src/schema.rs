@@ -170,14 +170,12 @@ pub fn check_shape(
 ) -> Result<(), StoreError> {
     // Ids, bot ids and texts are written as text: any text type holds them (a table the user
     // or a library created with `varchar` or `text` columns is as good as `character(26)`).
-    let textual =
-        |t: &str| t == "text" || t.starts_with("character varying") || t.starts_with("character(");
     let fits = |want: &ColumnShape, have: &ColumnShape| {
         have.name == want.name
             && (have.type_name == want.type_name
                 || (want.name != layout.embedding
-                    && textual(&want.type_name)
-                    && textual(&have.type_name)))
+                    && is_text_type(&want.type_name)
+                    && is_text_type(&have.type_name)))
     };
     let mismatched: Vec<&ColumnShape> = expected
         .columns
@@ -328,4 +326,20 @@ pub fn counterpart(
         schema.clone()
     };
     (s, t)
+}
+
+/// Whether an extension version (`0.8.0`) is at least `want` (major, minor): pgvector's
+/// features came in minor versions (`halfvec` and `sparsevec` in 0.7).
+pub fn version_at_least(version: &str, want: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
+}
+
+/// Whether a type, as `format_type` prints it, holds text: ids, bot ids and chunk texts are
+/// written and exported as text, which any of these hold.
+pub fn is_text_type(type_sql: &str) -> bool {
+    type_sql == "text"
+        || type_sql.starts_with("character varying")
+        || type_sql.starts_with("character(")
+        || type_sql == "character"
 }

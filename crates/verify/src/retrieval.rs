@@ -122,11 +122,6 @@ pub fn recall(approx: &[String], exact: &[String]) -> f64 {
     exact.iter().filter(|id| set.contains(id)).count() as f64 / exact.len() as f64
 }
 
-fn at_least(version: &str, want: (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
-}
-
 /// SQL of the statements run per bot on one side.
 struct Statements {
     sample: String,
@@ -188,7 +183,7 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
         .unwrap_or_else(|| "text".to_owned());
     Ok(Statements::new(
         store,
-        at_least(&version, (0, 7)),
+        ragshift_store::schema::version_at_least(&version, (0, 7)),
         &bot_type,
     ))
 }
@@ -436,6 +431,9 @@ mod tests {
         assert_eq!(overlap(&[], &[]), 1.0);
         assert_eq!(recall(&ids(&["a"]), &ids(&["a", "b", "c", "d"])), 0.25);
         assert_eq!(recall(&ids(&["x"]), &[]), 1.0);
-        assert!(at_least("0.8.0", (0, 7)) && !at_least("0.6.2", (0, 7)));
+        assert!(
+            ragshift_store::schema::version_at_least("0.8.0", (0, 7))
+                && !ragshift_store::schema::version_at_least("0.6.2", (0, 7))
+        );
     }
 }
