@@ -1,6 +1,6 @@
-//! Turning `[ingest]` and `[embedding]` into the ingestion and embedding components, the same
-//! way for every command that loads or embeds (`chunk`, `embed`, `plan`, `rebuild`,
-//! `embed-bot`, `search`).
+//! Turning `[registry]`, `[documents]`, `[ingest]` and `[embedding]` into the components that
+//! read bots, load and embed, the same way for every command that does (`chunk`, `embed`,
+//! `plan`, `rebuild`, `embed-bot`, `search`, `verify`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,26 @@ use ragshift_embed::{
     PgEmbeddingCache, PriceTable, ProviderOptions, RateLimit, Throttled, ThroughputOptions,
 };
 use ragshift_ingest::{AllowList, IngestOptions, IpNet};
+
+/// The bot registry `[registry]` names, retried under `[retry]`.
+pub async fn registry(config: &Config) -> anyhow::Result<Box<dyn ragshift_registry::Registry>> {
+    Ok(ragshift_registry::from_config(
+        &config.registry,
+        &config.aws,
+        &crate::settings::retry_policy(&config.retry),
+    )
+    .await?)
+}
+
+/// The document store `[documents]` names, refusing files over `[ingest] max_bytes`.
+pub async fn documents(
+    config: &Config,
+) -> anyhow::Result<Box<dyn ragshift_documents::DocumentStore>> {
+    Ok(
+        ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes)
+            .await?,
+    )
+}
 
 /// `[ingest]` as the ingestor's options. `allow_hosts` takes host names, IPs and CIDRs.
 pub fn ingest_options(c: &IngestConfig) -> anyhow::Result<IngestOptions> {

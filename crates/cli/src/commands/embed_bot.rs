@@ -110,18 +110,9 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     let key = parse_keys(&keys_text)?;
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    let registry: Arc<dyn Registry> = Arc::from(
-        ragshift_registry::from_config(
-            &config.registry,
-            &config.aws,
-            &crate::settings::retry_policy(&config.retry),
-        )
-        .await?,
-    );
-    let documents: Arc<dyn ragshift_documents::DocumentStore> = Arc::from(
-        ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes)
-            .await?,
-    );
+    let registry: Arc<dyn Registry> = Arc::from(crate::pipeline::registry(config).await?);
+    let documents: Arc<dyn ragshift_documents::DocumentStore> =
+        Arc::from(crate::pipeline::documents(config).await?);
     let selector: BotSelector = format!("{}/{}", key.user_id, key.bot_id)
         .parse()
         .map_err(|e: String| anyhow!(e))?;

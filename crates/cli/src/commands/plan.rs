@@ -136,12 +136,7 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
         );
     }
 
-    let registry = ragshift_registry::from_config(
-        &config.registry,
-        &config.aws,
-        &crate::settings::retry_policy(&config.retry),
-    )
-    .await?;
+    let registry = crate::pipeline::registry(config).await?;
     tracing::info!("reading bots from {}", registry.describe());
     let found = registry
         .bots(&selection)
@@ -179,12 +174,7 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
         .iter()
         .any(|b| !b.knowledge.filenames.is_empty());
     let store = if needs_documents {
-        let store = ragshift_documents::from_config(
-            &config.documents,
-            &config.aws,
-            config.ingest.max_bytes,
-        )
-        .await?;
+        let store = crate::pipeline::documents(config).await?;
         store.check().await?;
         Some(store)
     } else {

@@ -196,18 +196,9 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         // Incomplete ECS settings are refused before anything is read or asked.
         EcsOptions::from_config(&config.executor)?;
     }
-    let registry: Arc<dyn Registry> = Arc::from(
-        ragshift_registry::from_config(
-            &config.registry,
-            &config.aws,
-            &crate::settings::retry_policy(&config.retry),
-        )
-        .await?,
-    );
-    let documents: Arc<dyn ragshift_documents::DocumentStore> = Arc::from(
-        ragshift_documents::from_config(&config.documents, &config.aws, config.ingest.max_bytes)
-            .await?,
-    );
+    let registry: Arc<dyn Registry> = Arc::from(crate::pipeline::registry(config).await?);
+    let documents: Arc<dyn ragshift_documents::DocumentStore> =
+        Arc::from(crate::pipeline::documents(config).await?);
     documents.check().await?;
     let selected = select(&*registry, &args.bots, &args.users).await?;
     let registry_for_settings = registry.clone();

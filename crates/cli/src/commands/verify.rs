@@ -145,13 +145,9 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let registry = if !args.no_registry && registry_configured(&loaded) {
-        let reg = ragshift_registry::from_config(
-            &config.registry,
-            &config.aws,
-            &crate::settings::retry_policy(&config.retry),
-        )
-        .await
-        .context("opening the registry for coverage")?;
+        let reg = crate::pipeline::registry(config)
+            .await
+            .context("opening the registry for coverage")?;
         let scan = reg
             .bots(&ragshift_registry::Selection::all())
             .await
