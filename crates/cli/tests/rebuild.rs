@@ -1420,22 +1420,54 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
     }
 }
 
-#[tokio::test]
-async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_resumes() {
+/// Two bots migrated once into a fresh database: the second also loads a page from `gate`, so
+/// a later run can be held inside it. Returns the gate, the bots, the folder, the target and
+/// the environment (one job at a time, the gate's host allowed).
+struct Migrated {
+    gate: Gate,
+    bots: Vec<(String, Vec<&'static str>, Vec<String>)>,
+    dir: tempfile::TempDir,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+async fn migrated_once(first: u32, name: &str) -> Migrated {
     let gate = Gate::start(PAGE);
-    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
-        (bot_id(71), vec!["faq.txt"], vec![]),
-        (bot_id(72), vec!["handbook.md"], vec![gate.url.clone()]),
+    let bots: Vec<(String, Vec<&'static str>, Vec<String>)> = vec![
+        (bot_id(first), vec!["faq.txt"], vec![]),
+        (
+            bot_id(first + 1),
+            vec!["handbook.md"],
+            vec![gate.url.clone()],
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     write_registry(dir.path(), &bots);
-    let url = shared_pg().fresh_database("rebuild_term");
+    let url = shared_pg().fresh_database(name);
     let mut env = file_env(&url);
     env.push(("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()));
     env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
-    let cmd = ["rebuild", "--yes", "--json"];
-    let out = ragshift(dir.path(), &cmd, &env);
+    let out = ragshift(dir.path(), &["rebuild", "--yes"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    Migrated {
+        gate,
+        bots,
+        dir,
+        url,
+        env,
+    }
+}
+
+#[tokio::test]
+async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_resumes() {
+    let Migrated {
+        gate,
+        bots,
+        dir,
+        url,
+        env,
+    } = migrated_once(71, "rebuild_term").await;
+    let cmd = ["rebuild", "--yes", "--json"];
     let old = rows(&url).await;
 
     for signal in ["TERM", "INT"] {
@@ -1484,19 +1516,13 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
 
 #[tokio::test]
 async fn a_bot_is_not_committed_once_its_run_lost_the_target_lock() {
-    let gate = Gate::start(PAGE);
-    let bots: Vec<(String, Vec<&str>, Vec<String>)> = vec![
-        (bot_id(81), vec!["faq.txt"], vec![]),
-        (bot_id(82), vec!["handbook.md"], vec![gate.url.clone()]),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    write_registry(dir.path(), &bots);
-    let url = shared_pg().fresh_database("rebuild_lock_lost");
-    let mut env = file_env(&url);
-    env.push(("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()));
-    env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
-    let out = ragshift(dir.path(), &["rebuild", "--yes"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let Migrated {
+        gate,
+        bots,
+        dir,
+        url,
+        env,
+    } = migrated_once(81, "rebuild_lock_lost").await;
     let old = rows(&url).await;
 
     gate.hold.store(true, Ordering::SeqCst);
