@@ -192,10 +192,16 @@ pub struct TargetArgs {
     /// CA certificate file [config: target.sslrootcert]
     #[arg(long, value_name = "FILE")]
     pub target_sslrootcert: Option<PathBuf>,
-    /// Whose table: bedrock-chat, langchain or custom; sets both sides' table and column
-    /// names where they are not set one by one [config: target.layout, source.layout]
+    /// Whose table: bedrock-chat, langchain, langchain-v2, llamaindex or custom; sets both
+    /// sides' table and column names where they are not set one by one
+    /// [config: target.layout, source.layout]
     #[arg(long, value_name = "NAME")]
     pub layout: Option<String>,
+    /// Both sides' table (the llamaindex layout: the store's table_name, kept in
+    /// data_<name>); --source-table / --target-table win over it [config: target.table,
+    /// source.table]
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
     /// Target chunk id column [config: target.id_column]
     #[arg(long, value_name = "NAME")]
     pub target_id_column: Option<String>,
@@ -234,7 +240,8 @@ pub struct SourceArgs {
     /// Schema of the source table [config: source.schema]
     #[arg(long, value_name = "NAME")]
     pub source_schema: Option<String>,
-    /// Whose table the source is (bedrock-chat, langchain, custom) [config: source.layout]
+    /// Whose table the source is (bedrock-chat, langchain, langchain-v2, llamaindex, custom)
+    /// [config: source.layout]
     #[arg(long, value_name = "NAME")]
     pub source_layout: Option<String>,
     /// Source chunk id column [config: source.id_column]
@@ -301,6 +308,16 @@ pub(crate) fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>)
     }
 }
 
+/// Sets each of `keys` from a flag that speaks for both sides ([`Layers::broad_flag`]).
+pub(crate) fn set_broad(layers: Layers, flag: &str, keys: &[&str], v: &Option<String>) -> Layers {
+    match v {
+        Some(v) => keys
+            .iter()
+            .fold(layers, |l, key| l.broad_flag(flag, key, v.clone())),
+        None => layers,
+    }
+}
+
 /// Like [`set_str`] for a secret (a URL with its password): it leaves its redacting type only
 /// here, to become a configuration value.
 pub(crate) fn set_secret(layers: Layers, flag: &str, key: &str, v: &Option<Sensitive>) -> Layers {
@@ -340,8 +357,13 @@ impl Overrides for TargetArgs {
         );
         let l = set_str(l, "--target-schema", "target.schema", &self.target_schema);
         let l = set_str(l, "--target-table", "target.table", &self.target_table);
-        let l = set_str(l, "--layout", "target.layout", &self.layout);
-        let l = set_str(l, "--layout", "source.layout", &self.layout);
+        let l = set_broad(
+            l,
+            "--layout",
+            &["target.layout", "source.layout"],
+            &self.layout,
+        );
+        let l = set_broad(l, "--table", &["target.table", "source.table"], &self.table);
         let l = set_str(
             l,
             "--target-id-column",

@@ -9,7 +9,7 @@ use anyhow::Context;
 use figment::value::Value;
 use std::time::Duration;
 
-use ragshift_config::{AwsConfig, Layers, Loaded, RetryConfig};
+use ragshift_config::{AwsConfig, Layers, LayoutPreset, Loaded, Origin, RetryConfig};
 use ragshift_registry::stack::{self, Discovered, DiscoveredValue};
 use ragshift_retry::Policy;
 
@@ -42,6 +42,23 @@ pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result
             );
             filled = filled.fill(&origin, &format!("{side}.{key}"), Value::from(*value));
             fills += 1;
+        }
+    }
+    for (side, preset) in [
+        ("target", loaded.config.target.layout),
+        ("source", loaded.config.source.layout),
+    ] {
+        if preset.needs_table() && loaded.origin(&format!("{side}.table")) == Origin::Default {
+            anyhow::bail!(
+                "the {} layout has no fixed table name: give it with --table NAME (or \
+                 --{side}-table, [{side}] table){}",
+                serde_json::to_value(preset).unwrap_or_default(),
+                if preset == LayoutPreset::Llamaindex {
+                    " — the table_name given to LlamaIndex's PGVectorStore, which keeps it in data_<name>"
+                } else {
+                    ""
+                }
+            );
         }
     }
     let Some(stack_name) = loaded.config.aws.stack.clone().filter(|s| !s.is_empty()) else {

@@ -180,6 +180,48 @@ fn config_show_layers_flags_over_env_over_file_and_masks_secrets() {
 }
 
 #[test]
+fn a_named_layout_fills_both_sides_and_one_side_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let show = |args: &[&str]| {
+        let mut all = vec!["config", "show", "--json"];
+        all.extend(args);
+        ragshift(dir.path(), &all, &[])
+    };
+    let out = show(&[
+        "--source-table",
+        "li_old",
+        "--layout",
+        "llamaindex",
+        "--table",
+        "docs",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["config"]["target"]["table"], "docs");
+    assert_eq!(
+        v["config"]["source"]["table"], "li_old",
+        "--source-table wins"
+    );
+    assert_eq!(v["config"]["target"]["content_column"], "text");
+    assert_eq!(v["config"]["source"]["bot_column"], "");
+    assert_eq!(
+        v["origins"]["target.content_column"],
+        "layout \"llamaindex\""
+    );
+
+    // A layout whose table has no fixed name wants it, before anything connects.
+    for layout in ["llamaindex", "langchain-v2"] {
+        let out = show(&["--layout", layout]);
+        assert_eq!(out.status.code(), Some(2), "{layout}");
+        assert!(
+            stderr(&out).contains("--table") && stderr(&out).contains(layout),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn bad_configuration_exits_2_naming_key_and_origin() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("custom.toml");

@@ -29,8 +29,9 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// How ragshift is told about each kind's table: a named layout, or the columns one by one
-/// (stores without a collection column get an empty bot column: one key, split by id ranges).
+/// How ragshift is told about each kind's table: a named layout (with `--table` where the
+/// library lets the user name it), or the columns one by one (a store without a collection
+/// column gets an empty bot column: one key, split by id ranges).
 fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
     let columns = |id: &str, bot: &str, embedding: &str| {
         let mut v = Vec::new();
@@ -48,13 +49,23 @@ fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
         }
         v
     };
+    let named = |layout: &str, table: &str| {
+        vec![
+            "--layout".to_owned(),
+            layout.to_owned(),
+            "--table".to_owned(),
+            table.to_owned(),
+        ]
+    };
     match kind {
         StoreKind::LangchainV1 => vec!["--layout".into(), "langchain".into()],
-        // No collection column: an empty bot column splits the table by id ranges.
-        StoreKind::LangchainV2 => columns("langchain_id", "", "embedding"),
-        StoreKind::LlamaIndex | StoreKind::LlamaIndexHybrid | StoreKind::LlamaIndexHalfvec => {
-            columns("id", "", "embedding")
+        StoreKind::LangchainV2 => named("langchain-v2", table),
+        // As LlamaIndex's own `table_name`: the layout finds it in `data_<name>`.
+        StoreKind::LlamaIndex | StoreKind::LlamaIndexHybrid => {
+            named("llamaindex", table.trim_start_matches("data_"))
         }
+        // As the catalog shows it.
+        StoreKind::LlamaIndexHalfvec => named("llamaindex", table),
         StoreKind::CustomTypes => columns("id", "", "emb"),
     }
 }

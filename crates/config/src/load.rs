@@ -207,6 +207,7 @@ pub struct Layers {
     file_required: bool,
     env: Vec<(String, String)>,
     flags: Vec<(String, String, Value)>,
+    broad_flags: Vec<(String, String, Value)>,
     fills: Vec<(String, String, Value)>,
 }
 
@@ -263,6 +264,15 @@ impl Layers {
         self
     }
 
+    /// Sets `path` from a flag that speaks for both sides (`--layout`, `--table`): it beats the
+    /// file and the environment, and loses to a flag naming one side (`--source-table`), in
+    /// whatever order the flags were given.
+    pub fn broad_flag(mut self, flag: &str, path: &str, value: impl Into<Value>) -> Self {
+        self.broad_flags
+            .push((flag.to_owned(), path.to_owned(), value.into()));
+        self
+    }
+
     /// Fills `path` only if no other layer set it (values discovered from a stack).
     pub fn fill(mut self, origin: &str, path: &str, value: impl Into<Value>) -> Self {
         self.fills
@@ -292,7 +302,7 @@ impl Layers {
                 value: string_if_scalar_text(raw, value),
             });
         }
-        for (flag, path, value) in &self.flags {
+        for (flag, path, value) in self.broad_flags.iter().chain(&self.flags) {
             fig = fig.merge(Single {
                 origin: format!("flag {flag}"),
                 path: path.clone(),
@@ -418,6 +428,44 @@ mod tests {
             .to_string()
             .ends_with(".toml"));
         assert_eq!(loaded.origin("target.id_column"), Origin::Default);
+    }
+
+    #[test]
+    fn a_flag_for_one_side_beats_a_flag_for_both_in_any_order() {
+        let f = file("[source]\ntable = \"from_file\"\n");
+        let loaded = Layers::new()
+            .file(Some(f.path()))
+            .flag("--source-table", "source.table", "one_side")
+            .broad_flag("--table", "source.table", "both")
+            .broad_flag("--table", "target.table", "both")
+            .broad_flag("--layout", "target.layout", "llamaindex")
+            .load()
+            .unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.source.table, "one_side");
+        assert_eq!(c.target.table, "both");
+        assert_eq!(c.target.layout, crate::LayoutPreset::Llamaindex);
+        assert_eq!(
+            loaded.origin("target.table"),
+            Origin::Layer("flag --table".into())
+        );
+    }
+
+    #[test]
+    fn llamaindex_tables_are_data_prefixed_once() {
+        use crate::LayoutPreset;
+        assert_eq!(LayoutPreset::Llamaindex.table_name("docs"), "data_docs");
+        assert_eq!(
+            LayoutPreset::Llamaindex.table_name("data_docs"),
+            "data_docs"
+        );
+        assert_eq!(LayoutPreset::LangchainV2.table_name("docs"), "docs");
+        assert!(LayoutPreset::LangchainV2.needs_table() && !LayoutPreset::Langchain.needs_table());
+        let loaded = Layers::new()
+            .broad_flag("--layout", "source.layout", "langchain-v2")
+            .load()
+            .unwrap();
+        assert_eq!(loaded.config.source.layout, LayoutPreset::LangchainV2);
     }
 
     #[test]

@@ -326,6 +326,13 @@ pub enum LayoutPreset {
     /// langchain-postgres `PGVector` (v1): `langchain_pg_embedding`, keyed by `collection_id`,
     /// its `langchain_pg_collection` moved along by foreign key.
     Langchain,
+    /// langchain-postgres `PGVectorStore` (v2): a table the user named (`--table`), keyed by
+    /// `langchain_id`, without a collection column (one key, split by id ranges).
+    #[serde(rename = "langchain-v2")]
+    LangchainV2,
+    /// llama-index-vector-stores-postgres `PGVectorStore`: `data_<name>` for the store's
+    /// `table_name` (`--table`), a bigserial `id`, no collection column.
+    Llamaindex,
     /// Every table and column name given one by one.
     Custom,
 }
@@ -343,6 +350,36 @@ impl LayoutPreset {
                 ("source_column", "cmetadata"),
                 ("embedding_column", "embedding"),
             ],
+            Self::LangchainV2 => &[
+                ("id_column", "langchain_id"),
+                ("bot_column", ""),
+                ("content_column", "content"),
+                ("source_column", "langchain_metadata"),
+                ("embedding_column", "embedding"),
+            ],
+            Self::Llamaindex => &[
+                ("id_column", "id"),
+                ("bot_column", ""),
+                ("content_column", "text"),
+                ("source_column", "metadata_"),
+                ("embedding_column", "embedding"),
+            ],
+        }
+    }
+
+    /// Whether the table has no fixed name, so the user must give it (`--table`).
+    pub fn needs_table(self) -> bool {
+        matches!(self, Self::LangchainV2 | Self::Llamaindex)
+    }
+
+    /// The table that holds the chunks when the user said `table`: LlamaIndex stores its
+    /// `table_name` in `data_<table_name>`, so `docs` means `data_docs` (a name already
+    /// starting with `data_` is taken as the table itself, as `\dt` shows it).
+    pub fn table_name(self, table: &str) -> String {
+        if self == Self::Llamaindex && !table.starts_with("data_") {
+            format!("data_{table}")
+        } else {
+            table.to_owned()
         }
     }
 }

@@ -44,7 +44,7 @@ impl Layout {
     pub fn from_config(c: &DatabaseConfig) -> Self {
         Self {
             schema: c.schema.clone(),
-            table: c.table.clone(),
+            table: c.layout.table_name(&c.table),
             id: c.id_column.clone(),
             bot: c.bot_column.clone(),
             content: c.content_column.clone(),

@@ -24,8 +24,27 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 
-/// The script that drives the libraries (kept in the source tree next to this crate).
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/rag_stores.py");
+/// The script that drives the libraries, built into the test binaries (a build cached from
+/// another checkout must not run that checkout's copy).
+const SCRIPT: &str = include_str!("../python/rag_stores.py");
+
+/// [`SCRIPT`] written out for python to run: one file per version of the script (named by
+/// its hash), written whole under a temporary name and renamed into place.
+fn script_path() -> anyhow::Result<PathBuf> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(SCRIPT.as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let path = std::env::temp_dir().join(format!("ragshift-rag_stores-{name}.py"));
+    if !path.exists() {
+        let file = tempfile::NamedTempFile::new_in(std::env::temp_dir())
+            .context("writing rag_stores.py to the temporary directory")?;
+        std::fs::write(file.path(), SCRIPT)
+            .context("writing rag_stores.py to the temporary directory")?;
+        file.persist(&path)
+            .context("writing rag_stores.py to the temporary directory")?;
+    }
+    Ok(path)
+}
 
 /// Queries for [`library_search`]: one plain, one non-ASCII, one matching no text in particular.
 pub const QUERIES: &[&str] = &[
@@ -263,7 +282,7 @@ fn run(args: &[&str], url: &str) -> anyhow::Result<Value> {
         );
     }
     let out = Command::new(&python)
-        .arg(SCRIPT)
+        .arg(script_path()?)
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()

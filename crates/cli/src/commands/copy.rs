@@ -130,7 +130,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     // The target table takes the source's columns; only its schema and name are the target's.
     let mut target_layout = source_layout.clone();
     target_layout.schema = config.target.schema.clone();
-    target_layout.table = config.target.table.clone();
+    target_layout.table = db::layout(&config.target).table;
     let ep = Endpoints {
         source,
         source_layout,

@@ -369,7 +369,7 @@ fn show_plan(
             "      target {} table {}.{} vector({dimension}); {} executor, {} at once{}",
             spec.label(),
             config.target.schema,
-            config.target.table,
+            config.target.layout.table_name(&config.target.table),
             match config.executor.kind {
                 ragshift_config::ExecutorKind::Local => "local",
                 ragshift_config::ExecutorKind::Ecs => "ECS",
