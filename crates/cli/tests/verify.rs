@@ -388,3 +388,102 @@ async fn a_changed_value_in_a_column_the_layout_does_not_map_is_a_difference() {
         target.batch_execute(&undo).await.unwrap();
     }
 }
+
+/// A table without a bot column (LlamaIndex's shape) is compared per range of its id, so a
+/// difference is found in, and explained from, one range's rows, and a table without a primary
+/// key is compared by content: rows paired by id, then by every column's hash.
+#[tokio::test]
+async fn a_table_without_a_bot_column_is_compared_per_id_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = shared_pg();
+    let (s, t) = (
+        pg.fresh_database("cli_verify_ranges_src"),
+        pg.fresh_database("cli_verify_ranges_tgt"),
+    );
+    // 120k rows: more than two ranges' worth. No primary key, and one id twice.
+    let setup = "CREATE EXTENSION vector;
+        CREATE TABLE data_docs (id bigint, text varchar, metadata_ jsonb, embedding vector(2));
+        INSERT INTO data_docs SELECT i, 'node ' || i, jsonb_build_object('i', i), ARRAY[i % 7, 1]::vector
+          FROM generate_series(1, 120000) i;
+        INSERT INTO data_docs VALUES (5, 'a twin of node 5', '{}', '[0, 1]');
+        ANALYZE data_docs;";
+    pg.connect(&s).await.batch_execute(setup).await.unwrap();
+    let target = pg.connect(&t).await;
+    target.batch_execute(setup).await.unwrap();
+    let args = [
+        "verify",
+        "--source",
+        &s,
+        "--target",
+        &t,
+        "--layout",
+        "llamaindex",
+        "--table",
+        "docs",
+        "--queries",
+        "0",
+        "--json",
+    ];
+    let out = ragshift(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let ranges = v["checksums"]["bots_compared"].as_u64().unwrap();
+    assert!(ranges >= 2, "compared in id ranges: {v}");
+    assert_eq!(v["checksums"]["source_rows"], 120_001);
+
+    target
+        .batch_execute(
+            "UPDATE data_docs SET metadata_ = '{\"i\": -1}' WHERE id = 77777;
+             DELETE FROM data_docs WHERE text = 'a twin of node 5';",
+        )
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let different = v["checksums"]["different"].as_array().unwrap();
+    assert_eq!(
+        different.len(),
+        2,
+        "two ranges differ, the others match: {v}"
+    );
+    for d in different {
+        assert!(
+            d["source_rows"].as_i64().unwrap() < 120_001,
+            "each difference is one range's rows, not the table's: {d}"
+        );
+        assert!(
+            d["bot_id"].as_str().unwrap().starts_with("rows with ids"),
+            "{d}"
+        );
+    }
+    let text = v.to_string();
+    let changed = different
+        .iter()
+        .flat_map(|d| d["changed_columns"].as_array().unwrap().iter())
+        .find(|r| r["id"] == "77777")
+        .unwrap_or_else(|| panic!("row 77777 is named: {text}"));
+    assert_eq!(
+        changed["columns"],
+        serde_json::json!(["metadata_"]),
+        "{text}"
+    );
+    let twin = different
+        .iter()
+        .find(|d| d["missing_ids"] == serde_json::json!(["5"]))
+        .unwrap_or_else(|| panic!("the twin of row 5 is missing: {text}"));
+    assert_eq!(
+        twin["source_rows"].as_i64().unwrap() - 1,
+        twin["target_rows"].as_i64().unwrap()
+    );
+}

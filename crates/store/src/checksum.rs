@@ -8,7 +8,7 @@
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::ident::{quote_ident, Layout};
+use crate::ident::{quote_ident, quote_literal, Layout};
 use crate::StoreError;
 
 /// Count and checksum of one bot's rows.
@@ -189,13 +189,170 @@ pub async fn table_checksum(
     Ok((row.get(0), row.get(1)))
 }
 
+/// How rows are grouped for comparison. A table with a bot (collection) column is compared per
+/// bot. One without (LlamaIndex's, LangChain v2's, a hand-made table) is compared per range of
+/// its id, cut where the source's ids are (see [`id_ranges`]), so that a difference is found in,
+/// and explained from, one range's rows rather than the whole table's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    /// By the layout's bot column (`''` for every row when it has none).
+    Bot,
+    /// By id range: `bounds` (text forms, ascending, distinct) cut the ids of type `id_type`
+    /// into `bounds.len() + 1` ranges, each named by its label.
+    IdRanges {
+        /// The id column's type, as `format_type` prints it.
+        id_type: String,
+        /// Where one range ends and the next begins (the next range starts at the bound).
+        bounds: Vec<String>,
+    },
+}
+
+/// Rows per id range that [`id_ranges`] aims at: few enough that explaining a differing range
+/// reads little, many enough that a table has few ranges.
+pub const ROWS_PER_RANGE: i64 = 50_000;
+
+/// Ids sampled, at most, to place the range bounds.
+const BOUND_SAMPLE: i64 = 200_000;
+
+/// The grouping for `layout`'s table: [`Grouping::Bot`] when it has a bot column, else id ranges
+/// of about [`ROWS_PER_RANGE`] rows cut at quantiles of a sample of the ids (any bounds give a
+/// correct comparison; even ones keep each range small). Text ids are ordered byte-wise
+/// (`COLLATE "C"`), so two servers with different collations cut them alike. Call it on the
+/// source and use the result on both sides.
+pub async fn id_ranges(
+    client: &impl GenericClient,
+    layout: &Layout,
+) -> Result<Grouping, StoreError> {
+    if !layout.bot.is_empty() {
+        return Ok(Grouping::Bot);
+    }
+    let what = || format!("placing id ranges in {}", layout.display_name());
+    let row = client
+        .query_one(
+            "SELECT format_type(a.atttypid, a.atttypmod),
+                    greatest(c.reltuples, 0)::bigint,
+                    t.typcategory = 'S'
+               FROM pg_attribute a
+               JOIN pg_class c ON c.oid = a.attrelid
+               JOIN pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+            &[&layout.qualified(), &layout.id],
+        )
+        .await
+        .map_err(|e| StoreError::query(what(), e))?;
+    let (id_type, estimate, is_text): (String, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    let rows = if estimate > 0 {
+        estimate
+    } else {
+        client
+            .query_one(&format!("SELECT count(*) FROM {}", layout.qualified()), &[])
+            .await
+            .map_err(|e| StoreError::query(what(), e))?
+            .get(0)
+    };
+    let ranges = (rows / ROWS_PER_RANGE).clamp(1, 1024);
+    if ranges == 1 {
+        return Ok(Grouping::IdRanges {
+            id_type,
+            bounds: Vec::new(),
+        });
+    }
+    let fractions: Vec<f64> = (1..ranges).map(|i| i as f64 / ranges as f64).collect();
+    let percent = (100.0 * BOUND_SAMPLE as f64 / rows as f64).min(100.0);
+    let id = id_order_sql(&layout.id, is_text);
+    let sql = format!(
+        "SELECT percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY {id})::text[]
+           FROM {} TABLESAMPLE SYSTEM ({percent}) WHERE {} IS NOT NULL",
+        layout.qualified(),
+        quote_ident(&layout.id)
+    );
+    let bounds: Option<Vec<Option<String>>> = client
+        .query_one(&sql, &[&fractions])
+        .await
+        .map_err(|e| StoreError::query(what(), e))?
+        .get(0);
+    let mut bounds: Vec<String> = bounds.unwrap_or_default().into_iter().flatten().collect();
+    bounds.dedup();
+    Ok(Grouping::IdRanges { id_type, bounds })
+}
+
+/// The id as ranges order it: text types byte-wise.
+fn id_order_sql(id: &str, is_text: bool) -> String {
+    if is_text {
+        format!("{} COLLATE \"C\"", quote_ident(id))
+    } else {
+        quote_ident(id)
+    }
+}
+
+impl Grouping {
+    /// The label of each range, in order: how reports name it.
+    pub fn labels(&self) -> Vec<String> {
+        match self {
+            Self::Bot => Vec::new(),
+            Self::IdRanges { bounds, .. } if bounds.is_empty() => {
+                vec!["rows with any id (the table has no bot column)".to_owned()]
+            }
+            Self::IdRanges { bounds, .. } => {
+                let mut out = vec![format!("rows with ids below {}", bounds[0])];
+                for w in bounds.windows(2) {
+                    out.push(format!("rows with ids from {} to below {}", w[0], w[1]));
+                }
+                out.push(format!("rows with ids from {}", bounds[bounds.len() - 1]));
+                out
+            }
+        }
+    }
+
+    /// SQL naming each row's group: its bot (as [`key_text_sql`] prints it) or its range's
+    /// label ([`NULL_KEY`] for a NULL id).
+    pub fn sql(&self, layout: &Layout) -> String {
+        match self {
+            Self::Bot => key_text_of(&layout.bot_sql()),
+            Self::IdRanges { bounds, .. } if bounds.is_empty() => {
+                format!(
+                    "CASE WHEN {} IS NULL THEN '{NULL_KEY}' ELSE {} END",
+                    quote_ident(&layout.id),
+                    quote_literal(&self.labels()[0])
+                )
+            }
+            Self::IdRanges { id_type, bounds } => {
+                let is_text = crate::schema::is_text_type(id_type);
+                let list = |v: &[String]| {
+                    v.iter()
+                        .map(|b| quote_literal(b))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!(
+                    "coalesce((ARRAY[{labels}])[width_bucket({id}, ARRAY[{bounds}]::{id_type}[]) + 1], '{NULL_KEY}')",
+                    labels = list(&self.labels()),
+                    id = id_order_sql(&layout.id, is_text),
+                    bounds = list(bounds),
+                )
+            }
+        }
+    }
+}
+
 /// Per-bot counts and checksums, optionally for some bots only, ordered by bot id.
 pub async fn bot_checksums(
     client: &impl GenericClient,
     layout: &Layout,
     bots: Option<&[String]>,
 ) -> Result<Vec<BotChecksum>, StoreError> {
-    let bot = key_text_of(&layout.bot_sql());
+    group_checksums(client, layout, &Grouping::Bot, bots).await
+}
+
+/// Counts and checksums per group (bot or id range), optionally for some groups only, ordered
+/// by group.
+pub async fn group_checksums(
+    client: &impl GenericClient,
+    layout: &Layout,
+    grouping: &Grouping,
+    bots: Option<&[String]>,
+) -> Result<Vec<BotChecksum>, StoreError> {
+    let bot = grouping.sql(layout);
     let filter = if bots.is_some() {
         format!("WHERE {bot} = ANY($1)")
     } else {
@@ -233,18 +390,34 @@ pub async fn row_hashes(
     layout: &Layout,
     bot_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
+    group_row_hashes(client, layout, &Grouping::Bot, bot_id).await
+}
+
+/// [`row_hashes`] of one group (bot or id range).
+pub async fn group_row_hashes(
+    client: &impl GenericClient,
+    layout: &Layout,
+    grouping: &Grouping,
+    group: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
     let columns = hash_columns(client, layout).await?;
     let sql = format!(
         "SELECT {id}, ({hash})::text FROM {table} WHERE {bot} = $1 ORDER BY 1, 2",
         id = key_text_sql(&layout.id),
-        bot = key_text_of(&layout.bot_sql()),
+        bot = grouping.sql(layout),
         hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );
     let rows = client
-        .query(&sql, &[&bot_id.trim_end()])
+        .query(&sql, &[&group.trim_end()])
         .await
-        .map_err(|e| StoreError::query(format!("hashing rows of bot {bot_id}"), e))?;
+        .map_err(|e| {
+            let what = match grouping {
+                Grouping::Bot => format!("hashing rows of bot {group}"),
+                Grouping::IdRanges { .. } => format!("hashing the {group}"),
+            };
+            StoreError::query(what, e)
+        })?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use ragshift_store::checksum::{self, BotChecksum, NULL_KEY};
+use ragshift_store::checksum::{self, BotChecksum, Grouping, NULL_KEY};
 use serde::Serialize;
 
 use crate::error::{Side, VerifyError};
@@ -168,34 +168,36 @@ pub fn first_differences(
     }
 }
 
-/// Reads both sides' per-bot checksums, at the same time.
+/// Reads both sides' checksums per bot (or id range), at the same time.
 pub async fn read_both(
     source: &Store<'_>,
     target: &Store<'_>,
+    grouping: &Grouping,
     bots: Option<&[String]>,
 ) -> Result<(Vec<BotChecksum>, Vec<BotChecksum>), VerifyError> {
     let (s, t) = tokio::join!(
-        checksum::bot_checksums(source.client, source.layout, bots),
-        checksum::bot_checksums(target.client, target.layout, bots),
+        checksum::group_checksums(source.client, source.layout, grouping, bots),
+        checksum::group_checksums(target.client, target.layout, grouping, bots),
     );
     let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
     let t = t.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
     Ok((s, t))
 }
 
-/// Fills in the first differing ids of every differing bot (reading row hashes of those bots
-/// only).
+/// Fills in the first differing ids of every differing bot or id range (reading row hashes of
+/// those only).
 pub async fn explain(
     source: &Store<'_>,
     target: &Store<'_>,
+    grouping: &Grouping,
     report: &mut ChecksumReport,
     max_ids: usize,
 ) -> Result<(), VerifyError> {
     for diff in &mut report.different {
         let bot = diff.bot_id.clone();
         let (s, t) = tokio::join!(
-            checksum::row_hashes(source.client, source.layout, &bot),
-            checksum::row_hashes(target.client, target.layout, &bot),
+            checksum::group_row_hashes(source.client, source.layout, grouping, &bot),
+            checksum::group_row_hashes(target.client, target.layout, grouping, &bot),
         );
         let mut s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(&bot), e))?;
         let mut t = t.map_err(|e| VerifyError::new(Side::Target, target.label, Some(&bot), e))?;

@@ -33,7 +33,7 @@ pub mod retrieval;
 pub mod sequences;
 
 use ragshift_model::Bot;
-use ragshift_store::checksum::NULL_KEY;
+use ragshift_store::checksum::{self, Grouping, NULL_KEY};
 use ragshift_store::schema::read_shape;
 use ragshift_store::{Layout, StoreError, StoreErrorKind};
 use serde::Serialize;
@@ -171,9 +171,13 @@ pub async fn verify(
     let t_dim = dimension(&t_shape, &target.layout.embedding);
 
     let bots = options.bots.as_deref();
-    let (s_sums, t_sums) = checksums::read_both(source, target, bots).await?;
+    // A table without a bot column is compared per range of its id, cut at the source's ids.
+    let grouping = checksum::id_ranges(source.client, source.layout)
+        .await
+        .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let (s_sums, t_sums) = checksums::read_both(source, target, &grouping, bots).await?;
     let mut sums = checksums::compare(&s_sums, &t_sums);
-    checksums::explain(source, target, &mut sums, options.max_ids).await?;
+    checksums::explain(source, target, &grouping, &mut sums, options.max_ids).await?;
 
     let mut failures = Vec::new();
     for b in &sums.missing {
@@ -269,7 +273,11 @@ pub async fn verify(
         ));
         (None, Some("vector dimensions differ".to_owned()))
     } else {
-        let ids: Vec<String> = s_sums.iter().map(|b| b.bot_id.clone()).collect();
+        let ids: Vec<String> = match grouping {
+            Grouping::Bot => s_sums.iter().map(|b| b.bot_id.clone()).collect(),
+            // Sampled from the whole table: it is one collection.
+            Grouping::IdRanges { .. } => vec![String::new()],
+        };
         let r = retrieval::compare(source, target, &ids, options.queries, options.k.max(1)).await?;
         for b in &r.disagreeing {
             failures.push(format!(
@@ -377,6 +385,9 @@ async fn referenced_tables(
 fn bot_name(bot_id: &str) -> String {
     if bot_id.is_empty() {
         "the table's rows (it has no bot column)".to_owned()
+    } else if bot_id.starts_with("rows with ") {
+        // An id range of a table without a bot column, named by its label.
+        format!("the {bot_id}")
     } else if bot_id == NULL_KEY {
         format!("bot {NULL_KEY} (the rows whose bot id is NULL)")
     } else {
