@@ -487,3 +487,69 @@ async fn a_table_without_a_bot_column_is_compared_per_id_range() {
         twin["target_rows"].as_i64().unwrap()
     );
 }
+
+/// Rows are not all a table is: a target without the source's primary key or vector index is
+/// named, and a vector index of another method counts as present.
+#[tokio::test]
+async fn a_lost_constraint_or_vector_index_is_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, t, target) = two_stores("cli_verify_structure").await;
+    let source = shared_pg().connect(&s).await;
+    source
+        .batch_execute("CREATE INDEX items_vec ON items USING hnsw (embedding vector_cosine_ops)")
+        .await
+        .unwrap();
+    target
+        .batch_execute(
+            "CREATE INDEX items_vec_ivf ON items USING ivfflat (embedding vector_cosine_ops) WITH (lists = 1)",
+        )
+        .await
+        .unwrap();
+    let args = [
+        "verify",
+        "--source",
+        &s,
+        "--target",
+        &t,
+        "--queries",
+        "0",
+        "--json",
+    ];
+    let out = ragshift(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let checked = v["structure"].as_array().unwrap();
+    assert!(
+        checked
+            .iter()
+            .any(|c| c["definition"] == "PRIMARY KEY (id)"),
+        "{v}"
+    );
+
+    target
+        .batch_execute("ALTER TABLE items DROP CONSTRAINT items_pkey; DROP INDEX items_vec_ivf;")
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failures = json(&out)["failures"].to_string();
+    assert!(
+        failures.contains("constraint items_pkey: PRIMARY KEY (id)"),
+        "{failures}"
+    );
+    assert!(
+        failures.contains("no vector index like the source's items_vec"),
+        "{failures}"
+    );
+    assert!(failures.contains("build-index"), "{failures}");
+}

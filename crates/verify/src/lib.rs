@@ -8,6 +8,8 @@
 //!   bot no longer exists (orphans) are listed.
 //! - [`sequences`]: every identity or serial column of the source has a sequence on the target
 //!   standing past the target's largest value.
+//! - [`structure`]: the source's constraints (primary key, unique, check, foreign key, NOT
+//!   NULL) and indexes are on the target too (a vector index of another method counts).
 //! - [`retrieval`]: sample queries from the bots' own embeddings; exact top-k on both sides
 //!   (overlap@k, 1.0 for identical data) and the platform's query on the target's real index
 //!   (recall@k, with the settings used).
@@ -31,6 +33,7 @@ pub mod coverage;
 mod error;
 pub mod retrieval;
 pub mod sequences;
+pub mod structure;
 
 use ragshift_model::Bot;
 use ragshift_store::checksum::{self, Grouping, NULL_KEY};
@@ -116,6 +119,8 @@ pub struct Report {
     pub sequences: Vec<sequences::SequenceCheck>,
     /// Tables the chunk table refers to by foreign key, compared whole.
     pub referenced: Vec<ReferencedTable>,
+    /// The source's constraints and indexes, each looked for on the target.
+    pub structure: Vec<structure::StructureCheck>,
 }
 
 impl Report {
@@ -242,6 +247,10 @@ pub async fn verify(
         .await
         .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
     failures.extend(sequences.iter().filter_map(|s| s.problem.clone()));
+    let structure = structure::check(source.client, source.layout, target.client, target.layout)
+        .await
+        .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+    failures.extend(structure.iter().filter_map(|s| s.problem.clone()));
     let referenced = referenced_tables(source, target).await?;
     for r in &referenced {
         if let Some(p) = &r.problem {
@@ -311,6 +320,7 @@ pub async fn verify(
         retrieval_skipped,
         sequences,
         referenced,
+        structure,
     })
 }
 
