@@ -253,10 +253,26 @@ pub(crate) async fn remove(
             format!("schema {} on the target", layout.schema),
         ),
     ];
-    for (kind, exists_sql, drop_sql, what) in target_drops {
-        let Some(object) = has(kind) else {
-            continue;
-        };
+    // The tables the chunk table refers to go after it (its rows refer to theirs), by the
+    // quoted names this run recorded.
+    let referenced = objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::ReferencedTable)
+        .map(|o| {
+            (
+                o,
+                format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&o.name)),
+                format!("DROP TABLE IF EXISTS {}", o.name),
+                format!("table {} on the target", o.name),
+            )
+        });
+    let [table, extension, schema] = target_drops;
+    let mut drops = Vec::new();
+    drops.extend(has(table.0).map(|o| (o, table.1, table.2, table.3)));
+    drops.extend(referenced);
+    drops.extend(has(extension.0).map(|o| (o, extension.1, extension.2, extension.3)));
+    drops.extend(has(schema.0).map(|o| (o, schema.1, schema.2, schema.3)));
+    for (object, exists_sql, drop_sql, what) in drops {
         let exists = match target.query_one(&exists_sql, &[]).await {
             Ok(row) => row.get::<_, bool>(0),
             Err(e) => {

@@ -69,6 +69,22 @@ pub struct Plan {
     pub create_extension: bool,
     /// The target lacks the table.
     pub create_table: bool,
+    /// The tables the chunk table refers to by foreign key (LangChain's collections):
+    /// published with it, and created on the target where `create` says so.
+    pub referenced: Vec<Referenced>,
+}
+
+/// A table the chunk table refers to by foreign key, replicated with it (same name on both
+/// sides).
+#[derive(Debug, Clone, Serialize)]
+pub struct Referenced {
+    /// Its schema and name.
+    #[serde(skip)]
+    pub layout: Layout,
+    /// `schema.table`.
+    pub table: String,
+    /// Whether the target lacks it (start creates it).
+    pub create: bool,
 }
 
 impl Plan {
@@ -213,17 +229,20 @@ pub async fn check_all(
             format!("there is no table {table} on the source: check [source] schema and table"),
         )),
         (Some(tf), Some(shape)) => {
+            let embedding = shape.columns.iter().find(|c| c.name == layout.embedding);
             checks.push(check(
                 "source",
                 "table",
-                ok_or_fail(dimension.is_some()),
-                match dimension {
-                    Some(d) => format!(
-                        "{table} {shape}, vector({d}), ~{} rows",
+                ok_or_fail(embedding.is_some()),
+                match embedding {
+                    Some(c) => format!(
+                        "{table} {shape}, {} {}, ~{} rows",
+                        c.name,
+                        c.type_name,
                         tf.estimated_rows.max(0)
                     ),
                     None => format!(
-                        "{table} has no vector column \"{}\": set [source] embedding_column",
+                        "{table} has no column \"{}\": set [source] embedding_column",
                         layout.embedding
                     ),
                 },
@@ -474,6 +493,7 @@ pub async fn check_all(
             ),
         }
     };
+    let referenced = referenced_checks(source, target, layout, &mut checks).await?;
     let plan = Plan {
         checks,
         transfer,
@@ -486,8 +506,107 @@ pub async fn check_all(
         create_schema: !t.schema_exists,
         create_extension: t.vector_installed.is_none(),
         create_table,
+        referenced,
     };
     Ok(plan)
+}
+
+/// Each table the chunk table refers to: on the source it needs a primary key or replica
+/// identity (once published, its UPDATEs and DELETEs would fail without one); on the target it
+/// must be missing (start creates it) or empty with the same columns (the initial copy fills
+/// it).
+async fn referenced_checks(
+    source: &Client,
+    target: &Client,
+    layout: &Layout,
+    checks: &mut Vec<Check>,
+) -> Result<Vec<Referenced>, (&'static str, StoreError)> {
+    let found = ragshift_store::schema::referenced_tables(source, layout)
+        .await
+        .map_err(|e| ("source", e))?;
+    let mut out = Vec::new();
+    for r in &found {
+        let (parent, _) = ragshift_store::schema::counterpart(layout, layout, r);
+        let name = parent.display_name();
+        let identity = source
+            .query_one(
+                "SELECT c.relreplident::text,
+                        EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = c.oid AND contype = 'p')
+                   FROM pg_class c WHERE c.oid = to_regclass($1)",
+                &[&parent.qualified()],
+            )
+            .await
+            .map_err(|e| ("source", StoreError::query(format!("reading {name}"), e)))?;
+        let (replident, has_pk): (String, bool) = (identity.get(0), identity.get(1));
+        let ok = matches!((replident.as_str(), has_pk), ("d", true) | ("i", _) | ("f", _));
+        checks.push(check(
+            "source",
+            "referenced table",
+            ok_or_fail(ok),
+            if ok {
+                format!("{name} (the chunk table refers to it) is published with it")
+            } else {
+                format!(
+                    "{name}, which the chunk table refers to, has no primary key or replica identity, so once published its UPDATEs and DELETEs would fail: ALTER TABLE {} REPLICA IDENTITY FULL; (or add a primary key)",
+                    parent.qualified()
+                )
+            },
+        ));
+        let (s_def, t_def) = (
+            ragshift_copy::catalog::read_table(source, &parent)
+                .await
+                .map_err(|e| ("source", e))?,
+            ragshift_copy::catalog::read_table(target, &parent)
+                .await
+                .map_err(|e| ("target", e))?,
+        );
+        let create = t_def.is_none();
+        if let (Some(s_def), Some(t_def)) = (&s_def, &t_def) {
+            let missing = s_def.incompatible_columns(t_def);
+            let has_rows: bool = target
+                .query_one(
+                    &format!("SELECT EXISTS (SELECT 1 FROM {})", parent.qualified()),
+                    &[],
+                )
+                .await
+                .map_err(|e| ("target", StoreError::query(format!("reading {name}"), e)))?
+                .get(0);
+            let (level, detail) = if !missing.is_empty() {
+                (
+                    Level::Fail,
+                    format!(
+                        "{name} exists on the target with other columns: found {}, the source has {}: drop it, or replicate into another database",
+                        t_def.shape(),
+                        s_def.shape()
+                    ),
+                )
+            } else if has_rows {
+                (
+                    Level::Fail,
+                    format!(
+                        "{name} on the target already has rows, and the initial copy would collide with them: TRUNCATE {} first, or use an empty database",
+                        parent.qualified()
+                    ),
+                )
+            } else {
+                (Level::Ok, format!("{name} exists on the target, empty, same columns"))
+            };
+            checks.push(check("target", "referenced table", level, detail));
+        } else if create {
+            checks.push(check(
+                "target",
+                "referenced table",
+                Level::Ok,
+                format!("{name} will be created like the source's"),
+            ));
+        }
+        out.push(Referenced {
+            table: name,
+            layout: parent,
+            create,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

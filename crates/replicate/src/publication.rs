@@ -1,17 +1,18 @@
-//! The publication on the source: the one table, published for inserts, updates, deletes and
-//! truncates.
+//! The publication on the source: the chunk table and the tables it refers to by foreign key
+//! (LangChain's collections), published for inserts, updates, deletes and truncates.
 
 use ragshift_store::ident::{quote_ident, Layout};
 use ragshift_store::StoreError;
 use tokio_postgres::Client;
 
-/// Creates the publication of the table.
-pub async fn create(source: &Client, name: &str, layout: &Layout) -> Result<(), StoreError> {
+/// Creates the publication of the tables.
+pub async fn create(source: &Client, name: &str, tables: &[Layout]) -> Result<(), StoreError> {
+    let list: Vec<String> = tables.iter().map(Layout::qualified).collect();
     source
         .batch_execute(&format!(
             "CREATE PUBLICATION {} FOR TABLE {}",
             quote_ident(name),
-            layout.qualified()
+            list.join(", ")
         ))
         .await
         .map_err(|e| StoreError::query(format!("creating publication {name}"), e))

@@ -54,6 +54,9 @@ pub enum ObjectKind {
     Extension,
     /// The table on the target.
     Table,
+    /// A table the chunk table refers to, created on the target; named by its quoted,
+    /// schema-qualified name.
+    ReferencedTable,
     /// The publication on the source.
     Publication,
     /// The subscription on the target.
@@ -72,6 +75,7 @@ impl ObjectKind {
             Self::Schema => "schema",
             Self::Extension => "extension",
             Self::Table => "table",
+            Self::ReferencedTable => "referenced table",
             Self::Publication => "publication",
             Self::Subscription => "subscription",
             Self::Slot => "slot",
@@ -84,6 +88,7 @@ impl ObjectKind {
             "schema" => Self::Schema,
             "extension" => Self::Extension,
             "table" => Self::Table,
+            "referenced table" => Self::ReferencedTable,
             "publication" => Self::Publication,
             "subscription" => Self::Subscription,
             "slot" => Self::Slot,

@@ -227,7 +227,7 @@ async fn create_all(
             .on(sides, Which::Target)?;
     }
     if plan.create_table {
-        let (Some(shape), Some(dim)) = (&plan.source_shape, plan.dimension) else {
+        let Some(shape) = &plan.source_shape else {
             return Err(ReplicateError::new(
                 ReplicateErrorKind::Config,
                 "the source table's shape is unknown",
@@ -237,17 +237,33 @@ async fn create_all(
         record::planned(target, run, ObjectKind::Table, &table)
             .await
             .on(sides, Which::Target)?;
-        target_table::create(source, target, layout, shape, dim, plan.platform_key)
+        target_table::create(source, target, layout, shape, plan.dimension, plan.platform_key)
             .await
             .on(sides, Which::Target)?;
         record::created(target, run, ObjectKind::Table, &table)
             .await
             .on(sides, Which::Target)?;
     }
+    // The tables it refers to (LangChain's collections) travel with it, or its rows point at
+    // nothing on the target.
+    for r in plan.referenced.iter().filter(|r| r.create) {
+        let name = r.layout.qualified();
+        record::planned(target, run, ObjectKind::ReferencedTable, &name)
+            .await
+            .on(sides, Which::Target)?;
+        target_table::create_like(source, target, &r.layout)
+            .await
+            .on(sides, Which::Target)?;
+        record::created(target, run, ObjectKind::ReferencedTable, &name)
+            .await
+            .on(sides, Which::Target)?;
+    }
+    let mut published = vec![layout.clone()];
+    published.extend(plan.referenced.iter().map(|r| r.layout.clone()));
     record::planned(target, run, ObjectKind::Publication, &names.publication)
         .await
         .on(sides, Which::Target)?;
-    publication::create(source, &names.publication, layout)
+    publication::create(source, &names.publication, &published)
         .await
         .on(sides, Which::Source)?;
     record::created(target, run, ObjectKind::Publication, &names.publication)

@@ -14,28 +14,35 @@ pub async fn create(
     target: &mut Client,
     layout: &Layout,
     shape: &TableShape,
-    dimension: usize,
+    dimension: Option<usize>,
     platform_key: bool,
 ) -> Result<(), StoreError> {
-    if platform_key && *shape == TableShape::expected(layout, dimension) {
-        init_target(target, layout, dimension).await?;
-        return Ok(());
+    if let Some(dimension) = dimension {
+        if platform_key && *shape == TableShape::expected(layout, dimension) {
+            init_target(target, layout, dimension).await?;
+            return Ok(());
+        }
     }
-    let columns: Vec<String> = shape
-        .columns
-        .iter()
-        // The type comes from the source's catalog (`format_type`), which quotes as needed.
-        .map(|c| format!("{} {}", quote_ident(&c.name), c.type_name))
-        .collect();
-    let mut sql = vec![format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(&layout.schema)
-    )];
-    sql.push(format!(
-        "CREATE TABLE {} ({})",
-        layout.qualified(),
-        columns.join(", ")
-    ));
+    create_like(source, target, layout).await
+}
+
+/// Creates `layout`'s table on the target as the source's catalog defines it: every column with
+/// its type, default, identity or serial sequence and generated expression (the subscriber
+/// computes generated columns; the publisher doesn't send them), then its primary key and
+/// unique constraints, its other non-vector indexes and its replica identity. Foreign keys
+/// wait for cutover (the data they check arrives table by table).
+pub async fn create_like(
+    source: &Client,
+    target: &mut Client,
+    layout: &Layout,
+) -> Result<(), StoreError> {
+    let Some(def) = ragshift_copy::catalog::read_table(source, layout).await? else {
+        return Err(StoreError::new(
+            ragshift_store::StoreErrorKind::ShapeMismatch,
+            format!("there is no table {} on the source", layout.display_name()),
+        ));
+    };
+    let mut sql = vec![def.create_sql(layout, layout)];
     // Primary key and unique constraints, then other non-vector indexes, then the replica
     // identity, all as the source defines them.
     let constraints = source
