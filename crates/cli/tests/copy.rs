@@ -120,7 +120,8 @@ const GATE_WAITING: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)";
 
 async fn install_gate(tgt: &tokio_postgres::Client) {
-    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(tgt)
         .await
         .unwrap();
     tgt.batch_execute(GATE).await.unwrap();
@@ -575,7 +576,8 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
         .unwrap();
     let tgt_url = shared_pg().fresh_database("copy_stop_tgt");
     let tgt = shared_pg().connect(&tgt_url).await;
-    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&tgt)
         .await
         .unwrap();
     tgt.batch_execute(REFUSE_UNITS).await.unwrap();
@@ -722,8 +724,8 @@ async fn replace_empties_nothing_when_the_run_cannot_be_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_replace_unrecorded").await;
     p.tgt.batch_execute(&fixture()).await.unwrap();
-    p.tgt
-        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&p.tgt)
         .await
         .unwrap();
     p.tgt

@@ -922,7 +922,8 @@ async fn an_error_after_the_run_started_exits_1_and_the_journal_records_why() {
     write_registry(dir.path(), &[(a.clone(), vec!["faq.txt"], vec![])]);
     let url = shared_pg().fresh_database("rebuild_stop");
     let c = shared_pg().connect(&url).await;
-    c.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&c)
         .await
         .unwrap();
     // Queueing the run's bots fails: the run is recorded by then.
@@ -1583,10 +1584,8 @@ async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
     // The table and the journal exist: the run's first COMMIT is then the first bot's.
     let out = ragshift(dir.path(), &["init-target"], &file_env(&url));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    shared_pg()
-        .connect(&url)
-        .await
-        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&shared_pg().connect(&url).await)
         .await
         .unwrap();
     let proxy = FaultProxy::start(&upstream).unwrap();

@@ -155,6 +155,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
             budget: Duration::from_secs(args.retry_budget),
             ..ragshift_copy::RetryPolicy::default()
         },
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     if !args.bots.is_empty() && !args.resume {
         let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
@@ -184,7 +185,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         Err(e) if e.work_started() => return Err(Failure::work(e)),
         Err(e) => {
             let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
-            return Err(stopped(&ep.target, began.elapsed(), planned, e).await);
+            return Err(stopped(&ep.target, &opts.journal, began.elapsed(), planned, e).await);
         }
     };
     if json {
@@ -209,18 +210,21 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
 /// the error (exit 1); without one nothing was started (exit 2).
 async fn stopped(
     target: &ragshift_store::ConnectSpec,
+    journal: &ragshift_store::journal::Journal,
     elapsed: Duration,
     planned: bool,
     e: ragshift_copy::CopyError,
 ) -> Failure {
-    use ragshift_store::journal;
     let e = anyhow::Error::from(e);
     let text = format!("{e:#}");
     let runs = match ragshift_store::connect(target, "ragshift copy (journal)").await {
-        Ok(c) => match journal::running_runs_of_this_process(&c, "copy", elapsed).await {
+        Ok(c) => match journal
+            .running_runs_of_this_process(&c, "copy", elapsed)
+            .await
+        {
             Ok(runs) => {
                 for run_id in &runs {
-                    if let Err(err) = journal::fail_run(&c, run_id, &text).await {
+                    if let Err(err) = journal.fail_run(&c, run_id, &text).await {
                         tracing::error!("could not record the failure of copy run {run_id}: {err}");
                     }
                 }

@@ -72,6 +72,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         }),
         maintenance_work_mem: args.maintenance_work_mem.clone(),
         verify: !args.no_verify,
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await

@@ -215,7 +215,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         let mut e = pipeline::bare_embedder(config).await?;
         if config.embedding.cache && !args.no_cache {
             let client = ragshift_store::connect(&spec, "ragshift embedding cache").await?;
-            let cache = pipeline::open_cache(client).await?;
+            let cache = pipeline::open_cache(config, client).await?;
             if args.seed_cache_from_source {
                 seed_cache(config, &*cache, &e.cache_model()).await?;
             }
@@ -295,6 +295,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         selection: selected.selection.clone(),
         index,
         maintenance_work_mem: "1GB".to_owned(),
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     let observer = progress::observer(global.json, selected.bots.len());
     let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());

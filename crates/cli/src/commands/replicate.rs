@@ -241,6 +241,7 @@ async fn sides(
             target,
             layout: source_layout,
             source_from_target: None,
+            journal: ragshift_store::journal::Journal::from_config(&config.run),
         },
         config,
     ))

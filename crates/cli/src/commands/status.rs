@@ -30,7 +30,13 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Fail
     let config = &loaded.config;
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let client = ragshift_store::connect(&spec, "ragshift status").await?;
-    let Some(status) = run_status(&client, args.run_id.as_deref()).await? else {
+    let Some(status) = run_status(
+        &client,
+        &ragshift_store::journal::Journal::from_config(&config.run),
+        args.run_id.as_deref(),
+    )
+    .await?
+    else {
         let what = match &args.run_id {
             Some(id) => format!("no run {id}"),
             None => "no runs yet".to_owned(),
