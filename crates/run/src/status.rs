@@ -47,6 +47,10 @@ pub async fn run_status(
     journal: &Journal,
     run_id: Option<&str>,
 ) -> Result<Option<RunStatus>, StoreError> {
+    // A target no run has written to has no journal: reading it creates nothing.
+    if !journal.exists(client).await? {
+        return Ok(None);
+    }
     journal.ensure_schema(client).await?;
     let run = match run_id {
         Some(id) => journal.run(client, id).await?,
