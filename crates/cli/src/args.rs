@@ -211,10 +211,26 @@ pub struct TargetArgs {
     /// Target vector column [config: target.embedding_column]
     #[arg(long, value_name = "NAME")]
     pub target_embedding_column: Option<String>,
+}
+
+/// `--journal-schema`, for the commands that read or write the run journal.
+#[derive(Debug, Clone, Args, Default)]
+pub struct JournalArgs {
     /// Schema in the target holding ragshift's run journal and embedding cache; every command
     /// on one target must use the same one [config: run.journal_schema, default ragshift]
     #[arg(long, value_name = "NAME")]
     pub journal_schema: Option<String>,
+}
+
+impl Overrides for JournalArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        set_str(
+            l,
+            "--journal-schema",
+            "run.journal_schema",
+            &self.journal_schema,
+        )
+    }
 }
 
 /// `[source]` flags.
@@ -381,12 +397,6 @@ impl Overrides for TargetArgs {
             "--target-sslmode",
             "target.sslmode",
             &self.target_sslmode,
-        );
-        let l = set_str(
-            l,
-            "--journal-schema",
-            "run.journal_schema",
-            &self.journal_schema,
         );
         set_path(
             l,

@@ -11,7 +11,9 @@ use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
 use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::args::{
+    set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
+};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -33,6 +35,9 @@ pub struct CopyArgs {
     /// Target database.
     #[command(flatten)]
     pub target_db: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS settings (for secret ARNs).
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -92,6 +97,7 @@ impl Overrides for CopyArgs {
         let l = self
             .aws
             .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = self.journal.apply(l);
         let l = url_or_arn(l, "--source", "source", &self.source);
         let l = url_or_arn(l, "--target", "target", &self.target);
         let l = set_str(l, "--target-index", "target.index", &self.target_index);

@@ -18,7 +18,8 @@ use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
-    AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, Overrides, RegistryArgs, TargetArgs,
+    AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides, RegistryArgs,
+    TargetArgs,
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -61,6 +62,9 @@ pub struct EmbedBotArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -72,6 +76,7 @@ impl Overrides for EmbedBotArgs {
         let l = self.documents.apply(l);
         let l = self.embedding.apply(l);
         let l = self.target.apply(l);
+        let l = self.journal.apply(l);
         let l = self.aws.apply(l);
         if self.allow_partial {
             l.flag("--allow-partial", "ingest.allow_partial", true)

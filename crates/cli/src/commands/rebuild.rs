@@ -21,7 +21,8 @@ use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
-    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, Overrides, RegistryArgs, TargetArgs,
+    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides,
+    RegistryArgs, TargetArgs,
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -101,6 +102,9 @@ pub struct RebuildArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -112,6 +116,7 @@ impl Overrides for RebuildArgs {
         let l = self.documents.apply(l);
         let l = self.embedding.apply(l);
         let l = self.target.apply(l);
+        let l = self.journal.apply(l);
         let l = self.aws.apply(l);
         let l = self.source.apply(l);
         let kind = self.executor.map(|e| match e {
