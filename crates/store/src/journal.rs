@@ -4,8 +4,8 @@
 //! and redoes the rest.
 //!
 //! [`Journal`] is where the journal lives: every statement on it is one of its methods, or
-//! names its tables through [`Journal::runs_table`] and [`Journal::units_table`], so the schema is always
-//! the configured one, quoted.
+//! names its tables through [`Journal::runs_table`] and [`Journal::units_table`], so the
+//! schema is always the configured one, quoted.
 
 use ragshift_config::{RunConfig, DEFAULT_JOURNAL_SCHEMA};
 use serde::Serialize;
@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS {schema}.units (
 );
 ";
 
-/// Columns added after the first release: `(table, column, type)`. [`Journal::ensure_schema`] adds the
-/// missing ones to a journal an older ragshift created.
+/// Columns added after the first release: `(table, column, type)`.
+/// [`Journal::ensure_schema`] adds the missing ones to a journal an older ragshift created.
 const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     // When the run was last started or resumed (`started_at` is its first start).
     ("runs", "attempt_at", "timestamptz"),
