@@ -219,6 +219,26 @@ pub struct TargetArgs {
     pub target_embedding_column: Option<String>,
 }
 
+/// `--journal-schema`, for the commands that read or write the run journal.
+#[derive(Debug, Clone, Args, Default)]
+pub struct JournalArgs {
+    /// Schema in the target holding ragshift's run journal and embedding cache; every command
+    /// on one target must use the same one [config: run.journal_schema, default ragshift]
+    #[arg(long, value_name = "NAME")]
+    pub journal_schema: Option<String>,
+}
+
+impl Overrides for JournalArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        set_str(
+            l,
+            "--journal-schema",
+            "run.journal_schema",
+            &self.journal_schema,
+        )
+    }
+}
+
 /// `[source]` flags.
 #[derive(Debug, Clone, Args, Default)]
 pub struct SourceArgs {

@@ -147,7 +147,7 @@ pub async fn embedder(
 ) -> anyhow::Result<Throttled> {
     let embedder = bare_embedder(config).await?;
     Ok(match cache {
-        Some(client) => embedder.with_cache(open_cache(client).await?),
+        Some(client) => embedder.with_cache(open_cache(config, client).await?),
         None => embedder,
     })
 }
@@ -166,10 +166,14 @@ pub async fn bare_embedder(config: &Config) -> anyhow::Result<Throttled> {
     Ok(embedder.with_prices(prices(config, &model)))
 }
 
-/// The embedding cache in the target database (table `ragshift.embedding_cache`).
-pub async fn open_cache(client: tokio_postgres::Client) -> anyhow::Result<Arc<PgEmbeddingCache>> {
+/// The embedding cache in the target database (table `embedding_cache` in the journal's
+/// schema, `[run] journal_schema`).
+pub async fn open_cache(
+    config: &Config,
+    client: tokio_postgres::Client,
+) -> anyhow::Result<Arc<PgEmbeddingCache>> {
     Ok(Arc::new(
-        PgEmbeddingCache::open(Arc::new(client))
+        PgEmbeddingCache::open(Arc::new(client), &config.run.journal_schema)
             .await
             .context("opening the embedding cache in the target database")?,
     ))

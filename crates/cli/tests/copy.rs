@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ragshift_store::checksum::{bot_checksums, BotChecksum};
+use ragshift_store::journal::Journal;
 use ragshift_store::Layout;
 use ragshift_testkit::{shared_pg, PgCluster};
 use serde_json::Value;
@@ -27,19 +28,20 @@ fn fixture() -> String {
     sql
 }
 
-/// A gate in the target's journal: the update that marks a third partition succeeded waits
-/// (inside that partition's data transaction) until the test releases advisory lock 4242.
+/// A gate in the target's journal (in `{j}`, the quoted journal schema): the update that marks
+/// a third partition succeeded waits (inside that partition's data transaction) until the test
+/// releases advisory lock 4242.
 const GATE: &str = "
-CREATE FUNCTION ragshift.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {j}.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.status = 'succeeded'
-     AND (SELECT count(*) FROM ragshift.units WHERE status = 'succeeded') >= 2 THEN
+     AND (SELECT count(*) FROM {j}.units WHERE status = 'succeeded') >= 2 THEN
     PERFORM pg_advisory_xact_lock_shared(4242);
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER test_gate BEFORE UPDATE ON ragshift.units
-  FOR EACH ROW EXECUTE FUNCTION ragshift.test_gate();
+CREATE TRIGGER test_gate BEFORE UPDATE ON {j}.units
+  FOR EACH ROW EXECUTE FUNCTION {j}.test_gate();
 ";
 
 fn command(dir: &Path, args: &[&str]) -> Command {
@@ -120,10 +122,13 @@ const GATE_WAITING: &str =
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)";
 
 async fn install_gate(tgt: &tokio_postgres::Client) {
-    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
-        .await
-        .unwrap();
-    tgt.batch_execute(GATE).await.unwrap();
+    install_gate_in(tgt, &Journal::default()).await;
+}
+
+async fn install_gate_in(tgt: &tokio_postgres::Client, journal: &Journal) {
+    journal.ensure_schema(tgt).await.unwrap();
+    let j = ragshift_store::quote_ident(journal.schema());
+    tgt.batch_execute(&GATE.replace("{j}", &j)).await.unwrap();
     tgt.batch_execute("SELECT pg_advisory_lock(4242)")
         .await
         .unwrap();
@@ -319,27 +324,66 @@ async fn copy_is_the_snapshot_while_the_source_is_written_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
+    killed_copy_resumes("copy_kill", &Journal::default(), &[]).await;
+}
+
+/// The same with the journal in a schema whose name needs quoting, given as a flag: every
+/// journal row is there, resuming with the same setting finds the run, and the default
+/// schema is never created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_keeps_its_journal_in_the_schema_given_and_resumes_from_it() {
+    let journal = Journal::new("Journal-1");
+    let p = killed_copy_resumes("copy_journal", &journal, &["--journal-schema", "Journal-1"]).await;
+    let runs: Vec<(String, String)> = p
+        .tgt
+        .query("SELECT kind, status FROM \"Journal-1\".runs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(runs, [("copy".to_owned(), "succeeded".to_owned())]);
+    let schemas: Vec<String> = p
+        .tgt
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname IN ('ragshift', 'Journal-1')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        schemas,
+        ["Journal-1"],
+        "the default journal schema was created"
+    );
+}
+
+/// SIGKILLs a copy mid-partition, then resumes it with the same `flags`; returns the pair.
+async fn killed_copy_resumes(name: &str, journal: &Journal, flags: &[&str]) -> Pair {
     let dir = tempfile::tempdir().unwrap();
-    let p = pair("copy_kill").await;
-    install_gate(&p.tgt).await;
-    let mut child: Child = command(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--jobs",
-            "1",
-            "--partition-rows",
-            "250",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let p = pair(name).await;
+    install_gate_in(&p.tgt, journal).await;
+    let (runs, units) = (journal.runs_table(), journal.units_table());
+    let mut args = vec![
+        "copy",
+        "--source",
+        &p.src_url,
+        "--target",
+        &p.tgt_url,
+        "--jobs",
+        "1",
+        "--partition-rows",
+        "250",
+    ];
+    args.extend(flags);
+    let mut child: Child = command(dir.path(), &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_until(
         &p.tgt,
         GATE_WAITING,
@@ -354,16 +398,18 @@ async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
         .unwrap();
     // Waits for the killed run's open transaction to end (it holds a lock on the journal).
     p.tgt
-        .batch_execute("DROP TRIGGER test_gate ON ragshift.units")
+        .batch_execute(&format!("DROP TRIGGER test_gate ON {units}"))
         .await
         .unwrap();
 
     let row = p
         .tgt
         .query_one(
-            "SELECT (SELECT count(*) FROM items),
-                    (SELECT coalesce(sum(row_count), 0)::bigint FROM ragshift.units WHERE status = 'succeeded'),
-                    (SELECT count(*) FROM ragshift.units WHERE status = 'succeeded')",
+            &format!(
+                "SELECT (SELECT count(*) FROM items),
+                        (SELECT coalesce(sum(row_count), 0)::bigint FROM {units} WHERE status = 'succeeded'),
+                        (SELECT count(*) FROM {units} WHERE status = 'succeeded')"
+            ),
             &[],
         )
         .await
@@ -376,13 +422,32 @@ async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
     );
     assert!(rows > 0 && rows < 3000);
 
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy", "--json", "--source", &p.src_url, "--target", &p.tgt_url, "--resume", "--jobs",
-            "2",
-        ],
-    );
+    let resume = [
+        "copy", "--json", "--source", &p.src_url, "--target", &p.tgt_url, "--resume", "--jobs", "2",
+    ];
+    if !flags.is_empty() {
+        // Without the setting, the run is not found: nothing is touched.
+        let out = ragshift(dir.path(), &resume);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("no copy run to resume"),
+            "{}",
+            text(&out)
+        );
+        let missing: bool = p
+            .tgt
+            .query_one("SELECT to_regclass('ragshift.runs') IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            missing,
+            "a resume without the setting created the default journal"
+        );
+    }
+    let mut args = resume.to_vec();
+    args.extend(flags);
+    let out = ragshift(dir.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = summary(&out);
     assert_eq!(s["resumed"], true);
@@ -405,7 +470,7 @@ async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
     let retried: i64 = p
         .tgt
         .query_one(
-            "SELECT count(*) FROM ragshift.units WHERE attempts = 2",
+            &format!("SELECT count(*) FROM {units} WHERE attempts = 2"),
             &[],
         )
         .await
@@ -415,6 +480,17 @@ async fn a_sigkilled_copy_resumes_without_duplicates_or_gaps() {
         retried, 1,
         "the partition killed mid-transaction was redone"
     );
+    let ended: String = p
+        .tgt
+        .query_one(
+            &format!("SELECT status FROM {runs} WHERE kind = 'copy'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, "succeeded");
+    p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,7 +651,8 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
         .unwrap();
     let tgt_url = shared_pg().fresh_database("copy_stop_tgt");
     let tgt = shared_pg().connect(&tgt_url).await;
-    tgt.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&tgt)
         .await
         .unwrap();
     tgt.batch_execute(REFUSE_UNITS).await.unwrap();
@@ -722,8 +799,8 @@ async fn replace_empties_nothing_when_the_run_cannot_be_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_replace_unrecorded").await;
     p.tgt.batch_execute(&fixture()).await.unwrap();
-    p.tgt
-        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&p.tgt)
         .await
         .unwrap();
     p.tgt

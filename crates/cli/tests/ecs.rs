@@ -101,6 +101,18 @@ fn write_registry(dir: &Path, bots: &[(String, Vec<&str>)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_recorded() {
+    rebuild_on_ecs(None).await;
+}
+
+/// With the journal in a schema of its own (`--journal-schema`, a name that needs quoting), the
+/// tasks are told it and record there; the run reads their results from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuild_on_ecs_tells_the_tasks_the_journal_schema() {
+    rebuild_on_ecs(Some("Journal-1")).await;
+}
+
+/// Runs a rebuild of four bots (one failing) on moto's ECS, playing each task's container.
+async fn rebuild_on_ecs(journal_schema: Option<&str>) {
     let moto = MotoServer::start();
     let set = reqwest::Client::new()
         .post(format!(
@@ -166,10 +178,13 @@ async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_rec
         ("RAGSHIFT_EXECUTOR_POLL_INTERVAL_MS".into(), "200".into()),
     ]);
 
-    let args: Vec<String> = ["rebuild", "--executor", "ecs", "--yes", "--json"]
+    let mut args: Vec<String> = ["rebuild", "--executor", "ecs", "--yes", "--json"]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    if let Some(schema) = journal_schema {
+        args.extend(["--journal-schema".to_owned(), schema.to_owned()]);
+    }
     let rebuild = command(dir.path(), &args, &env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -271,7 +286,13 @@ async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_rec
                 &format!("ragshift-{run_id}")
             ]
         );
-        assert_eq!(cmd.len(), 6, "{cmd:?}");
+        match journal_schema {
+            None => assert_eq!(cmd.len(), 6, "{cmd:?}"),
+            Some(schema) => {
+                assert_eq!(cmd.len(), 8, "{cmd:?}");
+                assert_eq!(cmd[5..7], ["--journal-schema", schema], "{cmd:?}");
+            }
+        }
     }
     let mut codes = worker_codes.clone();
     codes.sort();
@@ -313,9 +334,13 @@ async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_rec
         (done["succeeded"].as_u64(), done["failed"].as_u64()),
         (Some(3), Some(1))
     );
+    let journal = ragshift_store::journal::Journal::new(journal_schema.unwrap_or("ragshift"));
     let units = client
         .query(
-            "SELECT unit_id, status, attempts FROM ragshift.units WHERE run_id = $1",
+            &format!(
+                "SELECT unit_id, status, attempts FROM {} WHERE run_id = $1",
+                journal.units_table()
+            ),
             &[&run_id],
         )
         .await
@@ -326,4 +351,14 @@ async fn rebuild_on_ecs_runs_embed_bot_per_task_and_reports_what_the_workers_rec
         let want = if id == gone { "failed" } else { "succeeded" };
         assert_eq!((status.as_str(), attempts), (want, 1), "{id}");
     }
+    let default_schema: bool = client
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        default_schema,
+        journal_schema.is_none(),
+        "the default journal schema exists only when it is the one in use"
+    );
 }

@@ -922,7 +922,8 @@ async fn an_error_after_the_run_started_exits_1_and_the_journal_records_why() {
     write_registry(dir.path(), &[(a.clone(), vec!["faq.txt"], vec![])]);
     let url = shared_pg().fresh_database("rebuild_stop");
     let c = shared_pg().connect(&url).await;
-    c.batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&c)
         .await
         .unwrap();
     // Queueing the run's bots fails: the run is recorded by then.
@@ -1583,10 +1584,8 @@ async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
     // The table and the journal exist: the run's first COMMIT is then the first bot's.
     let out = ragshift(dir.path(), &["init-target"], &file_env(&url));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    shared_pg()
-        .connect(&url)
-        .await
-        .batch_execute(ragshift_store::journal::SCHEMA_SQL)
+    ragshift_store::journal::Journal::default()
+        .ensure_schema(&shared_pg().connect(&url).await)
         .await
         .unwrap();
     let proxy = FaultProxy::start(&upstream).unwrap();
@@ -1608,4 +1607,96 @@ async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
     for (bot, _, _) in &bots {
         assert!(!ids(&now, bot).is_empty(), "bot {bot} has its rows");
     }
+}
+
+/// `[run] journal_schema` from the environment: the run, its bots and the embedding cache are
+/// kept in that schema only, `status` reads it there, and rerunning with the same setting
+/// resumes the run.
+#[tokio::test]
+async fn the_journal_and_the_cache_live_in_the_schema_the_environment_names() {
+    let (a, b) = (bot_id(95), bot_id(96));
+    let dir = tempfile::tempdir().unwrap();
+    let bots = [
+        (a.clone(), vec!["faq.txt"], vec![]),
+        (b.clone(), vec!["handbook.md"], vec![]),
+    ];
+    write_registry(dir.path(), &bots);
+    let b_file = dir
+        .path()
+        .join("docs")
+        .join(USER_A)
+        .join(&b)
+        .join("documents/handbook.md");
+    std::fs::remove_file(&b_file).unwrap();
+    let url = shared_pg().fresh_database("rebuild_journal_env");
+    let mut env = file_env(&url);
+    env.push(("RAGSHIFT_RUN_JOURNAL_SCHEMA".into(), "other_journal".into()));
+    let cmd = ["rebuild", "--yes", "--json"];
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(1), "B fails: {}", stderr(&out));
+    let first = report(&out)["run_id"].as_str().unwrap().to_owned();
+
+    let c = shared_pg().connect(&url).await;
+    let units: Vec<(String, String)> = c
+        .query(
+            "SELECT unit_id, status FROM other_journal.units WHERE run_id = $1 ORDER BY unit_id",
+            &[&first],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            (a.clone(), "succeeded".to_owned()),
+            (b.clone(), "failed".to_owned())
+        ]
+    );
+    let cached: i64 = c
+        .query_one("SELECT count(*) FROM other_journal.embedding_cache", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cached > 0, "the embedding cache is in the journal's schema");
+    let default_schema: bool = c
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!default_schema, "the default journal schema was created");
+
+    // `status` reads the run from the same schema.
+    let out = ragshift(dir.path(), &["status", "--json", &first], &env);
+    assert_eq!(out.status.code(), Some(1), "a failed run: {}", stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["run"]["run_id"], first.as_str(), "{status}");
+    assert_eq!(status["run"]["status"], "failed", "{status}");
+
+    // B's file is back: the same command resumes the run and only B is done now.
+    std::fs::write(&b_file, HANDBOOK).unwrap();
+    let out = ragshift(dir.path(), &cmd, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rep = report(&out);
+    assert_eq!(
+        rep["run_id"],
+        first.as_str(),
+        "the same run is resumed: {rep}"
+    );
+    assert_eq!(rep["already_done"], 1, "{rep}");
+    let runs: Vec<(String, String)> = c
+        .query("SELECT run_id, status FROM other_journal.runs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(runs, [(first, "succeeded".to_owned())]);
+    let default_schema: bool = c
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!default_schema, "the default journal schema was created");
 }

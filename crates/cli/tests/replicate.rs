@@ -195,6 +195,94 @@ async fn start_status_cutover() {
         .expect("writes are accepted again");
 }
 
+/// `[run] journal_schema` from the configuration file: the replication records its objects in
+/// that schema only; without the setting it is not seen (and nothing is removed); `abort` with
+/// it removes everything the journal there recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replication_is_recorded_in_the_configured_journal_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ragshift.toml"),
+        "[run]\njournal_schema = \"Journal-1\"\n",
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (source, target, s, t) = clusters(true).await;
+    let sides = ["--source", s.as_str(), "--target", t.as_str()];
+    let run_in = |dir: &Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&sides);
+        ragshift(dir, &all)
+    };
+    let out = run_in(dir.path(), &["replicate", "start", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = json(&out)["names"]["run_id"].as_str().unwrap().to_owned();
+    let tgt = target.connect(&t).await;
+    let count = |sql: &'static str| {
+        let tgt = &tgt;
+        async move { tgt.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM pg_subscription").await, 1);
+    let objects: Vec<String> = tgt
+        .query(
+            "SELECT unit_kind FROM \"Journal-1\".units WHERE run_id = $1 ORDER BY unit_kind",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        ["publication", "slot", "subscription"]
+            .iter()
+            .all(|k| objects.iter().any(|o| o == k)),
+        "{objects:?}"
+    );
+
+    // Without the setting the replication is not seen, and nothing is removed or created.
+    let out = run_in(elsewhere.path(), &["replicate", "abort"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nothing to remove"), "{text}");
+    assert_eq!(count("SELECT count(*) FROM pg_subscription").await, 1);
+
+    let out = run_in(dir.path(), &["replicate", "abort"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("aborted {run_id}")), "{text}");
+    assert_eq!(count("SELECT count(*) FROM pg_subscription").await, 0);
+    let src = source.connect(&s).await;
+    let left: i64 = src
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "publication and slot removed from the source");
+    let status: String = tgt
+        .query_one(
+            "SELECT status FROM \"Journal-1\".runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "failed", "an aborted replication ends failed");
+    assert_eq!(
+        count("SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift'").await,
+        0,
+        "the default journal schema was created"
+    );
+}
+
 /// The percent-encoded form of `s` for a URL's password.
 fn encode(s: &str) -> String {
     s.bytes()

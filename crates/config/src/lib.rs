@@ -12,7 +12,8 @@ mod sections;
 pub use load::{ConfigError, Layers, Loaded, Origin, DEFAULT_FILE, ENV_PREFIX, SECTIONS};
 pub use mask::{mask_url, Sensitive};
 pub use sections::{
-    parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig, DocumentsKind,
-    EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig, LayoutPreset,
-    RegistryConfig, RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
+    check_schema_name, parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig,
+    DocumentsKind, EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig,
+    LayoutPreset, RegistryConfig, RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
+    DEFAULT_JOURNAL_SCHEMA,
 };

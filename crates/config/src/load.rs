@@ -534,6 +534,41 @@ mod tests {
     }
 
     #[test]
+    fn journal_schema_from_file_env_and_flag_and_bad_names_named() {
+        assert_eq!(
+            Layers::new().load().unwrap().config.run.journal_schema,
+            "ragshift"
+        );
+        let f = file("[run]\njournal_schema = \"from_file\"\n");
+        let from_file = Layers::new().file(Some(f.path())).load().unwrap();
+        assert_eq!(from_file.config.run.journal_schema, "from_file");
+        let from_env = Layers::new()
+            .file(Some(f.path()))
+            .env(vars(&[("RAGSHIFT_RUN_JOURNAL_SCHEMA", "Journal-1")]))
+            .load()
+            .unwrap();
+        assert_eq!(from_env.config.run.journal_schema, "Journal-1");
+        let flag = Layers::new()
+            .file(Some(f.path()))
+            .env(vars(&[("RAGSHIFT_RUN_JOURNAL_SCHEMA", "Journal-1")]))
+            .flag("--journal-schema", "run.journal_schema", "from_flag")
+            .load()
+            .unwrap();
+        assert_eq!(flag.config.run.journal_schema, "from_flag");
+        let long = "j".repeat(64);
+        for bad in ["\"\"".to_owned(), format!("\"{long}\"")] {
+            let f = file(&format!("[run]\njournal_schema = {bad}\n"));
+            let err = Layers::new()
+                .file(Some(f.path()))
+                .load()
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("journal_schema"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_wrong_types_name_the_key_and_the_file() {
         let f = file("[target]\ntabel = \"items\"\n");
         let err = Layers::new()

@@ -494,7 +494,7 @@ impl Default for RetryConfig {
     }
 }
 
-/// `[run]`: when an unfinished run is picked up again on its own.
+/// `[run]`: where runs are recorded, and when an unfinished run is picked up again on its own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
@@ -503,14 +503,48 @@ pub struct RunConfig {
     /// run's bots may have changed since, so it is safer to start again than to trust it.
     #[serde(with = "human_duration")]
     pub resume_window: std::time::Duration,
+    /// The schema in the TARGET database holding the run journal (`runs`, `units`) and the
+    /// embedding cache, for a database where `ragshift` is taken or another name is the rule.
+    /// Any PostgreSQL name (quoted, so case and characters are kept); every command touching
+    /// one target must use the same one, or it won't see the other runs.
+    #[serde(deserialize_with = "schema_name")]
+    pub journal_schema: String,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
             resume_window: std::time::Duration::from_secs(24 * 3600),
+            journal_schema: DEFAULT_JOURNAL_SCHEMA.to_owned(),
         }
     }
+}
+
+/// The journal's schema when `[run] journal_schema` is not set.
+pub const DEFAULT_JOURNAL_SCHEMA: &str = "ragshift";
+
+/// Checks a schema name PostgreSQL can hold as given: not empty, no NUL, at most 63 bytes
+/// (a longer name would be cut silently, and the journal then looked for under the full one).
+pub fn check_schema_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the schema name is empty".to_owned());
+    }
+    if name.contains('\0') {
+        return Err("the schema name holds a NUL byte".to_owned());
+    }
+    if name.len() > 63 {
+        return Err(format!(
+            "the schema name {name:?} is {} bytes long; PostgreSQL keeps at most 63",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+fn schema_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_schema_name(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
 }
 
 /// Reads a duration people write: `0`, or a whole number with `s`, `m`, `h` or `d`.

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_postgres::Client;
 
 use ragshift_retry::Verdict;
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::StoreError;
 
@@ -136,6 +136,7 @@ pub async fn copy_partition(
     source: &Client,
     target: &mut Client,
     sql: &PartitionSql,
+    journal: &Journal,
     run_id: &str,
     unit_id: &str,
     planned_rows: i64,
@@ -145,11 +146,14 @@ pub async fn copy_partition(
     let t = |what: &'static str| move |e| PipeError::Target(StoreError::query(what, e));
     let claimed = target
         .query_opt(
-            "UPDATE ragshift.units
-                SET status = 'running', attempts = attempts + 1, started_at = now(),
-                    finished_at = NULL, error = NULL
-              WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'
-          RETURNING attempts",
+            &*format!(
+                "UPDATE {}
+                    SET status = 'running', attempts = attempts + 1, started_at = now(),
+                        finished_at = NULL, error = NULL
+                  WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'
+              RETURNING attempts",
+                journal.units_table()
+            ),
             &[&run_id, &unit_id],
         )
         .await
@@ -183,7 +187,8 @@ pub async fn copy_partition(
         error: None,
         detail: Some(json!({ "bytes": bytes, "planned_rows": planned_rows })),
     };
-    journal::mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
+    journal
+        .mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
         .await
         .map_err(PipeError::Target)?;
     lock.ensure_held().await.map_err(PipeError::LockLost)?;

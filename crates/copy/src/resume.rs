@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use tokio_postgres::GenericClient;
 
-use ragshift_store::journal::{self, Status};
+use ragshift_store::journal::{Journal, Status};
 use ragshift_store::{Layout, StoreError};
 
 use crate::plan::Partition;
@@ -29,24 +29,23 @@ pub struct PreviousRun {
     pub attempted: HashSet<String>,
 }
 
-/// The newest copy run into `layout`'s table, if the journal has one.
+/// The newest copy run into `layout`'s table, if `journal` has one.
 pub async fn previous_run(
     client: &impl GenericClient,
+    journal: &Journal,
     layout: &Layout,
 ) -> Result<Option<PreviousRun>, StoreError> {
-    let has_journal: bool = client
-        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
-        .await
-        .map_err(|e| StoreError::query("looking for the ragshift journal", e))?
-        .get(0);
-    if !has_journal {
+    if !journal.exists(client).await? {
         return Ok(None);
     }
     let Some(row) = client
         .query_opt(
-            "SELECT run_id, status, selection FROM ragshift.runs
-              WHERE kind = $1 AND selection->>'target_table' = $2
-              ORDER BY started_at DESC LIMIT 1",
+            &*format!(
+                "SELECT run_id, status, selection FROM {}
+                  WHERE kind = $1 AND selection->>'target_table' = $2
+                  ORDER BY started_at DESC LIMIT 1",
+                journal.runs_table()
+            ),
             &[&RUN_KIND, &layout.display_name()],
         )
         .await
@@ -65,7 +64,7 @@ pub async fn previous_run(
         })?;
     let bots: Option<Vec<String>> =
         serde_json::from_value(selection["bots"].clone()).unwrap_or(None);
-    let units = journal::units(client, &run_id).await?;
+    let units = journal.units(client, &run_id).await?;
     let done = units
         .iter()
         .filter(|u| u.status == Status::Succeeded)

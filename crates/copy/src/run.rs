@@ -41,7 +41,7 @@ use ragshift_store::ddl;
 use ragshift_store::ident::quote_literal;
 use ragshift_store::identity::{identify, same_database};
 use ragshift_store::index::VectorIndex;
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::session::{end_session, session_id, SessionId};
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError, StoreErrorKind};
@@ -108,6 +108,9 @@ pub struct CopyOptions {
     /// Retries of a partition, reconnections and journal writes: backoff with jitter within a
     /// total time budget (long enough to ride out a failover).
     pub retry: Policy,
+    /// The run journal in the target (`[run] journal_schema`): the run, its plan and every
+    /// partition's state, which `--resume` reads back.
+    pub journal: Journal,
 }
 
 impl Default for CopyOptions {
@@ -127,6 +130,7 @@ impl Default for CopyOptions {
             progress_every: Duration::from_secs(2),
             lock_timeout: ddl::DEFAULT_LOCK_TIMEOUT,
             retry: Policy::default(),
+            journal: Journal::default(),
         }
     }
 }
@@ -279,7 +283,7 @@ pub async fn copy(
     // The plan: new, or the earlier run's.
     let previous = if opts.resume {
         Some(
-            previous_run(&target, tl)
+            previous_run(&target, &opts.journal, tl)
                 .await
                 .map_err(CopyError::target(&tgt_label))?
                 .ok_or_else(|| {
@@ -475,7 +479,8 @@ pub async fn copy(
             .await
             .map_err(CopyError::target(&tgt_label))?;
     }
-    journal::ensure_schema(&target)
+    opts.journal
+        .ensure_schema(&target)
         .await
         .map_err(CopyError::target(&tgt_label))?;
     let mut emptying: Option<(String, String)> = None;
@@ -523,7 +528,7 @@ pub async fn copy(
                     .map_err(q(format!("looking into {}", tl.display_name())))?
                     .get(0);
                 if nonempty {
-                    let hint = match previous_run(&target, tl).await.ok().flatten() {
+                    let hint = match previous_run(&target, &opts.journal, tl).await.ok().flatten() {
                         Some(p) => format!("--resume to continue copy run {} ({}), ", p.run_id, p.status),
                         None => String::new(),
                     };
@@ -549,12 +554,14 @@ pub async fn copy(
         "bots": bots,
         "partitions": partitions,
     });
-    journal::start_run(&target, &run_id, RUN_KIND, &tgt_label, &selection)
+    opts.journal
+        .start_run(&target, &run_id, RUN_KIND, &tgt_label, &selection)
         .await
         .map_err(CopyError::target(&tgt_label))?;
     let units: Vec<(String, Option<String>)> =
         partitions.iter().map(|p| (p.id.clone(), None)).collect();
-    journal::queue_units(&target, &run_id, "partition", &units)
+    opts.journal
+        .queue_units(&target, &run_id, "partition", &units)
         .await
         .map_err(CopyError::target(&tgt_label))?;
     events(Event::Planned {
@@ -630,6 +637,7 @@ pub async fn copy(
             counters: &counters,
             events: &events,
             policy: &opts.retry,
+            journal: &opts.journal,
             lock_timeout: opts.lock_timeout,
             stop: &stop,
         };
@@ -820,7 +828,15 @@ pub async fn copy(
     if status == Status::Failed && report.created_table {
         remove_if_empty(&target, tl).await;
     }
-    finish(&mut target, &ep.target, &opts.retry, &report, status).await;
+    finish(
+        &mut target,
+        &ep.target,
+        &opts.retry,
+        &opts.journal,
+        &report,
+        status,
+    )
+    .await;
     let _ = lock.release().await;
     drop(snap);
     match error {
@@ -904,6 +920,7 @@ async fn finish(
     target: &mut Client,
     spec: &ConnectSpec,
     policy: &Policy,
+    journal: &Journal,
     report: &CopyReport,
     status: Status,
 ) {
@@ -928,7 +945,9 @@ async fn finish(
     loop {
         let r = match reconnect_if_closed(target, spec, policy).await {
             Ok(()) => {
-                journal::finish_run(&*target, &report.run_id, status, &value, why.as_deref()).await
+                journal
+                    .finish_run(&*target, &report.run_id, status, &value, why.as_deref())
+                    .await
             }
             Err(e) => Err(e),
         };
@@ -987,6 +1006,7 @@ struct WorkerContext<'a> {
     counters: &'a Counters,
     events: &'a EventSink,
     policy: &'a Policy,
+    journal: &'a Journal,
     lock_timeout: Duration,
     /// Set when the run must stop taking partitions (lock lost, source snapshot gone): why.
     stop: &'a Mutex<Option<String>>,
@@ -1071,6 +1091,7 @@ async fn attempt(
                 reader,
                 &mut writer.client,
                 sql,
+                ctx.journal,
                 ctx.run_id,
                 &p.id,
                 p.rows,
@@ -1192,7 +1213,8 @@ async fn worker(
                     Some(w) if !w.client.is_closed() => &w.client,
                     _ => ctx.target,
                 };
-                if let Err(je) = mark_failed(journal, ctx.run_id, &p.id, &result).await {
+                if let Err(je) = mark_failed(journal, ctx.journal, ctx.run_id, &p.id, &result).await
+                {
                     tracing::warn!("could not record the failure of {}: {je}", p.id);
                 }
                 (ctx.events)(Event::Partition {
@@ -1223,14 +1245,18 @@ async fn worker(
 /// Records a unit as failed unless it is marked succeeded (a commit whose answer was lost).
 async fn mark_failed(
     client: &Client,
+    journal: &Journal,
     run_id: &str,
     unit_id: &str,
     result: &UnitResult,
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "UPDATE ragshift.units SET status = 'failed', error = $3, finished_at = now()
-              WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'",
+            &*format!(
+                "UPDATE {} SET status = 'failed', error = $3, finished_at = now()
+                  WHERE run_id = $1 AND unit_id = $2 AND status <> 'succeeded'",
+                journal.units_table()
+            ),
             &[&run_id, &unit_id, &result.error],
         )
         .await

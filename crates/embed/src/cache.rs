@@ -2,8 +2,8 @@
 //! pays twice for the same chunk, and an old store (restored snapshot or export) can pre-fill it
 //! so unchanged chunks cost nothing.
 //!
-//! The durable cache lives in the target database's `ragshift` schema
-//! ([`PgEmbeddingCache`]); [`MemoryCache`] serves runs without a database and tests.
+//! The durable cache lives in the target database, in the run journal's schema (`ragshift` by
+//! default: [`PgEmbeddingCache`]); [`MemoryCache`] serves runs without a database and tests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -112,9 +112,10 @@ pub fn quote_table(name: &str) -> String {
     }
 }
 
+/// The cache table; `{table}` is replaced by `"schema".embedding_cache`.
 const CREATE_SQL: &str = "\
-CREATE SCHEMA IF NOT EXISTS ragshift;
-CREATE TABLE IF NOT EXISTS ragshift.embedding_cache (
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {table} (
     model text NOT NULL,
     sha256 bytea NOT NULL,
     dim integer NOT NULL,
@@ -123,85 +124,32 @@ CREATE TABLE IF NOT EXISTS ragshift.embedding_cache (
     PRIMARY KEY (model, sha256)
 );";
 
-const GET_SQL: &str = "SELECT sha256, embedding FROM ragshift.embedding_cache \
+const GET_SQL: &str = "SELECT sha256, embedding FROM {table} \
      WHERE model = $1 AND dim = $2 AND sha256 = ANY($3)";
 
 /// One statement for any batch size: hashes as `bytea[]`, vectors flattened into one `real[]`
 /// and sliced back per row.
-const PUT_SQL: &str = "INSERT INTO ragshift.embedding_cache (model, sha256, dim, embedding) \
+const PUT_SQL: &str = "INSERT INTO {table} (model, sha256, dim, embedding) \
      SELECT $1::text, h.sha, $2::int, ($3::real[])[(h.i::int - 1) * $2::int + 1 : h.i::int * $2::int] \
      FROM unnest($4::bytea[]) WITH ORDINALITY AS h(sha, i) \
      ON CONFLICT (model, sha256) DO NOTHING";
 
+const COUNT_SQL: &str = "SELECT count(*) FROM {table} WHERE model = $1";
+
 /// Rows per insert statement.
 const PUT_CHUNK: usize = 1000;
 
-/// Creates `ragshift.embedding_cache` if it is missing.
-pub async fn ensure_cache_table(client: &Client) -> Result<()> {
-    client
-        .batch_execute(CREATE_SQL)
-        .await
-        .map_err(|e| Error::cache("creating ragshift.embedding_cache", e))
-}
-
-/// Looks up cached vectors with one query (`sha256 = ANY($3)`).
-pub async fn cache_get(
-    client: &Client,
-    model: &str,
-    dim: usize,
-    hashes: &[ContentHash],
-) -> Result<HashMap<ContentHash, Vec<f32>>> {
-    if hashes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let keys: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
-    let rows = client
-        .query(GET_SQL, &[&model, &(dim as i32), &keys])
-        .await
-        .map_err(|e| Error::cache("reading ragshift.embedding_cache", e))?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let sha: &[u8] = row.get(0);
-        let v: Vec<f32> = row.get(1);
-        if let Ok(h) = <ContentHash>::try_from(sha) {
-            out.insert(h, v);
-        }
-    }
-    Ok(out)
-}
-
-/// Stores vectors (all of one dimension), keeping entries already there.
-pub async fn cache_put(
-    client: &Client,
-    model: &str,
-    entries: &[(ContentHash, Vec<f32>)],
-) -> Result<()> {
-    let Some(dim) = entries.first().map(|(_, v)| v.len()) else {
-        return Ok(());
-    };
-    if entries.iter().any(|(_, v)| v.len() != dim) {
-        return Err(Error::Cache {
-            message: "vectors of different dimensions in one cache write".into(),
-            source: None,
-        });
-    }
-    for chunk in entries.chunks(PUT_CHUNK) {
-        let keys: Vec<&[u8]> = chunk.iter().map(|(h, _)| h.as_slice()).collect();
-        let flat: Vec<f32> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-        let dim32 = dim as i32;
-        let params: [&(dyn ToSql + Sync); 4] = [&model, &dim32, &flat, &keys];
-        client
-            .execute(PUT_SQL, &params)
-            .await
-            .map_err(|e| Error::cache("writing ragshift.embedding_cache", e))?;
-    }
-    Ok(())
-}
-
-/// The cache in the target database (`ragshift.embedding_cache`).
+/// The cache in the target database: table `embedding_cache` in the run journal's schema
+/// (`ragshift` unless `[run] journal_schema` names another), so everything ragshift keeps in
+/// the target is in one schema.
 #[derive(Clone)]
 pub struct PgEmbeddingCache {
     client: Arc<Client>,
+    /// `schema.embedding_cache` as written in messages.
+    name: String,
+    get_sql: String,
+    put_sql: String,
+    count_sql: String,
 }
 
 impl std::fmt::Debug for PgEmbeddingCache {
@@ -211,39 +159,87 @@ impl std::fmt::Debug for PgEmbeddingCache {
 }
 
 impl PgEmbeddingCache {
-    /// Uses `client`'s database, creating the cache table if it is missing.
-    pub async fn open(client: Arc<Client>) -> Result<Self> {
-        ensure_cache_table(&client).await?;
-        Ok(PgEmbeddingCache { client })
+    /// Uses `client`'s database, creating the cache table in `schema` (quoted: any name) if it
+    /// is missing.
+    pub async fn open(client: Arc<Client>, schema: &str) -> Result<Self> {
+        let table = format!("{}.embedding_cache", quote_ident(schema));
+        let sql = |s: &str| s.replace("{table}", &table);
+        let name = format!("{schema}.embedding_cache");
+        client
+            .batch_execute(&sql(CREATE_SQL).replace("{schema}", &quote_ident(schema)))
+            .await
+            .map_err(|e| Error::cache(format!("creating {name}"), e))?;
+        Ok(PgEmbeddingCache {
+            client,
+            get_sql: sql(GET_SQL),
+            put_sql: sql(PUT_SQL),
+            count_sql: sql(COUNT_SQL),
+            name,
+        })
     }
 
     /// Entries cached for `model`.
     pub async fn count(&self, model: &str) -> Result<u64> {
         let row = self
             .client
-            .query_one(
-                "SELECT count(*) FROM ragshift.embedding_cache WHERE model = $1",
-                &[&model],
-            )
+            .query_one(self.count_sql.as_str(), &[&model])
             .await
-            .map_err(|e| Error::cache("counting ragshift.embedding_cache", e))?;
+            .map_err(|e| Error::cache(format!("counting {}", self.name), e))?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 }
 
 #[async_trait]
 impl EmbeddingCache for PgEmbeddingCache {
+    /// Looks up cached vectors with one query (`sha256 = ANY($3)`).
     async fn get(
         &self,
         model: &str,
         dim: usize,
         hashes: &[ContentHash],
     ) -> Result<HashMap<ContentHash, Vec<f32>>> {
-        cache_get(&self.client, model, dim, hashes).await
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+        let rows = self
+            .client
+            .query(self.get_sql.as_str(), &[&model, &(dim as i32), &keys])
+            .await
+            .map_err(|e| Error::cache(format!("reading {}", self.name), e))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let sha: &[u8] = row.get(0);
+            let v: Vec<f32> = row.get(1);
+            if let Ok(h) = <ContentHash>::try_from(sha) {
+                out.insert(h, v);
+            }
+        }
+        Ok(out)
     }
 
+    /// Stores vectors (all of one dimension), keeping entries already there.
     async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()> {
-        cache_put(&self.client, model, entries).await
+        let Some(dim) = entries.first().map(|(_, v)| v.len()) else {
+            return Ok(());
+        };
+        if entries.iter().any(|(_, v)| v.len() != dim) {
+            return Err(Error::Cache {
+                message: "vectors of different dimensions in one cache write".into(),
+                source: None,
+            });
+        }
+        for chunk in entries.chunks(PUT_CHUNK) {
+            let keys: Vec<&[u8]> = chunk.iter().map(|(h, _)| h.as_slice()).collect();
+            let flat: Vec<f32> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            let dim32 = dim as i32;
+            let params: [&(dyn ToSql + Sync); 4] = [&model, &dim32, &flat, &keys];
+            self.client
+                .execute(self.put_sql.as_str(), &params)
+                .await
+                .map_err(|e| Error::cache(format!("writing {}", self.name), e))?;
+        }
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index, VectorIndex};
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
@@ -35,6 +35,8 @@ pub struct ImportOptions {
     pub maintenance_work_mem: String,
     /// Compare the target's checksums with the manifest's afterwards.
     pub verify: bool,
+    /// The run journal in the target (`[run] journal_schema`).
+    pub journal: Journal,
 }
 
 /// A bot that failed to import or doesn't match the manifest afterwards.
@@ -210,17 +212,22 @@ async fn import_staged(
         .map(|c| c.type_().clone())
         .collect();
 
-    journal::ensure_schema(&client).await.map_err(db)?;
+    opts.journal.ensure_schema(&client).await.map_err(db)?;
     let selection = serde_json::json!({
         "from": from.display(),
         "table": layout.display_name(),
         "files": manifest.files.len(),
     });
     // Runs of this target left `running` by a process that died are over: say so.
-    journal::fail_interrupted_runs(&client, RUN_KIND, &server, &run_id)
+    opts.journal
+        .fail_interrupted_runs(&client, RUN_KIND, &server, &run_id)
         .await
         .map_err(db)?;
-    if let Err(e) = journal::start_run(&client, &run_id, RUN_KIND, &server, &selection).await {
+    if let Err(e) = opts
+        .journal
+        .start_run(&client, &run_id, RUN_KIND, &server, &selection)
+        .await
+    {
         // A connection lost on the way leaves it unknown whether the run was recorded: then the
         // work may have started, as far as the journal is concerned.
         return Err(if client.is_closed() {
@@ -238,7 +245,8 @@ async fn import_staged(
         .collect();
     // From here on the run is in the journal: it ends there `succeeded` or `failed` with why.
     let recorded = async {
-        journal::queue_units(&client, &run_id, "file", &units)
+        opts.journal
+            .queue_units(&client, &run_id, "file", &units)
             .await
             .map_err(db)?;
         let run = ImportRun {
@@ -270,7 +278,7 @@ async fn import_staged(
                 ),
             };
             let value = serde_json::to_value(&report).unwrap_or_default();
-            journal::finish_run(&client, &run_id, status, &value, why.as_deref())
+            opts.journal.finish_run(&client, &run_id, status, &value, why.as_deref())
                 .await
                 .map_err(|e| ExportError::Stopped {
                     state: format!("the import itself ended, but run {run_id} could not be recorded as finished"),
@@ -283,11 +291,13 @@ async fn import_staged(
             // The run's own connection may be what failed: record it on a new one then.
             let recorded = if client.is_closed() {
                 match connect(target, "ragshift import (journal)").await {
-                    Ok(c) => journal::fail_run(&c, &run_id, &error.to_string()).await,
+                    Ok(c) => opts.journal.fail_run(&c, &run_id, &error.to_string()).await,
                     Err(e) => Err(e),
                 }
             } else {
-                journal::fail_run(&client, &run_id, &error.to_string()).await
+                opts.journal
+                    .fail_run(&client, &run_id, &error.to_string())
+                    .await
             };
             if let Err(e) = recorded {
                 tracing::error!("could not record the failure of import run {run_id} (the next import will): {e}");
@@ -364,7 +374,7 @@ impl ImportRun<'_> {
                 (None, Err(e)) => format!("{} is unreadable: {e}", from.name_of(&entry.path)),
                 (None, Ok(rows)) => {
                     let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
-                    let unit = (run_id, entry.path.as_str());
+                    let unit = (&opts.journal, run_id, entry.path.as_str());
                     match write_bot(client, lock, unit, layout, types, entry, rows, same_scheme)
                         .await
                     {
@@ -385,7 +395,8 @@ impl ImportRun<'_> {
                 error: Some(failed.clone()),
                 ..UnitResult::default()
             };
-            journal::mark_finished(&*client, run_id, &entry.path, Status::Failed, &result)
+            opts.journal
+                .mark_finished(&*client, run_id, &entry.path, Status::Failed, &result)
                 .await
                 .map_err(db)?;
             report.problems.push(problem(failed));
@@ -483,7 +494,7 @@ impl ImportRun<'_> {
 async fn write_bot(
     client: &mut Client,
     lock: &TargetLock,
-    (run_id, unit_id): (&str, &str),
+    (journal, run_id, unit_id): (&Journal, &str, &str),
     layout: &Layout,
     types: &[Type],
     entry: &FileEntry,
@@ -588,7 +599,8 @@ async fn write_bot(
         checksum: Some(checksum),
         ..UnitResult::default()
     };
-    journal::mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
+    journal
+        .mark_finished(&tx, run_id, unit_id, Status::Succeeded, &result)
         .await
         .map_err(|e| BotFailure::Other(format!("recording {who} in the journal: {e}")))?;
     // Last, right before the commit: a run that lost its lock commits nothing more.

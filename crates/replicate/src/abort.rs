@@ -5,7 +5,7 @@
 //! the statement to run by hand.
 
 use ragshift_store::ident::{quote_ident, quote_literal};
-use ragshift_store::journal::Status;
+use ragshift_store::journal::{Journal, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, Layout};
 use serde::Serialize;
@@ -38,7 +38,10 @@ pub async fn abort(sides: &Sides) -> Result<AbortReport, ReplicateError> {
     let target = connect(&sides.target, "ragshift replicate abort")
         .await
         .on(sides, Which::Target)?;
-    let Some(found) = record::active(&target).await.on(sides, Which::Target)? else {
+    let Some(found) = record::active(&target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?
+    else {
         return lift_fence_after_cutover(sides, &target).await;
     };
     // The lock is the one of the table the run recorded (start and cutover take the same).
@@ -49,17 +52,21 @@ pub async fn abort(sides: &Sides) -> Result<AbortReport, ReplicateError> {
     )
     .await
     .on(sides, Which::Target)?;
-    let Some(record) = record::active(&target).await.on(sides, Which::Target)? else {
+    let Some(record) = record::active(&target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?
+    else {
         return Ok(AbortReport::default());
     };
     // The source may be gone (that may be why we abort): remove what we can on the target.
     let source = connect_source(sides).await;
-    let objects = record::objects(&target, &record.names.run_id)
+    let objects = record::objects(&target, &sides.journal, &record.names.run_id)
         .await
         .on(sides, Which::Target)?;
-    let report = remove(source.as_ref(), &target, &record, &objects).await;
+    let report = remove(source.as_ref(), &target, &sides.journal, &record, &objects).await;
     record::finish(
         &target,
+        &sides.journal,
         &record.names.run_id,
         Status::Failed,
         &serde_json::json!({ "outcome": "aborted", "removed": report.removed, "left": report.left }),
@@ -87,13 +94,16 @@ async fn lift_fence_after_cutover(
     sides: &Sides,
     target: &Client,
 ) -> Result<AbortReport, ReplicateError> {
-    let Some((status, record)) = record::latest(target).await.on(sides, Which::Target)? else {
+    let Some((status, record)) = record::latest(target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?
+    else {
         return Ok(AbortReport::default());
     };
     if status != Status::Succeeded.as_str() {
         return Ok(AbortReport::default());
     }
-    let fences: Vec<Object> = record::objects(target, &record.names.run_id)
+    let fences: Vec<Object> = record::objects(target, &sides.journal, &record.names.run_id)
         .await
         .on(sides, Which::Target)?
         .into_iter()
@@ -103,7 +113,7 @@ async fn lift_fence_after_cutover(
         return Ok(AbortReport::default());
     }
     let source = connect_source(sides).await;
-    let report = remove(source.as_ref(), target, &record, &fences).await;
+    let report = remove(source.as_ref(), target, &sides.journal, &record, &fences).await;
     Ok(AbortReport {
         run_id: Some(record.names.run_id.clone()),
         after_cutover: true,
@@ -115,6 +125,7 @@ async fn lift_fence_after_cutover(
 pub(crate) async fn remove(
     source: Option<&Client>,
     target: &Client,
+    journal: &Journal,
     record: &Record,
     objects: &[Object],
 ) -> AbortReport {
@@ -137,8 +148,14 @@ pub(crate) async fn remove(
         match source {
             Some(s) => match fence::remove(s, layout, &fence.name).await {
                 Ok(existed) => {
-                    if let Err(e) =
-                        record::removed(target, &names.run_id, ObjectKind::Fence, &fence.name).await
+                    if let Err(e) = record::removed(
+                        target,
+                        journal,
+                        &names.run_id,
+                        ObjectKind::Fence,
+                        &fence.name,
+                    )
+                    .await
                     {
                         tracing::warn!("could not record that the fence was lifted: {e}");
                     }

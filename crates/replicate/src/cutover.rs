@@ -235,9 +235,15 @@ async fn run(
         *fenced = true;
         let table = layout.display_name();
         progress(Step::Fencing(&table));
-        record::planned(&target, &run, ObjectKind::Fence, &fence_name)
-            .await
-            .on(sides, Which::Target)?;
+        record::planned(
+            &target,
+            &sides.journal,
+            &run,
+            ObjectKind::Fence,
+            &fence_name,
+        )
+        .await
+        .on(sides, Which::Target)?;
         if let Err(e) =
             fence::install(&source, &layout, &fence_name, options.fence_lock_timeout).await
         {
@@ -256,9 +262,15 @@ async fn run(
                 },
             );
         }
-        if let Err(e) = record::created(&target, &run, ObjectKind::Fence, &fence_name)
-            .await
-            .on(sides, Which::Target)
+        if let Err(e) = record::created(
+            &target,
+            &sides.journal,
+            &run,
+            ObjectKind::Fence,
+            &fence_name,
+        )
+        .await
+        .on(sides, Which::Target)
         {
             let lifted = lift(sides, &source, &target, &record, &layout, &fence_name).await;
             return Err(e.context(&match lifted {
@@ -346,7 +358,7 @@ async fn run(
 
     // Everything is on the target: detach first, so the index build blocks no apply worker.
     progress(Step::Detaching);
-    let replication: Vec<record::Object> = record::objects(&target, &run)
+    let replication: Vec<record::Object> = record::objects(&target, &sides.journal, &run)
         .await
         .on(sides, Which::Target)
         .map_err(|e| e.context(UNFINISHED))?
@@ -358,12 +370,20 @@ async fn run(
             )
         })
         .collect();
-    let mut detached = abort::remove(Some(&source), &target, &record, &replication).await;
+    let mut detached = abort::remove(
+        Some(&source),
+        &target,
+        &sides.journal,
+        &record,
+        &replication,
+    )
+    .await;
     if !detached.left.is_empty() {
         // Usually the source went away mid-detach (a failover): its slot would keep WAL there
         // for ever. Reconnect (for a while) and remove what is left.
         if let Some(fresh) = reconnect_source(sides).await {
-            let again = abort::remove(Some(&fresh), &target, &record, &replication).await;
+            let again =
+                abort::remove(Some(&fresh), &target, &sides.journal, &record, &replication).await;
             detached.removed.extend(again.removed);
             detached.left = again.left;
         }
@@ -444,6 +464,7 @@ async fn run(
     };
     record::finish(
         &target,
+        &sides.journal,
         &run,
         Status::Succeeded,
         &serde_json::json!({ "outcome": "cut over", "caught_up_to": report.caught_up_to,
@@ -492,7 +513,7 @@ async fn detached_under_fence(
     if subscribed {
         return Ok(false);
     }
-    let recorded = record::objects(target, &record.names.run_id)
+    let recorded = record::objects(target, &sides.journal, &record.names.run_id)
         .await
         .on(sides, Which::Target)?
         .iter()
@@ -523,7 +544,14 @@ async fn lift(
         },
     };
     if result.is_ok() {
-        if let Err(e) = record::removed(target, &record.names.run_id, ObjectKind::Fence, name).await
+        if let Err(e) = record::removed(
+            target,
+            &sides.journal,
+            &record.names.run_id,
+            ObjectKind::Fence,
+            name,
+        )
+        .await
         {
             tracing::warn!("the fence was lifted, but recording it failed: {e}");
         }

@@ -32,6 +32,7 @@ pub mod status;
 pub mod subscription;
 pub mod target_table;
 
+use ragshift_store::journal::Journal;
 use ragshift_store::{connect, ConnectSpec, Layout};
 use tokio_postgres::Client;
 
@@ -56,6 +57,8 @@ pub struct Sides {
     /// runs through a tunnel, or beside the target in another network): the subscription
     /// connects with it.
     pub source_from_target: Option<ConnectSpec>,
+    /// The run journal in the target, where each replication records what it created.
+    pub journal: Journal,
 }
 
 impl Sides {
@@ -83,10 +86,15 @@ impl Sides {
 /// The running replication's record, or an error saying there is none (and how the last one
 /// ended).
 async fn active_record(sides: &Sides, target: &Client) -> Result<record::Record, ReplicateError> {
-    if let Some(r) = record::active(target).await.on(sides, Which::Target)? {
+    if let Some(r) = record::active(target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?
+    {
         return Ok(r);
     }
-    let last = record::latest(target).await.on(sides, Which::Target)?;
+    let last = record::latest(target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?;
     let (hint, next) = match last {
         Some((status, r)) if status == "succeeded" => (
             format!(

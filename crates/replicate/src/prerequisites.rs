@@ -538,7 +538,10 @@ async fn referenced_checks(
             .await
             .map_err(|e| ("source", StoreError::query(format!("reading {name}"), e)))?;
         let (replident, has_pk): (String, bool) = (identity.get(0), identity.get(1));
-        let ok = matches!((replident.as_str(), has_pk), ("d", true) | ("i", _) | ("f", _));
+        let ok = matches!(
+            (replident.as_str(), has_pk),
+            ("d", true) | ("i", _) | ("f", _)
+        );
         checks.push(check(
             "source",
             "referenced table",
@@ -589,7 +592,10 @@ async fn referenced_checks(
                     ),
                 )
             } else {
-                (Level::Ok, format!("{name} exists on the target, empty, same columns"))
+                (
+                    Level::Ok,
+                    format!("{name} exists on the target, empty, same columns"),
+                )
             };
             checks.push(check("target", "referenced table", level, detail));
         } else if create {

@@ -1,9 +1,9 @@
-//! What a replication created, kept in the target's run journal (schema `ragshift`): the run
+//! What a replication created, kept in the target's run journal ([`Journal`]): the run
 //! (kind `replicate`, its names in `selection`) and one unit per object, recorded as *queued*
 //! before the object is created and *succeeded* once it exists. So after any crash `abort`
 //! knows everything that may exist, and removes exactly that.
 
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::{Layout, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
@@ -13,7 +13,7 @@ use crate::names::Names;
 /// Journal kind of replication runs.
 pub const KIND: &str = "replicate";
 
-/// A replication run as recorded in `ragshift.runs.selection`.
+/// A replication run as recorded in the journal's `runs.selection`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The objects' names.
@@ -127,19 +127,20 @@ fn unit_id(kind: ObjectKind, name: &str) -> String {
 
 /// The newest replication run on the target with its record and status, without creating the
 /// journal if it isn't there.
-pub async fn latest(client: &impl GenericClient) -> Result<Option<(String, Record)>, StoreError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
-        .await
-        .map_err(|e| StoreError::query("looking for the ragshift journal", e))?
-        .get(0);
-    if !exists {
+pub async fn latest(
+    client: &impl GenericClient,
+    journal: &Journal,
+) -> Result<Option<(String, Record)>, StoreError> {
+    if !journal.exists(client).await? {
         return Ok(None);
     }
     let row = client
         .query_opt(
-            "SELECT status, selection FROM ragshift.runs WHERE kind = $1
-              ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            &*format!(
+                "SELECT status, selection FROM {} WHERE kind = $1
+                  ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                journal.runs_table()
+            ),
             &[&KIND],
         )
         .await
@@ -153,41 +154,55 @@ pub async fn latest(client: &impl GenericClient) -> Result<Option<(String, Recor
 }
 
 /// The running replication, if any.
-pub async fn active(client: &impl GenericClient) -> Result<Option<Record>, StoreError> {
-    Ok(latest(client)
+pub async fn active(
+    client: &impl GenericClient,
+    journal: &Journal,
+) -> Result<Option<Record>, StoreError> {
+    Ok(latest(client, journal)
         .await?
         .filter(|(status, _)| status == Status::Running.as_str())
         .map(|(_, r)| r))
 }
 
 /// Records the start of a run.
-pub async fn begin(client: &impl GenericClient, record: &Record) -> Result<(), StoreError> {
-    journal::ensure_schema(client).await?;
+pub async fn begin(
+    client: &impl GenericClient,
+    journal: &Journal,
+    record: &Record,
+) -> Result<(), StoreError> {
+    journal.ensure_schema(client).await?;
     let selection = serde_json::to_value(record).unwrap_or_default();
-    journal::start_run(
-        client,
-        &record.names.run_id,
-        KIND,
-        &record.source,
-        &selection,
-    )
-    .await
+    journal
+        .start_run(
+            client,
+            &record.names.run_id,
+            KIND,
+            &record.source,
+            &selection,
+        )
+        .await
 }
 
 /// Records that an object is about to be created; one removed earlier (a fence lifted after a
 /// refused cutover) counts as planned again, so that a crash now leaves it for `abort`.
 pub async fn planned(
     client: &impl GenericClient,
+    journal: &Journal,
     run_id: &str,
     kind: ObjectKind,
     name: &str,
 ) -> Result<(), StoreError> {
     let unit = unit_id(kind, name);
-    journal::queue_units(client, run_id, kind.as_str(), &[(unit.clone(), None)]).await?;
+    journal
+        .queue_units(client, run_id, kind.as_str(), &[(unit.clone(), None)])
+        .await?;
     client
         .execute(
-            "UPDATE ragshift.units SET status = $3, finished_at = NULL
-              WHERE run_id = $1 AND unit_id = $2 AND status = $4",
+            &*format!(
+                "UPDATE {} SET status = $3, finished_at = NULL
+                  WHERE run_id = $1 AND unit_id = $2 AND status = $4",
+                journal.units_table()
+            ),
             &[
                 &run_id,
                 &unit,
@@ -203,50 +218,59 @@ pub async fn planned(
 /// Records that an object now exists.
 pub async fn created(
     client: &impl GenericClient,
+    journal: &Journal,
     run_id: &str,
     kind: ObjectKind,
     name: &str,
 ) -> Result<(), StoreError> {
     let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side() });
-    journal::mark_finished(
-        client,
-        run_id,
-        &unit_id(kind, name),
-        Status::Succeeded,
-        &UnitResult {
-            detail: Some(detail),
-            ..UnitResult::default()
-        },
-    )
-    .await
+    journal
+        .mark_finished(
+            client,
+            run_id,
+            &unit_id(kind, name),
+            Status::Succeeded,
+            &UnitResult {
+                detail: Some(detail),
+                ..UnitResult::default()
+            },
+        )
+        .await
 }
 
 /// Records that an object was removed again while the run goes on (a fence lifted after a
 /// refused cutover, or after a cutover by `abort`).
 pub async fn removed(
     client: &impl GenericClient,
+    journal: &Journal,
     run_id: &str,
     kind: ObjectKind,
     name: &str,
 ) -> Result<(), StoreError> {
     let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side(),
                                      "removed": true });
-    journal::mark_finished(
-        client,
-        run_id,
-        &unit_id(kind, name),
-        Status::Skipped,
-        &UnitResult {
-            detail: Some(detail),
-            ..UnitResult::default()
-        },
-    )
-    .await
+    journal
+        .mark_finished(
+            client,
+            run_id,
+            &unit_id(kind, name),
+            Status::Skipped,
+            &UnitResult {
+                detail: Some(detail),
+                ..UnitResult::default()
+            },
+        )
+        .await
 }
 
 /// Every object recorded for a run (created or only planned).
-pub async fn objects(client: &impl GenericClient, run_id: &str) -> Result<Vec<Object>, StoreError> {
-    Ok(journal::units(client, run_id)
+pub async fn objects(
+    client: &impl GenericClient,
+    journal: &Journal,
+    run_id: &str,
+) -> Result<Vec<Object>, StoreError> {
+    Ok(journal
+        .units(client, run_id)
         .await?
         .into_iter()
         .filter_map(|u| {
@@ -267,9 +291,12 @@ pub async fn objects(client: &impl GenericClient, run_id: &str) -> Result<Vec<Ob
 /// start (the report says which).
 pub async fn finish(
     client: &impl GenericClient,
+    journal: &Journal,
     run_id: &str,
     status: Status,
     report: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    journal::finish_run(client, run_id, status, report, None).await
+    journal
+        .finish_run(client, run_id, status, report, None)
+        .await
 }

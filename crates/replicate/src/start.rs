@@ -3,7 +3,7 @@
 //! step fails, whatever was created is removed again, so a failed start leaves nothing behind.
 
 use ragshift_store::ident::quote_ident;
-use ragshift_store::journal::Status;
+use ragshift_store::journal::{Journal, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::ensure_vector_extension;
 use ragshift_store::{connect, StoreError};
@@ -61,7 +61,10 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
     let _lock = TargetLock::acquire(&sides.target, &sides.layout, "replicate start")
         .await
         .on(sides, Which::Target)?;
-    if let Some(r) = record::active(&target).await.on(sides, Which::Target)? {
+    if let Some(r) = record::active(&target, &sides.journal)
+        .await
+        .on(sides, Which::Target)?
+    {
         return Err(ReplicateError::new(
             ReplicateErrorKind::AlreadyStarted,
             format!(
@@ -115,7 +118,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
         binary: plan.transfer.binary,
     };
     // From here on the journal holds the run: a failure is one of work that started.
-    record::begin(&target, &record)
+    record::begin(&target, &sides.journal, &record)
         .await
         .on(sides, Which::Target)
         .map_err(ReplicateError::after_work)?;
@@ -126,7 +129,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
                 tracing::warn!("{w}");
                 password.push(w);
             }
-            let created = record::objects(&target, &names.run_id)
+            let created = record::objects(&target, &sides.journal, &names.run_id)
                 .await
                 .on(sides, Which::Target)
                 .map_err(ReplicateError::after_work)?;
@@ -153,13 +156,16 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             };
             let target = fresh_target.as_ref().unwrap_or(&target);
             let source = fresh_source.as_ref().unwrap_or(&source);
-            let objects = record::objects(target, &names.run_id).await;
+            let objects = record::objects(target, &sides.journal, &names.run_id).await;
             let outcome = match &objects {
-                Ok(objects) => abort::remove(Some(source), target, &record, objects).await,
+                Ok(objects) => {
+                    abort::remove(Some(source), target, &sides.journal, &record, objects).await
+                }
                 Err(_) => abort::AbortReport::default(),
             };
             let finished = record::finish(
                 target,
+                &sides.journal,
                 &names.run_id,
                 Status::Failed,
                 &serde_json::json!({ "outcome": "start failed", "error": e.to_string(),
@@ -181,14 +187,15 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
 
 async fn step<T>(
     target: &Client,
+    journal: &Journal,
     run_id: &str,
     kind: ObjectKind,
     name: &str,
     create: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    record::planned(target, run_id, kind, name).await?;
+    record::planned(target, journal, run_id, kind, name).await?;
     let out = create.await?;
-    record::created(target, run_id, kind, name).await?;
+    record::created(target, journal, run_id, kind, name).await?;
     Ok(out)
 }
 
@@ -206,23 +213,30 @@ async fn create_all(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(&layout.schema)
         );
-        step(target, run, ObjectKind::Schema, &layout.schema, async {
-            target
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| StoreError::query("creating the schema", e))
-        })
+        step(
+            target,
+            &sides.journal,
+            run,
+            ObjectKind::Schema,
+            &layout.schema,
+            async {
+                target
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| StoreError::query("creating the schema", e))
+            },
+        )
         .await
         .on(sides, Which::Target)?;
     }
     if plan.create_extension {
-        record::planned(target, run, ObjectKind::Extension, "vector")
+        record::planned(target, &sides.journal, run, ObjectKind::Extension, "vector")
             .await
             .on(sides, Which::Target)?;
         ensure_vector_extension(target)
             .await
             .on(sides, Which::Target)?;
-        record::created(target, run, ObjectKind::Extension, "vector")
+        record::created(target, &sides.journal, run, ObjectKind::Extension, "vector")
             .await
             .on(sides, Which::Target)?;
     }
@@ -234,46 +248,72 @@ async fn create_all(
             ));
         };
         let table = layout.display_name();
-        record::planned(target, run, ObjectKind::Table, &table)
+        record::planned(target, &sides.journal, run, ObjectKind::Table, &table)
             .await
             .on(sides, Which::Target)?;
-        target_table::create(source, target, layout, shape, plan.dimension, plan.platform_key)
-            .await
-            .on(sides, Which::Target)?;
-        record::created(target, run, ObjectKind::Table, &table)
+        target_table::create(
+            source,
+            target,
+            layout,
+            shape,
+            plan.dimension,
+            plan.platform_key,
+        )
+        .await
+        .on(sides, Which::Target)?;
+        record::created(target, &sides.journal, run, ObjectKind::Table, &table)
             .await
             .on(sides, Which::Target)?;
     }
     // The tables it refers to (LangChain's collections) travel with it, or its rows point at
     // nothing on the target.
+    let journal = &sides.journal;
     for r in plan.referenced.iter().filter(|r| r.create) {
         let name = r.layout.qualified();
-        record::planned(target, run, ObjectKind::ReferencedTable, &name)
+        record::planned(target, journal, run, ObjectKind::ReferencedTable, &name)
             .await
             .on(sides, Which::Target)?;
         target_table::create_like(source, target, &r.layout)
             .await
             .on(sides, Which::Target)?;
-        record::created(target, run, ObjectKind::ReferencedTable, &name)
+        record::created(target, journal, run, ObjectKind::ReferencedTable, &name)
             .await
             .on(sides, Which::Target)?;
     }
     let mut published = vec![layout.clone()];
     published.extend(plan.referenced.iter().map(|r| r.layout.clone()));
-    record::planned(target, run, ObjectKind::Publication, &names.publication)
-        .await
-        .on(sides, Which::Target)?;
+    record::planned(
+        target,
+        journal,
+        run,
+        ObjectKind::Publication,
+        &names.publication,
+    )
+    .await
+    .on(sides, Which::Target)?;
     publication::create(source, &names.publication, &published)
         .await
         .on(sides, Which::Source)?;
-    record::created(target, run, ObjectKind::Publication, &names.publication)
-        .await
-        .on(sides, Which::Target)?;
+    record::created(
+        target,
+        &sides.journal,
+        run,
+        ObjectKind::Publication,
+        &names.publication,
+    )
+    .await
+    .on(sides, Which::Target)?;
 
-    record::planned(target, run, ObjectKind::Subscription, &names.subscription)
-        .await
-        .on(sides, Which::Target)?;
-    record::planned(target, run, ObjectKind::Slot, &names.slot)
+    record::planned(
+        target,
+        &sides.journal,
+        run,
+        ObjectKind::Subscription,
+        &names.subscription,
+    )
+    .await
+    .on(sides, Which::Target)?;
+    record::planned(target, &sides.journal, run, ObjectKind::Slot, &names.slot)
         .await
         .on(sides, Which::Target)?;
     let conninfo = sides.route().libpq_conninfo();
@@ -290,7 +330,7 @@ async fn create_all(
         (ObjectKind::Subscription, &names.subscription),
         (ObjectKind::Slot, &names.slot),
     ] {
-        record::created(target, run, kind, name)
+        record::created(target, &sides.journal, run, kind, name)
             .await
             .on(sides, Which::Target)?;
     }

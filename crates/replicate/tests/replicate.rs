@@ -61,6 +61,7 @@ async fn pair(source_cluster: PgCluster) -> Pair {
         target: ConnectSpec::from_url(&tgt_url, None, None).expect("target url"),
         layout: Layout::default(),
         source_from_target: None,
+        journal: Default::default(),
     };
     Pair {
         src_url,
@@ -264,7 +265,10 @@ async fn start_sync_changes_catch_up_and_cutover() {
         count(&p.target, "SELECT count(*) FROM pg_subscription").await,
         0
     );
-    let (st, _) = record::latest(&p.target).await.unwrap().unwrap();
+    let (st, _) = record::latest(&p.target, &p.sides.journal)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st, "succeeded");
     let err = status(&p.sides).await.unwrap_err();
     assert_eq!(err.kind(), ReplicateErrorKind::NotStarted);
@@ -396,7 +400,9 @@ async fn a_refused_cutover_lifts_the_fence_and_replication_keeps_running() {
         assert!(Instant::now() < deadline, "replication stopped");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let objects = record::objects(&p.target, &report.run_id).await.unwrap();
+    let objects = record::objects(&p.target, &p.sides.journal, &report.run_id)
+        .await
+        .unwrap();
     let fence_unit = objects
         .iter()
         .find(|o| o.kind == ObjectKind::Fence)

@@ -25,7 +25,8 @@ use ragshift_model::{Bot, BotKey};
 use ragshift_run::events::Silent;
 use ragshift_run::executor::{EcsExecutor, EcsOptions, Executor};
 use ragshift_run::BotJob;
-use ragshift_store::{journal, ConnectSpec, Layout};
+use ragshift_store::journal::Journal;
+use ragshift_store::{ConnectSpec, Layout};
 use ragshift_testkit::{shared_pg, unique_name, MotoServer};
 use serde_json::json;
 
@@ -189,7 +190,7 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let url = shared_pg().fresh_database("ecs_bench");
     let c = shared_pg().connect(&url).await;
-    journal::ensure_schema(&c).await.unwrap();
+    Journal::default().ensure_schema(&c).await.unwrap();
     let options = EcsOptions {
         cluster: s.cluster.clone(),
         task_definition: s.family.clone(),
@@ -222,6 +223,7 @@ async fn main() {
         let ex = executor.clone();
         let job = BotJob {
             run_id: run_id.clone(),
+            journal: Journal::default(),
             exec_id: format!("ragshift-{run_id}"),
             bot: Bot::new(
                 BotKey {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use ragshift_model::Bot;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
-use ragshift_store::journal::{self, ResumeCandidate, Status};
+use ragshift_store::journal::{Journal, ResumeCandidate, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
 use serde::Serialize;
@@ -43,6 +43,9 @@ pub struct RebuildOptions {
     pub index: Option<VectorIndex>,
     /// `maintenance_work_mem` for that build.
     pub maintenance_work_mem: String,
+    /// The run journal in the target (`[run] journal_schema`); every worker records its bot
+    /// there (ECS tasks are told its schema).
+    pub journal: Journal,
 }
 
 /// What a run did.
@@ -248,7 +251,7 @@ impl Rebuild {
         }
 
         let client = connect(&self.target, "ragshift rebuild").await?;
-        journal::ensure_schema(&client).await?;
+        options.journal.ensure_schema(&client).await?;
         let target = format!("{}/{}", self.target.label(), self.layout.display_name());
         let (run_id, resumed_from, fresh_reason) =
             self.choose_run(&client, &target, options).await?;
@@ -262,12 +265,17 @@ impl Rebuild {
             (None, Some(why)) => tracing::info!("starting a new run {run_id}: {why}"),
             (None, None) => tracing::info!("starting a new run {run_id}"),
         }
-        let interrupted =
-            journal::fail_interrupted_runs(&client, "rebuild", &target, &run_id).await?;
+        let interrupted = options
+            .journal
+            .fail_interrupted_runs(&client, "rebuild", &target, &run_id)
+            .await?;
         if interrupted > 0 {
             tracing::info!("{interrupted} earlier run(s) on this target had been interrupted; recorded as failed");
         }
-        journal::start_run(&client, &run_id, "rebuild", &target, &options.selection).await?;
+        options
+            .journal
+            .start_run(&client, &run_id, "rebuild", &target, &options.selection)
+            .await?;
         // From here on the run has started: whatever stops it is recorded in the journal.
         let work = self.run_started(
             &client,
@@ -282,7 +290,7 @@ impl Rebuild {
             outcome = work => outcome,
             () = stop => {
                 self.executor.abort("ragshift rebuild was interrupted").await;
-                if let Err(e) = journal::fail_run(&client, &run_id, "interrupted (Ctrl-C or SIGTERM)").await {
+                if let Err(e) = options.journal.fail_run(&client, &run_id, "interrupted (Ctrl-C or SIGTERM)").await {
                     tracing::error!("could not record the interruption of run {run_id}: {e}");
                 }
                 return Err(RebuildError::Interrupted { run_id });
@@ -297,7 +305,11 @@ impl Rebuild {
                 Ok(report)
             }
             Err(error) => {
-                if let Err(e) = journal::fail_run(&client, &run_id, &error.to_string()).await {
+                if let Err(e) = options
+                    .journal
+                    .fail_run(&client, &run_id, &error.to_string())
+                    .await
+                {
                     tracing::error!("could not record the failure of run {run_id}: {e}");
                 }
                 Err(RebuildError::Run { run_id, error })
@@ -320,7 +332,7 @@ impl Rebuild {
             age_seconds: c.age_seconds,
         };
         if let Some(id) = &options.resume {
-            let kind = journal::run_kind(client, id).await?;
+            let kind = options.journal.run_kind(client, id).await?;
             match kind.as_deref() {
                 Some("rebuild") => {}
                 Some(kind) => {
@@ -334,7 +346,7 @@ impl Rebuild {
                     )))
                 }
             }
-            let Some(c) = journal::run_settings(client, id).await? else {
+            let Some(c) = options.journal.run_settings(client, id).await? else {
                 return Err(RebuildError::Resume(format!("run {id} vanished")));
             };
             let diff = settings_differences(c.settings.as_ref(), &options.settings);
@@ -347,18 +359,22 @@ impl Rebuild {
             return Ok((id.clone(), Some(resumed(&c)), None));
         }
         let new_id = || ulid::Ulid::new().to_string();
-        let same = journal::resumable_run(
-            client,
-            "rebuild",
-            target,
-            &options.selection,
-            Some(&options.settings),
-        )
-        .await?;
+        let same = options
+            .journal
+            .resumable_run(
+                client,
+                "rebuild",
+                target,
+                &options.selection,
+                Some(&options.settings),
+            )
+            .await?;
         let Some(c) = same else {
             // An unfinished run with this selection but other settings is not resumed: say so.
-            let other =
-                journal::resumable_run(client, "rebuild", target, &options.selection, None).await?;
+            let other = options
+                .journal
+                .resumable_run(client, "rebuild", target, &options.selection, None)
+                .await?;
             let why = other.map(|o| {
                 format!(
                     "the unfinished run {} with the same selection was made with other settings ({}), so it is not resumed",
@@ -410,8 +426,11 @@ impl Rebuild {
         observer: &dyn Observer,
         (started, resumed_from, fresh_reason): (Instant, Option<ResumedRun>, Option<String>),
     ) -> Result<RunReport, StoreError> {
-        journal::set_run_settings(client, run_id, &options.settings).await?;
-        let before = journal::units(client, run_id).await?;
+        options
+            .journal
+            .set_run_settings(client, run_id, &options.settings)
+            .await?;
+        let before = options.journal.units(client, run_id).await?;
         let units: Vec<(String, Option<String>, String)> = bots
             .iter()
             .map(|b| {
@@ -439,7 +458,10 @@ impl Rebuild {
                 "bot {id} changed in the registry since it succeeded in run {run_id}: it is redone"
             );
         }
-        journal::queue_fingerprinted_units(client, run_id, "bot", &units).await?;
+        options
+            .journal
+            .queue_fingerprinted_units(client, run_id, "bot", &units)
+            .await?;
         let wanted: HashSet<String> = bots.iter().map(|b| b.key.bot_id.clone()).collect();
         // Units of the run no longer selected (gone from the registry, no knowledge now).
         let gone: Vec<String> = before
@@ -448,15 +470,19 @@ impl Rebuild {
             .map(|u| u.unit_id.clone())
             .collect();
         if !gone.is_empty() {
-            journal::skip_units(
-                client,
-                run_id,
-                &gone,
-                "no longer selected: gone from the registry or without knowledge",
-            )
-            .await?;
+            options
+                .journal
+                .skip_units(
+                    client,
+                    run_id,
+                    &gone,
+                    "no longer selected: gone from the registry or without knowledge",
+                )
+                .await?;
         }
-        let done: HashSet<String> = journal::units(client, run_id)
+        let done: HashSet<String> = options
+            .journal
+            .units(client, run_id)
             .await?
             .into_iter()
             .filter(|u| u.status == Status::Succeeded)
@@ -490,7 +516,7 @@ impl Rebuild {
             }
         }
 
-        let final_units = journal::units(client, run_id).await?;
+        let final_units = options.journal.units(client, run_id).await?;
         let in_run: Vec<_> = final_units
             .iter()
             .filter(|u| wanted.contains(&u.unit_id))
@@ -532,7 +558,10 @@ impl Rebuild {
                 in_run.len()
             )
         });
-        journal::finish_run(client, run_id, status, &summary, why.as_deref()).await?;
+        options
+            .journal
+            .finish_run(client, run_id, status, &summary, why.as_deref())
+            .await?;
         observer.event(&Event::RunFinished {
             run_id: run_id.to_owned(),
             succeeded,
@@ -558,6 +587,7 @@ impl Rebuild {
             .map(|bot| {
                 let job = BotJob {
                     run_id: run_id.to_owned(),
+                    journal: options.journal.clone(),
                     exec_id: exec_id.clone(),
                     bot,
                 };

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use ragshift_store::journal::{self, RunRow, Status, UnitRow};
+use ragshift_store::journal::{Journal, RunRow, Status, UnitRow};
 use ragshift_store::StoreError;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
@@ -44,17 +44,22 @@ impl RunStatus {
 /// The status of `run_id`, or of the latest run when `None`; `None` if there is no such run.
 pub async fn run_status(
     client: &impl GenericClient,
+    journal: &Journal,
     run_id: Option<&str>,
 ) -> Result<Option<RunStatus>, StoreError> {
-    journal::ensure_schema(client).await?;
+    // A target no run has written to has no journal: reading it creates nothing.
+    if !journal.exists(client).await? {
+        return Ok(None);
+    }
+    journal.ensure_schema(client).await?;
     let run = match run_id {
-        Some(id) => journal::run(client, id).await?,
-        None => journal::latest_run(client, None).await?,
+        Some(id) => journal.run(client, id).await?,
+        None => journal.latest_run(client, None).await?,
     };
     let Some(run) = run else {
         return Ok(None);
     };
-    let units = journal::units(client, &run.run_id).await?;
+    let units = journal.units(client, &run.run_id).await?;
     let apps: Vec<String> = client
         .query(
             "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name LIKE 'ragshift %'",

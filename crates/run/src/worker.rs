@@ -20,7 +20,7 @@ use ragshift_ingest::{
 };
 use ragshift_model::{Bot, StoredRow, SyncStatus};
 use ragshift_registry::{Registry, RegistryError, StatusUpdate};
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::writer::BotReplacement;
 use ragshift_store::{checksum, connect, ConnectSpec, Layout};
 use serde_json::json;
@@ -66,6 +66,9 @@ impl Default for WorkerOptions {
 pub struct BotJob {
     /// The run (journal) id.
     pub run_id: String,
+    /// The run journal in the target (`[run] journal_schema`), where the bot's result is
+    /// recorded in the transaction that writes its rows.
+    pub journal: Journal,
     /// The id written to `LastExecId`; a later run with another id owns the bot.
     pub exec_id: String,
     /// The bot.
@@ -201,7 +204,8 @@ impl Worker {
         let client = connect(&self.target, &app)
             .await
             .map_err(|e| Failed(format!("cannot reach the target: {e}")))?;
-        journal::mark_running(&client, &job.run_id, &key.bot_id, Some(&job.exec_id))
+        job.journal
+            .mark_running(&client, &job.run_id, &key.bot_id, Some(&job.exec_id))
             .await
             .map_err(|e| Failed(format!("cannot record the job in the journal: {e}")))?;
         if self.options.status_updates {
@@ -374,7 +378,8 @@ impl Worker {
             error: warning.clone(),
             detail: Some(json!({ "sources": sources, "replaced_rows": counts.deleted })),
         };
-        journal::mark_finished(&tx, &job.run_id, bot_id, Status::Succeeded, &result)
+        job.journal
+            .mark_finished(&tx, &job.run_id, bot_id, Status::Succeeded, &result)
             .await
             .map_err(|e| fail("recording the result failed", e))?;
         if self.options.check_run_lock {
@@ -407,7 +412,9 @@ impl Worker {
         ragshift_store::session::end_session(&client, old)
             .await
             .map_err(|e| e.to_string())?;
-        let units = journal::units(&client, &job.run_id)
+        let units = job
+            .journal
+            .units(&client, &job.run_id)
             .await
             .map_err(|e| format!("whether they committed is unknown: {e}"))?;
         let done = units.iter().any(|u| {
@@ -439,9 +446,10 @@ impl Worker {
                 detail: Some(json!({ "sources": sources })),
                 ..UnitResult::default()
             };
-            if let Err(e) =
-                journal::mark_finished(&*client, &job.run_id, &key.bot_id, Status::Failed, &result)
-                    .await
+            if let Err(e) = job
+                .journal
+                .mark_finished(&*client, &job.run_id, &key.bot_id, Status::Failed, &result)
+                .await
             {
                 tracing::error!(bot = %key.bot_id, "cannot record the failure in the journal: {e}");
             }

@@ -34,7 +34,7 @@ use ragshift_retry::Policy;
 use ragshift_run::events::Silent;
 use ragshift_run::executor::{EcsExecutor, EcsOptions, Executor};
 use ragshift_run::{BotJob, Rebuild, RebuildOptions, RunReport, Worker, WorkerOptions};
-use ragshift_store::journal::{self, Status};
+use ragshift_store::journal::{self, Journal, Status};
 use ragshift_store::{schema, ConnectSpec, Layout};
 use ragshift_testkit::{shared_pg, unique_name, MotoServer};
 use serde_json::{json, Value};
@@ -282,6 +282,8 @@ struct World {
     target: ConnectSpec,
     target_url: String,
     layout: Layout,
+    /// Where the run and the "containers" keep the journal.
+    journal: Journal,
     worker: Arc<Worker>,
     _docs: tempfile::TempDir,
 }
@@ -338,6 +340,11 @@ fn s(v: &str) -> AttributeValue {
 
 impl World {
     async fn new(bots: &[&BotKey]) -> Self {
+        Self::with_journal(bots, Journal::default()).await
+    }
+
+    /// A world whose run keeps its journal in `journal`.
+    async fn with_journal(bots: &[&BotKey], journal: Journal) -> Self {
         let moto = MotoServer::start();
         // Tasks stay RUNNING until stopped (moto's default moves them one state per describe).
         let set = reqwest::Client::new()
@@ -447,6 +454,7 @@ impl World {
             target,
             target_url,
             layout,
+            journal,
             worker,
             _docs: docs,
         }
@@ -512,6 +520,7 @@ impl World {
             selection: json!({"test": unique_name("sel")}),
             index: None,
             maintenance_work_mem: "64MB".to_owned(),
+            journal: self.journal.clone(),
         };
         let report = rebuild.run(list, 0, &options, &Silent).await.unwrap();
         containers.stop();
@@ -558,7 +567,8 @@ impl World {
 
     async fn units(&self, run_id: &str) -> HashMap<String, journal::UnitRow> {
         let c = shared_pg().connect(&self.target_url).await;
-        journal::units(&c, run_id)
+        self.journal
+            .units(&c, run_id)
             .await
             .unwrap()
             .into_iter()
@@ -714,6 +724,14 @@ fn command_of(t: &Task) -> Vec<String> {
     c.command().to_vec()
 }
 
+/// The journal a worker given `command` writes to, as `embed-bot` reads its flags.
+fn journal_of_command(command: &[String]) -> Journal {
+    match command.iter().position(|a| a == "--journal-schema") {
+        Some(i) => Journal::new(&command[i + 1]),
+        None => Journal::default(),
+    }
+}
+
 fn arg_after(command: &[String], flag: &str) -> String {
     let i = command.iter().position(|a| a == flag).unwrap();
     command[i + 1].clone()
@@ -739,11 +757,13 @@ async fn play(w: Arc<World>, task: Task, behaviour: Behaviour) {
     let run_id = arg_after(&command, "--run-id");
     let exec_id = arg_after(&command, "--exec-id");
     let key = key_of_command(&command);
+    let journal = journal_of_command(&command);
     let reason = match behaviour {
         Behaviour::Hang => return,
         Behaviour::Work => {
             let job = BotJob {
                 run_id,
+                journal,
                 exec_id,
                 bot: w.bot(&key).await,
             };
@@ -752,7 +772,8 @@ async fn play(w: Arc<World>, task: Task, behaviour: Behaviour) {
         }
         Behaviour::Die(reason) => {
             let c = shared_pg().connect(&w.target_url).await;
-            journal::mark_running(&c, &run_id, &key.bot_id, Some(&exec_id))
+            journal
+                .mark_running(&c, &run_id, &key.bot_id, Some(&exec_id))
                 .await
                 .unwrap();
             let update = StatusUpdate {
@@ -910,7 +931,9 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
     let refused = key("user-b", 3);
     let throttled = key("user-b", 4);
     let refs = [&ok, &dies, &retried, &refused, &throttled];
-    let world = Arc::new(World::new(&refs).await);
+    // In a journal schema of its own: the tasks are told it, and the executor records the
+    // bots whose task died there too.
+    let world = Arc::new(World::with_journal(&refs, Journal::new("Journal-1")).await);
     world.proxy.inject(&ok.bot_id, vec![Injected::Throttle]);
     world.proxy.always(&throttled.bot_id, Injected::Throttle);
     world.proxy.inject(
@@ -929,7 +952,7 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
     let report = world
         .rebuild(world.executor(world.options(2)), &refs, 2, &containers)
         .await;
-    containers.finish().await;
+    let containers_seen = containers.finish().await;
     let finished = by_bot(&report);
     let units = world.units(&report.run_id).await;
     assert_eq!((report.succeeded, report.failed), (2, 3), "{report:#?}");
@@ -1001,6 +1024,29 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
             "platform-task-1".to_owned()
         )
     );
+
+    // Every task was told the journal's schema; nothing went to the default one.
+    for t in containers_seen.tasks.values() {
+        let command = command_of(t);
+        assert_eq!(arg_after(&command, "--journal-schema"), "Journal-1");
+    }
+    assert!(!containers_seen.tasks.is_empty());
+    let c = shared_pg().connect(&world.target_url).await;
+    let default_schema: bool = c
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!default_schema, "the default journal schema was created");
+    let runs: i64 = c
+        .query_one(
+            "SELECT count(*) FROM \"Journal-1\".runs WHERE run_id = $1 AND status = 'failed'",
+            &[&report.run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1107,9 +1153,10 @@ async fn an_interrupted_run_stops_its_tasks() {
     let containers = Containers::start(&world, behaviour, 1, 1);
     let executor = world.executor(world.options(1));
     let c = shared_pg().connect(&world.target_url).await;
-    journal::ensure_schema(&c).await.unwrap();
+    world.journal.ensure_schema(&c).await.unwrap();
     let job = BotJob {
         run_id: unique_name("run"),
+        journal: world.journal.clone(),
         exec_id: "ragshift-test".to_owned(),
         bot: world.bot(&k).await,
     };

@@ -1,16 +1,23 @@
-//! The run journal, kept in the TARGET database (schema `ragshift`) so that it survives any crash
-//! of the machine running ragshift: one row per run and one per unit of work (a bot, a copy
-//! partition). Resuming a run skips units that succeeded and redoes the rest.
+//! The run journal, kept in the TARGET database (schema `ragshift` unless `[run] journal_schema`
+//! names another) so that it survives any crash of the machine running ragshift: one row per run
+//! and one per unit of work (a bot, a copy partition). Resuming a run skips units that succeeded
+//! and redoes the rest.
+//!
+//! [`Journal`] is where the journal lives: every statement on it is one of its methods, or
+//! names its tables through [`Journal::runs_table`] and [`Journal::units_table`], so the
+//! schema is always the configured one, quoted.
 
+use ragshift_config::{RunConfig, DEFAULT_JOURNAL_SCHEMA};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::ident::quote_ident;
 use crate::StoreError;
 
-/// The journal's schema, created on first use.
-pub const SCHEMA_SQL: &str = "
-CREATE SCHEMA IF NOT EXISTS ragshift;
-CREATE TABLE IF NOT EXISTS ragshift.runs (
+/// The journal's tables, created on first use; `{schema}` is replaced by the quoted schema.
+const SCHEMA_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.runs (
     run_id      text PRIMARY KEY,
     kind        text NOT NULL,
     status      text NOT NULL DEFAULT 'running',
@@ -22,8 +29,8 @@ CREATE TABLE IF NOT EXISTS ragshift.runs (
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz
 );
-CREATE TABLE IF NOT EXISTS ragshift.units (
-    run_id      text NOT NULL REFERENCES ragshift.runs (run_id) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS {schema}.units (
+    run_id      text NOT NULL REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
     unit_id     text NOT NULL,
     unit_kind   text NOT NULL,
     owner       text,
@@ -41,8 +48,8 @@ CREATE TABLE IF NOT EXISTS ragshift.units (
 );
 ";
 
-/// Columns added after the first release: `(table, column, type)`. [`ensure_schema`] adds the
-/// missing ones to a journal an older ragshift created.
+/// Columns added after the first release: `(table, column, type)`.
+/// [`Journal::ensure_schema`] adds the missing ones to a journal an older ragshift created.
 const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     // When the run was last started or resumed (`started_at` is its first start).
     ("runs", "attempt_at", "timestamptz"),
@@ -96,37 +103,6 @@ impl Status {
     }
 }
 
-/// Creates the journal's schema and tables if missing.
-pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), StoreError> {
-    client
-        .batch_execute(SCHEMA_SQL)
-        .await
-        .map_err(|e| StoreError::query("creating the ragshift journal schema", e))?;
-    // ALTER TABLE locks the table even when the column is there: only run it when one is missing.
-    let present: Vec<(String, String)> = client
-        .query(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns
-              WHERE table_schema = 'ragshift'",
-            &[],
-        )
-        .await
-        .map_err(|e| StoreError::query("reading the ragshift journal's columns", e))?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    for (table, column, ty) in ADDED_COLUMNS {
-        if !present.iter().any(|(t, c)| t == table && c == column) {
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE ragshift.{table} ADD COLUMN IF NOT EXISTS {column} {ty}"
-                ))
-                .await
-                .map_err(|e| StoreError::query("upgrading the ragshift journal", e))?;
-        }
-    }
-    Ok(())
-}
-
 /// Text PostgreSQL can store: `text` and `jsonb` refuse NUL, which a hostile file name or
 /// registry value can carry into an error message; it is shown as U+FFFD instead.
 pub fn storable(text: &str) -> String {
@@ -148,227 +124,72 @@ pub fn storable_json(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Records the start of a run (or, for a resumed run, marks it running again).
-pub async fn start_run(
-    client: &impl GenericClient,
-    run_id: &str,
-    kind: &str,
-    target: &str,
-    selection: &serde_json::Value,
-) -> Result<(), StoreError> {
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
-    client
-        .execute(
-            "INSERT INTO ragshift.runs (run_id, kind, target, selection, host, pid, attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, now())
-             ON CONFLICT (run_id) DO UPDATE
-                SET status = 'running', finished_at = NULL, error = NULL, attempt_at = now(),
-                    host = EXCLUDED.host, pid = EXCLUDED.pid",
-            &[
-                &run_id,
-                &kind,
-                &storable(target),
-                &storable_json(selection),
-                &host,
-                &(std::process::id() as i32),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("recording run {run_id}"), e))?;
-    Ok(())
+/// Where a target's run journal lives: a schema of the target database holding `runs` and
+/// `units` (and, beside them, the embedding cache). Built once from `[run] journal_schema` and
+/// handed to every part that reads or writes the journal, so all of them use the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journal {
+    schema: String,
+    runs: String,
+    units: String,
 }
 
-/// Records the end of a run with its report and, for a failed run, why in one line (what
-/// `ragshift status` and anyone reading the journal see first).
-pub async fn finish_run(
-    client: &impl GenericClient,
-    run_id: &str,
-    status: Status,
-    report: &serde_json::Value,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.runs SET status = $2, report = $3, error = $4, finished_at = now()
-              WHERE run_id = $1",
-            &[
-                &run_id,
-                &status.as_str(),
-                &storable_json(report),
-                &error.map(storable),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;
-    Ok(())
+impl Default for Journal {
+    /// The journal in schema `ragshift`.
+    fn default() -> Self {
+        Self::new(DEFAULT_JOURNAL_SCHEMA)
+    }
 }
 
-/// Ends a run that stopped on an error before it could finish: `failed` with the reason. A
-/// run that already ended keeps its status and report.
-pub async fn fail_run(
-    client: &impl GenericClient,
-    run_id: &str,
-    error: &str,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.runs SET status = 'failed', error = $2, finished_at = now()
-              WHERE run_id = $1 AND status = 'running'",
-            &[&run_id, &storable(error)],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("recording the failure of run {run_id}"), e))?;
-    Ok(())
-}
+impl Journal {
+    /// The journal in `schema` (any name: it is always quoted).
+    pub fn new(schema: &str) -> Self {
+        let q = quote_ident(schema);
+        Self {
+            schema: schema.to_owned(),
+            runs: format!("{q}.runs"),
+            units: format!("{q}.units"),
+        }
+    }
 
-/// Records as failed the runs of `kind` on `target` left `running`, except `except`. Call it
-/// only while holding the target's lock: then no other run on that target is alive, so such a
-/// run was interrupted (its process died, or lost the target before it could say so).
-pub async fn fail_interrupted_runs(
-    client: &impl GenericClient,
-    kind: &str,
-    target: &str,
-    except: &str,
-) -> Result<u64, StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.runs
-                SET status = 'failed', finished_at = now(),
-                    error = coalesce(error, 'interrupted: its process stopped or lost the target before it could finish')
-              WHERE kind = $1 AND target = $2 AND status = 'running' AND run_id <> $3",
-            &[&kind, &target, &except],
-        )
-        .await
-        .map_err(|e| StoreError::query("recording interrupted runs as failed", e))
-}
+    /// The journal `[run] journal_schema` names.
+    pub fn from_config(run: &RunConfig) -> Self {
+        Self::new(&run.journal_schema)
+    }
 
-/// Runs of `kind` this process started on this target within the last `within` and left
-/// `running`: after an error, the evidence that its work had started (see [`fail_run`]).
-pub async fn running_runs_of_this_process(
-    client: &impl GenericClient,
-    kind: &str,
-    within: std::time::Duration,
-) -> Result<Vec<String>, StoreError> {
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
-    let rows = client
-        .query(
-            "SELECT run_id FROM ragshift.runs
-              WHERE kind = $1 AND status = 'running' AND host = $2 AND pid = $3
-                AND coalesce(attempt_at, started_at) >= now() - make_interval(secs => $4)",
-            &[
-                &kind,
-                &host,
-                &(std::process::id() as i32),
-                &(within.as_secs_f64() + 5.0),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query("looking for this process's runs", e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
+    /// The schema's name as configured (unquoted).
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
 
-/// Records what a run's result depends on besides its selection (see [`ResumeCandidate`]).
-pub async fn set_run_settings(
-    client: &impl GenericClient,
-    run_id: &str,
-    settings: &serde_json::Value,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.runs SET settings = $2 WHERE run_id = $1",
-            &[&run_id, &storable_json(settings)],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("recording the settings of run {run_id}"), e))?;
-    Ok(())
-}
+    /// Whether this is the default schema, `ragshift`.
+    pub fn is_default(&self) -> bool {
+        self.schema == DEFAULT_JOURNAL_SCHEMA
+    }
 
-/// Adds units to a run with the fingerprint of what each is run with. A unit already recorded
-/// keeps its state unless its fingerprint changed: then it is queued again (a bot whose
-/// knowledge changed since it succeeded is redone, not skipped).
-pub async fn queue_fingerprinted_units(
-    client: &impl GenericClient,
-    run_id: &str,
-    kind: &str,
-    units: &[(String, Option<String>, String)],
-) -> Result<(), StoreError> {
-    let ids: Vec<&str> = units.iter().map(|(u, _, _)| u.as_str()).collect();
-    let owners: Vec<Option<&str>> = units.iter().map(|(_, o, _)| o.as_deref()).collect();
-    let prints: Vec<&str> = units.iter().map(|(_, _, f)| f.as_str()).collect();
-    client
-        .execute(
-            "INSERT INTO ragshift.units AS u (run_id, unit_id, unit_kind, owner, fingerprint)
-             SELECT $1, i, $2, o, f FROM unnest($3::text[], $4::text[], $5::text[]) AS t(i, o, f)
-             ON CONFLICT (run_id, unit_id) DO UPDATE
-                SET fingerprint = EXCLUDED.fingerprint,
-                    status = CASE WHEN u.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint
-                                  THEN 'queued' ELSE u.status END",
-            &[&run_id, &kind, &ids, &owners, &prints],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
-    Ok(())
-}
+    /// The runs table, quoted and qualified, ready to paste into SQL.
+    pub fn runs_table(&self) -> &str {
+        &self.runs
+    }
 
-/// Marks the unfinished units of a run that are no longer part of it `skipped`, with the reason
-/// (a bot gone from the registry, or without knowledge now).
-pub async fn skip_units(
-    client: &impl GenericClient,
-    run_id: &str,
-    unit_ids: &[String],
-    reason: &str,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.units SET status = 'skipped', error = $3, finished_at = now()
-              WHERE run_id = $1 AND unit_id = ANY($2) AND status <> 'succeeded'",
-            &[&run_id, &unit_ids, &storable(reason)],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("skipping units of run {run_id}"), e))?;
-    Ok(())
-}
+    /// The units table, quoted and qualified, ready to paste into SQL.
+    pub fn units_table(&self) -> &str {
+        &self.units
+    }
 
-/// Adds units to a run as queued; units already recorded keep their state (so a resumed run
-/// keeps what succeeded).
-pub async fn queue_units(
-    client: &impl GenericClient,
-    run_id: &str,
-    kind: &str,
-    units: &[(String, Option<String>)],
-) -> Result<(), StoreError> {
-    let ids: Vec<&str> = units.iter().map(|(u, _)| u.as_str()).collect();
-    let owners: Vec<Option<&str>> = units.iter().map(|(_, o)| o.as_deref()).collect();
-    client
-        .execute(
-            "INSERT INTO ragshift.units (run_id, unit_id, unit_kind, owner)
-             SELECT $1, u, $2, o FROM unnest($3::text[], $4::text[]) AS t(u, o)
-             ON CONFLICT (run_id, unit_id) DO NOTHING",
-            &[&run_id, &kind, &ids, &owners],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
-    Ok(())
-}
-
-/// Marks a unit running and counts the attempt.
-pub async fn mark_running(
-    client: &impl GenericClient,
-    run_id: &str,
-    unit_id: &str,
-    exec_id: Option<&str>,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.units
-                SET status = 'running', attempts = attempts + 1, exec_id = $3,
-                    started_at = now(), finished_at = NULL, error = NULL
-              WHERE run_id = $1 AND unit_id = $2",
-            &[&run_id, &unit_id, &exec_id],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("marking {unit_id} running"), e))?;
-    Ok(())
+    /// Whether the journal's tables exist (a target no run has written to has none).
+    pub async fn exists(&self, client: &impl GenericClient) -> Result<bool, StoreError> {
+        Ok(client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                &[&self.runs, &self.units],
+            )
+            .await
+            .map_err(|e| {
+                StoreError::query(format!("looking for the run journal {}", self.schema), e)
+            })?
+            .get(0))
+    }
 }
 
 /// The final state of a unit.
@@ -382,36 +203,6 @@ pub struct UnitResult {
     pub error: Option<String>,
     /// Anything else worth keeping (per-source results, timings).
     pub detail: Option<serde_json::Value>,
-}
-
-/// Records a unit's end. Call it inside the transaction that wrote the unit's data, so data and
-/// journal commit together.
-pub async fn mark_finished(
-    client: &impl GenericClient,
-    run_id: &str,
-    unit_id: &str,
-    status: Status,
-    result: &UnitResult,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE ragshift.units
-                SET status = $3, row_count = $4, checksum = $5, error = $6, detail = $7,
-                    finished_at = now()
-              WHERE run_id = $1 AND unit_id = $2",
-            &[
-                &run_id,
-                &unit_id,
-                &status.as_str(),
-                &result.row_count,
-                &result.checksum,
-                &result.error.as_deref().map(storable),
-                &result.detail.as_ref().map(storable_json),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("recording the result of {unit_id}"), e))?;
-    Ok(())
 }
 
 /// One unit as recorded.
@@ -437,37 +228,8 @@ pub struct UnitRow {
     pub exec_id: Option<String>,
     /// Extra detail.
     pub detail: Option<serde_json::Value>,
-    /// What the unit was last queued with (see [`queue_fingerprinted_units`]).
+    /// What the unit was last queued with (see [`Journal::queue_fingerprinted_units`]).
     pub fingerprint: Option<String>,
-}
-
-/// Units of a run, in id order.
-pub async fn units(client: &impl GenericClient, run_id: &str) -> Result<Vec<UnitRow>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
-                    detail, fingerprint
-               FROM ragshift.units WHERE run_id = $1 ORDER BY unit_id",
-            &[&run_id],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("reading units of run {run_id}"), e))?;
-    Ok(rows
-        .iter()
-        .map(|r| UnitRow {
-            unit_id: r.get(0),
-            unit_kind: r.get(1),
-            owner: r.get(2),
-            status: Status::parse(r.get(3)).unwrap_or(Status::Queued),
-            attempts: r.get(4),
-            row_count: r.get(5),
-            checksum: r.get(6),
-            error: r.get(7),
-            exec_id: r.get(8),
-            detail: r.get(9),
-            fingerprint: r.get(10),
-        })
-        .collect())
 }
 
 /// One run as recorded.
@@ -487,31 +249,6 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
-/// The newest run of `kind` (any kind when `None`).
-pub async fn latest_run(
-    client: &impl GenericClient,
-    kind: Option<&str>,
-) -> Result<Option<RunRow>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
-               FROM ragshift.runs WHERE $1::text IS NULL OR kind = $1
-              ORDER BY started_at DESC LIMIT 1",
-            &[&kind],
-        )
-        .await
-        .map_err(|e| StoreError::query("reading the latest run", e))?;
-    Ok(row.map(|r| RunRow {
-        run_id: r.get(0),
-        kind: r.get(1),
-        status: r.get(2),
-        started_at: r.get(3),
-        finished_at: r.get(4),
-        error: r.get(5),
-    }))
-}
-
 /// The newest run of `kind` for exactly this selection that did not finish cleanly (still
 /// `running` after a crash, or `failed`), with what decides whether to resume it.
 #[derive(Debug, Clone, Serialize)]
@@ -528,102 +265,508 @@ pub struct ResumeCandidate {
     pub age_seconds: f64,
 }
 
-/// The run rerunning the same command could resume (see [`ResumeCandidate`]): the newest run
-/// with this selection (and these settings, when given); `None` when it succeeded or there is
-/// none.
-pub async fn resumable_run(
-    client: &impl GenericClient,
-    kind: &str,
-    target: &str,
-    selection: &serde_json::Value,
-    settings: Option<&serde_json::Value>,
-) -> Result<Option<ResumeCandidate>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT run_id, status, settings,
-                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    extract(epoch FROM now() - started_at)::float8
-               FROM ragshift.runs
-              WHERE kind = $1 AND target = $2 AND selection = $3
-                AND ($4::jsonb IS NULL OR settings = $4)
-              ORDER BY started_at DESC LIMIT 1",
-            &[
-                &kind,
-                &storable(target),
-                &storable_json(selection),
-                &settings.map(storable_json),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query("looking for a run to resume", e))?;
-    Ok(row.and_then(|r| {
-        let status: String = r.get(1);
-        (status != "succeeded").then(|| ResumeCandidate {
+impl Journal {
+    /// Creates the journal's schema and tables if missing.
+    pub async fn ensure_schema(&self, client: &impl GenericClient) -> Result<(), StoreError> {
+        client
+            .batch_execute(&SCHEMA_SQL.replace("{schema}", &quote_ident(&self.schema)))
+            .await
+            .map_err(|e| {
+                StoreError::query(
+                    format!("creating the run journal (schema {})", self.schema),
+                    e,
+                )
+            })?;
+        // ALTER TABLE locks the table even when the column is there: only run it when one is
+        // missing.
+        let present: Vec<(String, String)> = client
+            .query(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns
+                  WHERE table_schema = $1",
+                &[&self.schema],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading the run journal's columns", e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (table, column, ty) in ADDED_COLUMNS {
+            if !present.iter().any(|(t, c)| t == table && c == column) {
+                client
+                    .batch_execute(&format!(
+                        "ALTER TABLE {}.{table} ADD COLUMN IF NOT EXISTS {column} {ty}",
+                        quote_ident(&self.schema)
+                    ))
+                    .await
+                    .map_err(|e| StoreError::query("upgrading the run journal", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the start of a run (or, for a resumed run, marks it running again).
+    pub async fn start_run(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        kind: &str,
+        target: &str,
+        selection: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let host = std::env::var("HOSTNAME").unwrap_or_default();
+        client
+            .execute(
+                &*format!(
+                    "INSERT INTO {runs} (run_id, kind, target, selection, host, pid, attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, now())
+                 ON CONFLICT (run_id) DO UPDATE
+                    SET status = 'running', finished_at = NULL, error = NULL, attempt_at = now(),
+                        host = EXCLUDED.host, pid = EXCLUDED.pid",
+                    runs = self.runs
+                ),
+                &[
+                    &run_id,
+                    &kind,
+                    &storable(target),
+                    &storable_json(selection),
+                    &host,
+                    &(std::process::id() as i32),
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("recording run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Records the end of a run with its report and, for a failed run, why in one line (what
+    /// `ragshift status` and anyone reading the journal see first).
+    pub async fn finish_run(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        status: Status,
+        report: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {runs} SET status = $2, report = $3, error = $4, finished_at = now()
+                  WHERE run_id = $1",
+                    runs = self.runs
+                ),
+                &[
+                    &run_id,
+                    &status.as_str(),
+                    &storable_json(report),
+                    &error.map(storable),
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Ends a run that stopped on an error before it could finish: `failed` with the reason. A
+    /// run that already ended keeps its status and report.
+    pub async fn fail_run(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {runs} SET status = 'failed', error = $2, finished_at = now()
+                  WHERE run_id = $1 AND status = 'running'",
+                    runs = self.runs
+                ),
+                &[&run_id, &storable(error)],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("recording the failure of run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Records as failed the runs of `kind` on `target` left `running`, except `except`. Call it
+    /// only while holding the target's lock: then no other run on that target is alive, so such a
+    /// run was interrupted (its process died, or lost the target before it could say so).
+    pub async fn fail_interrupted_runs(
+        &self,
+        client: &impl GenericClient,
+        kind: &str,
+        target: &str,
+        except: &str,
+    ) -> Result<u64, StoreError> {
+        client
+            .execute(
+                &*format!("UPDATE {runs}
+                    SET status = 'failed', finished_at = now(),
+                        error = coalesce(error, 'interrupted: its process stopped or lost the target before it could finish')
+                  WHERE kind = $1 AND target = $2 AND status = 'running' AND run_id <> $3", runs = self.runs),
+                &[&kind, &target, &except],
+            )
+            .await
+            .map_err(|e| StoreError::query("recording interrupted runs as failed", e))
+    }
+
+    /// Runs of `kind` this process started on this target within the last `within` and left
+    /// `running`: after an error, the evidence that its work had started (see [`Self::fail_run`]).
+    pub async fn running_runs_of_this_process(
+        &self,
+        client: &impl GenericClient,
+        kind: &str,
+        within: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let host = std::env::var("HOSTNAME").unwrap_or_default();
+        let rows = client
+            .query(
+                &*format!(
+                    "SELECT run_id FROM {runs}
+                  WHERE kind = $1 AND status = 'running' AND host = $2 AND pid = $3
+                    AND coalesce(attempt_at, started_at) >= now() - make_interval(secs => $4)",
+                    runs = self.runs
+                ),
+                &[
+                    &kind,
+                    &host,
+                    &(std::process::id() as i32),
+                    &(within.as_secs_f64() + 5.0),
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query("looking for this process's runs", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Records what a run's result depends on besides its selection (see [`ResumeCandidate`]).
+    pub async fn set_run_settings(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        settings: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {runs} SET settings = $2 WHERE run_id = $1",
+                    runs = self.runs
+                ),
+                &[&run_id, &storable_json(settings)],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("recording the settings of run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Adds units to a run with the fingerprint of what each is run with. A unit already recorded
+    /// keeps its state unless its fingerprint changed: then it is queued again (a bot whose
+    /// knowledge changed since it succeeded is redone, not skipped).
+    pub async fn queue_fingerprinted_units(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        kind: &str,
+        units: &[(String, Option<String>, String)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<&str> = units.iter().map(|(u, _, _)| u.as_str()).collect();
+        let owners: Vec<Option<&str>> = units.iter().map(|(_, o, _)| o.as_deref()).collect();
+        let prints: Vec<&str> = units.iter().map(|(_, _, f)| f.as_str()).collect();
+        client
+            .execute(
+                &*format!("INSERT INTO {units} AS u (run_id, unit_id, unit_kind, owner, fingerprint)
+                 SELECT $1, i, $2, o, f FROM unnest($3::text[], $4::text[], $5::text[]) AS t(i, o, f)
+                 ON CONFLICT (run_id, unit_id) DO UPDATE
+                    SET fingerprint = EXCLUDED.fingerprint,
+                        status = CASE WHEN u.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint
+                                      THEN 'queued' ELSE u.status END", units = self.units),
+                &[&run_id, &kind, &ids, &owners, &prints],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Marks the unfinished units of a run that are no longer part of it `skipped`, with the reason
+    /// (a bot gone from the registry, or without knowledge now).
+    pub async fn skip_units(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        unit_ids: &[String],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {units} SET status = 'skipped', error = $3, finished_at = now()
+                  WHERE run_id = $1 AND unit_id = ANY($2) AND status <> 'succeeded'",
+                    units = self.units
+                ),
+                &[&run_id, &unit_ids, &storable(reason)],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("skipping units of run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Adds units to a run as queued; units already recorded keep their state (so a resumed run
+    /// keeps what succeeded).
+    pub async fn queue_units(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        kind: &str,
+        units: &[(String, Option<String>)],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<&str> = units.iter().map(|(u, _)| u.as_str()).collect();
+        let owners: Vec<Option<&str>> = units.iter().map(|(_, o)| o.as_deref()).collect();
+        client
+            .execute(
+                &*format!(
+                    "INSERT INTO {units} (run_id, unit_id, unit_kind, owner)
+                 SELECT $1, u, $2, o FROM unnest($3::text[], $4::text[]) AS t(u, o)
+                 ON CONFLICT (run_id, unit_id) DO NOTHING",
+                    units = self.units
+                ),
+                &[&run_id, &kind, &ids, &owners],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+        Ok(())
+    }
+
+    /// Marks a unit running and counts the attempt.
+    pub async fn mark_running(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        unit_id: &str,
+        exec_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {units}
+                    SET status = 'running', attempts = attempts + 1, exec_id = $3,
+                        started_at = now(), finished_at = NULL, error = NULL
+                  WHERE run_id = $1 AND unit_id = $2",
+                    units = self.units
+                ),
+                &[&run_id, &unit_id, &exec_id],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("marking {unit_id} running"), e))?;
+        Ok(())
+    }
+
+    /// Records a unit's end. Call it inside the transaction that wrote the unit's data, so data and
+    /// journal commit together.
+    pub async fn mark_finished(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+        unit_id: &str,
+        status: Status,
+        result: &UnitResult,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                &*format!(
+                    "UPDATE {units}
+                    SET status = $3, row_count = $4, checksum = $5, error = $6, detail = $7,
+                        finished_at = now()
+                  WHERE run_id = $1 AND unit_id = $2",
+                    units = self.units
+                ),
+                &[
+                    &run_id,
+                    &unit_id,
+                    &status.as_str(),
+                    &result.row_count,
+                    &result.checksum,
+                    &result.error.as_deref().map(storable),
+                    &result.detail.as_ref().map(storable_json),
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("recording the result of {unit_id}"), e))?;
+        Ok(())
+    }
+
+    /// Units of a run, in id order.
+    pub async fn units(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+    ) -> Result<Vec<UnitRow>, StoreError> {
+        let rows = client
+            .query(
+                &*format!("SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
+                        detail, fingerprint
+                   FROM {units} WHERE run_id = $1 ORDER BY unit_id", units = self.units),
+                &[&run_id],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("reading units of run {run_id}"), e))?;
+        Ok(rows
+            .iter()
+            .map(|r| UnitRow {
+                unit_id: r.get(0),
+                unit_kind: r.get(1),
+                owner: r.get(2),
+                status: Status::parse(r.get(3)).unwrap_or(Status::Queued),
+                attempts: r.get(4),
+                row_count: r.get(5),
+                checksum: r.get(6),
+                error: r.get(7),
+                exec_id: r.get(8),
+                detail: r.get(9),
+                fingerprint: r.get(10),
+            })
+            .collect())
+    }
+
+    /// The newest run of `kind` (any kind when `None`).
+    pub async fn latest_run(
+        &self,
+        client: &impl GenericClient,
+        kind: Option<&str>,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let row = client
+            .query_opt(
+                &*format!("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
+                   FROM {runs} WHERE $1::text IS NULL OR kind = $1
+                  ORDER BY started_at DESC LIMIT 1", runs = self.runs),
+                &[&kind],
+            )
+            .await
+            .map_err(|e| StoreError::query("reading the latest run", e))?;
+        Ok(row.map(|r| RunRow {
             run_id: r.get(0),
-            status,
+            kind: r.get(1),
+            status: r.get(2),
+            started_at: r.get(3),
+            finished_at: r.get(4),
+            error: r.get(5),
+        }))
+    }
+
+    /// The run rerunning the same command could resume (see [`ResumeCandidate`]): the newest run
+    /// with this selection (and these settings, when given); `None` when it succeeded or there is
+    /// none.
+    pub async fn resumable_run(
+        &self,
+        client: &impl GenericClient,
+        kind: &str,
+        target: &str,
+        selection: &serde_json::Value,
+        settings: Option<&serde_json::Value>,
+    ) -> Result<Option<ResumeCandidate>, StoreError> {
+        let row = client
+            .query_opt(
+                &*format!(
+                    "SELECT run_id, status, settings,
+                        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        extract(epoch FROM now() - started_at)::float8
+                   FROM {runs}
+                  WHERE kind = $1 AND target = $2 AND selection = $3
+                    AND ($4::jsonb IS NULL OR settings = $4)
+                  ORDER BY started_at DESC LIMIT 1",
+                    runs = self.runs
+                ),
+                &[
+                    &kind,
+                    &storable(target),
+                    &storable_json(selection),
+                    &settings.map(storable_json),
+                ],
+            )
+            .await
+            .map_err(|e| StoreError::query("looking for a run to resume", e))?;
+        Ok(row.and_then(|r| {
+            let status: String = r.get(1);
+            (status != "succeeded").then(|| ResumeCandidate {
+                run_id: r.get(0),
+                status,
+                settings: r.get(2),
+                started_at: r.get(3),
+                age_seconds: r.get(4),
+            })
+        }))
+    }
+
+    /// A run's recorded settings and age (for an explicit `--resume`).
+    pub async fn run_settings(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+    ) -> Result<Option<ResumeCandidate>, StoreError> {
+        let row = client
+            .query_opt(
+                &*format!(
+                    "SELECT run_id, status, settings,
+                        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        extract(epoch FROM now() - started_at)::float8
+                   FROM {runs} WHERE run_id = $1",
+                    runs = self.runs
+                ),
+                &[&run_id],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+        Ok(row.map(|r| ResumeCandidate {
+            run_id: r.get(0),
+            status: r.get(1),
             settings: r.get(2),
             started_at: r.get(3),
             age_seconds: r.get(4),
-        })
-    }))
-}
+        }))
+    }
 
-/// A run's recorded settings and age (for an explicit `--resume`).
-pub async fn run_settings(
-    client: &impl GenericClient,
-    run_id: &str,
-) -> Result<Option<ResumeCandidate>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT run_id, status, settings,
-                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    extract(epoch FROM now() - started_at)::float8
-               FROM ragshift.runs WHERE run_id = $1",
-            &[&run_id],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
-    Ok(row.map(|r| ResumeCandidate {
-        run_id: r.get(0),
-        status: r.get(1),
-        settings: r.get(2),
-        started_at: r.get(3),
-        age_seconds: r.get(4),
-    }))
-}
+    /// Whether run `run_id` exists, and its kind.
+    pub async fn run_kind(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = client
+            .query_opt(
+                &*format!(
+                    "SELECT kind FROM {runs} WHERE run_id = $1",
+                    runs = self.runs
+                ),
+                &[&run_id],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
 
-/// Whether run `run_id` exists, and its kind.
-pub async fn run_kind(
-    client: &impl GenericClient,
-    run_id: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT kind FROM ragshift.runs WHERE run_id = $1",
-            &[&run_id],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-/// One run by id.
-pub async fn run(client: &impl GenericClient, run_id: &str) -> Result<Option<RunRow>, StoreError> {
-    let row = client
-        .query_opt(
-            "SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
-               FROM ragshift.runs WHERE run_id = $1",
-            &[&run_id],
-        )
-        .await
-        .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
-    Ok(row.map(|r| RunRow {
-        run_id: r.get(0),
-        kind: r.get(1),
-        status: r.get(2),
-        started_at: r.get(3),
-        finished_at: r.get(4),
-        error: r.get(5),
-    }))
+    /// One run by id.
+    pub async fn run(
+        &self,
+        client: &impl GenericClient,
+        run_id: &str,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let row = client
+            .query_opt(
+                &*format!("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
+                   FROM {runs} WHERE run_id = $1", runs = self.runs),
+                &[&run_id],
+            )
+            .await
+            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+        Ok(row.map(|r| RunRow {
+            run_id: r.get(0),
+            kind: r.get(1),
+            status: r.get(2),
+            started_at: r.get(3),
+            finished_at: r.get(4),
+            error: r.get(5),
+        }))
+    }
 }

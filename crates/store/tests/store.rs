@@ -6,7 +6,7 @@
 use ragshift_config::SslMode;
 use ragshift_model::StoredRow;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::{init_target, read_shape, InitOutcome};
 use ragshift_store::search::search;
@@ -377,58 +377,96 @@ async fn a_second_run_on_the_same_target_fails_fast_naming_the_holder() {
 
 #[tokio::test]
 async fn the_journal_keeps_units_across_resumes() {
+    journal_keeps_units_across_resumes(Journal::default()).await;
+}
+
+/// A schema name that needs quoting holds the whole journal, and nothing goes to `ragshift`.
+#[tokio::test]
+async fn the_journal_lives_in_the_configured_schema() {
+    let client = journal_keeps_units_across_resumes(Journal::new("Journal-1")).await;
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables
+              WHERE table_schema IN ('Journal-1', 'ragshift') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables, ["Journal-1.runs", "Journal-1.units"]);
+    let ragshift: bool = client
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!ragshift, "the default schema was created");
+    assert!(Journal::new("Journal-1").exists(&client).await.unwrap());
+    assert!(!Journal::default().exists(&client).await.unwrap());
+}
+
+async fn journal_keeps_units_across_resumes(journal: Journal) -> tokio_postgres::Client {
     let (_, client) = fresh("journal").await;
-    journal::ensure_schema(&client).await.unwrap();
-    journal::ensure_schema(&client).await.unwrap();
+    journal.ensure_schema(&client).await.unwrap();
+    journal.ensure_schema(&client).await.unwrap();
     let sel = serde_json::json!({"bots": "all"});
-    journal::start_run(&client, "run1", "rebuild", "db", &sel)
+    journal
+        .start_run(&client, "run1", "rebuild", "db", &sel)
         .await
         .unwrap();
     let units = vec![
         ("b1".to_owned(), Some("u1".to_owned())),
         ("b2".to_owned(), None),
     ];
-    journal::queue_units(&client, "run1", "bot", &units)
+    journal
+        .queue_units(&client, "run1", "bot", &units)
         .await
         .unwrap();
-    journal::mark_running(&client, "run1", "b1", Some("task-1"))
+    journal
+        .mark_running(&client, "run1", "b1", Some("task-1"))
         .await
         .unwrap();
-    journal::mark_finished(
-        &client,
-        "run1",
-        "b1",
-        Status::Succeeded,
-        &UnitResult {
-            row_count: Some(7),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    journal::mark_running(&client, "run1", "b2", None)
+    journal
+        .mark_finished(
+            &client,
+            "run1",
+            "b1",
+            Status::Succeeded,
+            &UnitResult {
+                row_count: Some(7),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    journal::mark_finished(
-        &client,
-        "run1",
-        "b2",
-        Status::Failed,
-        &UnitResult {
-            error: Some("boom".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    journal
+        .mark_running(&client, "run1", "b2", None)
+        .await
+        .unwrap();
+    journal
+        .mark_finished(
+            &client,
+            "run1",
+            "b2",
+            Status::Failed,
+            &UnitResult {
+                error: Some("boom".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     // Resuming re-queues nothing that is already recorded.
-    journal::start_run(&client, "run1", "rebuild", "db", &sel)
+    journal
+        .start_run(&client, "run1", "rebuild", "db", &sel)
         .await
         .unwrap();
-    journal::queue_units(&client, "run1", "bot", &units)
+    journal
+        .queue_units(&client, "run1", "bot", &units)
         .await
         .unwrap();
-    let got = journal::units(&client, "run1").await.unwrap();
+    let got = journal.units(&client, "run1").await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(
         (got[0].status, got[0].row_count, got[0].attempts),
@@ -439,16 +477,18 @@ async fn the_journal_keeps_units_across_resumes() {
         (got[1].status, got[1].error.as_deref()),
         (Status::Failed, Some("boom"))
     );
-    journal::finish_run(
-        &client,
-        "run1",
-        Status::Failed,
-        &serde_json::json!({"failed": 1}),
-        Some("1 unit failed"),
-    )
-    .await
-    .unwrap();
-    let latest = journal::latest_run(&client, Some("rebuild"))
+    journal
+        .finish_run(
+            &client,
+            "run1",
+            Status::Failed,
+            &serde_json::json!({"failed": 1}),
+            Some("1 unit failed"),
+        )
+        .await
+        .unwrap();
+    let latest = journal
+        .latest_run(&client, Some("rebuild"))
         .await
         .unwrap()
         .unwrap();
@@ -456,6 +496,7 @@ async fn the_journal_keeps_units_across_resumes() {
         (latest.run_id.as_str(), latest.status.as_str()),
         ("run1", "failed")
     );
+    client
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, SourceArgs, TargetArgs};
+use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, SourceArgs, TargetArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use clap::Args;
@@ -14,6 +14,9 @@ pub struct ConfigShowArgs {
     /// Target overrides.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// Source overrides.
     #[command(flatten)]
     pub source: SourceArgs,
@@ -28,7 +31,13 @@ pub struct ConfigShowArgs {
 pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(
         global,
-        &[&args.target, &args.source, &args.embedding, &args.aws],
+        &[
+            &args.target,
+            &args.journal,
+            &args.source,
+            &args.embedding,
+            &args.aws,
+        ],
     )?;
     // Serialising masks every secret (see `Sensitive`).
     let value = toml::Value::try_from(&loaded.config)?;

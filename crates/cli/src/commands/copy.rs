@@ -11,7 +11,9 @@ use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
 use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::args::{
+    set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
+};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -33,6 +35,9 @@ pub struct CopyArgs {
     /// Target database.
     #[command(flatten)]
     pub target_db: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS settings (for secret ARNs).
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -92,6 +97,7 @@ impl Overrides for CopyArgs {
         let l = self
             .aws
             .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = self.journal.apply(l);
         let l = url_or_arn(l, "--source", "source", &self.source);
         let l = url_or_arn(l, "--target", "target", &self.target);
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
@@ -155,6 +161,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
             budget: Duration::from_secs(args.retry_budget),
             ..ragshift_copy::RetryPolicy::default()
         },
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     if !args.bots.is_empty() && !args.resume {
         let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
@@ -184,7 +191,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         Err(e) if e.work_started() => return Err(Failure::work(e)),
         Err(e) => {
             let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
-            return Err(stopped(&ep.target, began.elapsed(), planned, e).await);
+            return Err(stopped(&ep.target, &opts.journal, began.elapsed(), planned, e).await);
         }
     };
     if json {
@@ -209,18 +216,21 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
 /// the error (exit 1); without one nothing was started (exit 2).
 async fn stopped(
     target: &ragshift_store::ConnectSpec,
+    journal: &ragshift_store::journal::Journal,
     elapsed: Duration,
     planned: bool,
     e: ragshift_copy::CopyError,
 ) -> Failure {
-    use ragshift_store::journal;
     let e = anyhow::Error::from(e);
     let text = format!("{e:#}");
     let runs = match ragshift_store::connect(target, "ragshift copy (journal)").await {
-        Ok(c) => match journal::running_runs_of_this_process(&c, "copy", elapsed).await {
+        Ok(c) => match journal
+            .running_runs_of_this_process(&c, "copy", elapsed)
+            .await
+        {
             Ok(runs) => {
                 for run_id in &runs {
-                    if let Err(err) = journal::fail_run(&c, run_id, &text).await {
+                    if let Err(err) = journal.fail_run(&c, run_id, &text).await {
                         tracing::error!("could not record the failure of copy run {run_id}: {err}");
                     }
                 }

@@ -13,11 +13,13 @@ use ragshift_ingest::Ingestor;
 use ragshift_model::BotKey;
 use ragshift_registry::{BotSelector, Registry, Selection};
 use ragshift_run::{BotJob, Worker, WorkerOptions};
-use ragshift_store::{journal, schema};
+use ragshift_store::journal::{Journal, Status};
+use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
-    AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, Overrides, RegistryArgs, TargetArgs,
+    AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides, RegistryArgs,
+    TargetArgs,
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -60,6 +62,9 @@ pub struct EmbedBotArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -71,6 +76,7 @@ impl Overrides for EmbedBotArgs {
         let l = self.documents.apply(l);
         let l = self.embedding.apply(l);
         let l = self.target.apply(l);
+        let l = self.journal.apply(l);
         let l = self.aws.apply(l);
         if self.allow_partial {
             l.flag("--allow-partial", "ingest.allow_partial", true)
@@ -151,30 +157,33 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         ragshift_embed::Embedder::dimension(&*embedder),
     )
     .await?;
-    journal::ensure_schema(&client).await?;
+    let journal = Journal::from_config(&config.run);
+    journal.ensure_schema(&client).await?;
     let run_id = match &args.run_id {
         Some(id) => id.clone(),
         None => {
             let id = ulid::Ulid::new().to_string();
             let target = format!("{}/{}", spec.label(), layout.display_name());
-            journal::start_run(
-                &client,
-                &id,
-                "embed-bot",
-                &target,
-                &json!({"bot": key.to_string()}),
-            )
-            .await?;
+            journal
+                .start_run(
+                    &client,
+                    &id,
+                    "embed-bot",
+                    &target,
+                    &json!({"bot": key.to_string()}),
+                )
+                .await?;
             id
         }
     };
-    journal::queue_units(
-        &client,
-        &run_id,
-        "bot",
-        &[(key.bot_id.clone(), Some(key.user_id.clone()))],
-    )
-    .await?;
+    journal
+        .queue_units(
+            &client,
+            &run_id,
+            "bot",
+            &[(key.bot_id.clone(), Some(key.user_id.clone()))],
+        )
+        .await?;
 
     let worker = Worker::new(
         Ingestor::new(pipeline::ingest_options(&config.ingest)?)
@@ -198,23 +207,25 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
             .clone()
             .unwrap_or_else(|| format!("ragshift-{run_id}")),
         run_id: run_id.clone(),
+        journal: journal.clone(),
         bot,
     };
     let finished = worker.run(&job, &ragshift_run::events::Silent).await;
     if args.run_id.is_none() {
         let status = if finished.succeeded() {
-            journal::Status::Succeeded
+            Status::Succeeded
         } else {
-            journal::Status::Failed
+            Status::Failed
         };
-        journal::finish_run(
-            &client,
-            &run_id,
-            status,
-            &serde_json::to_value(&finished).unwrap_or_default(),
-            finished.error.as_deref(),
-        )
-        .await?;
+        journal
+            .finish_run(
+                &client,
+                &run_id,
+                status,
+                &serde_json::to_value(&finished).unwrap_or_default(),
+                finished.error.as_deref(),
+            )
+            .await?;
     }
     if global.json {
         output::json(&json!({ "run_id": run_id, "bot": finished }))?;

@@ -7,7 +7,7 @@ use ragshift_config::{Layers, Sensitive, VectorIndexKind};
 use ragshift_export::{ImportOptions, Location};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, TargetArgs};
+use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -24,6 +24,9 @@ pub struct ImportArgs {
     /// Target database.
     #[command(flatten)]
     pub target_db: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS settings (secret ARNs, S3).
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -43,7 +46,7 @@ pub struct ImportArgs {
 
 impl Overrides for ImportArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.aws.apply(self.target_db.apply(l));
+        let l = self.aws.apply(self.journal.apply(self.target_db.apply(l)));
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
         url_or_arn(l, "--target", "target", &self.target)
     }
@@ -72,6 +75,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         }),
         maintenance_work_mem: args.maintenance_work_mem.clone(),
         verify: !args.no_verify,
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await

@@ -21,7 +21,8 @@ use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
-    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, Overrides, RegistryArgs, TargetArgs,
+    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides,
+    RegistryArgs, TargetArgs,
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -101,6 +102,9 @@ pub struct RebuildArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS.
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -112,6 +116,7 @@ impl Overrides for RebuildArgs {
         let l = self.documents.apply(l);
         let l = self.embedding.apply(l);
         let l = self.target.apply(l);
+        let l = self.journal.apply(l);
         let l = self.aws.apply(l);
         let l = self.source.apply(l);
         let kind = self.executor.map(|e| match e {
@@ -215,7 +220,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         let mut e = pipeline::bare_embedder(config).await?;
         if config.embedding.cache && !args.no_cache {
             let client = ragshift_store::connect(&spec, "ragshift embedding cache").await?;
-            let cache = pipeline::open_cache(client).await?;
+            let cache = pipeline::open_cache(config, client).await?;
             if args.seed_cache_from_source {
                 seed_cache(config, &*cache, &e.cache_model()).await?;
             }
@@ -295,6 +300,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         selection: selected.selection.clone(),
         index,
         maintenance_work_mem: "1GB".to_owned(),
+        journal: ragshift_store::journal::Journal::from_config(&config.run),
     };
     let observer = progress::observer(global.json, selected.bots.len());
     let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());

@@ -12,7 +12,9 @@ use ragshift_replicate::{
 use ragshift_store::index::VectorIndex;
 use ragshift_store::StoreErrorKind;
 
-use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs};
+use crate::args::{
+    url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
+};
 use crate::commands::verify::layouts;
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -81,6 +83,9 @@ pub struct SidesArgs {
     /// Target database.
     #[command(flatten)]
     pub target_db: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS settings (for secret ARNs).
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -91,6 +96,7 @@ impl Overrides for SidesArgs {
         let l = self
             .aws
             .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = self.journal.apply(l);
         let l = url_or_arn(l, "--source", "source", &self.source);
         url_or_arn(l, "--target", "target", &self.target)
     }
@@ -241,6 +247,7 @@ async fn sides(
             target,
             layout: source_layout,
             source_from_target: None,
+            journal: ragshift_store::journal::Journal::from_config(&config.run),
         },
         config,
     ))

@@ -6,7 +6,7 @@ use clap::Args;
 use ragshift_run::status::run_status;
 use ragshift_store::journal::Status;
 
-use crate::args::{AwsArgs, GlobalArgs, TargetArgs};
+use crate::args::{AwsArgs, GlobalArgs, JournalArgs, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -20,17 +20,26 @@ pub struct StatusArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
     /// AWS settings (for a secret ARN).
     #[command(flatten)]
     pub aws: AwsArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failure> {
-    let loaded = settings::load(global, &[&args.target, &args.aws])?;
+    let loaded = settings::load(global, &[&args.target, &args.journal, &args.aws])?;
     let config = &loaded.config;
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let client = ragshift_store::connect(&spec, "ragshift status").await?;
-    let Some(status) = run_status(&client, args.run_id.as_deref()).await? else {
+    let Some(status) = run_status(
+        &client,
+        &ragshift_store::journal::Journal::from_config(&config.run),
+        args.run_id.as_deref(),
+    )
+    .await?
+    else {
         let what = match &args.run_id {
             Some(id) => format!("no run {id}"),
             None => "no runs yet".to_owned(),

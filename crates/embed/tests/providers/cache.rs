@@ -1,10 +1,10 @@
-//! The content-hash cache in PostgreSQL (`ragshift.embedding_cache`) and seeding it from an old
-//! store's rows.
+//! The content-hash cache in PostgreSQL (`<journal schema>.embedding_cache`) and seeding it
+//! from an old store's rows.
 
 use std::sync::Arc;
 
 use ragshift_embed::cache::{
-    cache_get, content_hash, seed_cache_from_pairs, seed_cache_from_table, SeedSource,
+    content_hash, seed_cache_from_pairs, seed_cache_from_table, SeedSource,
 };
 use ragshift_embed::{Embedder, EmbeddingCache, PgEmbeddingCache, Throttled};
 
@@ -20,8 +20,10 @@ async fn db(prefix: &str) -> Arc<tokio_postgres::Client> {
 #[tokio::test]
 async fn stores_and_finds_vectors_by_model_and_hash() {
     let client = db("embed_cache").await;
-    let cache = PgEmbeddingCache::open(client.clone()).await.expect("opens");
-    PgEmbeddingCache::open(client.clone())
+    let cache = PgEmbeddingCache::open(client.clone(), "ragshift")
+        .await
+        .expect("opens");
+    PgEmbeddingCache::open(client.clone(), "ragshift")
         .await
         .expect("opening twice is fine");
     let a = content_hash("alpha");
@@ -53,6 +55,31 @@ async fn stores_and_finds_vectors_by_model_and_hash() {
     assert_eq!(cache.count("m1").await.expect("counts"), 2);
 }
 
+/// The cache lives in the journal's schema, whatever its name; nothing goes to `ragshift`.
+#[tokio::test]
+async fn the_cache_lives_in_the_journal_schema() {
+    let client = db("embed_cache_schema").await;
+    let cache = PgEmbeddingCache::open(client.clone(), "Journal-1")
+        .await
+        .expect("opens");
+    let a = content_hash("alpha");
+    cache.put("m1", &[(a, vec![1.0, 2.0])]).await.expect("puts");
+    let got = cache.get("m1", 2, &[a]).await.expect("gets");
+    assert_eq!(got[&a], vec![1.0, 2.0]);
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM \"Journal-1\".embedding_cache", &[])
+        .await
+        .expect("the table is in the schema")
+        .get(0);
+    assert_eq!(rows, 1);
+    let ragshift: bool = client
+        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
+        .await
+        .expect("asks")
+        .get(0);
+    assert!(!ragshift, "the default schema was created");
+}
+
 #[tokio::test]
 async fn a_rerun_pays_nothing_with_the_database_cache() {
     let client = db("embed_rerun").await;
@@ -70,14 +97,22 @@ async fn a_rerun_pays_nothing_with_the_database_cache() {
     );
     let texts: Vec<String> = (0..300).map(|i| format!("chunk {i}")).collect();
     let first = {
-        let cache = Arc::new(PgEmbeddingCache::open(client.clone()).await.expect("opens"));
+        let cache = Arc::new(
+            PgEmbeddingCache::open(client.clone(), "ragshift")
+                .await
+                .expect("opens"),
+        );
         let t = Throttled::new(provider.clone(), quick(1)).with_cache(cache);
         t.embed_documents(&texts).await.expect("embeds")
     };
     let calls = mock.seen().len();
     assert!(calls > 0);
     // A new run (new wrapper, same database) finds everything.
-    let cache = Arc::new(PgEmbeddingCache::open(client.clone()).await.expect("opens"));
+    let cache = Arc::new(
+        PgEmbeddingCache::open(client.clone(), "ragshift")
+            .await
+            .expect("opens"),
+    );
     let t = Throttled::new(provider, quick(1)).with_cache(cache);
     let again = t.embed_documents(&texts).await.expect("embeds");
     assert_eq!(again.vectors, first.vectors);
@@ -99,7 +134,9 @@ async fn seeds_from_an_old_pgvector_store_and_from_pairs() {
     .await
     .expect("old store");
     let target = db("embed_seed_new").await;
-    let cache = PgEmbeddingCache::open(target.clone()).await.expect("opens");
+    let cache = PgEmbeddingCache::open(target.clone(), "ragshift")
+        .await
+        .expect("opens");
     let n = seed_cache_from_table(
         &old,
         &SeedSource {
@@ -112,8 +149,8 @@ async fn seeds_from_an_old_pgvector_store_and_from_pairs() {
     .await
     .expect("seeds");
     assert_eq!(n, 2, "rows without content are skipped");
-    let got = cache_get(
-        &target,
+    let got = EmbeddingCache::get(
+        &cache,
         "cohere.embed-multilingual-v3",
         3,
         &[content_hash("first chunk"), content_hash("second chunk")],

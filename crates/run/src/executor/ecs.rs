@@ -283,7 +283,7 @@ impl EcsExecutor {
                 started,
             );
         };
-        let before = match self.journal.unit(&job.run_id, bot_id).await {
+        let before = match self.journal.unit(&job.journal, &job.run_id, bot_id).await {
             Ok(u) => u.map(|u| u.attempts).unwrap_or(0),
             Err(e) => {
                 return verdict::failed(
@@ -310,7 +310,7 @@ impl EcsExecutor {
         self.track(&arn, true);
         let stopped = self.wait(&arn, bot_id).await;
         self.track(&arn, false);
-        let unit = match self.journal.unit(&job.run_id, bot_id).await {
+        let unit = match self.journal.unit(&job.journal, &job.run_id, bot_id).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(bot = %bot_id, "cannot read the journal after the task: {e}");

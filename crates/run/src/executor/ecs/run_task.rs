@@ -18,8 +18,10 @@ use serde_json::json;
 use super::EcsOptions;
 use crate::worker::BotJob;
 
-/// The container command for `job`: the prefix, `--run-id`, `--exec-id`, the extra worker
-/// flags, then the platform's keys JSON (`{"PK":{"S":user},"SK":{"S":"user#BOT#bot"}}`).
+/// The container command for `job`: the prefix, `--run-id`, `--exec-id`, `--journal-schema`
+/// when the journal is not in the default schema (so the task records where the run reads; the
+/// default command stays what older images understand), the extra worker flags, then the
+/// platform's keys JSON (`{"PK":{"S":user},"SK":{"S":"user#BOT#bot"}}`).
 pub fn worker_command(options: &EcsOptions, job: &BotJob) -> Vec<String> {
     let key = &job.bot.key;
     let keys = json!({ "PK": { "S": key.pk() }, "SK": { "S": key.sk() } }).to_string();
@@ -30,6 +32,12 @@ pub fn worker_command(options: &EcsOptions, job: &BotJob) -> Vec<String> {
         "--exec-id".to_owned(),
         job.exec_id.clone(),
     ]);
+    if !job.journal.is_default() {
+        command.extend([
+            "--journal-schema".to_owned(),
+            job.journal.schema().to_owned(),
+        ]);
+    }
     command.extend(options.worker_args.iter().cloned());
     command.push(keys);
     command

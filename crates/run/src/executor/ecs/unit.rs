@@ -1,4 +1,4 @@
-//! The bot's row in the run journal (`ragshift.units` in the target), as the ECS executor reads
+//! The bot's row in the run journal (`units` in the target's journal schema), as the ECS executor reads
 //! it: the worker in the task writes it in the same transaction as the bot's rows, so it is the
 //! source of truth for the bot's result. The executor completes it only when the worker could
 //! not (its task died, timed out or never started).
@@ -10,7 +10,7 @@ use std::sync::Mutex as StdMutex;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use ragshift_store::journal::{self, Status, UnitResult};
+use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::{connect, quote_ident, ConnectSpec, Layout, StoreError};
 use serde_json::json;
 use tokio_postgres::Client;
@@ -92,14 +92,18 @@ impl JournalAccess {
     /// The unit of `bot_id` in run `run_id`, if it was queued.
     pub(super) async fn unit(
         &self,
+        journal: &Journal,
         run_id: &str,
         bot_id: &str,
     ) -> Result<Option<UnitView>, StoreError> {
         let (c, permit) = self.take().await?;
         let row = c
             .query_opt(
-                "SELECT status, attempts, row_count, error, detail
-                   FROM ragshift.units WHERE run_id = $1 AND unit_id = $2",
+                &*format!(
+                    "SELECT status, attempts, row_count, error, detail
+                       FROM {} WHERE run_id = $1 AND unit_id = $2",
+                    journal.units_table()
+                ),
                 &[&run_id, &bot_id],
             )
             .await
@@ -130,14 +134,21 @@ impl JournalAccess {
             })?;
             let attempts: Option<i32> = tx
                 .query_opt(
-                    "SELECT attempts FROM ragshift.units WHERE run_id = $1 AND unit_id = $2 FOR UPDATE",
+                    &*format!(
+                        "SELECT attempts FROM {} WHERE run_id = $1 AND unit_id = $2 FOR UPDATE",
+                        job.journal.units_table()
+                    ),
                     &[&job.run_id, bot_id],
                 )
                 .await
-                .map_err(|e| StoreError::query(format!("reading the journal row of bot {bot_id}"), e))?
+                .map_err(|e| {
+                    StoreError::query(format!("reading the journal row of bot {bot_id}"), e)
+                })?
                 .map(|r| r.get(0));
             if attempts.is_some_and(|a| a <= attempts_before) {
-                journal::mark_running(&tx, &job.run_id, bot_id, Some(&job.exec_id)).await?;
+                job.journal
+                    .mark_running(&tx, &job.run_id, bot_id, Some(&job.exec_id))
+                    .await?;
             }
             let detail = task.map(|t| {
                 json!({ "ecs_task": {
@@ -150,10 +161,12 @@ impl JournalAccess {
                 detail,
                 ..UnitResult::default()
             };
-            journal::mark_finished(&tx, &job.run_id, bot_id, Status::Failed, &result).await?;
-            tx.commit().await.map_err(|e| {
-                StoreError::query(format!("recording the failure of bot {bot_id}"), e)
-            })
+            job.journal
+                .mark_finished(&tx, &job.run_id, bot_id, Status::Failed, &result)
+                .await?;
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::query(format!("recording the failure of bot {bot_id}"), e))
         }
         .await;
         self.give(c, permit);
