@@ -17,9 +17,10 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
 use ragshift_store::journal::Status;
-use ragshift_store::{connect, Layout};
+use ragshift_store::{connect, Layout, StoreError};
 use ragshift_verify::{verify, Store};
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -302,6 +303,7 @@ async fn run(
                 w.catch_up(&lsn, progress).await?;
             }
             progress(Step::Verifying(&lsn));
+            finish_tables(sides, &source, &target, &layout).await?;
             let report = w.verify().await?;
             if report.passed() || attempt >= attempts {
                 return Ok::<_, ReplicateError>((report, lsn));
@@ -390,7 +392,16 @@ async fn run(
     }
 
     progress(Step::BuildingIndex);
-    let (index, index_error) = match ensure_vector_index(
+    let typed = ragshift_store::schema::table_dimension(&target, &layout)
+        .await
+        .map(|d| d.is_some())
+        .unwrap_or(true);
+    let (index, index_error) = if !typed {
+        // Not `vector(n)` (halfvec, an untyped vector): the configured index can't be built
+        // on it; the source's own vector indexes are, as it defines them.
+        like_the_source(sides, &source, &target, &layout).await
+    } else {
+        match ensure_vector_index(
         &mut target,
         &layout,
         options.index,
@@ -424,6 +435,7 @@ async fn run(
                 sides.target.label()
             )),
         ),
+    }
     };
 
     let mut switch = vec![
@@ -475,6 +487,120 @@ async fn run(
     .on(sides, Which::Target)
     .map_err(|e| e.context(UNFINISHED))?;
     Ok(report)
+}
+
+/// What replication doesn't carry, done once the data is in: each sequence of the chunk table
+/// and of the tables it refers to set to where the source's stands (or past the target's
+/// largest id), and the chunk table's foreign keys added (the initial copy filled the tables
+/// one by one, so they wait for it). Safe to repeat.
+async fn finish_tables(
+    sides: &Sides,
+    source: &Client,
+    target: &Client,
+    layout: &Layout,
+) -> Result<(), ReplicateError> {
+    use ragshift_copy::catalog::{read_table, sync_sequences};
+    let mut tables = vec![layout.clone()];
+    for r in ragshift_store::schema::referenced_tables(source, layout)
+        .await
+        .on(sides, Which::Source)?
+    {
+        tables.push(ragshift_store::schema::counterpart(layout, layout, &r).0);
+    }
+    for table in &tables {
+        let Some(def) = read_table(source, table).await.on(sides, Which::Source)? else {
+            continue;
+        };
+        let set = sync_sequences(source, target, &def, table, table)
+            .await
+            .on(sides, Which::Target)?;
+        for s in set {
+            tracing::info!("sequence {s}");
+        }
+        if table != layout {
+            continue;
+        }
+        let on_target = read_table(target, table).await.on(sides, Which::Target)?;
+        for fk in def.constraints.iter().filter(|c| c.kind == "f") {
+            let present = on_target
+                .as_ref()
+                .is_some_and(|t| t.constraints.iter().any(|c| c.name == fk.name));
+            if present {
+                continue;
+            }
+            target
+                .batch_execute(&format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                    table.qualified(),
+                    quote_ident(&fk.name),
+                    fk.definition
+                ))
+                .await
+                .map_err(|e| {
+                    ReplicateError::store(
+                        "target",
+                        sides.target.label(),
+                        StoreError::query(format!("adding foreign key {}", fk.name), e),
+                    )
+                })?;
+            tracing::info!("foreign key {} added: {}", fk.name, fk.definition);
+        }
+    }
+    Ok(())
+}
+
+/// The source's vector indexes on the target, each as the source defines it (an untyped or
+/// halfvec column needs the source's own operator class or expression). None on the source:
+/// none on the target, as before the move.
+async fn like_the_source(
+    sides: &Sides,
+    source: &Client,
+    target: &Client,
+    layout: &Layout,
+) -> (Option<IndexSummary>, Option<String>) {
+    let sql = "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_am am ON am.oid = c.relam
+                WHERE i.indrelid = to_regclass($1) AND am.amname IN ('hnsw', 'ivfflat')
+                ORDER BY 1";
+    let fail = |e: String| {
+        (
+            None,
+            Some(format!(
+                "building the vector index on {} failed ({e}); the data is complete: build it with `ragshift build-index`",
+                sides.target.label()
+            )),
+        )
+    };
+    let table = layout.qualified();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&table];
+    let (wanted, present) =
+        match tokio::join!(source.query(sql, &params), target.query(sql, &params)) {
+            (Ok(w), Ok(p)) => (w, p),
+            (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
+        };
+    let mut summary = None;
+    for row in &wanted {
+        let (name, definition): (String, String) = (row.get(0), row.get(1));
+        if present.iter().any(|p| p.get::<_, String>(0) == name) {
+            summary.get_or_insert(IndexSummary {
+                built: false,
+                definition,
+                seconds: 0.0,
+            });
+            continue;
+        }
+        let started = Instant::now();
+        if let Err(e) = target.batch_execute(&definition).await {
+            return fail(format!("{name}: {e}"));
+        }
+        summary.get_or_insert(IndexSummary {
+            built: true,
+            definition,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    (summary, None)
 }
 
 /// How long a cutover that lost the source while detaching tries to reach it again.
@@ -606,7 +732,12 @@ impl Wait<'_> {
             layout: self.layout,
             label: self.sides.target.label(),
         };
-        verify(&s, &t, &self.options.verify)
+        // The vector index is built after the detach, so its absence isn't a difference yet.
+        let options = ragshift_verify::Options {
+            vector_index_later: true,
+            ..self.options.verify.clone()
+        };
+        verify(&s, &t, &options)
             .await
             .map_err(|e| ReplicateError::new(ReplicateErrorKind::Store, e.to_string()))
     }

@@ -76,6 +76,9 @@ pub struct Options {
     pub allow_orphans: bool,
     /// Fail when the target's index recall@k is below this.
     pub min_recall: Option<f64>,
+    /// The caller builds the vector index after verifying (replicate's cutover): a missing one
+    /// is listed without failing.
+    pub vector_index_later: bool,
 }
 
 impl Default for Options {
@@ -88,6 +91,7 @@ impl Default for Options {
             registry: None,
             allow_orphans: false,
             min_recall: None,
+            vector_index_later: false,
         }
     }
 }
@@ -250,7 +254,12 @@ pub async fn verify(
     let structure = structure::check(source.client, source.layout, target.client, target.layout)
         .await
         .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
-    failures.extend(structure.iter().filter_map(|s| s.problem.clone()));
+    failures.extend(
+        structure
+            .iter()
+            .filter(|s| !(options.vector_index_later && s.vector_index))
+            .filter_map(|s| s.problem.clone()),
+    );
     let referenced = referenced_tables(source, target).await?;
     for r in &referenced {
         if let Some(p) = &r.problem {

@@ -21,6 +21,8 @@ pub struct StructureCheck {
     pub definition: String,
     /// What is wrong, if anything.
     pub problem: Option<String>,
+    /// Whether it is a vector index (HNSW or IVFFlat), which any such index can stand for.
+    pub vector_index: bool,
 }
 
 /// One table's constraints and indexes, each as `(name, definition)`.
@@ -134,6 +136,7 @@ pub async fn check(
         let found = t.constraints.iter().any(|(_, d)| d == def);
         source_side.push(StructureCheck {
             kind: "constraint",
+            vector_index: false,
             name: name.clone(),
             definition: def.clone(),
             problem: (!found)
@@ -144,6 +147,7 @@ pub async fn check(
         let found = t.not_null.contains(column);
         source_side.push(StructureCheck {
             kind: "constraint",
+            vector_index: false,
             name: format!("{column} NOT NULL"),
             definition: format!("{column} NOT NULL"),
             problem: (!found)
@@ -162,6 +166,7 @@ pub async fn check(
         });
         indexes.push(StructureCheck {
             kind: "index",
+            vector_index: vector.is_some(),
             name: name.clone(),
             definition: body.clone(),
             problem: (!found).then(|| {

@@ -212,6 +212,7 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         registry,
         allow_orphans: args.allow_orphans,
         min_recall: args.min_recall,
+        vector_index_later: false,
     };
     let report = ragshift_verify::verify(
         &Store {
