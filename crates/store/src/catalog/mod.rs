@@ -4,10 +4,12 @@
 //! application adds after the move get ids, generated values and defaults as before), and the
 //! same indexes and constraints once the data is in.
 
+pub mod indexes;
+
 use tokio_postgres::GenericClient;
 
-use ragshift_store::ident::{quote_ident, Layout};
-use ragshift_store::StoreError;
+use crate::ident::{quote_ident, Layout};
+use crate::StoreError;
 
 /// One column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +164,7 @@ impl TableDef {
                         ));
                         s.push_str(&format!(
                             " DEFAULT nextval({}::regclass)",
-                            ragshift_store::ident::quote_literal(&qualified)
+                            crate::ident::quote_literal(&qualified)
                         ));
                     }
                     _ => {
@@ -446,7 +448,7 @@ pub async fn types_missing_on(
                     "{} {} (pgvector is not installed on the target's server)",
                     c.name, c.type_sql
                 )),
-                Some(v) if ragshift_store::schema::version_at_least(v, since) => {}
+                Some(v) if crate::schema::version_at_least(v, since) => {}
                 Some(v) => missing.push(format!(
                     "{} {} (the target's pgvector is {v}; {base} needs {}.{} or later)",
                     c.name, c.type_sql, since.0, since.1
