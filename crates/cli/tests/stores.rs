@@ -1,6 +1,6 @@
 //! Stores written by the real libraries most pgvector RAG data lives in (langchain-postgres,
-//! LlamaIndex) and a hand-made table of awkward types, moved with `ragshift copy` to another
-//! cluster: every table arrives identical (an all-column digest), the library's own searches
+//! LlamaIndex) and a hand-made table of awkward types, moved to another cluster with `ragshift
+//! copy`, and again with `ragshift export` then `ragshift import`: every table arrives identical (an all-column digest), the library's own searches
 //! answer the same on both sides, the library keeps working on the target (adds rows, finds
 //! them, by text search too), and `ragshift verify` passes.
 
@@ -59,13 +59,47 @@ fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
     }
 }
 
+/// The source side's flags of [`layout_flags`] alone (for `export`).
+fn source_flags(kind: StoreKind, table: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for pair in layout_flags(kind, table).chunks(2) {
+        match pair[0].as_str() {
+            "--layout" => out.extend(["--source-layout".to_owned(), pair[1].clone()]),
+            f if f.starts_with("--source-") => out.extend(pair.iter().cloned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How a store is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// `ragshift copy`.
+    Copy,
+    /// `ragshift export` to a directory, then `ragshift import` from it.
+    ExportImport,
+}
+
 async fn moved_whole_and_still_working(kind: StoreKind) {
+    moved_whole_by(kind, Move::Copy).await;
+}
+
+async fn exported_whole_and_still_working(kind: StoreKind) {
+    moved_whole_by(kind, Move::ExportImport).await;
+}
+
+async fn moved_whole_by(kind: StoreKind, how: Move) {
     let dir = tempfile::tempdir().unwrap();
     let name = kind.name().replace('-', "_");
-    let src_url = shared_pg().fresh_database(&format!("st_{name}_src"));
+    let prefix = match how {
+        Move::Copy => "st",
+        Move::ExportImport => "ex",
+    };
+    let src_url = shared_pg().fresh_database(&format!("{prefix}_{name}_src"));
     let store = write_store(kind, &src_url).unwrap();
     let target = PgCluster::start();
-    let tgt_url = target.fresh_database(&format!("st_{name}_tgt"));
+    let tgt_url = target.fresh_database(&format!("{prefix}_{name}_tgt"));
     let table = store
         .main_table()
         .name
@@ -79,8 +113,24 @@ async fn moved_whole_and_still_working(kind: StoreKind) {
         ragshift(dir.path(), &args)
     };
 
-    let out = with(&["copy", "--partition-rows", "100", "--jobs", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+    match how {
+        Move::Copy => {
+            let out = with(&["copy", "--partition-rows", "100", "--jobs", "2"]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+        }
+        Move::ExportImport => {
+            let kb = dir.path().join("kb");
+            let kb = kb.to_str().unwrap();
+            let mut args = vec!["export", "--source", &src_url, "--to", kb];
+            let flags = source_flags(kind, &table);
+            args.extend(flags.iter().map(String::as_str));
+            let out = ragshift(dir.path(), &args);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+            // The tables' definitions travel in the manifest: import needs no layout flags.
+            let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+        }
+    }
 
     let (src, tgt) = (
         shared_pg().connect(&src_url).await,
@@ -143,4 +193,34 @@ async fn llamaindex_halfvec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sparsevec_bit_uuid_serial_and_checks() {
     moved_whole_and_still_working(StoreKind::CustomTypes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_langchain_v1_with_its_collections() {
+    exported_whole_and_still_working(StoreKind::LangchainV1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_langchain_v2_with_its_text_search_column() {
+    exported_whole_and_still_working(StoreKind::LangchainV2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_with_its_id_sequence() {
+    exported_whole_and_still_working(StoreKind::LlamaIndex).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_hybrid_with_its_generated_tsvector() {
+    exported_whole_and_still_working(StoreKind::LlamaIndexHybrid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_halfvec() {
+    exported_whole_and_still_working(StoreKind::LlamaIndexHalfvec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_sparsevec_bit_uuid_serial_and_checks() {
+    exported_whole_and_still_working(StoreKind::CustomTypes).await;
 }

@@ -371,17 +371,21 @@ async fn export_table(
                 .iter()
                 .map(|s| ragshift_store::ident::quote_literal(s.trim_end()))
                 .collect();
-            format!("WHERE {}::text IN ({})", quote_ident(k), list.join(", "))
+            format!(
+                "WHERE src.{}::text IN ({})",
+                quote_ident(k),
+                list.join(", ")
+            )
         }
         _ => String::new(),
     };
     let order = match (&plan.partition_key, &plan.split_key) {
-        (Some(k), _) => format!("ORDER BY {} NULLS FIRST", quote_ident(k)),
-        (None, Some(k)) => format!("ORDER BY {}", quote_ident(k)),
+        (Some(k), _) => format!("ORDER BY src.{} NULLS FIRST", quote_ident(k)),
+        (None, Some(k)) => format!("ORDER BY src.{}", quote_ident(k)),
         (None, None) => String::new(),
     };
     let select = format!(
-        "SELECT {} FROM {} {filter} {order}",
+        "SELECT {} FROM {} AS src {filter} {order}",
         exprs.join(", "),
         layout.qualified()
     );

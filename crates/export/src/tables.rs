@@ -62,6 +62,8 @@ pub(crate) struct Prepared {
     layout: Layout,
     /// Whether it was on the target before this import.
     existed: bool,
+    /// Whether it is the chunk table (the others are the tables it refers to).
+    chunk: bool,
     columns: Vec<FileColumn>,
 }
 
@@ -78,8 +80,13 @@ pub(crate) async fn prepare(
     let mut out = Vec::new();
     let mut refused = Vec::new();
     let mut missing = Vec::new();
-    for t in &manifest.tables {
-        let layout = table_layout(t);
+    let last = manifest.tables.len().saturating_sub(1);
+    for (i, t) in manifest.tables.iter().enumerate() {
+        let chunk = i == last;
+        let layout = match chunk_layout(manifest) {
+            Some(l) if chunk => l,
+            _ => table_layout(t),
+        };
         let def = &t.definition;
         let existing = read_table(client, &layout).await.map_err(db)?;
         match &existing {
@@ -108,6 +115,7 @@ pub(crate) async fn prepare(
             entry: t.clone(),
             layout,
             existed: existing.is_some(),
+            chunk,
         });
     }
     if !refused.is_empty() {
@@ -315,7 +323,7 @@ impl TablesRun<'_> {
             &t.layout,
             &now,
             &t.layout,
-            None,
+            self.bedrock_vector_index(t),
             t.entry.rows,
             foreign_keys,
         );
@@ -349,6 +357,39 @@ impl TablesRun<'_> {
             s.attach = None;
         }
         Ok(steps)
+    }
+
+    /// The vector index asked for (`--target-index`), for the chunk table of an export of
+    /// Bedrock Chat's layout whose source had none (as a version 1 import builds it); every
+    /// other table gets exactly the source's indexes.
+    fn bedrock_vector_index(&self, t: &Prepared) -> Option<ragshift_store::index::VectorIndex> {
+        let bedrock = Layout::default();
+        let same = self.manifest.layout.as_ref().is_some_and(|l| {
+            (
+                l.id.as_str(),
+                l.bot.as_str(),
+                l.content.as_str(),
+                l.source.as_str(),
+                l.embedding.as_str(),
+            ) == (
+                bedrock.id.as_str(),
+                bedrock.bot.as_str(),
+                bedrock.content.as_str(),
+                bedrock.source.as_str(),
+                bedrock.embedding.as_str(),
+            )
+        });
+        let def = &t.entry.definition;
+        let typed = def.columns.iter().any(|c| {
+            c.name == t.layout.embedding
+                && matches!(ColumnKind::of(&c.type_sql), ColumnKind::Vector(Some(_)))
+        });
+        let has_one = def.indexes.iter().any(|i| i.is_vector());
+        if t.chunk && same && typed && !has_one {
+            self.opts.vector_index
+        } else {
+            None
+        }
     }
 
     /// Runs build steps one by one on the run's connection; a failed one is a problem of the
@@ -448,6 +489,10 @@ impl TablesRun<'_> {
         let matches = |count: i64, sum: &str| {
             count == want_rows && (!same_scheme || sum == want_sum.as_str())
         };
+        // A referenced table (LangChain's collections) that already holds the exported rows is
+        // left as it is: rewriting it would cascade to, or be refused by, the rows referring to
+        // it. The chunk table's rows are always rewritten from the file, so a file changed after
+        // the export is caught by the checksum below.
         let mut already = false;
         if t.existed {
             let r = tx
@@ -455,7 +500,7 @@ impl TablesRun<'_> {
                 .await
                 .map_err(q("checksumming the rows already there"))?;
             let (count, sum): (i64, String) = (r.get(0), r.get(1));
-            already = same_scheme && matches(count, &sum);
+            already = !t.chunk && same_scheme && matches(count, &sum);
             if !already && count > 0 {
                 tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &[])
                     .await
