@@ -876,6 +876,122 @@ print(t.column('emb').to_pylist()[0])",
     );
 }
 
+/// A version 1 export (Bedrock Chat's five columns, written before manifests named their
+/// tables) still imports, into the Bedrock Chat layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_export_still_imports_into_the_bedrock_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let py = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import hashlib, json, os, sys, pyarrow as pa, pyarrow.parquet as pq
+root = sys.argv[1]
+os.makedirs(os.path.join(root, 'bots'))
+bot = 'BOTV1000000000000000000001'
+schema = pa.schema([('id', pa.string()), ('botid', pa.string()), ('content', pa.string()),
+                    ('source', pa.string()), ('embedding', pa.list_(pa.float32(), 3))])
+t = pa.table({'id': ['ID%024d' % i for i in range(3)], 'botid': [bot] * 3,
+              'content': ['one', 'héllo', None], 'source': ['a.pdf', None, 'c.txt'],
+              'embedding': [[0.5, 1.0, -2.0], None, [0.0, 0.25, 3.0]]}, schema=schema)
+path = os.path.join(root, 'bots', bot + '.parquet')
+pq.write_table(t, path, use_compliant_nested_type=False)
+data = open(path, 'rb').read()
+m = {'format': 'ragshift-export', 'version': 1, 'created_at': 0, 'source': 'old',
+     'table': 'public.items', 'columns': ['id', 'botid', 'content', 'source', 'embedding'],
+     'shape': '(id character(26), botid character(26), content text, source text, embedding vector(3))',
+     'dimension': 3, 'model': None, 'rows': 3,
+     'files': [{'path': 'bots/%s.parquet' % bot, 'bot_id': bot, 'rows': 3, 'bytes': len(data),
+                'sha256': hashlib.sha256(data).hexdigest(), 'checksum': ''}]}
+json.dump(m, open(os.path.join(root, 'manifest.json'), 'w'))",
+        )
+        .arg(&kb)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+    let target = shared_pg().fresh_database("import_v1");
+    let out = ragshift(
+        dir.path(),
+        &[
+            "import",
+            "--from",
+            kb.to_str().unwrap(),
+            "--target",
+            &target,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = shared_pg().connect(&target).await;
+    let rows: Vec<(String, String, Option<String>)> = t
+        .query(
+            "SELECT format_type(atttypid, atttypmod), botid, content FROM items
+               JOIN pg_attribute ON attrelid = 'items'::regclass AND attname = 'id' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].0, "character(26)", "the Bedrock Chat layout");
+    assert_eq!(rows[1].2.as_deref(), Some("héllo"));
+}
+
+/// A column whose type the target lacks: one error naming table, column and type before
+/// anything is written (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_the_target_lacks_is_named_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("export_enum").await;
+    db.batch_execute(
+        "CREATE TYPE mood AS ENUM ('calm', 'sad');
+         ALTER TABLE items ADD COLUMN feeling mood DEFAULT 'calm';",
+    )
+    .await
+    .unwrap();
+    let kb = dir.path().join("kb");
+    let kb = kb.to_str().unwrap();
+    let out = ragshift(dir.path(), &["export", "--source", &url, "--to", kb], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let target = shared_pg().fresh_database("import_enum");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", kb, "--target", &target],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("public.items.feeling mood"), "{err}");
+    let t = shared_pg().connect(&target).await;
+    let created: bool = t
+        .query_one(
+            "SELECT to_regclass('public.items') IS NOT NULL OR to_regclass('ragshift.runs') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!created, "nothing was created");
+
+    // With the type there, the enum values arrive (carried as text, cast back).
+    t.batch_execute("CREATE TYPE mood AS ENUM ('calm', 'sad')")
+        .await
+        .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", kb, "--target", &target],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        all_column_digest(&t, "public.items").await.unwrap(),
+        all_column_digest(&db, "public.items").await.unwrap()
+    );
+}
+
 /// `import` through a fault proxy, a few seeded trials (the seed is printed; set
 /// RAGSHIFT_TEST_SEED to replay one): a connection cut at a random byte, a COMMIT whose answer
 /// is lost, or a SIGKILL at a random moment; then the same import again until it succeeds.

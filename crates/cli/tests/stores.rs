@@ -72,6 +72,69 @@ fn source_flags(kind: StoreKind, table: &str) -> Vec<String> {
     out
 }
 
+/// Every file of the export at `kb` opens with pyarrow and with DuckDB, each column typed as its
+/// PostgreSQL type says (recorded in the field metadata), vectors as lists of floats, sparse
+/// vectors as {dim, indices, values}; and the rows of all files add up to the manifest's.
+fn check_files_with_pyarrow(kind: StoreKind, kb: &Path) {
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            r#"import json, os, sys, duckdb, pyarrow as pa, pyarrow.parquet as pq
+root = sys.argv[1]
+m = json.load(open(os.path.join(root, 'manifest.json')))
+rows = 0
+vectors = 0
+for f in m['files']:
+    t = pq.read_table(os.path.join(root, f['path']))
+    assert t.num_rows == f['rows'], (f['path'], t.num_rows, f['rows'])
+    rows += t.num_rows
+    for field in t.schema:
+        pg = (field.metadata or {}).get(b'pg_type', b'').decode()
+        assert pg, ('no pg_type', f['path'], field.name)
+        base = pg.split('(')[0]
+        values = [v for v in t.column(field.name).to_pylist() if v is not None]
+        if base in ('vector', 'halfvec'):
+            assert (pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type))                 and field.type.value_type == pa.float32(), (field.name, field.type)
+            assert all(isinstance(x, float) for v in values for x in v), field.name
+            vectors += len(values)
+        elif base == 'sparsevec':
+            assert pa.types.is_struct(field.type), field.type
+            assert all(len(v['indices']) == len(v['values']) <= v['dim'] for v in values)
+            vectors += len(values)
+        elif pg == 'uuid':
+            assert getattr(field.type, 'extension_name', None) == 'arrow.uuid', field.type
+            assert all(len(v) == 16 for v in t.column(field.name).cast(pa.binary(16)).to_pylist() if v)
+        elif pg in ('bigint', 'integer'):
+            assert field.type in (pa.int64(), pa.int32()), field.type
+    # DuckDB reads the same file: vectors as lists of floats, the same row count.
+    d = duckdb.sql("SELECT * FROM read_parquet('%s')" % os.path.join(root, f['path']).replace("'", "''"))
+    assert len(d.fetchall()) == f['rows'], f['path']
+    for name, typ in zip(d.columns, d.types):
+        pg = t.schema.field(name).metadata[b'pg_type'].decode().split('(')[0]
+        if pg in ('vector', 'halfvec'):
+            assert str(typ).startswith('FLOAT['), (name, typ)
+        elif pg == 'sparsevec':
+            assert 'indices INTEGER[]' in str(typ) and 'values" FLOAT[]' in str(typ), (name, typ)
+assert rows == m['rows'], (rows, m['rows'])
+print(json.dumps({'files': len(m['files']), 'rows': rows, 'vectors': vectors}))"#,
+        )
+        .arg(kb)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{kind}: pyarrow could not read the export as promised: {}",
+        text(&out)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(
+        seen["vectors"].as_i64().unwrap() > 0,
+        "{kind}: no vector read: {seen}"
+    );
+}
+
 /// How a store is moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Move {
@@ -126,6 +189,7 @@ async fn moved_whole_by(kind: StoreKind, how: Move) {
             args.extend(flags.iter().map(String::as_str));
             let out = ragshift(dir.path(), &args);
             assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+            check_files_with_pyarrow(kind, Path::new(kb));
             // The tables' definitions travel in the manifest: import needs no layout flags.
             let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
             assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
