@@ -475,7 +475,7 @@ pub fn encode(
                 return Ok(());
             }
             out.put_i32(1);
-            out.put_i32(i32::from(items.iter().any(|v| *v == Value::Null)));
+            out.put_i32(i32::from(items.contains(&Value::Null)));
             out.put_u32(member.oid());
             out.put_i32(i32::try_from(items.len()).map_err(|_| "array too long")?);
             out.put_i32(1);

@@ -408,13 +408,10 @@ async fn export_table(
     let mut parts = 0usize;
     while let Some(row) = rows.next().await {
         let row = row.map_err(q(format!("streaming {name}")))?;
-        let key: Option<String> = match row
+        let key: Option<String> = row
             .try_get::<Option<Raw>>(n + 1)
             .map_err(q("decoding a key".into()))?
-        {
-            Some(Raw(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            None => None,
-        };
+            .map(|Raw(b)| String::from_utf8_lossy(b).into_owned());
         let hash: i64 = match row
             .try_get::<Option<Raw>>(n)
             .map_err(q("decoding a row hash".into()))?

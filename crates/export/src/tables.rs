@@ -494,18 +494,18 @@ impl TablesRun<'_> {
         // it. The chunk table's rows are always rewritten from the file, so a file changed after
         // the export is caught by the checksum below.
         let mut already = false;
-        if t.existed {
+        if t.existed && !t.chunk {
             let r = tx
                 .query_one(&sum_sql, &[])
                 .await
                 .map_err(q("checksumming the rows already there"))?;
             let (count, sum): (i64, String) = (r.get(0), r.get(1));
-            already = !t.chunk && same_scheme && matches(count, &sum);
-            if !already && count > 0 {
-                tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &[])
-                    .await
-                    .map_err(q("deleting old rows"))?;
-            }
+            already = same_scheme && matches(count, &sum);
+        }
+        if t.existed && !already {
+            tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &[])
+                .await
+                .map_err(q("deleting old rows"))?;
         }
         if !already {
             self.copy_files(&tx, t, group, &who).await?;
