@@ -60,7 +60,8 @@ pub struct ImportReport {
     pub target: String,
     /// Target table.
     pub table: String,
-    /// Bots written.
+    /// Files written (one per bot or collection; version 2: also per key range of a table
+    /// without one).
     pub bots: usize,
     /// Rows written.
     pub rows: u64,
