@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Python virtual environment for the tests: moto's AWS server (DynamoDB, S3, ECS, Secrets
-# Manager, CloudFormation on loopback), pyarrow, and the RAG libraries whose pgvector stores the
+# Manager, CloudFormation on loopback), pyarrow and DuckDB, and the RAG libraries whose pgvector stores the
 # tests move (langchain-postgres, llama-index-vector-stores-postgres, with their PostgreSQL
 # drivers; crates/testkit/python/rag_stores.py drives them). Idempotent and quick when done; an
 # existing venv without the RAG libraries gets them added.
@@ -18,6 +18,8 @@ VENV="$RAGSHIFT_HOME/venv"
 # Versions verified with the tests; change both together with the code that relies on them.
 MOTO_SPEC='moto[server]==5.2.*'
 PYARROW_SPEC='pyarrow==26.*'
+# DuckDB: the tests read exported Parquet files with it, as users do.
+DUCKDB_SPEC='duckdb==1.*'
 RAG_SPECS=(
     'langchain-postgres==0.0.19'
     'llama-index-vector-stores-postgres==0.9.0'
@@ -30,7 +32,7 @@ RAG_IMPORTS='import langchain_postgres, langchain_postgres.v2, langchain_core.em
 
 venv_ready() {
     [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/moto_server" ] \
-        && "$VENV/bin/python" -c 'import moto, moto.server, flask, boto3, pyarrow' >/dev/null 2>&1 \
+        && "$VENV/bin/python" -c 'import moto, moto.server, flask, boto3, pyarrow, duckdb' >/dev/null 2>&1 \
         && "$VENV/bin/python" -c "$RAG_IMPORTS" >/dev/null 2>&1
 }
 
@@ -53,13 +55,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON"
 fi
 
-step "venv: installing $MOTO_SPEC $PYARROW_SPEC ${RAG_SPECS[*]}"
+step "venv: installing $MOTO_SPEC $PYARROW_SPEC $DUCKDB_SPEC ${RAG_SPECS[*]}"
 LOG="$RAGSHIFT_HOME/pip.log"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC" "$PYARROW_SPEC" "${RAG_SPECS[@]}" >"$LOG" 2>&1 \
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC" "$PYARROW_SPEC" "$DUCKDB_SPEC" "${RAG_SPECS[@]}" >"$LOG" 2>&1 \
     || { tail -n 30 "$LOG" >&2; die "pip install failed (log: $LOG)"; }
 rm -f "$LOG"
 
-venv_ready || die "packages installed but moto/pyarrow/the RAG libraries do not import in $VENV"
+venv_ready || die "packages installed but moto/pyarrow/duckdb/the RAG libraries do not import in $VENV"
 "$VENV/bin/moto_server" --help >/dev/null 2>&1 || die "$VENV/bin/moto_server --help fails"
 VERSIONS="$("$VENV/bin/python" -c 'from importlib.metadata import version as v
 print(", ".join(f"{p} {v(p)}" for p in ("moto", "pyarrow", "langchain-postgres", "llama-index-vector-stores-postgres")))')"

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use ragshift_store::checksum::{bot_checksums, BotChecksum};
 use ragshift_store::Layout;
+use ragshift_testkit::rag_stores::all_column_digest;
 use ragshift_testkit::{shared_moto, shared_pg, unique_name};
 use serde_json::Value;
 
@@ -681,33 +682,313 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_export_would_lose_columns_of_is_refused_before_any_file() {
+async fn a_table_with_more_columns_is_exported_and_imported_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, db) = source("export_lossy").await;
-    db.batch_execute("ALTER TABLE items ADD COLUMN metadata jsonb DEFAULT '{\"page\": 1}'")
+    let (url, db) = source("export_wide").await;
+    db.batch_execute(
+        "ALTER TABLE items ADD COLUMN metadata jsonb DEFAULT '{\"page\": 1}';
+         UPDATE items SET metadata = jsonb_build_object('len', length(content), 'nested', jsonb_build_object('k', botid))
+          WHERE botid = 'BOT00000000000000000000007';",
+    )
+    .await
+    .unwrap();
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["export", "--source", &url, "--to", out_str],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["version"], 2);
+    let columns = manifest["tables"][0]["definition"]["columns"]
+        .as_array()
+        .unwrap();
+    assert!(
+        columns
+            .iter()
+            .any(|c| c["name"] == "metadata" && c["type_sql"] == "jsonb"),
+        "{columns:?}"
+    );
+
+    let target = shared_pg().fresh_database("import_wide");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", out_str, "--target", &target],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = shared_pg().connect(&target).await;
+    assert_eq!(
+        all_column_digest(&t, "public.items").await.unwrap(),
+        all_column_digest(&db, "public.items").await.unwrap(),
+        "every column of every row, metadata included"
+    );
+    let default: Option<String> = t
+        .query_one(
+            "SELECT column_default FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'metadata'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        default.unwrap_or_default().contains("page"),
+        "the default came along"
+    );
+}
+
+/// A table without a bot column: cut into files by size at primary key boundaries (not one
+/// file per row), imported exactly with its sequence, its text-only types (tsvector, numeric)
+/// and arrays; an existing target table of another shape is refused, both shapes shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_table_is_split_by_size_and_imported_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("export_keyless");
+    let db = shared_pg().connect(&url).await;
+    db.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS vector;
+         CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL, tags text[],
+                             price numeric(10,2), tsv tsvector, emb vector(3), made timestamptz);
+         INSERT INTO notes (body, tags, price, tsv, emb, made)
+         SELECT repeat('note ' || g || ' ', 40), ARRAY['a' || g, NULL, 'é'], g / 7.0,
+                to_tsvector('english', 'note number ' || g), ARRAY[g, -g, 0.5]::vector,
+                timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute'
+           FROM generate_series(1, 300) g;
+         DELETE FROM notes WHERE id % 50 = 0;",
+    )
+    .await
+    .unwrap();
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM notes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let out_dir = dir.path().join("kb");
+    let out_str = out_dir.to_str().unwrap();
+    let layout = [
+        "--source-table",
+        "notes",
+        "--source-bot-column",
+        "",
+        "--source-embedding-column",
+        "emb",
+    ];
+    let mut args = vec![
+        "export",
+        "--source",
+        &url,
+        "--to",
+        out_str,
+        "--max-file-bytes",
+        "40000",
+    ];
+    args.extend(layout);
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert!(
+        files.len() > 1 && (files.len() as i64) < rows / 10,
+        "{} files for {rows} rows",
+        files.len()
+    );
+    assert!(files.iter().all(|f| f["range"]["first"].is_string()));
+    assert_eq!(manifest["tables"][0]["split_key"], "id");
+
+    // pyarrow reads every file, vectors as lists of floats, the PostgreSQL types recorded.
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let first = out_dir.join(files[0]["path"].as_str().unwrap());
+    let py = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(t.schema.field('emb').type)
+print(t.schema.field('tsv').metadata[b'pg_type'].decode())
+print(t.column('emb').to_pylist()[0])",
+        )
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+    let py = String::from_utf8_lossy(&py.stdout);
+    let lines: Vec<&str> = py.lines().collect();
+    assert_eq!(lines[0], "fixed_size_list<item: float>[3]", "{py}");
+    assert_eq!(lines[1], "tsvector", "{py}");
+    assert_eq!(lines[2], "[1.0, -1.0, 0.5]", "{py}");
+
+    // A target whose table has another shape: refused before anything is written.
+    let other = shared_pg().fresh_database("import_keyless_other");
+    let o = shared_pg().connect(&other).await;
+    o.batch_execute("CREATE TABLE notes (id bigint PRIMARY KEY, body varchar(20))")
         .await
         .unwrap();
-    let out_dir = dir.path().join("kb");
+    let mut args = vec!["import", "--from", out_str, "--target", &other];
+    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("export: (id bigint, body text, tags text[]")
+            && err.contains("target: (id bigint, body character varying(20))"),
+        "{err}"
+    );
+    let written: bool = o
+        .query_one(
+            "SELECT to_regclass('ragshift.runs') IS NOT NULL OR EXISTS (SELECT 1 FROM notes)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!written, "nothing was written");
+
+    // Into an empty database: the same table, every value, its sequence past the ids.
+    let target = shared_pg().fresh_database("import_keyless");
+    let mut args = vec!["import", "--from", out_str, "--target", &target];
+    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = shared_pg().connect(&target).await;
+    assert_eq!(
+        all_column_digest(&t, "public.notes").await.unwrap(),
+        all_column_digest(&db, "public.notes").await.unwrap()
+    );
+    let next: i64 = t
+        .query_one("INSERT INTO notes (body) VALUES ('new') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 301, "the sequence continues where the source's stood");
+    // Importing again leaves it as it is (every range already there).
+    t.batch_execute("DELETE FROM notes WHERE id = 301")
+        .await
+        .unwrap();
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        all_column_digest(&t, "public.notes").await.unwrap(),
+        all_column_digest(&db, "public.notes").await.unwrap()
+    );
+}
+
+/// A version 1 export (Bedrock Chat's five columns, written before manifests named their
+/// tables) still imports, into the Bedrock Chat layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_export_still_imports_into_the_bedrock_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let py = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import hashlib, json, os, sys, pyarrow as pa, pyarrow.parquet as pq
+root = sys.argv[1]
+os.makedirs(os.path.join(root, 'bots'))
+bot = 'BOTV1000000000000000000001'
+schema = pa.schema([('id', pa.string()), ('botid', pa.string()), ('content', pa.string()),
+                    ('source', pa.string()), ('embedding', pa.list_(pa.float32(), 3))])
+t = pa.table({'id': ['ID%024d' % i for i in range(3)], 'botid': [bot] * 3,
+              'content': ['one', 'héllo', None], 'source': ['a.pdf', None, 'c.txt'],
+              'embedding': [[0.5, 1.0, -2.0], None, [0.0, 0.25, 3.0]]}, schema=schema)
+path = os.path.join(root, 'bots', bot + '.parquet')
+pq.write_table(t, path, use_compliant_nested_type=False)
+data = open(path, 'rb').read()
+m = {'format': 'ragshift-export', 'version': 1, 'created_at': 0, 'source': 'old',
+     'table': 'public.items', 'columns': ['id', 'botid', 'content', 'source', 'embedding'],
+     'shape': '(id character(26), botid character(26), content text, source text, embedding vector(3))',
+     'dimension': 3, 'model': None, 'rows': 3,
+     'files': [{'path': 'bots/%s.parquet' % bot, 'bot_id': bot, 'rows': 3, 'bytes': len(data),
+                'sha256': hashlib.sha256(data).hexdigest(), 'checksum': ''}]}
+json.dump(m, open(os.path.join(root, 'manifest.json'), 'w'))",
+        )
+        .arg(&kb)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+    let target = shared_pg().fresh_database("import_v1");
     let out = ragshift(
         dir.path(),
         &[
-            "export",
-            "--source",
-            &url,
-            "--to",
-            out_dir.to_str().unwrap(),
+            "import",
+            "--from",
+            kb.to_str().unwrap(),
+            "--target",
+            &target,
         ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = shared_pg().connect(&target).await;
+    let rows: Vec<(String, String, Option<String>)> = t
+        .query(
+            "SELECT format_type(atttypid, atttypmod), botid, content FROM items
+               JOIN pg_attribute ON attrelid = 'items'::regclass AND attname = 'id' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].0, "character(26)", "the Bedrock Chat layout");
+    assert_eq!(rows[1].2.as_deref(), Some("héllo"));
+}
+
+/// A column whose type the target lacks: one error naming table, column and type before
+/// anything is written (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_the_target_lacks_is_named_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = source("export_enum").await;
+    db.batch_execute(
+        "CREATE TYPE mood AS ENUM ('calm', 'sad');
+         ALTER TABLE items ADD COLUMN feeling mood DEFAULT 'calm';",
+    )
+    .await
+    .unwrap();
+    let kb = dir.path().join("kb");
+    let kb = kb.to_str().unwrap();
+    let out = ragshift(dir.path(), &["export", "--source", &url, "--to", kb], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let target = shared_pg().fresh_database("import_enum");
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", kb, "--target", &target],
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("metadata jsonb") && err.contains("ragshift copy"),
-        "{err}"
+    assert!(err.contains("public.items.feeling mood"), "{err}");
+    let t = shared_pg().connect(&target).await;
+    let created: bool = t
+        .query_one(
+            "SELECT to_regclass('public.items') IS NOT NULL OR to_regclass('ragshift.runs') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!created, "nothing was created");
+
+    // With the type there, the enum values arrive (carried as text, cast back).
+    t.batch_execute("CREATE TYPE mood AS ENUM ('calm', 'sad')")
+        .await
+        .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["import", "--from", kb, "--target", &target],
+        &[],
     );
-    assert!(
-        !out_dir.join("manifest.json").exists(),
-        "nothing was written"
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        all_column_digest(&t, "public.items").await.unwrap(),
+        all_column_digest(&db, "public.items").await.unwrap()
     );
 }
 

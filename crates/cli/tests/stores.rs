@@ -1,6 +1,6 @@
 //! Stores written by the real libraries most pgvector RAG data lives in (langchain-postgres,
-//! LlamaIndex) and a hand-made table of awkward types, moved with `ragshift copy` to another
-//! cluster: every table arrives identical (an all-column digest), the library's own searches
+//! LlamaIndex) and a hand-made table of awkward types, moved to another cluster with `ragshift
+//! copy`, and again with `ragshift export` then `ragshift import`: every table arrives identical (an all-column digest), the library's own searches
 //! answer the same on both sides, the library keeps working on the target (adds rows, finds
 //! them, by text search too), and `ragshift verify` passes.
 
@@ -70,13 +70,113 @@ fn layout_flags(kind: StoreKind, table: &str) -> Vec<String> {
     }
 }
 
+/// The source side's flags of [`layout_flags`] alone (for `export`).
+fn source_flags(kind: StoreKind, table: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for pair in layout_flags(kind, table).chunks(2) {
+        match pair[0].as_str() {
+            "--layout" => out.extend(["--source-layout".to_owned(), pair[1].clone()]),
+            f if f.starts_with("--source-") => out.extend(pair.iter().cloned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every file of the export at `kb` opens with pyarrow and with DuckDB, each column typed as its
+/// PostgreSQL type says (recorded in the field metadata), vectors as lists of floats, sparse
+/// vectors as {dim, indices, values}; and the rows of all files add up to the manifest's.
+fn check_files_with_pyarrow(kind: StoreKind, kb: &Path) {
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(
+            r#"import json, os, sys, duckdb, pyarrow as pa, pyarrow.parquet as pq
+root = sys.argv[1]
+m = json.load(open(os.path.join(root, 'manifest.json')))
+rows = 0
+vectors = 0
+for f in m['files']:
+    t = pq.read_table(os.path.join(root, f['path']))
+    assert t.num_rows == f['rows'], (f['path'], t.num_rows, f['rows'])
+    rows += t.num_rows
+    for field in t.schema:
+        pg = (field.metadata or {}).get(b'pg_type', b'').decode()
+        assert pg, ('no pg_type', f['path'], field.name)
+        base = pg.split('(')[0]
+        values = [v for v in t.column(field.name).to_pylist() if v is not None]
+        if base in ('vector', 'halfvec'):
+            assert (pa.types.is_list(field.type) or pa.types.is_fixed_size_list(field.type))                 and field.type.value_type == pa.float32(), (field.name, field.type)
+            assert all(isinstance(x, float) for v in values for x in v), field.name
+            vectors += len(values)
+        elif base == 'sparsevec':
+            assert pa.types.is_struct(field.type), field.type
+            assert all(len(v['indices']) == len(v['values']) <= v['dim'] for v in values)
+            vectors += len(values)
+        elif pg == 'uuid':
+            assert getattr(field.type, 'extension_name', None) == 'arrow.uuid', field.type
+            assert all(len(v) == 16 for v in t.column(field.name).cast(pa.binary(16)).to_pylist() if v)
+        elif pg in ('bigint', 'integer'):
+            assert field.type in (pa.int64(), pa.int32()), field.type
+    # DuckDB reads the same file: vectors as lists of floats, the same row count.
+    src = "read_parquet('%s')" % os.path.join(root, f['path']).replace("'", "''")
+    assert duckdb.sql('SELECT count(*) FROM ' + src).fetchone()[0] == f['rows'], f['path']
+    d = duckdb.sql('SELECT * FROM %s LIMIT 0' % src)
+    for name, typ in zip(d.columns, d.types):
+        pg = t.schema.field(name).metadata[b'pg_type'].decode().split('(')[0]
+        if pg in ('vector', 'halfvec'):
+            assert str(typ).startswith('FLOAT['), (name, typ)
+            got = duckdb.sql('SELECT "%s" FROM %s WHERE "%s" IS NOT NULL LIMIT 5' % (name, src, name)).fetchall()
+            assert all(isinstance(x, float) for (v,) in got for x in v), (name, got)
+        elif pg == 'sparsevec':
+            assert 'indices INTEGER[]' in str(typ) and 'values" FLOAT[]' in str(typ), (name, typ)
+assert rows == m['rows'], (rows, m['rows'])
+print(json.dumps({'files': len(m['files']), 'rows': rows, 'vectors': vectors}))"#,
+        )
+        .arg(kb)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{kind}: pyarrow could not read the export as promised: {}",
+        text(&out)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(
+        seen["vectors"].as_i64().unwrap() > 0,
+        "{kind}: no vector read: {seen}"
+    );
+}
+
+/// How a store is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// `ragshift copy`.
+    Copy,
+    /// `ragshift export` to a directory, then `ragshift import` from it.
+    ExportImport,
+}
+
 async fn moved_whole_and_still_working(kind: StoreKind) {
+    moved_whole_by(kind, Move::Copy).await;
+}
+
+async fn exported_whole_and_still_working(kind: StoreKind) {
+    moved_whole_by(kind, Move::ExportImport).await;
+}
+
+async fn moved_whole_by(kind: StoreKind, how: Move) {
     let dir = tempfile::tempdir().unwrap();
     let name = kind.name().replace('-', "_");
-    let src_url = shared_pg().fresh_database(&format!("st_{name}_src"));
+    let prefix = match how {
+        Move::Copy => "st",
+        Move::ExportImport => "ex",
+    };
+    let src_url = shared_pg().fresh_database(&format!("{prefix}_{name}_src"));
     let store = write_store(kind, &src_url).unwrap();
     let target = PgCluster::start();
-    let tgt_url = target.fresh_database(&format!("st_{name}_tgt"));
+    let tgt_url = target.fresh_database(&format!("{prefix}_{name}_tgt"));
     let table = store
         .main_table()
         .name
@@ -90,8 +190,25 @@ async fn moved_whole_and_still_working(kind: StoreKind) {
         ragshift(dir.path(), &args)
     };
 
-    let out = with(&["copy", "--partition-rows", "100", "--jobs", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+    match how {
+        Move::Copy => {
+            let out = with(&["copy", "--partition-rows", "100", "--jobs", "2"]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+        }
+        Move::ExportImport => {
+            let kb = dir.path().join("kb");
+            let kb = kb.to_str().unwrap();
+            let mut args = vec!["export", "--source", &src_url, "--to", kb];
+            let flags = source_flags(kind, &table);
+            args.extend(flags.iter().map(String::as_str));
+            let out = ragshift(dir.path(), &args);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+            check_files_with_pyarrow(kind, Path::new(kb));
+            // The tables' definitions travel in the manifest: import needs no layout flags.
+            let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+        }
+    }
 
     let (src, tgt) = (
         shared_pg().connect(&src_url).await,
@@ -221,4 +338,34 @@ async fn langchain_v1_replicated_with_its_collections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llamaindex_hybrid_replicated_with_its_sequence_and_generated_tsvector() {
     replicated_whole_and_still_working(StoreKind::LlamaIndexHybrid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_langchain_v1_with_its_collections() {
+    exported_whole_and_still_working(StoreKind::LangchainV1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_langchain_v2_with_its_text_search_column() {
+    exported_whole_and_still_working(StoreKind::LangchainV2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_with_its_id_sequence() {
+    exported_whole_and_still_working(StoreKind::LlamaIndex).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_hybrid_with_its_generated_tsvector() {
+    exported_whole_and_still_working(StoreKind::LlamaIndexHybrid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_llamaindex_halfvec() {
+    exported_whole_and_still_working(StoreKind::LlamaIndexHalfvec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_sparsevec_bit_uuid_serial_and_checks() {
+    exported_whole_and_still_working(StoreKind::CustomTypes).await;
 }

@@ -22,9 +22,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod catalog;
 mod error;
-pub mod indexes;
 pub mod parents;
 pub mod pipe;
 pub mod plan;
@@ -38,4 +36,8 @@ pub use error::CopyError;
 pub use progress::{Event, EventSink};
 /// The retry policy of [`CopyOptions::retry`].
 pub use ragshift_retry::Policy as RetryPolicy;
+/// The source's table as its catalog describes it (moved to `ragshift-store`, shared with export).
+pub use ragshift_store::catalog;
+/// Indexes and constraints rebuilt after the data (in `ragshift-store`, shared with import).
+pub use ragshift_store::catalog::indexes;
 pub use run::{copy, CopyOptions, CopyReport, Endpoints, PartitionFailure};

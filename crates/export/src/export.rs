@@ -1,25 +1,31 @@
-//! `ragshift export`: the chunk table as Parquet files, one per bot, from one consistent
-//! `REPEATABLE READ READ ONLY` transaction, with a manifest written last (an export without a
-//! manifest is incomplete by construction).
+//! `ragshift export`: the store's tables (the chunk table and the tables it refers to by
+//! foreign key) as typed Parquet files, from one consistent `REPEATABLE READ READ ONLY`
+//! transaction, with a manifest written last (an export without a manifest is incomplete by
+//! construction). The chunk table gets one file per partition key value (bot, collection); a
+//! table without one is cut into files of about `--max-file-bytes` by primary key ranges.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use pgvector::Vector;
 use serde::Serialize;
 use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::Type;
+use tokio_postgres::Client;
 
-use ragshift_store::checksum::{bot_checksums, NULL_KEY};
+use ragshift_store::catalog::{read_table, sequence_states, TableDef};
+use ragshift_store::checksum::{hash_columns, row_hash_sql};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
+use crate::columns::{decode, ColumnKind, Raw, Value};
 use crate::hash::sha256_file;
 use crate::location::{upload, Location};
-use crate::manifest::{file_name, FileEntry, Manifest, FORMAT, MANIFEST, VERSION};
-use crate::parquet_file::{BotFileWriter, Row};
+use crate::manifest::{
+    file_name, part_file_name, FileEntry, KeyRange, LayoutColumns, Manifest, TableEntry, FORMAT,
+    MANIFEST, VERSION,
+};
+use crate::parquet_file::{FileColumn, TableFileWriter};
 use crate::ExportError;
 
 /// What an export wrote.
@@ -35,7 +41,9 @@ pub struct ExportReport {
     pub seconds: f64,
 }
 
-/// Exports `layout`'s table (or some bots of it) from `source` to `to`.
+/// Exports the store of `layout`'s table (or some bots of it, with every referenced table
+/// whole) from `source` to `to`; files of a table without a partition key hold about
+/// `file_bytes` of values each.
 pub async fn export(
     source: &ConnectSpec,
     layout: &Layout,
@@ -43,6 +51,7 @@ pub async fn export(
     s3: Option<&aws_sdk_s3::Client>,
     model: Option<String>,
     bots: Option<&[String]>,
+    file_bytes: u64,
 ) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
     let server = source.label().to_owned();
@@ -101,7 +110,7 @@ pub async fn export(
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(q("opening a read-only snapshot".into()))?;
-    let shape = schema::read_shape(&client, layout)
+    let chunk = read_table(&client, layout)
         .await
         .map_err(db)?
         .ok_or_else(|| {
@@ -110,171 +119,71 @@ pub async fn export(
                 layout.display_name()
             ))
         })?;
-    if layout.bot.is_empty() {
-        return Err(ExportError::Refused(format!(
-            "export writes one file per bot, and {} has no bot column ([source] bot_column is empty); move this store with `ragshift copy` or `ragshift replicate`",
-            layout.display_name()
-        )));
-    }
-    // The Parquet files carry the layout's five columns, the four keys and texts as text: a
-    // table with more columns, or keys of other types, would lose data on the way. Say so
-    // before anything is written rather than export part of the store.
-    let mapped = layout.columns();
-    let mut lost: Vec<String> = shape
-        .columns
-        .iter()
-        .filter(|c| !mapped.contains(&c.name.as_str()))
-        .map(|c| format!("{} {} (not carried)", c.name, c.type_name))
-        .collect();
-    lost.extend(
-        shape
-            .columns
-            .iter()
-            .filter(|c| c.name != layout.embedding && mapped.contains(&c.name.as_str()))
-            .filter(|c| !schema::is_text_type(&c.type_name))
-            .map(|c| format!("{} {} (carried as text only)", c.name, c.type_name)),
-    );
-    if !lost.is_empty() {
-        return Err(ExportError::Refused(format!(
-            "export carries the columns {} of {} as text and a vector(n); this table also has {}: exporting it would lose data. Move this store with `ragshift copy` or `ragshift replicate` (whole-store export is not built yet)",
-            mapped.join(", "),
-            layout.display_name(),
-            lost.join(", ")
-        )));
-    }
-    let dimension = shape.dimension_of(&layout.embedding).ok_or_else(|| {
-        ExportError::Refused(format!(
-            "column {} of {} is not a vector(n): set [source] embedding_column",
-            layout.embedding,
-            layout.display_name()
-        ))
-    })?;
-    let sums: HashMap<String, (i64, String)> = bot_checksums(&client, layout, bots)
+    // The store: the tables the chunk table refers to by foreign key first, then itself.
+    let mut plans = Vec::new();
+    for r in schema::referenced_tables(&client, layout)
         .await
         .map_err(db)?
-        .into_iter()
-        .map(|b| (b.bot_id, (b.rows, b.checksum)))
-        .collect();
-    let vector_type: Type = client
-        .prepare(&format!(
-            "SELECT {} FROM {} LIMIT 0",
-            quote_ident(&layout.embedding),
-            layout.qualified()
-        ))
-        .await
-        .map_err(q("reading the vector type".into()))?
-        .columns()[0]
-        .type_()
-        .clone();
-    let bot = quote_ident(&layout.bot);
-    let filter = match bots {
-        Some(b) => {
-            let list: Vec<String> = b
-                .iter()
-                .map(|s| ragshift_store::ident::quote_literal(s.trim_end()))
-                .collect();
-            format!("WHERE {bot}::text IN ({})", list.join(", "))
-        }
-        None => String::new(),
-    };
-    let sql = format!(
-        "COPY (SELECT {id}::text, {bot}::text, {content}::text, {src}::text, {emb}
-                 FROM {table} {filter} ORDER BY {bot} NULLS FIRST) TO STDOUT (FORMAT binary)",
-        id = quote_ident(&layout.id),
-        content = quote_ident(&layout.content),
-        src = quote_ident(&layout.source),
-        emb = quote_ident(&layout.embedding),
-        table = layout.qualified(),
+    {
+        let (parent, _) = schema::counterpart(layout, layout, &r);
+        let parent = Layout {
+            bot: String::new(),
+            ..parent
+        };
+        let Some(def) = read_table(&client, &parent).await.map_err(db)? else {
+            continue;
+        };
+        plans.push(plan_table(&client, parent, def, None).await.map_err(db)?);
+    }
+    let key = (!layout.bot.is_empty()).then(|| layout.bot.clone());
+    plans.push(
+        plan_table(&client, layout.clone(), chunk.clone(), key)
+            .await
+            .map_err(db)?,
     );
-    let stream = client
-        .copy_out(&sql)
-        .await
-        .map_err(q(format!("reading {}", layout.display_name())))?;
-    let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, vector_type];
-    let mut rows = std::pin::pin!(BinaryCopyOutStream::new(stream, &types));
+    let dimension = chunk
+        .columns
+        .iter()
+        .find(|c| c.name == layout.embedding)
+        .and_then(|c| match ColumnKind::of(&c.type_sql) {
+            ColumnKind::Vector(Some(n)) | ColumnKind::Halfvec(Some(n)) => Some(n as usize),
+            _ => None,
+        })
+        .unwrap_or(0);
 
-    let mut files: Vec<FileEntry> = Vec::new();
-    let mut current: Option<(Option<String>, BotFileWriter)> = None;
     let mut total_bytes = 0u64;
     // From here on files are written: an error leaves an incomplete export (no manifest).
     let written = async {
-        let finish_file =
-            |bot: Option<String>, w: BotFileWriter| -> Result<(FileEntry, PathBuf), ExportError> {
-                let name = file_name(bot.as_deref());
-                let path = staging.join(&name);
-                let n = w.finish().map_err(|e| ExportError::File {
-                    path: path.display().to_string(),
-                    error: e,
-                })?;
-                let (sha256, bytes) = sha256_file(&path).map_err(|e| ExportError::Io {
-                    path: path.display().to_string(),
-                    error: e,
-                })?;
-                let key = bot.clone().unwrap_or_else(|| NULL_KEY.to_owned());
-                let checksum = sums.get(&key).map(|s| s.1.clone()).unwrap_or_default();
-                Ok((
-                    FileEntry {
-                        path: name,
-                        bot_id: bot,
-                        rows: n,
-                        bytes,
-                        sha256,
-                        checksum,
-                    },
-                    path,
-                ))
+        let mut files: Vec<FileEntry> = Vec::new();
+        let mut tables = Vec::new();
+        for plan in plans {
+            let is_chunk = plan.layout == *layout;
+            let out = Output {
+                staging: &staging,
+                s3,
+                to,
+                file_bytes: file_bytes.max(1),
             };
-        while let Some(row) = rows.next().await {
-            let row = row.map_err(q(format!("streaming {}", layout.display_name())))?;
-            let bot_id: Option<String> = row.try_get(1).map_err(q("decoding a bot id".into()))?;
-            let same = matches!(&current, Some((b, _)) if *b == bot_id);
-            if !same {
-                if let Some((b, w)) = current.take() {
-                    let (entry, path) = finish_file(b, w)?;
-                    total_bytes += entry.bytes;
-                    ship(s3, to, &entry.path, &path).await?;
-                    files.push(entry);
-                }
-                let name = file_name(bot_id.as_deref());
-                let path = staging.join(&name);
-                let w = BotFileWriter::create(&path, dimension).map_err(|e| ExportError::File {
-                    path: path.display().to_string(),
-                    error: e,
-                })?;
-                current = Some((bot_id.clone(), w));
-            }
-            let embedding: Option<Vector> =
-                row.try_get(4).map_err(q("decoding a vector".into()))?;
-            let r = Row {
-                id: row.try_get(0).map_err(q("decoding an id".into()))?,
-                bot_id,
-                content: row.try_get(2).map_err(q("decoding content".into()))?,
-                source: row.try_get(3).map_err(q("decoding a source".into()))?,
-                embedding: embedding.map(|v| v.to_vec()),
-            };
-            if let Some((_, w)) = current.as_mut() {
-                w.push(r).map_err(|e| ExportError::File {
-                    path: "a Parquet file".into(),
-                    error: e,
-                })?;
-            }
-        }
-        if let Some((b, w)) = current.take() {
-            let (entry, path) = finish_file(b, w)?;
-            total_bytes += entry.bytes;
-            ship(s3, to, &entry.path, &path).await?;
-            files.push(entry);
-        }
-        for f in &files {
-            let key = f.bot_id.clone().unwrap_or_else(|| NULL_KEY.to_owned());
-            if sums.get(&key).map(|s| s.0) != Some(f.rows) {
-                return Err(ExportError::Refused(format!(
-                    "{} holds {} rows but the snapshot counted {:?} for that bot; export again",
-                    f.path,
-                    f.rows,
-                    sums.get(&key).map(|s| s.0)
-                )));
-            }
+            let filter = if is_chunk { bots } else { None };
+            let written =
+                export_table(&client, &plan, filter, &out)
+                    .await
+                    .map_err(|e| match e {
+                        TableFailure::Db(e) => db(e),
+                        TableFailure::Other(e) => e,
+                    })?;
+            total_bytes += written.iter().map(|f| f.bytes).sum::<u64>();
+            tables.push(TableEntry {
+                name: plan.layout.display_name(),
+                schema: plan.layout.schema.clone(),
+                table: plan.layout.table.clone(),
+                definition: plan.def,
+                partition_key: plan.partition_key,
+                split_key: plan.split_key,
+                sequences: plan.sequences,
+                rows: written.iter().map(|f| f.rows).sum(),
+            });
+            files.extend(written);
         }
         let manifest = Manifest {
             format: FORMAT.to_owned(),
@@ -285,13 +194,21 @@ pub async fn export(
                 .unwrap_or_default(),
             source: server.clone(),
             table: layout.display_name(),
-            columns: layout.columns().iter().map(|c| (*c).to_owned()).collect(),
-            shape: shape.to_string(),
+            columns: chunk.columns.iter().map(|c| c.name.clone()).collect(),
+            shape: chunk.shape(),
             dimension,
             model,
             checksum_scheme: ragshift_store::checksum::SCHEME.to_owned(),
             rows: files.iter().map(|f| f.rows).sum(),
             files,
+            tables,
+            layout: Some(LayoutColumns {
+                id: layout.id.clone(),
+                bot: layout.bot.clone(),
+                content: layout.content.clone(),
+                source: layout.source.clone(),
+                embedding: layout.embedding.clone(),
+            }),
         };
         let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         let mpath = staging.join(MANIFEST);
@@ -319,6 +236,289 @@ pub async fn export(
         manifest,
         bytes: total_bytes,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Files of a table without a partition key hold about this many bytes of values each
+/// (`--max-file-bytes`).
+pub const DEFAULT_FILE_BYTES: u64 = 64 << 20;
+
+/// One table to export and how its files are cut.
+struct TablePlan {
+    layout: Layout,
+    def: TableDef,
+    partition_key: Option<String>,
+    split_key: Option<String>,
+    sequences: Vec<ragshift_store::catalog::SequenceState>,
+}
+
+/// Reads what the manifest records of a table besides its rows: how its files are cut and its
+/// sequences.
+async fn plan_table(
+    client: &Client,
+    layout: Layout,
+    def: TableDef,
+    partition_key: Option<String>,
+) -> Result<TablePlan, StoreError> {
+    let split_key = match &partition_key {
+        Some(_) => None,
+        None => client
+            .query_opt(
+                "SELECT a.attname::text
+                   FROM pg_index i
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                  WHERE i.indrelid = to_regclass($1) AND i.indisprimary AND i.indnkeyatts = 1",
+                &[&layout.qualified()],
+            )
+            .await
+            .map_err(|e| {
+                StoreError::query(
+                    format!("reading the primary key of {}", layout.display_name()),
+                    e,
+                )
+            })?
+            .map(|r| r.get(0)),
+    };
+    let sequences = sequence_states(client, &def, &layout).await?;
+    Ok(TablePlan {
+        layout,
+        def,
+        partition_key,
+        split_key,
+        sequences,
+    })
+}
+
+/// Where a table's files go.
+struct Output<'a> {
+    staging: &'a Path,
+    s3: Option<&'a aws_sdk_s3::Client>,
+    to: &'a Location,
+    file_bytes: u64,
+}
+
+/// Why a table's export stopped.
+enum TableFailure {
+    /// Reading the source.
+    Db(StoreError),
+    /// Writing a file.
+    Other(ExportError),
+}
+
+impl From<ExportError> for TableFailure {
+    fn from(e: ExportError) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// A file being written, with what the manifest will say of it.
+struct OpenFile {
+    name: String,
+    writer: TableFileWriter,
+    key: Option<String>,
+    first: Option<String>,
+    last: Option<String>,
+    checksum: i128,
+}
+
+/// Streams one table (in the export's snapshot) into its files: one per partition key value,
+/// else files of about `file_bytes` of values cut at primary key boundaries (or anywhere, for a
+/// table without one). Each row's hash ([`row_hash_sql`]) comes with it, so each file's
+/// checksum is the sum over exactly its rows.
+async fn export_table(
+    client: &Client,
+    plan: &TablePlan,
+    bots: Option<&[String]>,
+    out: &Output<'_>,
+) -> Result<Vec<FileEntry>, TableFailure> {
+    let layout = &plan.layout;
+    let name = layout.display_name();
+    let q = |what: String| move |e| TableFailure::Db(StoreError::query(what, e));
+    let columns: Vec<FileColumn> = plan
+        .def
+        .columns
+        .iter()
+        .filter(|c| c.copied())
+        .map(|c| FileColumn {
+            name: c.name.clone(),
+            kind: ColumnKind::of(&c.type_sql),
+            type_sql: c.type_sql.clone(),
+        })
+        .collect();
+    let mut exprs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let col = quote_ident(&c.name);
+            if c.kind.is_text_form() {
+                format!("{col}::text")
+            } else {
+                col
+            }
+        })
+        .collect();
+    let hashed = hash_columns(client, layout)
+        .await
+        .map_err(TableFailure::Db)?;
+    exprs.push(row_hash_sql(&hashed));
+    let key_col = plan.partition_key.as_ref().or(plan.split_key.as_ref());
+    exprs.push(match key_col {
+        Some(k) => format!("{}::text", quote_ident(k)),
+        None => "NULL::text".to_owned(),
+    });
+    let filter = match (bots, &plan.partition_key) {
+        (Some(b), Some(k)) => {
+            let list: Vec<String> = b
+                .iter()
+                .map(|s| ragshift_store::ident::quote_literal(s.trim_end()))
+                .collect();
+            format!(
+                "WHERE src.{}::text IN ({})",
+                quote_ident(k),
+                list.join(", ")
+            )
+        }
+        _ => String::new(),
+    };
+    let order = match (&plan.partition_key, &plan.split_key) {
+        (Some(k), _) => format!("ORDER BY src.{} NULLS FIRST", quote_ident(k)),
+        (None, Some(k)) => format!("ORDER BY src.{}", quote_ident(k)),
+        (None, None) => String::new(),
+    };
+    let select = format!(
+        "SELECT {} FROM {} AS src {filter} {order}",
+        exprs.join(", "),
+        layout.qualified()
+    );
+    let types: Vec<Type> = client
+        .prepare(&format!("{select} LIMIT 0"))
+        .await
+        .map_err(q(format!("reading the column types of {name}")))?
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    let stream = client
+        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(q(format!("reading {name}")))?;
+    let mut rows = std::pin::pin!(BinaryCopyOutStream::new(stream, &types));
+    let n = columns.len();
+    let mut files = Vec::new();
+    let mut current: Option<OpenFile> = None;
+    let mut parts = 0usize;
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(q(format!("streaming {name}")))?;
+        let key: Option<String> = row
+            .try_get::<Option<Raw>>(n + 1)
+            .map_err(q("decoding a key".into()))?
+            .map(|Raw(b)| String::from_utf8_lossy(b).into_owned());
+        let hash: i64 = match row
+            .try_get::<Option<Raw>>(n)
+            .map_err(q("decoding a row hash".into()))?
+        {
+            Some(Raw(b)) if b.len() == 8 => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                i64::from_be_bytes(a)
+            }
+            _ => 0,
+        };
+        let full = match (&current, &plan.partition_key) {
+            (None, _) => true,
+            (Some(f), Some(_)) => f.key != key,
+            (Some(f), None) => f.writer.value_bytes() >= out.file_bytes,
+        };
+        if full {
+            if let Some(f) = current.take() {
+                files.push(finish_file(f, plan, out).await?);
+            }
+            let file_name = match &plan.partition_key {
+                Some(_) => file_name(key.as_deref()),
+                None => {
+                    parts += 1;
+                    part_file_name(&name, parts)
+                }
+            };
+            let path = out.staging.join(&file_name);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| ExportError::Io {
+                    path: dir.display().to_string(),
+                    error: e,
+                })?;
+            }
+            let writer =
+                TableFileWriter::create(&path, &columns).map_err(|e| ExportError::File {
+                    path: path.display().to_string(),
+                    error: e,
+                })?;
+            current = Some(OpenFile {
+                name: file_name,
+                writer,
+                key: key.clone(),
+                first: key.clone(),
+                last: None,
+                checksum: 0,
+            });
+        }
+        let mut values = Vec::with_capacity(n);
+        for (i, c) in columns.iter().enumerate() {
+            let raw: Option<Raw> = row
+                .try_get(i)
+                .map_err(q(format!("decoding column {} of {name}", c.name)))?;
+            values.push(match raw {
+                None => Value::Null,
+                Some(Raw(b)) => decode(&c.kind, b).map_err(|e| {
+                    ExportError::Refused(format!(
+                        "column {} ({}) of {name}: {e}",
+                        c.name, c.type_sql
+                    ))
+                })?,
+            });
+        }
+        if let Some(f) = current.as_mut() {
+            f.checksum += i128::from(hash);
+            f.last = key;
+            f.writer.push(values).map_err(|e| ExportError::File {
+                path: f.name.clone(),
+                error: e,
+            })?;
+        }
+    }
+    if let Some(f) = current.take() {
+        files.push(finish_file(f, plan, out).await?);
+    }
+    Ok(files)
+}
+
+/// Closes a file, hashes it, ships it (S3) and says what the manifest records of it.
+async fn finish_file(
+    f: OpenFile,
+    plan: &TablePlan,
+    out: &Output<'_>,
+) -> Result<FileEntry, ExportError> {
+    let path = out.staging.join(&f.name);
+    let rows = f.writer.finish().map_err(|e| ExportError::File {
+        path: path.display().to_string(),
+        error: e,
+    })?;
+    let (sha256, bytes) = sha256_file(&path).map_err(|e| ExportError::Io {
+        path: path.display().to_string(),
+        error: e,
+    })?;
+    ship(out.s3, out.to, &f.name, &path).await?;
+    let range = match (&plan.split_key, f.first, f.last) {
+        (Some(_), Some(first), Some(last)) => Some(KeyRange { first, last }),
+        _ => None,
+    };
+    Ok(FileEntry {
+        path: f.name,
+        table: plan.layout.display_name(),
+        bot_id: plan.partition_key.as_ref().and(f.key),
+        range,
+        rows,
+        bytes,
+        sha256,
+        checksum: f.checksum.to_string(),
     })
 }
 

@@ -1,8 +1,9 @@
 //! `ragshift import`: an export back into a target. The manifest's SHA-256 of every file is
 //! checked before anything is written (a corrupted file stops the import, named); then each bot
-//! is written in ONE transaction (its old rows deleted, the file's rows loaded with binary COPY),
-//! the vector index is built, and the target's per-bot checksums are compared with the ones the
-//! export recorded.
+//! is written in ONE transaction (its old rows deleted, the file's rows loaded with binary COPY)
+//! and the target's checksums are compared with the ones the export recorded. A version 2
+//! export's tables are recreated as they were ([`crate::tables`]); a version 1 export (Bedrock
+//! Chat's five columns) goes into the target's layout, its vector index built afterwards.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,7 +40,7 @@ pub struct ImportOptions {
     pub journal: Journal,
 }
 
-/// A bot that failed to import or doesn't match the manifest afterwards.
+/// A bot (or file) that failed to import or doesn't match the manifest afterwards.
 #[derive(Debug, Clone, Serialize)]
 pub struct BotProblem {
     /// The bot (`None`: rows without a bot id).
@@ -61,7 +62,8 @@ pub struct ImportReport {
     pub target: String,
     /// Target table.
     pub table: String,
-    /// Bots written.
+    /// Files written (one per bot or collection; version 2: also per key range of a table
+    /// without one).
     pub bots: usize,
     /// Rows written.
     pub rows: u64,
@@ -192,25 +194,36 @@ async fn import_staged(
         error: e,
     };
     let run_id = ulid::Ulid::new().to_string();
+    // A version 2 manifest names its tables: they are recreated as they were (or loaded into
+    // tables of the same shape). A version 1 manifest holds Bedrock Chat's five columns, loaded
+    // into the target's layout.
+    let tables_layout = crate::tables::chunk_layout(&manifest);
+    let layout = tables_layout.as_ref().unwrap_or(layout);
     let lock = TargetLock::acquire(target, layout, &format!("import run {run_id}"))
         .await
         .map_err(db)?;
     let mut client = connect(target, "ragshift import").await.map_err(db)?;
-    schema::init_target(&mut client, layout, manifest.dimension)
-        .await
-        .map_err(db)?;
-    let types: Vec<Type> = client
-        .prepare(&format!(
-            "SELECT {} FROM {} LIMIT 0",
-            layout.column_list(),
-            layout.qualified()
-        ))
-        .await
-        .map_err(|e| db(StoreError::query("reading the target's column types", e)))?
-        .columns()
-        .iter()
-        .map(|c| c.type_().clone())
-        .collect();
+    let mut types: Vec<Type> = Vec::new();
+    let tables = if tables_layout.is_some() {
+        Some(crate::tables::prepare(&client, &manifest, &server).await?)
+    } else {
+        schema::init_target(&mut client, layout, manifest.dimension)
+            .await
+            .map_err(db)?;
+        types = client
+            .prepare(&format!(
+                "SELECT {} FROM {} LIMIT 0",
+                layout.column_list(),
+                layout.qualified()
+            ))
+            .await
+            .map_err(|e| db(StoreError::query("reading the target's column types", e)))?
+            .columns()
+            .iter()
+            .map(|c| c.type_().clone())
+            .collect();
+        None
+    };
 
     opts.journal.ensure_schema(&client).await.map_err(db)?;
     let selection = serde_json::json!({
@@ -249,6 +262,18 @@ async fn import_staged(
             .queue_units(&client, &run_id, "file", &units)
             .await
             .map_err(db)?;
+        if let Some(tables) = &tables {
+            let run = crate::tables::TablesRun {
+                lock: &lock,
+                run_id: &run_id,
+                server: &server,
+                from,
+                manifest: &manifest,
+                opts,
+                started,
+            };
+            return run.load(&mut client, tables, &files).await;
+        }
         let run = ImportRun {
             lock: &lock,
             run_id: &run_id,
@@ -612,7 +637,7 @@ async fn write_bot(
 }
 
 /// Why one bot's file was not imported.
-enum BotFailure {
+pub(crate) enum BotFailure {
     /// The run's target lock is gone: this and every later bot stay as they were.
     LockLost(String),
     /// This bot only.

@@ -1,26 +1,43 @@
-//! Portable snapshots of the store, taken BEFORE a destructive deploy so that neither a
-//! snapshot restore nor re-embedding is needed afterwards: one Parquet file per bot (Arrow
-//! schema `id, botid, content, source` as UTF-8 and `embedding` as a fixed-size list of
-//! float32, readable by pyarrow and DuckDB as they are) plus a manifest with the schema, the
-//! dimension, the model when known, and per file its row count, SHA-256 and the store's per-bot
-//! checksum. On a local directory or under `s3://bucket/prefix`.
+//! Portable snapshots of a store, taken BEFORE a destructive deploy so that neither a snapshot
+//! restore nor re-embedding is needed afterwards, on a local directory or under
+//! `s3://bucket/prefix`. An export keeps every table of the store exactly:
+//!
+//! - **Tables**: the chunk table and the tables it refers to by foreign key (LangChain's
+//!   collections), each with its whole catalog definition in the manifest — every column with
+//!   its exact type, NOT NULL, default, collation, identity or serial column and its sequence's
+//!   value, generated expression; primary, unique, check and foreign-key constraints; indexes.
+//! - **Values**: typed Parquet columns ([`columns`]): integers, floats, booleans, texts, uuid
+//!   (Parquet UUID), json/jsonb (Parquet JSON), timestamps, dates, bytea, `vector(n)` and
+//!   `halfvec(n)` as fixed-size lists of float32 (untyped ones as lists), `sparsevec` as a
+//!   struct of dimension, indices and values, arrays as lists, anything else as its text form;
+//!   the PostgreSQL type of every column in the field metadata. pyarrow and DuckDB read the
+//!   files as they are. Generated columns are left out (the imported table computes them).
+//! - **Files**: one per partition key value (bot, collection); a table without one is cut into
+//!   files of about `--max-file-bytes` at primary key boundaries. Each file's row count, size,
+//!   SHA-256 and store checksum (every column, the scheme `verify` uses) are in the manifest.
 //!
 //! - [`export()`]: from one read-only snapshot of the source.
-//! - [`import()`]: every file's SHA-256 checked before anything is written, each bot written in
-//!   one transaction, the result compared with the manifest's checksums.
-//! - [`manifest`], [`parquet_file`], [`location`]: the pieces.
+//! - [`import()`]: every file's SHA-256 checked before anything is written; the tables
+//!   recreated as they were, or loaded into tables of the same shape (another shape is refused,
+//!   both shown); each partition key value or key range in one transaction checked against the
+//!   manifest's checksum; sequences set, indexes and constraints built after the data, foreign
+//!   keys last. Version 1 exports (Bedrock Chat's five columns) still import into the target's
+//!   layout.
+//! - [`manifest`], [`parquet_file`], [`columns`], [`location`]: the pieces.
 
+pub mod columns;
 mod export;
 mod hash;
 mod import;
 pub mod location;
 pub mod manifest;
 pub mod parquet_file;
+mod tables;
 
-pub use export::{export, ExportReport};
+pub use export::{export, ExportReport, DEFAULT_FILE_BYTES};
 pub use import::{import, read_manifest, BotProblem, ImportOptions, ImportReport};
 pub use location::Location;
-pub use manifest::{FileEntry, Manifest};
+pub use manifest::{FileEntry, Manifest, TableEntry};
 
 use ragshift_store::StoreError;
 

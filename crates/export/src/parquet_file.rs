@@ -1,25 +1,28 @@
-//! The Parquet files: one bot's rows with the Arrow schema `id, botid, content, source`
-//! (UTF-8) and `embedding` (fixed-size list of float32), readable by pyarrow and DuckDB as they
-//! are. Written in batches; read back into plain rows for the import's binary COPY.
+//! The Parquet files: a table's rows with one typed column per table column (see
+//! [`crate::columns`]), written batch by batch and row group by row group, read back batch by
+//! batch for the import's COPY. Files of version 1 exports (Bedrock Chat's five columns as
+//! `id, botid, content, source` UTF-8 and `embedding` a fixed-size list of float32) are read
+//! by [`read_rows`].
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
+use crate::columns::{from_array, to_array, ColumnKind, Value};
+
 /// Rows per record batch (and Parquet row group granularity).
 pub const BATCH_ROWS: usize = 1024;
 
-/// One row as exported; every column may be NULL.
+/// One row of a version 1 export; every column may be NULL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     /// Chunk id.
@@ -34,7 +37,7 @@ pub struct Row {
     pub embedding: Option<Vec<f32>>,
 }
 
-/// The Arrow schema for vectors of `dimension`.
+/// The Arrow schema of a version 1 export's files, for vectors of `dimension`.
 pub fn schema(dimension: usize) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, true),
@@ -69,19 +72,49 @@ pub enum FileError {
     Schema(String),
 }
 
-/// Writes one bot's file batch by batch.
-pub struct BotFileWriter {
-    writer: ArrowWriter<File>,
-    schema: SchemaRef,
-    dimension: usize,
-    pending: Vec<Row>,
-    rows: i64,
+/// Bytes of encoded row data an open row group may hold before it is written out: what a
+/// writer holds in memory at most, whatever the size of the file.
+const ROW_GROUP_BYTES: usize = 32 << 20;
+/// Bytes of values a pending batch may hold before it becomes a record batch.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// One column of a table file: its name, how it is carried, and its PostgreSQL type.
+#[derive(Debug, Clone)]
+pub struct FileColumn {
+    /// Column name.
+    pub name: String,
+    /// How its values are carried.
+    pub kind: ColumnKind,
+    /// Its type as `format_type` prints it.
+    pub type_sql: String,
 }
 
-impl BotFileWriter {
+/// The Arrow schema of a table file.
+pub fn table_schema(columns: &[FileColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| c.kind.field(&c.name, &c.type_sql))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Writes one file of a table's rows, batch by batch and row group by row group, so memory
+/// stays bounded whatever the file's size.
+pub struct TableFileWriter {
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    columns: Vec<FileColumn>,
+    pending: Vec<Vec<Value>>,
+    pending_bytes: usize,
+    rows: i64,
+    bytes: u64,
+}
+
+impl TableFileWriter {
     /// Creates the file.
-    pub fn create(path: &Path, dimension: usize) -> Result<Self, FileError> {
-        let schema = schema(dimension);
+    pub fn create(path: &Path, columns: &[FileColumn]) -> Result<Self, FileError> {
+        let schema = table_schema(columns);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(64 * BATCH_ROWS))
@@ -91,30 +124,30 @@ impl BotFileWriter {
         Ok(Self {
             writer,
             schema,
-            dimension,
+            columns: columns.to_vec(),
             pending: Vec::with_capacity(BATCH_ROWS),
+            pending_bytes: 0,
             rows: 0,
+            bytes: 0,
         })
     }
 
-    /// Adds a row (written once a batch is full).
-    pub fn push(&mut self, row: Row) -> Result<(), FileError> {
-        if let Some(v) = &row.embedding {
-            if v.len() != self.dimension {
-                return Err(FileError::Schema(format!(
-                    "row {} has {} dimensions, the export has {}",
-                    row.id.as_deref().unwrap_or("?"),
-                    v.len(),
-                    self.dimension
-                )));
-            }
-        }
+    /// Adds a row (one value per column; written once a batch is full).
+    pub fn push(&mut self, row: Vec<Value>) -> Result<(), FileError> {
+        let size: usize = row.iter().map(Value::size).sum();
+        self.pending_bytes += size;
+        self.bytes += size as u64;
         self.pending.push(row);
         self.rows += 1;
-        if self.pending.len() >= BATCH_ROWS {
+        if self.pending.len() >= BATCH_ROWS || self.pending_bytes >= BATCH_BYTES {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Bytes of values pushed so far (before encoding and compression).
+    pub fn value_bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn flush(&mut self) -> Result<(), FileError> {
@@ -122,43 +155,23 @@ impl BotFileWriter {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.pending);
-        let text = |f: fn(&Row) -> Option<&str>| -> ArrayRef {
-            let mut b = StringBuilder::new();
-            for r in &rows {
-                b.append_option(f(r));
-            }
-            Arc::new(b.finish())
-        };
-        let mut vectors = FixedSizeListBuilder::with_capacity(
-            Float32Builder::with_capacity(rows.len() * self.dimension),
-            self.dimension as i32,
-            rows.len(),
-        );
-        for r in &rows {
-            match &r.embedding {
-                Some(v) => {
-                    vectors.values().append_slice(v);
-                    vectors.append(true);
-                }
-                None => {
-                    for _ in 0..self.dimension {
-                        vectors.values().append_null();
-                    }
-                    vectors.append(false);
-                }
-            }
+        self.pending_bytes = 0;
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (i, c) in self.columns.iter().enumerate() {
+            let values: Vec<Value> = rows
+                .iter()
+                .map(|r| r.get(i).cloned().unwrap_or(Value::Null))
+                .collect();
+            arrays.push(
+                to_array(&c.kind, &values)
+                    .map_err(|e| FileError::Schema(format!("column {}: {e}", c.name)))?,
+            );
         }
-        let batch = RecordBatch::try_new(
-            self.schema.clone(),
-            vec![
-                text(|r| r.id.as_deref()),
-                text(|r| r.bot_id.as_deref()),
-                text(|r| r.content.as_deref()),
-                text(|r| r.source.as_deref()),
-                Arc::new(vectors.finish()),
-            ],
-        )?;
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
         self.writer.write(&batch)?;
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer.flush()?;
+        }
         Ok(())
     }
 
@@ -167,6 +180,57 @@ impl BotFileWriter {
         self.flush()?;
         self.writer.close()?;
         Ok(self.rows)
+    }
+}
+
+/// Reads a table file batch by batch: each batch as one value list per column of `columns`
+/// (found by name, so a file rewritten by another tool with its columns in another order still
+/// reads).
+pub struct TableFileReader {
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    columns: Vec<FileColumn>,
+}
+
+impl TableFileReader {
+    /// Opens the file, checking that it has every column.
+    pub fn open(path: &Path, columns: &[FileColumn]) -> Result<Self, FileError> {
+        let file = File::open(path)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(BATCH_ROWS);
+        let have = builder.schema().clone();
+        let missing: Vec<&str> = columns
+            .iter()
+            .filter(|c| have.field_with_name(&c.name).is_err())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(FileError::Schema(format!(
+                "columns {} are missing",
+                missing.join(", ")
+            )));
+        }
+        Ok(Self {
+            reader: builder.build()?,
+            columns: columns.to_vec(),
+        })
+    }
+
+    /// The next batch as columns of values, `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Vec<Value>>>, FileError> {
+        let Some(batch) = self.reader.next() else {
+            return Ok(None);
+        };
+        let batch = batch?;
+        let mut out = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let array = batch
+                .column_by_name(&c.name)
+                .ok_or_else(|| FileError::Schema(format!("column {} is missing", c.name)))?;
+            out.push(
+                from_array(&c.kind, array.as_ref())
+                    .map_err(|e| FileError::Schema(format!("column {}: {e}", c.name)))?,
+            );
+        }
+        Ok(Some(out))
     }
 }
 

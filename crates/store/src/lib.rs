@@ -4,6 +4,8 @@
 //!   `sslmode` values, errors that name the server (password masked) and the fix.
 //! - [`schema`]: `init-target`: the `vector` extension and the chunk table, never altering a table
 //!   that exists.
+//! - [`catalog`]: a table as its catalog describes it (columns, sequences, indexes,
+//!   constraints) and the statements that rebuild it elsewhere, for copy and export/import.
 //! - [`writer`]: replaces all rows of one bot in one transaction with binary COPY.
 //! - [`index`]: the vector index, built after the data is in.
 //! - [`search`]: the platform's retrieval query.
@@ -12,6 +14,7 @@
 //! - [`ddl`]: DDL and TRUNCATE under a `lock_timeout`, naming what they wait on.
 //! - [`session`]: ending a session whose COMMIT's answer was lost, before reading the journal.
 
+pub mod catalog;
 pub mod checksum;
 pub mod connect;
 pub mod ddl;

@@ -1,5 +1,5 @@
-//! `ragshift export`: a portable, checksummed Parquet copy of the store (one file per bot and a
-//! manifest), on disk or S3, taken from one read-only snapshot of the source — before a
+//! `ragshift export`: a portable, checksummed Parquet copy of the store (every table whole, one
+//! file per bot and a manifest), on disk or S3, taken from one read-only snapshot of the source — before a
 //! destructive deploy, so that neither a snapshot restore nor re-embedding is needed.
 
 use clap::Args;
@@ -32,6 +32,10 @@ pub struct ExportArgs {
     /// The embedding model the vectors came from, recorded in the manifest
     #[arg(long, value_name = "ID")]
     pub model: Option<String>,
+    /// Bytes of values per file of a table without a partition key (files are cut at primary
+    /// key boundaries)
+    #[arg(long, value_name = "BYTES", default_value_t = ragshift_export::DEFAULT_FILE_BYTES)]
+    pub max_file_bytes: u64,
 }
 
 impl Overrides for ExportArgs {
@@ -64,22 +68,36 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
         )?;
     }
     let bots = (!args.bots.is_empty()).then_some(args.bots.as_slice());
-    let report = ragshift_export::export(&spec, &layout, &to, s3.as_ref(), model, bots)
-        .await
-        .map_err(Failure::phased)?;
+    let report = ragshift_export::export(
+        &spec,
+        &layout,
+        &to,
+        s3.as_ref(),
+        model,
+        bots,
+        args.max_file_bytes,
+    )
+    .await
+    .map_err(Failure::phased)?;
     if global.json {
         output::json(&report).map_err(Failure::work)?;
     } else {
+        let tables: Vec<String> = report
+            .manifest
+            .tables
+            .iter()
+            .map(|t| format!("{} ({} rows)", t.name, t.rows))
+            .collect();
         output::line(format!(
-            "exported {} rows of {} bots from {} on {} to {} ({:.1} MB of Parquet, vector({}), {:.1}s); manifest: {}",
+            "exported {} rows in {} files from {} on {} to {} ({:.1} MB of Parquet, {:.1}s): {}; manifest: {}",
             report.manifest.rows,
             report.manifest.files.len(),
             report.manifest.table,
             report.manifest.source,
             report.location,
             report.bytes as f64 / 1e6,
-            report.manifest.dimension,
             report.seconds,
+            tables.join(", "),
             to.name_of(ragshift_export::manifest::MANIFEST)
         ));
     }

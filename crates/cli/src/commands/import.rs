@@ -1,6 +1,7 @@
 //! `ragshift import`: an export (see `ragshift export`) into the target: every file's SHA-256
-//! checked against the manifest before anything is written, each bot in one transaction, the
-//! vector index built, the result compared with the manifest's per-bot checksums.
+//! checked against the manifest before anything is written, the exported tables recreated as
+//! they were (or loaded into tables of the same shape), each bot (collection, key range) in one
+//! transaction, the result compared with the manifest's checksums.
 
 use clap::Args;
 use ragshift_config::{Layers, Sensitive, VectorIndexKind};
@@ -84,7 +85,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         output::json(&report).map_err(Failure::work)?;
     } else {
         output::line(format!(
-            "imported {} rows of {} bots from {} into {} on {} ({:.1}s){}",
+            "imported {} rows from {} files of {} into {} on {} ({:.1}s){}",
             report.rows,
             report.bots,
             report.location,
@@ -92,7 +93,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
             report.target,
             report.seconds,
             if report.verified && report.problems.is_empty() {
-                "; per-bot checksums match the export"
+                "; checksums match the export"
             } else {
                 ""
             }

@@ -4,13 +4,16 @@
 //! application adds after the move get ids, generated values and defaults as before), and the
 //! same indexes and constraints once the data is in.
 
+pub mod indexes;
+
+use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
-use ragshift_store::ident::{quote_ident, Layout};
-use ragshift_store::StoreError;
+use crate::ident::{quote_ident, Layout};
+use crate::StoreError;
 
 /// One column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnDef {
     /// Column name.
     pub name: String,
@@ -32,7 +35,7 @@ pub struct ColumnDef {
 }
 
 /// A sequence owned by a column (`serial`, `bigserial`, identity).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceDef {
     /// Its name (without schema).
     pub name: String,
@@ -50,7 +53,7 @@ impl ColumnDef {
 }
 
 /// One index of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDef {
     /// Index name.
     pub name: String,
@@ -78,7 +81,7 @@ impl IndexDef {
 }
 
 /// One constraint of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstraintDef {
     /// Constraint name.
     pub name: String,
@@ -91,7 +94,7 @@ pub struct ConstraintDef {
 }
 
 /// A table as its catalog describes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDef {
     /// The name as PostgreSQL prints it in definitions (`public.items`).
     pub printed_name: String,
@@ -162,7 +165,7 @@ impl TableDef {
                         ));
                         s.push_str(&format!(
                             " DEFAULT nextval({}::regclass)",
-                            ragshift_store::ident::quote_literal(&qualified)
+                            crate::ident::quote_literal(&qualified)
                         ));
                     }
                     _ => {
@@ -184,6 +187,34 @@ impl TableDef {
         ));
         before.extend(after);
         before.join("; ")
+    }
+
+    /// How `self` and `other` differ as tables rows move between: a column one has and the
+    /// other lacks, types differently, or computes (generated) where the other stores it.
+    /// Empty when the rows of one load into the other as they are.
+    pub fn shape_differences(&self, other: &TableDef) -> Vec<String> {
+        let describe = |c: &ColumnDef| {
+            let generated = if c.generated.is_some() {
+                " generated"
+            } else {
+                ""
+            };
+            format!("{} {}{generated}", c.name, c.type_sql)
+        };
+        let mut out: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| !other.columns.iter().any(|o| describe(o) == describe(c)))
+            .map(|c| format!("{} (only in the export)", describe(c)))
+            .collect();
+        out.extend(
+            other
+                .columns
+                .iter()
+                .filter(|o| !self.columns.iter().any(|c| describe(o) == describe(c)))
+                .map(|o| format!("{} (only on the target)", describe(o))),
+        );
+        out
     }
 
     /// Columns of `self` (the source) that `other` (the target) lacks or types differently.
@@ -344,57 +375,83 @@ pub async fn read_table(
     }))
 }
 
-/// Sets the target's sequence of each identity or serial column to where the source's stands
-/// (or past the largest value the target holds, if that is further), so the application's next
-/// insert gets a fresh id rather than a duplicate key. Returns `name = value` per sequence.
-pub async fn sync_sequences(
-    source: &impl GenericClient,
-    target: &impl GenericClient,
+/// Where the sequence of one identity or serial column stands (`last_value`, `is_called`):
+/// read from the source, recorded in an export's manifest, set on the target after the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceState {
+    /// The column the sequence numbers.
+    pub column: String,
+    /// `last_value` of the sequence.
+    pub last_value: i64,
+    /// `is_called`: whether `last_value` was handed out already.
+    pub is_called: bool,
+}
+
+/// The state of the sequence of each identity or serial column of `def` in `layout`'s table.
+pub async fn sequence_states(
+    client: &impl GenericClient,
     def: &TableDef,
-    source_layout: &Layout,
-    target_layout: &Layout,
+    layout: &Layout,
+) -> Result<Vec<SequenceState>, StoreError> {
+    let mut states = Vec::new();
+    for c in def.columns.iter().filter(|c| c.sequence.is_some()) {
+        let ctx = |what: &str| format!("{what} of column {} ({})", c.name, layout.display_name());
+        let seq: Option<String> = client
+            .query_one(
+                "SELECT pg_get_serial_sequence($1, $2)",
+                &[&layout.qualified(), &c.name],
+            )
+            .await
+            .map_err(|e| StoreError::query(ctx("finding the sequence"), e))?
+            .get(0);
+        let Some(seq) = seq else { continue };
+        // Names from pg_get_serial_sequence come quoted as needed.
+        let state = client
+            .query_one(&format!("SELECT last_value, is_called FROM {seq}"), &[])
+            .await
+            .map_err(|e| StoreError::query(ctx("reading the sequence"), e))?;
+        states.push(SequenceState {
+            column: c.name.clone(),
+            last_value: state.get(0),
+            is_called: state.get(1),
+        });
+    }
+    Ok(states)
+}
+
+/// Sets the target's sequence of each column in `states` to where the source's stood (or past
+/// the largest value the target holds, if that is further), so the application's next insert
+/// gets a fresh id rather than a duplicate key. Returns `name = value` per sequence.
+pub async fn set_sequences(
+    target: &impl GenericClient,
+    layout: &Layout,
+    states: &[SequenceState],
 ) -> Result<Vec<String>, StoreError> {
     let mut set = Vec::new();
-    for c in def.columns.iter().filter(|c| c.sequence.is_some()) {
-        let find = "SELECT pg_get_serial_sequence($1, $2)";
-        let ctx = |what: &str| {
-            format!(
-                "{what} of column {} ({})",
-                c.name,
-                target_layout.display_name()
-            )
-        };
-        let src_seq: Option<String> = source
-            .query_one(find, &[&source_layout.qualified(), &c.name])
-            .await
-            .map_err(|e| StoreError::query(ctx("finding the source's sequence"), e))?
-            .get(0);
+    for s in states {
+        let ctx = |what: &str| format!("{what} of column {} ({})", s.column, layout.display_name());
         let tgt_seq: Option<String> = target
-            .query_one(find, &[&target_layout.qualified(), &c.name])
+            .query_one(
+                "SELECT pg_get_serial_sequence($1, $2)",
+                &[&layout.qualified(), &s.column],
+            )
             .await
             .map_err(|e| StoreError::query(ctx("finding the target's sequence"), e))?
             .get(0);
-        let (Some(src_seq), Some(tgt_seq)) = (src_seq, tgt_seq) else {
-            continue;
-        };
-        // Names from pg_get_serial_sequence come quoted as needed.
-        let state = source
-            .query_one(&format!("SELECT last_value, is_called FROM {src_seq}"), &[])
-            .await
-            .map_err(|e| StoreError::query(ctx("reading the source's sequence"), e))?;
-        let (last, called): (i64, bool) = (state.get(0), state.get(1));
+        let Some(tgt_seq) = tgt_seq else { continue };
         let largest: Option<i64> = target
             .query_one(
                 &format!(
                     "SELECT max({})::bigint FROM {}",
-                    quote_ident(&c.name),
-                    target_layout.qualified()
+                    quote_ident(&s.column),
+                    layout.qualified()
                 ),
                 &[],
             )
             .await
             .map_err(|e| StoreError::query(ctx("reading the largest value"), e))?
             .get(0);
+        let (last, called) = (s.last_value, s.is_called);
         let (value, is_called) = match largest {
             Some(m) if m > last || (m == last && !called) => (m, true),
             _ => (last, called),
@@ -412,6 +469,19 @@ pub async fn sync_sequences(
         ));
     }
     Ok(set)
+}
+
+/// Sets the target's sequence of each identity or serial column to where the source's stands
+/// (see [`set_sequences`]). Returns `name = value` per sequence.
+pub async fn sync_sequences(
+    source: &impl GenericClient,
+    target: &impl GenericClient,
+    def: &TableDef,
+    source_layout: &Layout,
+    target_layout: &Layout,
+) -> Result<Vec<String>, StoreError> {
+    let states = sequence_states(source, def, source_layout).await?;
+    set_sequences(target, target_layout, &states).await
 }
 
 /// The columns of `def` whose type the target can't hold, as `column type (why)`. pgvector's
@@ -446,7 +516,7 @@ pub async fn types_missing_on(
                     "{} {} (pgvector is not installed on the target's server)",
                     c.name, c.type_sql
                 )),
-                Some(v) if ragshift_store::schema::version_at_least(v, since) => {}
+                Some(v) if crate::schema::version_at_least(v, since) => {}
                 Some(v) => missing.push(format!(
                     "{} {} (the target's pgvector is {v}; {base} needs {}.{} or later)",
                     c.name, c.type_sql, since.0, since.1

@@ -13,11 +13,11 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use ragshift_store::ident::{quote_ident, quote_literal, Layout};
-use ragshift_store::index::{ivfflat_lists_for, VectorIndex};
-use ragshift_store::{connect, ConnectSpec, StoreError};
+use crate::ident::{quote_ident, quote_literal, Layout};
+use crate::index::{ivfflat_lists_for, VectorIndex};
+use crate::{connect, ConnectSpec, StoreError};
 
-use crate::catalog::TableDef;
+use super::TableDef;
 
 /// One statement (or two, for a constraint attached to its index) to run on the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -294,7 +294,7 @@ pub async fn build(
                 return StoreError::query(what, e).to_string();
             }
             match connect(spec, "ragshift copy (lock check)").await {
-                Ok(observer) => ragshift_store::ddl::lock_timeout_error(
+                Ok(observer) => crate::ddl::lock_timeout_error(
                     &observer,
                     &what,
                     &table,
