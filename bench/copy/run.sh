@@ -14,6 +14,7 @@
 #   SKIP_DUMP=1 bench/copy/run.sh        # without the (slow) pg_dump -Fc runs
 #   RUNS=5 bench/copy/run.sh             # medians of 5 rounds (default 3; pg_dump runs once)
 #   RAGSHIFT_BIN=path/to/ragshift ...    # use a release binary built already
+#   BASELINE_BIN=path/to/old/ragshift ...  # also time another ragshift (before a change), interleaved
 #
 # Needs about 6 GB of free disk (each target database is dropped once measured).
 set -euo pipefail
@@ -23,69 +24,12 @@ ROWS=${ROWS:-100000}
 DIM=${DIM:-1024}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-3}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ragshift/target}
-
-BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$BIN/initdb" ] || { echo "PostgreSQL server binaries not found: run scripts/setup-postgres.sh" >&2; exit 2; }
-export PATH="$BIN:$PATH"
-if ! command -v pgcopydb >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "installing pgcopydb (Debian package)..." >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgcopydb >/dev/null \
-      || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgcopydb >/dev/null; }
-  else
-    echo "pgcopydb is missing: sudo apt-get install pgcopydb" >&2; exit 2
-  fi
-fi
-
-if [ -n "${RAGSHIFT_BIN:-}" ]; then
-  RAGSHIFT="$RAGSHIFT_BIN"   # a release binary built already
-else
-  echo "building ragshift (release)..." >&2
-  cargo build --release -q -p ragshift --manifest-path "$ROOT/Cargo.toml"
-  RAGSHIFT="$CARGO_TARGET_DIR/release/ragshift"
-fi
-
-WORK=$(mktemp -d /tmp/ragshift-bench-copy.XXXXXX)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-SP=$((20000 + RANDOM % 20000)); TP=$((SP + 1))
-
-cleanup() {
-  for c in src tgt; do
-    [ -f "$WORK/$c/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$WORK/$c" -m immediate stop >/dev/null 2>&1 || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_cluster() { # name port
-  as_pg "$BIN/initdb" -D "$WORK/$1" -U postgres --auth=trust --no-sync -E UTF8 --no-locale >/dev/null
-  cat >>"$WORK/$1/postgresql.conf" <<CONF
-port = $2
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK'
-shared_buffers = '1GB'
-max_wal_size = '4GB'
-min_wal_size = '80MB'
-checkpoint_timeout = '1h'
-maintenance_work_mem = '1GB'
-max_connections = 100
-CONF
-  as_pg "$BIN/pg_ctl" -D "$WORK/$1" -l "$WORK/$1.log" -w start >/dev/null
-}
-start_cluster src "$SP"
-start_cluster tgt "$TP"
+. "$(dirname "$0")/../lib/clusters.sh"
 SRC="postgres://postgres@127.0.0.1:$SP/rag"
-tgt_url() { echo "postgres://postgres@127.0.0.1:$TP/$1"; }
-psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 count() { psql -X -Atc "SELECT count(*) FROM items" "$(tgt_url "$1")"; }
 
 echo "loading $ROWS rows of vector($DIM) with ~1 KB of content into the source..." >&2
-psql_q "postgres://postgres@127.0.0.1:$SP/postgres" -c "CREATE DATABASE rag"
+psql_q "$SRC_ADMIN" -c "CREATE DATABASE rag"
 psql_q "$SRC" <<SQL
 CREATE EXTENSION vector;
 CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector($DIM));
@@ -103,13 +47,9 @@ CHECKPOINT;
 SQL
 SIZE=$(psql -X -Atc "SELECT pg_size_pretty(pg_table_size('items'))" "$SRC")
 echo "source table: $SIZE" >&2
-createdb_t() { psql_q "$(tgt_url postgres)" -c "CREATE DATABASE $1"; }
-# Each target database is dropped once measured and checked, to keep the disk footprint small.
-checkpoint_t() { psql_q "$(tgt_url postgres)" -c "DROP DATABASE IF EXISTS ${1:-none}" -c "CHECKPOINT"; }
 
 # Every contender runs RUNS times, interleaved so that they share the machine's moods; the
 # medians are compared.
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # 1. The floor: one plain binary COPY pipe, then the three indexes one after another.
 run_pipe() { # sets PIPE_DATA_1 PIPE_INDEX_1 PIPE_ALL_1
@@ -127,7 +67,7 @@ run_pipe() { # sets PIPE_DATA_1 PIPE_INDEX_1 PIPE_ALL_1
   t2=$(now)
   PIPE_DATA_1=$(secs "$t0" "$t1"); PIPE_INDEX_1=$(secs "$t1" "$t2"); PIPE_ALL_1=$(secs "$t0" "$t2")
   [ "$(count t_pipe)" = "$ROWS" ] || { echo "plain pipe: wrong row count" >&2; exit 1; }
-  checkpoint_t t_pipe
+  dropdb_t t_pipe
   echo "  pipe: data ${PIPE_DATA_1}s, indexes ${PIPE_INDEX_1}s" >&2
 }
 
@@ -151,35 +91,32 @@ checked = f"verify {v['seconds']:.1f}s (the source's half during the data)" if v
 print(f"  ragshift --jobs {sys.argv[2].strip()}: {sys.argv[3]}s = data {s['data_seconds']:.1f}s + indexes {s['index_seconds']:.1f}s; {checked}; {s['partitions']} partitions, {s['bytes']/1e6:.0f} MB")
 PY
   [ "$(count "$2")" = "$ROWS" ] || { echo "ragshift: wrong row count" >&2; exit 1; }
-  checkpoint_t "$2"
+  dropdb_t "$2"
   secs "$t0" "$t1"
 }
 data_of() { python3 -c "import json,sys; print('%.1f' % json.load(open(sys.argv[1]))['data_seconds'])" "$WORK/$1.json"; }
 
 # 3. pgcopydb clone (copies the whole database: the extension, the table, its indexes).
-run_pgcopydb() {
-  createdb_t t_pgc
-  rm -rf "$WORK/pgcopydb"
-  local t0 t1
-  t0=$(now)
-  # In its own session: pgcopydb signals its whole process group when it ends.
-  setsid --wait pgcopydb clone --source "$SRC" --target "$(tgt_url t_pgc)" --dir "$WORK/pgcopydb" \
-    --table-jobs "$JOBS" --index-jobs "$JOBS" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1 \
-    || { grep -E "ERROR|FATAL" "$WORK/pgcopydb.log" | head -20 >&2; exit 1; }
-  t1=$(now)
+run_pgcopydb_checked() {
+  local took
+  took=$(run_pgcopydb "$SRC" t_pgc "$JOBS")
   [ "$(count t_pgc)" = "$ROWS" ] || { echo "pgcopydb: wrong row count" >&2; exit 1; }
-  checkpoint_t t_pgc
-  echo "  pgcopydb: $(secs "$t0" "$t1")s" >&2
-  secs "$t0" "$t1"
+  dropdb_t t_pgc
+  echo "  pgcopydb: ${took}s" >&2
+  echo "$took"
 }
 
-declare -a PD PI PA R1 R1D RN RND PG
+declare -a PD PI PA R1 R1D RN RND PG BN
 for run in $(seq "$RUNS"); do
   echo "round $run of $RUNS..." >&2
   run_pipe; PD+=("$PIPE_DATA_1"); PI+=("$PIPE_INDEX_1"); PA+=("$PIPE_ALL_1")
   R1+=("$(run_ragshift 1 t_rs1 --no-verify)"); R1D+=("$(data_of t_rs1)")
   RN+=("$(run_ragshift "$JOBS" t_rsn)"); RND+=("$(data_of t_rsn)")
-  PG+=("$(run_pgcopydb)")
+  PG+=("$(run_pgcopydb_checked)")
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    # The same copy by another ragshift (the one before a change), in the same round.
+    BN+=("$(RAGSHIFT="$BASELINE_BIN" run_ragshift "$JOBS" t_base)")
+  fi
 done
 PIPE_DATA=$(median "${PD[@]}"); PIPE_INDEX=$(median "${PI[@]}"); PIPE_ALL=$(median "${PA[@]}")
 RS1_ALL=$(median "${R1[@]}"); RS1_DATA=$(median "${R1D[@]}")
@@ -196,7 +133,7 @@ run_dump() { # db extra-pg_dump-flags
   t1=$(now)
   rm -f "$WORK/$1.dump"
   [ "$(count "$1")" = "$ROWS" ] || { echo "pg_restore: wrong row count" >&2; exit 1; }
-  checkpoint_t "$1"
+  dropdb_t "$1"
   secs "$t0" "$t1"
 }
 if [ -z "${SKIP_DUMP:-}" ]; then
@@ -206,7 +143,6 @@ if [ -z "${SKIP_DUMP:-}" ]; then
   DUMP0_ALL=$(run_dump t_dump0 "-Z0")
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
 echo "copy benchmark: $ROWS rows x vector($DIM), ~1 KB content each, source table $SIZE, $(nproc) cores, jobs $JOBS, medians of $RUNS rounds"
 echo "time to a target ready to serve (data + primary key + btree + vector index):"
@@ -226,3 +162,7 @@ if [ -z "${SKIP_DUMP:-}" ]; then
 fi
 printf "  %-52s %6s  (goal <= 1.20; %ss vs %ss)\n" "ragshift --jobs 1 --no-verify data phase / pipe data" "$(ratio "$RS1_DATA" "$PIPE_DATA")" "$RS1_DATA" "$PIPE_DATA"
 printf "  %-52s %6s  (%ss, the source's checksums read meanwhile)\n" "ragshift --jobs $JOBS data phase / plain pipe data" "$(ratio "$RSN_DATA" "$PIPE_DATA")" "$RSN_DATA"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  BASE_ALL=$(median "${BN[@]}")
+  printf "  %-52s %6s  (goal <= 1.00; %ss vs %ss, rounds: %s / %s)\n" "ragshift --jobs $JOBS / baseline ragshift --jobs $JOBS" "$(ratio "$RSN_ALL" "$BASE_ALL")" "$RSN_ALL" "$BASE_ALL" "${RN[*]}" "${BN[*]}"
+fi

@@ -874,6 +874,45 @@ print(t.column('emb').to_pylist()[0])",
         all_column_digest(&t, "public.notes").await.unwrap(),
         all_column_digest(&db, "public.notes").await.unwrap()
     );
+
+    // An import whose every file fails its checksum (the manifest's row checksums altered;
+    // the files themselves intact) fails, and the table it created, left empty, is gone.
+    let bad_dir = dir.path().join("kb-bad");
+    let mut bad = manifest.clone();
+    for f in bad["files"].as_array_mut().unwrap() {
+        let path = f["path"].as_str().unwrap().to_owned();
+        let to = bad_dir.join(&path);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(out_dir.join(&path), to).unwrap();
+        f["checksum"] = Value::from("1");
+    }
+    std::fs::write(bad_dir.join("manifest.json"), bad.to_string()).unwrap();
+    let empty = shared_pg().fresh_database("import_keyless_debris");
+    let mut args = vec![
+        "import",
+        "--from",
+        bad_dir.to_str().unwrap(),
+        "--target",
+        &empty,
+    ];
+    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let e = shared_pg().connect(&empty).await;
+    let row = e
+        .query_one(
+            "SELECT to_regclass('public.notes') IS NULL,
+                    (SELECT string_agg(status, ',') FROM ragshift.runs)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        row.get::<_, bool>(0),
+        "the empty table was removed: {}",
+        text(&out)
+    );
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("failed"));
 }
 
 /// A version 1 export (Bedrock Chat's five columns, written before manifests named their

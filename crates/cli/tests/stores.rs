@@ -76,6 +76,7 @@ fn source_flags(kind: StoreKind, table: &str) -> Vec<String> {
     for pair in layout_flags(kind, table).chunks(2) {
         match pair[0].as_str() {
             "--layout" => out.extend(["--source-layout".to_owned(), pair[1].clone()]),
+            "--table" => out.extend(["--source-table".to_owned(), pair[1].clone()]),
             f if f.starts_with("--source-") => out.extend(pair.iter().cloned()),
             _ => {}
         }
@@ -240,6 +241,28 @@ async fn moved_whole_by(kind: StoreKind, how: Move) {
     );
     if kind.has_text_search() {
         assert_eq!(added.text_search_found, Some(true), "{kind}: {added:?}");
+    }
+
+    if kind == StoreKind::LangchainV1 {
+        // A difference names the collection as the library does, by its name.
+        let name: String = tgt
+            .query_one(
+                "WITH changed AS (
+                   UPDATE langchain_pg_embedding SET document = document || '!'
+                    WHERE id = (SELECT min(id) FROM langchain_pg_embedding) RETURNING collection_id)
+                 SELECT c.name FROM langchain_pg_collection c JOIN changed ON c.uuid = changed.collection_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let out = with(&["verify", "--queries", "0"]);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("collection {name} (")),
+            "{kind}: {}",
+            text(&out)
+        );
     }
 }
 

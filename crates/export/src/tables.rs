@@ -159,8 +159,38 @@ pub(crate) struct TablesRun<'a> {
 
 impl TablesRun<'_> {
     /// Creates, loads and indexes every table, parents first; foreign keys last; then compares
-    /// each table with the manifest.
+    /// each table with the manifest. When the import fails, a table it created and left empty
+    /// is removed again (children first), so the target holds no debris; one with rows stays
+    /// (those rows are whole, and the next import resumes).
     pub(crate) async fn load(
+        &self,
+        client: &mut Client,
+        tables: &[Prepared],
+        files: &[(&FileEntry, PathBuf)],
+    ) -> Result<ImportReport, ExportError> {
+        let result = self.load_all(client, tables, files).await;
+        if !matches!(&result, Ok(report) if report.problems.is_empty()) {
+            for t in tables.iter().rev().filter(|t| !t.existed) {
+                let table = t.layout.qualified();
+                let sql = format!(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {table}) THEN DROP TABLE {table}; END IF; END $$"
+                );
+                // Best effort: on a broken connection the empty table stays, and the next
+                // import loads into it (it has the export's shape).
+                match client.batch_execute(&sql).await {
+                    Ok(()) => {
+                        tracing::debug!("{} removed if it was left empty", t.layout.display_name())
+                    }
+                    Err(e) => {
+                        tracing::warn!("could not remove {} if empty: {e}", t.layout.display_name())
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    async fn load_all(
         &self,
         client: &mut Client,
         tables: &[Prepared],

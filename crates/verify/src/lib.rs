@@ -35,6 +35,8 @@ pub mod retrieval;
 pub mod sequences;
 pub mod structure;
 
+use std::collections::HashMap;
+
 use ragshift_model::Bot;
 use ragshift_store::checksum::{self, Grouping, NULL_KEY};
 use ragshift_store::schema::read_shape;
@@ -188,18 +190,22 @@ pub async fn verify(
     let mut sums = checksums::compare(&s_sums, &t_sums);
     checksums::explain(source, target, &grouping, &mut sums, options.max_ids).await?;
 
+    // Collections by name where the bot column refers to a table that names them (LangChain).
+    let names = collection_names(source.client, source.layout)
+        .await
+        .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
     let mut failures = Vec::new();
     for b in &sums.missing {
         failures.push(format!(
             "{} is missing on the target ({} rows on the source)",
-            bot_name(&b.bot_id),
+            bot_name(&names, &b.bot_id),
             b.rows
         ));
     }
     for b in &sums.extra {
         failures.push(format!(
             "{} is on the target only ({} rows)",
-            bot_name(&b.bot_id),
+            bot_name(&names, &b.bot_id),
             b.rows
         ));
     }
@@ -214,7 +220,7 @@ pub async fn verify(
             .collect();
         failures.push(format!(
             "{} differs: {} rows on the source, {} on the target; missing {:?}, extra {:?}, changed {:?}{}{}{}",
-            bot_name(&d.bot_id),
+            bot_name(&names, &d.bot_id),
             d.source_rows,
             d.target_rows,
             d.missing_ids,
@@ -240,7 +246,7 @@ pub async fn verify(
             for o in &c.orphans {
                 failures.push(format!(
                     "{} has {} rows in the target but is not in the registry (orphan)",
-                    bot_name(&o.bot_id),
+                    bot_name(&names, &o.bot_id),
                     o.rows
                 ));
             }
@@ -300,7 +306,7 @@ pub async fn verify(
         for b in &r.disagreeing {
             failures.push(format!(
                 "{}: exact top-{} answers differ between source and target (overlap@k {:.3})",
-                bot_name(&b.bot_id),
+                bot_name(&names, &b.bot_id),
                 r.k,
                 b.score
             ));
@@ -399,9 +405,56 @@ async fn referenced_tables(
     Ok(out)
 }
 
+/// The names of the collections the bot column refers to, by key: when it has a foreign key
+/// to a table with a `name` column (LangChain's `langchain_pg_collection`), so failures say
+/// "collection manuals" rather than a uuid. Empty otherwise.
+async fn collection_names(
+    client: &Client,
+    layout: &Layout,
+) -> Result<HashMap<String, String>, StoreError> {
+    if layout.bot.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let what = "finding the names of the collections";
+    let parent = client
+        .query_opt(
+            "SELECT con.confrelid::regclass::text, pa.attname::text
+               FROM pg_constraint con
+               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+               JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
+              WHERE con.conrelid = to_regclass($1) AND con.contype = 'f'
+                AND cardinality(con.conkey) = 1 AND a.attname = $2
+                AND EXISTS (SELECT 1 FROM pg_attribute n WHERE n.attrelid = con.confrelid
+                              AND n.attname = 'name' AND NOT n.attisdropped)
+              LIMIT 1",
+            &[&layout.qualified(), &layout.bot],
+        )
+        .await
+        .map_err(|e| StoreError::query(what, e))?;
+    let Some(parent) = parent else {
+        return Ok(HashMap::new());
+    };
+    // The table's name comes from `regclass` output, quoted as needed.
+    let (table, key): (String, String) = (parent.get(0), parent.get(1));
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {}, name::text FROM {table} WHERE name IS NOT NULL",
+                checksum::key_text_sql(&key)
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::query(what, e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// A bot as failures name it; the rows whose bot id is NULL are grouped under [`NULL_KEY`] and
 /// said to be so.
-fn bot_name(bot_id: &str) -> String {
+fn bot_name(names: &HashMap<String, String>, bot_id: &str) -> String {
+    if let Some(name) = names.get(bot_id) {
+        return format!("collection {name} ({bot_id})");
+    }
     if bot_id.is_empty() {
         "the table's rows (it has no bot column)".to_owned()
     } else if bot_id.starts_with("rows with ") {
