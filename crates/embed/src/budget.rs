@@ -4,8 +4,8 @@
 //! for the run as a whole.
 //!
 //! A slice is good for [`SharedBudget::lease`] (a fortieth of the window, between 100 ms and
-//! 2 s); the store counts each grant for [`SharedBudget::hold`] (the window plus one and a half
-//! leases), so requests sent under any set of grants that can reach the provider within one
+//! 2 s); the store counts each grant for [`SharedBudget::hold`] (the window plus a lease and a
+//! margin), so requests sent under any set of grants that can reach the provider within one
 //! window sum to at most the limit. Throttling answers go to the store at once and lower the
 //! rate for every worker; successes are reported with the next lease and raise it again.
 
@@ -104,10 +104,10 @@ impl SharedBudget {
     }
 
     /// How long the store counts a grant: the window, the lease during which it may be spent,
-    /// and half a lease for the request to reach the provider.
+    /// and a margin (half a lease, at least 250 ms) for the request to reach the provider.
     pub fn hold(window: Duration) -> Duration {
         let lease = Self::lease(window);
-        window + lease + lease / 2
+        window + lease + (lease / 2).max(Duration::from_millis(250))
     }
 
     /// The limits in force.
@@ -193,6 +193,25 @@ impl SharedBudget {
     /// Records a call that succeeded (reported with the next lease).
     pub fn succeeded(&self) {
         self.succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reports the successes not yet reported (they ride on the next lease otherwise): call it
+    /// when the worker is done, so the run's report counts every call.
+    pub async fn flush(&self) {
+        let succeeded = self.succeeded.swap(0, Ordering::Relaxed);
+        if succeeded == 0 {
+            return;
+        }
+        let ask = BudgetAsk {
+            succeeded,
+            increase: self.increase(succeeded),
+            ..BudgetAsk::default()
+        };
+        if let Err(error) = self.store.lease(ask).await {
+            self.succeeded.fetch_add(succeeded, Ordering::Relaxed);
+            tracing::warn!(budget = %self.store.describe(), %error,
+                "could not report the last calls to the run's budget");
+        }
     }
 
     /// Reports a throttling answer to the store, so every worker slows down.

@@ -119,6 +119,14 @@ impl Throttled {
         self
     }
 
+    /// Reports the last successful calls to the run's shared budget, if there is one (call it
+    /// when this worker's work is done).
+    pub async fn flush_budget(&self) {
+        if let Some(budget) = &self.budget {
+            budget.flush().await;
+        }
+    }
+
     /// The limits this wrapper enforces (per process, or for the run with a shared budget).
     pub fn rate_limit(&self) -> &RateLimit {
         self.limiter.limit()

@@ -186,6 +186,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         .await?;
     // Every worker of the run spends the run's one budget.
     let embedder = Arc::new(pipeline::join_budget(embedder, &spec, &journal, &run_id).await?);
+    let throttled = embedder.clone();
 
     let worker = Worker::new(
         Ingestor::new(pipeline::ingest_options(&config.ingest)?)
@@ -213,6 +214,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         bot,
     };
     let finished = worker.run(&job, &ragshift_run::events::Silent).await;
+    throttled.flush_budget().await;
     if args.run_id.is_none() {
         let status = if finished.succeeded() {
             Status::Succeeded
