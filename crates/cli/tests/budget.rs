@@ -20,26 +20,33 @@ use ragshift_store::{ConnectSpec, Layout};
 use ragshift_testkit::shared_pg;
 use serde_json::{json, Value};
 
-/// Requests per window the provider (and the run's configuration) allows.
+/// Requests per window the run's configuration allows (and, in most tests, the provider).
 const LIMIT: usize = 12;
 /// The window, seconds (`[embedding] budget_window_secs`).
 const WINDOW_SECS: u64 = 6;
 const DIM: usize = 8;
+const RUN_ID: &str = "01JBUDGET0000000000000000";
 const USER: &str = "5b1f0e3c-aaaa-4bbb-8ccc-000000000001";
 
 /// A loopback OpenAI-compatible `/v1/embeddings` that records when each request arrived and
-/// answers 429 to a request that would make more than `LIMIT` in the last window.
-#[derive(Default)]
+/// answers 429 to a request that would make more than `limit` in the last `window`.
 struct Provider {
+    limit: usize,
+    window: Duration,
     accepted: Mutex<Vec<Instant>>,
     rejected: Mutex<usize>,
 }
 
 impl Provider {
-    fn start() -> (Arc<Provider>, String) {
+    fn start(limit: usize, window: Duration) -> (Arc<Provider>, String) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}/v1", listener.local_addr().unwrap().port());
-        let provider = Arc::new(Provider::default());
+        let provider = Arc::new(Provider {
+            limit,
+            window,
+            accepted: Mutex::default(),
+            rejected: Mutex::default(),
+        });
         let p = provider.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -91,14 +98,13 @@ impl Provider {
 
     fn answer(&self, body: &[u8]) -> (&'static str, String) {
         let now = Instant::now();
-        let window = Duration::from_secs(WINDOW_SECS);
         {
             let mut accepted = self.accepted.lock().unwrap();
             let recent = accepted
                 .iter()
-                .filter(|t| now.duration_since(**t) < window)
+                .filter(|t| now.duration_since(**t) < self.window)
                 .count();
-            if recent >= LIMIT {
+            if recent >= self.limit {
                 *self.rejected.lock().unwrap() += 1;
                 let e = json!({"error": {"message": "Rate limit reached for requests"}});
                 return ("429 Too Many Requests", e.to_string());
@@ -121,6 +127,13 @@ impl Provider {
             "200 OK",
             json!({"data": data, "usage": {"prompt_tokens": tokens}}).to_string(),
         )
+    }
+
+    /// When the accepted requests arrived, oldest first, and how many were refused.
+    fn seen(&self) -> (Vec<Instant>, usize) {
+        let mut arrivals = self.accepted.lock().unwrap().clone();
+        arrivals.sort();
+        (arrivals, *self.rejected.lock().unwrap())
     }
 }
 
@@ -173,17 +186,10 @@ fn busiest(arrivals: &[Instant], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttles() {
-    let (provider, base_url) = Provider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let bots = 4;
-    write_bots(dir.path(), bots, 15);
-    let url = shared_pg().fresh_database("budget");
-
-    // The run as `rebuild --executor ecs` leaves it for its tasks: the target table, the run in
-    // the journal and the run's lock on the target.
-    let spec = ConnectSpec::from_url(&url, None, None).unwrap();
+/// The target as `rebuild --executor ecs` leaves it for its tasks: the table, the run in the
+/// journal, and the run's lock on the target (held until the returned lock drops).
+async fn run_for_tasks(url: &str) -> (tokio_postgres::Client, TargetLock) {
+    let spec = ConnectSpec::from_url(url, None, None).unwrap();
     let mut client = ragshift_store::connect(&spec, "ragshift-test").await.unwrap();
     let layout = Layout::default();
     ragshift_store::schema::init_target(&mut client, &layout, DIM)
@@ -191,56 +197,68 @@ async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttle
         .unwrap();
     let journal = Journal::default();
     journal.ensure_schema(&client).await.unwrap();
-    let run_id = "01JBUDGET0000000000000000";
     journal
-        .start_run(&client, run_id, "rebuild", "test", &json!({}))
+        .start_run(&client, RUN_ID, "rebuild", "test", &json!({}))
         .await
         .unwrap();
-    let _lock = TargetLock::acquire(&spec, &layout, &ragshift_run::rebuild::lock_holder(run_id))
+    let lock = TargetLock::acquire(&spec, &layout, &ragshift_run::rebuild::lock_holder(RUN_ID))
         .await
         .unwrap();
+    (client, lock)
+}
 
-    let window = Duration::from_secs(WINDOW_SECS);
+/// `ragshift ARGS` in `dir` with only `env` for configuration: the file registry and documents
+/// of [`write_bots`], the target `url`, and the provider at `base_url` limited to `LIMIT`
+/// requests per `window_secs` with one text per request.
+fn ragshift(dir: &Path, args: &[&str], url: &str, base_url: &str, window_secs: u64) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    cmd.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
+            cmd.env_remove(k);
+        }
+    }
+    let window = window_secs.to_string();
+    let limit = LIMIT.to_string();
+    for (k, v) in [
+        ("RAGSHIFT_REGISTRY_KIND", "file"),
+        ("RAGSHIFT_REGISTRY_PATH", "bots.json"),
+        ("RAGSHIFT_DOCUMENTS_KIND", "dir"),
+        ("RAGSHIFT_DOCUMENTS_PATH", "docs"),
+        ("RAGSHIFT_TARGET_URL", url),
+        ("RAGSHIFT_EMBEDDING_PROVIDER", "openai"),
+        ("RAGSHIFT_EMBEDDING_BASE_URL", base_url),
+        ("RAGSHIFT_EMBEDDING_MODEL", "fake-embed"),
+        ("RAGSHIFT_EMBEDDING_DIMENSIONS", "8"),
+        ("RAGSHIFT_EMBEDDING_BATCH_SIZE", "1"),
+        ("RAGSHIFT_EMBEDDING_CONCURRENCY", "4"),
+        ("RAGSHIFT_EMBEDDING_CACHE", "false"),
+        ("RAGSHIFT_EMBEDDING_REQUESTS_PER_MINUTE", limit.as_str()),
+        ("RAGSHIFT_EMBEDDING_BUDGET_WINDOW_SECS", window.as_str()),
+        ("OPENAI_API_KEY", "sk-test"),
+    ] {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs one `embed-bot --run-id RUN_ID` process per bot, all at once, and waits for them.
+fn embed_bots(dir: &Path, bots: u32, url: &str, base_url: &str, window_secs: u64) {
     let workers: Vec<_> = (0..bots)
         .map(|n| {
             let keys = json!({"PK": {"S": USER}, "SK": {"S": format!("{USER}#BOT#{}", bot_id(n))}})
                 .to_string();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-            cmd.args(["embed-bot", "--run-id", run_id, "--no-status-updates", "--no-cache", &keys])
-                .current_dir(dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            for (k, _) in std::env::vars() {
-                if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
-                    cmd.env_remove(k);
-                }
-            }
-            for (k, v) in [
-                ("RAGSHIFT_REGISTRY_KIND", "file"),
-                ("RAGSHIFT_REGISTRY_PATH", "bots.json"),
-                ("RAGSHIFT_DOCUMENTS_KIND", "dir"),
-                ("RAGSHIFT_DOCUMENTS_PATH", "docs"),
-                ("RAGSHIFT_TARGET_URL", url.as_str()),
-                ("RAGSHIFT_EMBEDDING_PROVIDER", "openai"),
-                ("RAGSHIFT_EMBEDDING_BASE_URL", base_url.as_str()),
-                ("RAGSHIFT_EMBEDDING_MODEL", "fake-embed"),
-                ("RAGSHIFT_EMBEDDING_DIMENSIONS", "8"),
-                ("RAGSHIFT_EMBEDDING_BATCH_SIZE", "1"),
-                ("RAGSHIFT_EMBEDDING_CONCURRENCY", "4"),
-                ("RAGSHIFT_EMBEDDING_REQUESTS_PER_MINUTE", "12"),
-                ("RAGSHIFT_EMBEDDING_BUDGET_WINDOW_SECS", "6"),
-                ("OPENAI_API_KEY", "sk-test"),
-            ] {
-                cmd.env(k, v);
-            }
-            cmd.spawn().expect("start ragshift embed-bot")
+            let args = ["embed-bot", "--run-id", RUN_ID, "--no-status-updates", &keys];
+            ragshift(dir, &args, url, base_url, window_secs)
+                .spawn()
+                .expect("start ragshift embed-bot")
         })
         .collect();
-    let outputs: Vec<_> = workers
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
-    for (n, out) in outputs.iter().enumerate() {
+    for (n, child) in workers.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -248,10 +266,33 @@ async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttle
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
 
-    let mut arrivals = provider.accepted.lock().unwrap().clone();
-    arrivals.sort();
-    let rejected = *provider.rejected.lock().unwrap();
+/// Requests in the whole windows (from the first request on) that end before the last request,
+/// and how many windows that is.
+fn busy_windows(arrivals: &[Instant], window: Duration) -> (usize, u32) {
+    let first = arrivals[0];
+    let last = *arrivals.last().unwrap();
+    let whole = (last.duration_since(first).as_secs_f64() / window.as_secs_f64()).floor() as u32;
+    let used = arrivals
+        .iter()
+        .filter(|t| t.duration_since(first) < window * whole)
+        .count();
+    (used, whole)
+}
+
+#[tokio::test]
+async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttles() {
+    let window = Duration::from_secs(WINDOW_SECS);
+    let (provider, base_url) = Provider::start(LIMIT, window);
+    let dir = tempfile::tempdir().unwrap();
+    write_bots(dir.path(), 4, 15);
+    let url = shared_pg().fresh_database("budget");
+    let (client, _lock) = run_for_tasks(&url).await;
+
+    embed_bots(dir.path(), 4, &url, &base_url, WINDOW_SECS);
+
+    let (arrivals, rejected) = provider.seen();
     let chunks: i64 = client
         .query_one("SELECT count(*) FROM items", &[])
         .await
@@ -265,26 +306,88 @@ async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttle
         most <= LIMIT,
         "{most} requests reached the provider within one {WINDOW_SECS}s window"
     );
-
-    // Utilisation over the busy windows: every whole window from the first request on that
-    // ends before the last request.
-    let first = arrivals[0];
-    let last = *arrivals.last().unwrap();
-    let whole = (last.duration_since(first).as_secs_f64() / WINDOW_SECS as f64).floor() as u32;
+    let (used, whole) = busy_windows(&arrivals, window);
     assert!(whole >= 3, "the run spans several windows ({whole})");
-    let used = arrivals
-        .iter()
-        .filter(|t| t.duration_since(first) < window * whole)
-        .count();
     let allowed = LIMIT * whole as usize;
     assert!(
         used * 10 >= allowed * 9,
         "only {used} of {allowed} requests allowed in {whole} busy windows were used"
     );
 
-    // The journal's budget saw every call.
-    let report = journal.budget_report(&client, run_id).await.unwrap().unwrap();
+    // The journal's budget counted every call of every worker.
+    let report = Journal::default()
+        .budget_report(&client, RUN_ID)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(report.calls, arrivals.len() as u64);
     assert_eq!(report.throttles, 0);
     assert_eq!(report.requests_per_window, Some(LIMIT as u64));
+}
+
+#[tokio::test]
+async fn a_throttle_seen_by_one_worker_slows_every_worker_of_the_run() {
+    // The account's real quota is half what the run was configured with.
+    let window_secs = 3;
+    let window = Duration::from_secs(window_secs);
+    let (provider, base_url) = Provider::start(LIMIT / 2, window);
+    let dir = tempfile::tempdir().unwrap();
+    write_bots(dir.path(), 4, 8);
+    let url = shared_pg().fresh_database("budget_aimd");
+    let (client, _lock) = run_for_tasks(&url).await;
+
+    embed_bots(dir.path(), 4, &url, &base_url, window_secs);
+
+    let (arrivals, rejected) = provider.seen();
+    assert_eq!(arrivals.len(), 4 * 8, "every chunk was embedded in the end");
+    let report = Journal::default()
+        .budget_report(&client, RUN_ID)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.throttles as usize, rejected);
+    assert!(report.rate_decreases >= 1, "{report:?}");
+    // Sending at the configured rate would have had about every other request refused; the
+    // shared rate, halved for all workers, keeps refusals to the bursts that find the limit.
+    assert!(
+        rejected * 3 < arrivals.len(),
+        "{rejected} refused for {} accepted: {report:?}",
+        arrivals.len()
+    );
+}
+
+#[tokio::test]
+async fn a_local_rebuild_spends_its_runs_budget_and_reports_it() {
+    let window = Duration::from_secs(3);
+    let (provider, base_url) = Provider::start(LIMIT, window);
+    let dir = tempfile::tempdir().unwrap();
+    write_bots(dir.path(), 2, 15);
+    let url = shared_pg().fresh_database("budget_rebuild");
+
+    let out = ragshift(
+        dir.path(),
+        &["rebuild", "--yes", "--json", "--no-status-updates"],
+        &url,
+        &base_url,
+        3,
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "report")
+        .unwrap_or_else(|| panic!("no report: {stderr}"));
+    let (arrivals, rejected) = provider.seen();
+    assert_eq!(rejected, 0);
+    assert!(busiest(&arrivals, window) <= LIMIT);
+    let budget = &report["report"]["budget"];
+    assert_eq!(budget["calls"], json!(arrivals.len()), "{report}");
+    assert_eq!(budget["throttles"], 0);
+    assert_eq!(budget["requests_per_window"], LIMIT);
+    assert_eq!(budget["window_secs"], 3.0);
+    let utilisation = budget["utilisation"].as_f64().unwrap();
+    assert!(utilisation > 0.5 && utilisation <= 1.0, "{budget}");
 }

@@ -222,11 +222,12 @@ impl SharedBudget {
         }
     }
 
-    /// The additive increase for `succeeded` calls: half the limit's worth of successes per
-    /// window brings the rate back from half to full within about a window.
+    /// The additive increase for `succeeded` calls: a fifth of the limit per window's worth of
+    /// successes, so a rate halved by throttling is back to the limit after about five windows
+    /// of calls (not at once, which would run straight into the throttling again).
     fn increase(&self, succeeded: u64) -> f64 {
         let per_window = self.limit.requests.unwrap_or(100).max(1);
-        succeeded as f64 / per_window as f64
+        0.2 * succeeded as f64 / per_window as f64
     }
 }
 

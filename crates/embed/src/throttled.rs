@@ -54,7 +54,7 @@ pub struct Throttled {
     batch_size: usize,
     in_flight: Arc<Semaphore>,
     limiter: RateLimiter,
-    budget: Option<Arc<SharedBudget>>,
+    budget: std::sync::OnceLock<Arc<SharedBudget>>,
     retry: Policy,
     cache: Option<Arc<dyn EmbeddingCache>>,
     cache_model: String,
@@ -90,7 +90,7 @@ impl Throttled {
             batch_size,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             limiter: RateLimiter::new(options.rate),
-            budget: None,
+            budget: std::sync::OnceLock::new(),
             retry: options.retry,
             cache: None,
             cancel: CancellationToken::new(),
@@ -114,15 +114,24 @@ impl Throttled {
 
     /// Sends against `budget`, the run's budget shared with its other workers, instead of this
     /// process's own limiter; throttling answers lower the rate for all of them.
-    pub fn with_budget(mut self, budget: Arc<SharedBudget>) -> Self {
-        self.budget = Some(budget);
+    pub fn with_budget(self, budget: Arc<SharedBudget>) -> Self {
+        self.join_budget(budget);
         self
+    }
+
+    /// Like [`Throttled::with_budget`] for an embedder already shared (a local rebuild joins
+    /// its run's budget once the run is in the journal, before any bot starts). A wrapper joins
+    /// one budget only: a second one is ignored (and logged).
+    pub fn join_budget(&self, budget: Arc<SharedBudget>) {
+        if self.budget.set(budget).is_err() {
+            tracing::warn!("the embedder already spends a run's budget; a second one is ignored");
+        }
     }
 
     /// Reports the last successful calls to the run's shared budget, if there is one (call it
     /// when this worker's work is done).
     pub async fn flush_budget(&self) {
-        if let Some(budget) = &self.budget {
+        if let Some(budget) = self.budget.get() {
             budget.flush().await;
         }
     }
@@ -181,7 +190,7 @@ impl Throttled {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),
                 s = self.in_flight.clone().acquire_owned() => s.map_err(|_| Error::Cancelled)?,
             };
-            let mut permit = match &self.budget {
+            let mut permit = match self.budget.get() {
                 Some(budget) => {
                     budget.acquire(estimate, &self.cancel).await?;
                     None
@@ -204,7 +213,7 @@ impl Throttled {
                         p.set_tokens(t);
                     }
                     drop(permit);
-                    if let Some(budget) = &self.budget {
+                    if let Some(budget) = self.budget.get() {
                         budget.succeeded();
                     }
                     drop(slot);
@@ -230,7 +239,7 @@ impl Throttled {
                     }
                     if e.kind() == Some(ErrorKind::Throttled) {
                         self.count(|u| u.throttled += 1);
-                        if let Some(budget) = &self.budget {
+                        if let Some(budget) = self.budget.get() {
                             budget.throttled().await;
                         }
                     }

@@ -91,7 +91,7 @@ pub struct BudgetReport {
     pub rate: f64,
     /// Seconds from the first worker joining to the last lease.
     pub seconds: f64,
-    /// Requests the limit allowed over those seconds (at least one window's worth).
+    /// Requests the limit allowed over those seconds: the limit once per window started.
     pub requests_allowed: Option<f64>,
     /// `calls / requests_allowed`.
     pub utilisation: Option<f64>,
@@ -293,9 +293,10 @@ impl Journal {
         let tokens: Option<i64> = row.get(2);
         let calls = unsigned(row.get(3));
         let seconds: f64 = row.get(10);
+        // A provider's sliding window lets the limit through once per started window.
         let requests_allowed = requests.map(|limit| {
             let windows = if window_secs > 0.0 {
-                (seconds / window_secs).max(1.0)
+                (seconds / window_secs).floor() + 1.0
             } else {
                 1.0
             };
