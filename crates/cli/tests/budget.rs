@@ -40,7 +40,10 @@ struct Provider {
 impl Provider {
     fn start(limit: usize, window: Duration) -> (Arc<Provider>, String) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}/v1", listener.local_addr().unwrap().port());
+        let url = format!(
+            "http://127.0.0.1:{}/v1",
+            listener.local_addr().unwrap().port()
+        );
         let provider = Arc::new(Provider {
             limit,
             window,
@@ -158,7 +161,11 @@ fn write_bots(dir: &Path, bots: u32, paragraphs: usize) {
         .collect();
     std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
     for n in 0..bots {
-        let d = dir.join("docs").join(USER).join(bot_id(n)).join("documents");
+        let d = dir
+            .join("docs")
+            .join(USER)
+            .join(bot_id(n))
+            .join("documents");
         std::fs::create_dir_all(&d).unwrap();
         let text: Vec<String> = (0..paragraphs)
             .map(|p| {
@@ -190,7 +197,9 @@ fn busiest(arrivals: &[Instant], window: Duration) -> usize {
 /// journal, and the run's lock on the target (held until the returned lock drops).
 async fn run_for_tasks(url: &str) -> (tokio_postgres::Client, TargetLock) {
     let spec = ConnectSpec::from_url(url, None, None).unwrap();
-    let mut client = ragshift_store::connect(&spec, "ragshift-test").await.unwrap();
+    let mut client = ragshift_store::connect(&spec, "ragshift-test")
+        .await
+        .unwrap();
     let layout = Layout::default();
     ragshift_store::schema::init_target(&mut client, &layout, DIM)
         .await
@@ -251,7 +260,13 @@ fn embed_bots(dir: &Path, bots: u32, url: &str, base_url: &str, window_secs: u64
         .map(|n| {
             let keys = json!({"PK": {"S": USER}, "SK": {"S": format!("{USER}#BOT#{}", bot_id(n))}})
                 .to_string();
-            let args = ["embed-bot", "--run-id", RUN_ID, "--no-status-updates", &keys];
+            let args = [
+                "embed-bot",
+                "--run-id",
+                RUN_ID,
+                "--no-status-updates",
+                &keys,
+            ];
             ragshift(dir, &args, url, base_url, window_secs)
                 .spawn()
                 .expect("start ragshift embed-bot")

@@ -133,7 +133,11 @@ impl SharedBudget {
 
     /// Waits until a request of `tokens` fits the run's budget and takes it from the slice.
     pub async fn acquire(&self, tokens: u64, cancel: &CancellationToken) -> Result<()> {
-        let tokens = if self.limit.tokens.is_some() { tokens } else { 0 };
+        let tokens = if self.limit.tokens.is_some() {
+            tokens
+        } else {
+            0
+        };
         let mut slice = tokio::select! {
             _ = cancel.cancelled() => return Err(Error::Cancelled),
             s = self.slice.lock() => s,

@@ -36,8 +36,8 @@ mod ratelimit;
 mod throttled;
 mod usage;
 
-pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget};
 pub use bedrock::{BedrockEmbedder, BedrockOptions, CohereTruncate};
+pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget};
 pub use cache::{EmbeddingCache, MemoryCache, PgEmbeddingCache};
 pub use embedder::{cosine, l2_norm, Embedder, Embeddings, InputKind, Secret};
 pub use error::{Error, ErrorKind, Result};

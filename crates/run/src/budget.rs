@@ -35,9 +35,7 @@ impl JournalBudget {
         limit: &RateLimit,
     ) -> Result<Arc<SharedBudget>, StoreError> {
         let client = ragshift_store::connect(spec, "ragshift embedding budget").await?;
-        journal
-            .join_budget(&client, run_id, &limits(limit))
-            .await?;
+        journal.join_budget(&client, run_id, &limits(limit)).await?;
         let store = JournalBudget {
             spec: spec.clone(),
             journal: journal.clone(),

@@ -146,7 +146,10 @@ async fn a_dead_workers_slice_comes_back_when_its_grant_stops_counting() {
         if g.requests > 0 {
             break g;
         }
-        assert!(Instant::now() < deadline, "the dead worker's slice never came back");
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker's slice never came back"
+        );
         tokio::time::sleep(g.wait.min(Duration::from_millis(100))).await;
     };
     assert_eq!((got.requests, got.tokens), (2, 100));
@@ -230,5 +233,9 @@ async fn throttles_halve_the_shared_rate_once_per_burst_and_successes_raise_it()
         (25, 3, 2, 2, 75)
     );
     assert_eq!(report.requests_per_window, Some(100));
-    assert!(journal.budget_report(&a, "no-such-run").await.unwrap().is_none());
+    assert!(journal
+        .budget_report(&a, "no-such-run")
+        .await
+        .unwrap()
+        .is_none());
 }
