@@ -653,3 +653,28 @@ async fn seed_cache(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_line_says_what_all_workers_used_of_the_limit() {
+        let b = ragshift_store::budget::BudgetReport {
+            window_secs: 60.0,
+            requests_per_window: Some(100),
+            calls: 150,
+            throttles: 3,
+            rate_decreases: 1,
+            seconds: 90.0,
+            requests_allowed: Some(200.0),
+            utilisation: Some(0.75),
+            ..Default::default()
+        };
+        assert_eq!(
+            budget_line(&b),
+            "embedding budget (100 requests per 60s, all workers): 150 calls, 3 throttled, \
+             rate lowered 1 times; used 150 of 200 requests allowed over 90.0s (75%)"
+        );
+    }
+}
