@@ -118,10 +118,11 @@ pub fn embed_options(config: &Config) -> anyhow::Result<EmbedOptions> {
         throughput: ThroughputOptions {
             batch_size: e.batch_size,
             max_in_flight: e.concurrency.max(1),
-            rate: RateLimit::per_minute(
-                e.requests_per_minute.map(u64::from),
-                e.tokens_per_minute.map(u64::from),
-            ),
+            rate: RateLimit {
+                requests: e.requests_per_minute.map(u64::from),
+                tokens: e.tokens_per_minute.map(u64::from),
+                window: std::time::Duration::from_secs(e.budget_window_secs.max(1)),
+            },
             retry: ragshift_retry::Policy {
                 max_attempts: Some(e.max_attempts.max(1)),
                 ..crate::settings::retry_policy(&config.retry)
@@ -164,6 +165,25 @@ pub async fn bare_embedder(config: &Config) -> anyhow::Result<Throttled> {
         .context("setting up the embedding provider")?;
     let model = ragshift_embed::Embedder::model_id(&embedder).to_owned();
     Ok(embedder.with_prices(prices(config, &model)))
+}
+
+/// Makes `embedder` send against the budget of `run_id` in the target's run journal, shared
+/// with every other worker of the run, when a rate limit is configured (without one there is
+/// nothing to share).
+pub async fn join_budget(
+    embedder: Throttled,
+    spec: &ragshift_store::ConnectSpec,
+    journal: &ragshift_store::journal::Journal,
+    run_id: &str,
+) -> anyhow::Result<Throttled> {
+    let limit = embedder.rate_limit().clone();
+    if limit.requests.is_none() && limit.tokens.is_none() {
+        return Ok(embedder);
+    }
+    let budget = ragshift_run::JournalBudget::join(spec, journal, run_id, &limit)
+        .await
+        .with_context(|| format!("joining the embedding budget of run {run_id}"))?;
+    Ok(embedder.with_budget(budget))
 }
 
 /// The embedding cache in the target database (table `embedding_cache` in the journal's

@@ -154,6 +154,11 @@ async fn rebuild_on_ecs(journal_schema: Option<&str>) {
         ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
         ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
         ("RAGSHIFT_TARGET_URL".into(), url.clone()),
+        // A rate limit: the tasks spend the run's one budget in the journal.
+        (
+            "RAGSHIFT_EMBEDDING_REQUESTS_PER_MINUTE".into(),
+            "6000".into(),
+        ),
     ];
     let mut env = task_env.clone();
     env.extend(
@@ -351,6 +356,24 @@ async fn rebuild_on_ecs(journal_schema: Option<&str>) {
         let want = if id == gone { "failed" } else { "succeeded" };
         assert_eq!((status.as_str(), attempts), (want, 1), "{id}");
     }
+    // Every task spent the run's budget, and the run reports it.
+    let budgets: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {} WHERE run_id = $1",
+                journal.budgets_table()
+            ),
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(budgets, 1);
+    let report = &events.iter().find(|e| e["event"] == "report").unwrap()["report"];
+    let calls = report["budget"]["calls"].as_u64().unwrap_or(0);
+    // a and b each call the model; c's chunks may all come from the embedding cache.
+    assert!(calls >= 2, "the succeeded bots' calls: {report}");
+    assert_eq!(report["budget"]["requests_per_window"], 6000);
     let default_schema: bool = client
         .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
         .await

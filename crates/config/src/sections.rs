@@ -135,6 +135,10 @@ pub struct EmbeddingConfig {
     pub requests_per_minute: Option<u32>,
     /// Token rate limit (tokens estimated from characters when the provider doesn't say).
     pub tokens_per_minute: Option<u32>,
+    /// The window `requests_per_minute` and `tokens_per_minute` apply to, in seconds: 60, a
+    /// minute, as providers state their quotas. Tests and benchmarks shorten it to measure
+    /// "N requests per window" without waiting minutes.
+    pub budget_window_secs: u64,
     /// Attempts per request before giving up.
     pub max_attempts: u32,
     /// Cohere's `truncate`: `NONE`, `START` or `END`.
@@ -163,6 +167,7 @@ impl Default for EmbeddingConfig {
             concurrency: 4,
             requests_per_minute: None,
             tokens_per_minute: None,
+            budget_window_secs: 60,
             max_attempts: 6,
             truncate: "END".to_owned(),
             normalize: true,

@@ -137,6 +137,15 @@ pub enum Error {
         source: Option<tokio_postgres::Error>,
     },
 
+    /// The run's shared budget (in the target's run journal) could not be reached.
+    #[error("the run's embedding budget ({budget}): {message}; check the target database")]
+    Budget {
+        /// Where the budget is.
+        budget: String,
+        /// What failed.
+        message: String,
+    },
+
     /// The run was cancelled (Ctrl-C) before the work finished.
     #[error("embedding cancelled")]
     Cancelled,

@@ -9,6 +9,9 @@
 //!   N requests in flight, requests/min and tokens/min limits, retries with backoff and jitter
 //!   honouring `Retry-After`, cancellation, usage accounting ([`EmbedReport`]) and the
 //!   content-hash [`cache`].
+//! - [`SharedBudget`]: those limits for a whole run of several workers, leased in slices from a
+//!   [`BudgetStore`] (the run journal) with a shared additive-increase/multiplicative-decrease
+//!   rate.
 //! - [`check_dimension`]: the guard run before any work.
 //!
 //! ```no_run
@@ -22,6 +25,7 @@
 //! ```
 
 pub mod bedrock;
+mod budget;
 pub mod cache;
 mod embedder;
 mod error;
@@ -33,6 +37,7 @@ mod throttled;
 mod usage;
 
 pub use bedrock::{BedrockEmbedder, BedrockOptions, CohereTruncate};
+pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget};
 pub use cache::{EmbeddingCache, MemoryCache, PgEmbeddingCache};
 pub use embedder::{cosine, l2_norm, Embedder, Embeddings, InputKind, Secret};
 pub use error::{Error, ErrorKind, Result};

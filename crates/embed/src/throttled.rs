@@ -12,6 +12,7 @@ use ragshift_retry::{Attempts, Next, Policy, Verdict};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::SharedBudget;
 use crate::cache::{content_hash, ContentHash, EmbeddingCache};
 use crate::embedder::{Embedder, Embeddings, InputKind};
 use crate::error::{Error, ErrorKind, Result};
@@ -53,6 +54,7 @@ pub struct Throttled {
     batch_size: usize,
     in_flight: Arc<Semaphore>,
     limiter: RateLimiter,
+    budget: std::sync::OnceLock<Arc<SharedBudget>>,
     retry: Policy,
     cache: Option<Arc<dyn EmbeddingCache>>,
     cache_model: String,
@@ -88,6 +90,7 @@ impl Throttled {
             batch_size,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             limiter: RateLimiter::new(options.rate),
+            budget: std::sync::OnceLock::new(),
             retry: options.retry,
             cache: None,
             cancel: CancellationToken::new(),
@@ -107,6 +110,35 @@ impl Throttled {
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
         self.cancel = cancel;
         self
+    }
+
+    /// Sends against `budget`, the run's budget shared with its other workers, instead of this
+    /// process's own limiter; throttling answers lower the rate for all of them.
+    pub fn with_budget(self, budget: Arc<SharedBudget>) -> Self {
+        self.join_budget(budget);
+        self
+    }
+
+    /// Like [`Throttled::with_budget`] for an embedder already shared (a local rebuild joins
+    /// its run's budget once the run is in the journal, before any bot starts). A wrapper joins
+    /// one budget only: a second one is ignored (and logged).
+    pub fn join_budget(&self, budget: Arc<SharedBudget>) {
+        if self.budget.set(budget).is_err() {
+            tracing::warn!("the embedder already spends a run's budget; a second one is ignored");
+        }
+    }
+
+    /// Reports the last successful calls to the run's shared budget, if there is one (call it
+    /// when this worker's work is done).
+    pub async fn flush_budget(&self) {
+        if let Some(budget) = self.budget.get() {
+            budget.flush().await;
+        }
+    }
+
+    /// The limits this wrapper enforces (per process, or for the run with a shared budget).
+    pub fn rate_limit(&self) -> &RateLimit {
+        self.limiter.limit()
     }
 
     /// Prices for the cost estimate (the built-in table by default).
@@ -158,7 +190,13 @@ impl Throttled {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),
                 s = self.in_flight.clone().acquire_owned() => s.map_err(|_| Error::Cancelled)?,
             };
-            let mut permit = self.limiter.acquire(estimate, &self.cancel).await?;
+            let mut permit = match self.budget.get() {
+                Some(budget) => {
+                    budget.acquire(estimate, &self.cancel).await?;
+                    None
+                }
+                None => Some(self.limiter.acquire(estimate, &self.cancel).await?),
+            };
             if let Some(a) = &mut attempts {
                 a.record_attempt();
             }
@@ -171,10 +209,13 @@ impl Throttled {
             let result = result.and_then(|out| self.validate(texts.len(), out));
             match result {
                 Ok(out) => {
-                    if let Some(t) = out.tokens {
-                        permit.set_tokens(t);
+                    if let (Some(t), Some(p)) = (out.tokens, permit.as_mut()) {
+                        p.set_tokens(t);
                     }
                     drop(permit);
+                    if let Some(budget) = self.budget.get() {
+                        budget.succeeded();
+                    }
                     drop(slot);
                     self.count(|u| {
                         u.texts += texts.len() as u64;
@@ -198,6 +239,9 @@ impl Throttled {
                     }
                     if e.kind() == Some(ErrorKind::Throttled) {
                         self.count(|u| u.throttled += 1);
+                        if let Some(budget) = self.budget.get() {
+                            budget.throttled().await;
+                        }
                     }
                     let Some(tries) = &attempts else {
                         return Err(e);

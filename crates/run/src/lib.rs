@@ -7,15 +7,18 @@
 //!   ECS task per bot ([`executor::EcsExecutor`]).
 //! - [`rebuild`]: the run: lock the target, journal every bot, run at most N jobs at once, skip
 //!   what a resumed run already finished, build the vector index at the end, report.
+//! - [`budget`]: the run's embedding budget in the journal, shared by all its workers.
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
 
+pub mod budget;
 pub mod events;
 pub mod executor;
 pub mod rebuild;
 pub mod status;
 pub mod worker;
 
+pub use budget::JournalBudget;
 pub use events::{BotFinished, Event, Observer, SourceResult};
 pub use rebuild::{Rebuild, RebuildOptions, RunReport};
 pub use worker::{BotJob, Worker, WorkerOptions};

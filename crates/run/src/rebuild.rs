@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use ragshift_embed::Throttled;
 use ragshift_model::Bot;
+use ragshift_store::budget::BudgetReport;
 use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
 use ragshift_store::journal::{Journal, ResumeCandidate, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
 use serde::Serialize;
 
+use crate::budget::JournalBudget;
 use crate::events::{BotFinished, Event, Observer};
 use crate::executor::Executor;
 use crate::worker::BotJob;
@@ -46,6 +49,11 @@ pub struct RebuildOptions {
     /// The run journal in the target (`[run] journal_schema`); every worker records its bot
     /// there (ECS tasks are told its schema).
     pub journal: Journal,
+    /// The embedder of this process's workers (a local run), which joins the run's budget in
+    /// the journal once the run is there, so that every process embedding for the run id
+    /// shares the configured limits. `None` when the workers are ECS tasks (they join the
+    /// budget themselves) or for a dry run.
+    pub embedder: Option<Arc<Throttled>>,
 }
 
 /// What a run did.
@@ -53,6 +61,9 @@ pub struct RebuildOptions {
 pub struct RunReport {
     /// The run id.
     pub run_id: String,
+    /// The run's embedding budget, all its workers together: calls, throttles and how much of
+    /// the configured limit was used (`None`: no rate limit was configured, or a dry run).
+    pub budget: Option<BudgetReport>,
     /// Whether it was a dry run.
     pub dry_run: bool,
     /// Whether an earlier unfinished run was resumed.
@@ -228,6 +239,7 @@ impl Rebuild {
             let failed = results.iter().filter(|b| !b.succeeded()).count();
             let report = RunReport {
                 run_id: run_id.clone(),
+                budget: None,
                 dry_run: true,
                 resumed: false,
                 resumed_from: None,
@@ -276,6 +288,14 @@ impl Rebuild {
             .journal
             .start_run(&client, &run_id, "rebuild", &target, &options.selection)
             .await?;
+        if let Some(embedder) = &options.embedder {
+            let limit = embedder.rate_limit().clone();
+            if limit.requests.is_some() || limit.tokens.is_some() {
+                let budget =
+                    JournalBudget::join(&self.target, &options.journal, &run_id, &limit).await?;
+                embedder.join_budget(budget);
+            }
+        }
         // From here on the run has started: whatever stops it is recorded in the journal.
         let work = self.run_started(
             &client,
@@ -495,6 +515,16 @@ impl Rebuild {
             .collect();
 
         let results = self.run_jobs(run_id, todo, options, observer).await;
+        if let Some(embedder) = &options.embedder {
+            embedder.flush_budget().await;
+        }
+        let budget = match options.journal.budget_report(client, run_id).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("could not read the run's embedding budget: {e}");
+                None
+            }
+        };
 
         let mut index_built = None;
         if let Some(index) = options.index {
@@ -528,6 +558,7 @@ impl Rebuild {
         let failed = in_run.len() - succeeded;
         let report = RunReport {
             run_id: run_id.to_owned(),
+            budget,
             dry_run: false,
             resumed: resumed_from.is_some(),
             resumed_from,

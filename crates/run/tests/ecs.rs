@@ -521,6 +521,7 @@ impl World {
             index: None,
             maintenance_work_mem: "64MB".to_owned(),
             journal: self.journal.clone(),
+            embedder: None,
         };
         let report = rebuild.run(list, 0, &options, &Silent).await.unwrap();
         containers.stop();

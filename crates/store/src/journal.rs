@@ -4,8 +4,8 @@
 //! and redoes the rest.
 //!
 //! [`Journal`] is where the journal lives: every statement on it is one of its methods, or
-//! names its tables through [`Journal::runs_table`] and [`Journal::units_table`], so the
-//! schema is always the configured one, quoted.
+//! names its tables through [`Journal::runs_table`], [`Journal::units_table`] and
+//! [`Journal::budgets_table`], so the schema is always the configured one, quoted.
 
 use ragshift_config::{RunConfig, DEFAULT_JOURNAL_SCHEMA};
 use serde::Serialize;
@@ -45,6 +45,29 @@ CREATE TABLE IF NOT EXISTS {schema}.units (
     started_at  timestamptz,
     finished_at timestamptz,
     PRIMARY KEY (run_id, unit_id)
+);
+CREATE TABLE IF NOT EXISTS {schema}.budgets (
+    run_id         text PRIMARY KEY REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
+    window_ms      bigint NOT NULL,
+    hold_ms        bigint NOT NULL,
+    requests_limit bigint,
+    tokens_limit   bigint,
+    rate           double precision NOT NULL DEFAULT 1,
+    decreased_at   timestamptz,
+    grant_at       timestamptz[] NOT NULL DEFAULT '{}',
+    grant_requests bigint[] NOT NULL DEFAULT '{}',
+    grant_tokens   bigint[] NOT NULL DEFAULT '{}',
+    last_requests  bigint NOT NULL DEFAULT 0,
+    last_tokens    bigint NOT NULL DEFAULT 0,
+    wait_ms        bigint NOT NULL DEFAULT 0,
+    calls          bigint NOT NULL DEFAULT 0,
+    throttles      bigint NOT NULL DEFAULT 0,
+    decreases      bigint NOT NULL DEFAULT 0,
+    leases         bigint NOT NULL DEFAULT 0,
+    requests_granted bigint NOT NULL DEFAULT 0,
+    tokens_granted bigint NOT NULL DEFAULT 0,
+    created_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 ";
 
@@ -132,6 +155,7 @@ pub struct Journal {
     schema: String,
     runs: String,
     units: String,
+    budgets: String,
 }
 
 impl Default for Journal {
@@ -149,6 +173,7 @@ impl Journal {
             schema: schema.to_owned(),
             runs: format!("{q}.runs"),
             units: format!("{q}.units"),
+            budgets: format!("{q}.budgets"),
         }
     }
 
@@ -175,6 +200,12 @@ impl Journal {
     /// The units table, quoted and qualified, ready to paste into SQL.
     pub fn units_table(&self) -> &str {
         &self.units
+    }
+
+    /// The budgets table (one provider budget per run, see [`crate::budget`]), quoted and
+    /// qualified, ready to paste into SQL.
+    pub fn budgets_table(&self) -> &str {
+        &self.budgets
     }
 
     /// Whether the journal's tables exist (a target no run has written to has none).

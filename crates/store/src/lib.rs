@@ -10,10 +10,12 @@
 //! - [`index`]: the vector index, built after the data is in.
 //! - [`search`]: the platform's retrieval query.
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
+//! - [`budget`]: one provider budget per run, leased in slices by every worker of the run.
 //! - [`identity`]: which database a connection really reached (refusing copies into themselves).
 //! - [`ddl`]: DDL and TRUNCATE under a `lock_timeout`, naming what they wait on.
 //! - [`session`]: ending a session whose COMMIT's answer was lost, before reading the journal.
 
+pub mod budget;
 pub mod catalog;
 pub mod checksum;
 pub mod connect;

@@ -395,7 +395,10 @@ async fn the_journal_lives_in_the_configured_schema() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables, ["Journal-1.runs", "Journal-1.units"]);
+    assert_eq!(
+        tables,
+        ["Journal-1.budgets", "Journal-1.runs", "Journal-1.units"]
+    );
     let ragshift: bool = client
         .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
         .await

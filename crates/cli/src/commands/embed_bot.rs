@@ -150,11 +150,11 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     } else {
         None
     };
-    let embedder = Arc::new(pipeline::embedder(config, cache).await?);
+    let embedder = pipeline::embedder(config, cache).await?;
     schema::init_target(
         &mut client,
         &layout,
-        ragshift_embed::Embedder::dimension(&*embedder),
+        ragshift_embed::Embedder::dimension(&embedder),
     )
     .await?;
     let journal = Journal::from_config(&config.run);
@@ -184,6 +184,9 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
             &[(key.bot_id.clone(), Some(key.user_id.clone()))],
         )
         .await?;
+    // Every worker of the run spends the run's one budget.
+    let embedder = Arc::new(pipeline::join_budget(embedder, &spec, &journal, &run_id).await?);
+    let throttled = embedder.clone();
 
     let worker = Worker::new(
         Ingestor::new(pipeline::ingest_options(&config.ingest)?)
@@ -211,6 +214,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         bot,
     };
     let finished = worker.run(&job, &ragshift_run::events::Silent).await;
+    throttled.flush_budget().await;
     if args.run_id.is_none() {
         let status = if finished.succeeded() {
             Status::Succeeded

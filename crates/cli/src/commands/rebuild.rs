@@ -301,6 +301,12 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         index,
         maintenance_work_mem: "1GB".to_owned(),
         journal: ragshift_store::journal::Journal::from_config(&config.run),
+        // In-process workers spend the run's budget in the journal (ECS tasks join it
+        // themselves, as `embed-bot --run-id`).
+        embedder: match config.executor.kind {
+            ragshift_config::ExecutorKind::Ecs => None,
+            ragshift_config::ExecutorKind::Local => throttled.clone(),
+        },
     };
     let observer = progress::observer(global.json, selected.bots.len());
     let rebuild = Rebuild::new(spec.clone(), layout, executor.clone());
@@ -492,6 +498,9 @@ fn print_report(
             u.provider, u.model, u.calls, u.retries, u.throttled, u.cache_hits, u.truncated
         ));
     }
+    if let Some(b) = &report.budget {
+        output::line(budget_line(b));
+    }
     if let Some(def) = &report.index_built {
         output::line(format!("built the vector index: {def}"));
     }
@@ -502,6 +511,30 @@ fn print_report(
         ));
     }
     Ok(())
+}
+
+/// The run's embedding budget in one line: what every worker together sent against what the
+/// configured limit allowed over the run.
+fn budget_line(b: &ragshift_store::budget::BudgetReport) -> String {
+    let limit = match (b.requests_per_window, b.tokens_per_window) {
+        (Some(r), Some(t)) => format!("{r} requests and {t} tokens"),
+        (Some(r), None) => format!("{r} requests"),
+        (None, Some(t)) => format!("{t} tokens"),
+        (None, None) => "no limit".to_owned(),
+    };
+    let used = match (b.requests_allowed, b.utilisation) {
+        (Some(allowed), Some(u)) => format!(
+            "; used {} of {allowed:.0} requests allowed over {:.1}s ({:.0}%)",
+            b.calls,
+            b.seconds,
+            u * 100.0
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "embedding budget ({limit} per {}s, all workers): {} calls, {} throttled, rate lowered {} times{used}",
+        b.window_secs, b.calls, b.throttles, b.rate_decreases
+    )
 }
 
 /// Stands in for the provider in a dry run: knows the model and dimension, never embeds.
@@ -619,4 +652,29 @@ async fn seed_cache(
         spec.label()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_line_says_what_all_workers_used_of_the_limit() {
+        let b = ragshift_store::budget::BudgetReport {
+            window_secs: 60.0,
+            requests_per_window: Some(100),
+            calls: 150,
+            throttles: 3,
+            rate_decreases: 1,
+            seconds: 90.0,
+            requests_allowed: Some(200.0),
+            utilisation: Some(0.75),
+            ..Default::default()
+        };
+        assert_eq!(
+            budget_line(&b),
+            "embedding budget (100 requests per 60s, all workers): 150 calls, 3 throttled, \
+             rate lowered 1 times; used 150 of 200 requests allowed over 90.0s (75%)"
+        );
+    }
 }
