@@ -157,6 +157,9 @@ enum Move {
     Copy,
     /// `ragshift export` to a directory, then `ragshift import` from it.
     ExportImport,
+    /// `ragshift replicate start`, then `replicate cutover` (from a source with logical
+    /// replication).
+    Replicate,
 }
 
 async fn moved_whole_and_still_working(kind: StoreKind) {
@@ -173,8 +176,12 @@ async fn moved_whole_by(kind: StoreKind, how: Move) {
     let prefix = match how {
         Move::Copy => "st",
         Move::ExportImport => "ex",
+        Move::Replicate => "rs",
     };
-    let src_url = shared_pg().fresh_database(&format!("{prefix}_{name}_src"));
+    let logical =
+        matches!(how, Move::Replicate).then(|| PgCluster::builder().logical_replication().start());
+    let source = logical.as_ref().map_or(shared_pg(), |c| c.server());
+    let src_url = source.fresh_database(&format!("{prefix}_{name}_src"));
     let store = write_store(kind, &src_url).unwrap();
     let target = PgCluster::start();
     let tgt_url = target.fresh_database(&format!("{prefix}_{name}_tgt"));
@@ -209,10 +216,16 @@ async fn moved_whole_by(kind: StoreKind, how: Move) {
             let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
             assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
         }
+        Move::Replicate => {
+            let out = with(&["replicate", "start"]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+            let out = with(&["replicate", "cutover", "--timeout", "120s"]);
+            assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
+        }
     }
 
     let (src, tgt) = (
-        shared_pg().connect(&src_url).await,
+        source.connect(&src_url).await,
         target.connect(&tgt_url).await,
     );
     for t in &store.tables {
@@ -300,57 +313,7 @@ async fn sparsevec_bit_uuid_serial_and_checks() {
 /// refers to are published with it, generated columns computed by the target, sequences set
 /// and foreign keys added at cutover, so the library works on the target as on the source.
 async fn replicated_whole_and_still_working(kind: StoreKind) {
-    let dir = tempfile::tempdir().unwrap();
-    let name = kind.name().replace('-', "_");
-    let source = PgCluster::builder().logical_replication().start();
-    let src_url = source.fresh_database(&format!("rs_{name}_src"));
-    let store = write_store(kind, &src_url).unwrap();
-    let target = PgCluster::start();
-    let tgt_url = target.fresh_database(&format!("rs_{name}_tgt"));
-    let table = store
-        .main_table()
-        .name
-        .trim_start_matches("public.")
-        .to_owned();
-    let flags = layout_flags(kind, &table);
-    let with = |cmd: &[&str]| {
-        let mut args: Vec<&str> = cmd.to_vec();
-        args.extend(["--source", &src_url, "--target", &tgt_url]);
-        args.extend(flags.iter().map(String::as_str));
-        ragshift(dir.path(), &args)
-    };
-
-    let out = with(&["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
-    let out = with(&["replicate", "cutover", "--timeout", "120s", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{kind}: {}", text(&out));
-
-    let (src, tgt) = (
-        source.connect(&src_url).await,
-        target.connect(&tgt_url).await,
-    );
-    for t in &store.tables {
-        assert_eq!(
-            all_column_digest(&src, &t.name).await.unwrap(),
-            all_column_digest(&tgt, &t.name).await.unwrap(),
-            "{kind}: every column of every row of {}",
-            t.name
-        );
-    }
-    assert_eq!(
-        library_search(kind, &src_url, QUERIES).unwrap(),
-        library_search(kind, &tgt_url, QUERIES).unwrap(),
-        "{kind}: the library finds the same chunks on both sides"
-    );
-    let added = library_add(kind, &tgt_url).unwrap();
-    assert_eq!(added.added, 3, "{kind}: {added:?}");
-    assert!(
-        added.found_by_similarity && added.old_rows_found,
-        "{kind}: {added:?}"
-    );
-    if kind.has_text_search() {
-        assert_eq!(added.text_search_found, Some(true), "{kind}: {added:?}");
-    }
+    moved_whole_by(kind, Move::Replicate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -499,7 +499,7 @@ async fn finish_tables(
     target: &Client,
     layout: &Layout,
 ) -> Result<(), ReplicateError> {
-    use ragshift_copy::catalog::{read_table, sync_sequences};
+    use ragshift_store::catalog::{read_table, sync_sequences};
     let mut tables = vec![layout.clone()];
     for r in ragshift_store::schema::referenced_tables(source, layout)
         .await

@@ -556,10 +556,10 @@ async fn referenced_checks(
             },
         ));
         let (s_def, t_def) = (
-            ragshift_copy::catalog::read_table(source, &parent)
+            ragshift_store::catalog::read_table(source, &parent)
                 .await
                 .map_err(|e| ("source", e))?,
-            ragshift_copy::catalog::read_table(target, &parent)
+            ragshift_store::catalog::read_table(target, &parent)
                 .await
                 .map_err(|e| ("target", e))?,
         );

@@ -36,7 +36,7 @@ pub async fn create_like(
     target: &mut Client,
     layout: &Layout,
 ) -> Result<(), StoreError> {
-    let Some(def) = ragshift_copy::catalog::read_table(source, layout).await? else {
+    let Some(def) = ragshift_store::catalog::read_table(source, layout).await? else {
         return Err(StoreError::new(
             ragshift_store::StoreErrorKind::ShapeMismatch,
             format!("there is no table {} on the source", layout.display_name()),
