@@ -116,18 +116,25 @@ impl Estimator {
         } else {
             format!("assumed default for {provider}")
         };
+        // The configured limits hold per `budget_window_secs` (a minute unless shortened).
+        let window = e.budget_window_secs.max(1);
+        let per_minute = |v: u32| u32::try_from(u64::from(v) * 60 / window).unwrap_or(u32::MAX);
         Self {
             provider,
             model,
             price_per_1k_tokens,
             price_source,
             texts_per_request,
-            requests_per_minute: e.requests_per_minute.or(if configured {
+            requests_per_minute: e.requests_per_minute.map(per_minute).or(if configured {
                 None
             } else {
                 assumed_rpm
             }),
-            tokens_per_minute: e.tokens_per_minute.unwrap_or(assumed_tpm).max(1),
+            tokens_per_minute: e
+                .tokens_per_minute
+                .map(per_minute)
+                .unwrap_or(assumed_tpm)
+                .max(1),
             rate_source,
         }
     }
@@ -274,5 +281,13 @@ mod tests {
         assert_eq!(est.seconds(96, 6_000), 60.0);
         // 960 chunks = 10 requests = 10 s; 600 tokens = 6 s.
         assert_eq!(est.seconds(960, 600), 10.0);
+
+        // The same limits per 6-second window are ten times the rate.
+        let short = Estimator::from_config(&EmbeddingConfig {
+            budget_window_secs: 6,
+            ..e
+        });
+        assert_eq!(short.requests_per_minute, Some(600));
+        assert_eq!(short.seconds(96, 6_000), 6.0);
     }
 }
