@@ -1413,3 +1413,38 @@ async fn a_column_type_the_target_lacks_is_refused_before_anything_is_created() 
         .get(0);
     assert_eq!(created, 0);
 }
+
+/// A target table that exists with other columns is refused before anything moves, the message
+/// showing both shapes, and the table is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_table_of_another_shape_is_refused_showing_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair("copy_other_shape").await;
+    p.tgt
+        .batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS vector;
+             CREATE TABLE items (id character(26) PRIMARY KEY, botid text, embedding vector(3));
+             INSERT INTO items VALUES ('A', 'B', '[1,2,3]');",
+        )
+        .await
+        .unwrap();
+    let out = ragshift(
+        dir.path(),
+        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has another shape")
+            && err.contains("source: (id character(26), botid character(26)")
+            && err.contains("target: (id character(26), botid text, embedding vector(3))"),
+        "{err}"
+    );
+    let rows: i64 = p
+        .tgt
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "the target's table is untouched");
+}
