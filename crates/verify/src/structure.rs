@@ -36,68 +36,42 @@ struct Structure {
 /// built with HNSW where the source had IVFFlat is a choice, not a loss).
 const VECTOR_METHODS: &[&str] = &["ivfflat", "hnsw"];
 
+/// The table's constraints, indexes and NOT NULL columns, from the catalog reader copy and
+/// import rebuild tables with (a missing table has none).
 async fn read(client: &impl GenericClient, layout: &Layout) -> Result<Structure, StoreError> {
-    let what = || {
-        format!(
-            "reading the constraints and indexes of {}",
-            layout.display_name()
-        )
+    let Some(def) = ragshift_store::catalog::read_table(client, layout).await? else {
+        return Ok(Structure {
+            constraints: Vec::new(),
+            indexes: Vec::new(),
+            not_null: Vec::new(),
+        });
     };
-    let table = layout.qualified();
-    let constraints = client
-        .query(
-            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-              WHERE conrelid = to_regclass($1) ORDER BY 2",
-            &[&table],
-        )
-        .await
-        .map_err(|e| StoreError::query(what(), e))?
-        .iter()
-        .map(|r| {
-            (
-                r.get::<_, String>(0),
-                foreign_key_target_left_out(&r.get::<_, String>(1)),
-            )
-        })
-        .collect();
-    let indexes = client
-        .query(
-            "SELECT c.relname::text, pg_get_indexdef(i.indexrelid), i.indisunique
-               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-              WHERE i.indrelid = to_regclass($1) ORDER BY 2",
-            &[&table],
-        )
-        .await
-        .map_err(|e| StoreError::query(what(), e))?
-        .iter()
-        .map(|r| {
-            let def: String = r.get(1);
-            // `CREATE [UNIQUE] INDEX name ON table USING method (...)`: the part from USING
-            // names neither.
-            let body = def
-                .find(" USING ")
-                .map(|i| def[i + 1..].to_owned())
-                .unwrap_or(def.clone());
-            let unique = if r.get::<_, bool>(2) { "UNIQUE " } else { "" };
-            (r.get::<_, String>(0), format!("{unique}{body}"))
-        })
-        .collect();
-    let not_null = client
-        .query(
-            "SELECT attname::text FROM pg_attribute
-              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attnotnull
-              ORDER BY 1",
-            &[&table],
-        )
-        .await
-        .map_err(|e| StoreError::query(what(), e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     Ok(Structure {
-        constraints,
-        indexes,
-        not_null,
+        constraints: def
+            .constraints
+            .iter()
+            .map(|c| (c.name.clone(), foreign_key_target_left_out(&c.definition)))
+            .collect(),
+        // `CREATE [UNIQUE] INDEX name ON table USING method (...)`: from USING on, it names
+        // neither the index nor the table.
+        indexes: def
+            .indexes
+            .iter()
+            .map(|i| {
+                let unique = if i.definition.starts_with("CREATE UNIQUE ") {
+                    "UNIQUE "
+                } else {
+                    ""
+                };
+                (i.name.clone(), format!("{unique}USING {}", i.body()))
+            })
+            .collect(),
+        not_null: def
+            .columns
+            .iter()
+            .filter(|c| c.not_null)
+            .map(|c| c.name.clone())
+            .collect(),
     })
 }
 
