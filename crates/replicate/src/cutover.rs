@@ -558,11 +558,6 @@ async fn like_the_source(
     target: &Client,
     layout: &Layout,
 ) -> (Option<IndexSummary>, Option<String>) {
-    let sql = "SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
-                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                 JOIN pg_am am ON am.oid = c.relam
-                WHERE i.indrelid = to_regclass($1) AND am.amname IN ('hnsw', 'ivfflat')
-                ORDER BY 1";
     let fail = |e: String| {
         (
             None,
@@ -572,17 +567,19 @@ async fn like_the_source(
             )),
         )
     };
-    let table = layout.qualified();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&table];
+    use ragshift_store::catalog::read_table;
     let (wanted, present) =
-        match tokio::join!(source.query(sql, &params), target.query(sql, &params)) {
-            (Ok(w), Ok(p)) => (w, p),
+        match tokio::join!(read_table(source, layout), read_table(target, layout)) {
+            (Ok(w), Ok(p)) => (
+                w.map(|d| d.indexes).unwrap_or_default(),
+                p.map(|d| d.indexes).unwrap_or_default(),
+            ),
             (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
         };
     let mut summary = None;
-    for row in &wanted {
-        let (name, definition): (String, String) = (row.get(0), row.get(1));
-        if present.iter().any(|p| p.get::<_, String>(0) == name) {
+    for index in wanted.into_iter().filter(|i| i.is_vector()) {
+        let (name, definition) = (index.name, index.definition);
+        if present.iter().any(|p| p.name == name) {
             summary.get_or_insert(IndexSummary {
                 built: false,
                 definition,
