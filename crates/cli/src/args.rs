@@ -279,6 +279,11 @@ pub struct SourceArgs {
     /// Source vector column [config: source.embedding_column]
     #[arg(long, value_name = "NAME")]
     pub source_embedding_column: Option<String>,
+    /// A table moved (and verified) with the chunk table though it has no foreign key to it,
+    /// e.g. a docstore; repeat for more. The tables the chunk table refers to always come
+    /// [config: source.extra_tables]
+    #[arg(long, value_name = "[SCHEMA.]TABLE")]
+    pub extra_table: Vec<String>,
 }
 
 /// `[embedding]` flags.
@@ -441,6 +446,15 @@ impl Overrides for SourceArgs {
         let l = set_str(l, "--source-table", "source.table", &self.source_table);
         let l = set_str(l, "--source-schema", "source.schema", &self.source_schema);
         let l = set_str(l, "--source-layout", "source.layout", &self.source_layout);
+        let l = if self.extra_table.is_empty() {
+            l
+        } else {
+            l.flag(
+                "--extra-table",
+                "source.extra_tables",
+                self.extra_table.clone(),
+            )
+        };
         let l = set_str(
             l,
             "--source-id-column",

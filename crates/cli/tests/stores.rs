@@ -355,3 +355,191 @@ async fn exported_llamaindex_halfvec() {
 async fn exported_sparsevec_bit_uuid_serial_and_checks() {
     exported_whole_and_still_working(StoreKind::CustomTypes).await;
 }
+
+/// A store whose chunk table refers to its collections, which refer to their tenants (two
+/// levels of parents), plus a docstore nothing refers to, named with `--extra-table`; and a
+/// table of notes on the chunks, which refers to the chunk table.
+const LAYERED_STORE: &str = "
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE tenants (id serial PRIMARY KEY, name text UNIQUE NOT NULL);
+CREATE TABLE collections (
+    uuid uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id int NOT NULL REFERENCES tenants (id),
+    name text NOT NULL);
+CREATE TABLE chunks (
+    id bigserial PRIMARY KEY,
+    collection_id uuid NOT NULL REFERENCES collections (uuid) ON DELETE CASCADE,
+    content text, source text, embedding vector(8));
+CREATE TABLE docstore (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE notes (id serial PRIMARY KEY, chunk_id bigint REFERENCES chunks (id), note text);
+INSERT INTO tenants (name) VALUES ('acme'), ('globex');
+INSERT INTO collections (tenant_id, name)
+     SELECT 1 + g % 2, 'collection ' || g FROM generate_series(1, 3) g;
+INSERT INTO chunks (collection_id, content, source, embedding)
+     SELECT (SELECT uuid FROM collections ORDER BY name OFFSET g % 3 LIMIT 1),
+            'chunk ' || g, 's3://docs/' || g % 7,
+            ARRAY(SELECT sin(g * k)::real FROM generate_series(1, 8) k)::vector
+       FROM generate_series(1, 300) g;
+INSERT INTO docstore SELECT 'doc-' || g, jsonb_build_object('text', 'document ' || g, 'n', g)
+       FROM generate_series(1, 50) g;
+INSERT INTO notes (chunk_id, note) VALUES (1, 'check this');
+";
+
+async fn layered_store_moved_whole_by(how: Move) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = match how {
+        Move::Copy => "st",
+        Move::ExportImport => "ex",
+        Move::Replicate => "rs",
+    };
+    let logical =
+        matches!(how, Move::Replicate).then(|| PgCluster::builder().logical_replication().start());
+    let source = logical.as_ref().map_or(shared_pg(), |c| c.server());
+    let src_url = source.fresh_database(&format!("{prefix}_layered_src"));
+    let src = source.connect(&src_url).await;
+    src.batch_execute(LAYERED_STORE).await.unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database(&format!("{prefix}_layered_tgt"));
+    let layout: Vec<&str> = vec![
+        "--table",
+        "chunks",
+        "--source-bot-column",
+        "collection_id",
+        "--target-bot-column",
+        "collection_id",
+    ];
+    let with = |cmd: &[&str], extra: &str| {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend(["--source", &src_url, "--target", &tgt_url]);
+        args.extend(&layout);
+        args.extend(["--extra-table", extra]);
+        ragshift(dir.path(), &args)
+    };
+
+    // Tables that can't be moved along are refused before anything is written.
+    for (extra, why) in [
+        ("notes", "refers to the chunk table public.chunks"),
+        ("nowhere", "extra table public.nowhere"),
+    ] {
+        let cmd: &[&str] = match how {
+            Move::Copy => &["copy"],
+            Move::ExportImport => &["export", "--to", "/nonexistent/never-written"],
+            Move::Replicate => &["replicate", "start"],
+        };
+        let out = if how == Move::ExportImport {
+            let mut args = cmd.to_vec();
+            args.extend(["--source", &src_url, "--source-table", "chunks"]);
+            args.extend([
+                "--source-bot-column",
+                "collection_id",
+                "--extra-table",
+                extra,
+            ]);
+            ragshift(dir.path(), &args)
+        } else {
+            with(cmd, extra)
+        };
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", text(&out));
+        assert!(text(&out).contains(why), "{extra}: {}", text(&out));
+        let tgt = target.connect(&tgt_url).await;
+        let tables: i64 = tgt
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, 0, "{extra}: nothing is created on the target");
+    }
+
+    match how {
+        Move::Copy => {
+            let out = with(
+                &["copy", "--partition-rows", "100", "--jobs", "2"],
+                "docstore",
+            );
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        }
+        Move::ExportImport => {
+            let kb = dir.path().join("kb");
+            let kb = kb.to_str().unwrap();
+            let mut args = vec!["export", "--source", &src_url, "--to", kb];
+            args.extend([
+                "--source-table",
+                "chunks",
+                "--source-bot-column",
+                "collection_id",
+            ]);
+            args.extend(["--extra-table", "public.docstore"]);
+            let out = ragshift(dir.path(), &args);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        }
+        Move::Replicate => {
+            let out = with(&["replicate", "start"], "docstore");
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            // Written after the start: replication carries it to the extra table too.
+            src.batch_execute("INSERT INTO docstore VALUES ('late', '{\"text\": \"late\"}')")
+                .await
+                .unwrap();
+            let out = with(&["replicate", "cutover", "--timeout", "120s"], "docstore");
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        }
+    }
+
+    let tgt = target.connect(&tgt_url).await;
+    for t in ["tenants", "collections", "chunks", "docstore"] {
+        let t = format!("public.{t}");
+        assert_eq!(
+            all_column_digest(&src, &t).await.unwrap(),
+            all_column_digest(&tgt, &t).await.unwrap(),
+            "every column of every row of {t}"
+        );
+    }
+    // The grandparent's foreign key came along, and its sequence stands where the source's does.
+    let fks: i64 = tgt
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'
+                AND conrelid IN ('collections'::regclass, 'chunks'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(fks, 2, "both levels of foreign keys are on the target");
+    tgt.batch_execute("BEGIN; INSERT INTO tenants (name) VALUES ('initech'); ROLLBACK")
+        .await
+        .unwrap();
+    let notes: bool = tgt
+        .query_one("SELECT to_regclass('public.notes') IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(notes, "a table nobody named stays behind");
+
+    let out = with(&["verify", "--queries", "0"], "docstore");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    tgt.batch_execute("UPDATE docstore SET value = '{\"text\": \"changed\"}' WHERE key = 'doc-7'")
+        .await
+        .unwrap();
+    let out = with(&["verify", "--queries", "0"], "docstore");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("docstore"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_of_parents_and_extra_tables_copied() {
+    layered_store_moved_whole_by(Move::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_of_parents_and_extra_tables_exported() {
+    layered_store_moved_whole_by(Move::ExportImport).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_of_parents_and_extra_tables_replicated() {
+    layered_store_moved_whole_by(Move::Replicate).await;
+}

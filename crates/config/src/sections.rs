@@ -281,6 +281,11 @@ pub struct DatabaseConfig {
     pub source_column: String,
     /// Column holding the vector.
     pub embedding_column: String,
+    /// Tables moved along with the chunk table though it has no foreign key to them (`table` or
+    /// `schema.table`); the tables it does refer to always come, and so do theirs. A list, or
+    /// names separated by commas.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub extra_tables: Vec<String>,
     /// Vector index built after loading.
     pub index: VectorIndexKind,
     /// ivfflat `lists`; chosen from the row count when unset.
@@ -306,12 +311,33 @@ impl Default for DatabaseConfig {
             content_column: "content".to_owned(),
             source_column: "source".to_owned(),
             embedding_column: "embedding".to_owned(),
+            extra_tables: Vec::new(),
             index: VectorIndexKind::Hnsw,
             index_lists: None,
             hnsw_m: None,
             hnsw_ef_construction: None,
         }
     }
+}
+
+/// A list of names from TOML's list or from one string of names separated by commas (what an
+/// environment variable can hold).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Commas(String),
+    }
+    let names = match Names::deserialize(d)? {
+        Names::List(v) => v,
+        Names::Commas(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    Ok(names
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect())
 }
 
 impl DatabaseConfig {

@@ -1,6 +1,7 @@
 //! The tables the chunk table refers to by foreign key, such as LangChain's
-//! `langchain_pg_collection`: without them the moved chunks point at nothing and the library
-//! creates new, empty collections. Each is copied whole, in the run's snapshot, in one target
+//! `langchain_pg_collection` (and the tables those refer to, and the `--extra-table`s): without
+//! them the moved chunks point at nothing and the library creates new, empty collections. Each
+//! is copied whole, after the tables it refers to, in the run's snapshot, in one target
 //! transaction that also creates its indexes, constraints and sequences and compares its
 //! checksum with the source's before committing; one already on the target with the same rows
 //! is left as it is.
@@ -123,7 +124,9 @@ pub async fn copy_parent(
         })?;
     if created {
         let now = read_table(&tx, tl).await?.unwrap_or_else(|| def.clone());
-        let plan = plan_builds(&def, sl, &now, tl, None, rows, false);
+        // Its own foreign keys too: the tables it refers to were copied before it (parents
+        // first), under the same names when the schema is the same.
+        let plan = plan_builds(&def, sl, &now, tl, None, rows, sl.schema == tl.schema);
         for step in plan.indexes.iter().chain(plan.constraints.iter()) {
             tx.batch_execute(&step.sql).await.map_err(|e| {
                 StoreError::query(

@@ -491,8 +491,8 @@ async fn run(
 
 /// What replication doesn't carry, done once the data is in: each sequence of the chunk table
 /// and of the tables it refers to set to where the source's stands (or past the target's
-/// largest id), and the chunk table's foreign keys added (the initial copy filled the tables
-/// one by one, so they wait for it). Safe to repeat.
+/// largest id), and every table's foreign keys added (the initial copy filled the tables one
+/// by one, so they wait for it). Safe to repeat.
 async fn finish_tables(
     sides: &Sides,
     source: &Client,
@@ -516,9 +516,6 @@ async fn finish_tables(
             .on(sides, Which::Target)?;
         for s in set {
             tracing::info!("sequence {s}");
-        }
-        if table != layout {
-            continue;
         }
         let on_target = read_table(target, table).await.on(sides, Which::Target)?;
         for fk in def.constraints.iter().filter(|c| c.kind == "f") {

@@ -31,6 +31,10 @@ pub struct Layout {
     pub source: String,
     /// Vector column.
     pub embedding: String,
+    /// Tables moved along with the chunk table although it doesn't refer to them (`--extra-table`,
+    /// `[source] extra_tables`): a store's own bookkeeping, such as a docstore. `table` or
+    /// `schema.table`; a plain name is in `schema`.
+    pub extra_tables: Vec<String>,
 }
 
 impl Default for Layout {
@@ -50,6 +54,7 @@ impl Layout {
             content: c.content_column.clone(),
             source: c.source_column.clone(),
             embedding: c.embedding_column.clone(),
+            extra_tables: c.extra_tables.clone(),
         }
     }
 

@@ -282,11 +282,94 @@ pub async fn table_dimension(
         .and_then(|s| s.dimension_of(&layout.embedding)))
 }
 
-/// The tables `layout`'s table refers to by foreign key (itself excluded), as
-/// `(schema, table)`: what a store needs besides its chunk table (LangChain's collections).
+/// The tables that make a store besides its chunk table, as `(schema, table)`, each after the
+/// tables it refers to: those the chunk table refers to by foreign key (LangChain's
+/// collections), the tables they refer to in turn, and `layout.extra_tables` with theirs. A
+/// missing extra table, or one that refers to the chunk table (it would have to load after the
+/// chunks, which ragshift doesn't do), is refused.
 pub async fn referenced_tables(
     client: &impl GenericClient,
     layout: &Layout,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let chunk = (layout.schema.clone(), layout.table.clone());
+    let mut seeds = vec![chunk.clone()];
+    for name in &layout.extra_tables {
+        let (schema, table) = match name.split_once('.') {
+            Some((s, t)) => (s.to_owned(), t.to_owned()),
+            None => (layout.schema.clone(), name.clone()),
+        };
+        let extra = layout.with_table(&table);
+        let extra = Layout { schema, ..extra };
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&extra.qualified()])
+            .await
+            .map_err(|e| StoreError::query(format!("looking for {}", extra.display_name()), e))?
+            .get(0);
+        if !exists {
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                format!(
+                    "extra table {} (--extra-table, [source] extra_tables) is not on the source",
+                    extra.display_name()
+                ),
+            ));
+        }
+        seeds.push((extra.schema, extra.table));
+    }
+    // Every table reachable by foreign key, with the tables each refers to.
+    let mut parents: Vec<((String, String), Vec<(String, String)>)> = Vec::new();
+    let mut queue = seeds.clone();
+    while let Some(t) = queue.pop() {
+        if parents.iter().any(|(k, _)| *k == t) {
+            continue;
+        }
+        let refs = direct_references(client, &t).await?;
+        queue.extend(refs.iter().cloned());
+        parents.push((t, refs));
+    }
+    for (t, refs) in &parents {
+        if *t != chunk && refs.contains(&chunk) {
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                format!(
+                    "{}.{} refers to the chunk table {} by foreign key: ragshift moves the tables a store's chunks depend on, not tables that depend on the chunks; leave it out of the extra tables",
+                    t.0,
+                    t.1,
+                    layout.display_name()
+                ),
+            ));
+        }
+    }
+    // Each table after the ones it refers to (depth first; a cycle is broken where it closes).
+    fn visit(
+        t: &(String, String),
+        parents: &[((String, String), Vec<(String, String)>)],
+        seen: &mut Vec<(String, String)>,
+        out: &mut Vec<(String, String)>,
+    ) {
+        if seen.contains(t) {
+            return;
+        }
+        seen.push(t.clone());
+        if let Some((_, refs)) = parents.iter().find(|(k, _)| k == t) {
+            for r in refs {
+                visit(r, parents, seen, out);
+            }
+        }
+        out.push(t.clone());
+    }
+    let (mut seen, mut out) = (Vec::new(), Vec::new());
+    for t in &seeds {
+        visit(t, &parents, &mut seen, &mut out);
+    }
+    out.retain(|t| *t != chunk);
+    Ok(out)
+}
+
+/// The tables `table` refers to by foreign key, itself excluded, by name.
+async fn direct_references(
+    client: &impl GenericClient,
+    (schema, table): &(String, String),
 ) -> Result<Vec<(String, String)>, StoreError> {
     let rows = client
         .query(
@@ -294,17 +377,16 @@ pub async fn referenced_tables(
                FROM pg_constraint con
                JOIN pg_class rc ON rc.oid = con.confrelid
                JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE con.conrelid = to_regclass($1) AND con.contype = 'f'
+               JOIN pg_class c ON c.oid = con.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = $2 AND con.contype = 'f'
                 AND con.confrelid <> con.conrelid
               ORDER BY 1, 2",
-            &[&layout.qualified()],
+            &[schema, table],
         )
         .await
         .map_err(|e| {
-            StoreError::query(
-                format!("finding the tables {} refers to", layout.display_name()),
-                e,
-            )
+            StoreError::query(format!("finding the tables {schema}.{table} refers to"), e)
         })?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -123,6 +123,7 @@ pub(crate) fn layouts(loaded: &Loaded) -> (Layout, Layout) {
         content: pick("content_column", &own.content, &source.content),
         source: pick("source_column", &own.source, &source.source),
         embedding: pick("embedding_column", &own.embedding, &source.embedding),
+        extra_tables: source.extra_tables.clone(),
     };
     (source, target)
 }
