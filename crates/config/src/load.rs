@@ -452,6 +452,39 @@ mod tests {
     }
 
     #[test]
+    fn extra_tables_come_as_a_list_or_names_separated_by_commas() {
+        let f = file("[source]\nextra_tables = [\"docstore\", \"kv.index_store\"]\n");
+        let loaded = Layers::new().file(Some(f.path())).load().unwrap();
+        assert_eq!(
+            loaded.config.source.extra_tables,
+            ["docstore", "kv.index_store"]
+        );
+        let loaded = Layers::new()
+            .env(vars(&[(
+                "RAGSHIFT_SOURCE_EXTRA_TABLES",
+                "docstore, kv.index_store,",
+            )]))
+            .load()
+            .unwrap();
+        assert_eq!(
+            loaded.config.source.extra_tables,
+            ["docstore", "kv.index_store"]
+        );
+        let loaded = Layers::new()
+            .flag("--extra-table", "source.extra_tables", vec!["a".to_owned()])
+            .load()
+            .unwrap();
+        assert_eq!(loaded.config.source.extra_tables, ["a"]);
+        assert!(Layers::new()
+            .load()
+            .unwrap()
+            .config
+            .source
+            .extra_tables
+            .is_empty());
+    }
+
+    #[test]
     fn llamaindex_tables_are_data_prefixed_once() {
         use crate::LayoutPreset;
         assert_eq!(LayoutPreset::Llamaindex.table_name("docs"), "data_docs");
