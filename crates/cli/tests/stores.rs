@@ -476,6 +476,35 @@ async fn layered_store_moved_whole_by(how: Move) {
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));
             let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+            // Restored beside the original under another name: the original and its parents
+            // are left as they are, the copy refers to the same collections.
+            let before = all_column_digest(&src, "public.chunks").await.unwrap();
+            let args = ["import", "--from", kb, "--target", &src_url];
+            let mut args = args.to_vec();
+            args.extend(["--target-table", "chunks_restored"]);
+            let out = ragshift(dir.path(), &args);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_eq!(
+                all_column_digest(&src, "public.chunks").await.unwrap(),
+                before
+            );
+            assert_eq!(
+                all_column_digest(&src, "public.chunks_restored")
+                    .await
+                    .unwrap(),
+                before
+            );
+            let fk: String = src
+                .query_one(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+                      WHERE conrelid = 'chunks_restored'::regclass AND contype = 'f'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(fk.contains("REFERENCES collections(uuid)"), "{fk}");
         }
         Move::Replicate => {
             let out = with(&["replicate", "start"], "docstore");

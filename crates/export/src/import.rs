@@ -38,6 +38,19 @@ pub struct ImportOptions {
     pub verify: bool,
     /// The run journal in the target (`[run] journal_schema`).
     pub journal: Journal,
+    /// Where a version 2 export's chunk table goes when not under its exported name.
+    pub rename: Rename,
+}
+
+/// Another schema or name on the target for a version 2 export's chunk table (`--target-schema`,
+/// `--target-table`): restoring beside the original, or into a schema of its own. The tables it
+/// refers to keep their names and follow it into the new schema when they shared its schema.
+#[derive(Debug, Clone, Default)]
+pub struct Rename {
+    /// The chunk table's schema (and its parents', where they shared it).
+    pub schema: Option<String>,
+    /// The chunk table's name.
+    pub table: Option<String>,
 }
 
 /// A bot (or file) that failed to import or doesn't match the manifest afterwards.
@@ -197,7 +210,8 @@ async fn import_staged(
     // A version 2 manifest names its tables: they are recreated as they were (or loaded into
     // tables of the same shape). A version 1 manifest holds Bedrock Chat's five columns, loaded
     // into the target's layout.
-    let tables_layout = crate::tables::chunk_layout(&manifest);
+    let tables_layout = crate::tables::chunk_layout(&manifest)
+        .map(|l| crate::tables::renamed(&l, &l, true, &opts.rename));
     let layout = tables_layout.as_ref().unwrap_or(layout);
     let lock = TargetLock::acquire(target, layout, &format!("import run {run_id}"))
         .await
@@ -205,7 +219,7 @@ async fn import_staged(
     let mut client = connect(target, "ragshift import").await.map_err(db)?;
     let mut types: Vec<Type> = Vec::new();
     let tables = if tables_layout.is_some() {
-        Some(crate::tables::prepare(&client, &manifest, &server).await?)
+        Some(crate::tables::prepare(&client, &manifest, &server, &opts.rename).await?)
     } else {
         schema::init_target(&mut client, layout, manifest.dimension)
             .await

@@ -35,7 +35,7 @@ pub mod parquet_file;
 mod tables;
 
 pub use export::{export, ExportReport, DEFAULT_FILE_BYTES};
-pub use import::{import, read_manifest, BotProblem, ImportOptions, ImportReport};
+pub use import::{import, read_manifest, BotProblem, ImportOptions, ImportReport, Rename};
 pub use location::Location;
 pub use manifest::{FileEntry, Manifest, TableEntry};
 

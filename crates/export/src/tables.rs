@@ -18,7 +18,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::catalog::indexes::{plan_builds, BuildStep};
+use ragshift_store::catalog::indexes::{plan_builds, target_name, BuildStep};
 use ragshift_store::catalog::{read_table, set_sequences, types_missing_on, TableDef};
 use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, table_checksum};
 use ragshift_store::ident::{quote_ident, quote_literal};
@@ -27,7 +27,7 @@ use ragshift_store::lock::TargetLock;
 use ragshift_store::{schema, Layout, StoreError};
 
 use crate::columns::{Cell, ColumnKind};
-use crate::import::{BotFailure, BotProblem, ImportOptions, ImportReport};
+use crate::import::{BotFailure, BotProblem, ImportOptions, ImportReport, Rename};
 use crate::location::Location;
 use crate::manifest::{FileEntry, Manifest, TableEntry};
 use crate::parquet_file::{FileColumn, TableFileReader};
@@ -56,9 +56,32 @@ fn table_layout(t: &TableEntry) -> Layout {
     }
 }
 
+/// `exported` (a table of the export; `chunk` tells whether it is the chunk table, exported as
+/// `chunk_table`) under the names `rename` gives it on the target.
+pub(crate) fn renamed(
+    exported: &Layout,
+    chunk_table: &Layout,
+    chunk: bool,
+    rename: &Rename,
+) -> Layout {
+    let mut l = exported.clone();
+    if let Some(schema) = &rename.schema {
+        if chunk || exported.schema == chunk_table.schema {
+            l.schema = schema.clone();
+        }
+    }
+    if let (true, Some(table)) = (chunk, &rename.table) {
+        l.table = table.clone();
+    }
+    l
+}
+
 /// A table checked against the target, ready to load.
 pub(crate) struct Prepared {
     entry: TableEntry,
+    /// Its names in the export.
+    exported: Layout,
+    /// Its names on the target.
     layout: Layout,
     /// Whether it was on the target before this import.
     existed: bool,
@@ -72,6 +95,7 @@ pub(crate) async fn prepare(
     client: &Client,
     manifest: &Manifest,
     server: &str,
+    rename: &Rename,
 ) -> Result<Vec<Prepared>, ExportError> {
     let db = |e: StoreError| ExportError::Target {
         server: server.to_owned(),
@@ -83,10 +107,13 @@ pub(crate) async fn prepare(
     let last = manifest.tables.len().saturating_sub(1);
     for (i, t) in manifest.tables.iter().enumerate() {
         let chunk = i == last;
-        let layout = match chunk_layout(manifest) {
-            Some(l) if chunk => l,
-            _ => table_layout(t),
+        let chunk_table = chunk_layout(manifest).unwrap_or_else(|| table_layout(t));
+        let exported = if chunk {
+            chunk_table.clone()
+        } else {
+            table_layout(t)
         };
+        let layout = renamed(&exported, &chunk_table, chunk, rename);
         let def = &t.definition;
         let existing = read_table(client, &layout).await.map_err(db)?;
         match &existing {
@@ -113,6 +140,7 @@ pub(crate) async fn prepare(
         out.push(Prepared {
             columns: file_columns(def),
             entry: t.clone(),
+            exported,
             layout,
             existed: existing.is_some(),
             chunk,
@@ -204,7 +232,10 @@ impl TablesRun<'_> {
             run_id: self.run_id.to_owned(),
             location: self.from.display(),
             target: self.server.to_owned(),
-            table: self.manifest.table.clone(),
+            table: tables
+                .iter()
+                .find(|t| t.chunk)
+                .map_or_else(|| self.manifest.table.clone(), |t| t.layout.display_name()),
             bots: 0,
             rows: 0,
             problems: Vec::new(),
@@ -231,7 +262,7 @@ impl TablesRun<'_> {
         for t in tables {
             if !t.existed {
                 client
-                    .batch_execute(&t.entry.definition.create_sql(&t.layout, &t.layout))
+                    .batch_execute(&t.entry.definition.create_sql(&t.layout, &t.exported))
                     .await
                     .map_err(|e| {
                         db(StoreError::query(
@@ -350,19 +381,27 @@ impl TablesRun<'_> {
         let now = read_table(client, &t.layout)
             .await?
             .unwrap_or_else(|| def.clone());
+        // A foreign key names the table it refers to as the source's catalog printed it: in
+        // another schema it would point at the wrong table, so it is left out, and said.
+        let same_schema = t.exported.schema == t.layout.schema;
         let plan = plan_builds(
             def,
-            &t.layout,
+            &t.exported,
             &now,
             &t.layout,
             self.bedrock_vector_index(t),
             t.entry.rows,
-            foreign_keys,
+            foreign_keys && same_schema,
         );
+        if foreign_keys {
+            for skipped in plan.skipped.iter().filter(|s| s.starts_with("foreign key")) {
+                tracing::warn!("{}: {skipped}", t.layout.display_name());
+            }
+        }
         let is_fk = |s: &BuildStep| {
             def.constraints
                 .iter()
-                .any(|c| c.kind == "f" && c.name == s.name)
+                .any(|c| c.kind == "f" && target_name(&c.name, &t.exported, &t.layout) == s.name)
         };
         let mut steps = Vec::new();
         for s in plan.indexes {

@@ -4,8 +4,8 @@
 //! transaction, the result compared with the manifest's checksums.
 
 use clap::Args;
-use ragshift_config::{Layers, Sensitive, VectorIndexKind};
-use ragshift_export::{ImportOptions, Location};
+use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
+use ragshift_export::{ImportOptions, Location, Rename};
 use ragshift_store::index::VectorIndex;
 
 use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, TargetArgs};
@@ -77,6 +77,12 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         maintenance_work_mem: args.maintenance_work_mem.clone(),
         verify: !args.no_verify,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
+        // Only names the user gave: a version 2 export keeps its own names otherwise.
+        rename: Rename {
+            schema: (loaded.origin("target.schema") != Origin::Default)
+                .then(|| layout.schema.clone()),
+            table: (loaded.origin("target.table") != Origin::Default).then(|| layout.table.clone()),
+        },
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await

@@ -52,7 +52,7 @@ impl BuildPlan {
 
 /// Name of a source index or constraint on the target: the same, unless the target table has
 /// another name, then the table's name inside it is replaced (or the target's appended).
-fn target_name(name: &str, source: &Layout, target: &Layout) -> String {
+pub fn target_name(name: &str, source: &Layout, target: &Layout) -> String {
     if source.table == target.table {
         return name.to_owned();
     }
