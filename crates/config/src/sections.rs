@@ -284,7 +284,7 @@ pub struct DatabaseConfig {
     /// Tables moved along with the chunk table though it has no foreign key to them (`table` or
     /// `schema.table`); the tables it does refer to always come, and so do theirs. A list, or
     /// names separated by commas.
-    #[serde(deserialize_with = "list_or_commas")]
+    #[serde(deserialize_with = "string_or_list")]
     pub extra_tables: Vec<String>,
     /// Vector index built after loading.
     pub index: VectorIndexKind,
@@ -318,26 +318,6 @@ impl Default for DatabaseConfig {
             hnsw_ef_construction: None,
         }
     }
-}
-
-/// A list of names from TOML's list or from one string of names separated by commas (what an
-/// environment variable can hold).
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Names {
-        List(Vec<String>),
-        Commas(String),
-    }
-    let names = match Names::deserialize(d)? {
-        Names::List(v) => v,
-        Names::Commas(s) => s.split(',').map(str::to_owned).collect(),
-    };
-    Ok(names
-        .into_iter()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .collect())
 }
 
 impl DatabaseConfig {
