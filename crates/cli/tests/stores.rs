@@ -505,6 +505,38 @@ async fn layered_store_moved_whole_by(how: Move) {
                 .unwrap()
                 .get(0);
             assert!(fk.contains("REFERENCES collections(uuid)"), "{fk}");
+
+            // Collections that differ from the export's are refused, not deleted: deleting
+            // them would cascade to the chunks of the original table.
+            src.batch_execute(
+                "UPDATE collections SET name = 'renamed' WHERE name = 'collection 1'",
+            )
+            .await
+            .unwrap();
+            let chunks = all_column_digest(&src, "public.chunks").await.unwrap();
+            let collections = all_column_digest(&src, "public.collections").await.unwrap();
+            let last = args.len() - 1;
+            args[last] = "chunks_again";
+            let out = ragshift(dir.path(), &args);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(
+                text(&out).contains("public.collections already holds"),
+                "{}",
+                text(&out)
+            );
+            assert_eq!(
+                all_column_digest(&src, "public.chunks").await.unwrap(),
+                chunks
+            );
+            assert_eq!(
+                all_column_digest(&src, "public.collections").await.unwrap(),
+                collections
+            );
+            src.batch_execute(
+                "UPDATE collections SET name = 'collection 1' WHERE name = 'renamed'",
+            )
+            .await
+            .unwrap();
         }
         Move::Replicate => {
             let out = with(&["replicate", "start"], "docstore");

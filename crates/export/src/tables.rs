@@ -564,6 +564,8 @@ impl TablesRun<'_> {
         // left as it is: rewriting it would cascade to, or be refused by, the rows referring to
         // it. The chunk table's rows are always rewritten from the file, so a file changed after
         // the export is caught by the checksum below.
+        // Other rows there are refused, never deleted: the deletion would cascade to (or be
+        // refused by) rows of the target that refer to them, which this import doesn't own.
         let mut already = false;
         if t.existed && !t.chunk {
             let r = tx
@@ -572,6 +574,13 @@ impl TablesRun<'_> {
                 .map_err(q("checksumming the rows already there"))?;
             let (count, sum): (i64, String) = (r.get(0), r.get(1));
             already = same_scheme && matches(count, &sum);
+            if !already && count > 0 {
+                return Err(BotFailure::Other(format!(
+                    "{} already holds {count} rows for {who} that differ from the export's {want_rows}; they are left as they are, since deleting them would reach the rows that refer to them: empty or drop {} on the target (or import into another database), then run again",
+                    t.layout.display_name(),
+                    t.layout.display_name()
+                )));
+            }
         }
         if t.existed && !already {
             tx.execute(&format!("DELETE FROM {table} WHERE {filter}"), &[])
