@@ -162,6 +162,23 @@ enum Move {
     Replicate,
 }
 
+impl Move {
+    /// Database names' prefix, so that the moves of one store don't meet.
+    fn prefix(self) -> &'static str {
+        match self {
+            Move::Copy => "st",
+            Move::ExportImport => "ex",
+            Move::Replicate => "rs",
+        }
+    }
+
+    /// A source cluster of its own where the move needs one (replication: `wal_level =
+    /// logical`); the others use the shared cluster.
+    fn source_cluster(self) -> Option<PgCluster> {
+        matches!(self, Move::Replicate).then(|| PgCluster::builder().logical_replication().start())
+    }
+}
+
 async fn moved_whole_and_still_working(kind: StoreKind) {
     moved_whole_by(kind, Move::Copy).await;
 }
@@ -173,13 +190,7 @@ async fn exported_whole_and_still_working(kind: StoreKind) {
 async fn moved_whole_by(kind: StoreKind, how: Move) {
     let dir = tempfile::tempdir().unwrap();
     let name = kind.name().replace('-', "_");
-    let prefix = match how {
-        Move::Copy => "st",
-        Move::ExportImport => "ex",
-        Move::Replicate => "rs",
-    };
-    let logical =
-        matches!(how, Move::Replicate).then(|| PgCluster::builder().logical_replication().start());
+    let (prefix, logical) = (how.prefix(), how.source_cluster());
     let source = logical.as_ref().map_or(shared_pg(), |c| c.server());
     let src_url = source.fresh_database(&format!("{prefix}_{name}_src"));
     let store = write_store(kind, &src_url).unwrap();
@@ -387,13 +398,7 @@ INSERT INTO notes (chunk_id, note) VALUES (1, 'check this');
 
 async fn layered_store_moved_whole_by(how: Move) {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = match how {
-        Move::Copy => "st",
-        Move::ExportImport => "ex",
-        Move::Replicate => "rs",
-    };
-    let logical =
-        matches!(how, Move::Replicate).then(|| PgCluster::builder().logical_replication().start());
+    let (prefix, logical) = (how.prefix(), how.source_cluster());
     let source = logical.as_ref().map_or(shared_pg(), |c| c.server());
     let src_url = source.fresh_database(&format!("{prefix}_layered_src"));
     let src = source.connect(&src_url).await;
