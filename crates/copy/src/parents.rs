@@ -89,7 +89,7 @@ pub async fn copy_parent(
             return Err(StoreError::new(
                 ragshift_store::StoreErrorKind::ShapeMismatch,
                 format!(
-                    "target table {} (referenced by the chunk table) already holds {t_rows} rows that differ from the source's {rows}; the moved chunks would point at the wrong rows. Empty or drop it on the target, then run again",
+                    "target table {} (moved with the chunk table) already holds {t_rows} rows that differ from the source's {rows}; the moved chunks would point at the wrong rows. Empty or drop it on the target, then run again",
                     tl.display_name()
                 ),
             ));

@@ -547,10 +547,10 @@ async fn referenced_checks(
             "referenced table",
             ok_or_fail(ok),
             if ok {
-                format!("{name} (the chunk table refers to it) is published with it")
+                format!("{name} (moved with the chunk table) is published with it")
             } else {
                 format!(
-                    "{name}, which the chunk table refers to, has no primary key or replica identity, so once published its UPDATEs and DELETEs would fail: ALTER TABLE {} REPLICA IDENTITY FULL; (or add a primary key)",
+                    "{name}, moved with the chunk table, has no primary key or replica identity, so once published its UPDATEs and DELETEs would fail: ALTER TABLE {} REPLICA IDENTITY FULL; (or add a primary key)",
                     parent.qualified()
                 )
             },

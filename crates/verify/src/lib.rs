@@ -390,7 +390,7 @@ async fn referenced_tables(
             (
                 None,
                 Some(format!(
-                    "referenced table {} is missing on the target: its chunks point at nothing",
+                    "referenced table {} is missing on the target (the store's chunks, or its --extra-table, need it)",
                     tl.display_name()
                 )),
             )

@@ -343,7 +343,7 @@ fn show_report(r: &CopyReport) {
         ));
         for p in &r.parents {
             output::line(format!(
-                "  first: {} whole (the chunk table refers to it by foreign key)",
+                "  first: {} whole (moved with the chunk table: it refers to it, or --extra-table names it)",
                 p.table
             ));
         }
