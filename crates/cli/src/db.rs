@@ -2,7 +2,7 @@
 //! platform's format.
 
 use anyhow::{bail, Context};
-use ragshift_config::{AwsConfig, Config, DatabaseConfig, EmbeddingProvider};
+use ragshift_config::{AwsConfig, Config, DatabaseConfig};
 use ragshift_store::{ConnectSpec, Layout};
 
 /// Which side a database is on, for messages.
@@ -66,20 +66,7 @@ pub fn configured_dimension(config: &Config) -> Option<usize> {
     if let Some(d) = e.dimensions {
         return Some(d);
     }
-    let model = e.model.as_deref().unwrap_or_default();
-    match e.provider {
-        EmbeddingProvider::Local => Some(384),
-        EmbeddingProvider::Bedrock => match model {
-            "" | "cohere.embed-multilingual-v3" | "cohere.embed-english-v3" => Some(1024),
-            m if m.starts_with("amazon.titan-embed-text-v2") => Some(1024),
-            _ => None,
-        },
-        EmbeddingProvider::Openai => match model {
-            "text-embedding-3-small" | "text-embedding-ada-002" => Some(1536),
-            "text-embedding-3-large" => Some(3072),
-            _ => None,
-        },
-    }
+    ragshift_embed::catalog::lookup(e.provider.name(), e.model.as_deref()).map(|m| m.dimension)
 }
 
 /// The `--bot` ids that match no row of `layout`'s table (trailing blanks of `character(n)`

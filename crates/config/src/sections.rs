@@ -115,6 +115,17 @@ pub enum EmbeddingProvider {
     Openai,
 }
 
+impl EmbeddingProvider {
+    /// The provider's name as configured and reported (`local`, `bedrock`, `openai`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Bedrock => "bedrock",
+            Self::Openai => "openai",
+        }
+    }
+}
+
 /// `[embedding]`: which model makes the vectors and how hard to push it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

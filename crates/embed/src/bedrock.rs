@@ -22,7 +22,7 @@ use crate::embedder::{Embedder, Embeddings, InputKind};
 use crate::error::{kind_for_status, parse_retry_after, Error, ErrorKind, Result};
 
 /// Default Bedrock model: what the platform used.
-pub const DEFAULT_BEDROCK_MODEL: &str = "cohere.embed-multilingual-v3";
+pub use crate::catalog::DEFAULT_BEDROCK_MODEL;
 
 /// Cohere v3's per-call limits on Bedrock.
 pub const COHERE_MAX_TEXTS: usize = 96;

@@ -27,6 +27,7 @@
 pub mod bedrock;
 mod budget;
 pub mod cache;
+pub mod catalog;
 mod embedder;
 mod error;
 pub mod local;

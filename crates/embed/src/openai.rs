@@ -42,7 +42,7 @@ impl Default for OpenAiOptions {
     fn default() -> Self {
         OpenAiOptions {
             base_url: "http://localhost:8000/v1".into(),
-            model: "text-embedding-3-small".into(),
+            model: crate::catalog::DEFAULT_OPENAI_MODEL.into(),
             api_key_env: DEFAULT_API_KEY_ENV.into(),
             api_key: None,
             dimensions: None,
@@ -56,11 +56,7 @@ impl Default for OpenAiOptions {
 
 /// Dimensions of well-known models, so no probe request is needed for them.
 fn known_dimension(model: &str) -> Option<usize> {
-    match model {
-        "text-embedding-3-small" | "text-embedding-ada-002" => Some(1536),
-        "text-embedding-3-large" => Some(3072),
-        _ => None,
-    }
+    crate::catalog::lookup("openai", Some(model)).map(|m| m.dimension)
 }
 
 #[derive(Serialize)]

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// When the built-in prices were read off the providers' public price pages. Prices change:
-/// callers can override them ([`PriceTable::set`]).
-pub const PRICES_AS_OF: &str = "2024-11";
+/// When the built-in prices were read off the providers' public price pages ([`catalog::AS_OF`]).
+/// Prices change: callers can override them ([`PriceTable::set`]).
+///
+/// [`catalog::AS_OF`]: crate::catalog::AS_OF
+pub const PRICES_AS_OF: &str = crate::catalog::AS_OF;
 
 /// Characters per token used when a provider doesn't report tokens (a common rule of thumb for
 /// English; good enough for limits and cost estimates).
@@ -29,18 +31,11 @@ pub struct PriceTable {
 
 impl Default for PriceTable {
     fn default() -> Self {
-        let mut p = BTreeMap::new();
-        for (model, price) in [
-            ("cohere.embed-multilingual-v3", 0.0001),
-            ("cohere.embed-english-v3", 0.0001),
-            ("amazon.titan-embed-text-v2:0", 0.00002),
-            ("amazon.titan-embed-text-v1", 0.0001),
-            ("text-embedding-3-small", 0.00002),
-            ("text-embedding-3-large", 0.00013),
-            ("text-embedding-ada-002", 0.0001),
-        ] {
-            p.insert(model.to_string(), price);
-        }
+        let p = crate::catalog::MODELS
+            .iter()
+            .filter(|m| m.provider != "local")
+            .map(|m| (m.id.to_owned(), m.usd_per_1k_tokens))
+            .collect();
         PriceTable {
             as_of: PRICES_AS_OF.into(),
             per_1k_tokens: p,
@@ -60,7 +55,10 @@ impl PriceTable {
         if provider == "local" {
             return Some(0.0);
         }
-        self.per_1k_tokens.get(model).copied()
+        self.per_1k_tokens.get(model).copied().or_else(|| {
+            crate::catalog::lookup(provider, Some(model))
+                .and_then(|m| self.per_1k_tokens.get(m.id).copied())
+        })
     }
 }
 

@@ -4,9 +4,8 @@
 //! `[embedding] price_per_1k_tokens`), time from the configured or an assumed provider rate.
 //! Every assumption is reported with the plan, so a number is never taken for a measurement.
 
-use ragshift_config::{EmbeddingConfig, EmbeddingProvider};
-use ragshift_embed::bedrock::{COHERE_MAX_TEXTS, DEFAULT_BEDROCK_MODEL};
-use ragshift_embed::{estimate_tokens, PriceTable, PRICES_AS_OF};
+use ragshift_config::EmbeddingConfig;
+use ragshift_embed::{catalog, estimate_tokens, PriceTable, PRICES_AS_OF};
 use ragshift_model::EmbeddingParams;
 use serde::Serialize;
 
@@ -29,19 +28,6 @@ pub const TEXT_PER_BYTE: &[(&str, f64)] = &[
     ("xlsx", 1.0),
     ("pptx", 0.05),
 ];
-
-/// Assumed throughput when `[embedding] requests_per_minute`/`tokens_per_minute` are unset:
-/// (provider, requests per minute, tokens per minute). Conservative on purpose: Bedrock's
-/// default on-demand quotas for the embedding models, OpenAI's lowest paid tier, and the local
-/// model on 2 CPU cores.
-pub const ASSUMED_RATES: &[(&str, Option<u32>, u32)] = &[
-    ("bedrock", Some(2_000), 300_000),
-    ("openai", Some(3_000), 1_000_000),
-    ("local", None, 120_000),
-];
-
-/// Texts per OpenAI embeddings request (its documented maximum).
-const OPENAI_MAX_TEXTS: usize = 2048;
 
 /// The estimate of one document.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,19 +64,11 @@ pub struct Estimator {
 impl Estimator {
     /// Reads the provider, model, price and rate from `[embedding]`.
     pub fn from_config(e: &EmbeddingConfig) -> Self {
-        let provider = match e.provider {
-            EmbeddingProvider::Local => "local",
-            EmbeddingProvider::Bedrock => "bedrock",
-            EmbeddingProvider::Openai => "openai",
-        };
-        let model = e.model.clone().unwrap_or_else(|| {
-            match e.provider {
-                EmbeddingProvider::Local => "local model",
-                EmbeddingProvider::Bedrock => DEFAULT_BEDROCK_MODEL,
-                EmbeddingProvider::Openai => "text-embedding-3-small",
-            }
-            .to_owned()
-        });
+        let provider = e.provider.name();
+        let model = e
+            .model
+            .clone()
+            .unwrap_or_else(|| catalog::default_model(provider).to_owned());
         let (price_per_1k_tokens, price_source) = match e.price_per_1k_tokens {
             Some(p) => (Some(p), "[embedding] price_per_1k_tokens".to_owned()),
             None => (
@@ -98,18 +76,12 @@ impl Estimator {
                 format!("built-in price table (as of {PRICES_AS_OF})"),
             ),
         };
-        let max_texts = match e.provider {
-            EmbeddingProvider::Bedrock if model.contains("titan") => 1,
-            EmbeddingProvider::Bedrock => COHERE_MAX_TEXTS,
-            EmbeddingProvider::Openai => OPENAI_MAX_TEXTS,
-            EmbeddingProvider::Local => 32,
-        };
+        // A model the catalogue doesn't know gets its provider's default model's limit.
+        let max_texts = catalog::lookup(provider, Some(&model))
+            .or_else(|| catalog::lookup(provider, None))
+            .map_or(1, |m| m.max_texts);
         let texts_per_request = e.batch_size.unwrap_or(max_texts).clamp(1, max_texts);
-        let (assumed_rpm, assumed_tpm) = ASSUMED_RATES
-            .iter()
-            .find(|(p, _, _)| *p == provider)
-            .map(|(_, r, t)| (*r, *t))
-            .unwrap_or((None, 120_000));
+        let (assumed_rpm, assumed_tpm) = catalog::assumed_rates(provider);
         let configured = e.requests_per_minute.is_some() || e.tokens_per_minute.is_some();
         let rate_source = if configured {
             "[embedding] requests_per_minute/tokens_per_minute".to_owned()
@@ -200,6 +172,7 @@ pub fn chunks(chars: u64, params: &EmbeddingParams) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ragshift_config::EmbeddingProvider;
 
     fn params(size: usize, overlap: usize) -> EmbeddingParams {
         EmbeddingParams {
