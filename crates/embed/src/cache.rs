@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::{pin_mut, TryStreamExt};
+use ragshift_store::ident::quote_ident;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
@@ -95,20 +96,6 @@ impl EmbeddingCache for MemoryCache {
                 .or_insert_with(|| v.clone());
         }
         Ok(())
-    }
-}
-
-/// Quotes an SQL identifier (`"…"`, inner quotes doubled), for table and column names that come
-/// from configuration.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a possibly schema-qualified table name given as `schema.table` or `table`.
-pub fn quote_table(name: &str) -> String {
-    match name.split_once('.') {
-        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
-        None => quote_ident(name),
     }
 }
 
@@ -246,7 +233,9 @@ impl EmbeddingCache for PgEmbeddingCache {
 /// Where old vectors are read from when seeding the cache: a table of the old store.
 #[derive(Debug, Clone)]
 pub struct SeedSource {
-    /// The table, `schema.table` or `table` (quoted properly; never pasted raw).
+    /// The table's schema.
+    pub schema: String,
+    /// The table (quoted, never pasted raw).
     pub table: String,
     /// The text column (the platform's `content`).
     pub content_column: String,
@@ -257,6 +246,7 @@ pub struct SeedSource {
 impl Default for SeedSource {
     fn default() -> Self {
         SeedSource {
+            schema: "public".into(),
             table: "items".into(),
             content_column: "content".into(),
             embedding_column: "embedding".into(),
@@ -278,13 +268,18 @@ pub async fn seed_cache_from_table(
         "SELECT {c}, {e}::real[] FROM {t} WHERE {c} IS NOT NULL AND {e} IS NOT NULL",
         c = quote_ident(&from.content_column),
         e = quote_ident(&from.embedding_column),
-        t = quote_table(&from.table),
+        t = format!("{}.{}", quote_ident(&from.schema), quote_ident(&from.table)),
     );
     let no_params: [&(dyn ToSql + Sync); 0] = [];
     let stream = source
         .query_raw(sql.as_str(), no_params)
         .await
-        .map_err(|e| Error::cache(format!("reading {} to seed the cache", from.table), e))?;
+        .map_err(|e| {
+            Error::cache(
+                format!("reading {}.{} to seed the cache", from.schema, from.table),
+                e,
+            )
+        })?;
     pin_mut!(stream);
     let mut batch = Vec::with_capacity(PUT_CHUNK);
     let mut total = 0u64;
@@ -345,18 +340,6 @@ async fn put_by_dim(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident("items"), "\"items\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_table("public.items"), "\"public\".\"items\"");
-        assert_eq!(
-            quote_table("x; DROP TABLE y"),
-            "\"x; DROP TABLE y\"",
-            "a hostile name stays one identifier"
-        );
-    }
 
     #[tokio::test]
     async fn memory_cache_keeps_first_and_filters_dim() {

@@ -638,11 +638,12 @@ async fn seed_cache(
         .await
         .context("--seed-cache-from-source needs [source] url or secret_arn")?;
     let client = ragshift_store::connect(&spec, "ragshift seed cache").await?;
-    let s = &config.source;
+    let layout = db::layout(&config.source);
     let from = ragshift_embed::cache::SeedSource {
-        table: format!("{}.{}", s.schema, s.table),
-        content_column: s.content_column.clone(),
-        embedding_column: s.embedding_column.clone(),
+        schema: layout.schema,
+        table: layout.table,
+        content_column: layout.content,
+        embedding_column: layout.embedding,
     };
     let rows = ragshift_embed::cache::seed_cache_from_table(&client, &from, cache, model)
         .await

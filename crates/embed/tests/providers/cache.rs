@@ -140,7 +140,7 @@ async fn seeds_from_an_old_pgvector_store_and_from_pairs() {
     let n = seed_cache_from_table(
         &old,
         &SeedSource {
-            table: "public.Old Items".into(),
+            table: "Old Items".into(),
             ..SeedSource::default()
         },
         &cache,
