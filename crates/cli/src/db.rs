@@ -2,7 +2,7 @@
 //! platform's format.
 
 use anyhow::{bail, Context};
-use ragshift_config::{AwsConfig, Config, DatabaseConfig};
+use ragshift_config::{AwsConfig, DatabaseConfig};
 use ragshift_store::{ConnectSpec, Layout};
 
 /// Which side a database is on, for messages.
@@ -59,15 +59,7 @@ pub fn layout(db: &DatabaseConfig) -> Layout {
     Layout::from_config(db)
 }
 
-/// The vector dimension the configured embedder produces, when it can be known without
-/// loading the model.
-pub fn configured_dimension(config: &Config) -> Option<usize> {
-    let e = &config.embedding;
-    if let Some(d) = e.dimensions {
-        return Some(d);
-    }
-    ragshift_embed::catalog::lookup(e.provider.name(), e.model.as_deref()).map(|m| m.dimension)
-}
+pub use ragshift_run::components::configured_dimension;
 
 /// The `--bot` ids that match no row of `layout`'s table (trailing blanks of `character(n)`
 /// ignored). A missing table matches nothing is left to the command's own check, which names

@@ -7,9 +7,8 @@
 
 use anyhow::Context;
 use figment::value::Value;
-use std::time::Duration;
 
-use ragshift_config::{AwsConfig, Layers, LayoutPreset, Loaded, Origin, RetryConfig};
+use ragshift_config::{AwsConfig, Layers, LayoutPreset, Loaded, Origin};
 use ragshift_registry::stack::{self, Discovered, DiscoveredValue};
 use ragshift_retry::Policy;
 
@@ -79,17 +78,7 @@ pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result
     Ok(filled.load()?)
 }
 
-/// `[retry]` as the one policy every retried call uses (AWS calls, embedding requests, database
-/// work); `[embedding] max_attempts` caps embedding requests on top.
-pub fn retry_policy(c: &RetryConfig) -> Policy {
-    Policy {
-        initial: Duration::from_millis(c.initial_ms.max(1)),
-        max_delay: Duration::from_secs(c.max_delay_secs.max(1)),
-        budget: Duration::from_secs(c.budget_secs),
-        max_attempts: c.max_attempts.map(|n| n.max(1)),
-        ..Policy::default()
-    }
-}
+pub use ragshift_run::components::retry_policy;
 
 fn discover_blocking(
     aws: &AwsConfig,
@@ -118,26 +107,4 @@ fn discover_blocking(
         })??,
     };
     Ok(result?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_settings_become_the_policy() {
-        // The documented defaults of `[retry]` are the policy's own.
-        assert_eq!(retry_policy(&RetryConfig::default()), Policy::default());
-        let p = retry_policy(&RetryConfig {
-            budget_secs: 900,
-            initial_ms: 0,
-            max_delay_secs: 45,
-            max_attempts: Some(0),
-        });
-        assert_eq!(p.budget, Duration::from_secs(900));
-        assert_eq!(p.max_delay, Duration::from_secs(45));
-        // Nonsense is raised to the least that works: a wait, one attempt.
-        assert_eq!(p.initial, Duration::from_millis(1));
-        assert_eq!(p.max_attempts, Some(1));
-    }
 }

@@ -8,10 +8,13 @@
 //! - [`rebuild`]: the run: lock the target, journal every bot, run at most N jobs at once, skip
 //!   what a resumed run already finished, build the vector index at the end, report.
 //! - [`budget`]: the run's embedding budget in the journal, shared by all its workers.
+//! - [`components`]: the registry, ingestor options, embedder, cache and budget a configuration
+//!   describes, built the same way for every command.
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
 
 pub mod budget;
+pub mod components;
 pub mod events;
 pub mod executor;
 pub mod rebuild;
