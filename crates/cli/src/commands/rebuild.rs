@@ -210,6 +210,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
 
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);
+    let rows = ragshift_store::BotRows::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift rebuild").await?;
 
     // The embedder decides the table's dimension; a mismatch stops everything before any work.
@@ -236,7 +237,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
             ragshift_embed::check_dimension(dimension, have, &layout.display_name())?;
         }
     } else {
-        schema::init_target(&mut client, &layout, dimension).await?;
+        rows.init(&mut client, dimension).await?;
     }
 
     // The plan, exactly as `ragshift plan` shows it (on stderr's side of things: with --json,
@@ -252,7 +253,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         };
         crate::commands::plan::run(global, &plan_args).await?;
     }
-    show_plan(global, config, &selected, &spec, dimension, args);
+    show_plan(global, config, &selected, &spec, &rows, dimension, args);
     if !args.yes && !args.dry_run && !confirm()? {
         output::line("nothing done");
         return Ok(Outcome::Success);
@@ -265,7 +266,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         documents,
         registry.clone(),
         spec.clone(),
-        layout.clone(),
+        rows.clone(),
         WorkerOptions {
             allow_partial: config.ingest.allow_partial,
             status_updates: !args.no_status_updates,
@@ -277,7 +278,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let executor: Arc<dyn Executor> = match config.executor.kind {
         // A dry run only loads and splits, which needs no task: it runs here.
         ragshift_config::ExecutorKind::Ecs if !args.dry_run => {
-            ecs_executor(config, args, &spec, &layout, registry).await?
+            ecs_executor(config, args, &spec, &rows, registry).await?
         }
         _ => Arc::new(LocalExecutor::new(Arc::new(worker))),
     };
@@ -367,6 +368,7 @@ fn show_plan(
     config: &Config,
     selected: &Selected,
     spec: &ragshift_store::ConnectSpec,
+    rows: &ragshift_store::BotRows,
     dimension: usize,
     args: &RebuildArgs,
 ) {
@@ -378,10 +380,9 @@ fn show_plan(
             selected.skipped.len()
         ),
         format!(
-            "      target {} table {}.{} vector({dimension}); {} executor, {} at once{}",
+            "      target {} table {} vector({dimension}); {} executor, {} at once{}",
             spec.label(),
-            config.target.schema,
-            config.target.layout.table_name(&config.target.table),
+            rows,
             match config.executor.kind {
                 ragshift_config::ExecutorKind::Local => "local",
                 ragshift_config::ExecutorKind::Ecs => "ECS",
@@ -604,7 +605,7 @@ async fn ecs_executor(
     config: &Config,
     args: &RebuildArgs,
     spec: &ragshift_store::ConnectSpec,
-    layout: &ragshift_store::Layout,
+    rows: &ragshift_store::BotRows,
     registry: Arc<dyn Registry>,
 ) -> anyhow::Result<Arc<dyn Executor>> {
     let mut options = EcsOptions::from_config(&config.executor)?;
@@ -619,7 +620,7 @@ async fn ecs_executor(
         }
     }
     let sdk = ragshift_aws::sdk_config(&config.aws).await;
-    let executor = EcsExecutor::new(&sdk, options, spec.clone(), layout.clone());
+    let executor = EcsExecutor::new(&sdk, options, spec.clone(), rows.clone());
     Ok(Arc::new(if args.no_status_updates {
         executor
     } else {
@@ -638,11 +639,11 @@ async fn seed_cache(
         .await
         .context("--seed-cache-from-source needs [source] url or secret_arn")?;
     let client = ragshift_store::connect(&spec, "ragshift seed cache").await?;
-    let s = &config.source;
+    let s = db::layout(&config.source);
     let from = ragshift_embed::cache::SeedSource {
         table: format!("{}.{}", s.schema, s.table),
-        content_column: s.content_column.clone(),
-        embedding_column: s.embedding_column.clone(),
+        content_column: s.content,
+        embedding_column: s.embedding,
     };
     let rows = ragshift_embed::cache::seed_cache_from_table(&client, &from, cache, model)
         .await
