@@ -619,6 +619,7 @@ async fn ecs_executor(
             options.worker_args.push(flag.to_owned());
         }
     }
+    options.worker_args.extend(layout_args(&config.target));
     let sdk = ragshift_aws::sdk_config(&config.aws).await;
     let executor = EcsExecutor::new(&sdk, options, spec.clone(), rows.clone());
     Ok(Arc::new(if args.no_status_updates {
@@ -626,6 +627,35 @@ async fn ecs_executor(
     } else {
         executor.with_status_updates(registry)
     }))
+}
+
+/// The flags that make a task's `embed-bot` write the layout this run writes (its table and
+/// columns), whatever the task definition's environment says; none for Bedrock Chat's, whose
+/// tasks are configured as before.
+fn layout_args(target: &ragshift_config::DatabaseConfig) -> Vec<String> {
+    if target.layout == ragshift_config::LayoutPreset::BedrockChat {
+        return Vec::new();
+    }
+    let preset = serde_json::to_value(target.layout)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    [
+        ("--layout", preset.as_str()),
+        ("--target-schema", target.schema.as_str()),
+        ("--target-table", target.table.as_str()),
+        ("--target-id-column", target.id_column.as_str()),
+        ("--target-bot-column", target.bot_column.as_str()),
+        ("--target-content-column", target.content_column.as_str()),
+        ("--target-source-column", target.source_column.as_str()),
+        (
+            "--target-embedding-column",
+            target.embedding_column.as_str(),
+        ),
+    ]
+    .iter()
+    .map(|(flag, value)| format!("{flag}={value}"))
+    .collect()
 }
 
 /// Fills the target's embedding cache from the `[source]` store's rows, whose vectors the user
@@ -658,6 +688,22 @@ async fn seed_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecs_tasks_are_told_the_layout_of_the_run() {
+        let bedrock = ragshift_config::DatabaseConfig::default();
+        assert!(layout_args(&bedrock).is_empty());
+        let llama = ragshift_config::DatabaseConfig {
+            layout: ragshift_config::LayoutPreset::Llamaindex,
+            table: "kb".to_owned(),
+            bot_column: String::new(),
+            ..bedrock
+        };
+        let args = layout_args(&llama);
+        assert_eq!(args[0], "--layout=llamaindex");
+        assert!(args.contains(&"--target-table=kb".to_owned()));
+        assert!(args.contains(&"--target-bot-column=".to_owned()));
+    }
 
     #[test]
     fn the_budget_line_says_what_all_workers_used_of_the_limit() {
