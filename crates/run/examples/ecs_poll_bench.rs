@@ -215,7 +215,7 @@ async fn main() {
         &sdk(&proxy).await,
         options,
         ConnectSpec::from_url(&url, None, None).unwrap(),
-        Layout::default(),
+        ragshift_store::BotRows::bot_column(Layout::default()),
     ));
     let run_id = unique_name("run");
     let mut jobs = Vec::new();

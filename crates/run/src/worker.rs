@@ -22,7 +22,7 @@ use ragshift_model::{Bot, StoredRow, SyncStatus};
 use ragshift_registry::{Registry, RegistryError, StatusUpdate};
 use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::writer::BotReplacement;
-use ragshift_store::{checksum, connect, ConnectSpec, Layout};
+use ragshift_store::{connect, BotRows, ConnectSpec};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -82,7 +82,8 @@ pub struct Worker {
     documents: Arc<dyn DocumentStore>,
     registry: Arc<dyn Registry>,
     target: ConnectSpec,
-    layout: Layout,
+    /// The chunk table and how it keeps bots (the `[target] layout`).
+    rows: BotRows,
     options: WorkerOptions,
 }
 
@@ -97,7 +98,7 @@ impl Worker {
         documents: Arc<dyn DocumentStore>,
         registry: Arc<dyn Registry>,
         target: ConnectSpec,
-        layout: Layout,
+        rows: BotRows,
         options: WorkerOptions,
     ) -> Self {
         Self {
@@ -106,7 +107,7 @@ impl Worker {
             documents,
             registry,
             target,
-            layout,
+            rows,
             options,
         }
     }
@@ -354,7 +355,7 @@ impl Worker {
         let session = ragshift_store::session::session_id(&*client)
             .await
             .map_err(|e| fail("cannot start writing", e))?;
-        let mut rep = BotReplacement::begin(client, &self.layout, bot_id)
+        let mut rep = BotReplacement::begin(client, &self.rows, bot_id)
             .await
             .map_err(|e| fail("cannot start writing", e))?;
         let mut rows = rows;
@@ -369,12 +370,14 @@ impl Worker {
             .finish()
             .await
             .map_err(|e| fail("writing rows failed", e))?;
-        let sums = checksum::bot_checksums(&tx, &self.layout, Some(std::slice::from_ref(bot_id)))
+        let sum = self
+            .rows
+            .checksum(&tx, bot_id)
             .await
             .map_err(|e| fail("checksumming the new rows failed", e))?;
         let result = UnitResult {
             row_count: Some(counts.written as i64),
-            checksum: sums.first().map(|s| s.checksum.clone()),
+            checksum: sum.map(|s| s.checksum),
             error: warning.clone(),
             detail: Some(json!({ "sources": sources, "replaced_rows": counts.deleted })),
         };
@@ -384,7 +387,7 @@ impl Worker {
             .map_err(|e| fail("recording the result failed", e))?;
         if self.options.check_run_lock {
             let holder = crate::rebuild::lock_holder(&job.run_id);
-            ragshift_store::lock::ensure_run_holds(&tx, &self.layout, &holder)
+            ragshift_store::lock::ensure_run_holds(&tx, &self.rows.layout, &holder)
                 .await
                 .map_err(|e| fail("not committed", e))?;
         }

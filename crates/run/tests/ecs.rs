@@ -437,7 +437,7 @@ impl World {
             Arc::new(DirDocuments::new(docs.path())),
             registry.clone(),
             target.clone(),
-            layout.clone(),
+            ragshift_store::BotRows::bot_column(layout.clone()),
             WorkerOptions::default(),
         ));
         Self {
@@ -490,7 +490,7 @@ impl World {
                 &self.proxied,
                 options,
                 self.target.clone(),
-                self.layout.clone(),
+                ragshift_store::BotRows::bot_column(self.layout.clone()),
             )
             .with_status_updates(self.registry.clone()),
         )

@@ -7,6 +7,8 @@
 //! - [`catalog`]: a table as its catalog describes it (columns, sequences, indexes,
 //!   constraints) and the statements that rebuild it elsewhere, for copy and export/import.
 //! - [`writer`]: replaces all rows of one bot in one transaction with binary COPY.
+//! - [`bot_rows`]: where each layout (Bedrock Chat, LangChain v1/v2, LlamaIndex) keeps a bot's
+//!   rows and how a chunk becomes a row there.
 //! - [`index`]: the vector index, built after the data is in.
 //! - [`search`]: the platform's retrieval query.
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
@@ -15,6 +17,7 @@
 //! - [`ddl`]: DDL and TRUNCATE under a `lock_timeout`, naming what they wait on.
 //! - [`session`]: ending a session whose COMMIT's answer was lost, before reading the journal.
 
+pub mod bot_rows;
 pub mod budget;
 pub mod catalog;
 pub mod checksum;
@@ -32,6 +35,7 @@ pub mod session;
 mod tls;
 pub mod writer;
 
+pub use bot_rows::{BotRows, RowShape};
 pub use connect::{connect, ConnectSpec, DbSecretParts};
 pub use error::{StoreError, StoreErrorKind};
 pub use ident::{quote_ident, Layout};

@@ -175,7 +175,9 @@ pub fn check_shape(
             && (have.type_name == want.type_name
                 || (want.name != layout.embedding
                     && is_text_type(&want.type_name)
-                    && is_text_type(&have.type_name)))
+                    && is_text_type(&have.type_name))
+                // JSON metadata is written as a JSON value, which either type takes.
+                || (is_json_type(&want.type_name) && is_json_type(&have.type_name)))
     };
     let mismatched: Vec<&ColumnShape> = expected
         .columns
@@ -208,6 +210,17 @@ pub fn check_shape(
     ))
 }
 
+/// Refuses a vector dimension pgvector can't store.
+pub fn check_dimension_range(dimension: usize) -> Result<(), StoreError> {
+    if dimension == 0 || dimension > 16_000 {
+        return Err(StoreError::new(
+            StoreErrorKind::Config,
+            format!("vector dimension {dimension} is out of range (1..=16000)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the extension and the chunk table (with a btree index on the bot column) if missing;
 /// a table that exists is checked, never changed.
 pub async fn init_target(
@@ -215,12 +228,7 @@ pub async fn init_target(
     layout: &Layout,
     dimension: usize,
 ) -> Result<InitOutcome, StoreError> {
-    if dimension == 0 || dimension > 16_000 {
-        return Err(StoreError::new(
-            StoreErrorKind::Config,
-            format!("vector dimension {dimension} is out of range (1..=16000)"),
-        ));
-    }
+    check_dimension_range(dimension)?;
     if layout.bot.is_empty() {
         return Err(StoreError::new(
             StoreErrorKind::Config,
@@ -424,4 +432,10 @@ pub fn is_text_type(type_sql: &str) -> bool {
         || type_sql.starts_with("character varying")
         || type_sql.starts_with("character(")
         || type_sql == "character"
+}
+
+/// Whether a type holds JSON (`json` or `jsonb`): metadata is written as a JSON value, which
+/// either takes.
+pub fn is_json_type(type_sql: &str) -> bool {
+    type_sql == "json" || type_sql == "jsonb"
 }

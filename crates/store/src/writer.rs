@@ -1,16 +1,17 @@
 //! Replacing one bot's rows, as the platform's worker does, but with binary COPY instead of row
 //! by row INSERT: delete the bot's rows and load the new ones in ONE transaction, so readers see
-//! either the old rows or the complete new ones, never a mix.
+//! either the old rows or the complete new ones, never a mix. Where a bot's rows are and what a
+//! row looks like come from the layout ([`BotRows`]): Bedrock Chat's bot column, LangChain's
+//! collection or JSON metadata, LlamaIndex's nodes.
 
 use std::pin::Pin;
 
-use pgvector::Vector;
 use ragshift_model::StoredRow;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
-use crate::ident::{quote_ident, Layout};
+use crate::bot_rows::{BotRows, UuidBytes};
 use crate::{StoreError, StoreErrorKind};
 
 /// An open replacement of one bot's rows. Rows are streamed in batches with [`write`]; nothing
@@ -22,6 +23,9 @@ use crate::{StoreError, StoreErrorKind};
 pub struct BotReplacement<'c> {
     tx: Transaction<'c>,
     writer: Pin<Box<BinaryCopyInWriter>>,
+    rows: BotRows,
+    /// The bot's collection (LangChain v1).
+    collection: Option<UuidBytes>,
     bot_id: String,
     dimension: Option<usize>,
     written: u64,
@@ -29,12 +33,14 @@ pub struct BotReplacement<'c> {
 }
 
 impl<'c> BotReplacement<'c> {
-    /// Starts the transaction, deletes the bot's rows and opens the COPY.
+    /// Starts the transaction, deletes the bot's rows (LangChain v1: gets or creates its
+    /// collection) and opens the COPY.
     pub async fn begin(
         client: &'c mut Client,
-        layout: &Layout,
+        rows: &BotRows,
         bot_id: &str,
     ) -> Result<BotReplacement<'c>, StoreError> {
+        let layout = &rows.layout;
         let ctx = |what: &str| format!("{what} for bot {bot_id} in {}", layout.display_name());
         let tx = client
             .transaction()
@@ -45,7 +51,7 @@ impl<'c> BotReplacement<'c> {
         let probe = tx
             .prepare(&format!(
                 "SELECT {} FROM {} LIMIT 0",
-                layout.column_list(),
+                rows.write_column_list(),
                 layout.qualified()
             ))
             .await
@@ -62,12 +68,16 @@ impl<'c> BotReplacement<'c> {
             .await
             .map_err(|e| StoreError::query(ctx("reading the vector dimension"), e))?;
         let dimension = dim_row.get::<_, Option<i32>>(0).map(|d| d as usize);
+        let collection = match rows.shape {
+            crate::RowShape::LangchainV1 => Some(rows.collection_of(&tx, bot_id).await?),
+            _ => None,
+        };
         let deleted = tx
             .execute(
                 &format!(
-                    "DELETE FROM {} WHERE {} = $1",
+                    "DELETE FROM {} WHERE {}",
                     layout.qualified(),
-                    quote_ident(&layout.bot)
+                    rows.bot_filter(1)
                 ),
                 &[&bot_id],
             )
@@ -77,7 +87,7 @@ impl<'c> BotReplacement<'c> {
             .copy_in(&format!(
                 "COPY {} ({}) FROM STDIN (FORMAT binary)",
                 layout.qualified(),
-                layout.column_list()
+                rows.write_column_list()
             ))
             .await
             .map_err(|e| StoreError::query(ctx("starting COPY"), e))?;
@@ -85,6 +95,8 @@ impl<'c> BotReplacement<'c> {
         Ok(BotReplacement {
             tx,
             writer,
+            rows: rows.clone(),
+            collection,
             bot_id: bot_id.to_owned(),
             dimension,
             written: 0,
@@ -105,15 +117,6 @@ impl<'c> BotReplacement<'c> {
                     ),
                 ));
             }
-            if row.id.chars().count() != 26 {
-                return Err(StoreError::new(
-                    StoreErrorKind::InvalidData,
-                    format!(
-                        "row id {:?} of bot {} is not a 26-character ULID",
-                        row.id, self.bot_id
-                    ),
-                ));
-            }
             if let Some(d) = self.dimension {
                 if row.embedding.len() != d {
                     return Err(StoreError::new(
@@ -127,9 +130,11 @@ impl<'c> BotReplacement<'c> {
                     ));
                 }
             }
-            let vector = Vector::from(row.embedding);
-            let values: [&(dyn ToSql + Sync); 5] =
-                [&row.id, &row.bot_id, &row.content, &row.source, &vector];
+            let values = self.rows.row_values(row, self.collection)?;
+            let values: Vec<&(dyn ToSql + Sync)> = values
+                .iter()
+                .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                .collect();
             self.writer.as_mut().write(&values).await.map_err(|e| {
                 StoreError::query(format!("writing rows of bot {}", self.bot_id), e)
             })?;
@@ -176,7 +181,7 @@ pub struct ReplaceCounts {
 /// Replaces all rows of `bot_id` with `rows` in one transaction and commits.
 pub async fn replace_bot(
     client: &mut Client,
-    layout: &Layout,
+    layout: &BotRows,
     bot_id: &str,
     rows: Vec<StoredRow>,
 ) -> Result<ReplaceCounts, StoreError> {

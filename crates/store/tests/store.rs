@@ -11,6 +11,7 @@ use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::{init_target, read_shape, InitOutcome};
 use ragshift_store::search::search;
 use ragshift_store::writer::{replace_bot, BotReplacement};
+use ragshift_store::BotRows;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreErrorKind};
 use ragshift_testkit::{shared_pg, PgCluster};
 
@@ -86,7 +87,7 @@ async fn init_target_creates_once_then_leaves_the_table_alone() {
 
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &bot(1),
         vec![row(&bot(1), 1, vec![0.0; 4])],
     )
@@ -176,7 +177,7 @@ async fn configured_names_are_quoted() {
     init_target(&mut client, &layout, 3).await.unwrap();
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &bot(1),
         vec![row(&bot(1), 1, vec![1.0, 0.0, 0.0])],
     )
@@ -202,7 +203,7 @@ async fn a_failure_mid_copy_leaves_the_old_rows() {
     let b = bot(2);
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &a,
         (1..=3)
             .map(|n| row(&a, n, vec![n as f32, 0.0, 0.0]))
@@ -212,7 +213,7 @@ async fn a_failure_mid_copy_leaves_the_old_rows() {
     .unwrap();
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &b,
         vec![row(&b, 50, vec![0.0, 1.0, 0.0])],
     )
@@ -224,7 +225,7 @@ async fn a_failure_mid_copy_leaves_the_old_rows() {
     // New rows for bot A: the 2nd batch carries a row the server rejects (a NUL byte in text),
     // after the DELETE ran and other rows were streamed.
     let failed = {
-        let mut rep = BotReplacement::begin(&mut client, &layout, &a)
+        let mut rep = BotReplacement::begin(&mut client, &BotRows::bot_column(layout.clone()), &a)
             .await
             .unwrap();
         rep.write((10..20).map(|n| row(&a, n, vec![0.5; 3])).collect())
@@ -245,7 +246,7 @@ async fn a_failure_mid_copy_leaves_the_old_rows() {
     // A good replacement then swaps the rows completely.
     let counts = replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &a,
         (30..35).map(|n| row(&a, n, vec![0.1; 3])).collect(),
     )
@@ -264,9 +265,14 @@ async fn rows_of_the_wrong_dimension_are_refused_before_sending() {
     let layout = Layout::default();
     init_target(&mut client, &layout, 3).await.unwrap();
     let a = bot(1);
-    let err = replace_bot(&mut client, &layout, &a, vec![row(&a, 1, vec![1.0; 5])])
-        .await
-        .unwrap_err();
+    let err = replace_bot(
+        &mut client,
+        &BotRows::bot_column(layout.clone()),
+        &a,
+        vec![row(&a, 1, vec![1.0; 5])],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::DimensionMismatch);
     assert!(err.to_string().contains(&a), "{err}");
 }
@@ -290,7 +296,9 @@ async fn filtered_search_returns_k_rows_through_an_approximate_index() {
                 row(&id, n, v)
             })
             .collect();
-        replace_bot(&mut client, &layout, &id, rows).await.unwrap();
+        replace_bot(&mut client, &BotRows::bot_column(layout.clone()), &id, rows)
+            .await
+            .unwrap();
     }
     let built = ensure_vector_index(
         &mut client,
@@ -622,7 +630,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
     let b = bot(2);
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &a,
         (1..=4)
             .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
@@ -632,7 +640,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
     .unwrap();
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &b,
         vec![row(&b, 9, vec![0.0, 0.0, 1.0])],
     )
@@ -645,7 +653,7 @@ async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
     // Same rows written again in another order: same checksum.
     replace_bot(
         &mut client,
-        &layout,
+        &BotRows::bot_column(layout.clone()),
         &a,
         (1..=4)
             .rev()

@@ -7,6 +7,13 @@ along), and text search finding a new node (generated tsvector columns came alon
     rag_stores.py write  <kind> <postgres-url>
     rag_stores.py search <kind> <postgres-url> <query>...
     rag_stores.py add    <kind> <postgres-url>
+    rag_stores.py rebuilt <layout> <postgres-url> <table> <bot-id> <chunk-id>
+
+`rebuilt` opens a store `ragshift rebuild` wrote (layout `langchain`, `langchain-v2` or
+`llamaindex`) with the library: it searches by the stored vector of one chunk (so no model is
+needed here), restricted to the bot where the library can (v1: the bot's collection;
+LlamaIndex: a `bot_id` metadata filter; v2 filters only on metadata columns, so there it
+searches the whole table), then adds a node to the bot the library's way.
 
 Each prints one JSON object on stdout. Kinds:
 
@@ -500,6 +507,102 @@ def custom_add(url):
     }
 
 
+# ---------------------------------------------------------------- stores ragshift rebuilt
+
+REBUILT_K = 1000
+
+
+def stored_vector(url, sql, key):
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql, (key,)).fetchone()
+    if row is None:
+        raise SystemExit(f"no row {key}")
+    return [float(x) for x in row[0].strip("[]").split(",")]
+
+
+def rebuilt_langchain(url, bot, chunk):
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_postgres import PGVector
+
+    vec = stored_vector(url, "SELECT embedding::text FROM langchain_pg_embedding WHERE id = %s", chunk)
+    store = PGVector(
+        embeddings=DeterministicFakeEmbedding(size=len(vec)),
+        connection=sqlalchemy_url(url, "psycopg").render_as_string(hide_password=False),
+        collection_name=bot,
+        use_jsonb=True,
+    )
+    hits = store.similarity_search_with_score_by_vector(vec, k=REBUILT_K)
+    added = store.add_embeddings(
+        texts=[f"added by the library {NEW_WORD}"],
+        embeddings=[vec],
+        metadatas=[{"source": "library", "bot_id": bot}],
+    )
+    return [(d.id, d.metadata, d.page_content) for d, _ in hits], added
+
+
+def rebuilt_langchain_v2(url, table, bot, chunk):
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_postgres import PGVectorStore
+
+    vec = stored_vector(url, f'SELECT embedding::text FROM "{table}" WHERE langchain_id = %s::uuid', chunk)
+    store = PGVectorStore.create_sync(
+        engine=lc_v2_engine(url), table_name=table, embedding_service=DeterministicFakeEmbedding(size=len(vec))
+    )
+    hits = store.similarity_search_with_score_by_vector(vec, k=REBUILT_K)
+    added = store.add_embeddings(
+        texts=[f"added by the library {NEW_WORD}"],
+        embeddings=[vec],
+        metadatas=[{"source": "library", "bot_id": bot}],
+    )
+    return [(d.id, d.metadata, d.page_content) for d, _ in hits], added
+
+
+def rebuilt_llamaindex(url, table, bot, chunk):
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import ExactMatchFilter, MetadataFilters, VectorStoreQuery
+    from llama_index.vector_stores.postgres import PGVectorStore
+
+    vec = stored_vector(url, f'SELECT embedding::text FROM "{table}" WHERE node_id = %s', chunk)
+    name = table[len("data_"):] if table.startswith("data_") else table
+    store = PGVectorStore(
+        connection_string=sqlalchemy_url(url, "psycopg2").render_as_string(hide_password=False),
+        async_connection_string=sqlalchemy_url(url, "asyncpg").render_as_string(hide_password=False),
+        table_name=name,
+        embed_dim=len(vec),
+        initialization_fail_on_error=True,
+    )
+    res = store.query(
+        VectorStoreQuery(
+            query_embedding=vec,
+            similarity_top_k=REBUILT_K,
+            filters=MetadataFilters(filters=[ExactMatchFilter(key="bot_id", value=bot)]),
+        )
+    )
+    hits = [(n.node_id, dict(n.metadata, ref_doc_id=n.ref_doc_id), n.get_content()) for n in res.nodes]
+    node = TextNode(text=f"added by the library {NEW_WORD}", embedding=vec, metadata={"source": "library", "bot_id": bot})
+    added = store.add([node])
+    return hits, added
+
+
+def rebuilt(layout, url, table, bot, chunk):
+    if layout == "langchain":
+        hits, added = rebuilt_langchain(url, bot, chunk)
+    elif layout == "langchain-v2":
+        hits, added = rebuilt_langchain_v2(url, table, bot, chunk)
+    else:
+        hits, added = rebuilt_llamaindex(url, table, bot, chunk)
+    return {
+        "layout": layout,
+        "hits": [
+            {"id": str(i), "bot_id": m.get("bot_id"), "source": m.get("source"), "ref_doc_id": m.get("ref_doc_id"), "text": t}
+            for i, m, t in hits
+        ],
+        "added": [str(a) for a in added],
+    }
+
+
 # ---------------------------------------------------------------- dispatch
 
 KINDS = ["langchain-v1", "langchain-v2", "llamaindex", "llamaindex-hybrid", "llamaindex-halfvec", "custom-types"]
@@ -541,7 +644,17 @@ def add(kind, url):
     return dict(out, kind=kind)
 
 
+REBUILT_LAYOUTS = ["langchain", "langchain-v2", "llamaindex"]
+
+
 def main(argv):
+    if argv and argv[0] == "rebuilt":
+        if len(argv) != 6 or argv[1] not in REBUILT_LAYOUTS:
+            print(f"usage: rag_stores.py rebuilt {'|'.join(REBUILT_LAYOUTS)} <postgres-url> <table> <bot-id> <chunk-id>", file=sys.stderr)
+            return 2
+        _offline()
+        emit(rebuilt(*argv[1:]))
+        return 0
     usage = f"usage: rag_stores.py write|search|add <kind> <postgres-url> [query...]; kinds: {', '.join(KINDS)}"
     if len(argv) < 3 or argv[1] not in KINDS or argv[0] not in ("write", "search", "add"):
         print(usage, file=sys.stderr)

@@ -228,6 +228,59 @@ pub fn library_add(kind: StoreKind, url: &str) -> anyhow::Result<AddOutcome> {
     })
 }
 
+/// What the library saw in a store `ragshift rebuild` wrote ([`library_rebuilt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltView {
+    /// The library's nearest chunks to the stored vector of the chunk asked about, nearest
+    /// first, restricted to the bot where the library can: `(id, bot_id, source, text)`.
+    pub hits: Vec<(String, Option<String>, Option<String>, String)>,
+    /// LlamaIndex: each hit's `ref_doc_id` as the library rebuilt the node (empty otherwise).
+    pub ref_doc_ids: Vec<Option<String>>,
+    /// The ids of the rows the library then added to the bot.
+    pub added: Vec<String>,
+}
+
+/// Opens a store `ragshift rebuild` wrote in `layout` (`langchain`, `langchain-v2`,
+/// `llamaindex`; `table` as the library names it: `langchain_pg_embedding`, the v2 table,
+/// `data_<name>`) with the library itself, searches by the stored vector of `chunk_id` (the id
+/// as the library shows it: a uuid for v2) within `bot_id` where the library can filter (v1:
+/// the bot's collection; LlamaIndex: a `bot_id` metadata filter; v2 can't filter on its JSON
+/// metadata and searches the table), then adds one row to the bot the library's way.
+///
+/// # Errors
+/// When the library fails to open, search or add (its error, password masked).
+pub fn library_rebuilt(
+    layout: &str,
+    url: &str,
+    table: &str,
+    bot_id: &str,
+    chunk_id: &str,
+) -> anyhow::Result<RebuiltView> {
+    let out = run(&["rebuilt", layout, url, table, bot_id, chunk_id], url)?;
+    let s = |v: &Value| v.as_str().map(str::to_owned);
+    let hits = out["hits"].as_array().context("hits missing")?;
+    Ok(RebuiltView {
+        hits: hits
+            .iter()
+            .map(|h| {
+                (
+                    s(&h["id"]).unwrap_or_default(),
+                    s(&h["bot_id"]),
+                    s(&h["source"]),
+                    s(&h["text"]).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        ref_doc_ids: hits.iter().map(|h| s(&h["ref_doc_id"])).collect(),
+        added: out["added"]
+            .as_array()
+            .context("added missing")?
+            .iter()
+            .filter_map(s)
+            .collect(),
+    })
+}
+
 /// A digest of every column of every row of `qualified_table` (`schema.table`, as PostgreSQL
 /// parses it): the row count and md5 over `row::text`, ordered by the primary key, or by the
 /// row's text when the table has none. Equal on both sides of a move when every value arrived.

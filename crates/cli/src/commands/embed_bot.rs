@@ -14,7 +14,6 @@ use ragshift_model::BotKey;
 use ragshift_registry::{BotSelector, Registry, Selection};
 use ragshift_run::{BotJob, Worker, WorkerOptions};
 use ragshift_store::journal::{Journal, Status};
-use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
@@ -151,12 +150,9 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         None
     };
     let embedder = pipeline::embedder(config, cache).await?;
-    schema::init_target(
-        &mut client,
-        &layout,
-        ragshift_embed::Embedder::dimension(&embedder),
-    )
-    .await?;
+    let rows = ragshift_store::BotRows::from_config(&config.target);
+    rows.init(&mut client, ragshift_embed::Embedder::dimension(&embedder))
+        .await?;
     let journal = Journal::from_config(&config.run);
     journal.ensure_schema(&client).await?;
     let run_id = match &args.run_id {
@@ -195,7 +191,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         documents,
         registry,
         spec,
-        layout,
+        rows,
         WorkerOptions {
             allow_partial: config.ingest.allow_partial,
             status_updates: !args.no_status_updates,

@@ -210,6 +210,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
 
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);
+    let rows = ragshift_store::BotRows::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift rebuild").await?;
 
     // The embedder decides the table's dimension; a mismatch stops everything before any work.
@@ -236,7 +237,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
             ragshift_embed::check_dimension(dimension, have, &layout.display_name())?;
         }
     } else {
-        schema::init_target(&mut client, &layout, dimension).await?;
+        rows.init(&mut client, dimension).await?;
     }
 
     // The plan, exactly as `ragshift plan` shows it (on stderr's side of things: with --json,
@@ -252,7 +253,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         };
         crate::commands::plan::run(global, &plan_args).await?;
     }
-    show_plan(global, config, &selected, &spec, dimension, args);
+    show_plan(global, config, &selected, &spec, &rows, dimension, args);
     if !args.yes && !args.dry_run && !confirm()? {
         output::line("nothing done");
         return Ok(Outcome::Success);
@@ -265,7 +266,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         documents,
         registry.clone(),
         spec.clone(),
-        layout.clone(),
+        rows.clone(),
         WorkerOptions {
             allow_partial: config.ingest.allow_partial,
             status_updates: !args.no_status_updates,
@@ -277,7 +278,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let executor: Arc<dyn Executor> = match config.executor.kind {
         // A dry run only loads and splits, which needs no task: it runs here.
         ragshift_config::ExecutorKind::Ecs if !args.dry_run => {
-            ecs_executor(config, args, &spec, &layout, registry).await?
+            ecs_executor(config, args, &spec, &rows, registry).await?
         }
         _ => Arc::new(LocalExecutor::new(Arc::new(worker))),
     };
@@ -367,6 +368,7 @@ fn show_plan(
     config: &Config,
     selected: &Selected,
     spec: &ragshift_store::ConnectSpec,
+    rows: &ragshift_store::BotRows,
     dimension: usize,
     args: &RebuildArgs,
 ) {
@@ -378,10 +380,9 @@ fn show_plan(
             selected.skipped.len()
         ),
         format!(
-            "      target {} table {}.{} vector({dimension}); {} executor, {} at once{}",
+            "      target {} table {} vector({dimension}); {} executor, {} at once{}",
             spec.label(),
-            config.target.schema,
-            config.target.layout.table_name(&config.target.table),
+            rows,
             match config.executor.kind {
                 ragshift_config::ExecutorKind::Local => "local",
                 ragshift_config::ExecutorKind::Ecs => "ECS",
@@ -604,7 +605,7 @@ async fn ecs_executor(
     config: &Config,
     args: &RebuildArgs,
     spec: &ragshift_store::ConnectSpec,
-    layout: &ragshift_store::Layout,
+    rows: &ragshift_store::BotRows,
     registry: Arc<dyn Registry>,
 ) -> anyhow::Result<Arc<dyn Executor>> {
     let mut options = EcsOptions::from_config(&config.executor)?;
@@ -618,13 +619,43 @@ async fn ecs_executor(
             options.worker_args.push(flag.to_owned());
         }
     }
+    options.worker_args.extend(layout_args(&config.target));
     let sdk = ragshift_aws::sdk_config(&config.aws).await;
-    let executor = EcsExecutor::new(&sdk, options, spec.clone(), layout.clone());
+    let executor = EcsExecutor::new(&sdk, options, spec.clone(), rows.clone());
     Ok(Arc::new(if args.no_status_updates {
         executor
     } else {
         executor.with_status_updates(registry)
     }))
+}
+
+/// The flags that make a task's `embed-bot` write the layout this run writes (its table and
+/// columns), whatever the task definition's environment says; none for Bedrock Chat's, whose
+/// tasks are configured as before.
+fn layout_args(target: &ragshift_config::DatabaseConfig) -> Vec<String> {
+    if target.layout == ragshift_config::LayoutPreset::BedrockChat {
+        return Vec::new();
+    }
+    let preset = serde_json::to_value(target.layout)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    [
+        ("--layout", preset.as_str()),
+        ("--target-schema", target.schema.as_str()),
+        ("--target-table", target.table.as_str()),
+        ("--target-id-column", target.id_column.as_str()),
+        ("--target-bot-column", target.bot_column.as_str()),
+        ("--target-content-column", target.content_column.as_str()),
+        ("--target-source-column", target.source_column.as_str()),
+        (
+            "--target-embedding-column",
+            target.embedding_column.as_str(),
+        ),
+    ]
+    .iter()
+    .map(|(flag, value)| format!("{flag}={value}"))
+    .collect()
 }
 
 /// Fills the target's embedding cache from the `[source]` store's rows, whose vectors the user
@@ -658,6 +689,22 @@ async fn seed_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecs_tasks_are_told_the_layout_of_the_run() {
+        let bedrock = ragshift_config::DatabaseConfig::default();
+        assert!(layout_args(&bedrock).is_empty());
+        let llama = ragshift_config::DatabaseConfig {
+            layout: ragshift_config::LayoutPreset::Llamaindex,
+            table: "kb".to_owned(),
+            bot_column: String::new(),
+            ..bedrock
+        };
+        let args = layout_args(&llama);
+        assert_eq!(args[0], "--layout=llamaindex");
+        assert!(args.contains(&"--target-table=kb".to_owned()));
+        assert!(args.contains(&"--target-bot-column=".to_owned()));
+    }
 
     #[test]
     fn the_budget_line_says_what_all_workers_used_of_the_limit() {

@@ -36,7 +36,7 @@ use ragshift_config::ExecutorConfig;
 use ragshift_model::SyncStatus;
 use ragshift_registry::{Registry, RegistryError, StatusUpdate};
 use ragshift_retry::Policy;
-use ragshift_store::{ConnectSpec, Layout};
+use ragshift_store::{BotRows, ConnectSpec};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -228,13 +228,14 @@ pub struct EcsExecutor {
 }
 
 impl EcsExecutor {
-    /// An executor starting tasks with `sdk`'s credentials and region; `target` and `layout`
-    /// are the database whose journal the workers write (the same one the run uses).
+    /// An executor starting tasks with `sdk`'s credentials and region; `target` is the
+    /// database whose journal the workers write (the same one the run uses), `rows` the chunk
+    /// table they write and how it keeps bots.
     pub fn new(
         sdk: &aws_config::SdkConfig,
         options: EcsOptions,
         target: ConnectSpec,
-        layout: Layout,
+        rows: BotRows,
     ) -> Self {
         // Every RunTask/DescribeTasks attempt is one request: the SDK's own retries are off.
         let ecs = aws_sdk_ecs::Client::new(&ragshift_aws::retry::without_sdk_retries(sdk));
@@ -242,7 +243,7 @@ impl EcsExecutor {
         Self {
             watch: TaskWatch::new(ecs.clone(), options.clone()),
             slots: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
-            journal: JournalAccess::new(target, layout),
+            journal: JournalAccess::new(target, rows),
             registry: None,
             in_flight: StdMutex::new(HashSet::new()),
             ecs,

@@ -11,7 +11,7 @@ use std::sync::Mutex as StdMutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use ragshift_store::journal::{Journal, Status, UnitResult};
-use ragshift_store::{connect, quote_ident, ConnectSpec, Layout, StoreError};
+use ragshift_store::{connect, BotRows, ConnectSpec, StoreError};
 use serde_json::json;
 use tokio_postgres::Client;
 
@@ -42,16 +42,16 @@ const CONNECTIONS: usize = 4;
 /// and after each task, from many jobs at once).
 pub(super) struct JournalAccess {
     target: ConnectSpec,
-    layout: Layout,
+    rows: BotRows,
     idle: StdMutex<Vec<Client>>,
     permits: Semaphore,
 }
 
 impl JournalAccess {
-    pub(super) fn new(target: ConnectSpec, layout: Layout) -> Self {
+    pub(super) fn new(target: ConnectSpec, rows: BotRows) -> Self {
         Self {
             target,
-            layout,
+            rows,
             idle: StdMutex::new(Vec::new()),
             permits: Semaphore::new(CONNECTIONS),
         }
@@ -176,20 +176,10 @@ impl JournalAccess {
     /// Characters stored for the bot (what its embedding was paid for), when the worker's
     /// journal row doesn't say.
     pub(super) async fn bot_chars(&self, bot_id: &str) -> Result<usize, StoreError> {
-        let l = &self.layout;
-        let sql = format!(
-            "SELECT coalesce(sum(char_length({})), 0)::bigint FROM {} WHERE {} = $1",
-            quote_ident(&l.content),
-            l.qualified(),
-            quote_ident(&l.bot)
-        );
         let (c, permit) = self.take().await?;
-        let row = c
-            .query_one(&sql, &[&bot_id])
-            .await
-            .map_err(|e| StoreError::query(format!("counting the characters of bot {bot_id}"), e));
+        let row = self.rows.bot_chars(&c, bot_id).await;
         self.give(c, permit);
-        let n: i64 = row?.get(0);
+        let n: i64 = row?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
