@@ -67,6 +67,35 @@ fn init_target_creates_then_reports_nothing_changed() {
     assert_eq!(stdout_json(&out)["created"], false);
 }
 
+#[test]
+fn init_target_creates_a_library_layout_the_library_writes_into() {
+    use ragshift_testkit::rag_stores::{library_add, StoreKind};
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("cli_init_lc");
+    let args = [
+        "init-target",
+        "--json",
+        "--target-url",
+        &url,
+        "--layout",
+        "langchain",
+        "--dimensions",
+        "16",
+    ];
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["created"], true);
+    assert_eq!(v["table"], "public.langchain_pg_embedding");
+    // The library finds its own tables (collections too) and adds to them.
+    let added = library_add(StoreKind::LangchainV1, &url).unwrap();
+    assert_eq!(added.added, 3, "{added:?}");
+    assert!(added.found_by_similarity, "{added:?}");
+    let out = ragshift(dir.path(), &args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["created"], false);
+}
+
 #[tokio::test]
 async fn shape_and_dimension_mismatches_exit_2_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
-//! `ragshift init-target`: the vector extension and the chunk table, created if missing and
-//! never altered if present.
+//! `ragshift init-target`: the vector extension and the chunk table (with the tables its layout
+//! needs, e.g. LangChain's collections), created as the layout's library creates them if
+//! missing and never altered if present.
 
-use ragshift_store::schema::{self, InitOutcome, TableShape};
+use ragshift_store::schema::{self, InitOutcome};
 use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
@@ -36,10 +37,12 @@ pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, 
     };
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);
+    // The tables as the layout's library creates them (LangChain's collections too).
+    let rows = ragshift_store::BotRows::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift init-target").await?;
-    let outcome = schema::init_target(&mut client, &layout, dimension).await?;
+    let outcome = rows.init(&mut client, dimension).await?;
     let version = schema::vector_version(&client).await?.unwrap_or_default();
-    let shape = TableShape::expected(&layout, dimension);
+    let shape = rows.expected_shape(dimension);
     if global.json {
         output::json(&json!({
             "target": spec.label(),
