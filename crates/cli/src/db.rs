@@ -1,65 +1,16 @@
 //! Turning `[target]`/`[source]` into connections: a URL, or a Secrets Manager secret in the
 //! platform's format.
 
+use ragshift_config::DatabaseConfig;
+use ragshift_store::Layout;
+
 use anyhow::{bail, Context};
-use ragshift_config::{AwsConfig, DatabaseConfig};
-use ragshift_store::{ConnectSpec, Layout};
-
-/// Which side a database is on, for messages.
-#[derive(Debug, Clone, Copy)]
-pub enum Side {
-    /// The new cluster.
-    Target,
-    /// The old cluster or a restored snapshot.
-    Source,
-}
-
-impl Side {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Target => "target",
-            Self::Source => "source",
-        }
-    }
-}
-
-/// Builds the connection spec for one side, reading the secret when one is configured.
-pub async fn connect_spec(
-    side: Side,
-    db: &DatabaseConfig,
-    aws: &AwsConfig,
-) -> anyhow::Result<ConnectSpec> {
-    let name = side.name();
-    if let Some(url) = &db.url {
-        return Ok(ConnectSpec::from_url(
-            url.expose(),
-            db.sslmode,
-            db.sslrootcert.as_deref(),
-        )?);
-    }
-    if let Some(arn) = &db.secret_arn {
-        let sdk = ragshift_aws::sdk_config(aws).await;
-        let parts = ragshift_aws::fetch_db_secret(&sdk, arn)
-            .await
-            .with_context(|| format!("reading the {name} database secret"))?;
-        return Ok(ConnectSpec::from_parts(
-            &parts,
-            db.sslmode,
-            db.sslrootcert.as_deref(),
-        ));
-    }
-    bail!(
-        "no {name} database configured: set [{name}] url or secret_arn (RAGSHIFT_{up}_URL, --{name}-url)",
-        up = name.to_ascii_uppercase()
-    )
-}
+pub use ragshift_run::components::{connect_spec, Side};
 
 /// The chunk table's layout on one side.
 pub fn layout(db: &DatabaseConfig) -> Layout {
     Layout::from_config(db)
 }
-
-pub use ragshift_run::components::configured_dimension;
 
 /// The `--bot` ids that match no row of `layout`'s table (trailing blanks of `character(n)`
 /// ignored). A missing table matches nothing is left to the command's own check, which names

@@ -83,9 +83,9 @@ pub const MODELS: &[Model] = &[
     },
 ];
 
-/// The local provider's model in estimates (whatever folder `[embedding] model_dir` names; the
-/// bundled one is sentence-transformers/all-MiniLM-L6-v2).
-pub const LOCAL_MODEL: &str = "local model";
+/// The local provider's bundled model, sentence-transformers/all-MiniLM-L6-v2 (`[embedding]
+/// model_dir` may name another folder; its name is then the model's).
+pub const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
 
 /// Bedrock's model when `[embedding] model` is unset.
 pub const DEFAULT_BEDROCK_MODEL: &str = "cohere.embed-multilingual-v3";

@@ -7,12 +7,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ragshift_config::{Config, EmbeddingProvider, IngestConfig, RetryConfig};
+use ragshift_config::{
+    AwsConfig, Config, DatabaseConfig, EmbeddingProvider, IngestConfig, RetryConfig,
+};
 use ragshift_embed::{
     build_embedder, BedrockOptions, CohereTruncate, EmbedOptions, LocalOptions, OpenAiOptions,
     PgEmbeddingCache, PriceTable, ProviderOptions, RateLimit, Throttled, ThroughputOptions,
 };
 use ragshift_ingest::{AllowList, IngestOptions, IpNet};
+use ragshift_store::ConnectSpec;
+
+/// Which side a database is on, for messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Side {
+    /// The new cluster.
+    Target,
+    /// The old cluster or a restored snapshot.
+    Source,
+}
+
+impl Side {
+    /// `target` or `source`, as the configuration's sections are named.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Target => "target",
+            Self::Source => "source",
+        }
+    }
+}
+
+/// Builds the connection spec for one side, reading the secret when one is configured.
+pub async fn connect_spec(
+    side: Side,
+    db: &DatabaseConfig,
+    aws: &AwsConfig,
+) -> anyhow::Result<ConnectSpec> {
+    let name = side.name();
+    if let Some(url) = &db.url {
+        return Ok(ConnectSpec::from_url(
+            url.expose(),
+            db.sslmode,
+            db.sslrootcert.as_deref(),
+        )?);
+    }
+    if let Some(arn) = &db.secret_arn {
+        let sdk = ragshift_aws::sdk_config(aws).await;
+        let parts = ragshift_aws::fetch_db_secret(&sdk, arn)
+            .await
+            .with_context(|| format!("reading the {name} database secret"))?;
+        return Ok(ConnectSpec::from_parts(
+            &parts,
+            db.sslmode,
+            db.sslrootcert.as_deref(),
+        ));
+    }
+    anyhow::bail!(
+        "no {name} database configured: set [{name}] url or secret_arn (RAGSHIFT_{up}_URL, --{name}-url)",
+        up = name.to_ascii_uppercase()
+    )
+}
 
 /// `[retry]` as the one policy every retried call uses (AWS calls, embedding requests, database
 /// work); `[embedding] max_attempts` caps embedding requests on top.
@@ -227,6 +280,89 @@ pub async fn embedder_dimension(config: &Config) -> anyhow::Result<usize> {
     }
     let e = embedder(config, None).await?;
     Ok(ragshift_embed::Embedder::dimension(&e))
+}
+
+/// Stands in for the provider in a dry run: knows the model and dimension, never embeds.
+pub struct DryRunEmbedder {
+    provider: &'static str,
+    model: String,
+    dimension: usize,
+}
+
+impl DryRunEmbedder {
+    /// The configured provider and model, with the dimension the configuration tells (a dry run
+    /// asks no provider, so an unknown model needs `[embedding] dimensions`).
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let e = &config.embedding;
+        let provider = e.provider.name();
+        let default_model = ragshift_embed::catalog::default_model(provider).to_owned();
+        let dimension = configured_dimension(config).ok_or_else(|| {
+            anyhow::anyhow!(
+                "a dry run can't ask the provider for its dimension: set [embedding] dimensions"
+            )
+        })?;
+        Ok(Self {
+            provider,
+            model: e.model.clone().unwrap_or(default_model),
+            dimension,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ragshift_embed::Embedder for DryRunEmbedder {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+    fn model_id(&self) -> &str {
+        &self.model
+    }
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+    fn max_batch_size(&self) -> usize {
+        usize::MAX
+    }
+    fn max_input_chars(&self) -> usize {
+        usize::MAX
+    }
+    async fn embed(
+        &self,
+        _texts: &[String],
+        _kind: ragshift_embed::InputKind,
+    ) -> ragshift_embed::Result<ragshift_embed::Embeddings> {
+        Err(ragshift_embed::Error::Config(
+            "a dry run never calls the embedding provider".into(),
+        ))
+    }
+}
+
+/// Fills the target's embedding cache from the `[source]` store's rows, whose vectors the user
+/// vouches come from `model` (the platform always used one model per deployment).
+pub async fn seed_cache(
+    config: &Config,
+    cache: &dyn ragshift_embed::EmbeddingCache,
+    model: &str,
+) -> anyhow::Result<()> {
+    let spec = connect_spec(Side::Source, &config.source, &config.aws)
+        .await
+        .context("--seed-cache-from-source needs [source] url or secret_arn")?;
+    let client = ragshift_store::connect(&spec, "ragshift seed cache").await?;
+    let layout = ragshift_store::Layout::from_config(&config.source);
+    let from = ragshift_embed::cache::SeedSource {
+        schema: layout.schema,
+        table: layout.table,
+        content_column: layout.content,
+        embedding_column: layout.embedding,
+    };
+    let rows = ragshift_embed::cache::seed_cache_from_table(&client, &from, cache, model)
+        .await
+        .with_context(|| format!("seeding the embedding cache from {}", spec.label()))?;
+    tracing::info!(
+        "embedding cache seeded with {rows} vectors of {model} from {}",
+        spec.label()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

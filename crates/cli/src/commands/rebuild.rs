@@ -216,14 +216,14 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     // The embedder decides the table's dimension; a mismatch stops everything before any work.
     let mut throttled: Option<Arc<ragshift_embed::Throttled>> = None;
     let embedder: Arc<dyn Embedder> = if args.dry_run {
-        Arc::new(DryRunEmbedder::new(config)?)
+        Arc::new(ragshift_run::components::DryRunEmbedder::new(config)?)
     } else {
         let mut e = pipeline::bare_embedder(config).await?;
         if config.embedding.cache && !args.no_cache {
             let client = ragshift_store::connect(&spec, "ragshift embedding cache").await?;
             let cache = pipeline::open_cache(config, client).await?;
             if args.seed_cache_from_source {
-                seed_cache(config, &*cache, &e.cache_model()).await?;
+                ragshift_run::components::seed_cache(config, &*cache, &e.cache_model()).await?;
             }
             e = e.with_cache(cache);
         }
@@ -538,67 +538,6 @@ fn budget_line(b: &ragshift_store::budget::BudgetReport) -> String {
     )
 }
 
-/// Stands in for the provider in a dry run: knows the model and dimension, never embeds.
-struct DryRunEmbedder {
-    provider: &'static str,
-    model: String,
-    dimension: usize,
-}
-
-impl DryRunEmbedder {
-    fn new(config: &Config) -> anyhow::Result<Self> {
-        let e = &config.embedding;
-        let (provider, default_model) = match e.provider {
-            ragshift_config::EmbeddingProvider::Local => ("local", "all-MiniLM-L6-v2".to_owned()),
-            ragshift_config::EmbeddingProvider::Bedrock => (
-                "bedrock",
-                ragshift_embed::BedrockOptions::default().model_id,
-            ),
-            ragshift_config::EmbeddingProvider::Openai => {
-                ("openai", ragshift_embed::OpenAiOptions::default().model)
-            }
-        };
-        let dimension = db::configured_dimension(config).ok_or_else(|| {
-            anyhow!(
-                "a dry run can't ask the provider for its dimension: set [embedding] dimensions"
-            )
-        })?;
-        Ok(Self {
-            provider,
-            model: e.model.clone().unwrap_or(default_model),
-            dimension,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Embedder for DryRunEmbedder {
-    fn provider(&self) -> &'static str {
-        self.provider
-    }
-    fn model_id(&self) -> &str {
-        &self.model
-    }
-    fn dimension(&self) -> usize {
-        self.dimension
-    }
-    fn max_batch_size(&self) -> usize {
-        usize::MAX
-    }
-    fn max_input_chars(&self) -> usize {
-        usize::MAX
-    }
-    async fn embed(
-        &self,
-        _texts: &[String],
-        _kind: ragshift_embed::InputKind,
-    ) -> ragshift_embed::Result<ragshift_embed::Embeddings> {
-        Err(ragshift_embed::Error::Config(
-            "a dry run never calls the embedding provider".into(),
-        ))
-    }
-}
-
 /// The ECS executor from `[executor]`: the task's worker gets the flags this run was given, and
 /// bots whose task died are set FAILED in the registry unless `--no-status-updates`.
 async fn ecs_executor(
@@ -656,34 +595,6 @@ fn layout_args(target: &ragshift_config::DatabaseConfig) -> Vec<String> {
     .iter()
     .map(|(flag, value)| format!("{flag}={value}"))
     .collect()
-}
-
-/// Fills the target's embedding cache from the `[source]` store's rows, whose vectors the user
-/// vouches come from `model` (the platform always used one model per deployment).
-async fn seed_cache(
-    config: &Config,
-    cache: &dyn ragshift_embed::EmbeddingCache,
-    model: &str,
-) -> anyhow::Result<()> {
-    let spec = db::connect_spec(Side::Source, &config.source, &config.aws)
-        .await
-        .context("--seed-cache-from-source needs [source] url or secret_arn")?;
-    let client = ragshift_store::connect(&spec, "ragshift seed cache").await?;
-    let layout = db::layout(&config.source);
-    let from = ragshift_embed::cache::SeedSource {
-        schema: layout.schema,
-        table: layout.table,
-        content_column: layout.content,
-        embedding_column: layout.embedding,
-    };
-    let rows = ragshift_embed::cache::seed_cache_from_table(&client, &from, cache, model)
-        .await
-        .with_context(|| format!("seeding the embedding cache from {}", spec.label()))?;
-    tracing::info!(
-        "embedding cache seeded with {rows} vectors of {model} from {}",
-        spec.label()
-    );
-    Ok(())
 }
 
 #[cfg(test)]
