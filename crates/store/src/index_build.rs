@@ -22,8 +22,8 @@
 //! - **Other indexes** (btree, ...): the table's heap size, an upper bound of what their sort
 //!   holds.
 //!
-//! `maintenance_work_mem` = `min(cap, max(estimate, the server's own setting, 32 MB × (workers
-//! + 1) when the build has parallel workers))`: never less than the server's default, enough
+//! `maintenance_work_mem` = `min(cap, max(estimate, the server's own setting,
+//! 32 MB × (workers + 1) when the build has parallel workers))`: never less than the server's default, enough
 //! for PostgreSQL to start the parallel workers (it gives each participant at least 32 MB), and
 //! never more than the cap: `[index] max_memory`, else the larger of 1 GB and the server's
 //! `maintenance_work_mem`. ragshift can't see the server's RAM from SQL; 1 GB fits every server
