@@ -15,10 +15,12 @@
 //!   bytes a row at 32 dimensions, 4,880 at 1,024, m = 16). The estimate is
 //!   `rows × (value + 32 × m + 272) + 4 MB` (the build's memory blocks, and the 3 MB a
 //!   parallel build keeps back from its shared area).
-//! - **IVFFlat**: k-means over `max(50 × lists, 10000)` sampled rows (at most all of them) must
-//!   fit, or pgvector refuses the build (*"memory required is N MB"*): the samples, twice the
-//!   centers, a `4 × samples × lists` bound matrix and `4 × lists²` center distances. Then every
-//!   row is sorted by list (`value + 48` bytes a row), which spills to disk when it doesn't fit.
+//! - **IVFFlat**: k-means over up to `max(50 × lists, 10000)` sampled rows must fit, or pgvector
+//!   refuses the build (*"memory required is N MB"*, which the error then turns into what to
+//!   set): the samples (counted twice: the sample and k-means' copy), three sets of centers, a
+//!   `4 × samples × lists` bound matrix and `4 × lists²` center distances, an approximation
+//!   of pgvector's own sum. Then every row is sorted by list (`value + 48` bytes a row), which
+//!   spills to disk when it doesn't fit.
 //! - **Other indexes** (btree, ...): the table's heap size, an upper bound of what their sort
 //!   holds.
 //!
@@ -312,36 +314,28 @@ fn parse_index_sql(sql: &str) -> ParsedIndex {
     }
 }
 
-/// The memory estimate for an index of `shape` over `rows` values of `value_bytes` each;
-/// `(estimate, required)`, where `required` is what pgvector refuses to build below
-/// (IVFFlat's k-means), 0 when nothing is.
-pub fn estimate_memory(
-    shape: IndexShape,
-    rows: u64,
-    value_bytes: u64,
-    heap_bytes: u64,
-) -> (u64, u64) {
+/// The memory estimate for an index of `shape` over `rows` values of `value_bytes` each on a
+/// heap of `heap_bytes` (see the module's documentation).
+pub fn estimate_memory(shape: IndexShape, rows: u64, value_bytes: u64, heap_bytes: u64) -> u64 {
     match shape {
         IndexShape::Hnsw { m } => {
             let per_row = value_bytes + 32 * u64::from(m) + HNSW_ROW_OVERHEAD;
-            (rows * per_row + HNSW_FIXED, 0)
+            rows * per_row + HNSW_FIXED
         }
         IndexShape::Ivfflat { lists } => {
             let lists = u64::from(lists);
-            let samples = (50 * lists).max(10_000).min(rows.max(1));
+            let samples = (50 * lists).max(10_000);
+            let sampled = samples.min(rows.max(1));
             let item = value_bytes.next_multiple_of(8);
-            let kmeans = samples * item
-                + 2 * lists * item
-                + 4 * samples * lists
+            let kmeans = 2 * samples * item
+                + 3 * lists * item
+                + 4 * sampled * lists
                 + 4 * lists * lists
-                + 8 * samples
+                + 8 * sampled
                 + 16 * lists;
-            (
-                kmeans + rows * (value_bytes + IVFFLAT_SORT_OVERHEAD),
-                kmeans,
-            )
+            kmeans + rows * (value_bytes + IVFFLAT_SORT_OVERHEAD)
         }
-        IndexShape::Other => (heap_bytes, 0),
+        IndexShape::Other => heap_bytes,
     }
 }
 
@@ -361,8 +355,6 @@ pub struct MemoryPlan {
     pub value_bytes: u64,
     /// What the build would like, in bytes.
     pub estimate_bytes: u64,
-    /// Below this pgvector refuses the build (IVFFlat's k-means); 0 when nothing is.
-    pub required_bytes: u64,
     /// The most ragshift may give it.
     pub cap_bytes: u64,
     /// The server's own `maintenance_work_mem`.
@@ -424,15 +416,10 @@ fn warning(plan: &MemoryPlan, limits: &BuildLimits) -> Option<String> {
             }
         )
     };
-    let effect = if plan.required_bytes > plan.chosen_bytes {
-        format!(
-            "pgvector will refuse the build (its k-means alone needs {}); use fewer lists or more memory",
-            human_bytes(plan.required_bytes)
-        )
-    } else if matches!(plan.shape, IndexShape::Hnsw { .. }) {
-        "the build will be much slower: pgvector writes the graph to disk once it is full and inserts the remaining rows one by one".to_owned()
-    } else {
-        "the build will be slower: its sort spills to disk".to_owned()
+    let effect = match plan.shape {
+        IndexShape::Hnsw { .. } => "the build will be much slower: pgvector writes the graph to disk once it is full and inserts the remaining rows one by one",
+        IndexShape::Ivfflat { .. } => "the build will be slower (its sort spills to disk), and pgvector refuses it if its k-means doesn't fit",
+        IndexShape::Other => "the build will be slower: its sort spills to disk",
     };
     let set = setting_text(plan.estimate_bytes);
     let fix = if limits.memory.is_some() {
@@ -586,7 +573,7 @@ pub async fn plan_memory(
         .parallel_workers
         .or(limits.parallel_workers)
         .unwrap_or(server_workers);
-    let (estimate, required) = estimate_memory(parsed.shape, rows, value_bytes, heap);
+    let estimate = estimate_memory(parsed.shape, rows, value_bytes, heap);
     let (chosen, cap) = choose_memory(estimate, server, workers, limits);
     let mut plan = MemoryPlan {
         index: build.name.to_owned(),
@@ -595,7 +582,6 @@ pub async fn plan_memory(
         rows,
         value_bytes,
         estimate_bytes: estimate,
-        required_bytes: required,
         cap_bytes: cap,
         server_bytes: server,
         chosen_bytes: chosen,
@@ -667,8 +653,19 @@ pub async fn build_index(
             () = watcher => run.await,
         }
     };
-    result
-        .map_err(|e| StoreError::query(format!("building {} on {}", plan.index, plan.table), e))?;
+    result.map_err(|e| {
+        // pgvector's "memory required is N MB" (IVFFlat's k-means): say what to set.
+        let advice = if e.code() == Some(&tokio_postgres::error::SqlState::PROGRAM_LIMIT_EXCEEDED)
+        {
+            " (give the build that much: [index] max_memory, RAGSHIFT_INDEX_MAX_MEMORY or --index-max-memory, or --maintenance-work-mem; or use fewer lists)"
+        } else {
+            ""
+        };
+        StoreError::query(
+            format!("building {} on {}{advice}", plan.index, plan.table),
+            e,
+        )
+    })?;
 
     let index = format!("{}.{}", quote_ident(build.schema), quote_ident(build.name));
     let tuples = match client
@@ -865,7 +862,7 @@ mod tests {
     #[test]
     fn hnsw_estimate_matches_what_pgvector_measured() {
         // pgvector 0.8 filled 8 MB after 1,719 rows of vector(1024), m = 16: 4,880 bytes a row.
-        let (e, _) = estimate_memory(IndexShape::Hnsw { m: 16 }, 1719, 8 + 4 * 1024, 0);
+        let e = estimate_memory(IndexShape::Hnsw { m: 16 }, 1719, 8 + 4 * 1024, 0);
         let per_row = (e - HNSW_FIXED) as f64 / 1719.0;
         assert!((4880.0..4960.0).contains(&per_row), "{per_row}");
     }

@@ -212,3 +212,49 @@ async fn progress_is_read_from_the_server_while_the_build_runs() {
     assert_eq!((last.tuples_done, last.phase.as_str()), (rows, "done"));
     assert!(valid(&holder, "public.t_gated").await);
 }
+
+#[tokio::test]
+async fn ivfflat_gets_its_estimate_and_a_refused_build_says_what_to_set() {
+    let (spec, mut client) = table("index_ivfflat", 3000, 64).await;
+    let sql = "CREATE INDEX t_ivf ON public.t USING ivfflat (e vector_l2_ops) WITH (lists = 50)";
+    let build = IndexBuild {
+        schema: "public",
+        table: "t",
+        name: "t_ivf",
+        sql,
+        rows: None,
+        parallel_workers: None,
+    };
+    // Exactly 1 MB: pgvector's k-means doesn't fit, and the error says what to set.
+    let (_, mut options) = recorder();
+    options.limits = BuildLimits {
+        memory: Some(MB),
+        parallel_workers: Some(0),
+        ..BuildLimits::default()
+    };
+    let err = build_index(&mut client, Some(&spec), &build, &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "memory required is",
+        "t_ivf",
+        "[index] max_memory",
+        "--index-max-memory",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    // Its estimate: enough for pgvector.
+    options.limits.memory = None;
+    options.limits.max_memory = Some(256 * MB);
+    let built = build_index(&mut client, Some(&spec), &build, &options)
+        .await
+        .unwrap();
+    assert_eq!(built.memory.shape, IndexShape::Ivfflat { lists: 50 });
+    assert!(
+        built.memory.fits && built.memory.chosen_bytes > MB,
+        "{:?}",
+        built.memory
+    );
+    assert!(valid(&client, "public.t_ivf").await);
+}
