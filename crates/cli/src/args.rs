@@ -608,29 +608,75 @@ impl Overrides for DocumentsArgs {
 /// `GB` or `TB`, kB without a unit, 1MB to 2TB), so a typo is a usage error before any work
 /// rather than a failed index build after the data moved.
 pub fn parse_pg_memory(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let bad = || {
-        format!("{s:?} is not a PostgreSQL memory size: use e.g. 512MB or 2GB (units B, kB, MB, GB, TB)")
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let kb = match unit.trim() {
-        "" | "kB" => n,
-        "B" => n / 1024.0,
-        "MB" => n * 1024.0,
-        "GB" => n * 1024.0 * 1024.0,
-        "TB" => n * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    if !(1024.0..=2_147_483_647.0).contains(&kb) {
-        return Err(format!(
-            "{s:?} is outside what PostgreSQL accepts for maintenance_work_mem (1MB to 2TB)"
-        ));
+    ragshift_store::index_build::parse_memory(s).map(|_| s.trim().to_owned())
+}
+
+/// `[index]` flags: memory and parallel workers for index builds (copy, replicate cutover,
+/// rebuild, build-index).
+#[derive(Debug, Clone, Args, Default)]
+pub struct IndexArgs {
+    /// Most maintenance_work_mem one index build may get; below it each build gets its
+    /// estimate [config: index.max_memory, default: 1GB, or the server's setting if larger]
+    #[arg(long, value_name = "SIZE", value_parser = parse_pg_memory)]
+    pub index_max_memory: Option<String>,
+    /// max_parallel_maintenance_workers for index builds [config: index.parallel_workers,
+    /// default: the server's setting]
+    #[arg(long, value_name = "N")]
+    pub index_parallel_workers: Option<u32>,
+    /// An exact maintenance_work_mem for every index build, instead of each build's estimate
+    #[arg(long, value_name = "SIZE", value_parser = parse_pg_memory)]
+    pub maintenance_work_mem: Option<String>,
+}
+
+impl Overrides for IndexArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = set_str(
+            l,
+            "--index-max-memory",
+            "index.max_memory",
+            &self.index_max_memory,
+        );
+        match self.index_parallel_workers {
+            Some(n) => l.flag(
+                "--index-parallel-workers",
+                "index.parallel_workers",
+                u64::from(n),
+            ),
+            None => l,
+        }
     }
-    Ok(t.to_owned())
+}
+
+impl IndexArgs {
+    /// The build engine's options from `[index]` and these flags, reports going to
+    /// `observer`; a bad `[index] max_memory` is a configuration error naming the key.
+    pub fn options(
+        &self,
+        config: &ragshift_config::IndexConfig,
+        observer: Option<ragshift_store::index_build::IndexObserver>,
+    ) -> Result<ragshift_store::index_build::IndexBuildOptions, crate::failure::Failure> {
+        use ragshift_store::index_build::{parse_memory, BuildLimits, IndexBuildOptions};
+        let max_memory = match &config.max_memory {
+            Some(s) => {
+                Some(parse_memory(s).map_err(|e| anyhow::anyhow!("[index] max_memory: {e}"))?)
+            }
+            None => None,
+        };
+        let memory = match &self.maintenance_work_mem {
+            Some(s) => {
+                Some(parse_memory(s).map_err(|e| anyhow::anyhow!("--maintenance-work-mem: {e}"))?)
+            }
+            None => None,
+        };
+        Ok(IndexBuildOptions {
+            limits: BuildLimits {
+                memory,
+                max_memory,
+                parallel_workers: config.parallel_workers,
+            },
+            observer,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! How a run's events reach the operator: progress bars with rate and ETA on a terminal, one log
-//! line per bot event otherwise, or one JSON object per line with `--json`.
+//! line per bot event otherwise, or one JSON object per line with `--json`; the same for index
+//! builds ([`index_observer`]).
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ragshift_run::{Event, Observer};
+use ragshift_store::index_build::{IndexEvent, IndexObserver};
 
 use crate::output;
 
@@ -134,5 +138,85 @@ impl Observer for Bars {
 
     fn chunks_embedded(&self, n: u64) {
         self.chunks.inc(n);
+    }
+}
+
+/// How index builds are shown: a bar per index on a terminal (phase, tuples or blocks done of
+/// total, ETA), log lines at each phase otherwise, or `index_memory` / `index_progress` JSON
+/// objects with `--json`.
+pub fn index_observer(json: bool) -> IndexObserver {
+    if json {
+        Arc::new(|e: &IndexEvent| {
+            if let Ok(line) = serde_json::to_string(e) {
+                output::line(line);
+            }
+        })
+    } else if std::io::stderr().is_terminal() {
+        let bars = IndexBars::default();
+        Arc::new(move |e: &IndexEvent| bars.event(e))
+    } else {
+        let phases = Mutex::new(HashMap::<String, String>::new());
+        Arc::new(move |e: &IndexEvent| {
+            let IndexEvent::IndexProgress(p) = e else {
+                return;
+            };
+            let Ok(mut seen) = phases.lock() else {
+                return;
+            };
+            if seen.get(&p.index) == Some(&p.phase) {
+                return;
+            }
+            seen.insert(p.index.clone(), p.phase.clone());
+            if p.done {
+                tracing::info!(
+                    "index {}: built in {:.1}s, {} tuples",
+                    p.index,
+                    p.elapsed_seconds,
+                    p.tuples_done
+                );
+            } else {
+                tracing::info!("index {}: {}", p.index, p.phase);
+            }
+        })
+    }
+}
+
+/// One bar per index being built.
+#[derive(Default)]
+struct IndexBars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl IndexBars {
+    fn event(&self, e: &IndexEvent) {
+        let IndexEvent::IndexProgress(p) = e else {
+            return;
+        };
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(p.index.clone()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(0));
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(p.index.clone());
+            bar
+        });
+        let (done, total) = p.counter();
+        bar.set_length(total);
+        bar.set_position(done);
+        if p.done {
+            bar.finish_with_message(format!("built in {:.1}s", p.elapsed_seconds));
+        } else {
+            let eta = p
+                .eta_seconds
+                .map(|s| format!(" (eta {s:.0}s)"))
+                .unwrap_or_default();
+            bar.set_message(format!("{}{eta}", p.phase));
+        }
     }
 }

@@ -444,3 +444,106 @@ async fn build_index_exits_2_before_building_and_1_when_the_build_fails() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("dimensions"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn build_index_reports_its_memory_a_wait_for_a_lock_and_its_progress_as_json() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_pg().fresh_database("build_index_progress");
+    let rows = 300u64;
+    shared_pg()
+        .connect(&url)
+        .await
+        .batch_execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS vector;
+             CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text,
+                                 source text, embedding vector(3));
+             INSERT INTO items SELECT lpad(i::text, 26, '0'), 'b', 'c', 'd',
+                                      format('[%s,%s,%s]', i, i % 7, i % 13)::vector
+               FROM generate_series(1, {rows}) i;"
+        ))
+        .await
+        .unwrap();
+    // A lock CREATE INDEX must wait for (reads still pass): the build can't end before the
+    // test has seen it reported.
+    let holder = shared_pg().connect(&url).await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE items IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(["build-index", "--json", "--target-url", &url])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let v = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(v) => {
+                let waiting = v["event"] == "index_progress"
+                    && v["phase"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("waiting for a lock"));
+                events.push(v);
+                if waiting {
+                    break;
+                }
+            }
+            Err(e) => panic!("no report of the wait for the lock ({e}): {events:?}"),
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the build waits for the lock"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+    events.extend(lines.iter());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let memory = events
+        .iter()
+        .find(|v| v["event"] == "index_memory")
+        .unwrap_or_else(|| panic!("no index_memory event: {events:?}"));
+    assert_eq!(memory["table"], "public.items");
+    assert_eq!(memory["method"], "hnsw");
+    assert_eq!(memory["rows"], rows);
+    assert_eq!(memory["fits"], true);
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["event"] == "index_progress" && v["done"] == true)
+        .collect();
+    assert_eq!(done.len(), 1, "{events:?}");
+    assert_eq!(done[0]["tuples_done"], rows);
+    assert_eq!(done[0]["index"], memory["index"]);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["built"], true);
+}

@@ -13,7 +13,7 @@ use ragshift_store::checksum::{bot_checksums, BotChecksum};
 use ragshift_store::journal::Journal;
 use ragshift_store::Layout;
 use ragshift_testkit::{shared_pg, PgCluster};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
 /// long and non-ASCII texts, rows without a bot, one big bot (split by id) and many small ones.
@@ -193,6 +193,32 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
     let events = String::from_utf8_lossy(&out.stdout);
     assert!(events.contains("\"event\":\"planned\""), "{events}");
     assert!(events.contains("\"event\":\"progress\""), "{events}");
+    // The vector index went through the build engine: its memory, then its end.
+    let index_events: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["index"] == "idx_items_embedding")
+        .collect();
+    let memory = index_events
+        .iter()
+        .find(|v| v["event"] == "index_memory")
+        .unwrap_or_else(|| panic!("no index_memory event: {events}"));
+    assert_eq!(
+        (&memory["method"], &memory["lists"]),
+        (&json!("ivfflat"), &json!(10))
+    );
+    assert_eq!(memory["rows"], 3000);
+    let vectors: i64 = p
+        .tgt
+        .query_one("SELECT count(embedding) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let done = index_events
+        .iter()
+        .find(|v| v["event"] == "index_progress" && v["done"] == true)
+        .unwrap_or_else(|| panic!("no end of the index build: {events}"));
+    assert_eq!(done["tuples_done"], vectors);
 
     // Independently of ragshift's own verification: the same rows on both sides.
     assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);

@@ -480,6 +480,19 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
         .unwrap()
         .get(0);
     assert_eq!(hnsw, 1, "the vector index is built after the last bot");
+    // Through the build engine: its memory before, its end after, with every row.
+    let memory = event(&ev, "index_memory");
+    assert_eq!(memory.len(), 1, "{ev:?}");
+    assert_eq!(
+        (&memory[0]["method"], &memory[0]["rows"]),
+        (&Value::from("hnsw"), &Value::from(a_rows.len()))
+    );
+    let ended: Vec<_> = event(&ev, "index_progress")
+        .into_iter()
+        .filter(|e| e["done"] == true)
+        .collect();
+    assert_eq!(ended.len(), 1, "{ev:?}");
+    assert_eq!(ended[0]["tuples_done"], a_rows.len());
 
     // The same command again resumes the unfinished run: A is not redone, B fails again.
     let a_ids = ids(&got, &a);

@@ -152,6 +152,12 @@ async fn start_status_cutover() {
     );
     assert!(text.contains("verified: everything matches"), "{text}");
     assert!(text.contains("point the application at"), "{text}");
+    // The index went through the build engine, which said what memory it gave the build.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("maintenance_work_mem") && log.contains("built in"),
+        "{log}"
+    );
     assert!(!text.contains(source.password()));
 
     let tgt = target.connect(&t).await;

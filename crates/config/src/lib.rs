@@ -13,7 +13,7 @@ pub use load::{ConfigError, Layers, Loaded, Origin, DEFAULT_FILE, ENV_PREFIX, SE
 pub use mask::{mask_url, Sensitive};
 pub use sections::{
     check_schema_name, parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig,
-    DocumentsKind, EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IngestConfig,
-    LayoutPreset, RegistryConfig, RegistryKind, RetryConfig, RunConfig, SslMode, VectorIndexKind,
-    DEFAULT_JOURNAL_SCHEMA,
+    DocumentsKind, EmbeddingConfig, EmbeddingProvider, ExecutorConfig, ExecutorKind, IndexConfig,
+    IngestConfig, LayoutPreset, RegistryConfig, RegistryKind, RetryConfig, RunConfig, SslMode,
+    VectorIndexKind, DEFAULT_JOURNAL_SCHEMA,
 };

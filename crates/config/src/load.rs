@@ -29,6 +29,7 @@ pub const SECTIONS: &[&str] = &[
     "aws",
     "retry",
     "run",
+    "index",
 ];
 
 /// The configuration file read when `--config` is not given and it exists.

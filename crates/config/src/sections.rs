@@ -31,6 +31,8 @@ pub struct Config {
     pub retry: RetryConfig,
     /// How runs are resumed.
     pub run: RunConfig,
+    /// Memory and parallel workers for index builds.
+    pub index: IndexConfig,
 }
 
 /// Kinds of bot registry.
@@ -540,6 +542,22 @@ impl Default for RunConfig {
             journal_schema: DEFAULT_JOURNAL_SCHEMA.to_owned(),
         }
     }
+}
+
+/// `[index]`: what index builds (copy, replicate cutover, rebuild, build-index) may use on the
+/// target server. Each build gets `maintenance_work_mem` from its own estimate (the HNSW graph,
+/// IVFFlat's k-means and sort), never less than the server's setting and never more than
+/// `max_memory`; see the README's "Index builds".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// The most `maintenance_work_mem` one build may be given, a PostgreSQL size (`4GB`);
+    /// unset: 1 GB, or the server's `maintenance_work_mem` if that is larger. Raise it when a
+    /// build warns that its graph won't fit and the server has the memory.
+    pub max_memory: Option<String>,
+    /// `max_parallel_maintenance_workers` for a build; unset: the server's setting. PostgreSQL
+    /// also caps it by `max_parallel_workers` and `max_worker_processes`.
+    pub parallel_workers: Option<u32>,
 }
 
 /// The journal's schema when `[run] journal_schema` is not set.

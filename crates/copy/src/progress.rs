@@ -58,6 +58,10 @@ pub enum Event {
         /// Estimated seconds left, once there is a rate.
         eta_seconds: Option<f64>,
     },
+    /// The memory and workers an index build gets, before it starts.
+    IndexMemory(ragshift_store::index_build::MemoryPlan),
+    /// An index build's progress (`pg_stat_progress_create_index`), and its end.
+    IndexProgress(ragshift_store::index_build::BuildProgress),
     /// An index or constraint was built (or failed).
     Index {
         /// Its name.

@@ -56,6 +56,7 @@ use crate::resume::{previous_run, PreviousRun};
 use crate::snapshot::SourceSnapshot;
 use crate::verify::{verify, verify_against, VerifyReport};
 use ragshift_store::checksum::bot_checksums;
+use ragshift_store::index_build::IndexEvent;
 
 /// The journal's kind for copy runs.
 pub const RUN_KIND: &str = "copy";
@@ -91,11 +92,9 @@ pub struct CopyOptions {
     pub build_indexes: bool,
     /// Build this vector index instead of the source's.
     pub vector_index: Option<VectorIndex>,
-    /// `maintenance_work_mem` for index builds.
-    pub maintenance_work_mem: String,
-    /// `max_parallel_maintenance_workers` for index builds; from this machine's cores when
-    /// `None`.
-    pub parallel_maintenance_workers: Option<u32>,
+    /// Memory and parallel workers for index builds (`[index]`); their progress goes to the
+    /// run's events besides any observer set here.
+    pub index_build: ragshift_store::index_build::IndexBuildOptions,
     /// Compare both sides after the copy.
     pub verify: bool,
     /// Plan only: read the source and the target, change nothing.
@@ -123,8 +122,7 @@ impl Default for CopyOptions {
             replace: false,
             build_indexes: true,
             vector_index: None,
-            maintenance_work_mem: "1GB".to_owned(),
-            parallel_maintenance_workers: None,
+            index_build: Default::default(),
             verify: true,
             dry_run: false,
             progress_every: Duration::from_secs(2),
@@ -726,13 +724,22 @@ pub async fn copy(
             for s in &report.index_plan.skipped {
                 tracing::info!("not built on the target: {s}");
             }
+            let ev = events.clone();
+            let outer = opts.index_build.observer.clone();
+            let observer: ragshift_store::index_build::IndexObserver = Arc::new(move |e| {
+                if let Some(o) = &outer {
+                    o(e);
+                }
+                ev(match e {
+                    IndexEvent::IndexMemory(m) => Event::IndexMemory(m.clone()),
+                    IndexEvent::IndexProgress(p) => Event::IndexProgress(p.clone()),
+                })
+            });
             settings = Some(BuildSettings {
-                maintenance_work_mem: opts.maintenance_work_mem.clone(),
-                parallel_workers: opts.parallel_maintenance_workers.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get().saturating_sub(1) as u32)
-                        .unwrap_or(1)
-                }),
+                index: ragshift_store::index_build::IndexBuildOptions {
+                    limits: opts.index_build.limits.clone(),
+                    observer: Some(observer),
+                },
                 jobs: opts.jobs,
                 lock_timeout: opts.lock_timeout,
             });
@@ -750,14 +757,7 @@ pub async fn copy(
         let indexes = async {
             let r = match &settings {
                 Some(settings) => {
-                    build(
-                        &ep.target,
-                        &tl.qualified(),
-                        &report.index_plan,
-                        settings,
-                        &on_done,
-                    )
-                    .await
+                    build(&ep.target, tl, &report.index_plan, settings, &on_done).await
                 }
                 None => Ok(Vec::new()),
             };

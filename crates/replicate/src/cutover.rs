@@ -18,7 +18,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use ragshift_store::ident::quote_ident;
-use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
+use ragshift_store::index::{ensure_vector_index_with, IndexOutcome, VectorIndex};
+use ragshift_store::index_build::{build_index, IndexBuild, IndexBuildOptions};
 use ragshift_store::journal::Status;
 use ragshift_store::{connect, Layout, StoreError};
 use ragshift_verify::{verify, Store};
@@ -49,8 +50,8 @@ pub struct CutoverOptions {
     pub verify: ragshift_verify::Options,
     /// The vector index to build if the target has none.
     pub index: VectorIndex,
-    /// `maintenance_work_mem` for the index build.
-    pub maintenance_work_mem: String,
+    /// Memory, parallel workers and progress reports for the index build (`[index]`).
+    pub index_build: IndexBuildOptions,
     /// Fence writes on the source before the last catch-up (the default). Without it, writes
     /// that reach the source after the catch-up are lost.
     pub fence: bool,
@@ -399,13 +400,14 @@ async fn run(
     let (index, index_error) = if !typed {
         // Not `vector(n)` (halfvec, an untyped vector): the configured index can't be built
         // on it; the source's own vector indexes are, as it defines them.
-        like_the_source(sides, &source, &target, &layout).await
+        like_the_source(sides, &source, &mut target, &layout, &options.index_build).await
     } else {
-        match ensure_vector_index(
+        match ensure_vector_index_with(
         &mut target,
+        Some(&sides.target),
         &layout,
         options.index,
-        &options.maintenance_work_mem,
+        &options.index_build,
     )
     .await
     {
@@ -552,8 +554,9 @@ async fn finish_tables(
 async fn like_the_source(
     sides: &Sides,
     source: &Client,
-    target: &Client,
+    target: &mut Client,
     layout: &Layout,
+    index_build: &IndexBuildOptions,
 ) -> (Option<IndexSummary>, Option<String>) {
     let fail = |e: String| {
         (
@@ -566,7 +569,7 @@ async fn like_the_source(
     };
     use ragshift_store::catalog::read_table;
     let (wanted, present) =
-        match tokio::join!(read_table(source, layout), read_table(target, layout)) {
+        match tokio::join!(read_table(source, layout), read_table(&*target, layout)) {
             (Ok(w), Ok(p)) => (
                 w.map(|d| d.indexes).unwrap_or_default(),
                 p.map(|d| d.indexes).unwrap_or_default(),
@@ -584,14 +587,22 @@ async fn like_the_source(
             });
             continue;
         }
-        let started = Instant::now();
-        if let Err(e) = target.batch_execute(&definition).await {
-            return fail(format!("{name}: {e}"));
-        }
+        let one = IndexBuild {
+            schema: &layout.schema,
+            table: &layout.table,
+            name: &name,
+            sql: &definition,
+            rows: None,
+            parallel_workers: None,
+        };
+        let built = match build_index(target, Some(&sides.target), &one, index_build).await {
+            Ok(b) => b,
+            Err(e) => return fail(format!("{name}: {e}")),
+        };
         summary.get_or_insert(IndexSummary {
             built: true,
             definition,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: built.elapsed.as_secs_f64(),
         });
     }
     (summary, None)

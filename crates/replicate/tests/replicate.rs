@@ -116,7 +116,7 @@ fn options() -> CutoverOptions {
             m: None,
             ef_construction: None,
         },
-        maintenance_work_mem: "64MB".into(),
+        index_build: Default::default(),
         fence: true,
         fence_lock_timeout: Duration::from_secs(10),
     }

@@ -10,7 +10,8 @@ use futures_util::stream::{self, StreamExt};
 use ragshift_embed::Throttled;
 use ragshift_model::Bot;
 use ragshift_store::budget::BudgetReport;
-use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
+use ragshift_store::index::{ensure_vector_index_with, IndexOutcome, VectorIndex};
+use ragshift_store::index_build::IndexBuildOptions;
 use ragshift_store::journal::{Journal, ResumeCandidate, Status};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreError};
@@ -44,8 +45,8 @@ pub struct RebuildOptions {
     pub selection: serde_json::Value,
     /// The vector index built after the last bot if none exists (`None`: don't build).
     pub index: Option<VectorIndex>,
-    /// `maintenance_work_mem` for that build.
-    pub maintenance_work_mem: String,
+    /// Memory, parallel workers and progress reports for that build (`[index]`).
+    pub index_build: IndexBuildOptions,
     /// The run journal in the target (`[run] journal_schema`); every worker records its bot
     /// there (ECS tasks are told its schema).
     pub journal: Journal,
@@ -529,8 +530,14 @@ impl Rebuild {
         let mut index_built = None;
         if let Some(index) = options.index {
             let mut c = connect(&self.target, "ragshift rebuild index").await?;
-            match ensure_vector_index(&mut c, &self.layout, index, &options.maintenance_work_mem)
-                .await
+            match ensure_vector_index_with(
+                &mut c,
+                Some(&self.target),
+                &self.layout,
+                index,
+                &options.index_build,
+            )
+            .await
             {
                 Ok(IndexOutcome::Built {
                     definition,

@@ -519,7 +519,7 @@ impl World {
             dry_run: false,
             selection: json!({"test": unique_name("sel")}),
             index: None,
-            maintenance_work_mem: "64MB".to_owned(),
+            index_build: Default::default(),
             journal: self.journal.clone(),
             embedder: None,
         };

@@ -63,6 +63,15 @@ impl StoreError {
         }
     }
 
+    /// The database error inside, or the error itself when there is none (to look at a
+    /// statement's failure again, e.g. to name who held a lock).
+    pub fn into_source(self) -> Result<tokio_postgres::Error, Self> {
+        match self.source {
+            Some(e) => Ok(e),
+            None => Err(self),
+        }
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> StoreErrorKind {
         self.kind

@@ -1,12 +1,13 @@
 //! The vector index, built once the data is in (pgvector builds better and faster indexes
 //! that way than by inserting into an index on an empty table).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
 use crate::ident::{quote_ident, Layout};
-use crate::StoreError;
+use crate::index_build::{build_index, IndexBuild, IndexBuildOptions};
+use crate::{ConnectSpec, StoreError};
 
 /// Which index to build and with what parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,17 +91,38 @@ pub enum IndexOutcome {
     Present(ExistingIndex),
 }
 
-/// Builds the vector index unless one exists, with memory and parallel workers raised for the
-/// build only (`SET LOCAL` inside one transaction).
+/// Builds the vector index unless one exists, with an exact `maintenance_work_mem` and no
+/// progress reports (import's build); see [`ensure_vector_index_with`].
 pub async fn ensure_vector_index(
     client: &mut tokio_postgres::Client,
     layout: &Layout,
     index: VectorIndex,
     maintenance_work_mem: &str,
 ) -> Result<IndexOutcome, StoreError> {
+    let options = IndexBuildOptions::fixed_memory(maintenance_work_mem)
+        .map_err(|e| StoreError::new(crate::StoreErrorKind::Config, e))?;
+    ensure_vector_index_with(client, None, layout, index, &options).await
+}
+
+/// Builds the vector index unless one exists, through the one build engine
+/// ([`crate::index_build`]): memory from the estimate within the limits, parallel workers,
+/// progress read over a second connection to `watch`.
+pub async fn ensure_vector_index_with(
+    client: &mut tokio_postgres::Client,
+    watch: Option<&ConnectSpec>,
+    layout: &Layout,
+    index: VectorIndex,
+    options: &IndexBuildOptions,
+) -> Result<IndexOutcome, StoreError> {
     if let Some(existing) = vector_indexes(client, layout).await?.into_iter().next() {
         return Ok(IndexOutcome::Present(existing));
     }
+    let rows: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {}", layout.qualified()), &[])
+        .await
+        .map_err(|e| StoreError::query("counting rows", e))?
+        .get(0);
+    let rows = rows.max(0) as u64;
     let (method, with) = match index {
         VectorIndex::Hnsw { m, ef_construction } => {
             let mut opts = Vec::new();
@@ -113,17 +135,7 @@ pub async fn ensure_vector_index(
             ("hnsw", opts)
         }
         VectorIndex::Ivfflat { lists } => {
-            let lists = match lists {
-                Some(l) => l,
-                None => {
-                    let n: i64 = client
-                        .query_one(&format!("SELECT count(*) FROM {}", layout.qualified()), &[])
-                        .await
-                        .map_err(|e| StoreError::query("counting rows", e))?
-                        .get(0);
-                    ivfflat_lists_for(n.max(0) as u64)
-                }
-            };
+            let lists = lists.unwrap_or_else(|| ivfflat_lists_for(rows));
             ("ivfflat", vec![format!("lists = {lists}")])
         }
     };
@@ -132,35 +144,27 @@ pub async fn ensure_vector_index(
     } else {
         format!(" WITH ({})", with.join(", "))
     };
+    let name = layout.index_name(&layout.embedding);
     let sql = format!(
-        "CREATE INDEX {name} ON {table} USING {method} ({col} vector_l2_ops){with}",
-        name = quote_ident(&layout.index_name(&layout.embedding)),
+        "CREATE INDEX {} ON {table} USING {method} ({col} vector_l2_ops){with}",
+        quote_ident(&name),
         table = layout.qualified(),
         col = quote_ident(&layout.embedding),
     );
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1);
-    let started = Instant::now();
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| StoreError::query("starting a transaction", e))?;
-    tx.batch_execute(&format!(
-        "SET LOCAL maintenance_work_mem = {}; SET LOCAL max_parallel_maintenance_workers = {workers};",
-        crate::ident::quote_literal(maintenance_work_mem)
-    ))
-    .await
-    .map_err(|e| StoreError::query("setting index build memory", e))?;
-    tx.batch_execute(&sql).await.map_err(|e| {
-        StoreError::query(
-            format!("building the vector index on {}", layout.display_name()),
-            e,
-        )
-    })?;
-    tx.commit()
-        .await
-        .map_err(|e| StoreError::query("committing the index", e))?;
+    let built = build_index(
+        client,
+        watch,
+        &IndexBuild {
+            schema: &layout.schema,
+            table: &layout.table,
+            name: &name,
+            sql: &sql,
+            rows: Some(rows),
+            parallel_workers: None,
+        },
+        options,
+    )
+    .await?;
     let definition = vector_indexes(client, layout)
         .await?
         .into_iter()
@@ -169,7 +173,7 @@ pub async fn ensure_vector_index(
         .unwrap_or(sql);
     Ok(IndexOutcome::Built {
         definition,
-        elapsed: started.elapsed(),
+        elapsed: built.elapsed,
     })
 }
 

@@ -10,6 +10,8 @@
 //! - [`bot_rows`]: where each layout (Bedrock Chat, LangChain v1/v2, LlamaIndex) keeps a bot's
 //!   rows and how a chunk becomes a row there.
 //! - [`index`]: the vector index, built after the data is in.
+//! - [`index_build`]: the one index-build engine: memory from the estimate, parallel workers,
+//!   progress from `pg_stat_progress_create_index`.
 //! - [`search`]: the platform's retrieval query.
 //! - [`journal`] and [`lock`]: the crash-safe run journal and the one-run-per-target lock.
 //! - [`budget`]: one provider budget per run, leased in slices by every worker of the run.
@@ -27,6 +29,7 @@ mod error;
 pub mod ident;
 pub mod identity;
 pub mod index;
+pub mod index_build;
 pub mod journal;
 pub mod lock;
 pub mod schema;

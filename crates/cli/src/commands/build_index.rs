@@ -1,13 +1,15 @@
-//! `ragshift build-index`: the vector index, as an explicit step after loading.
+//! `ragshift build-index`: the vector index, as an explicit step after loading, with its
+//! memory chosen from its estimate and its progress shown (`--json`: one event per line,
+//! `index_memory`, `index_progress`, then `summary`).
 
 use ragshift_config::VectorIndexKind;
 use ragshift_store::index::{self, IndexOutcome, VectorIndex};
 use serde_json::json;
 
-use crate::args::{set_str, AwsArgs, GlobalArgs, Overrides, TargetArgs};
+use crate::args::{set_str, AwsArgs, GlobalArgs, IndexArgs, Overrides, TargetArgs};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
-use crate::{output, settings};
+use crate::{output, progress, settings};
 use clap::Args;
 use ragshift_config::Layers;
 
@@ -26,14 +28,14 @@ pub struct BuildIndexArgs {
     /// ivfflat lists [default: from the row count]
     #[arg(long, value_name = "N")]
     pub target_index_lists: Option<u32>,
-    /// maintenance_work_mem for the build
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
-    pub maintenance_work_mem: String,
+    /// Memory and parallel workers for the build.
+    #[command(flatten)]
+    pub index: IndexArgs,
 }
 
 impl Overrides for BuildIndexArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.aws.apply(self.target.apply(l));
+        let l = self.index.apply(self.aws.apply(self.target.apply(l)));
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
         match self.target_index_lists {
             Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
@@ -58,8 +60,12 @@ pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, 
             lists: t.index_lists,
         },
     };
+    let options = args.index.options(
+        &loaded.config.index,
+        Some(progress::index_observer(global.json)),
+    )?;
     let outcome =
-        index::ensure_vector_index(&mut client, &layout, kind, &args.maintenance_work_mem)
+        index::ensure_vector_index_with(&mut client, Some(&spec), &layout, kind, &options)
             .await
             .map_err(Failure::work)?;
     match (&outcome, global.json) {
@@ -69,12 +75,16 @@ pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, 
                 elapsed,
             },
             true,
-        ) => output::json(&json!({
-            "built": true, "definition": definition, "seconds": elapsed.as_secs_f64()
-        }))?,
-        (IndexOutcome::Present(i), true) => output::json(&json!({
-            "built": false, "definition": i.definition
-        }))?,
+        ) => output::line(
+            json!({
+                "event": "summary", "built": true, "definition": definition,
+                "seconds": elapsed.as_secs_f64()
+            })
+            .to_string(),
+        ),
+        (IndexOutcome::Present(i), true) => output::line(
+            json!({"event": "summary", "built": false, "definition": i.definition}).to_string(),
+        ),
         (
             IndexOutcome::Built {
                 definition,

@@ -10,9 +10,11 @@ use clap::Args;
 use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
 use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
 use ragshift_store::index::VectorIndex;
+use ragshift_store::index_build::IndexEvent;
 
 use crate::args::{
-    set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
+    set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs,
+    TargetArgs,
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
@@ -65,11 +67,12 @@ pub struct CopyArgs {
     /// ivfflat lists for --target-index ivfflat [default: from the row count]
     #[arg(long, value_name = "N")]
     pub target_index_lists: Option<u32>,
-    /// maintenance_work_mem for each index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
-    pub maintenance_work_mem: String,
-    /// max_parallel_maintenance_workers for each index build [default: cores - 1]
-    #[arg(long, value_name = "N")]
+    /// Memory and parallel workers for the index builds.
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// max_parallel_maintenance_workers for the vector index build (same as
+    /// --index-parallel-workers)
+    #[arg(long, value_name = "N", hide = true)]
     pub maintenance_workers: Option<u32>,
     /// Compare per-bot row counts and checksums of both sides afterwards (the default)
     #[arg(long, overrides_with = "no_verify")]
@@ -98,6 +101,15 @@ impl Overrides for CopyArgs {
             .aws
             .apply(self.target_db.apply(self.source_db.apply(l)));
         let l = self.journal.apply(l);
+        let l = self.index.apply(l);
+        let l = match self.maintenance_workers {
+            Some(n) => l.flag(
+                "--maintenance-workers",
+                "index.parallel_workers",
+                u64::from(n),
+            ),
+            None => l,
+        };
         let l = url_or_arn(l, "--source", "source", &self.source);
         let l = url_or_arn(l, "--target", "target", &self.target);
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
@@ -151,8 +163,8 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         replace: args.replace,
         build_indexes: !args.no_index,
         vector_index,
-        maintenance_work_mem: args.maintenance_work_mem.clone(),
-        parallel_maintenance_workers: args.maintenance_workers,
+        // Index events go out with the copy's own (see `show_event`).
+        index_build: args.index.options(&config.index, None)?,
         verify: !args.no_verify,
         dry_run: args.dry_run,
         progress_every: Duration::from_secs(args.progress_secs.max(1)),
@@ -306,7 +318,17 @@ fn show_event(json: bool, e: &Event) {
             Some(err) => tracing::error!("index {name} failed: {err}"),
         },
         Event::Verified { .. } => {}
+        Event::IndexMemory(m) => index_events(&IndexEvent::IndexMemory(m.clone())),
+        Event::IndexProgress(p) => index_events(&IndexEvent::IndexProgress(p.clone())),
     }
+}
+
+/// Index build events on a terminal or in the log (the engine already logged any memory
+/// warning).
+fn index_events(e: &IndexEvent) {
+    static SHOW: std::sync::OnceLock<ragshift_store::index_build::IndexObserver> =
+        std::sync::OnceLock::new();
+    SHOW.get_or_init(|| crate::progress::index_observer(false))(e)
 }
 
 fn human_secs(s: f64) -> String {

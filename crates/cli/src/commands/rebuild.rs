@@ -21,7 +21,7 @@ use ragshift_store::schema;
 use serde_json::json;
 
 use crate::args::{
-    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides,
+    set_str, AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides,
     RegistryArgs, TargetArgs,
 };
 use crate::db::{self, Side};
@@ -82,6 +82,9 @@ pub struct RebuildArgs {
     /// Don't build the vector index after the last bot
     #[arg(long)]
     pub no_index: bool,
+    /// Memory and parallel workers for the index build.
+    #[command(flatten)]
+    pub index: IndexArgs,
     /// First fill the embedding cache from the [source] store's rows (an old cluster, a
     /// restored snapshot), so unchanged chunks cost nothing; their vectors must come from the
     /// configured model
@@ -119,6 +122,7 @@ impl Overrides for RebuildArgs {
         let l = self.journal.apply(l);
         let l = self.aws.apply(l);
         let l = self.source.apply(l);
+        let l = self.index.apply(l);
         let kind = self.executor.map(|e| match e {
             ExecutorChoice::Local => "local".to_owned(),
             ExecutorChoice::Ecs => "ecs".to_owned(),
@@ -300,7 +304,9 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         dry_run: args.dry_run,
         selection: selected.selection.clone(),
         index,
-        maintenance_work_mem: "1GB".to_owned(),
+        index_build: args
+            .index
+            .options(&config.index, Some(progress::index_observer(global.json)))?,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
         // In-process workers spend the run's budget in the journal (ECS tasks join it
         // themselves, as `embed-bot --run-id`).

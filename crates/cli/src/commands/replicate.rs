@@ -13,7 +13,7 @@ use ragshift_store::index::VectorIndex;
 use ragshift_store::StoreErrorKind;
 
 use crate::args::{
-    url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
+    url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
 };
 use crate::commands::verify::layouts;
 use crate::db::{self, Side};
@@ -177,9 +177,9 @@ pub struct CutoverArgs {
     /// Vector index to build: hnsw or ivfflat [config: target.index]
     #[arg(long, value_name = "KIND")]
     pub target_index: Option<String>,
-    /// maintenance_work_mem for the index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
-    pub maintenance_work_mem: String,
+    /// Memory and parallel workers for the index build.
+    #[command(flatten)]
+    pub index: IndexArgs,
     /// How long fencing may wait for the transactions writing to the source table (e.g. 10s)
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub fence_lock_timeout: String,
@@ -424,16 +424,17 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         .target_index
         .clone()
         .map(|v| (String::from("--target-index"), v));
-    struct IndexFlag(Option<(String, String)>);
-    impl Overrides for IndexFlag {
+    struct IndexFlag<'a>(Option<(String, String)>, &'a IndexArgs);
+    impl Overrides for IndexFlag<'_> {
         fn apply(&self, l: Layers) -> Layers {
+            let l = self.1.apply(l);
             match &self.0 {
                 Some((flag, v)) => l.flag(flag, "target.index", v.clone()),
                 None => l,
             }
         }
     }
-    let flag = IndexFlag(index_flag);
+    let flag = IndexFlag(index_flag, &args.index);
     let (sides, config) = sides(global, &args.sides, Some(&flag)).await?;
     let t = &config.target;
     let index = match t.index {
@@ -453,7 +454,10 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
             ..ragshift_verify::Options::default()
         },
         index,
-        maintenance_work_mem: args.maintenance_work_mem.clone(),
+        index_build: args.index.options(
+            &config.index,
+            Some(crate::progress::index_observer(global.json)),
+        )?,
         fence: !args.no_fence,
         fence_lock_timeout,
     };

@@ -13,8 +13,9 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::ident::{quote_ident, quote_literal, Layout};
+use crate::ident::{quote_ident, Layout};
 use crate::index::{ivfflat_lists_for, VectorIndex};
+use crate::index_build::{build_index, IndexBuild, IndexBuildOptions};
 use crate::{connect, ConnectSpec, StoreError};
 
 use super::TableDef;
@@ -261,31 +262,30 @@ pub struct BuiltIndex {
 /// Session settings for index builds.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
-    /// `maintenance_work_mem` for each build (`1GB`).
-    pub maintenance_work_mem: String,
-    /// `max_parallel_maintenance_workers` for each build.
-    pub parallel_workers: u32,
+    /// Memory, workers and where progress goes, for each index build (the one build engine,
+    /// [`crate::index_build`]).
+    pub index: IndexBuildOptions,
     /// Builds at once.
     pub jobs: usize,
     /// How long a build waits for the table's lock before giving up (naming who holds it).
     pub lock_timeout: std::time::Duration,
 }
 
-/// Runs the plan on `table` (qualified); every step's outcome is returned (a failed index
-/// doesn't stop the others).
+/// Runs the plan on `layout`'s table; every step's outcome is returned (a failed index
+/// doesn't stop the others). Each index goes through the one build engine, which sizes its
+/// memory and reports its progress.
 pub async fn build(
     spec: &ConnectSpec,
-    table: &str,
+    layout: &Layout,
     plan: &BuildPlan,
     settings: &BuildSettings,
     on_done: &(dyn Fn(&BuiltIndex) + Send + Sync),
 ) -> Result<Vec<BuiltIndex>, StoreError> {
     let setup = format!(
-        "SET maintenance_work_mem = {}; SET statement_timeout = 0; SET lock_timeout = {};",
-        quote_literal(&settings.maintenance_work_mem),
+        "SET statement_timeout = 0; SET lock_timeout = {};",
         settings.lock_timeout.as_millis().max(1),
     );
-    let table = table.to_owned();
+    let table = layout.qualified();
     // Names who holds the table's lock when a step gave up waiting for it.
     let explain = |what: String, e: tokio_postgres::Error| {
         let table = table.clone();
@@ -312,9 +312,9 @@ pub async fn build(
     let with_vector = plan.indexes.iter().any(|s| s.vector);
     let workers_for = move |step: &BuildStep| {
         if step.vector || !with_vector {
-            settings.parallel_workers
+            None
         } else {
-            0
+            Some(0)
         }
     };
     let queue = Arc::new(Mutex::new(
@@ -330,7 +330,7 @@ pub async fn build(
             .map_err(|e| StoreError::query("setting index build memory", e))?;
         clients.push(c);
     }
-    let run_one = |client: tokio_postgres::Client| {
+    let run_one = |mut client: tokio_postgres::Client| {
         let queue = queue.clone();
         let results = results.clone();
         async move {
@@ -339,14 +339,21 @@ pub async fn build(
                     break;
                 };
                 let started = Instant::now();
-                let sql = format!(
-                    "SET max_parallel_maintenance_workers = {}; {}",
-                    workers_for(&step),
-                    step.sql
-                );
-                let error = match client.batch_execute(&sql).await {
-                    Ok(()) => None,
-                    Err(e) => Some(explain(format!("building {}", step.name), e).await),
+                let one = IndexBuild {
+                    schema: &layout.schema,
+                    table: &layout.table,
+                    name: &step.name,
+                    sql: &step.sql,
+                    rows: None,
+                    parallel_workers: workers_for(&step),
+                };
+                let error = match build_index(&mut client, Some(spec), &one, &settings.index).await
+                {
+                    Ok(_) => None,
+                    Err(e) => match e.into_source() {
+                        Ok(pg) => Some(explain(format!("building {}", step.name), pg).await),
+                        Err(e) => Some(e.to_string()),
+                    },
                 };
                 let done = BuiltIndex {
                     name: step.name.clone(),
