@@ -117,6 +117,26 @@ pub async fn ensure_vector_index_with(
     if let Some(existing) = vector_indexes(client, layout).await?.into_iter().next() {
         return Ok(IndexOutcome::Present(existing));
     }
+    // pgvector indexes vectors of one dimension: an untyped column (LangChain's default) can
+    // only be indexed by an expression casting to one, which is the application's choice.
+    let shape = crate::schema::read_shape(&*client, layout).await?;
+    if let Some(column) = shape
+        .as_ref()
+        .and_then(|s| s.columns.iter().find(|c| c.name == layout.embedding))
+    {
+        if column.type_name == "vector" {
+            return Err(StoreError::new(
+                crate::StoreErrorKind::Config,
+                format!(
+                    "{}.{} is a `vector` without dimensions, which pgvector can't index as it is: index it by expression for the dimension your application queries, e.g. CREATE INDEX ON {} USING hnsw (({}::vector(1536)) vector_cosine_ops)",
+                    layout.display_name(),
+                    layout.embedding,
+                    layout.qualified(),
+                    quote_ident(&layout.embedding)
+                ),
+            ));
+        }
+    }
     let rows: i64 = client
         .query_one(&format!("SELECT count(*) FROM {}", layout.qualified()), &[])
         .await

@@ -5,7 +5,7 @@
 
 use ragshift_config::SslMode;
 use ragshift_model::StoredRow;
-use ragshift_store::index::{ensure_vector_index, IndexOutcome, VectorIndex};
+use ragshift_store::index::{ensure_vector_index, vector_indexes, IndexOutcome, VectorIndex};
 use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::{init_target, read_shape, InitOutcome};
@@ -321,6 +321,27 @@ async fn filtered_search_returns_k_rows_through_an_approximate_index() {
     .await
     .unwrap();
     assert!(matches!(again, IndexOutcome::Present(ref i) if i.method == "hnsw"));
+
+    // An untyped `vector` (LangChain's default column) can't be indexed as it is: said, not
+    // attempted.
+    let untyped = layout.with_table("untyped_items");
+    client
+        .batch_execute(
+            "CREATE TABLE untyped_items (id text, botid text, content text, source text, embedding vector);
+             INSERT INTO untyped_items VALUES ('a', 'b', 'c', 'd', '[1,2,3]')",
+        )
+        .await
+        .unwrap();
+    let err = ensure_vector_index(
+        &mut client,
+        &untyped,
+        VectorIndex::Ivfflat { lists: None },
+        "64MB",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("without dimensions"), "{err}");
+    assert!(vector_indexes(&client, &untyped).await.unwrap().is_empty());
 
     // Make the HNSW scan the only plan, as on a big table: no btree on botid, no seq scan.
     client
