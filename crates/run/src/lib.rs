@@ -7,6 +7,8 @@
 //!   ECS task per bot ([`executor::EcsExecutor`]).
 //! - [`rebuild`]: the run: lock the target, journal every bot, run at most N jobs at once, skip
 //!   what a resumed run already finished, build the vector index at the end, report.
+//! - [`spool`]: a bot's embedded rows kept on disk until its outcome is known, so a worker's
+//!   memory doesn't grow with the bot.
 //! - [`budget`]: the run's embedding budget in the journal, shared by all its workers.
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
@@ -15,6 +17,7 @@ pub mod budget;
 pub mod events;
 pub mod executor;
 pub mod rebuild;
+pub mod spool;
 pub mod status;
 pub mod worker;
 
