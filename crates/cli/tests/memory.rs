@@ -186,11 +186,9 @@ async fn a_bot_of_200k_rows_moves_every_way_within_the_memory_bound() {
 
     // One changed row among 200k is found and named, still within the bound (both sides'
     // row hashes are merged as they stream).
-    copy.batch_execute(&format!(
-        "UPDATE items SET content = 'changed' WHERE id = lpad('123457', 26, '0')"
-    ))
-    .await
-    .unwrap();
+    copy.batch_execute("UPDATE items SET content = 'changed' WHERE id = lpad('123457', 26, '0')")
+        .await
+        .unwrap();
     let out = ragshift(
         dir.path(),
         &[

@@ -120,7 +120,7 @@ mod tests {
             id: format!("{n:026}"),
             bot_id: "bot".into(),
             content: "héllo ".repeat(n),
-            source: if n % 2 == 0 {
+            source: if n.is_multiple_of(2) {
                 String::new()
             } else {
                 format!("s3://b/{n}")
