@@ -42,3 +42,19 @@ pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
     line(text);
     Ok(())
 }
+
+/// A byte count for people: `512 B`, `3.4 MiB`, `1.2 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

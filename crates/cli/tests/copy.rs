@@ -1474,3 +1474,142 @@ async fn a_target_table_of_another_shape_is_refused_showing_both_shapes() {
         .get(0);
     assert_eq!(rows, 1, "the target's table is untouched");
 }
+
+/// Stored bytes of one row as the plan counts them (an independent spelling of the plan's own
+/// expression: the heap tuple's header and line pointer, and every column's stored size).
+const ROW_BYTES: &str =
+    "28 + coalesce(pg_column_size(id), 0) + coalesce(pg_column_size(botid), 0) \
+    + coalesce(pg_column_size(content), 0) + coalesce(pg_column_size(source), 0) \
+    + coalesce(pg_column_size(embedding), 0)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_sized_by_bytes_and_a_big_bot_is_split_evenly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = shared_pg().fresh_database("copy_bytes_src");
+    let src = shared_pg().connect(&src_url).await;
+    // One big bot whose first half has short texts and second half 4 KB texts (so equal row
+    // counts would be very unequal bytes), each row with a vector(384) kept in TOAST; and 300
+    // tiny bots.
+    src.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS vector;
+         CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text,
+                            embedding vector(384));
+         INSERT INTO items
+         SELECT lpad(i::text, 26, '0'), 'BIGBOT00000000000000000000',
+                CASE WHEN i <= 20000 THEN 'chunk ' || i
+                     ELSE (SELECT string_agg(md5(i::text || '-' || j), '') FROM generate_series(1, 128) j) END,
+                's3://bucket/doc-' || (i % 13) || '.pdf',
+                (SELECT array_agg(sin(i * 0.001 + j))::real[] FROM generate_series(1, 384) j)::vector
+           FROM generate_series(1, 40000) i;
+         INSERT INTO items
+         SELECT 'T' || lpad(i::text, 25, '0'), 'BOT' || lpad((i % 300)::text, 23, '0'),
+                'tiny ' || i, NULL, array_fill(0.5::real, ARRAY[384])::vector
+           FROM generate_series(1, 900) i;
+         ANALYZE items;",
+    )
+    .await
+    .unwrap();
+    let target = PgCluster::start();
+    let tgt_url = target.fresh_database("copy_bytes_tgt");
+    let tgt = target.connect(&tgt_url).await;
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--json",
+            "--dry-run",
+            "--source",
+            &src_url,
+            "--target",
+            &tgt_url,
+            "--jobs",
+            "4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    let target_bytes = s["partition_bytes"].as_i64().unwrap();
+    let plan = s["plan"].as_array().unwrap();
+    let bytes = |p: &Value| p["bytes"].as_i64().unwrap();
+    // Every byte is planned once: the partitions add up to the table as the server sizes it.
+    let total: i64 = src
+        .query_one(&format!("SELECT sum({ROW_BYTES})::int8 FROM items"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plan.iter().map(bytes).sum::<i64>(), total, "{s}");
+    assert_eq!(s["planned_bytes"].as_i64().unwrap(), total);
+    assert!(total > 100 << 20, "the big bot is big: {total} bytes");
+    for p in plan {
+        assert!(
+            bytes(p) <= 2 * target_bytes,
+            "{} holds {} bytes, the target is {target_bytes}: {s}",
+            p["id"],
+            bytes(p)
+        );
+    }
+    // The big bot is cut into several id ranges of about equal bytes, and each range's bytes
+    // and rows are what the source holds in it.
+    let ranges: Vec<&Value> = plan
+        .iter()
+        .filter(|p| p["slice"]["kind"] == "ids")
+        .collect();
+    assert!(ranges.len() >= 4, "{s}");
+    let (lo, hi) = (
+        ranges.iter().map(|p| bytes(p)).min().unwrap(),
+        ranges.iter().map(|p| bytes(p)).max().unwrap(),
+    );
+    assert!(hi <= 2 * lo, "ranges from {lo} to {hi} bytes: {s}");
+    for r in &ranges {
+        let bound = |k: &str| r["slice"][k].as_str().map(str::to_owned);
+        let (after, upto) = (bound("after"), bound("upto"));
+        let row: tokio_postgres::Row = src
+            .query_one(
+                &format!(
+                    "SELECT count(*), sum({ROW_BYTES})::int8 FROM items
+                      WHERE botid = 'BIGBOT00000000000000000000'
+                        AND ($1::text IS NULL OR id > $1) AND ($2::text IS NULL OR id <= $2)"
+                ),
+                &[&after, &upto],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r["rows"].as_i64(), Some(row.get::<_, i64>(0)), "{r}");
+        assert_eq!(r["bytes"].as_i64(), Some(row.get::<_, i64>(1)), "{r}");
+    }
+    // The tiny bots are grouped, not one partition each.
+    assert!(plan.len() < ranges.len() + 10, "{s}");
+    let human = ragshift(
+        dir.path(),
+        &[
+            "copy",
+            "--dry-run",
+            "--source",
+            &src_url,
+            "--target",
+            &tgt_url,
+        ],
+    );
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("MiB") && human.contains("partitions of about"),
+        "{human}"
+    );
+
+    let out = ragshift(
+        dir.path(),
+        &[
+            "copy", "--json", "--source", &src_url, "--target", &tgt_url, "--jobs", "4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = summary(&out);
+    assert_eq!(s["rows"], 40900);
+    assert_eq!(
+        s["verify"]["mismatches"].as_array().unwrap().len(),
+        0,
+        "{s}"
+    );
+    assert_eq!(checksums(&src).await, checksums(&tgt).await);
+}

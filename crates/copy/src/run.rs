@@ -79,8 +79,10 @@ pub struct Endpoints {
 pub struct CopyOptions {
     /// Partitions copied at once (and index builds run at once).
     pub jobs: usize,
-    /// Rows per partition; about four partitions per job when `None`
-    /// ([`crate::plan::auto_partition_rows`]).
+    /// Bytes per partition (stored size, TOAST included); about four partitions per job when
+    /// `None` ([`crate::plan::auto_partition_bytes`]).
+    pub partition_bytes: Option<u64>,
+    /// At most this many rows per partition, when given.
     pub partition_rows: Option<u64>,
     /// Only these bots.
     pub bots: Option<Vec<String>>,
@@ -116,6 +118,7 @@ impl Default for CopyOptions {
     fn default() -> Self {
         Self {
             jobs: 4,
+            partition_bytes: None,
             partition_rows: None,
             bots: None,
             resume: false,
@@ -175,6 +178,11 @@ pub struct CopyReport {
     pub failures: Vec<PartitionFailure>,
     /// Rows in the plan.
     pub planned_rows: i64,
+    /// Bytes in the plan (stored size, TOAST included; 0 for a plan recorded before partitions
+    /// were sized by bytes).
+    pub planned_bytes: i64,
+    /// The partitions' target size in bytes (`None` when resuming an earlier run's plan).
+    pub partition_bytes: Option<u64>,
     /// Rows this run copied.
     pub rows: u64,
     /// Bytes of COPY data this run streamed.
@@ -294,6 +302,7 @@ pub async fn copy(
     } else {
         None
     };
+    let mut partition_bytes = None;
     let (run_id, partitions, bots, done): (
         String,
         Vec<Partition>,
@@ -313,15 +322,24 @@ pub async fn copy(
             done.clone(),
         ),
         None => {
-            let parts = plan(
+            let columns: Vec<String> = src_def
+                .columns
+                .iter()
+                .filter(|c| c.copied())
+                .map(|c| c.name.clone())
+                .collect();
+            let (parts, limits) = plan(
                 snap.client(),
                 sl,
+                &columns,
                 opts.bots.as_deref(),
+                opts.partition_bytes,
                 opts.partition_rows,
                 opts.jobs,
             )
             .await
             .map_err(CopyError::source(&src_label))?;
+            partition_bytes = Some(limits.bytes);
             (new_run_id(), parts, opts.bots.clone(), HashSet::new())
         }
     };
@@ -333,6 +351,7 @@ pub async fn copy(
         }
     }
     let planned_rows: i64 = partitions.iter().map(|p| p.rows).sum();
+    let planned_bytes: i64 = partitions.iter().map(|p| p.bytes).sum();
     let todo: Vec<Partition> = partitions
         .iter()
         .filter(|p| !done.contains(&p.id))
@@ -354,6 +373,8 @@ pub async fn copy(
         partitions_copied: 0,
         failures: Vec::new(),
         planned_rows,
+        planned_bytes,
+        partition_bytes,
         rows: 0,
         bytes: 0,
         data_seconds: 0.0,
@@ -620,7 +641,12 @@ pub async fn copy(
             })
         };
         let mut order = todo.clone();
-        order.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.id.cmp(&b.id)));
+        // Biggest first, so the last partitions to finish are small ones.
+        order.sort_by(|a, b| {
+            (b.bytes, b.rows)
+                .cmp(&(a.bytes, a.rows))
+                .then(a.id.cmp(&b.id))
+        });
         let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let columns = src_def.column_list();

@@ -7,7 +7,11 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use ragshift_store::checksum::{bot_checksums, row_hashes, BotChecksum};
+use futures_util::TryStreamExt;
+use ragshift_store::checksum::{
+    bot_checksums, first_row_differences, group_row_hash_stream, BotChecksum, Grouping,
+    RowDifferences,
+};
 use ragshift_store::ident::Layout;
 use ragshift_store::StoreError;
 
@@ -172,14 +176,14 @@ async fn finish(
 ) -> Result<VerifyReport, VerifyError> {
     let mut mismatches = compare(&s, &t);
     for m in mismatches.iter_mut().take(DETAIL_BOTS) {
+        // Both sides streamed in one order and merged as they come, whatever the bot's size.
         let (a, b) = tokio::join!(
-            row_hashes(source, source_layout, &m.bot_id),
-            row_hashes(target, target_layout, &m.bot_id)
+            group_row_hash_stream(source, source_layout, &Grouping::Bot, &m.bot_id),
+            group_row_hash_stream(target, target_layout, &Grouping::Bot, &m.bot_id)
         );
-        m.rows = diff_rows(
-            &a.map_err(VerifyError::Source)?,
-            &b.map_err(VerifyError::Target)?,
-        );
+        let a = a.map_err(VerifyError::Source)?.map_err(VerifyError::Source);
+        let b = b.map_err(VerifyError::Target)?.map_err(VerifyError::Target);
+        m.rows = diff_rows(first_row_differences(a, b, DETAIL_ROWS).await?);
     }
     Ok(VerifyReport {
         bots: s.len().max(t.len()),
@@ -235,50 +239,29 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatc
     out
 }
 
-/// Rows that differ between two lists of `(id, hash)` (in any order).
-pub fn diff_rows(source: &[(String, String)], target: &[(String, String)]) -> Vec<RowDiff> {
-    use std::collections::BTreeMap;
-    let s: BTreeMap<&str, &str> = source
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
+/// The differing rows found on both sides, in id order.
+pub fn diff_rows(found: RowDifferences) -> Vec<RowDiff> {
+    let tag = |ids: Vec<String>, kind| ids.into_iter().map(move |id| RowDiff { id, kind });
+    let mut rows: Vec<RowDiff> = tag(found.changed, RowDiffKind::Changed)
+        .chain(tag(found.missing, RowDiffKind::Missing))
+        .chain(tag(found.extra, RowDiffKind::Extra))
         .collect();
-    let t: BTreeMap<&str, &str> = target
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mut ids: Vec<&str> = s.keys().chain(t.keys()).copied().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.into_iter()
-        .filter_map(|id| {
-            let kind = match (s.get(id), t.get(id)) {
-                (Some(a), Some(b)) if a == b => return None,
-                (Some(_), Some(_)) => RowDiffKind::Changed,
-                (Some(_), None) => RowDiffKind::Missing,
-                _ => RowDiffKind::Extra,
-            };
-            Some(RowDiff {
-                id: id.to_owned(),
-                kind,
-            })
-        })
-        .take(DETAIL_ROWS)
-        .collect()
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(id: &str, h: &str) -> (String, String) {
-        (id.to_owned(), h.to_owned())
-    }
-
     #[test]
-    fn row_diffs_name_changed_missing_and_extra_rows() {
-        let s = vec![row("a", "1"), row("b", "2"), row("c", "3")];
-        let t = vec![row("a", "1"), row("b", "9"), row("d", "4")];
-        let d = diff_rows(&s, &t);
+    fn row_diffs_name_changed_missing_and_extra_rows_in_id_order() {
+        let d = diff_rows(RowDifferences {
+            missing: vec!["c".into()],
+            extra: vec!["d".into()],
+            changed: vec!["b".into()],
+            more: false,
+        });
         let got: Vec<(&str, RowDiffKind)> = d.iter().map(|r| (r.id.as_str(), r.kind)).collect();
         assert_eq!(
             got,

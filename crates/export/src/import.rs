@@ -24,7 +24,7 @@ use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 use crate::hash::sha256_file;
 use crate::location::{download, Location};
 use crate::manifest::{FileEntry, Manifest, FORMAT, MANIFEST, VERSION};
-use crate::parquet_file::{read_rows, Row};
+use crate::parquet_file::RowFileReader;
 use crate::ExportError;
 
 /// How to import.
@@ -408,15 +408,18 @@ impl ImportRun<'_> {
                 file: entry.path.clone(),
                 error,
             };
-            let failed = match (&lost_lock, read_rows(local, manifest.dimension)) {
-                (Some(why), _) => format!("not imported: {why}"),
-                (None, Err(e)) => format!("{} is unreadable: {e}", from.name_of(&entry.path)),
-                (None, Ok(rows)) => {
+            let opened = match &lost_lock {
+                Some(why) => Err(format!("not imported: {why}")),
+                None => RowFileReader::open(local, manifest.dimension)
+                    .map_err(|e| format!("{} is unreadable: {e}", from.name_of(&entry.path))),
+            };
+            let failed = match opened {
+                Err(why) => why,
+                Ok(reader) => {
                     let same_scheme = manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
                     let unit = (&opts.journal, run_id, entry.path.as_str());
-                    match write_bot(client, lock, unit, layout, types, entry, rows, same_scheme)
-                        .await
-                    {
+                    let file = (*entry, reader, from.name_of(&entry.path));
+                    match write_bot(client, lock, unit, layout, types, file, same_scheme).await {
                         Ok(n) => {
                             report.bots += 1;
                             report.rows += n;
@@ -528,30 +531,22 @@ impl ImportRun<'_> {
 
 /// Replaces one bot's rows with the file's in one transaction, which commits only when the rows
 /// it wrote have the row count and (same scheme) the checksum the export recorded for the bot:
-/// a file altered after the export, even with its SHA-256 recomputed, leaves the old rows.
-#[allow(clippy::too_many_arguments)]
+/// a file altered after the export, even with its SHA-256 recomputed, leaves the old rows. The
+/// file is streamed batch by batch into the COPY, so memory holds one batch whatever the bot's
+/// size; a row of another bot fails the bot (its transaction rolls back).
 async fn write_bot(
     client: &mut Client,
     lock: &TargetLock,
     (journal, run_id, unit_id): (&Journal, &str, &str),
     layout: &Layout,
     types: &[Type],
-    entry: &FileEntry,
-    rows: Vec<Row>,
+    (entry, mut reader, file_name): (&FileEntry, RowFileReader, String),
     same_scheme: bool,
 ) -> Result<u64, BotFailure> {
     let bot = entry.bot_id.as_deref();
     let who = bot
         .map(|b| format!("bot {b}"))
         .unwrap_or_else(|| "rows without a bot id".into());
-    if let Some(r) = rows.iter().find(|r| r.bot_id.as_deref() != bot) {
-        return Err(BotFailure::Other(format!(
-            "{} holds row {} of bot {:?}, not of {who}",
-            entry.path,
-            r.id.as_deref().unwrap_or("?"),
-            r.bot_id
-        )));
-    }
     let q = |what: &str| {
         let what = format!("{what} for {who}");
         move |e| BotFailure::Other(StoreError::query(what, e).to_string())
@@ -586,15 +581,29 @@ async fn write_bot(
         .await
         .map_err(q("starting COPY"))?;
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
-    let n = rows.len() as u64;
-    for r in rows {
-        let v = r.embedding.map(Vector::from);
-        let values: [&(dyn ToSql + Sync); 5] = [&r.id, &r.bot_id, &r.content, &r.source, &v];
-        writer
-            .as_mut()
-            .write(&values)
-            .await
-            .map_err(q("writing rows"))?;
+    let mut n = 0u64;
+    while let Some(rows) = reader
+        .next_batch()
+        .map_err(|e| BotFailure::Other(format!("{file_name} is unreadable: {e}")))?
+    {
+        for r in rows {
+            if r.bot_id.as_deref() != bot {
+                return Err(BotFailure::Other(format!(
+                    "{} holds row {} of bot {:?}, not of {who}",
+                    entry.path,
+                    r.id.as_deref().unwrap_or("?"),
+                    r.bot_id
+                )));
+            }
+            let v = r.embedding.map(Vector::from);
+            let values: [&(dyn ToSql + Sync); 5] = [&r.id, &r.bot_id, &r.content, &r.source, &v];
+            writer
+                .as_mut()
+                .write(&values)
+                .await
+                .map_err(q("writing rows"))?;
+            n += 1;
+        }
     }
     let written = writer
         .as_mut()

@@ -2,7 +2,7 @@
 //! [`crate::columns`]), written batch by batch and row group by row group, read back batch by
 //! batch for the import's COPY. Files of version 1 exports (Bedrock Chat's five columns as
 //! `id, botid, content, source` UTF-8 and `embedding` a fixed-size list of float32) are read
-//! by [`read_rows`].
+//! batch by batch by [`RowFileReader`].
 
 use std::fs::File;
 use std::path::Path;
@@ -234,23 +234,27 @@ impl TableFileReader {
     }
 }
 
-/// Reads a whole file back into rows, checking its schema against `dimension`.
-pub fn read_rows(path: &Path, dimension: usize) -> Result<Vec<Row>, FileError> {
-    let file = File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-        .with_batch_size(BATCH_ROWS)
-        .build()?;
-    let want = schema(dimension);
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let have = batch.schema();
+/// Reads a version 1 file batch by batch (at most [`BATCH_ROWS`] rows in memory), its schema
+/// checked against `dimension` when it is opened.
+pub struct RowFileReader {
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+}
+
+impl RowFileReader {
+    /// Opens the file and checks its columns.
+    pub fn open(path: &Path, dimension: usize) -> Result<Self, FileError> {
+        let file = File::open(path)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(BATCH_ROWS);
+        let have = builder.schema().clone();
+        let want = schema(dimension);
         let names: Vec<&str> = have.fields().iter().map(|f| f.name().as_str()).collect();
+        let texts = (0..4).all(|i| have.field(i).data_type() == &DataType::Utf8);
         if names != ["id", "botid", "content", "source", "embedding"]
+            || !texts
             || have.field(4).data_type() != want.field(4).data_type()
         {
             return Err(FileError::Schema(format!(
-                "unexpected columns {:?} (expected id, botid, content, source, embedding as {:?})",
+                "unexpected columns {:?} (expected id, botid, content, source as Utf8, embedding as {:?})",
                 have.fields()
                     .iter()
                     .map(|f| format!("{} {}", f.name(), f.data_type()))
@@ -258,16 +262,28 @@ pub fn read_rows(path: &Path, dimension: usize) -> Result<Vec<Row>, FileError> {
                 want.field(4).data_type()
             )));
         }
+        Ok(Self {
+            reader: builder.build()?,
+        })
+    }
+
+    /// The next batch of rows, `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Row>>, FileError> {
+        let Some(batch) = self.reader.next() else {
+            return Ok(None);
+        };
+        let batch = batch?;
         let col = |i: usize| {
             batch
                 .column(i)
                 .as_string_opt::<i32>()
-                .ok_or_else(|| FileError::Schema(format!("column {} is not UTF-8", names[i])))
+                .ok_or_else(|| FileError::Schema(format!("column {i} is not UTF-8")))
         };
         let (ids, bots, contents, sources) = (col(0)?, col(1)?, col(2)?, col(3)?);
         let vectors = batch.column(4).as_fixed_size_list();
         let get =
             |a: &arrow_array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_owned());
+        let mut out = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let embedding = if vectors.is_null(i) {
                 None
@@ -284,6 +300,6 @@ pub fn read_rows(path: &Path, dimension: usize) -> Result<Vec<Row>, FileError> {
                 embedding,
             });
         }
+        Ok(Some(out))
     }
-    Ok(out)
 }

@@ -7,6 +7,8 @@
 //!   ECS task per bot ([`executor::EcsExecutor`]).
 //! - [`rebuild`]: the run: lock the target, journal every bot, run at most N jobs at once, skip
 //!   what a resumed run already finished, build the vector index at the end, report.
+//! - [`spool`]: a bot's embedded rows kept on disk until its outcome is known, so a worker's
+//!   memory doesn't grow with the bot.
 //! - [`budget`]: the run's embedding budget in the journal, shared by all its workers.
 //! - [`components`]: the registry, ingestor options, embedder, cache and budget a configuration
 //!   describes, built the same way for every command.
@@ -18,6 +20,7 @@ pub mod components;
 pub mod events;
 pub mod executor;
 pub mod rebuild;
+pub mod spool;
 pub mod status;
 pub mod worker;
 

@@ -5,7 +5,9 @@
 //! A bot never ends half-written: if anything fails before the commit, its old rows stay.
 //! Chunks are embedded while later sources are still loading (a bounded channel between the
 //! two), and written once the bot's outcome is known, because a source that fails late must not
-//! leave its early chunks behind.
+//! leave its early chunks behind. Until then the embedded rows wait on disk ([`Spool`]), and
+//! they are read back and written in batches of `write_batch` rows: a worker's memory holds a
+//! batch, not the bot.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::events::{BotFinished, Observer, SourceResult};
+use crate::spool::{Spool, SpoolReader};
 use crate::{REASON_INSERTED, REASON_NO_CONTENT};
 
 /// How workers behave.
@@ -149,8 +152,8 @@ impl Worker {
             }
             BotOutcome::Succeeded { warning } => warning,
         };
-        let rows = match embedded {
-            Ok(rows) => rows,
+        let spool = match embedded {
+            Ok(spool) => spool,
             Err(reason) => {
                 return self
                     .finish_failed(job, client.as_mut(), reason, sources, started)
@@ -158,23 +161,37 @@ impl Worker {
             }
         };
         // With --allow-partial, chunks a failed source handed on before failing are dropped.
-        let failed: HashSet<&str> = reports
+        let failed: HashSet<String> = reports
             .iter()
             .filter(|r| r.error().is_some())
-            .map(|r| r.source.as_str())
+            .map(|r| r.source.clone())
             .collect();
-        let rows: Vec<StoredRow> = rows
-            .into_iter()
-            .filter(|r| !failed.contains(r.source.as_str()))
-            .collect();
-        let chunks = rows.len();
-        let chars = rows.iter().map(|r| r.content.chars().count()).sum();
-        if let Some(client) = client.as_mut() {
-            if let Err(Failed(reason)) = self.write(job, client, rows, &sources, &warning).await {
+        let mut rows = match spool.into_reader() {
+            Ok(r) => Kept {
+                reader: r,
+                failed,
+                batch: self.options.write_batch,
+            },
+            Err(e) => {
+                let reason = format!("reading back the embedded rows failed: {e}");
                 return self
-                    .finish_failed(job, Some(client), reason, sources, started)
+                    .finish_failed(job, client.as_mut(), reason, sources, started)
                     .await;
             }
+        };
+        let counted = match client.as_mut() {
+            Some(client) => self.write(job, client, &mut rows, &sources, &warning).await,
+            None => rows.count(),
+        };
+        let (chunks, chars) = match counted {
+            Ok(c) => c,
+            Err(Failed(reason)) => {
+                return self
+                    .finish_failed(job, client.as_mut(), reason, sources, started)
+                    .await;
+            }
+        };
+        if client.is_some() {
             let reason = if chunks == 0 {
                 REASON_NO_CONTENT
             } else {
@@ -224,12 +241,12 @@ impl Worker {
     }
 
     /// Feeds every source through the ingestor and the embedder; returns the per-source reports
-    /// and the embedded rows (or why embedding failed).
+    /// and the embedded rows, spooled to disk (or why embedding failed).
     async fn load_and_embed(
         &self,
         job: &BotJob,
         observer: &dyn Observer,
-    ) -> (Vec<SourceReport>, Result<Vec<StoredRow>, String>) {
+    ) -> (Vec<SourceReport>, Result<Spool, String>) {
         let bot = &job.bot;
         let (tx, mut rx) = mpsc::channel::<Vec<Chunk>>(4);
         let embedder = self.embedder.clone();
@@ -238,38 +255,38 @@ impl Worker {
         let bot_id = bot.key.bot_id.clone();
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(u64, u64)>();
         let consumer = tokio::spawn(async move {
-            let mut rows: Vec<StoredRow> = Vec::new();
+            let mut spool = Spool::new().map_err(|e| {
+                format!("cannot create a temporary file for the embedded rows (TMPDIR): {e}")
+            });
             let mut pending: Vec<Chunk> = Vec::new();
-            let mut error: Option<String> = None;
             while let Some(batch) = rx.recv().await {
                 let _ = progress_tx.send((batch.len() as u64, 0));
-                if error.is_some() {
+                let Ok(rows) = spool.as_mut() else {
                     continue; // keep draining so loading can finish and report
-                }
+                };
                 pending.extend(batch);
                 if pending.len() >= group {
                     let n = pending.len() as u64;
                     if let Err(e) =
-                        embed_into(&*embedder, &bot_id, &mut pending, &mut rows, dry_run).await
+                        embed_into(&*embedder, &bot_id, &mut pending, rows, dry_run).await
                     {
-                        error = Some(e);
+                        spool = Err(e);
                     }
                     let _ = progress_tx.send((0, n));
                 }
             }
-            if error.is_none() && !pending.is_empty() {
-                let n = pending.len() as u64;
-                if let Err(e) =
-                    embed_into(&*embedder, &bot_id, &mut pending, &mut rows, dry_run).await
-                {
-                    error = Some(e);
+            if let Ok(rows) = spool.as_mut() {
+                if !pending.is_empty() {
+                    let n = pending.len() as u64;
+                    if let Err(e) =
+                        embed_into(&*embedder, &bot_id, &mut pending, rows, dry_run).await
+                    {
+                        spool = Err(e);
+                    }
+                    let _ = progress_tx.send((0, n));
                 }
-                let _ = progress_tx.send((0, n));
             }
-            match error {
-                Some(e) => Err(e),
-                None => Ok(rows),
-            }
+            spool
         });
 
         let mut reports = Vec::new();
@@ -339,15 +356,16 @@ impl Worker {
         (reports, embedded)
     }
 
-    /// Replaces the bot's rows and records its journal row in one transaction.
+    /// Replaces the bot's rows and records its journal row in one transaction; returns the rows
+    /// written and their characters.
     async fn write(
         &self,
         job: &BotJob,
         client: &mut tokio_postgres::Client,
-        rows: Vec<StoredRow>,
+        rows: &mut Kept,
         sources: &[SourceResult],
         warning: &Option<String>,
-    ) -> Result<(), Failed> {
+    ) -> Result<(usize, usize), Failed> {
         let bot_id = &job.bot.key.bot_id;
         let fail = |what: &str, e: ragshift_store::StoreError| Failed(format!("{what}: {e}"));
         // Who this session is, so that after a lost COMMIT answer it can be ended for sure
@@ -358,13 +376,16 @@ impl Worker {
         let mut rep = BotReplacement::begin(client, &self.rows, bot_id)
             .await
             .map_err(|e| fail("cannot start writing", e))?;
-        let mut rows = rows;
-        while !rows.is_empty() {
-            let rest = rows.split_off(rows.len().min(self.options.write_batch));
-            rep.write(rows)
+        let (mut chunks, mut chars) = (0, 0);
+        while let Some(batch) = rows.next()? {
+            chunks += batch.len();
+            chars += batch
+                .iter()
+                .map(|r| r.content.chars().count())
+                .sum::<usize>();
+            rep.write(batch)
                 .await
                 .map_err(|e| fail("writing rows failed", e))?;
-            rows = rest;
         }
         let (tx, counts) = rep
             .finish()
@@ -392,10 +413,11 @@ impl Worker {
                 .map_err(|e| fail("not committed", e))?;
         }
         match tx.commit().await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok((chunks, chars)),
             Err(e) if ragshift_retry::pg::outcome_unknown(&e) => self
                 .committed_after_all(job, &session)
                 .await
+                .map(|()| (chunks, chars))
                 .map_err(|why| Failed(format!("committing the bot's rows failed: {e}; {why}"))),
             Err(e) => Err(Failed(format!("committing the bot's rows failed: {e}"))),
         }
@@ -494,23 +516,71 @@ impl Worker {
     }
 }
 
-/// Embeds `pending` (emptying it) and appends the rows; in a dry run only counts.
+/// The spooled rows of a bot read back in batches, without those of the sources that failed
+/// (with --allow-partial, chunks a failed source handed on before failing are dropped).
+struct Kept {
+    reader: SpoolReader,
+    failed: HashSet<String>,
+    batch: usize,
+}
+
+impl Kept {
+    /// The next batch of rows kept, `None` at the end.
+    fn next(&mut self) -> Result<Option<Vec<StoredRow>>, Failed> {
+        loop {
+            let batch = self
+                .reader
+                .next_batch(self.batch)
+                .map_err(|e| Failed(format!("reading back the embedded rows failed: {e}")))?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let kept: Vec<StoredRow> = batch
+                .into_iter()
+                .filter(|r| !self.failed.contains(&r.source))
+                .collect();
+            if !kept.is_empty() {
+                return Ok(Some(kept));
+            }
+        }
+    }
+
+    /// Rows kept and their characters, without writing them (a dry run).
+    fn count(&mut self) -> Result<(usize, usize), Failed> {
+        let (mut chunks, mut chars) = (0, 0);
+        while let Some(batch) = self.next()? {
+            chunks += batch.len();
+            chars += batch
+                .iter()
+                .map(|r| r.content.chars().count())
+                .sum::<usize>();
+        }
+        Ok((chunks, chars))
+    }
+}
+
+/// Embeds `pending` (emptying it) and spools the rows; in a dry run spools them unembedded
+/// (to be counted).
 async fn embed_into(
     embedder: &dyn Embedder,
     bot_id: &str,
     pending: &mut Vec<Chunk>,
-    rows: &mut Vec<StoredRow>,
+    rows: &mut Spool,
     dry_run: bool,
 ) -> Result<(), String> {
+    let spooled = |e: std::io::Error| format!("spooling the embedded rows failed: {e}");
     let chunks = std::mem::take(pending);
     if dry_run {
-        rows.extend(chunks.into_iter().map(|c| StoredRow {
-            id: String::new(),
-            bot_id: bot_id.to_owned(),
-            content: c.text,
-            source: c.source,
-            embedding: Vec::new(),
-        }));
+        for c in chunks {
+            rows.push(&StoredRow {
+                id: String::new(),
+                bot_id: bot_id.to_owned(),
+                content: c.text,
+                source: c.source,
+                embedding: Vec::new(),
+            })
+            .map_err(spooled)?;
+        }
         return Ok(());
     }
     let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
@@ -526,13 +596,14 @@ async fn embed_into(
         ));
     }
     for (chunk, vector) in chunks.into_iter().zip(out.vectors) {
-        rows.push(StoredRow {
+        rows.push(&StoredRow {
             id: ulid::Ulid::new().to_string(),
             bot_id: bot_id.to_owned(),
             content: chunk.text,
             source: chunk.source,
             embedding: vector,
-        });
+        })
+        .map_err(spooled)?;
     }
     Ok(())
 }

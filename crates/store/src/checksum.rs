@@ -5,7 +5,12 @@
 //! (in PostgreSQL's 128-bit accumulator for `bigint`, so exactly and without overflow),
 //! which makes the result independent of row order and of the plan PostgreSQL picks.
 
+use std::cmp::Ordering;
+use std::pin::pin;
+
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
 use crate::ident::{quote_ident, quote_literal, Layout};
@@ -384,49 +389,168 @@ pub async fn group_checksums(
 
 /// Each row's id and hash for one bot, ordered by id: to find which rows differ once the bot's
 /// checksums disagree. A NULL id comes back as [`NULL_KEY`]; [`NULL_KEY`] as `bot_id` selects
-/// the rows whose bot id is NULL.
+/// the rows whose bot id is NULL. Holds the bot's ids in memory: for tests and small bots;
+/// [`group_row_hash_stream`] and [`first_row_differences`] compare bots of any size.
 pub async fn row_hashes(
     client: &impl GenericClient,
     layout: &Layout,
     bot_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    group_row_hashes(client, layout, &Grouping::Bot, bot_id).await
+    let stream = group_row_hash_stream(client, layout, &Grouping::Bot, bot_id).await?;
+    stream.try_collect().await
 }
 
-/// [`row_hashes`] of one group (bot or id range).
-pub async fn group_row_hashes(
+/// One group's (bot or id range) rows as `(id, hash)`, streamed from the server in byte order
+/// of id then hash (`COLLATE "C"`, which is also the order of Rust's `String`), so that two
+/// servers with different collations give one order and [`first_row_differences`] can merge
+/// them as they come, whatever the group's size.
+pub async fn group_row_hash_stream(
     client: &impl GenericClient,
     layout: &Layout,
     grouping: &Grouping,
     group: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<impl Stream<Item = Result<(String, String), StoreError>> + Send + 'static, StoreError> {
     let columns = hash_columns(client, layout).await?;
     let sql = format!(
-        "SELECT {id}, ({hash})::text FROM {table} WHERE {bot} = $1 ORDER BY 1, 2",
+        "SELECT k, h FROM (SELECT {id} AS k, ({hash})::text AS h
+                             FROM {table} WHERE {bot} = $1) r
+          ORDER BY k COLLATE \"C\", h COLLATE \"C\"",
         id = key_text_sql(&layout.id),
         bot = grouping.sql(layout),
         hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );
+    let what = match grouping {
+        Grouping::Bot => format!("hashing rows of bot {group}"),
+        Grouping::IdRanges { .. } => format!("hashing the {group}"),
+    };
+    let group = group.trim_end();
     let rows = client
-        .query(&sql, &[&group.trim_end()])
+        .query_raw(&sql, [&group as &(dyn ToSql + Sync)])
         .await
-        .map_err(|e| {
-            let what = match grouping {
-                Grouping::Bot => format!("hashing rows of bot {group}"),
-                Grouping::IdRanges { .. } => format!("hashing the {group}"),
-            };
-            StoreError::query(what, e)
-        })?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let id: Option<String> = r.get(0);
-            let hash: Option<String> = r.get(1);
-            (
-                id.unwrap_or_else(|| NULL_KEY.to_owned()),
-                hash.unwrap_or_default(),
-            )
-        })
-        .collect())
+        .map_err(|e| StoreError::query(what.clone(), e))?;
+    Ok(rows.map(move |r| {
+        let r = r.map_err(|e| StoreError::query(what.clone(), e))?;
+        let id: Option<String> = r.get(0);
+        let hash: Option<String> = r.get(1);
+        Ok((
+            id.unwrap_or_else(|| NULL_KEY.to_owned()),
+            hash.unwrap_or_default(),
+        ))
+    }))
+}
+
+/// The first rows that differ between two sides' `(id, hash)` streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowDifferences {
+    /// Ids on the source side only.
+    pub missing: Vec<String>,
+    /// Ids on the target side only.
+    pub extra: Vec<String>,
+    /// Ids on both sides with other hashes.
+    pub changed: Vec<String>,
+    /// More rows differ than were listed.
+    pub more: bool,
+}
+
+/// Merges two `(id, hash)` streams, each in [`group_row_hash_stream`]'s order, and lists the
+/// first `max` differing ids; stops reading as soon as one more difference is found. Holds
+/// one row of each side at a time. Rows whose id is NULL ([`NULL_KEY`]) are paired by hash.
+pub async fn first_row_differences<E>(
+    source: impl Stream<Item = Result<(String, String), E>>,
+    target: impl Stream<Item = Result<(String, String), E>>,
+    max: usize,
+) -> Result<RowDifferences, E> {
+    let (mut source, mut target) = (pin!(source), pin!(target));
+    let mut out = RowDifferences::default();
+    let mut found = 0usize;
+    let mut a = source.try_next().await?;
+    let mut b = target.try_next().await?;
+    loop {
+        let order = match (&a, &b) {
+            (None, None) => break,
+            // Rows whose id is NULL can only be told apart by their hashes.
+            (Some(x), Some(y)) if x.0 == NULL_KEY && y.0 == NULL_KEY => x.1.cmp(&y.1),
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+        };
+        let (list, id) = match order {
+            Ordering::Less => {
+                let x = a.take();
+                a = source.try_next().await?;
+                (&mut out.missing, x.map(|x| x.0))
+            }
+            Ordering::Greater => {
+                let y = b.take();
+                b = target.try_next().await?;
+                (&mut out.extra, y.map(|y| y.0))
+            }
+            Ordering::Equal => {
+                let (x, y) = (a.take(), b.take());
+                a = source.try_next().await?;
+                b = target.try_next().await?;
+                match (x, y) {
+                    (Some(x), Some(y)) if x.1 != y.1 => (&mut out.changed, Some(x.0)),
+                    _ => continue,
+                }
+            }
+        };
+        if found == max {
+            out.more = true;
+            break;
+        }
+        list.extend(id);
+        found += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(v: &[(&str, &str)]) -> impl Stream<Item = Result<(String, String), ()>> {
+        let v: Vec<Result<(String, String), ()>> = v
+            .iter()
+            .map(|(i, h)| Ok((i.to_string(), h.to_string())))
+            .collect();
+        futures_util::stream::iter(v)
+    }
+
+    async fn diff(s: &[(&str, &str)], t: &[(&str, &str)], max: usize) -> RowDifferences {
+        first_row_differences(rows(s), rows(t), max).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn differences_merge_by_id_and_stop_at_max() {
+        let s = [("1", "a"), ("2", "b"), ("3", "c"), ("5", "e")];
+        let t = [("1", "a"), ("3", "X"), ("4", "d"), ("5", "e")];
+        let d = diff(&s, &t, 10).await;
+        assert_eq!(d.missing, vec!["2"]);
+        assert_eq!(d.changed, vec!["3"]);
+        assert_eq!(d.extra, vec!["4"]);
+        assert!(!d.more);
+        let d = diff(&s, &t, 2).await;
+        assert_eq!(d.missing.len() + d.changed.len() + d.extra.len(), 2);
+        assert!(d.more);
+        assert_eq!(diff(&s, &s, 10).await, RowDifferences::default());
+    }
+
+    #[tokio::test]
+    async fn rows_with_null_ids_are_paired_by_hash() {
+        let s = [(NULL_KEY, "a"), (NULL_KEY, "b"), ("1", "x")];
+        let t = [(NULL_KEY, "b"), ("1", "x")];
+        let d = diff(&s, &t, 10).await;
+        assert_eq!(d.missing, vec![NULL_KEY]);
+        assert!(d.changed.is_empty() && d.extra.is_empty(), "{d:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_on_either_side_is_returned() {
+        let bad = futures_util::stream::iter(vec![Err::<(String, String), ()>(())]);
+        assert!(first_row_differences(rows(&[("1", "a")]), bad, 10)
+            .await
+            .is_err());
+    }
 }

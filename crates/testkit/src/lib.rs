@@ -17,6 +17,7 @@
 //!   and PostgreSQL; [`sigkill_at_random`]: a crash at a seeded random moment.
 //! - [`SourceWriter`]: an application writing to the source throughout a migration;
 //!   [`row_diff`]: the independent all-column comparison a fault trial ends with.
+//! - [`run_measured`]: a command's output and peak resident set, for tests of memory bounds.
 //!
 //! Servers cannot outlive the test process: each has a reaper process that stops it and
 //! deletes its files when the test process exits, even when it is killed.
@@ -46,6 +47,7 @@ mod kill;
 mod model;
 mod moto;
 mod names;
+mod peak_rss;
 mod pg_cluster;
 mod pg_server;
 mod process;
@@ -63,6 +65,7 @@ pub use kill::sigkill_at_random;
 pub use model::model_dir;
 pub use moto::{MotoEndpoint, MotoServer};
 pub use names::unique_name;
+pub use peak_rss::{run_measured, Measured};
 pub use pg_cluster::{pg_program, PgCluster, PgOptions};
 pub use pg_server::PgServer;
 pub use rng::SeededRng;

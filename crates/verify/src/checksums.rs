@@ -2,10 +2,11 @@
 //! computed inside each server by [`ragshift_store::checksum`]), and, for a bot whose checksums
 //! disagree, the first ids that are missing, extra or changed.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use ragshift_store::checksum::{self, BotChecksum, Grouping, NULL_KEY};
+use futures_util::TryStreamExt;
+
+use ragshift_store::checksum::{self, BotChecksum, Grouping};
 use serde::Serialize;
 
 use crate::error::{Side, VerifyError};
@@ -122,52 +123,6 @@ pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> ChecksumReport
     report
 }
 
-/// Finds the first `max` differing ids of one bot from both sides' `(id, hash)` lists, each
-/// sorted by id and hash. Rows whose id is NULL ([`NULL_KEY`]) are paired by hash.
-pub fn first_differences(
-    source: &[(String, String)],
-    target: &[(String, String)],
-    max: usize,
-    diff: &mut BotDifference,
-) {
-    let (mut i, mut j) = (0, 0);
-    let mut found = 0usize;
-    let mut push = |list: &mut Vec<String>, id: &str, more: &mut bool| {
-        if found < max {
-            list.push(id.to_owned());
-        } else {
-            *more = true;
-        }
-        found += 1;
-    };
-    while i < source.len() || j < target.len() {
-        let order = match (source.get(i), target.get(j)) {
-            // Rows whose id is NULL can only be told apart by their hashes.
-            (Some(a), Some(b)) if a.0 == NULL_KEY && b.0 == NULL_KEY => a.1.cmp(&b.1),
-            (Some(a), Some(b)) => a.0.cmp(&b.0),
-            (Some(_), None) => Ordering::Less,
-            _ => Ordering::Greater,
-        };
-        match order {
-            Ordering::Less => {
-                push(&mut diff.missing_ids, &source[i].0, &mut diff.more);
-                i += 1;
-            }
-            Ordering::Greater => {
-                push(&mut diff.extra_ids, &target[j].0, &mut diff.more);
-                j += 1;
-            }
-            Ordering::Equal => {
-                if source[i].1 != target[j].1 {
-                    push(&mut diff.changed_ids, &source[i].0, &mut diff.more);
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-}
-
 /// Reads both sides' checksums per bot (or id range), at the same time.
 pub async fn read_both(
     source: &Store<'_>,
@@ -195,16 +150,21 @@ pub async fn explain(
 ) -> Result<(), VerifyError> {
     for diff in &mut report.different {
         let bot = diff.bot_id.clone();
+        // Both sides streamed in one byte order and merged as they come: memory holds a row of
+        // each side and the ids listed, whatever the bot's size.
         let (s, t) = tokio::join!(
-            checksum::group_row_hashes(source.client, source.layout, grouping, &bot),
-            checksum::group_row_hashes(target.client, target.layout, grouping, &bot),
+            checksum::group_row_hash_stream(source.client, source.layout, grouping, &bot),
+            checksum::group_row_hash_stream(target.client, target.layout, grouping, &bot),
         );
-        let mut s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(&bot), e))?;
-        let mut t = t.map_err(|e| VerifyError::new(Side::Target, target.label, Some(&bot), e))?;
-        // The servers may collate ids differently; the merge needs one order.
-        s.sort_unstable();
-        t.sort_unstable();
-        first_differences(&s, &t, max_ids, diff);
+        let serr = |e| VerifyError::new(Side::Source, source.label, Some(&bot), e);
+        let terr = |e| VerifyError::new(Side::Target, target.label, Some(&bot), e);
+        let s = s.map_err(serr)?.map_err(serr);
+        let t = t.map_err(terr)?.map_err(terr);
+        let found = checksum::first_row_differences(s, t, max_ids).await?;
+        diff.missing_ids = found.missing;
+        diff.extra_ids = found.extra;
+        diff.changed_ids = found.changed;
+        diff.more = found.more;
         for id in diff.changed_ids.iter().take(NAMED_ROWS) {
             let (s, t) = tokio::join!(
                 checksum::column_digests(source.client, source.layout, id),
@@ -269,71 +229,5 @@ mod tests {
         assert_eq!((r.source_rows, r.target_rows), (6, 9));
         assert!(!r.passed());
         assert!(compare(&source, &source).passed());
-    }
-
-    #[test]
-    fn rows_with_null_ids_are_paired_by_hash() {
-        let rows = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter()
-                .map(|(i, h)| (i.to_string(), h.to_string()))
-                .collect()
-        };
-        let s = rows(&[(NULL_KEY, "a"), (NULL_KEY, "b"), ("1", "x")]);
-        let t = rows(&[(NULL_KEY, "b"), ("1", "x")]);
-        let mut d = BotDifference {
-            bot_id: "b".into(),
-            source_rows: 3,
-            target_rows: 2,
-            missing_ids: vec![],
-            extra_ids: vec![],
-            changed_ids: vec![],
-            more: false,
-            changed_columns: vec![],
-        };
-        first_differences(&s, &t, 10, &mut d);
-        assert_eq!(d.missing_ids, vec![NULL_KEY]);
-        assert!(d.changed_ids.is_empty() && d.extra_ids.is_empty(), "{d:?}");
-    }
-
-    #[test]
-    fn first_differences_merge_by_id_and_stop_at_max() {
-        let s: Vec<(String, String)> = [("1", "a"), ("2", "b"), ("3", "c"), ("5", "e")]
-            .iter()
-            .map(|(i, h)| (i.to_string(), h.to_string()))
-            .collect();
-        let t: Vec<(String, String)> = [("1", "a"), ("3", "X"), ("4", "d"), ("5", "e")]
-            .iter()
-            .map(|(i, h)| (i.to_string(), h.to_string()))
-            .collect();
-        let mut d = BotDifference {
-            bot_id: "b".into(),
-            source_rows: 4,
-            target_rows: 4,
-            missing_ids: vec![],
-            extra_ids: vec![],
-            changed_ids: vec![],
-            more: false,
-            changed_columns: vec![],
-        };
-        first_differences(&s, &t, 10, &mut d);
-        assert_eq!(d.missing_ids, vec!["2"]);
-        assert_eq!(d.changed_ids, vec!["3"]);
-        assert_eq!(d.extra_ids, vec!["4"]);
-        assert!(!d.more);
-
-        let mut d2 = BotDifference {
-            missing_ids: vec![],
-            extra_ids: vec![],
-            changed_ids: vec![],
-            more: false,
-            changed_columns: vec![],
-            ..d
-        };
-        first_differences(&s, &t, 2, &mut d2);
-        assert_eq!(
-            d2.missing_ids.len() + d2.changed_ids.len() + d2.extra_ids.len(),
-            2
-        );
-        assert!(d2.more);
     }
 }

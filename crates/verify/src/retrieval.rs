@@ -11,7 +11,10 @@
 //!   with its real index and the server's settings → recall@k against the exact answer, with
 //!   the index and settings (ivfflat probes, HNSW ef_search, iterative scans) reported.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
 
 use pgvector::Vector;
 use ragshift_store::checksum::{key_text_sql, NULL_KEY};
@@ -188,7 +191,9 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
     ))
 }
 
-/// Exact top-k ids for each query, in query order: nearest first, ties by id (bytewise).
+/// Exact top-k ids for each query, in query order: nearest first, ties by id (bytewise). The
+/// bot's rows are streamed and each query keeps only its `k` best so far, so memory holds
+/// `k` ids per query whatever the bot's size.
 async fn exact(
     store: &Store<'_>,
     sql: &str,
@@ -196,38 +201,92 @@ async fn exact(
     queries: &[Vector],
     k: usize,
 ) -> Result<Vec<Vec<String>>, StoreError> {
+    let what = || format!("exact search of bot {bot}");
     let rows = store
         .client
-        .query(sql, &[&bot, &queries])
+        .query_raw(sql, [&bot as &(dyn ToSql + Sync), &queries])
         .await
-        .map_err(|e| StoreError::query(format!("exact search of bot {bot}"), e))?;
-    // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
-    let chunks: Vec<(String, Vec<f64>)> = rows
-        .iter()
-        .map(|r| {
-            let id: Option<String> = r.get(0);
-            let d: Option<Vec<Option<f64>>> = r.get(1);
-            let d = d.unwrap_or_default();
-            (
-                id.unwrap_or_else(|| NULL_KEY.to_owned()),
-                d.into_iter().map(|d| d.unwrap_or(f64::INFINITY)).collect(),
-            )
-        })
-        .collect();
-    Ok((0..queries.len())
-        .map(|n| {
-            let mut ranked: Vec<(f64, &str)> = chunks
-                .iter()
-                .filter_map(|(id, d)| d.get(n).map(|d| (*d, id.as_str())))
-                .collect();
-            ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-            ranked
-                .into_iter()
-                .take(k)
-                .map(|(_, id)| id.to_owned())
-                .collect()
-        })
-        .collect())
+        .map_err(|e| StoreError::query(what(), e))?;
+    let mut rows = std::pin::pin!(rows);
+    let mut best: Vec<TopK> = (0..queries.len()).map(|_| TopK::new(k)).collect();
+    while let Some(r) = rows
+        .try_next()
+        .await
+        .map_err(|e| StoreError::query(what(), e))?
+    {
+        // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
+        let id: Option<String> = r.get(0);
+        let id = id.unwrap_or_else(|| NULL_KEY.to_owned());
+        let d: Option<Vec<Option<f64>>> = r.get(1);
+        for (top, d) in best.iter_mut().zip(d.unwrap_or_default()) {
+            top.offer(d.unwrap_or(f64::INFINITY), &id);
+        }
+    }
+    Ok(best.into_iter().map(TopK::into_ids).collect())
+}
+
+/// The `k` nearest `(distance, id)` seen so far, ordered by distance then id.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Ranked>,
+}
+
+/// One candidate; the heap's top is the worst kept.
+struct Ranked(f64, String);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .total_cmp(&other.0)
+            .then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Keeps `(d, id)` if it is among the `k` best so far.
+    fn offer(&mut self, d: f64, id: &str) {
+        if self.k == 0 {
+            return;
+        }
+        if self.heap.len() == self.k {
+            let worst = self.heap.peek().map(|w| (w.0, w.1.as_str()));
+            let better = worst.is_some_and(|(wd, wid)| {
+                d.total_cmp(&wd).then_with(|| id.cmp(wid)) == std::cmp::Ordering::Less
+            });
+            if !better {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(Ranked(d, id.to_owned()));
+    }
+
+    /// The ids kept, nearest first.
+    fn into_ids(self) -> Vec<String> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.1)
+            .collect()
+    }
 }
 
 /// Runs sample queries for every bot in `bots` and scores both sides' answers.
@@ -419,6 +478,29 @@ async fn pgvector_settings(store: &Store<'_>) -> Result<BTreeMap<String, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_k_keeps_the_nearest_ties_by_id_as_a_full_sort_would() {
+        let seen = [
+            (3.0, "c"),
+            (1.0, "z"),
+            (2.0, "b"),
+            (1.0, "a"),
+            (f64::INFINITY, "n"),
+            (2.0, "a"),
+            (0.5, "q"),
+        ];
+        for k in 0..=seen.len() + 1 {
+            let mut top = TopK::new(k);
+            for (d, id) in seen {
+                top.offer(d, id);
+            }
+            let mut sorted = seen.to_vec();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            let want: Vec<String> = sorted.iter().take(k).map(|x| x.1.to_owned()).collect();
+            assert_eq!(top.into_ids(), want, "k = {k}");
+        }
+    }
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -46,7 +46,12 @@ pub struct CopyArgs {
     /// Partitions copied at once, and index builds run at once
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
-    /// Rows per partition (bots are grouped up to it; bigger bots are split by id range)
+    /// Bytes per partition, as stored (TOAST included): bots are grouped up to it, bigger bots
+    /// split into id ranges of about equal bytes [default: the table's size / (4 × --jobs),
+    /// within 16 MiB..1 GiB]
+    #[arg(long, value_name = "BYTES")]
+    pub partition_bytes: Option<u64>,
+    /// At most this many rows per partition (on top of --partition-bytes)
     #[arg(long, value_name = "N")]
     pub partition_rows: Option<u64>,
     /// Copy only this bot (repeat for several)
@@ -127,6 +132,9 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     if args.partition_rows == Some(0) {
         return Err(anyhow!("--partition-rows must be at least 1").into());
     }
+    if args.partition_bytes == Some(0) {
+        return Err(anyhow!("--partition-bytes must be at least 1").into());
+    }
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     // The source's own vector index is kept unless the user chose one (flag, env or file).
@@ -157,6 +165,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     };
     let opts = CopyOptions {
         jobs: args.jobs,
+        partition_bytes: args.partition_bytes,
         partition_rows: args.partition_rows,
         bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
         resume: args.resume,
@@ -345,8 +354,9 @@ fn human_secs(s: f64) -> String {
 fn show_report(r: &CopyReport) {
     if r.dry_run {
         output::line(format!(
-            "dry run: would copy {} rows of {} on {} into {} on {} ({}), in {} partitions{}",
+            "dry run: would copy {} rows ({}) of {} on {} into {} on {} ({}), in {} partitions{}",
             r.planned_rows,
+            crate::output::human_bytes(r.planned_bytes.max(0) as u64),
             r.source_table,
             r.source,
             r.target_table,
@@ -369,8 +379,20 @@ fn show_report(r: &CopyReport) {
                 p.table
             ));
         }
+        if let Some(b) = r.partition_bytes {
+            output::line(format!(
+                "  partitions of about {} each (stored size, TOAST included)",
+                crate::output::human_bytes(b)
+            ));
+        }
         for p in r.plan.iter().flatten() {
-            output::line(format!("  {}  {:>9} rows  {}", p.id, p.rows, p.describe()));
+            output::line(format!(
+                "  {}  {:>9} rows  {:>9}  {}",
+                p.id,
+                p.rows,
+                crate::output::human_bytes(p.bytes.max(0) as u64),
+                p.describe()
+            ));
         }
         for s in r.index_plan.indexes.iter().chain(&r.index_plan.constraints) {
             output::line(format!("  then: {}", s.sql));

@@ -303,21 +303,6 @@ fn bot_plan(bot: &Bot, listing: Result<BotDocuments, String>, est: &Estimator) -
     }
 }
 
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn human_duration(secs: f64) -> String {
     let s = secs.ceil() as u64;
     match s {
@@ -357,7 +342,7 @@ fn print_table(plan: &Plan) {
             b.sources.urls,
             b.sources.sitemaps,
             b.sources.files,
-            human_bytes(b.bytes),
+            crate::output::human_bytes(b.bytes),
             b.est_chunks,
             cost(b.est_cost_usd),
         ));
@@ -374,7 +359,7 @@ fn print_table(plan: &Plan) {
         "total: {} bots, {} files, {}, ~{} chunks, ~{} tokens, ~{} to embed, ~{}",
         t.bots,
         t.files,
-        human_bytes(t.bytes),
+        crate::output::human_bytes(t.bytes),
         t.est_chunks,
         t.est_tokens,
         cost(t.est_cost_usd),
