@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 
 use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql};
 use ragshift_store::ident::quote_ident;
-use ragshift_store::index::{ensure_vector_index, VectorIndex};
+use ragshift_store::index::{ensure_vector_index_with, VectorIndex};
 use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
@@ -32,8 +32,9 @@ use crate::ExportError;
 pub struct ImportOptions {
     /// Build this vector index afterwards (`None`: none).
     pub vector_index: Option<VectorIndex>,
-    /// `maintenance_work_mem` for the index build.
-    pub maintenance_work_mem: String,
+    /// Memory, parallel workers and progress reports for the index builds (`[index]`, the one
+    /// build engine).
+    pub index_build: ragshift_store::index_build::IndexBuildOptions,
     /// Compare the target's checksums with the manifest's afterwards.
     pub verify: bool,
     /// The run journal in the target (`[run] journal_schema`).
@@ -278,6 +279,7 @@ async fn import_staged(
             .map_err(db)?;
         if let Some(tables) = &tables {
             let run = crate::tables::TablesRun {
+                target,
                 lock: &lock,
                 run_id: &run_id,
                 server: &server,
@@ -289,6 +291,7 @@ async fn import_staged(
             return run.load(&mut client, tables, &files).await;
         }
         let run = ImportRun {
+            target,
             lock: &lock,
             run_id: &run_id,
             server: &server,
@@ -354,6 +357,7 @@ pub const RUN_KIND: &str = "import";
 
 /// What one import run works with once it is in the journal.
 struct ImportRun<'a> {
+    target: &'a ConnectSpec,
     lock: &'a TargetLock,
     run_id: &'a str,
     server: &'a str,
@@ -374,6 +378,7 @@ impl ImportRun<'_> {
         files: &[(&FileEntry, PathBuf)],
     ) -> Result<ImportReport, ExportError> {
         let ImportRun {
+            target,
             lock,
             run_id,
             server,
@@ -451,7 +456,9 @@ impl ImportRun<'_> {
             )));
         }
         if let Some(kind) = opts.vector_index {
-            match ensure_vector_index(client, layout, kind, &opts.maintenance_work_mem).await {
+            match ensure_vector_index_with(client, Some(target), layout, kind, &opts.index_build)
+                .await
+            {
                 Ok(ragshift_store::index::IndexOutcome::Built { definition, .. }) => {
                     report.index = Some(definition)
                 }

@@ -22,9 +22,10 @@ use ragshift_store::catalog::indexes::{plan_builds, target_name, BuildStep};
 use ragshift_store::catalog::{read_table, set_sequences, types_missing_on, TableDef};
 use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, table_checksum};
 use ragshift_store::ident::{quote_ident, quote_literal};
+use ragshift_store::index_build::{build_index, IndexBuild};
 use ragshift_store::journal::{Status, UnitResult};
 use ragshift_store::lock::TargetLock;
-use ragshift_store::{schema, Layout, StoreError};
+use ragshift_store::{schema, ConnectSpec, Layout, StoreError};
 
 use crate::columns::{Cell, ColumnKind};
 use crate::import::{BotFailure, BotProblem, ImportOptions, ImportReport, Rename};
@@ -176,6 +177,7 @@ fn file_columns(def: &TableDef) -> Vec<FileColumn> {
 
 /// One import run of a version 2 export, once it is in the journal.
 pub(crate) struct TablesRun<'a> {
+    pub target: &'a ConnectSpec,
     pub lock: &'a TargetLock,
     pub run_id: &'a str,
     pub server: &'a str,
@@ -324,7 +326,7 @@ impl TablesRun<'_> {
                 .await
                 .map_err(db)?;
             let steps = self.build_steps(client, t, false).await.map_err(db)?;
-            self.run_steps(client, &steps, &mut report).await;
+            self.run_steps(client, t, &steps, &mut report).await;
         }
         if let Some(why) = lost_lock {
             // Nothing more may be written: another run may hold the tables now.
@@ -336,7 +338,7 @@ impl TablesRun<'_> {
         // Foreign keys once every table they point at is loaded.
         for t in tables {
             let steps = self.build_steps(client, t, true).await.map_err(db)?;
-            self.run_steps(client, &steps, &mut report).await;
+            self.run_steps(client, t, &steps, &mut report).await;
         }
         if self.opts.verify {
             for t in tables {
@@ -463,22 +465,42 @@ impl TablesRun<'_> {
         }
     }
 
-    /// Runs build steps one by one on the run's connection; a failed one is a problem of the
-    /// result (the rows are in), not a reason to stop.
-    async fn run_steps(&self, client: &Client, steps: &[BuildStep], report: &mut ImportReport) {
+    /// Runs build steps one by one on the run's connection, each index through the one build
+    /// engine (memory from its estimate, parallel workers, progress); a failed one is a problem
+    /// of the result (the rows are in), not a reason to stop.
+    async fn run_steps(
+        &self,
+        client: &mut Client,
+        t: &Prepared,
+        steps: &[BuildStep],
+        report: &mut ImportReport,
+    ) {
         for s in steps {
-            let sql = format!(
-                "SET maintenance_work_mem = {}; {}",
-                quote_literal(&self.opts.maintenance_work_mem),
-                s.sql
-            );
-            match client.batch_execute(&sql).await {
+            let result = if s.sql.trim_start().starts_with("CREATE") {
+                let build = IndexBuild {
+                    schema: &t.layout.schema,
+                    table: &t.layout.table,
+                    name: &s.name,
+                    sql: &s.sql,
+                    rows: u64::try_from(t.entry.rows).ok(),
+                    parallel_workers: None,
+                };
+                build_index(client, Some(self.target), &build, &self.opts.index_build)
+                    .await
+                    .map(|_| ())
+            } else {
+                client
+                    .batch_execute(&s.sql)
+                    .await
+                    .map_err(|e| StoreError::query(&s.sql, e))
+            };
+            match result {
                 Ok(()) if s.vector => report.index = Some(s.sql.clone()),
                 Ok(()) => {}
                 Err(e) => report.problems.push(BotProblem {
                     bot_id: None,
                     file: String::new(),
-                    error: format!("building {}: {}", s.name, StoreError::query(&s.sql, e)),
+                    error: format!("building {}: {e}", s.name),
                 }),
             }
         }

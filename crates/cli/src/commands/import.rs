@@ -8,7 +8,9 @@ use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
 use ragshift_export::{ImportOptions, Location, Rename};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{set_str, url_or_arn, AwsArgs, GlobalArgs, JournalArgs, Overrides, TargetArgs};
+use crate::args::{
+    set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, TargetArgs,
+};
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
@@ -37,9 +39,9 @@ pub struct ImportArgs {
     /// Don't build the vector index afterwards
     #[arg(long)]
     pub no_index: bool,
-    /// maintenance_work_mem for the index build
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = crate::args::parse_pg_memory)]
-    pub maintenance_work_mem: String,
+    /// Memory and parallel workers for the index builds.
+    #[command(flatten)]
+    pub index: IndexArgs,
     /// Skip comparing the target's checksums with the manifest's
     #[arg(long)]
     pub no_verify: bool,
@@ -48,6 +50,7 @@ pub struct ImportArgs {
 impl Overrides for ImportArgs {
     fn apply(&self, l: Layers) -> Layers {
         let l = self.aws.apply(self.journal.apply(self.target_db.apply(l)));
+        let l = self.index.apply(l);
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
         url_or_arn(l, "--target", "target", &self.target)
     }
@@ -74,7 +77,11 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
                 lists: t.index_lists,
             },
         }),
-        maintenance_work_mem: args.maintenance_work_mem.clone(),
+        // `--json` prints one report object: the builds' progress stays off stdout then.
+        index_build: args.index.options(
+            &config.index,
+            (!global.json).then(|| crate::progress::index_observer(false)),
+        )?,
         verify: !args.no_verify,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
         // Only names the user gave: a version 2 export keeps its own names otherwise.
