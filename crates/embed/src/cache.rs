@@ -265,10 +265,11 @@ pub async fn seed_cache_from_table(
     model: &str,
 ) -> Result<u64> {
     let sql = format!(
-        "SELECT {c}, {e}::real[] FROM {t} WHERE {c} IS NOT NULL AND {e} IS NOT NULL",
+        "SELECT {c}, {e}::real[] FROM {s}.{t} WHERE {c} IS NOT NULL AND {e} IS NOT NULL",
         c = quote_ident(&from.content_column),
         e = quote_ident(&from.embedding_column),
-        t = format!("{}.{}", quote_ident(&from.schema), quote_ident(&from.table)),
+        s = quote_ident(&from.schema),
+        t = quote_ident(&from.table),
     );
     let no_params: [&(dyn ToSql + Sync); 0] = [];
     let stream = source

@@ -290,6 +290,9 @@ pub async fn table_dimension(
         .and_then(|s| s.dimension_of(&layout.embedding)))
 }
 
+/// A table by `(schema, name)`.
+type TableName = (String, String);
+
 /// The tables that make a store besides its chunk table, as `(schema, table)`, each after the
 /// tables it refers to: those the chunk table refers to by foreign key (LangChain's
 /// collections), the tables they refer to in turn, and `layout.extra_tables` with theirs. A
@@ -325,7 +328,7 @@ pub async fn referenced_tables(
         seeds.push((extra.schema, extra.table));
     }
     // Every table reachable by foreign key, with the tables each refers to.
-    let mut parents: Vec<((String, String), Vec<(String, String)>)> = Vec::new();
+    let mut parents: Vec<(TableName, Vec<TableName>)> = Vec::new();
     let mut queue = seeds.clone();
     while let Some(t) = queue.pop() {
         if parents.iter().any(|(k, _)| *k == t) {
@@ -351,7 +354,7 @@ pub async fn referenced_tables(
     // Each table after the ones it refers to (depth first; a cycle is broken where it closes).
     fn visit(
         t: &(String, String),
-        parents: &[((String, String), Vec<(String, String)>)],
+        parents: &[(TableName, Vec<TableName>)],
         seen: &mut Vec<(String, String)>,
         out: &mut Vec<(String, String)>,
     ) {
