@@ -7,7 +7,6 @@ mod commands;
 mod db;
 mod failure;
 mod output;
-mod pipeline;
 mod progress;
 mod settings;
 mod signals;

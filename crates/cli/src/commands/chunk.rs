@@ -5,7 +5,8 @@ use ragshift_model::EmbeddingParams;
 
 use crate::args::GlobalArgs;
 use crate::failure::{Failure, Outcome};
-use crate::{output, pipeline, settings};
+use crate::{output, settings};
+use ragshift_run::components;
 
 /// Flags of `chunk`.
 #[derive(Debug, Args)]
@@ -23,7 +24,7 @@ pub struct ChunkArgs {
 
 pub async fn run(global: &GlobalArgs, args: &ChunkArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[])?;
-    let opts = pipeline::ingest_options(&loaded.config.ingest)?;
+    let opts = components::ingest_options(&loaded.config.ingest)?;
     let params = EmbeddingParams {
         chunk_size: args.chunk_size,
         chunk_overlap: args.chunk_overlap,

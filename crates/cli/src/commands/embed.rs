@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs};
 use crate::failure::{Failure, Outcome};
-use crate::{output, pipeline, settings};
+use crate::{output, settings};
+use ragshift_run::components;
 
 /// Flags of `embed`.
 #[derive(Debug, Args)]
@@ -31,7 +32,7 @@ pub struct EmbedArgs {
 
 pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.embedding, &args.aws])?;
-    let embedder = pipeline::embedder(&loaded.config, None).await?;
+    let embedder = components::embedder(&loaded.config, None).await?;
     let vectors: Vec<Vec<f32>> = if args.query {
         let mut out = Vec::new();
         for t in &args.texts {

@@ -22,7 +22,8 @@ use crate::args::{
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
-use crate::{output, pipeline, settings};
+use crate::{output, settings};
+use ragshift_run::components;
 
 /// The environment variable later platform versions pass the keys in.
 pub const EVENT_ENV: &str = "EVENT";
@@ -115,9 +116,9 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     let key = parse_keys(&keys_text)?;
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    let registry: Arc<dyn Registry> = Arc::from(crate::pipeline::registry(config).await?);
+    let registry: Arc<dyn Registry> = Arc::from(components::registry(config).await?);
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
-        Arc::from(crate::pipeline::documents(config).await?);
+        Arc::from(components::documents(config).await?);
     let selector: BotSelector = format!("{}/{}", key.user_id, key.bot_id)
         .parse()
         .map_err(|e: String| anyhow!(e))?;
@@ -149,7 +150,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     } else {
         None
     };
-    let embedder = pipeline::embedder(config, cache).await?;
+    let embedder = components::embedder(config, cache).await?;
     let rows = ragshift_store::BotRows::from_config(&config.target);
     rows.init(&mut client, ragshift_embed::Embedder::dimension(&embedder))
         .await?;
@@ -181,11 +182,11 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         )
         .await?;
     // Every worker of the run spends the run's one budget.
-    let embedder = Arc::new(pipeline::join_budget(embedder, &spec, &journal, &run_id).await?);
+    let embedder = Arc::new(components::join_budget(embedder, &spec, &journal, &run_id).await?);
     let throttled = embedder.clone();
 
     let worker = Worker::new(
-        Ingestor::new(pipeline::ingest_options(&config.ingest)?)
+        Ingestor::new(components::ingest_options(&config.ingest)?)
             .map_err(|e| anyhow!("setting up fetching: {e}"))?,
         embedder,
         documents,

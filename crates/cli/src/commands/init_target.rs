@@ -2,6 +2,7 @@
 //! needs, e.g. LangChain's collections), created as the layout's library creates them if
 //! missing and never altered if present.
 
+use ragshift_run::components;
 use ragshift_store::schema::{self, InitOutcome};
 use serde_json::json;
 
@@ -33,7 +34,7 @@ pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, 
     let config = &loaded.config;
     let dimension = match args.dimensions {
         Some(d) => d,
-        None => crate::pipeline::embedder_dimension(config).await?,
+        None => components::embedder_dimension(config).await?,
     };
     let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = db::layout(&config.target);

@@ -5,6 +5,7 @@
 
 mod estimate;
 
+use ragshift_run::components;
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context};
@@ -136,7 +137,7 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
         );
     }
 
-    let registry = crate::pipeline::registry(config).await?;
+    let registry = components::registry(config).await?;
     tracing::info!("reading bots from {}", registry.describe());
     let found = registry
         .bots(&selection)
@@ -174,7 +175,7 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
         .iter()
         .any(|b| !b.knowledge.filenames.is_empty());
     let store = if needs_documents {
-        let store = crate::pipeline::documents(config).await?;
+        let store = components::documents(config).await?;
         store.check().await?;
         Some(store)
     } else {

@@ -26,7 +26,8 @@ use crate::args::{
 };
 use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
-use crate::{output, pipeline, progress, settings};
+use crate::{output, progress, settings};
+use ragshift_run::components;
 
 /// Where the jobs run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -205,9 +206,9 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         // Incomplete ECS settings are refused before anything is read or asked.
         EcsOptions::from_config(&config.executor)?;
     }
-    let registry: Arc<dyn Registry> = Arc::from(crate::pipeline::registry(config).await?);
+    let registry: Arc<dyn Registry> = Arc::from(components::registry(config).await?);
     let documents: Arc<dyn ragshift_documents::DocumentStore> =
-        Arc::from(crate::pipeline::documents(config).await?);
+        Arc::from(components::documents(config).await?);
     documents.check().await?;
     let selected = select(&*registry, &args.bots, &args.users).await?;
     let registry_for_settings = registry.clone();
@@ -222,10 +223,10 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     let embedder: Arc<dyn Embedder> = if args.dry_run {
         Arc::new(ragshift_run::components::DryRunEmbedder::new(config)?)
     } else {
-        let mut e = pipeline::bare_embedder(config).await?;
+        let mut e = components::bare_embedder(config).await?;
         if config.embedding.cache && !args.no_cache {
             let client = ragshift_store::connect(&spec, "ragshift embedding cache").await?;
-            let cache = pipeline::open_cache(config, client).await?;
+            let cache = components::open_cache(config, client).await?;
             if args.seed_cache_from_source {
                 ragshift_run::components::seed_cache(config, &*cache, &e.cache_model()).await?;
             }
@@ -264,7 +265,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     }
 
     let worker = Worker::new(
-        Ingestor::new(pipeline::ingest_options(&config.ingest)?)
+        Ingestor::new(components::ingest_options(&config.ingest)?)
             .map_err(|e| anyhow!("setting up fetching: {e}"))?,
         embedder.clone(),
         documents,
@@ -432,7 +433,7 @@ fn print_report(
     let chars: u64 = report.bots.iter().map(|b| b.chars as u64).sum();
     let tokens = ragshift_embed::estimate_tokens(chars);
     let model = embedder.model_id().to_owned();
-    let price = pipeline::prices(config, &model).price(embedder.provider(), &model);
+    let price = components::prices(config, &model).price(embedder.provider(), &model);
     let est_cost = price.map(|p| p * tokens as f64 / 1000.0);
     if global.json {
         let line = json!({

@@ -2,6 +2,7 @@
 //! eye (`--json` for scripts).
 
 use anyhow::{anyhow, Context};
+use ragshift_run::components;
 use ragshift_store::search;
 use serde_json::json;
 
@@ -56,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
                     anyhow!("give a question, or a query vector with --vector FILE").into(),
                 );
             };
-            let embedder = crate::pipeline::embedder(config, None).await?;
+            let embedder = components::embedder(config, None).await?;
             ragshift_embed::Embedder::embed_query(&embedder, question)
                 .await
                 .context("embedding the question")?

@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Context};
 use clap::Args;
 use ragshift_config::{Layers, Loaded, Origin, Sensitive};
+use ragshift_run::components;
 use ragshift_store::Layout;
 use ragshift_verify::{Options, Report, Store};
 
@@ -146,7 +147,7 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let registry = if !args.no_registry && registry_configured(&loaded) {
-        let reg = crate::pipeline::registry(config)
+        let reg = components::registry(config)
             .await
             .context("opening the registry for coverage")?;
         let scan = reg
