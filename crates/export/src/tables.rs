@@ -58,23 +58,31 @@ fn table_layout(t: &TableEntry) -> Layout {
 }
 
 /// `exported` (a table of the export; `chunk` tells whether it is the chunk table, exported as
-/// `chunk_table`) under the names `rename` gives it on the target.
+/// `chunk_table`) under the names `rename` gives it on the target: the chunk table renamed, the
+/// others placed as [`schema::counterpart`] places a store's tables.
 pub(crate) fn renamed(
     exported: &Layout,
     chunk_table: &Layout,
     chunk: bool,
     rename: &Rename,
 ) -> Layout {
-    let mut l = exported.clone();
+    let mut target = chunk_table.clone();
     if let Some(schema) = &rename.schema {
-        if chunk || exported.schema == chunk_table.schema {
-            l.schema = schema.clone();
-        }
+        target.schema = schema.clone();
     }
-    if let (true, Some(table)) = (chunk, &rename.table) {
-        l.table = table.clone();
+    if let Some(table) = &rename.table {
+        target.table = table.clone();
     }
-    l
+    if chunk {
+        return target;
+    }
+    let named = (exported.schema.clone(), exported.table.clone());
+    let (_, placed) = schema::counterpart(chunk_table, &target, &named);
+    Layout {
+        schema: placed.schema,
+        table: placed.table,
+        ..exported.clone()
+    }
 }
 
 /// A table checked against the target, ready to load.
