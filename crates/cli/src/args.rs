@@ -604,6 +604,41 @@ impl Overrides for DocumentsArgs {
     }
 }
 
+/// What a bot's worker reads and writes, for `rebuild` and its ECS tasks' `embed-bot` alike:
+/// the registry, the documents, the embedding, the target table, the journal and AWS.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Documents.
+    #[command(flatten)]
+    pub documents: DocumentsArgs,
+    /// Embedding.
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// AWS.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl Overrides for WorkerArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.registry.apply(l);
+        let l = self.documents.apply(l);
+        let l = self.embedding.apply(l);
+        let l = self.target.apply(l);
+        let l = self.journal.apply(l);
+        self.aws.apply(l)
+    }
+}
+
 /// `--maintenance-work-mem`: checked as PostgreSQL reads it (a number with `B`, `kB`, `MB`,
 /// `GB` or `TB`, kB without a unit, 1MB to 2TB), so a typo is a usage error before any work
 /// rather than a failed index build after the data moved.

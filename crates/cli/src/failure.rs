@@ -47,6 +47,16 @@ impl Phased for ragshift_run::rebuild::RebuildError {
     }
 }
 
+impl Phased for ragshift_run::task::BotTaskError {
+    fn phase(&self) -> Phase {
+        if self.work_started() {
+            Phase::Work
+        } else {
+            Phase::Setup
+        }
+    }
+}
+
 impl Phased for ragshift_export::ExportError {
     fn phase(&self) -> Phase {
         if self.work_started() {

@@ -4,7 +4,6 @@
 
 mod args;
 mod commands;
-mod db;
 mod failure;
 mod output;
 mod progress;

@@ -1,110 +1,18 @@
-//! Resolving the effective configuration for one command.
-//!
-//! Precedence: defaults < file < `RAGSHIFT_*` environment < the command's flags. When `[aws]
-//! stack` is set (or `--stack`), the stack's CloudFormation outputs then fill the names nobody
-//! set (table, bucket, ECS cluster, …), each recorded with its origin (`stack S output K`) so
-//! `config show` says where it came from.
+//! The effective configuration for one command: the file (`--config`), the environment and the
+//! command's flags as layers, resolved by [`ragshift_run::settings::load`] (which also fills
+//! what a layout preset or `[aws] stack` provides).
 
-use anyhow::Context;
-use figment::value::Value;
-
-use ragshift_config::{AwsConfig, Layers, LayoutPreset, Loaded, Origin};
-use ragshift_registry::stack::{self, Discovered, DiscoveredValue};
-use ragshift_retry::Policy;
+use ragshift_config::{Layers, Loaded};
 
 use crate::args::{GlobalArgs, Overrides};
 
-/// Loads the layers, then applies stack outputs where `[aws] stack` is set.
-///
-/// Kept synchronous for every command's sake; stack discovery, the only network call, runs on
-/// the command's runtime (or a private one when there is none).
+/// Loads the layers `global` and `overrides` describe, then what a layout or a stack fills.
 pub fn load(global: &GlobalArgs, overrides: &[&dyn Overrides]) -> anyhow::Result<Loaded> {
-    let layers = || {
+    ragshift_run::settings::load(|| {
         let mut layers = Layers::new().file(global.config.as_deref()).process_env();
         for o in overrides {
             layers = o.apply(layers);
         }
         layers
-    };
-    let loaded = layers().load()?;
-    let mut filled = layers();
-    let mut fills = 0;
-    // A named layout fills the table and column names nobody set.
-    for (side, preset) in [
-        ("target", loaded.config.target.layout),
-        ("source", loaded.config.source.layout),
-    ] {
-        for (key, value) in preset.keys() {
-            let origin = format!(
-                "layout {}",
-                serde_json::to_value(preset).unwrap_or_default()
-            );
-            filled = filled.fill(&origin, &format!("{side}.{key}"), Value::from(*value));
-            fills += 1;
-        }
-    }
-    for (side, preset) in [
-        ("target", loaded.config.target.layout),
-        ("source", loaded.config.source.layout),
-    ] {
-        if preset.needs_table() && loaded.origin(&format!("{side}.table")) == Origin::Default {
-            anyhow::bail!(
-                "the {} layout has no fixed table name: give it with --table NAME (or \
-                 --{side}-table, [{side}] table){}",
-                serde_json::to_value(preset).unwrap_or_default(),
-                if preset == LayoutPreset::Llamaindex {
-                    " — the table_name given to LlamaIndex's PGVectorStore, which keeps it in data_<name>"
-                } else {
-                    ""
-                }
-            );
-        }
-    }
-    let Some(stack_name) = loaded.config.aws.stack.clone().filter(|s| !s.is_empty()) else {
-        return Ok(if fills == 0 { loaded } else { filled.load()? });
-    };
-    let retry = retry_policy(&loaded.config.retry);
-    let found = discover_blocking(&loaded.config.aws, &stack_name, &retry)
-        .with_context(|| format!("reading names from stack {stack_name} ([aws] stack, --stack)"))?;
-    for d in found {
-        tracing::debug!("stack {stack_name}: output {} → {}", d.output_key, d.path);
-        let origin = format!("stack {stack_name} output {}", d.output_key);
-        let value = match d.value {
-            DiscoveredValue::One(v) => Value::from(v),
-            DiscoveredValue::Many(v) => Value::from(v),
-        };
-        filled = filled.fill(&origin, &d.path, value);
-    }
-    Ok(filled.load()?)
-}
-
-pub use ragshift_run::components::retry_policy;
-
-fn discover_blocking(
-    aws: &AwsConfig,
-    stack_name: &str,
-    retry: &Policy,
-) -> anyhow::Result<Vec<Discovered>> {
-    let work = async {
-        let sdk = ragshift_aws::sdk_config(aws).await;
-        stack::discover(&sdk, stack_name, retry).await
-    };
-    let result = match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(work))
-        }
-        _ => std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(anyhow::Error::from)
-                        .map(|rt| rt.block_on(work))
-                })
-                .join()
-                .map_err(|_| anyhow::anyhow!("stack discovery stopped unexpectedly"))
-        })??,
-    };
-    Ok(result?)
+    })
 }

@@ -96,6 +96,74 @@ pub async fn registry(config: &Config) -> anyhow::Result<Box<dyn ragshift_regist
     )
 }
 
+/// Where a bot's worker reads: the registry (bots, `SyncStatus`) and the document store, opened
+/// once and shared by every worker of a process (`rebuild`'s in-process workers, `embed-bot`).
+#[derive(Clone)]
+pub struct BotSources {
+    /// The bot registry `[registry]` names.
+    pub registry: Arc<dyn ragshift_registry::Registry>,
+    /// The document store `[documents]` names.
+    pub documents: Arc<dyn ragshift_documents::DocumentStore>,
+}
+
+impl BotSources {
+    /// Opens `[registry]` and `[documents]`.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            registry: Arc::from(registry(config).await?),
+            documents: Arc::from(documents(config).await?),
+        })
+    }
+
+    /// The worker that runs one bot from these sources into `rows` on `target`, fetching under
+    /// `[ingest]` (whose `allow_partial` decides over `options`'), embedding with `embedder`.
+    pub fn worker(
+        &self,
+        config: &Config,
+        embedder: Arc<dyn ragshift_embed::Embedder>,
+        target: &ChunkTable,
+        options: crate::WorkerOptions,
+    ) -> anyhow::Result<crate::Worker> {
+        let ingestor = ragshift_ingest::Ingestor::new(ingest_options(&config.ingest)?)
+            .map_err(|e| anyhow::anyhow!("setting up fetching: {e}"))?;
+        Ok(crate::Worker::new(
+            ingestor,
+            embedder,
+            self.documents.clone(),
+            self.registry.clone(),
+            target.spec.clone(),
+            target.rows.clone(),
+            crate::WorkerOptions {
+                allow_partial: config.ingest.allow_partial,
+                ..options
+            },
+        ))
+    }
+}
+
+/// The chunk table `[target]` names: how to connect, the table's layout and how a bot's rows
+/// are written there.
+#[derive(Debug, Clone)]
+pub struct ChunkTable {
+    /// The target database.
+    pub spec: ConnectSpec,
+    /// The chunk table's name and columns.
+    pub layout: ragshift_store::Layout,
+    /// Where each bot's rows go in that layout.
+    pub rows: ragshift_store::BotRows,
+}
+
+impl ChunkTable {
+    /// `[target]`, reading its secret when one is configured.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            spec: connect_spec(Side::Target, &config.target, &config.aws).await?,
+            layout: ragshift_store::Layout::from_config(&config.target),
+            rows: ragshift_store::BotRows::from_config(&config.target),
+        })
+    }
+}
+
 /// The document store `[documents]` names, refusing files over `[ingest] max_bytes`.
 pub async fn documents(
     config: &Config,

@@ -10,18 +10,29 @@
 //! - [`spool`]: a bot's embedded rows kept on disk until its outcome is known, so a worker's
 //!   memory doesn't grow with the bot.
 //! - [`budget`]: the run's embedding budget in the journal, shared by all its workers.
-//! - [`components`]: the registry, ingestor options, embedder, cache and budget a configuration
-//!   describes, built the same way for every command.
+//! - [`components`]: the registry, document store, target table, ingestor options, embedder,
+//!   cache, budget and per-bot worker a configuration describes, built the same way for every
+//!   command.
+//! - [`checks`]: a table exists and `--bot` ids match rows, checked before a command starts.
+//! - [`plan`]: the bots a selection holds and what embedding them will cost, before any work.
+//! - [`settings`]: the effective configuration: layers, then what a layout or a stack fills.
+//! - [`launch`]: a whole rebuild from a configuration (what `ragshift rebuild` runs).
+//! - [`task`]: one bot as a process of its own (what an ECS task runs, `ragshift embed-bot`).
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
 
 pub mod budget;
+pub mod checks;
 pub mod components;
 pub mod events;
 pub mod executor;
+pub mod launch;
+pub mod plan;
 pub mod rebuild;
+pub mod settings;
 pub mod spool;
 pub mod status;
+pub mod task;
 pub mod worker;
 
 pub use budget::JournalBudget;

@@ -7,11 +7,12 @@ use ragshift_store::index::{self, IndexOutcome, VectorIndex};
 use serde_json::json;
 
 use crate::args::{set_str, AwsArgs, GlobalArgs, IndexArgs, Overrides, TargetArgs};
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, progress, settings};
 use clap::Args;
 use ragshift_config::Layers;
+use ragshift_run::checks;
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `build-index`.
 #[derive(Debug, Args)]
@@ -47,10 +48,10 @@ impl Overrides for BuildIndexArgs {
 pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
     let t = &loaded.config.target;
-    let spec = db::connect_spec(Side::Target, t, &loaded.config.aws).await?;
-    let layout = db::layout(t);
+    let spec = connect_spec(Side::Target, t, &loaded.config.aws).await?;
+    let layout = ragshift_store::Layout::from_config(t);
     let mut client = ragshift_store::connect(&spec, "ragshift build-index").await?;
-    db::require_table(&client, &layout, spec.label()).await?;
+    checks::require_table(&client, &layout, spec.label()).await?;
     let kind = match t.index {
         VectorIndexKind::Hnsw => VectorIndex::Hnsw {
             m: t.hnsw_m,

@@ -16,9 +16,10 @@ use crate::args::{
     set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs,
     TargetArgs,
 };
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::checks;
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `copy`.
 #[derive(Debug, Args)]
@@ -150,13 +151,13 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
             },
         }),
     };
-    let source = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let source_layout = db::layout(&config.source);
+    let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let source_layout = ragshift_store::Layout::from_config(&config.source);
     // The target table takes the source's columns; only its schema and name are the target's.
     let mut target_layout = source_layout.clone();
     target_layout.schema = config.target.schema.clone();
-    target_layout.table = db::layout(&config.target).table;
+    target_layout.table = ragshift_store::Layout::from_config(&config.target).table;
     let ep = Endpoints {
         source,
         source_layout,
@@ -186,8 +187,8 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     };
     if !args.bots.is_empty() && !args.resume {
         let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
-        let unknown = db::bots_without_rows(&client, &ep.source_layout, &args.bots).await?;
-        db::refuse_unknown_bots(
+        let unknown = checks::bots_without_rows(&client, &ep.source_layout, &args.bots).await?;
+        checks::refuse_unknown_bots(
             &unknown,
             &format!(
                 "{} on {}",

@@ -4,26 +4,15 @@
 //! registry, runs load → split → embed → write, updates `SyncStatus` and the journal, and exits
 //! 0 when the bot succeeded, 1 when it failed.
 
-use std::sync::Arc;
-
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
-use ragshift_ingest::Ingestor;
-use ragshift_model::BotKey;
-use ragshift_registry::{BotSelector, Registry, Selection};
-use ragshift_run::{BotJob, Worker, WorkerOptions};
-use ragshift_store::journal::{Journal, Status};
+use ragshift_run::task::{parse_keys, BotTask};
 use serde_json::json;
 
-use crate::args::{
-    AwsArgs, DocumentsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, Overrides, RegistryArgs,
-    TargetArgs,
-};
-use crate::db::{self, Side};
+use crate::args::{GlobalArgs, Overrides, WorkerArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-use ragshift_run::components;
 
 /// The environment variable later platform versions pass the keys in.
 pub const EVENT_ENV: &str = "EVENT";
@@ -50,60 +39,20 @@ pub struct EmbedBotArgs {
     /// The bot's keys: {"PK":{"S":"USER"},"SK":{"S":"USER#BOT#BOT_ID"}} [default: $EVENT]
     #[arg(value_name = "KEYS_JSON")]
     pub keys: Option<String>,
-    /// Registry.
+    /// Registry, documents, embedding, target, journal and AWS.
     #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// Documents.
-    #[command(flatten)]
-    pub documents: DocumentsArgs,
-    /// Embedding.
-    #[command(flatten)]
-    pub embedding: EmbeddingArgs,
-    /// Target database.
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// The run journal's schema.
-    #[command(flatten)]
-    pub journal: JournalArgs,
-    /// AWS.
-    #[command(flatten)]
-    pub aws: AwsArgs,
+    pub worker: WorkerArgs,
 }
 
 impl Overrides for EmbedBotArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.registry.apply(l);
-        let l = self.documents.apply(l);
-        let l = self.embedding.apply(l);
-        let l = self.target.apply(l);
-        let l = self.journal.apply(l);
-        let l = self.aws.apply(l);
+        let l = self.worker.apply(l);
         if self.allow_partial {
             l.flag("--allow-partial", "ingest.allow_partial", true)
         } else {
             l
         }
     }
-}
-
-/// Parses the platform's keys: `{"PK":{"S":u},"SK":{"S":"u#BOT#b"}}`, also accepting plain
-/// strings (`{"PK":u,"SK":...}`) and the whole event wrapped as `{"Keys": {...}}`.
-pub fn parse_keys(text: &str) -> anyhow::Result<BotKey> {
-    let v: serde_json::Value = serde_json::from_str(text.trim())
-        .context("the bot keys are not JSON; expected {\"PK\":{\"S\":\"USER\"},\"SK\":{\"S\":\"USER#BOT#BOT_ID\"}}")?;
-    let v = v.get("Keys").cloned().unwrap_or(v);
-    let field = |name: &str| -> anyhow::Result<String> {
-        let f = v
-            .get(name)
-            .ok_or_else(|| anyhow!("the bot keys have no {name}"))?;
-        f.get("S")
-            .and_then(|s| s.as_str())
-            .or_else(|| f.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("{name} in the bot keys is not a string"))
-    };
-    let (pk, sk) = (field("PK")?, field("SK")?);
-    BotKey::from_registry_keys(&pk, &sk).map_err(|e| anyhow!("{e}"))
 }
 
 pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Failure> {
@@ -115,119 +64,15 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     };
     let key = parse_keys(&keys_text)?;
     let loaded = settings::load(global, &[args])?;
-    let config = &loaded.config;
-    let registry: Arc<dyn Registry> = Arc::from(components::registry(config).await?);
-    let documents: Arc<dyn ragshift_documents::DocumentStore> =
-        Arc::from(components::documents(config).await?);
-    let selector: BotSelector = format!("{}/{}", key.user_id, key.bot_id)
-        .parse()
-        .map_err(|e: String| anyhow!(e))?;
-    let scan = registry
-        .bots(&Selection {
-            users: Vec::new(),
-            bots: vec![selector],
-        })
-        .await?;
-    let Some(bot) = scan.bots.into_iter().next() else {
-        if let Some(bad) = scan.invalid.first() {
-            return Err(Failure::work(anyhow!(
-                "bot {key} is invalid in {}: {}",
-                registry.describe(),
-                bad.error
-            )));
-        }
-        return Err(Failure::work(anyhow!(
-            "bot {key} is not in {} (deleted?)",
-            registry.describe()
-        )));
+    let task = BotTask {
+        key: key.clone(),
+        run_id: args.run_id.clone(),
+        exec_id: args.exec_id.clone(),
+        status_updates: !args.no_status_updates,
+        use_cache: !args.no_cache,
     };
-
-    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = db::layout(&config.target);
-    let mut client = ragshift_store::connect(&spec, "ragshift embed-bot").await?;
-    let cache = if config.embedding.cache && !args.no_cache {
-        Some(ragshift_store::connect(&spec, "ragshift embedding cache").await?)
-    } else {
-        None
-    };
-    let embedder = components::embedder(config, cache).await?;
-    let rows = ragshift_store::BotRows::from_config(&config.target);
-    rows.init(&mut client, ragshift_embed::Embedder::dimension(&embedder))
-        .await?;
-    let journal = Journal::from_config(&config.run);
-    journal.ensure_schema(&client).await?;
-    let run_id = match &args.run_id {
-        Some(id) => id.clone(),
-        None => {
-            let id = ulid::Ulid::new().to_string();
-            let target = format!("{}/{}", spec.label(), layout.display_name());
-            journal
-                .start_run(
-                    &client,
-                    &id,
-                    "embed-bot",
-                    &target,
-                    &json!({"bot": key.to_string()}),
-                )
-                .await?;
-            id
-        }
-    };
-    journal
-        .queue_units(
-            &client,
-            &run_id,
-            "bot",
-            &[(key.bot_id.clone(), Some(key.user_id.clone()))],
-        )
-        .await?;
-    // Every worker of the run spends the run's one budget.
-    let embedder = Arc::new(components::join_budget(embedder, &spec, &journal, &run_id).await?);
-    let throttled = embedder.clone();
-
-    let worker = Worker::new(
-        Ingestor::new(components::ingest_options(&config.ingest)?)
-            .map_err(|e| anyhow!("setting up fetching: {e}"))?,
-        embedder,
-        documents,
-        registry,
-        spec,
-        rows,
-        WorkerOptions {
-            allow_partial: config.ingest.allow_partial,
-            status_updates: !args.no_status_updates,
-            // A task of a rebuild run commits only while that run holds the target lock.
-            check_run_lock: args.run_id.is_some(),
-            ..WorkerOptions::default()
-        },
-    );
-    let job = BotJob {
-        exec_id: args
-            .exec_id
-            .clone()
-            .unwrap_or_else(|| format!("ragshift-{run_id}")),
-        run_id: run_id.clone(),
-        journal: journal.clone(),
-        bot,
-    };
-    let finished = worker.run(&job, &ragshift_run::events::Silent).await;
-    throttled.flush_budget().await;
-    if args.run_id.is_none() {
-        let status = if finished.succeeded() {
-            Status::Succeeded
-        } else {
-            Status::Failed
-        };
-        journal
-            .finish_run(
-                &client,
-                &run_id,
-                status,
-                &serde_json::to_value(&finished).unwrap_or_default(),
-                finished.error.as_deref(),
-            )
-            .await?;
-    }
+    let report = task.run(&loaded.config).await.map_err(Failure::phased)?;
+    let (run_id, finished) = (&report.run_id, &report.finished);
     if global.json {
         output::json(&json!({ "run_id": run_id, "bot": finished }))?;
     } else if finished.succeeded() {
@@ -246,22 +91,4 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
     } else {
         Outcome::PartialFailure
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_in_every_shape_the_platform_used() {
-        let k = parse_keys(r#"{"PK":{"S":"u1"},"SK":{"S":"u1#BOT#01ABC"}}"#).unwrap();
-        assert_eq!((k.user_id.as_str(), k.bot_id.as_str()), ("u1", "01ABC"));
-        let k = parse_keys(r#"{"Keys":{"PK":{"S":"u1"},"SK":{"S":"u1#BOT#01ABC"}}}"#).unwrap();
-        assert_eq!(k.bot_id, "01ABC");
-        let k = parse_keys(r#"{"PK":"u1","SK":"u1#BOT#01ABC"}"#).unwrap();
-        assert_eq!(k.bot_id, "01ABC");
-        assert!(parse_keys(r#"{"PK":{"S":"u1"},"SK":{"S":"u1#BOT_ALIAS#01ABC"}}"#).is_err());
-        assert!(parse_keys("not json").is_err());
-        assert!(parse_keys(r#"{"PK":{"S":"u1"}}"#).is_err());
-    }
 }

@@ -7,9 +7,10 @@ use ragshift_config::{Layers, Sensitive};
 use ragshift_export::Location;
 
 use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs};
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::checks;
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
@@ -49,8 +50,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let to = Location::parse(&args.to).map_err(anyhow::Error::msg)?;
-    let spec = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let layout = db::layout(&config.source);
+    let spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let layout = ragshift_store::Layout::from_config(&config.source);
     let s3 = match to {
         Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
         Location::Dir(_) => None,
@@ -61,8 +62,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
         .or_else(|| config.embedding.model.clone());
     if !args.bots.is_empty() {
         let client = ragshift_store::connect(&spec, "ragshift export (bots)").await?;
-        let unknown = db::bots_without_rows(&client, &layout, &args.bots).await?;
-        db::refuse_unknown_bots(
+        let unknown = checks::bots_without_rows(&client, &layout, &args.bots).await?;
+        checks::refuse_unknown_bots(
             &unknown,
             &format!("{} on {}", layout.display_name(), spec.label()),
         )?;

@@ -11,9 +11,9 @@ use ragshift_store::index::VectorIndex;
 use crate::args::{
     set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, TargetArgs,
 };
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `import`.
 #[derive(Debug, Args)]
@@ -60,8 +60,8 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let from = Location::parse(&args.from).map_err(anyhow::Error::msg)?;
-    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = db::layout(&config.target);
+    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = ragshift_store::Layout::from_config(&config.target);
     let s3 = match from {
         Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
         Location::Dir(_) => None,

@@ -7,10 +7,10 @@ use ragshift_store::schema::{self, InitOutcome};
 use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use clap::Args;
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `init-target`.
 #[derive(Debug, Args)]
@@ -36,8 +36,8 @@ pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, 
         Some(d) => d,
         None => components::embedder_dimension(config).await?,
     };
-    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = db::layout(&config.target);
+    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = ragshift_store::Layout::from_config(&config.target);
     // The tables as the layout's library creates them (LangChain's collections too).
     let rows = ragshift_store::BotRows::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift init-target").await?;

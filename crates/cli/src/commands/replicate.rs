@@ -16,9 +16,9 @@ use crate::args::{
     url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
 };
 use crate::commands::verify::layouts;
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::components::{connect_spec, Side};
 
 /// `replicate` subcommands.
 #[derive(Debug, Subcommand)]
@@ -239,8 +239,8 @@ async fn sides(
         .into());
     }
     let config = loaded.config;
-    let source = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
     Ok((
         Sides {
             source,

@@ -7,10 +7,10 @@ use ragshift_store::search;
 use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use clap::Args;
+use ragshift_run::components::{connect_spec, Side};
 use std::path::PathBuf;
 
 /// Flags of `search`.
@@ -63,8 +63,8 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
                 .context("embedding the question")?
         }
     };
-    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = db::layout(&config.target);
+    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let layout = ragshift_store::Layout::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift search").await?;
     if let Some(dim) = ragshift_store::schema::table_dimension(&client, &layout).await? {
         if dim != query.len() {

@@ -7,9 +7,9 @@ use ragshift_run::status::run_status;
 use ragshift_store::journal::Status;
 
 use crate::args::{AwsArgs, GlobalArgs, JournalArgs, TargetArgs};
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `status`.
 #[derive(Debug, Args)]
@@ -31,7 +31,7 @@ pub struct StatusArgs {
 pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.target, &args.journal, &args.aws])?;
     let config = &loaded.config;
-    let spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
     let client = ragshift_store::connect(&spec, "ragshift status").await?;
     let Some(status) = run_status(
         &client,

@@ -12,9 +12,10 @@ use ragshift_verify::{Options, Report, Store};
 use crate::args::{
     set_path, set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs,
 };
-use crate::db::{self, Side};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
+use ragshift_run::checks;
+use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `verify`.
 #[derive(Debug, Args)]
@@ -106,8 +107,8 @@ impl Overrides for VerifyArgs {
 /// unless its own were set, and its own schema and table.
 pub(crate) fn layouts(loaded: &Loaded) -> (Layout, Layout) {
     let c = &loaded.config;
-    let source = db::layout(&c.source);
-    let own = db::layout(&c.target);
+    let source = ragshift_store::Layout::from_config(&c.source);
+    let own = ragshift_store::Layout::from_config(&c.target);
     let set = |key: &str| loaded.origin(&format!("target.{key}")) != Origin::Default;
     let pick = |key: &str, mine: &String, theirs: &String| {
         if set(key) {
@@ -162,8 +163,8 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     } else {
         None
     };
-    let source_spec = db::connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target_spec = db::connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let source_spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
+    let target_spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
     let (source_layout, target_layout) = layouts(&loaded);
     let (s, t) = tokio::join!(
         ragshift_store::connect(&source_spec, "ragshift verify"),
@@ -189,13 +190,13 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         .into());
     }
     if !args.bots.is_empty() {
-        let in_source = db::bots_without_rows(&s, &source_layout, &args.bots).await?;
-        let in_neither: Vec<String> = db::bots_without_rows(&t, &target_layout, &args.bots)
+        let in_source = checks::bots_without_rows(&s, &source_layout, &args.bots).await?;
+        let in_neither: Vec<String> = checks::bots_without_rows(&t, &target_layout, &args.bots)
             .await?
             .into_iter()
             .filter(|b| in_source.contains(b))
             .collect();
-        db::refuse_unknown_bots(
+        checks::refuse_unknown_bots(
             &in_neither,
             &format!(
                 "either {} on {} or {} on {}",

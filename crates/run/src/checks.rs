@@ -1,16 +1,9 @@
-//! Turning `[target]`/`[source]` into connections: a URL, or a Secrets Manager secret in the
-//! platform's format.
-
-use ragshift_config::DatabaseConfig;
-use ragshift_store::Layout;
+//! Checks a command makes on a chunk table before it starts, so that a typo is a usage error
+//! naming the table or the bot rather than work done on nothing: the table exists, and every
+//! `--bot` id matches rows (copy, export and verify refuse ids that match nothing).
 
 use anyhow::{bail, Context};
-pub use ragshift_run::components::{connect_spec, Side};
-
-/// The chunk table's layout on one side.
-pub fn layout(db: &DatabaseConfig) -> Layout {
-    Layout::from_config(db)
-}
+use ragshift_store::Layout;
 
 /// The `--bot` ids that match no row of `layout`'s table (trailing blanks of `character(n)`
 /// ignored). A missing table matches nothing is left to the command's own check, which names
@@ -23,11 +16,7 @@ pub async fn bots_without_rows(
     if bots.is_empty() {
         return Ok(Vec::new());
     }
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&layout.qualified()])
-        .await
-        .with_context(|| format!("looking for {}", layout.display_name()))?
-        .get(0);
+    let exists = table_exists(client, layout).await?;
     if !exists {
         return Ok(Vec::new());
     }
@@ -65,11 +54,7 @@ pub async fn require_table(
     layout: &Layout,
     server: &str,
 ) -> anyhow::Result<()> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&layout.qualified()])
-        .await
-        .with_context(|| format!("looking for {}", layout.display_name()))?
-        .get(0);
+    let exists = table_exists(client, layout).await?;
     if !exists {
         bail!(
             "table {} not found on {server}: check [target] schema and table, or create it with `ragshift init-target`",
@@ -77,4 +62,13 @@ pub async fn require_table(
         );
     }
     Ok(())
+}
+
+/// Whether `layout`'s table exists.
+async fn table_exists(client: &tokio_postgres::Client, layout: &Layout) -> anyhow::Result<bool> {
+    Ok(client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&layout.qualified()])
+        .await
+        .with_context(|| format!("looking for {}", layout.display_name()))?
+        .get(0))
 }
