@@ -39,6 +39,22 @@ impl RunStatus {
                     .iter()
                     .any(|u| matches!(u.status, Status::Queued | Status::Running)))
     }
+
+    /// Whether the run ended badly (what `status` exits 1 for): something needs attention, or
+    /// the journal records the run itself as failed.
+    pub fn ended_badly(&self) -> bool {
+        self.needs_attention() || self.run.status == "failed"
+    }
+
+    /// Whether running the command again would do more: its process is gone and some unit
+    /// neither succeeded nor was skipped.
+    pub fn resumable(&self) -> bool {
+        !self.alive
+            && self
+                .units
+                .iter()
+                .any(|u| u.status != Status::Succeeded && u.status != Status::Skipped)
+    }
 }
 
 /// The status of `run_id`, or of the latest run when `None`; `None` if there is no such run.

@@ -46,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Fail
         };
         return Err(anyhow::anyhow!("{what} in the journal of {}", spec.label()).into());
     };
-    let outcome = if status.needs_attention() || status.run.status == "failed" {
+    let outcome = if status.ended_badly() {
         Outcome::PartialFailure
     } else {
         Outcome::Success
@@ -93,12 +93,7 @@ pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Fail
             "  STALE  {id}: still RUNNING but its job is gone (process died or task stopped)"
         ));
     }
-    if !status.alive
-        && status
-            .units
-            .iter()
-            .any(|u| u.status != Status::Succeeded && u.status != Status::Skipped)
-    {
+    if status.resumable() {
         output::line(format!(
             "resume with: ragshift {} --resume {} (bots that succeeded are skipped)",
             r.kind, r.run_id
