@@ -37,33 +37,32 @@ pub trait Phased {
     fn phase(&self) -> Phase;
 }
 
+impl Phase {
+    /// The phase of an error that knows whether its work had started.
+    fn of(work_started: bool) -> Self {
+        if work_started {
+            Self::Work
+        } else {
+            Self::Setup
+        }
+    }
+}
+
 impl Phased for ragshift_run::rebuild::RebuildError {
     fn phase(&self) -> Phase {
-        if self.work_started() {
-            Phase::Work
-        } else {
-            Phase::Setup
-        }
+        Phase::of(self.work_started())
     }
 }
 
 impl Phased for ragshift_run::task::BotTaskError {
     fn phase(&self) -> Phase {
-        if self.work_started() {
-            Phase::Work
-        } else {
-            Phase::Setup
-        }
+        Phase::of(self.work_started())
     }
 }
 
 impl Phased for ragshift_export::ExportError {
     fn phase(&self) -> Phase {
-        if self.work_started() {
-            Phase::Work
-        } else {
-            Phase::Setup
-        }
+        Phase::of(self.work_started())
     }
 }
 
