@@ -96,6 +96,10 @@ async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     assert_eq!(r.overlap_at_k, 1.0);
     assert_eq!(r.queries, 12);
     assert_eq!(r.bots, 3);
+    assert_eq!(
+        r.overlap_by_checksum, 3,
+        "equal checksums: exact search ran once"
+    );
     let index = r.index.as_ref().expect("the ivfflat index is reported");
     assert_eq!(index.method, "ivfflat");
     assert!(
@@ -191,6 +195,9 @@ async fn each_kind_of_difference_is_caught_and_named() {
     let disagreeing: Vec<&str> = r.disagreeing.iter().map(|b| b.bot_id.as_str()).collect();
     assert!(disagreeing.contains(&bot_id(2).as_str()), "{disagreeing:?}");
     assert!(disagreeing.contains(&bot_id(3).as_str()), "{disagreeing:?}");
+    // Only the orphan bot 9 is the same on both sides; the three that differ were searched on
+    // both.
+    assert_eq!(r.overlap_by_checksum, 1);
 
     // Orphans may be allowed; narrowing to one good bot passes.
     let narrowed = Options {

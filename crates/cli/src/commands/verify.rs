@@ -265,8 +265,8 @@ pub(crate) fn show(r: &Report) {
     match (&r.retrieval, &r.retrieval_skipped) {
         (Some(q), _) => {
             output::line(format!(
-                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3})",
-                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap
+                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3}; {} bots the same row for row, searched once)",
+                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap, q.overlap_by_checksum
             ));
             let settings: Vec<String> =
                 q.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
