@@ -272,7 +272,7 @@ pub(crate) fn show(r: &Report) {
                 q.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
             match &q.index {
                 Some(i) => output::line(format!(
-                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots, {} short answers; settings {}",
+                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots ({} queries planned without it: exact), {} short answers; settings {}",
                     i.name,
                     i.method,
                     q.k,
@@ -280,6 +280,7 @@ pub(crate) fn show(r: &Report) {
                     q.min_recall,
                     q.index_used_bots,
                     q.bots,
+                    q.exact_by_plan,
                     q.short_results,
                     settings.join(" ")
                 )),
