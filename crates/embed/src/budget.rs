@@ -33,6 +33,21 @@ pub struct BudgetAsk {
     pub succeeded: u64,
     /// How much those successes raise the shared rate.
     pub increase: f64,
+    /// The last slice, done with: what was spent of it, so the rest stops counting at once.
+    pub spent: Option<SpentSlice>,
+}
+
+/// All that was spent of a slice given up (see [`BudgetAsk::spent`]): a process whose demand is
+/// below its slice would otherwise hold budget it never spends, and the run would stay under
+/// its limit. What was spent, not what is left, so saying it twice is harmless.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpentSlice {
+    /// The grant ([`BudgetGrant::grant`]).
+    pub grant: i64,
+    /// Requests sent under it.
+    pub requests: u64,
+    /// Tokens spent under it.
+    pub tokens: u64,
 }
 
 /// What the store granted.
@@ -44,6 +59,8 @@ pub struct BudgetGrant {
     pub tokens: u64,
     /// With nothing granted: when to ask again.
     pub wait: Duration,
+    /// Which grant this is, to say what was spent of it.
+    pub grant: i64,
 }
 
 /// Where a run's budget lives (the run journal; see `ragshift_run::JournalBudget`).
@@ -60,9 +77,22 @@ pub trait BudgetStore: Send + Sync {
 /// The slice a worker holds: spend it until it runs out or `until`.
 #[derive(Debug)]
 struct Slice {
+    grant: i64,
+    granted: (u64, u64),
     requests: u64,
     tokens: u64,
     until: Instant,
+}
+
+impl Slice {
+    /// What was spent of it, when some of it was not.
+    fn spent(&self) -> Option<SpentSlice> {
+        (self.requests > 0 || self.tokens > 0).then_some(SpentSlice {
+            grant: self.grant,
+            requests: self.granted.0 - self.requests,
+            tokens: self.granted.1 - self.tokens,
+        })
+    }
 }
 
 /// A run's shared budget as one process sees it.
@@ -143,6 +173,9 @@ impl SharedBudget {
             s = self.slice.lock() => s,
         };
         let mut failures = 0;
+        // What was spent of a slice given up goes with the next lease (the rest stops counting);
+        // it is kept until a lease has carried it.
+        let mut spent = None;
         loop {
             if let Some(s) = slice.as_mut() {
                 if Instant::now() < s.until && s.requests >= 1 && s.tokens >= tokens {
@@ -151,7 +184,9 @@ impl SharedBudget {
                     return Ok(());
                 }
             }
-            *slice = None;
+            if let Some(s) = slice.take() {
+                spent = s.spent();
+            }
             let succeeded = self.succeeded.swap(0, Ordering::Relaxed);
             let ask = BudgetAsk {
                 requests: self.slice_requests(),
@@ -159,20 +194,27 @@ impl SharedBudget {
                 need_tokens: tokens,
                 succeeded,
                 increase: self.increase(succeeded),
+                spent,
             };
             let asked_at = Instant::now();
             let wait = match self.store.lease(ask).await {
                 Ok(g) if g.requests >= 1 && g.tokens >= tokens => {
                     *slice = Some(Slice {
+                        grant: g.grant,
+                        granted: (g.requests, g.tokens),
                         requests: g.requests,
                         tokens: g.tokens,
                         // From before the ask: the store's grant is no earlier than that.
                         until: asked_at + Self::lease(self.limit.window),
                     });
+                    spent = None;
                     failures = 0;
                     continue;
                 }
-                Ok(g) => g.wait.clamp(Duration::from_millis(5), self.limit.window),
+                Ok(g) => {
+                    spent = None;
+                    g.wait.clamp(Duration::from_millis(5), self.limit.window)
+                }
                 Err(message) => {
                     self.succeeded.fetch_add(succeeded, Ordering::Relaxed);
                     failures += 1;
@@ -199,16 +241,20 @@ impl SharedBudget {
         self.succeeded.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Reports the successes not yet reported (they ride on the next lease otherwise): call it
-    /// when the worker is done, so the run's report counts every call.
+    /// Reports the successes not yet reported (they ride on the next lease otherwise) and gives
+    /// up the slice, saying what was spent of it: call it when the worker is done, so the run's report
+    /// counts every call and the rest of the slice serves the other workers at once.
     pub async fn flush(&self) {
+        let mut slice = self.slice.lock().await;
+        let spent = slice.take().and_then(|s| s.spent());
         let succeeded = self.succeeded.swap(0, Ordering::Relaxed);
-        if succeeded == 0 {
+        if succeeded == 0 && spent.is_none() {
             return;
         }
         let ask = BudgetAsk {
             succeeded,
             increase: self.increase(succeeded),
+            spent,
             ..BudgetAsk::default()
         };
         if let Err(error) = self.store.lease(ask).await {

@@ -38,7 +38,7 @@ mod throttled;
 mod usage;
 
 pub use bedrock::{BedrockEmbedder, BedrockOptions, CohereTruncate};
-pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget};
+pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget, SpentSlice};
 pub use cache::{EmbeddingCache, MemoryCache, PgEmbeddingCache};
 pub use embedder::{cosine, l2_norm, Embedder, Embeddings, InputKind, Secret};
 pub use error::{Error, ErrorKind, Result};

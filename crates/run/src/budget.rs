@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ragshift_embed::{BudgetAsk, BudgetGrant, BudgetStore, RateLimit, SharedBudget};
-use ragshift_store::budget::{BudgetLimits, LeaseAsk};
+use ragshift_store::budget::{BudgetLimits, LeaseAsk, Spent};
 use ragshift_store::journal::Journal;
 use ragshift_store::{ConnectSpec, StoreError};
 use tokio::sync::Mutex;
@@ -87,6 +87,11 @@ impl BudgetStore for JournalBudget {
                     need_tokens: ask.need_tokens,
                     succeeded: ask.succeeded,
                     increase: ask.increase,
+                    spent: ask.spent.map(|u| Spent {
+                        grant: u.grant,
+                        requests: u.requests,
+                        tokens: u.tokens,
+                    }),
                 },
             )
             .await
@@ -95,6 +100,7 @@ impl BudgetStore for JournalBudget {
             requests: g.requests,
             tokens: g.tokens,
             wait: g.wait,
+            grant: g.grant,
         })
     }
 

@@ -51,6 +51,24 @@ pub struct LeaseAsk {
     /// How much those successes raise the shared rate (additive increase; the rate never
     /// exceeds 1, the configured limit).
     pub increase: f64,
+    /// The worker's last grant, done with: what it spent of it. The rest was never sent and
+    /// never will be, so it stops counting now instead of after `hold`.
+    pub spent: Option<Spent>,
+}
+
+/// All a worker spent of a grant it is done with (see [`LeaseAsk::spent`]). Without it, a worker
+/// whose demand is below its slice size holds budget it never spends, and the run as a whole
+/// stays under the limit while its workers wait. Saying what was spent, not what is left, makes
+/// it safe to say twice (a lease retried after its answer was lost): the grant only shrinks to
+/// it, never below.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// The grant ([`LeaseGrant::grant`]).
+    pub grant: i64,
+    /// Requests sent under it.
+    pub requests: u64,
+    /// Tokens spent under it.
+    pub tokens: u64,
 }
 
 /// What a lease granted.
@@ -64,6 +82,9 @@ pub struct LeaseGrant {
     pub wait: Duration,
     /// The run's rate after this lease, as a fraction of the configured limits.
     pub rate: f64,
+    /// Which grant this is, to say what was spent of it ([`Spent`]); 0 when nothing was
+    /// granted.
+    pub grant: i64,
 }
 
 /// The budget's side of the run report: what was spent against what was allowed.
@@ -83,9 +104,9 @@ pub struct BudgetReport {
     pub rate_decreases: u64,
     /// Slices leased.
     pub leases: u64,
-    /// Requests granted in those slices.
+    /// Requests granted in those slices, less what workers left unspent.
     pub requests_granted: u64,
-    /// Tokens granted in those slices.
+    /// Tokens granted in those slices, less what workers left unspent.
     pub tokens_granted: u64,
     /// The shared rate at the end (1: the configured limit).
     pub rate: f64,
@@ -146,7 +167,8 @@ impl Journal {
     }
 
     /// Leases a slice of `run_id`'s budget in one statement: grants that stopped counting are
-    /// dropped, the rate is raised by `ask.increase`, and what fits under the rate is granted.
+    /// dropped, the worker's last grant shrinks to what it spent, the rate is raised
+    /// by `ask.increase`, and what fits under the rate is granted.
     pub async fn lease_budget(
         &self,
         client: &impl GenericClient,
@@ -157,16 +179,28 @@ impl Journal {
         let sql = format!(
             "WITH cur AS (
                  SELECT b.*, clock_timestamp() AS now FROM {t} b WHERE b.run_id = $1 FOR UPDATE
+             ), returned AS (
+                 SELECT min(x.n) AS n
+                   FROM cur, unnest(cur.grant_at) WITH ORDINALITY AS x(at, n)
+                  WHERE round(extract(epoch FROM x.at) * 1000000)::bigint = $7::bigint
              ), live AS (
-                 SELECT g.at, g.r, g.k
-                   FROM cur, unnest(cur.grant_at, cur.grant_requests, cur.grant_tokens) AS g(at, r, k)
+                 SELECT g.at,
+                        CASE WHEN g.n = returned.n THEN LEAST(g.r, $8::bigint) ELSE g.r END AS r,
+                        CASE WHEN g.n = returned.n THEN LEAST(g.k, $9::bigint) ELSE g.k END AS k,
+                        CASE WHEN g.n = returned.n THEN GREATEST(0, g.r - $8::bigint) ELSE 0 END AS back_r,
+                        CASE WHEN g.n = returned.n THEN GREATEST(0, g.k - $9::bigint) ELSE 0 END AS back_k
+                   FROM cur, returned,
+                        unnest(cur.grant_at, cur.grant_requests, cur.grant_tokens)
+                            WITH ORDINALITY AS g(at, r, k, n)
                   WHERE g.at > cur.now - cur.hold_ms * interval '1 millisecond'
              ), used AS (
                  SELECT coalesce(sum(r), 0)::bigint AS r, coalesce(sum(k), 0)::bigint AS k,
                         min(at) AS oldest,
                         coalesce(array_agg(at ORDER BY at), '{{}}') AS ats,
                         coalesce(array_agg(r ORDER BY at), '{{}}') AS rs,
-                        coalesce(array_agg(k ORDER BY at), '{{}}') AS ks
+                        coalesce(array_agg(k ORDER BY at), '{{}}') AS ks,
+                        coalesce(sum(back_r), 0)::bigint AS back_r,
+                        coalesce(sum(back_k), 0)::bigint AS back_k
                    FROM live
              ), offer AS (
                  SELECT cur.run_id, cur.now, cur.hold_ms, used.*,
@@ -198,12 +232,16 @@ impl Journal {
                                    + g.hold_ms, g.hold_ms) END,
                  calls = b.calls + $5::bigint,
                  leases = b.leases + CASE WHEN g.ok THEN 1 ELSE 0 END,
-                 requests_granted = b.requests_granted + CASE WHEN g.ok THEN g.gr ELSE 0 END,
-                 tokens_granted = b.tokens_granted + CASE WHEN g.ok THEN g.gk ELSE 0 END,
+                 requests_granted = b.requests_granted - g.back_r
+                     + CASE WHEN g.ok THEN g.gr ELSE 0 END,
+                 tokens_granted = b.tokens_granted - g.back_k
+                     + CASE WHEN g.ok THEN g.gk ELSE 0 END,
                  updated_at = g.now
                FROM g
               WHERE b.run_id = g.run_id
-             RETURNING b.last_requests, b.last_tokens, b.wait_ms, b.rate",
+             RETURNING b.last_requests, b.last_tokens, b.wait_ms, b.rate,
+                       CASE WHEN g.ok THEN round(extract(epoch FROM g.now) * 1000000)::bigint
+                            ELSE 0 END",
             t = self.budgets_table()
         );
         let row = client
@@ -216,6 +254,9 @@ impl Journal {
                     &count(ask.need_tokens),
                     &count(ask.succeeded),
                     &ask.increase,
+                    &ask.spent.map(|u| u.grant),
+                    &count(ask.spent.map_or(0, |u| u.requests)),
+                    &count(ask.spent.map_or(0, |u| u.tokens)),
                 ],
             )
             .await
@@ -234,6 +275,7 @@ impl Journal {
             tokens: unsigned(row.get(1)),
             wait: Duration::from_millis(unsigned(row.get(2))),
             rate: row.get(3),
+            grant: row.get(4),
         })
     }
 

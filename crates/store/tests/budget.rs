@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ragshift_store::budget::{BudgetLimits, LeaseAsk};
+use ragshift_store::budget::{BudgetLimits, LeaseAsk, Spent};
 use ragshift_store::journal::Journal;
 use ragshift_store::{connect, ConnectSpec};
 use ragshift_testkit::shared_pg;
@@ -158,6 +158,59 @@ async fn a_dead_workers_slice_comes_back_when_its_grant_stops_counting() {
         "came back only after the hold: {:?}",
         granted_at.elapsed()
     );
+}
+
+#[tokio::test]
+async fn what_a_worker_did_not_spend_of_its_slice_stops_counting_at_once() {
+    let limits = BudgetLimits {
+        window: Duration::from_secs(60),
+        hold: Duration::from_secs(62),
+        requests: Some(10),
+        tokens: Some(1000),
+    };
+    let (spec, journal) = run_with_budget("budget_spent", &limits).await;
+    let client = connect(&spec, "ragshift-test worker").await.unwrap();
+    let whole = LeaseAsk {
+        requests: 10,
+        tokens: 1000,
+        need_tokens: 10,
+        ..LeaseAsk::default()
+    };
+    let first = journal
+        .lease_budget(&client, "run-1", &whole)
+        .await
+        .unwrap();
+    assert_eq!((first.requests, first.tokens), (10, 1000));
+    assert_ne!(first.grant, 0, "a grant is named");
+    // The worker sent 3 requests (300 tokens) under it and is done with it: the other 7
+    // requests and 700 tokens count no more (nothing else is freed: the hold is a minute).
+    let done_with_first = LeaseAsk {
+        spent: Some(Spent {
+            grant: first.grant,
+            requests: 3,
+            tokens: 300,
+        }),
+        ..whole
+    };
+    let second = journal
+        .lease_budget(&client, "run-1", &done_with_first)
+        .await
+        .unwrap();
+    assert_eq!((second.requests, second.tokens), (7, 700));
+    assert_ne!(second.grant, first.grant);
+    // Said again (a lease retried after its answer was lost), it frees nothing more.
+    let third = journal
+        .lease_budget(&client, "run-1", &done_with_first)
+        .await
+        .unwrap();
+    assert_eq!(third.requests, 0, "3 sent + 7 outstanding fill the limit");
+    let report = journal
+        .budget_report(&client, "run-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.requests_granted, 10, "3 sent + 7 outstanding");
+    assert_eq!(report.tokens_granted, 1000);
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ pub mod retrieval;
 pub mod sequences;
 pub mod structure;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ragshift_model::Bot;
 use ragshift_store::checksum::{self, Grouping, NULL_KEY};
@@ -302,7 +302,33 @@ pub async fn verify(
             // Sampled from the whole table: it is one collection.
             Grouping::IdRanges { .. } => vec![String::new()],
         };
-        let r = retrieval::compare(source, target, &ids, options.queries, options.k.max(1)).await?;
+        // Bots whose rows are all the same on both sides: their exact answers agree already.
+        let differing: HashSet<&str> = sums
+            .missing
+            .iter()
+            .map(|b| b.bot_id.as_str())
+            .chain(sums.different.iter().map(|d| d.bot_id.as_str()))
+            .collect();
+        let same: HashSet<String> = match grouping {
+            Grouping::Bot => ids
+                .iter()
+                .filter(|b| !differing.contains(b.as_str()))
+                .cloned()
+                .collect(),
+            Grouping::IdRanges { .. } if differing.is_empty() && sums.extra.is_empty() => {
+                ids.iter().cloned().collect()
+            }
+            Grouping::IdRanges { .. } => HashSet::new(),
+        };
+        let r = retrieval::compare(
+            source,
+            target,
+            &ids,
+            &same,
+            options.queries,
+            options.k.max(1),
+        )
+        .await?;
         for b in &r.disagreeing {
             failures.push(format!(
                 "{}: exact top-{} answers differ between source and target (overlap@k {:.3})",

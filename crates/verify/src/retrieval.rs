@@ -73,6 +73,9 @@ pub struct RetrievalReport {
     pub bots: usize,
     /// Queries run.
     pub queries: usize,
+    /// Bots whose overlap is 1.0 because their checksums are equal (every row the same on both
+    /// sides): exact search ran on the target only, for recall.
+    pub overlap_by_checksum: usize,
     /// Mean overlap@k of exact search, source vs target (1.0 when the data is the same).
     pub overlap_at_k: f64,
     /// Lowest per-bot overlap.
@@ -94,6 +97,9 @@ pub struct RetrievalReport {
     /// Bots for which the planner chose the vector index for the platform's query (for small
     /// bots it often prefers the bot index and an exact sort).
     pub index_used_bots: usize,
+    /// Platform queries whose plan doesn't use the vector index: exact searches, recall 1 by
+    /// construction, so they are explained but not run.
+    pub exact_by_plan: usize,
     /// pgvector's settings in effect on the target (`hnsw.ef_search`, `ivfflat.probes`,
     /// `*.iterative_scan`, ...).
     pub settings: BTreeMap<String, String>,
@@ -125,7 +131,11 @@ pub fn recall(approx: &[String], exact: &[String]) -> f64 {
     exact.iter().filter(|id| set.contains(id)).count() as f64 / exact.len() as f64
 }
 
-/// SQL of the statements run per bot on one side.
+/// SQL of the statements run on one side. Sampling and exact search each read the table once
+/// for all the bots asked about (`$1`, as text, compared as the bot column's type so its index
+/// can serve a few bots), each row naming its bot by position in `$1` (1-based): a pass per bot
+/// would read each heap page once for every bot with a row on it, and each vector through the
+/// TOAST index in no useful order, which grew faster than the data.
 struct Statements {
     sample: String,
     exact: String,
@@ -144,25 +154,40 @@ impl Statements {
             quote_ident(&l.embedding),
             l.qualified(),
         );
-        let bot = format!("{bot} = $1::text::{bot_type}");
+        let asked = format!("$1::text[]::{bot_type}[]");
+        let which = format!("array_position({asked}, {bot})::int4");
         let detoasted = if subvector {
             format!("subvector({emb}, 1, vector_dims({emb}))")
         } else {
             emb.clone()
         };
         Self {
+            // Each bot's first `$2` rows by md5 of the id: a deterministic sample.
             sample: format!(
-                "SELECT {emb} FROM {table} WHERE {bot} AND {emb} IS NOT NULL ORDER BY md5({id}::text) LIMIT $2"
+                "SELECT s.i, s.e FROM (
+                     SELECT {which} AS i, {emb} AS e,
+                            row_number() OVER (PARTITION BY {bot} ORDER BY md5({id}::text)) AS n
+                       FROM {table} WHERE {bot} = ANY({asked}) AND {emb} IS NOT NULL) s
+                  WHERE s.n <= $2 ORDER BY s.i, s.n"
             ),
-            // One row per chunk with its distances to every query: the vector is de-TOASTed
-            // once (in the fenced subquery) and the ranking is done by the caller.
+            // One row per chunk with its distances to each of its bot's queries (`$2`: the
+            // bot's position, `$3`: the query, in order): the vector is de-TOASTed once (in the
+            // fenced subquery) and the ranking is done by the caller.
             exact: format!(
-                "SELECT r.id, ARRAY(SELECT l2_distance(r.e, u.q) FROM unnest($2::vector[]) WITH ORDINALITY AS u(q, n) ORDER BY u.n)
-                   FROM (SELECT {id_text} AS id, {detoasted} AS e
-                           FROM {table} WHERE {bot} AND {emb} IS NOT NULL OFFSET 0) r"
+                "WITH q AS (
+                     SELECT u.i, array_agg(u.v ORDER BY u.n) AS qs
+                       FROM unnest($2::int4[], $3::vector[]) WITH ORDINALITY AS u(i, v, n)
+                      GROUP BY u.i)
+                 SELECT r.i, r.id,
+                        ARRAY(SELECT l2_distance(r.e, x.v)
+                                FROM unnest(q.qs) WITH ORDINALITY AS x(v, n) ORDER BY x.n)
+                   FROM (SELECT {which} AS i, {id_text} AS id, {detoasted} AS e
+                           FROM {table} WHERE {bot} = ANY({asked}) AND {emb} IS NOT NULL
+                         OFFSET 0) r
+                   JOIN q ON q.i = r.i"
             ),
             platform: format!(
-                "SELECT {id_text} FROM {table} WHERE {bot} ORDER BY {emb} <-> $2 LIMIT $3"
+                "SELECT {id_text} FROM {table} WHERE {bot} = $1::text::{bot_type} ORDER BY {emb} <-> $2 LIMIT $3"
             ),
         }
     }
@@ -191,38 +216,102 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
     ))
 }
 
-/// Exact top-k ids for each query, in query order: nearest first, ties by id (bytewise). The
-/// bot's rows are streamed and each query keeps only its `k` best so far, so memory holds
-/// `k` ids per query whatever the bot's size.
-async fn exact(
+/// Up to `per_bot` sample query vectors for each of `bots`, from the source in one pass.
+async fn sample(
     store: &Store<'_>,
     sql: &str,
-    bot: &str,
-    queries: &[Vector],
-    k: usize,
-) -> Result<Vec<Vec<String>>, StoreError> {
-    let what = || format!("exact search of bot {bot}");
+    bots: &[String],
+    per_bot: usize,
+) -> Result<Vec<Vec<Vector>>, StoreError> {
+    let what = || "sampling query vectors".to_owned();
+    let per_bot = i64::try_from(per_bot).unwrap_or(i64::MAX);
     let rows = store
         .client
-        .query_raw(sql, [&bot as &(dyn ToSql + Sync), &queries])
+        .query_raw(sql, [&bots as &(dyn ToSql + Sync), &per_bot])
         .await
         .map_err(|e| StoreError::query(what(), e))?;
     let mut rows = std::pin::pin!(rows);
-    let mut best: Vec<TopK> = (0..queries.len()).map(|_| TopK::new(k)).collect();
+    let mut queries: Vec<Vec<Vector>> = vec![Vec::new(); bots.len()];
     while let Some(r) = rows
         .try_next()
         .await
         .map_err(|e| StoreError::query(what(), e))?
     {
+        let (Some(i), Some(v)) = (r.get::<_, Option<i32>>(0), r.get::<_, Option<Vector>>(1)) else {
+            continue;
+        };
+        if let Some(q) = usize::try_from(i - 1).ok().and_then(|i| queries.get_mut(i)) {
+            q.push(v);
+        }
+    }
+    Ok(queries)
+}
+
+/// Exact top-k ids for each query of each bot in `asked` (bot, its queries), in query order:
+/// nearest first, ties by id (bytewise). The rows of every bot asked about are streamed in one
+/// pass and each query keeps only its `k` best so far, so memory holds `k` ids per query
+/// whatever the table's size.
+async fn exact(
+    store: &Store<'_>,
+    sql: &str,
+    asked: &[(&String, &[Vector])],
+    k: usize,
+) -> Result<Vec<Vec<Vec<String>>>, StoreError> {
+    let what = || "exact search".to_owned();
+    let bots: Vec<&str> = asked.iter().map(|(b, _)| b.as_str()).collect();
+    let mut positions: Vec<i32> = Vec::new();
+    let mut vectors: Vec<&Vector> = Vec::new();
+    for (i, (_, queries)) in asked.iter().enumerate() {
+        let i = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        for q in *queries {
+            positions.push(i);
+            vectors.push(q);
+        }
+    }
+    let mut best: Vec<Vec<TopK>> = asked
+        .iter()
+        .map(|(_, q)| (0..q.len()).map(|_| TopK::new(k)).collect())
+        .collect();
+    if bots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = store
+        .client
+        .query_raw(
+            sql,
+            [
+                &bots as &(dyn ToSql + Sync),
+                &positions as &(dyn ToSql + Sync),
+                &vectors as &(dyn ToSql + Sync),
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::query(what(), e))?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(r) = rows
+        .try_next()
+        .await
+        .map_err(|e| StoreError::query(what(), e))?
+    {
+        let Some(tops) = r
+            .get::<_, Option<i32>>(0)
+            .and_then(|i| usize::try_from(i - 1).ok())
+            .and_then(|i| best.get_mut(i))
+        else {
+            continue;
+        };
         // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
-        let id: Option<String> = r.get(0);
+        let id: Option<String> = r.get(1);
         let id = id.unwrap_or_else(|| NULL_KEY.to_owned());
-        let d: Option<Vec<Option<f64>>> = r.get(1);
-        for (top, d) in best.iter_mut().zip(d.unwrap_or_default()) {
+        let d: Option<Vec<Option<f64>>> = r.get(2);
+        for (top, d) in tops.iter_mut().zip(d.unwrap_or_default()) {
             top.offer(d.unwrap_or(f64::INFINITY), &id);
         }
     }
-    Ok(best.into_iter().map(TopK::into_ids).collect())
+    Ok(best
+        .into_iter()
+        .map(|tops| tops.into_iter().map(TopK::into_ids).collect())
+        .collect())
 }
 
 /// The `k` nearest `(distance, id)` seen so far, ordered by distance then id.
@@ -289,11 +378,13 @@ impl TopK {
     }
 }
 
-/// Runs sample queries for every bot in `bots` and scores both sides' answers.
+/// Runs sample queries for every bot in `bots` and scores both sides' answers. `same`: the bots
+/// whose checksums are equal on both sides, whose exact answers agree without being read twice.
 pub async fn compare(
     source: &Store<'_>,
     target: &Store<'_>,
     bots: &[String],
+    same: &HashSet<String>,
     queries_per_bot: usize,
     k: usize,
 ) -> Result<RetrievalReport, VerifyError> {
@@ -315,39 +406,68 @@ pub async fn compare(
     let mut recalls: Vec<BotScore> = Vec::new();
     let mut short_results = 0usize;
     let mut index_used_bots = 0usize;
+    let mut exact_by_plan = 0usize;
     let mut total_queries = 0usize;
-    for bot in bots {
-        let sample = source
-            .client
-            .query(&src.sample, &[&bot.as_str(), &(queries_per_bot as i64)])
-            .await
-            .map_err(|e| {
-                VerifyError::new(
-                    Side::Source,
-                    source.label,
-                    Some(bot),
-                    StoreError::query("sampling query vectors", e),
-                )
-            })?;
-        let queries: Vec<Vector> = sample
-            .iter()
-            .filter_map(|r| r.get::<_, Option<Vector>>(0))
-            .collect();
-        if queries.is_empty() {
-            continue;
-        }
-        let (s, t) = tokio::join!(
-            exact(source, &src.exact, bot, &queries, k),
-            exact(target, &tgt.exact, bot, &queries, k),
-        );
-        let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(bot), e))?;
-        let t = t.map_err(terr(Some(bot)))?;
+    let mut overlap_by_checksum = 0usize;
+    let queries = sample(source, &src.sample, bots, queries_per_bot)
+        .await
+        .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let asked: Vec<(&String, &[Vector])> = bots
+        .iter()
+        .zip(&queries)
+        .filter(|(_, q)| !q.is_empty())
+        .map(|(b, q)| (b, q.as_slice()))
+        .collect();
+    // A bot whose rows are the same on both sides (equal checksums over every column) answers
+    // alike by construction: its exact answers are read once, on the target, for the recall
+    // of the target's index. Reading them on the source too would only add a second pass over
+    // every vector.
+    let differing: Vec<(&String, &[Vector])> = asked
+        .iter()
+        .filter(|(b, _)| !same.contains(*b))
+        .copied()
+        .collect();
+    let (s_answers, t_answers) = tokio::join!(
+        exact(source, &src.exact, &differing, k),
+        exact(target, &tgt.exact, &asked, k),
+    );
+    let s_answers = s_answers.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
+    let t_answers = t_answers.map_err(terr(None))?;
+    let mut s_answers = differing.iter().map(|(b, _)| *b).zip(s_answers);
+    let mut next_source = s_answers.next();
+    for (&(bot, queries), t) in asked.iter().zip(t_answers) {
+        let s = match &next_source {
+            Some((b, _)) if *b == bot => {
+                let s = next_source.take().map(|(_, s)| s).unwrap_or_default();
+                next_source = s_answers.next();
+                s
+            }
+            _ => {
+                overlap_by_checksum += 1;
+                t.clone()
+            }
+        };
         let mut overlap_sum = 0.0;
         let mut recall_sum = 0.0;
+        let mut first_uses_index = false;
         for (i, q) in queries.iter().enumerate() {
             overlap_sum += overlap(&s[i], &t[i]);
-            if index.is_none() {
+            let Some(idx) = &index else {
                 // Without a vector index the platform's query is an exact search: recall 1.
+                recall_sum += 1.0;
+                continue;
+            };
+            // A plan without the vector index (the bot's own index and a sort, which the
+            // planner often prefers for small bots) is an exact search too: its answer is the
+            // exact one, so it is not run (it would read every vector of the bot again).
+            let uses = uses_index(target, &tgt.platform, bot, q, limit, &idx.name)
+                .await
+                .map_err(terr(Some(bot)))?;
+            if i == 0 {
+                first_uses_index = uses;
+            }
+            if !uses {
+                exact_by_plan += 1;
                 recall_sum += 1.0;
                 continue;
             }
@@ -374,13 +494,8 @@ pub async fn compare(
             }
             recall_sum += recall(&approx, &t[i]);
         }
-        if let Some(idx) = &index {
-            if uses_index(target, &tgt.platform, bot, &queries[0], limit, &idx.name)
-                .await
-                .map_err(terr(Some(bot)))?
-            {
-                index_used_bots += 1;
-            }
+        if first_uses_index {
+            index_used_bots += 1;
         }
         let n = queries.len();
         total_queries += n;
@@ -415,6 +530,7 @@ pub async fn compare(
         queries_per_bot,
         bots: overlaps.len(),
         queries: total_queries,
+        overlap_by_checksum,
         overlap_at_k: mean(&overlaps),
         min_overlap: min(&overlaps),
         disagreeing: overlaps.iter().filter(|b| b.score < 1.0).cloned().collect(),
@@ -424,6 +540,7 @@ pub async fn compare(
         short_results,
         index,
         index_used_bots,
+        exact_by_plan,
         settings,
     })
 }

@@ -96,6 +96,10 @@ async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     assert_eq!(r.overlap_at_k, 1.0);
     assert_eq!(r.queries, 12);
     assert_eq!(r.bots, 3);
+    assert_eq!(
+        r.overlap_by_checksum, 3,
+        "equal checksums: exact search ran once"
+    );
     let index = r.index.as_ref().expect("the ivfflat index is reported");
     assert_eq!(index.method, "ivfflat");
     assert!(
@@ -107,6 +111,28 @@ async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     let cov = report.coverage.as_ref().unwrap();
     assert_eq!(cov.with_knowledge, 3);
     assert!(cov.without_rows.is_empty() && cov.orphans.is_empty());
+
+    // The platform's query is run only where its plan uses the vector index; a plan without it
+    // is an exact search, recall 1 by construction. Steer the target session's planner each
+    // way (verify runs on the session it is given).
+    target
+        .batch_execute("SET enable_indexscan = off")
+        .await
+        .unwrap();
+    let exact_plans = verify(&s, &t, &options).await.unwrap();
+    let r = exact_plans.retrieval.as_ref().unwrap();
+    assert_eq!((r.exact_by_plan, r.index_used_bots), (12, 0));
+    assert_eq!((r.recall_at_k, r.short_results), (1.0, 0));
+    target
+        .batch_execute("RESET enable_indexscan; SET enable_sort = off; SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let index_plans = verify(&s, &t, &options).await.unwrap();
+    let r = index_plans.retrieval.as_ref().unwrap();
+    assert_eq!((r.exact_by_plan, r.index_used_bots), (0, 3));
+    // ivfflat with 4 lists and one probe sees about a quarter of a bot's 40 rows: fewer than
+    // k = 10 answers for some queries, and recall below 1.
+    assert!(r.short_results > 0 && r.recall_at_k < 1.0, "{r:#?}");
 }
 
 #[tokio::test]
@@ -191,6 +217,9 @@ async fn each_kind_of_difference_is_caught_and_named() {
     let disagreeing: Vec<&str> = r.disagreeing.iter().map(|b| b.bot_id.as_str()).collect();
     assert!(disagreeing.contains(&bot_id(2).as_str()), "{disagreeing:?}");
     assert!(disagreeing.contains(&bot_id(3).as_str()), "{disagreeing:?}");
+    // Only the orphan bot 9 is the same on both sides; the three that differ were searched on
+    // both.
+    assert_eq!(r.overlap_by_checksum, 1);
 
     // Orphans may be allowed; narrowing to one good bot passes.
     let narrowed = Options {

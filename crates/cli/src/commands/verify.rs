@@ -266,14 +266,14 @@ pub(crate) fn show(r: &Report) {
     match (&r.retrieval, &r.retrieval_skipped) {
         (Some(q), _) => {
             output::line(format!(
-                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3})",
-                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap
+                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3}; {} bots the same row for row, searched once)",
+                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap, q.overlap_by_checksum
             ));
             let settings: Vec<String> =
                 q.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
             match &q.index {
                 Some(i) => output::line(format!(
-                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots, {} short answers; settings {}",
+                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots ({} queries planned without it: exact), {} short answers; settings {}",
                     i.name,
                     i.method,
                     q.k,
@@ -281,6 +281,7 @@ pub(crate) fn show(r: &Report) {
                     q.min_recall,
                     q.index_used_bots,
                     q.bots,
+                    q.exact_by_plan,
                     q.short_results,
                     settings.join(" ")
                 )),
