@@ -4,7 +4,7 @@
 //! transaction, the result compared with the manifest's checksums.
 
 use clap::Args;
-use ragshift_config::{Layers, Origin, Sensitive};
+use ragshift_config::{Layers, Sensitive};
 use ragshift_export::{ImportOptions, Location, Rename};
 use ragshift_store::index::VectorIndex;
 
@@ -73,11 +73,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         verify: !args.no_verify,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
         // Only names the user gave: a version 2 export keeps its own names otherwise.
-        rename: Rename {
-            schema: (loaded.origin("target.schema") != Origin::Default)
-                .then(|| layout.schema.clone()),
-            table: (loaded.origin("target.table") != Origin::Default).then(|| layout.table.clone()),
-        },
+        rename: Rename::from_config(&loaded),
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await
