@@ -714,6 +714,35 @@ impl IndexArgs {
     }
 }
 
+/// Both databases: `--source`/`--target` (a URL or a secret ARN) and each side's section flags,
+/// for the commands that read one and write or compare the other (`copy`, `verify`,
+/// `replicate`).
+#[derive(Debug, Args)]
+pub struct DatabasesArgs {
+    /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --source-url / --source-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub source: Option<Sensitive>,
+    /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
+    /// --target-url / --target-secret-arn)
+    #[arg(long, value_name = "URL|ARN")]
+    pub target: Option<Sensitive>,
+    /// Source database.
+    #[command(flatten)]
+    pub source_db: SourceArgs,
+    /// Target database.
+    #[command(flatten)]
+    pub target_db: TargetArgs,
+}
+
+impl Overrides for DatabasesArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.target_db.apply(self.source_db.apply(l));
+        let l = url_or_arn(l, "--source", "source", &self.source);
+        url_or_arn(l, "--target", "target", &self.target)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_pg_memory;

@@ -12,6 +12,8 @@
 //! - [`verify`]: per-bot counts and checksums on both sides.
 //! - [`resume`]: the plan and progress of an interrupted run.
 //! - [`run`]: all of it in order; [`progress`]: events and counters.
+//! - [`settings`]: endpoints and options from the configuration; [`stopped`]: a run that
+//!   stopped on an error, ended in the journal.
 //!
 //! ```no_run
 //! # async fn demo(ep: ragshift_copy::Endpoints) -> Result<(), ragshift_copy::CopyError> {
@@ -29,7 +31,9 @@ pub mod plan;
 pub mod progress;
 pub mod resume;
 pub mod run;
+pub mod settings;
 pub mod snapshot;
+pub mod stopped;
 pub mod verify;
 
 pub use error::CopyError;
@@ -41,3 +45,4 @@ pub use ragshift_store::catalog;
 /// Indexes and constraints rebuilt after the data (in `ragshift-store`, shared with import).
 pub use ragshift_store::catalog::indexes;
 pub use run::{copy, CopyOptions, CopyReport, Endpoints, PartitionFailure};
+pub use stopped::{record_stop, Stopped};

@@ -55,7 +55,7 @@ use crate::progress::{Counters, Event, EventSink};
 use crate::resume::{previous_run, PreviousRun};
 use crate::snapshot::SourceSnapshot;
 use crate::verify::{verify, verify_against, VerifyReport};
-use ragshift_store::checksum::bot_checksums;
+use ragshift_store::checksum::{bot_checksums, BotChecksum};
 use ragshift_store::index_build::IndexEvent;
 
 /// The journal's kind for copy runs.
@@ -229,31 +229,133 @@ impl CopyReport {
 /// Runs a copy (or plans it, with `dry_run`). Errors are returned for what stops the run
 /// before or between phases; failed partitions, indexes and verification mismatches are in the
 /// report.
+///
+/// The steps, in order: refuse what can't work, [plan](Steps::plan_run) (new or resumed), prepare
+/// the target, record the run in the journal, then (recorded) empty the target if asked, copy
+/// the referenced tables and the data with workers, set the sequences, build the indexes
+/// beside the verification, and end the run in the journal.
 pub async fn copy(
     ep: &Endpoints,
     opts: &CopyOptions,
     events: EventSink,
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
-    let src_label = ep.source.label().to_owned();
-    let tgt_label = ep.target.label().to_owned();
-    let (sl, tl) = (&ep.source_layout, &ep.target_layout);
     if opts.resume && opts.replace {
         return Err(CopyError::Refused(
             "--resume and --replace contradict each other: resume keeps what an earlier run copied, replace empties the table".into(),
         ));
     }
-
     let mut target = connect(&ep.target, "ragshift copy")
         .await
-        .map_err(CopyError::target(&tgt_label))?;
+        .map_err(CopyError::target(ep.target.label()))?;
     refuse_copy_into_itself(ep, &target).await?;
     let snap = SourceSnapshot::open(&ep.source, "ragshift copy (snapshot)")
         .await
-        .map_err(CopyError::source(&src_label))?;
+        .map_err(CopyError::source(ep.source.label()))?;
+    let src_def = read_source_table(ep, opts, &snap).await?;
+    let tgt_def = read_table(&target, &ep.target_layout)
+        .await
+        .map_err(CopyError::target(ep.target.label()))?;
+    let steps = Steps {
+        ep,
+        opts,
+        events: &events,
+        snap: &snap,
+        src_def: &src_def,
+    };
+    let plan = steps.plan_run(&target).await?;
+    let mut report = steps.new_report(&plan);
+    steps.refuse_other_shape(tgt_def.as_ref())?;
+    let parents =
+        crate::parents::referenced_tables(snap.client(), &ep.source_layout, &ep.target_layout)
+            .await
+            .map_err(CopyError::source(ep.source.label()))?;
+    report.parents = parents
+        .iter()
+        .map(|p| crate::parents::ParentCopied {
+            table: p.target.display_name(),
+            rows: 0,
+            action: "planned".into(),
+        })
+        .collect();
+    if opts.dry_run {
+        steps.plan_dry_run(tgt_def.as_ref(), &plan, &mut report);
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    // From here on the target changes: one run at a time.
+    let lock = TargetLock::acquire(
+        &ep.target,
+        &ep.target_layout,
+        &format!("copy run {}", plan.run_id),
+    )
+    .await
+    .map_err(CopyError::target(ep.target.label()))?;
+    let emptying = steps
+        .prepare_target(
+            &target,
+            &lock,
+            tgt_def.as_ref(),
+            &parents,
+            &plan,
+            &mut report,
+        )
+        .await?;
+    steps.start_journal_run(&target, &plan, &report).await?;
+
+    // Data. From here on the run is in the journal: whatever happens, it ends there `failed`
+    // with its reason or `succeeded`.
+    let outcome: Result<Status, CopyError> = async {
+        if let Some((sql, what)) = &emptying {
+            ddl::run(
+                &target,
+                lock.client(),
+                sql,
+                what,
+                &ep.target_layout.qualified(),
+                opts.lock_timeout,
+            )
+            .await
+            .map_err(CopyError::target(ep.target.label()))?;
+        }
+        steps
+            .copy_referenced_tables(&mut target, &parents, &mut report)
+            .await?;
+        let source_sums = steps.copy_data(&target, &lock, &plan, &mut report).await;
+        if !report.failures.is_empty() || report.stopped.is_some() {
+            return Ok(Status::Failed);
+        }
+        steps.set_sequences(&mut target, &mut report).await?;
+        steps
+            .build_indexes_and_verify(&target, &plan, source_sums, &mut report)
+            .await?;
+        Ok(if report.succeeded() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        })
+    }
+    .await;
+    report.seconds = started.elapsed().as_secs_f64();
+    let result = end_run(ep, opts, &mut target, outcome, report).await;
+    let _ = lock.release().await;
+    drop(snap);
+    result
+}
+
+/// The source's table as its catalog describes it, refused when it lacks a column the copy
+/// needs.
+async fn read_source_table(
+    ep: &Endpoints,
+    opts: &CopyOptions,
+    snap: &SourceSnapshot,
+) -> Result<TableDef, CopyError> {
+    let sl = &ep.source_layout;
+    let src_label = ep.source.label();
     let src_def = read_table(snap.client(), sl)
         .await
-        .map_err(CopyError::source(&src_label))?
+        .map_err(CopyError::source(src_label))?
         .ok_or_else(|| {
             CopyError::Refused(format!(
                 "source table {} not found on {src_label}: check [source] schema and table (--source-table)",
@@ -281,139 +383,188 @@ pub async fn copy(
             src_def.shape()
         )));
     }
+    Ok(src_def)
+}
 
-    let tgt_def = read_table(&target, tl)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
+/// A run's plan: new, or the earlier run's when resuming.
+struct RunPlan {
+    run_id: String,
+    /// An earlier run is continued.
+    resumed: bool,
+    partitions: Vec<Partition>,
+    /// The bots the run is limited to.
+    bots: Option<Vec<String>>,
+    /// The partitions' target size (`None` for a resumed plan).
+    partition_bytes: Option<u64>,
+    planned_rows: i64,
+    planned_bytes: i64,
+    /// The partitions still to copy.
+    todo: Vec<Partition>,
+}
 
-    // The plan: new, or the earlier run's.
-    let previous = if opts.resume {
-        Some(
-            previous_run(&target, &opts.journal, tl)
+/// The checksums of the source's bots, read in the copy's snapshot while the data moved, and
+/// how long that took (`None` when nothing is verified).
+type SourceSums = Option<Result<(Vec<BotChecksum>, f64), StoreError>>;
+
+/// What every step of one run reads: where, how, its events, the source snapshot and table.
+struct Steps<'a> {
+    ep: &'a Endpoints,
+    opts: &'a CopyOptions,
+    events: &'a EventSink,
+    snap: &'a SourceSnapshot,
+    src_def: &'a TableDef,
+}
+
+impl Steps<'_> {
+    fn src_label(&self) -> &str {
+        self.ep.source.label()
+    }
+
+    fn tgt_label(&self) -> &str {
+        self.ep.target.label()
+    }
+
+    /// The plan: new (partitions of the source's snapshot), or the earlier run's.
+    async fn plan_run(&self, target: &Client) -> Result<RunPlan, CopyError> {
+        let (opts, sl, tl) = (self.opts, &self.ep.source_layout, &self.ep.target_layout);
+        let previous = if opts.resume {
+            Some(
+                previous_run(target, &opts.journal, tl)
+                    .await
+                    .map_err(CopyError::target(self.tgt_label()))?
+                    .ok_or_else(|| {
+                        CopyError::Refused(format!(
+                            "no copy run to resume into {} on {}: run without --resume",
+                            tl.display_name(),
+                            self.tgt_label()
+                        ))
+                    })?,
+            )
+        } else {
+            None
+        };
+        let mut partition_bytes = None;
+        let (run_id, partitions, bots, done): (
+            String,
+            Vec<Partition>,
+            Option<Vec<String>>,
+            HashSet<String>,
+        ) = match &previous {
+            Some(PreviousRun {
+                run_id,
+                partitions,
+                bots,
+                done,
+                ..
+            }) => (
+                run_id.clone(),
+                partitions.clone(),
+                bots.clone(),
+                done.clone(),
+            ),
+            None => {
+                let columns: Vec<String> = self
+                    .src_def
+                    .columns
+                    .iter()
+                    .filter(|c| c.copied())
+                    .map(|c| c.name.clone())
+                    .collect();
+                let (parts, limits) = plan(
+                    self.snap.client(),
+                    sl,
+                    &columns,
+                    opts.bots.as_deref(),
+                    opts.partition_bytes,
+                    opts.partition_rows,
+                    opts.jobs,
+                )
                 .await
-                .map_err(CopyError::target(&tgt_label))?
-                .ok_or_else(|| {
-                    CopyError::Refused(format!(
-                        "no copy run to resume into {} on {tgt_label}: run without --resume",
-                        tl.display_name()
-                    ))
-                })?,
-        )
-    } else {
-        None
-    };
-    let mut partition_bytes = None;
-    let (run_id, partitions, bots, done): (
-        String,
-        Vec<Partition>,
-        Option<Vec<String>>,
-        HashSet<String>,
-    ) = match &previous {
-        Some(PreviousRun {
+                .map_err(CopyError::source(self.src_label()))?;
+                partition_bytes = Some(limits.bytes);
+                (new_run_id(), parts, opts.bots.clone(), HashSet::new())
+            }
+        };
+        if let (Some(p), Some(asked)) = (&previous, &opts.bots) {
+            if p.bots.as_ref() != Some(asked) {
+                tracing::warn!(
+                    "--bot is ignored when resuming: the run keeps the bots it started with"
+                );
+            }
+        }
+        let todo: Vec<Partition> = partitions
+            .iter()
+            .filter(|p| !done.contains(&p.id))
+            .cloned()
+            .collect();
+        Ok(RunPlan {
             run_id,
+            resumed: previous.is_some(),
+            planned_rows: partitions.iter().map(|p| p.rows).sum(),
+            planned_bytes: partitions.iter().map(|p| p.bytes).sum(),
             partitions,
             bots,
-            done,
-            ..
-        }) => (
-            run_id.clone(),
-            partitions.clone(),
-            bots.clone(),
-            done.clone(),
-        ),
-        None => {
-            let columns: Vec<String> = src_def
-                .columns
-                .iter()
-                .filter(|c| c.copied())
-                .map(|c| c.name.clone())
-                .collect();
-            let (parts, limits) = plan(
-                snap.client(),
-                sl,
-                &columns,
-                opts.bots.as_deref(),
-                opts.partition_bytes,
-                opts.partition_rows,
-                opts.jobs,
-            )
-            .await
-            .map_err(CopyError::source(&src_label))?;
-            partition_bytes = Some(limits.bytes);
-            (new_run_id(), parts, opts.bots.clone(), HashSet::new())
-        }
-    };
-    if let (Some(p), Some(asked)) = (&previous, &opts.bots) {
-        if p.bots.as_ref() != Some(asked) {
-            tracing::warn!(
-                "--bot is ignored when resuming: the run keeps the bots it started with"
-            );
-        }
-    }
-    let planned_rows: i64 = partitions.iter().map(|p| p.rows).sum();
-    let planned_bytes: i64 = partitions.iter().map(|p| p.bytes).sum();
-    let todo: Vec<Partition> = partitions
-        .iter()
-        .filter(|p| !done.contains(&p.id))
-        .cloned()
-        .collect();
-
-    let mut report = CopyReport {
-        run_id: run_id.clone(),
-        dry_run: opts.dry_run,
-        resumed: previous.is_some(),
-        source: src_label.clone(),
-        source_table: sl.display_name(),
-        target: tgt_label.clone(),
-        target_table: tl.display_name(),
-        snapshot: snap.id().to_owned(),
-        created_table: false,
-        partitions: partitions.len(),
-        partitions_skipped: partitions.len() - todo.len(),
-        partitions_copied: 0,
-        failures: Vec::new(),
-        planned_rows,
-        planned_bytes,
-        partition_bytes,
-        rows: 0,
-        bytes: 0,
-        data_seconds: 0.0,
-        index_plan: BuildPlan::default(),
-        indexes: Vec::new(),
-        index_seconds: 0.0,
-        sequences: Vec::new(),
-        parents: Vec::new(),
-        verify: None,
-        seconds: 0.0,
-        stopped: None,
-        error: None,
-        plan: None,
-    };
-
-    if let Some(t) = &tgt_def {
-        let bad = src_def.incompatible_columns(t);
-        if !bad.is_empty() {
-            return Err(CopyError::Refused(format!(
-                "target table {} on {tgt_label} has another shape and is left untouched:\n  source: {}\n  target: {}\nuse another target table (--target-table) or drop it",
-                tl.display_name(),
-                src_def.shape(),
-                t.shape()
-            )));
-        }
-    }
-    let vector = opts.vector_index;
-    let parents = crate::parents::referenced_tables(snap.client(), sl, tl)
-        .await
-        .map_err(CopyError::source(&src_label))?;
-    report.parents = parents
-        .iter()
-        .map(|p| crate::parents::ParentCopied {
-            table: p.target.display_name(),
-            rows: 0,
-            action: "planned".into(),
+            partition_bytes,
+            todo,
         })
-        .collect();
-    if opts.dry_run {
+    }
+
+    /// The report before anything is copied.
+    fn new_report(&self, plan: &RunPlan) -> CopyReport {
+        CopyReport {
+            run_id: plan.run_id.clone(),
+            dry_run: self.opts.dry_run,
+            resumed: plan.resumed,
+            source: self.src_label().to_owned(),
+            source_table: self.ep.source_layout.display_name(),
+            target: self.tgt_label().to_owned(),
+            target_table: self.ep.target_layout.display_name(),
+            snapshot: self.snap.id().to_owned(),
+            created_table: false,
+            partitions: plan.partitions.len(),
+            partitions_skipped: plan.partitions.len() - plan.todo.len(),
+            partitions_copied: 0,
+            failures: Vec::new(),
+            planned_rows: plan.planned_rows,
+            planned_bytes: plan.planned_bytes,
+            partition_bytes: plan.partition_bytes,
+            rows: 0,
+            bytes: 0,
+            data_seconds: 0.0,
+            index_plan: BuildPlan::default(),
+            indexes: Vec::new(),
+            index_seconds: 0.0,
+            sequences: Vec::new(),
+            parents: Vec::new(),
+            verify: None,
+            seconds: 0.0,
+            stopped: None,
+            error: None,
+            plan: None,
+        }
+    }
+
+    /// Refuses a target table whose columns can't take the source's (it is left untouched).
+    fn refuse_other_shape(&self, tgt_def: Option<&TableDef>) -> Result<(), CopyError> {
+        if let Some(t) = tgt_def {
+            let bad = self.src_def.incompatible_columns(t);
+            if !bad.is_empty() {
+                return Err(CopyError::Refused(format!(
+                    "target table {} on {} has another shape and is left untouched:\n  source: {}\n  target: {}\nuse another target table (--target-table) or drop it",
+                    self.ep.target_layout.display_name(),
+                    self.tgt_label(),
+                    self.src_def.shape(),
+                    t.shape()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What a dry run reports besides the plan: the indexes it would build, whether it would
+    /// create the table, the partitions.
+    fn plan_dry_run(&self, tgt_def: Option<&TableDef>, plan: &RunPlan, report: &mut CopyReport) {
+        let (opts, sl, tl) = (self.opts, &self.ep.source_layout, &self.ep.target_layout);
         let empty = TableDef {
             printed_name: String::new(),
             columns: Vec::new(),
@@ -423,195 +574,224 @@ pub async fn copy(
         };
         report.index_plan = if opts.build_indexes {
             plan_builds(
-                &src_def,
+                self.src_def,
                 sl,
-                tgt_def.as_ref().unwrap_or(&empty),
+                tgt_def.unwrap_or(&empty),
                 tl,
-                vector,
-                planned_rows,
+                opts.vector_index,
+                plan.planned_rows,
                 sl.schema == tl.schema,
             )
         } else {
             BuildPlan::default()
         };
         report.created_table = tgt_def.is_none();
-        report.plan = Some(partitions);
-        report.seconds = started.elapsed().as_secs_f64();
-        return Ok(report);
+        report.plan = Some(plan.partitions.clone());
     }
 
-    // From here on the target changes: one run at a time.
-    let lock = TargetLock::acquire(&ep.target, tl, &format!("copy run {run_id}"))
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    // Every statement of the run's main session gives up waiting for a lock after
-    // `lock_timeout`; TRUNCATE and DDL also say whom they wait for.
-    ddl::set_lock_timeout(&target, opts.lock_timeout)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    let guarded = |sql: String, what: String| {
-        let (target, lock, label) = (&target, &lock, tgt_label.clone());
-        async move {
-            ddl::run(
-                target,
-                lock.client(),
-                &sql,
-                &what,
-                &tl.qualified(),
-                opts.lock_timeout,
-            )
+    /// Makes the target ready under the run's lock, before the run is recorded: lock timeout,
+    /// column types, the vector extension, the journal's schema, the table created (or found
+    /// fit to load into). Returns the statement that empties it for `--replace`, which runs
+    /// only once the run is in the journal.
+    async fn prepare_target(
+        &self,
+        target: &Client,
+        lock: &TargetLock,
+        tgt_def: Option<&TableDef>,
+        parents: &[crate::parents::Parent],
+        plan: &RunPlan,
+        report: &mut CopyReport,
+    ) -> Result<Option<(String, String)>, CopyError> {
+        let (opts, sl, tl) = (self.opts, &self.ep.source_layout, &self.ep.target_layout);
+        let tgt_label = self.tgt_label();
+        // Every statement of the run's main session gives up waiting for a lock after
+        // `lock_timeout`; TRUNCATE and DDL also say whom they wait for.
+        ddl::set_lock_timeout(target, opts.lock_timeout)
             .await
-            .map_err(CopyError::target(&label))
-        }
-    };
-    let mut missing = crate::catalog::types_missing_on(&target, &src_def)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    for p in &parents {
-        if let Some(def) = read_table(snap.client(), &p.source)
+            .map_err(CopyError::target(tgt_label))?;
+        self.refuse_missing_types(target, parents).await?;
+        let has_vector = ragshift_store::schema::vector_version(self.snap.client())
             .await
-            .map_err(CopyError::source(&src_label))?
-        {
-            let lacking = crate::catalog::types_missing_on(&target, &def)
+            .map_err(CopyError::source(self.src_label()))?
+            .is_some();
+        if has_vector {
+            ragshift_store::schema::ensure_vector_extension(target)
                 .await
-                .map_err(CopyError::target(&tgt_label))?;
-            missing.extend(
-                lacking
-                    .into_iter()
-                    .map(|m| format!("{}.{m}", p.source.display_name())),
-            );
+                .map_err(CopyError::target(tgt_label))?;
         }
-    }
-    if !missing.is_empty() {
-        return Err(CopyError::Refused(format!(
-            "the target can't hold every column of {}, so nothing was created: {}",
-            sl.display_name(),
-            missing.join("; ")
-        )));
-    }
-    let has_vector = ragshift_store::schema::vector_version(snap.client())
-        .await
-        .map_err(CopyError::source(&src_label))?
-        .is_some();
-    if has_vector {
-        ragshift_store::schema::ensure_vector_extension(&target)
+        opts.journal
+            .ensure_schema(target)
             .await
-            .map_err(CopyError::target(&tgt_label))?;
-    }
-    opts.journal
-        .ensure_schema(&target)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    let mut emptying: Option<(String, String)> = None;
-    match &tgt_def {
-        None if previous.is_some() => {
-            return Err(CopyError::Refused(format!(
-                "target table {} is gone from {tgt_label}, so copy run {run_id} can't be resumed: run without --resume",
-                tl.display_name()
-            )))
-        }
-        None => {
-            guarded(src_def.create_sql(tl, sl), format!("creating {}", tl.display_name())).await?;
-            report.created_table = true;
-        }
-        Some(_) => {
-            let q = |what: String| {
-                let label = tgt_label.clone();
-                move |e| CopyError::target(&label)(StoreError::query(what, e))
-            };
-            if opts.replace {
-                // Emptied only once the run is in the journal (below), so a failure from here
-                // on is recorded and never leaves an emptied table behind an exit code 2.
-                emptying = Some(match &bots {
-                    Some(b) => {
-                        let ids: Vec<String> = b.iter().map(|id| quote_literal(id)).collect();
-                        (
-                            format!(
-                                "DELETE FROM {} WHERE {}::text = ANY(ARRAY[{}]::text[])",
-                                tl.qualified(),
-                                ragshift_store::quote_ident(&tl.bot),
-                                ids.join(", ")
-                            ),
-                            format!("deleting the chosen bots from {}", tl.display_name()),
-                        )
-                    }
-                    None => (
-                        format!("TRUNCATE {}", tl.qualified()),
-                        format!("emptying {}", tl.display_name()),
-                    ),
-                });
-            } else if previous.is_none() {
-                let nonempty: bool = target
-                    .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", tl.qualified()), &[])
-                    .await
-                    .map_err(q(format!("looking into {}", tl.display_name())))?
-                    .get(0);
-                if nonempty {
-                    let hint = match previous_run(&target, &opts.journal, tl).await.ok().flatten() {
-                        Some(p) => format!("--resume to continue copy run {} ({}), ", p.run_id, p.status),
-                        None => String::new(),
-                    };
-                    return Err(CopyError::Refused(format!(
-                        "target table {} on {tgt_label} already holds rows: add {hint}--replace to empty it first, or use another table (--target-table)",
+            .map_err(CopyError::target(tgt_label))?;
+        let mut emptying: Option<(String, String)> = None;
+        match tgt_def {
+            None if plan.resumed => {
+                return Err(CopyError::Refused(format!(
+                    "target table {} is gone from {tgt_label}, so copy run {} can't be resumed: run without --resume",
+                    tl.display_name(),
+                    plan.run_id
+                )))
+            }
+            None => {
+                ddl::run(
+                    target,
+                    lock.client(),
+                    &self.src_def.create_sql(tl, sl),
+                    &format!("creating {}", tl.display_name()),
+                    &tl.qualified(),
+                    opts.lock_timeout,
+                )
+                .await
+                .map_err(CopyError::target(tgt_label))?;
+                report.created_table = true;
+            }
+            Some(def) => {
+                if opts.replace {
+                    // Emptied only once the run is in the journal (below), so a failure from here
+                    // on is recorded and never leaves an emptied table behind an exit code 2.
+                    emptying = Some(emptying_sql(tl, plan.bots.as_deref()));
+                } else if !plan.resumed {
+                    self.refuse_rows_there(target).await?;
+                }
+                if !def.indexes.is_empty() {
+                    tracing::info!(
+                        "target table {} already has indexes; loading into an indexed table is slower than into a bare one",
                         tl.display_name()
-                    )));
+                    );
                 }
             }
-            if !t_indexes_empty(&tgt_def) {
-                tracing::info!(
-                    "target table {} already has indexes; loading into an indexed table is slower than into a bare one",
-                    tl.display_name()
+        }
+        Ok(emptying)
+    }
+
+    /// Refuses a target that lacks a type of the chunk table's or a referenced table's columns,
+    /// before anything is created.
+    async fn refuse_missing_types(
+        &self,
+        target: &Client,
+        parents: &[crate::parents::Parent],
+    ) -> Result<(), CopyError> {
+        let (src_label, tgt_label) = (self.src_label(), self.tgt_label());
+        let mut missing = crate::catalog::types_missing_on(target, self.src_def)
+            .await
+            .map_err(CopyError::target(tgt_label))?;
+        for p in parents {
+            if let Some(def) = read_table(self.snap.client(), &p.source)
+                .await
+                .map_err(CopyError::source(src_label))?
+            {
+                let lacking = crate::catalog::types_missing_on(target, &def)
+                    .await
+                    .map_err(CopyError::target(tgt_label))?;
+                missing.extend(
+                    lacking
+                        .into_iter()
+                        .map(|m| format!("{}.{m}", p.source.display_name())),
                 );
             }
         }
+        if !missing.is_empty() {
+            return Err(CopyError::Refused(format!(
+                "the target can't hold every column of {}, so nothing was created: {}",
+                self.ep.source_layout.display_name(),
+                missing.join("; ")
+            )));
+        }
+        Ok(())
     }
-    let selection = json!({
-        "source": src_label,
-        "source_table": sl.display_name(),
-        "target_table": tl.display_name(),
-        "snapshot": snap.id(),
-        "bots": bots,
-        "partitions": partitions,
-    });
-    opts.journal
-        .start_run(&target, &run_id, RUN_KIND, &tgt_label, &selection)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    let units: Vec<(String, Option<String>)> =
-        partitions.iter().map(|p| (p.id.clone(), None)).collect();
-    opts.journal
-        .queue_units(&target, &run_id, "partition", &units)
-        .await
-        .map_err(CopyError::target(&tgt_label))?;
-    events(Event::Planned {
-        run_id: run_id.clone(),
-        resumed: previous.is_some(),
-        partitions: partitions.len(),
-        already_done: report.partitions_skipped,
-        rows: planned_rows,
-        snapshot: snap.id().to_owned(),
-    });
 
-    // Data. From here on the run is in the journal: whatever happens, it ends there `failed`
-    // with its reason or `succeeded`.
-    let outcome: Result<Status, CopyError> = async {
-        if let Some((sql, what)) = &emptying {
-            ddl::run(
-                &target,
-                lock.client(),
-                sql,
-                what,
-                &tl.qualified(),
-                opts.lock_timeout,
+    /// Refuses to load into a target table that already holds rows (without `--replace` or
+    /// `--resume`), naming the run to resume when there is one.
+    async fn refuse_rows_there(&self, target: &Client) -> Result<(), CopyError> {
+        let (tl, tgt_label) = (&self.ep.target_layout, self.tgt_label());
+        let nonempty: bool = target
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", tl.qualified()),
+                &[],
             )
             .await
-            .map_err(CopyError::target(&tgt_label))?;
-        }
-        report.parents.clear();
-        for p in &parents {
-            let copied = crate::parents::copy_parent(snap.client(), &mut target, p)
+            .map_err(|e| {
+                CopyError::target(tgt_label)(StoreError::query(
+                    format!("looking into {}", tl.display_name()),
+                    e,
+                ))
+            })?
+            .get(0);
+        if nonempty {
+            let hint = match previous_run(target, &self.opts.journal, tl)
                 .await
-                .map_err(CopyError::target(&tgt_label))?;
+                .ok()
+                .flatten()
+            {
+                Some(p) => format!(
+                    "--resume to continue copy run {} ({}), ",
+                    p.run_id, p.status
+                ),
+                None => String::new(),
+            };
+            return Err(CopyError::Refused(format!(
+                "target table {} on {tgt_label} already holds rows: add {hint}--replace to empty it first, or use another table (--target-table)",
+                tl.display_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records the run and its partitions in the journal (what `--resume` reads back), then
+    /// announces the plan.
+    async fn start_journal_run(
+        &self,
+        target: &Client,
+        plan: &RunPlan,
+        report: &CopyReport,
+    ) -> Result<(), CopyError> {
+        let tgt_label = self.tgt_label();
+        let selection = json!({
+            "source": self.src_label(),
+            "source_table": self.ep.source_layout.display_name(),
+            "target_table": self.ep.target_layout.display_name(),
+            "snapshot": self.snap.id(),
+            "bots": plan.bots,
+            "partitions": plan.partitions,
+        });
+        self.opts
+            .journal
+            .start_run(target, &plan.run_id, RUN_KIND, tgt_label, &selection)
+            .await
+            .map_err(CopyError::target(tgt_label))?;
+        let units: Vec<(String, Option<String>)> = plan
+            .partitions
+            .iter()
+            .map(|p| (p.id.clone(), None))
+            .collect();
+        self.opts
+            .journal
+            .queue_units(target, &plan.run_id, "partition", &units)
+            .await
+            .map_err(CopyError::target(tgt_label))?;
+        (self.events)(Event::Planned {
+            run_id: plan.run_id.clone(),
+            resumed: plan.resumed,
+            partitions: plan.partitions.len(),
+            already_done: report.partitions_skipped,
+            rows: plan.planned_rows,
+            snapshot: self.snap.id().to_owned(),
+        });
+        Ok(())
+    }
+
+    /// The tables the chunk table refers to, copied whole before it.
+    async fn copy_referenced_tables(
+        &self,
+        target: &mut Client,
+        parents: &[crate::parents::Parent],
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        report.parents.clear();
+        for p in parents {
+            let copied = crate::parents::copy_parent(self.snap.client(), target, p)
+                .await
+                .map_err(CopyError::target(self.tgt_label()))?;
             tracing::info!(
                 "referenced table {}: {} ({} rows)",
                 copied.table,
@@ -620,12 +800,27 @@ pub async fn copy(
             );
             report.parents.push(copied);
         }
-        let table_rows: i64 = planned_rows.max(1);
+        Ok(())
+    }
+
+    /// The partitions still to do, copied by `jobs` workers (biggest first) while the source's
+    /// checksums are read; the report gets what was copied, what failed and why the run
+    /// stopped, if it did.
+    async fn copy_data(
+        &self,
+        target: &Client,
+        lock: &TargetLock,
+        plan: &RunPlan,
+        report: &mut CopyReport,
+    ) -> SourceSums {
+        let (opts, sl, events) = (self.opts, &self.ep.source_layout, self.events);
+        let todo = &plan.todo;
+        let table_rows: i64 = plan.planned_rows.max(1);
         let counters = Arc::new(Counters::new(
-            partitions.len(),
+            plan.partitions.len(),
             report.partitions_skipped,
             todo.iter().map(|p| p.rows.max(0) as u64).sum(),
-            src_def.bytes as f64 / table_rows as f64,
+            self.src_def.bytes as f64 / table_rows as f64,
         ));
         let ticker = {
             let counters = counters.clone();
@@ -649,17 +844,17 @@ pub async fn copy(
         });
         let queue = Arc::new(Mutex::new(order.into_iter().collect::<VecDeque<_>>()));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let columns = src_def.column_list();
+        let columns = self.src_def.column_list();
         let stop = Mutex::new(None);
         let ctx = WorkerContext {
-            ep,
-            snap: &snap,
-            target: &target,
-            lock: &lock,
-            run_id: &run_id,
+            ep: self.ep,
+            snap: self.snap,
+            target,
+            lock,
+            run_id: &plan.run_id,
             columns: &columns,
             counters: &counters,
-            events: &events,
+            events,
             policy: &opts.retry,
             journal: &opts.journal,
             lock_timeout: opts.lock_timeout,
@@ -674,8 +869,8 @@ pub async fn copy(
                 return None;
             }
             let t = Instant::now();
-            serial(snap.client()).await;
-            let sums = bot_checksums(snap.client(), sl, bots.as_deref()).await;
+            serial(self.snap.client()).await;
+            let sums = bot_checksums(self.snap.client(), sl, plan.bots.as_deref()).await;
             Some(sums.map(|s| (s, t.elapsed().as_secs_f64())))
         };
         let (_, source_sums) = tokio::join!(
@@ -698,77 +893,73 @@ pub async fn copy(
         report.rows = counters.rows.load(Ordering::Relaxed);
         report.bytes = counters.bytes.load(Ordering::Relaxed);
         report.data_seconds = counters.elapsed().as_secs_f64();
+        source_sums
+    }
 
-        if !report.failures.is_empty() || report.stopped.is_some() {
-            return Ok(Status::Failed);
-        }
+    /// Sets the target's sequences past the copied ids, so the application's next insert gets
+    /// a new id.
+    async fn set_sequences(
+        &self,
+        target: &mut Client,
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        let tgt_label = self.tgt_label();
         // The main session sat idle through the data phase; it may have been cut meanwhile.
-        reconnect_if_closed(&mut target, &ep.target, &opts.retry)
+        reconnect_if_closed(target, &self.ep.target, &self.opts.retry)
             .await
-            .map_err(CopyError::target(&tgt_label))?;
-        let target = &target;
-        report.sequences = crate::catalog::sync_sequences(snap.client(), target, &src_def, sl, tl)
-            .await
-            .map_err(CopyError::target(&tgt_label))?;
+            .map_err(CopyError::target(tgt_label))?;
+        report.sequences = crate::catalog::sync_sequences(
+            self.snap.client(),
+            target,
+            self.src_def,
+            &self.ep.source_layout,
+            &self.ep.target_layout,
+        )
+        .await
+        .map_err(CopyError::target(tgt_label))?;
         for s in &report.sequences {
             tracing::info!("sequence {s}");
         }
+        Ok(())
+    }
 
-        // Indexes and constraints (then statistics) beside the verification of the target: they
-        // only read the data.
+    /// Indexes and constraints (then statistics) beside the verification of the target: they
+    /// only read the data.
+    async fn build_indexes_and_verify(
+        &self,
+        target: &Client,
+        plan: &RunPlan,
+        source_sums: SourceSums,
+        report: &mut CopyReport,
+    ) -> Result<(), CopyError> {
+        let (ep, opts, events) = (self.ep, self.opts, self.events);
+        let (sl, tl) = (&ep.source_layout, &ep.target_layout);
+        let (src_label, tgt_label) = (self.src_label(), self.tgt_label());
+        let bots = &plan.bots;
+        let snap = self.snap;
         let index_started = Instant::now();
-        // Statistics for the columns the planner uses; the vector column's would only cost a
-        // detoast of every sampled vector (autovacuum's own ANALYZE takes them later anyway).
-        let stats_columns: Vec<String> = src_def
-            .columns
-            .iter()
-            .filter(|c| !c.type_sql.starts_with("vector") && !c.type_sql.starts_with("halfvec"))
-            .map(|c| ragshift_store::quote_ident(&c.name))
-            .collect();
-        let analyze = if stats_columns.is_empty() {
-            format!("ANALYZE {}", tl.qualified())
-        } else {
-            format!("ANALYZE {} ({})", tl.qualified(), stats_columns.join(", "))
-        };
+        let analyze = self.analyze_sql();
         let mut settings = None;
         if opts.build_indexes {
             let now = read_table(target, tl)
                 .await
-                .map_err(CopyError::target(&tgt_label))?
+                .map_err(CopyError::target(tgt_label))?
                 .ok_or_else(|| {
                     CopyError::Refused(format!("target table {} vanished", tl.display_name()))
                 })?;
             report.index_plan = plan_builds(
-                &src_def,
+                self.src_def,
                 sl,
                 &now,
                 tl,
-                vector,
-                planned_rows,
+                opts.vector_index,
+                plan.planned_rows,
                 sl.schema == tl.schema,
             );
             for s in &report.index_plan.skipped {
                 tracing::info!("not built on the target: {s}");
             }
-            let ev = events.clone();
-            let outer = opts.index_build.observer.clone();
-            let observer: ragshift_store::index_build::IndexObserver = Arc::new(move |e| {
-                if let Some(o) = &outer {
-                    o(e);
-                }
-                ev(match e {
-                    IndexEvent::IndexMemory(m) => Event::IndexMemory(m.clone()),
-                    IndexEvent::IndexProgress(p) => Event::IndexProgress(p.clone()),
-                })
-            });
-            settings = Some(BuildSettings {
-                index: ragshift_store::index_build::IndexBuildOptions {
-                    limits: opts.index_build.limits.clone(),
-                    observer: Some(observer),
-                },
-                jobs: opts.jobs,
-                lock_timeout: opts.lock_timeout,
-            });
+            settings = Some(self.build_settings());
         }
         let ev = events.clone();
         let on_done = move |b: &BuiltIndex| {
@@ -780,11 +971,10 @@ pub async fn copy(
         };
         // ANALYZE after the builds: it would wait for their locks anyway, and while it waited an
         // index build queued behind it would wait too.
+        let index_plan = &report.index_plan;
         let indexes = async {
             let r = match &settings {
-                Some(settings) => {
-                    build(&ep.target, tl, &report.index_plan, settings, &on_done).await
-                }
+                Some(settings) => build(&ep.target, tl, index_plan, settings, &on_done).await,
                 None => Ok(Vec::new()),
             };
             let seconds = index_started.elapsed().as_secs_f64();
@@ -822,7 +1012,7 @@ pub async fn copy(
             Some(v)
         };
         let ((built, index_seconds, analyzed), checked) = tokio::join!(indexes, checks);
-        report.indexes = built.map_err(CopyError::target(&tgt_label))?;
+        report.indexes = built.map_err(CopyError::target(tgt_label))?;
         report.index_seconds = index_seconds;
         if let Err(e) = analyzed {
             tracing::warn!(
@@ -831,19 +1021,90 @@ pub async fn copy(
         }
         if let Some(v) = checked {
             report.verify = Some(v.map_err(|e| match e {
-                crate::verify::VerifyError::Source(e) => CopyError::source(&src_label)(e),
-                crate::verify::VerifyError::Target(e) => CopyError::target(&tgt_label)(e),
+                crate::verify::VerifyError::Source(e) => CopyError::source(src_label)(e),
+                crate::verify::VerifyError::Target(e) => CopyError::target(tgt_label)(e),
             })?);
         }
-        Ok(if report.succeeded() {
-            Status::Succeeded
-        } else {
-            Status::Failed
-        })
+        Ok(())
     }
-    .await;
-    // The run's journal entry always ends, `failed` with its reason or `succeeded`.
-    report.seconds = started.elapsed().as_secs_f64();
+
+    /// `ANALYZE` of the target table. Statistics for the columns the planner uses; the vector
+    /// column's would only cost a detoast of every sampled vector (autovacuum's own ANALYZE
+    /// takes them later anyway).
+    fn analyze_sql(&self) -> String {
+        let tl = &self.ep.target_layout;
+        let stats_columns: Vec<String> = self
+            .src_def
+            .columns
+            .iter()
+            .filter(|c| !c.type_sql.starts_with("vector") && !c.type_sql.starts_with("halfvec"))
+            .map(|c| ragshift_store::quote_ident(&c.name))
+            .collect();
+        if stats_columns.is_empty() {
+            format!("ANALYZE {}", tl.qualified())
+        } else {
+            format!("ANALYZE {} ({})", tl.qualified(), stats_columns.join(", "))
+        }
+    }
+
+    /// How the indexes are built: `[index]` limits, `jobs` at once, the run's lock timeout, and
+    /// their progress sent to the run's events besides any observer of the caller's.
+    fn build_settings(&self) -> BuildSettings {
+        let opts = self.opts;
+        let ev = self.events.clone();
+        let outer = opts.index_build.observer.clone();
+        let observer: ragshift_store::index_build::IndexObserver = Arc::new(move |e| {
+            if let Some(o) = &outer {
+                o(e);
+            }
+            ev(match e {
+                IndexEvent::IndexMemory(m) => Event::IndexMemory(m.clone()),
+                IndexEvent::IndexProgress(p) => Event::IndexProgress(p.clone()),
+            })
+        });
+        BuildSettings {
+            index: ragshift_store::index_build::IndexBuildOptions {
+                limits: opts.index_build.limits.clone(),
+                observer: Some(observer),
+            },
+            jobs: opts.jobs,
+            lock_timeout: opts.lock_timeout,
+        }
+    }
+}
+
+/// The statement (and what it does, for messages) that empties the target table for
+/// `--replace`: only the chosen bots' rows when the run is limited to some.
+fn emptying_sql(tl: &Layout, bots: Option<&[String]>) -> (String, String) {
+    match bots {
+        Some(b) => {
+            let ids: Vec<String> = b.iter().map(|id| quote_literal(id)).collect();
+            (
+                format!(
+                    "DELETE FROM {} WHERE {}::text = ANY(ARRAY[{}]::text[])",
+                    tl.qualified(),
+                    ragshift_store::quote_ident(&tl.bot),
+                    ids.join(", ")
+                ),
+                format!("deleting the chosen bots from {}", tl.display_name()),
+            )
+        }
+        None => (
+            format!("TRUNCATE {}", tl.qualified()),
+            format!("emptying {}", tl.display_name()),
+        ),
+    }
+}
+
+/// Ends a recorded run: the run's journal entry always ends, `failed` with its reason or
+/// `succeeded`; a table this run created is dropped again if it failed with the table empty.
+async fn end_run(
+    ep: &Endpoints,
+    opts: &CopyOptions,
+    target: &mut Client,
+    outcome: Result<Status, CopyError>,
+    mut report: CopyReport,
+) -> Result<CopyReport, CopyError> {
     let (status, error) = match outcome {
         Ok(status) => (status, None),
         Err(e) => {
@@ -852,10 +1113,10 @@ pub async fn copy(
         }
     };
     if status == Status::Failed && report.created_table {
-        remove_if_empty(&target, tl).await;
+        remove_if_empty(target, &ep.target_layout).await;
     }
     finish(
-        &mut target,
+        target,
         &ep.target,
         &opts.retry,
         &opts.journal,
@@ -863,11 +1124,9 @@ pub async fn copy(
         status,
     )
     .await;
-    let _ = lock.release().await;
-    drop(snap);
     match error {
         Some(error) => Err(CopyError::RunFailed {
-            run_id,
+            run_id: report.run_id,
             error: Box::new(error),
         }),
         None => Ok(report),
@@ -915,10 +1174,6 @@ async fn refuse_copy_into_itself(ep: &Endpoints, target: &Client) -> Result<(), 
         )));
     }
     Ok(())
-}
-
-fn t_indexes_empty(def: &Option<TableDef>) -> bool {
-    def.as_ref().is_none_or(|d| d.indexes.is_empty())
 }
 
 /// Keeps a checksum query to one process: it shares the machine with the copy or the index

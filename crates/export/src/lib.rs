@@ -32,6 +32,7 @@ mod import;
 pub mod location;
 pub mod manifest;
 pub mod parquet_file;
+mod rename;
 mod tables;
 
 pub use export::{export, ExportReport, DEFAULT_FILE_BYTES};

@@ -173,3 +173,14 @@ pub async fn s3_client(aws: &ragshift_config::AwsConfig) -> Client {
     }
     Client::from_conf(b.build())
 }
+
+impl Location {
+    /// The S3 client this location needs (`None` for a directory), so that export and import
+    /// open it the same way.
+    pub async fn s3_client(&self, aws: &ragshift_config::AwsConfig) -> Option<Client> {
+        match self {
+            Self::S3 { .. } => Some(s3_client(aws).await),
+            Self::Dir(_) => None,
+        }
+    }
+}

@@ -13,6 +13,8 @@
 //!   verification fails, lifting the fence and leaving replication running.
 //! - [`abort`]: removes everything a run recorded creating on both sides, by its recorded
 //!   names, and nothing else.
+//! - [`setup`]: the sides from the configuration, the flags' addresses and durations, and
+//!   whether an error came before any work.
 //!
 //! Logical replication applies rows to the table of the same name, so the source and target
 //! tables share one [`Layout`].
@@ -26,6 +28,7 @@ pub mod names;
 pub mod prerequisites;
 pub mod publication;
 pub mod record;
+pub mod setup;
 pub mod slot;
 mod start;
 pub mod status;
@@ -39,6 +42,7 @@ use tokio_postgres::Client;
 pub use abort::{abort, AbortReport};
 pub use cutover::{cutover, CutoverOptions, CutoverReport, FenceSummary, IndexSummary, Step};
 pub use error::{ReplicateError, ReplicateErrorKind};
+pub use setup::{parse_address, parse_duration};
 pub use start::{check, start, StartOptions, StartReport};
 pub use status::ReplicationStatus;
 

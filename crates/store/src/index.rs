@@ -26,6 +26,22 @@ pub enum VectorIndex {
     },
 }
 
+impl VectorIndex {
+    /// The index `[target] index` (with its `hnsw_m`, `hnsw_ef_construction`, `index_lists`)
+    /// names: one reading of the configuration for every command that builds one.
+    pub fn from_config(t: &ragshift_config::DatabaseConfig) -> Self {
+        match t.index {
+            ragshift_config::VectorIndexKind::Hnsw => Self::Hnsw {
+                m: t.hnsw_m,
+                ef_construction: t.hnsw_ef_construction,
+            },
+            ragshift_config::VectorIndexKind::Ivfflat => Self::Ivfflat {
+                lists: t.index_lists,
+            },
+        }
+    }
+}
+
 /// pgvector's advice: rows / 1000 lists up to 1M rows, sqrt(rows) above; at least 1.
 pub fn ivfflat_lists_for(rows: u64) -> u32 {
     let lists = if rows <= 1_000_000 {

@@ -13,6 +13,8 @@
 //! - [`retrieval`]: sample queries from the bots' own embeddings; exact top-k on both sides
 //!   (overlap@k, 1.0 for identical data) and the platform's query on the target's real index
 //!   (recall@k, with the settings used).
+//! - [`sides`]: the two tables as the configuration names them, and the refusal of a table
+//!   compared with itself.
 //!
 //! [`verify`] runs all three and returns a [`Report`]; [`Report::passed`] is the verdict.
 //!
@@ -33,6 +35,7 @@ pub mod coverage;
 mod error;
 pub mod retrieval;
 pub mod sequences;
+pub mod sides;
 pub mod structure;
 
 use std::collections::{HashMap, HashSet};
@@ -48,6 +51,7 @@ pub use checksums::ChecksumReport;
 pub use coverage::CoverageReport;
 pub use error::{Side, VerifyError};
 pub use retrieval::RetrievalReport;
+pub use sides::{layouts, same_table};
 
 /// One side of the comparison: a connection, where the chunks are, and the server's masked
 /// label for messages.

@@ -2,7 +2,6 @@
 //! memory chosen from its estimate and its progress shown (`--json`: one event per line,
 //! `index_memory`, `index_progress`, then `summary`).
 
-use ragshift_config::VectorIndexKind;
 use ragshift_store::index::{self, IndexOutcome, VectorIndex};
 use serde_json::json;
 
@@ -52,15 +51,7 @@ pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, 
     let layout = ragshift_store::Layout::from_config(t);
     let mut client = ragshift_store::connect(&spec, "ragshift build-index").await?;
     checks::require_table(&client, &layout, spec.label()).await?;
-    let kind = match t.index {
-        VectorIndexKind::Hnsw => VectorIndex::Hnsw {
-            m: t.hnsw_m,
-            ef_construction: t.hnsw_ef_construction,
-        },
-        VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
-            lists: t.index_lists,
-        },
-    };
+    let kind = VectorIndex::from_config(t);
     let options = args.index.options(
         &loaded.config.index,
         Some(progress::index_observer(global.json)),

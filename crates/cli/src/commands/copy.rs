@@ -7,15 +7,11 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
-use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
+use ragshift_config::Layers;
 use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
-use ragshift_store::index::VectorIndex;
 use ragshift_store::index_build::IndexEvent;
 
-use crate::args::{
-    set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs,
-    TargetArgs,
-};
+use crate::args::{set_str, AwsArgs, DatabasesArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use ragshift_run::checks;
@@ -24,20 +20,9 @@ use ragshift_run::components::{connect_spec, Side};
 /// Flags of `copy`.
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
-    /// --source-url / --source-secret-arn)
-    #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<Sensitive>,
-    /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
-    /// --target-url / --target-secret-arn)
-    #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<Sensitive>,
-    /// Source database.
+    /// The databases.
     #[command(flatten)]
-    pub source_db: SourceArgs,
-    /// Target database.
-    #[command(flatten)]
-    pub target_db: TargetArgs,
+    pub databases: DatabasesArgs,
     /// The run journal's schema.
     #[command(flatten)]
     pub journal: JournalArgs,
@@ -103,9 +88,7 @@ pub struct CopyArgs {
 
 impl Overrides for CopyArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self
-            .aws
-            .apply(self.target_db.apply(self.source_db.apply(l)));
+        let l = self.aws.apply(self.databases.apply(l));
         let l = self.journal.apply(l);
         let l = self.index.apply(l);
         let l = match self.maintenance_workers {
@@ -116,8 +99,6 @@ impl Overrides for CopyArgs {
             ),
             None => l,
         };
-        let l = url_or_arn(l, "--source", "source", &self.source);
-        let l = url_or_arn(l, "--target", "target", &self.target);
         let l = set_str(l, "--target-index", "target.index", &self.target_index);
         match self.target_index_lists {
             Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
@@ -138,32 +119,9 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     }
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    // The source's own vector index is kept unless the user chose one (flag, env or file).
-    let vector_index = match loaded.origin("target.index") {
-        Origin::Default => None,
-        Origin::Layer(_) => Some(match config.target.index {
-            VectorIndexKind::Hnsw => VectorIndex::Hnsw {
-                m: config.target.hnsw_m,
-                ef_construction: config.target.hnsw_ef_construction,
-            },
-            VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
-                lists: config.target.index_lists,
-            },
-        }),
-    };
     let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
     let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let source_layout = ragshift_store::Layout::from_config(&config.source);
-    // The target table takes the source's columns; only its schema and name are the target's.
-    let mut target_layout = source_layout.clone();
-    target_layout.schema = config.target.schema.clone();
-    target_layout.table = ragshift_store::Layout::from_config(&config.target).table;
-    let ep = Endpoints {
-        source,
-        source_layout,
-        target,
-        target_layout,
-    };
+    let ep = Endpoints::from_config(config, source, target);
     let opts = CopyOptions {
         jobs: args.jobs,
         partition_bytes: args.partition_bytes,
@@ -172,7 +130,6 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         resume: args.resume,
         replace: args.replace,
         build_indexes: !args.no_index,
-        vector_index,
         // Index events go out with the copy's own (see `show_event`).
         index_build: args.index.options(&config.index, None)?,
         verify: !args.no_verify,
@@ -183,7 +140,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
             budget: Duration::from_secs(args.retry_budget),
             ..ragshift_copy::RetryPolicy::default()
         },
-        journal: ragshift_store::journal::Journal::from_config(&config.run),
+        ..CopyOptions::configured(&loaded)
     };
     if !args.bots.is_empty() && !args.resume {
         let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
@@ -212,8 +169,20 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         Ok(r) => r,
         Err(e) if e.work_started() => return Err(Failure::work(e)),
         Err(e) => {
+            let e = anyhow::Error::from(e);
             let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
-            return Err(stopped(&ep.target, &opts.journal, began.elapsed(), planned, e).await);
+            let stop = ragshift_copy::record_stop(
+                &ep.target,
+                &opts.journal,
+                began.elapsed(),
+                planned,
+                &format!("{e:#}"),
+            )
+            .await;
+            return Err(match stop.advice() {
+                Some(advice) => Failure::work(e.context(advice)),
+                None => e.into(),
+            });
         }
     };
     if json {
@@ -231,52 +200,6 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     } else {
         Outcome::PartialFailure
     })
-}
-
-/// The failure of a copy that stopped on an error. The journal says whether its work had
-/// started: a run this process recorded and left `running`. Such a run is ended `failed` with
-/// the error (exit 1); without one nothing was started (exit 2).
-async fn stopped(
-    target: &ragshift_store::ConnectSpec,
-    journal: &ragshift_store::journal::Journal,
-    elapsed: Duration,
-    planned: bool,
-    e: ragshift_copy::CopyError,
-) -> Failure {
-    let e = anyhow::Error::from(e);
-    let text = format!("{e:#}");
-    let runs = match ragshift_store::connect(target, "ragshift copy (journal)").await {
-        Ok(c) => match journal
-            .running_runs_of_this_process(&c, "copy", elapsed)
-            .await
-        {
-            Ok(runs) => {
-                for run_id in &runs {
-                    if let Err(err) = journal.fail_run(&c, run_id, &text).await {
-                        tracing::error!("could not record the failure of copy run {run_id}: {err}");
-                    }
-                }
-                runs
-            }
-            // No journal (or no access to it): nothing was recorded, so nothing started.
-            Err(_) => Vec::new(),
-        },
-        Err(err) => {
-            tracing::error!(
-                "could not reach the target to record the failure in the journal: {err}"
-            );
-            Vec::new()
-        }
-    };
-    match runs.first() {
-        Some(run_id) => Failure::work(e.context(format!(
-            "copy run {run_id} stopped (the journal records it as failed); fix the cause and run the same command with --resume"
-        ))),
-        None if planned => Failure::work(e.context(
-            "the copy had started; see `ragshift status` and run the same command with --resume",
-        )),
-        None => e.into(),
-    }
 }
 
 fn show_event(json: bool, e: &Event) {

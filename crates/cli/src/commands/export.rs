@@ -52,10 +52,7 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
     let to = Location::parse(&args.to).map_err(anyhow::Error::msg)?;
     let spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
     let layout = ragshift_store::Layout::from_config(&config.source);
-    let s3 = match to {
-        Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
-        Location::Dir(_) => None,
-    };
+    let s3 = to.s3_client(&config.aws).await;
     let model = args
         .model
         .clone()

@@ -4,7 +4,7 @@
 //! transaction, the result compared with the manifest's checksums.
 
 use clap::Args;
-use ragshift_config::{Layers, Origin, Sensitive, VectorIndexKind};
+use ragshift_config::{Layers, Sensitive};
 use ragshift_export::{ImportOptions, Location, Rename};
 use ragshift_store::index::VectorIndex;
 
@@ -62,21 +62,9 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
     let from = Location::parse(&args.from).map_err(anyhow::Error::msg)?;
     let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = ragshift_store::Layout::from_config(&config.target);
-    let s3 = match from {
-        Location::S3 { .. } => Some(ragshift_export::location::s3_client(&config.aws).await),
-        Location::Dir(_) => None,
-    };
-    let t = &config.target;
+    let s3 = from.s3_client(&config.aws).await;
     let opts = ImportOptions {
-        vector_index: (!args.no_index).then_some(match t.index {
-            VectorIndexKind::Hnsw => VectorIndex::Hnsw {
-                m: t.hnsw_m,
-                ef_construction: t.hnsw_ef_construction,
-            },
-            VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
-                lists: t.index_lists,
-            },
-        }),
+        vector_index: (!args.no_index).then_some(VectorIndex::from_config(&config.target)),
         // `--json` prints one report object: the builds' progress stays off stdout then.
         index_build: args.index.options(
             &config.index,
@@ -85,11 +73,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         verify: !args.no_verify,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
         // Only names the user gave: a version 2 export keeps its own names otherwise.
-        rename: Rename {
-            schema: (loaded.origin("target.schema") != Origin::Default)
-                .then(|| layout.schema.clone()),
-            table: (loaded.origin("target.table") != Origin::Default).then(|| layout.table.clone()),
-        },
+        rename: Rename::from_config(&loaded),
     };
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await

@@ -5,17 +5,11 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use ragshift_config::{Layers, Sensitive, VectorIndexKind};
-use ragshift_replicate::{
-    CutoverOptions, ReplicateError, ReplicateErrorKind, ReplicationStatus, Sides, StartOptions,
-};
+use ragshift_config::Layers;
+use ragshift_replicate::{CutoverOptions, ReplicateError, ReplicationStatus, Sides, StartOptions};
 use ragshift_store::index::VectorIndex;
-use ragshift_store::StoreErrorKind;
 
-use crate::args::{
-    url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, SourceArgs, TargetArgs,
-};
-use crate::commands::verify::layouts;
+use crate::args::{AwsArgs, DatabasesArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use ragshift_run::components::{connect_spec, Side};
@@ -70,19 +64,14 @@ write fence it left on the old source.")]
 
 /// The two databases, shared by every `replicate` subcommand.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("source", |a| a.help("Source: a postgres:// URL or a Secrets Manager secret ARN")),
+    mut_arg("target", |a| a.help("Target: a postgres:// URL or a Secrets Manager secret ARN"))
+)]
 pub struct SidesArgs {
-    /// Source: a postgres:// URL or a Secrets Manager secret ARN
-    #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<Sensitive>,
-    /// Target: a postgres:// URL or a Secrets Manager secret ARN
-    #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<Sensitive>,
-    /// Source database.
+    /// The databases.
     #[command(flatten)]
-    pub source_db: SourceArgs,
-    /// Target database.
-    #[command(flatten)]
-    pub target_db: TargetArgs,
+    pub databases: DatabasesArgs,
     /// The run journal's schema.
     #[command(flatten)]
     pub journal: JournalArgs,
@@ -93,12 +82,7 @@ pub struct SidesArgs {
 
 impl Overrides for SidesArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self
-            .aws
-            .apply(self.target_db.apply(self.source_db.apply(l)));
-        let l = self.journal.apply(l);
-        let l = url_or_arn(l, "--source", "source", &self.source);
-        url_or_arn(l, "--target", "target", &self.target)
+        self.journal.apply(self.aws.apply(self.databases.apply(l)))
     }
 }
 
@@ -116,33 +100,6 @@ pub struct StartArgs {
     /// credentials, database and TLS settings
     #[arg(long, value_name = "HOST[:PORT]")]
     pub source_from_target: Option<String>,
-}
-
-/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn parse_address(s: &str) -> anyhow::Result<(String, Option<u16>)> {
-    let bad = || {
-        anyhow!("--source-from-target {s:?}: expected HOST or HOST:PORT (e.g. 10.0.3.4:5432 or [fd00::4]:5432)")
-    };
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
-        match after.strip_prefix(':') {
-            Some(p) => (h, Some(p)),
-            None if after.is_empty() => (h, None),
-            None => return Err(bad()),
-        }
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
-        return Err(bad());
-    }
-    let port = port
-        .map(|p| p.parse::<u16>().map_err(|_| bad()))
-        .transpose()?;
-    Ok((host.to_owned(), port))
 }
 
 /// Flags of `replicate status`.
@@ -200,25 +157,6 @@ pub struct AbortArgs {
     pub sides: SidesArgs,
 }
 
-/// Parses `90`, `90s`, `30m`, `2h`.
-fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow!("{s:?} is not a duration: use e.g. 90s, 30m or 2h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(anyhow!("{s:?} is not a duration: use e.g. 90s, 30m or 2h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
 async fn sides(
     global: &GlobalArgs,
     args: &SidesArgs,
@@ -227,17 +165,8 @@ async fn sides(
     let mut overrides: Vec<&dyn Overrides> = vec![args];
     overrides.extend(extra);
     let loaded = settings::load(global, &overrides)?;
-    let (source_layout, target_layout) = layouts(&loaded);
-    if (&source_layout.schema, &source_layout.table)
-        != (&target_layout.schema, &target_layout.table)
-    {
-        return Err(anyhow!(
-            "logical replication writes into the table of the same name, but the source table is {} and the target table {}: set [target] schema/table like [source]'s",
-            source_layout.display_name(),
-            target_layout.display_name()
-        )
-        .into());
-    }
+    let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
+    let layout = Sides::table(source_layout, &target_layout).map_err(anyhow::Error::msg)?;
     let config = loaded.config;
     let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
     let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
@@ -245,7 +174,7 @@ async fn sides(
         Sides {
             source,
             target,
-            layout: source_layout,
+            layout,
             source_from_target: None,
             journal: ragshift_store::journal::Journal::from_config(&config.run),
         },
@@ -256,24 +185,7 @@ async fn sides(
 /// Exit code 2 for what stops work before it starts, 1 for work that failed (whatever the
 /// kind, once the command had changed something).
 fn failure(e: ReplicateError) -> Failure {
-    let before_work = !e.work_started()
-        && match e.kind() {
-            ReplicateErrorKind::Prerequisites
-            | ReplicateErrorKind::Config
-            | ReplicateErrorKind::NotStarted
-            | ReplicateErrorKind::AlreadyStarted => true,
-            ReplicateErrorKind::Timeout => false,
-            ReplicateErrorKind::Store => matches!(
-                e.store_error().map(|s| s.kind()),
-                Some(
-                    StoreErrorKind::Connect
-                        | StoreErrorKind::Auth
-                        | StoreErrorKind::Config
-                        | StoreErrorKind::Locked
-                )
-            ),
-        };
-    if before_work {
+    if e.before_work() {
         Failure::from(anyhow::Error::new(e))
     } else {
         Failure::work(e)
@@ -293,7 +205,8 @@ pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome,
 async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure> {
     let (mut sides, _) = sides(global, &args.sides, None).await?;
     if let Some(address) = &args.source_from_target {
-        let (host, port) = parse_address(address)?;
+        let (host, port) =
+            ragshift_replicate::parse_address(address).map_err(anyhow::Error::msg)?;
         sides.source_from_target = Some(sides.source.with_address(&host, port));
     }
     let report = ragshift_replicate::start(
@@ -418,8 +331,9 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         )
         .into());
     }
-    let timeout = parse_duration(&args.timeout)?;
-    let fence_lock_timeout = parse_duration(&args.fence_lock_timeout)?;
+    let timeout = ragshift_replicate::parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
+    let fence_lock_timeout =
+        ragshift_replicate::parse_duration(&args.fence_lock_timeout).map_err(anyhow::Error::msg)?;
     let index_flag = args
         .target_index
         .clone()
@@ -436,16 +350,7 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
     }
     let flag = IndexFlag(index_flag, &args.index);
     let (sides, config) = sides(global, &args.sides, Some(&flag)).await?;
-    let t = &config.target;
-    let index = match t.index {
-        VectorIndexKind::Hnsw => VectorIndex::Hnsw {
-            m: t.hnsw_m,
-            ef_construction: t.hnsw_ef_construction,
-        },
-        VectorIndexKind::Ivfflat => VectorIndex::Ivfflat {
-            lists: t.index_lists,
-        },
-    };
+    let index = VectorIndex::from_config(&config.target);
     let options = CutoverOptions {
         timeout,
         poll: Duration::from_secs(1),
@@ -552,49 +457,4 @@ async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure
     } else {
         Outcome::PartialFailure
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_address, parse_duration};
-    use std::time::Duration;
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            parse_address("10.0.3.4").unwrap(),
-            ("10.0.3.4".into(), None)
-        );
-        assert_eq!(
-            parse_address("db.internal:6432").unwrap(),
-            ("db.internal".into(), Some(6432))
-        );
-        assert_eq!(
-            parse_address("[fd00::4]:5432").unwrap(),
-            ("fd00::4".into(), Some(5432))
-        );
-        assert_eq!(
-            parse_address("[fd00::4]").unwrap(),
-            ("fd00::4".into(), None)
-        );
-        for bad in [
-            "",
-            "host:port",
-            "host:99999",
-            "[fd00::4",
-            "postgres://u@h/db",
-            "[::1]x",
-        ] {
-            assert!(parse_address(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 }

@@ -4,14 +4,11 @@
 
 use anyhow::{anyhow, Context};
 use clap::Args;
-use ragshift_config::{Layers, Loaded, Origin, Sensitive};
+use ragshift_config::{Layers, Loaded, Origin};
 use ragshift_run::components;
-use ragshift_store::Layout;
 use ragshift_verify::{Options, Report, Store};
 
-use crate::args::{
-    set_path, set_str, url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs, TargetArgs,
-};
+use crate::args::{set_path, set_str, AwsArgs, DatabasesArgs, GlobalArgs, Overrides};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use ragshift_run::checks;
@@ -32,20 +29,9 @@ configured; exact top-k of sample queries on both sides (overlap@k must be 1.0) 
 platform's query on the target's real index (recall@k, reported with the index settings).
 Exit 0 when everything matches, 1 when something differs, 2 when it could not run.")]
 pub struct VerifyArgs {
-    /// Source: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
-    /// --source-url / --source-secret-arn)
-    #[arg(long, value_name = "URL|ARN")]
-    pub source: Option<Sensitive>,
-    /// Target: a postgres:// URL or a Secrets Manager secret ARN (shorthand for
-    /// --target-url / --target-secret-arn)
-    #[arg(long, value_name = "URL|ARN")]
-    pub target: Option<Sensitive>,
-    /// Source database.
+    /// The databases.
     #[command(flatten)]
-    pub source_db: SourceArgs,
-    /// Target database.
-    #[command(flatten)]
-    pub target_db: TargetArgs,
+    pub databases: DatabasesArgs,
     /// AWS settings (for secret ARNs and a DynamoDB registry).
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -80,11 +66,7 @@ pub struct VerifyArgs {
 
 impl Overrides for VerifyArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self
-            .aws
-            .apply(self.target_db.apply(self.source_db.apply(l)));
-        let l = url_or_arn(l, "--source", "source", &self.source);
-        let l = url_or_arn(l, "--target", "target", &self.target);
+        let l = self.aws.apply(self.databases.apply(l));
         let l = match &self.registry_file {
             Some(_) => l.flag("--registry-file", "registry.kind", "file"),
             None => l,
@@ -101,33 +83,6 @@ impl Overrides for VerifyArgs {
             &self.registry_table,
         )
     }
-}
-
-/// The two sides' layouts: the target takes the source's column names (as `copy` creates it)
-/// unless its own were set, and its own schema and table.
-pub(crate) fn layouts(loaded: &Loaded) -> (Layout, Layout) {
-    let c = &loaded.config;
-    let source = ragshift_store::Layout::from_config(&c.source);
-    let own = ragshift_store::Layout::from_config(&c.target);
-    let set = |key: &str| loaded.origin(&format!("target.{key}")) != Origin::Default;
-    let pick = |key: &str, mine: &String, theirs: &String| {
-        if set(key) {
-            mine.clone()
-        } else {
-            theirs.clone()
-        }
-    };
-    let target = Layout {
-        schema: own.schema.clone(),
-        table: own.table.clone(),
-        id: pick("id_column", &own.id, &source.id),
-        bot: pick("bot_column", &own.bot, &source.bot),
-        content: pick("content_column", &own.content, &source.content),
-        source: pick("source_column", &own.source, &source.source),
-        embedding: pick("embedding_column", &own.embedding, &source.embedding),
-        extra_tables: source.extra_tables.clone(),
-    };
-    (source, target)
 }
 
 fn registry_configured(loaded: &Loaded) -> bool {
@@ -165,29 +120,24 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     };
     let source_spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
     let target_spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let (source_layout, target_layout) = layouts(&loaded);
+    let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
     let (s, t) = tokio::join!(
         ragshift_store::connect(&source_spec, "ragshift verify"),
         ragshift_store::connect(&target_spec, "ragshift verify"),
     );
     let (s, t) = (s?, t?);
-    // A table compared with itself always matches: that proves nothing, so it is refused.
-    let (si, ti) = tokio::join!(
-        ragshift_store::identity::identify(&s),
-        ragshift_store::identity::identify(&t)
-    );
-    let (si, ti) = (si?, ti?);
-    if ragshift_store::identity::same_database(&si, &ti)
-        && source_layout.schema == target_layout.schema
-        && source_layout.table == target_layout.table
-    {
-        return Err(anyhow!(
-            "source and target are the same table: {} of {si}, reached as {} and {}; comparing a table with itself proves nothing. Give the old cluster (or a restored snapshot) as --source and the new one as --target",
-            source_layout.display_name(),
-            source_spec.label(),
-            target_spec.label()
-        )
-        .into());
+    let source = Store {
+        client: &s,
+        layout: &source_layout,
+        label: source_spec.label(),
+    };
+    let target = Store {
+        client: &t,
+        layout: &target_layout,
+        label: target_spec.label(),
+    };
+    if let Some(refusal) = ragshift_verify::same_table(&source, &target).await? {
+        return Err(anyhow!(refusal).into());
     }
     if !args.bots.is_empty() {
         let in_source = checks::bots_without_rows(&s, &source_layout, &args.bots).await?;
@@ -217,20 +167,7 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         min_recall: args.min_recall,
         vector_index_later: false,
     };
-    let report = ragshift_verify::verify(
-        &Store {
-            client: &s,
-            layout: &source_layout,
-            label: source_spec.label(),
-        },
-        &Store {
-            client: &t,
-            layout: &target_layout,
-            label: target_spec.label(),
-        },
-        &options,
-    )
-    .await?;
+    let report = ragshift_verify::verify(&source, &target, &options).await?;
     if global.json {
         output::json(&report).map_err(Failure::work)?;
     } else {
