@@ -14,7 +14,8 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql};
+use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, BotChecksum};
+use ragshift_store::compare::{compare_groups, GroupComparison, Match};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index_with, VectorIndex};
 use ragshift_store::journal::{Journal, Status, UnitResult};
@@ -496,29 +497,16 @@ impl ImportRun<'_> {
                     return Ok(report);
                 }
             };
-            for f in &manifest.files {
-                let Some(bot) = &f.bot_id else { continue };
-                if report.problems.iter().any(|p| p.file == f.path) {
-                    continue;
-                }
-                let got = sums.iter().find(|s| &s.bot_id == bot);
-                let ok = got.is_some_and(|g| {
-                    g.rows == f.rows && (!same_scheme || g.checksum == f.checksum)
-                });
-                if !ok {
-                    report.problems.push(BotProblem {
-                    bot_id: Some(bot.clone()),
-                    file: f.path.clone(),
-                    error: format!(
-                        "after import the target holds {} rows with checksum {}, the export recorded {} rows with checksum {}",
-                        got.map(|g| g.rows).unwrap_or(0),
-                        got.map(|g| g.checksum.as_str()).unwrap_or("-"),
-                        f.rows,
-                        f.checksum
-                    ),
-                });
-                }
-            }
+            let recorded = recorded_sums(&manifest.files, None);
+            let found = compare_groups(&recorded, &sums, Match::of(same_scheme));
+            let checked: Vec<(&FileEntry, &str)> = manifest
+                .files
+                .iter()
+                .filter(|f| !report.problems.iter().any(|p| p.file == f.path))
+                .filter_map(|f| Some((f, f.bot_id.as_deref()?)))
+                .collect();
+            let differing = differing_files(checked, &found, "the target");
+            report.problems.extend(differing);
             if same_scheme {
                 report.verified = true;
             } else {
@@ -664,6 +652,61 @@ async fn write_bot(
         .map_err(|e| BotFailure::LockLost(e.to_string()))?;
     tx.commit().await.map_err(q("committing"))?;
     Ok(n)
+}
+
+/// The row counts and checksums the export recorded, one per file, keyed by its bot id: files
+/// without one are keyed `null`, or left out when it is `None`.
+pub(crate) fn recorded_sums<'a>(
+    files: impl IntoIterator<Item = &'a FileEntry>,
+    null: Option<&str>,
+) -> Vec<BotChecksum> {
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let key = f.bot_id.as_deref().or(null)?;
+            Some(BotChecksum {
+                bot_id: key.to_owned(),
+                rows: f.rows,
+                checksum: f.checksum.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The files (each with its key) whose rows after the import differ from what the export
+/// recorded, as `found` compared them, as problems naming `holder`.
+pub(crate) fn differing_files<'a>(
+    files: impl IntoIterator<Item = (&'a FileEntry, &'a str)>,
+    found: &GroupComparison,
+    holder: &str,
+) -> Vec<BotProblem> {
+    files
+        .into_iter()
+        .filter_map(|(f, key)| {
+            let got = found.difference(key)?.target();
+            let got = got.map(|g| (g.rows, g.checksum.as_str()));
+            Some(mismatch(Some(f), holder, got, (f.rows, &f.checksum)))
+        })
+        .collect()
+}
+
+/// A file (`None`: a whole table) whose rows in `holder` differ after the import from what the
+/// export recorded (`want`); `got` is `None` when there are none.
+pub(crate) fn mismatch(
+    f: Option<&FileEntry>,
+    holder: &str,
+    got: Option<(i64, &str)>,
+    want: (i64, &str),
+) -> BotProblem {
+    let (rows, sum) = got.unwrap_or((0, "-"));
+    BotProblem {
+        bot_id: f.and_then(|f| f.bot_id.clone()),
+        file: f.map(|f| f.path.clone()).unwrap_or_default(),
+        error: format!(
+            "after import {holder} holds {rows} rows with checksum {sum}, the export recorded {} rows with checksum {}",
+            want.0, want.1
+        ),
+    }
 }
 
 /// Why one bot's file was not imported.
