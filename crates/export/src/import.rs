@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use pgvector::Vector;
 use serde::Serialize;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
@@ -20,6 +19,7 @@ use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index_with, VectorIndex};
 use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
+use ragshift_store::writer::{column_types, CopyFailure, RowCopy};
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
 use crate::hash::sha256_file;
@@ -226,18 +226,9 @@ async fn import_staged(
         schema::init_target(&mut client, layout, manifest.dimension)
             .await
             .map_err(db)?;
-        types = client
-            .prepare(&format!(
-                "SELECT {} FROM {} LIMIT 0",
-                layout.column_list(),
-                layout.qualified()
-            ))
+        types = column_types(&client, &layout.qualified(), &layout.column_list())
             .await
-            .map_err(|e| db(StoreError::query("reading the target's column types", e)))?
-            .columns()
-            .iter()
-            .map(|c| c.type_().clone())
-            .collect();
+            .map_err(|e| db(StoreError::query("reading the target's column types", e)))?;
         None
     };
 
@@ -567,16 +558,9 @@ async fn write_bot(
             .await
             .map_err(q("deleting old rows"))?,
     };
-    let sink = tx
-        .copy_in(&format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            layout.qualified(),
-            layout.column_list()
-        ))
+    let mut copy = RowCopy::start(&tx, &layout.qualified(), &layout.column_list(), types)
         .await
         .map_err(q("starting COPY"))?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
-    let mut n = 0u64;
     while let Some(rows) = reader
         .next_batch()
         .map_err(|e| BotFailure::Other(format!("{file_name} is unreadable: {e}")))?
@@ -592,24 +576,10 @@ async fn write_bot(
             }
             let v = r.embedding.map(Vector::from);
             let values: [&(dyn ToSql + Sync); 5] = [&r.id, &r.bot_id, &r.content, &r.source, &v];
-            writer
-                .as_mut()
-                .write(&values)
-                .await
-                .map_err(q("writing rows"))?;
-            n += 1;
+            copy.write(&values).await.map_err(q("writing rows"))?;
         }
     }
-    let written = writer
-        .as_mut()
-        .finish()
-        .await
-        .map_err(q("finishing COPY"))?;
-    if written != n {
-        return Err(BotFailure::Other(format!(
-            "COPY of {who} wrote {written} rows, {n} were sent"
-        )));
-    }
+    let n = copy.finish().await.map_err(copy_failed(&who))?;
     let filter = match bot {
         Some(_) => format!("rtrim({botcol}::text) = $1"),
         None => format!("{botcol} IS NULL AND $1::text IS NULL"),
@@ -706,6 +676,20 @@ pub(crate) fn mismatch(
             "after import {holder} holds {rows} rows with checksum {sum}, the export recorded {} rows with checksum {}",
             want.0, want.1
         ),
+    }
+}
+
+/// A failed end of an import's COPY, for `who` (the bot, key or table written).
+pub(crate) fn copy_failed(who: &str) -> impl Fn(CopyFailure) -> BotFailure + '_ {
+    move |e| {
+        BotFailure::Other(match e {
+            CopyFailure::Server(e) => {
+                StoreError::query(format!("finishing COPY for {who}"), e).to_string()
+            }
+            CopyFailure::Count { written, sent } => {
+                format!("COPY of {who} wrote {written} rows, {sent} were sent")
+            }
+        })
     }
 }
 

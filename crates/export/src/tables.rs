@@ -7,15 +7,14 @@
 //! those rows, checks their count and checksum against the manifest and records the file in the
 //! journal — its sequences are set, its indexes and constraints built; foreign keys come last.
 //!
-//! Rows are written with binary COPY; a table with a column carried as text (`tsvector`,
+//! Rows are written with the store's binary COPY ([`ragshift_store::writer::RowCopy`]); a table with a column carried as text (`tsvector`,
 //! `bit`, `numeric`, ...) is loaded through a temporary table holding those columns as text and
 //! cast into place.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use ragshift_store::catalog::indexes::{plan_builds, target_name, BuildStep};
@@ -28,12 +27,13 @@ use ragshift_store::ident::{quote_ident, quote_literal};
 use ragshift_store::index_build::{build_index, IndexBuild};
 use ragshift_store::journal::{Status, UnitResult};
 use ragshift_store::lock::TargetLock;
+use ragshift_store::writer::{column_types, RowCopy};
 use ragshift_store::{schema, ConnectSpec, Layout, StoreError};
 
 use crate::columns::{Cell, ColumnKind};
 use crate::import::{
-    differing_files, mismatch, recorded_sums, BotFailure, BotProblem, ImportOptions, ImportReport,
-    Rename,
+    copy_failed, differing_files, mismatch, recorded_sums, BotFailure, BotProblem, ImportOptions,
+    ImportReport, Rename,
 };
 use crate::location::Location;
 use crate::manifest::{FileEntry, Manifest, TableEntry};
@@ -702,20 +702,12 @@ impl TablesRun<'_> {
         } else {
             t.layout.qualified()
         };
-        let types: Vec<Type> = tx
-            .prepare(&format!("SELECT {list} FROM {into} LIMIT 0"))
+        let types = column_types(tx, &into, &list)
             .await
-            .map_err(q("reading the column types"))?
-            .columns()
-            .iter()
-            .map(|c| c.type_().clone())
-            .collect();
-        let sink = tx
-            .copy_in(&format!("COPY {into} ({list}) FROM STDIN (FORMAT binary)"))
+            .map_err(q("reading the column types"))?;
+        let mut copy = RowCopy::start(tx, &into, &list, &types)
             .await
             .map_err(q("starting COPY"))?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-        let mut sent = 0u64;
         for (f, local) in group {
             let unreadable = |e: crate::parquet_file::FileError| {
                 BotFailure::Other(format!("{} is unreadable: {e}", self.from.name_of(&f.path)))
@@ -734,25 +726,11 @@ impl TablesRun<'_> {
                         .collect();
                     let refs: Vec<&(dyn ToSql + Sync)> =
                         cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-                    writer
-                        .as_mut()
-                        .write(&refs)
-                        .await
-                        .map_err(q("writing rows"))?;
-                    sent += 1;
+                    copy.write(&refs).await.map_err(q("writing rows"))?;
                 }
             }
         }
-        let written = writer
-            .as_mut()
-            .finish()
-            .await
-            .map_err(q("finishing COPY"))?;
-        if written != sent {
-            return Err(BotFailure::Other(format!(
-                "COPY of {who} wrote {written} rows, {sent} were sent"
-            )));
-        }
+        copy.finish().await.map_err(copy_failed(who))?;
         if staged {
             let casts: Vec<String> = columns
                 .iter()
