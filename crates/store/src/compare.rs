@@ -298,41 +298,43 @@ pub async fn compare_tables(
 mod tests {
     use super::*;
 
-    fn sum(bot: &str, rows: i64, checksum: &str) -> BotChecksum {
-        BotChecksum {
-            bot_id: bot.into(),
-            rows,
-            checksum: checksum.into(),
-        }
+    /// Groups from `(name, rows, checksum)`.
+    fn groups(v: &[(&str, i64, &str)]) -> Vec<BotChecksum> {
+        v.iter()
+            .map(|&(g, rows, c)| BotChecksum {
+                bot_id: g.into(),
+                rows,
+                checksum: c.into(),
+            })
+            .collect()
     }
 
     #[test]
     fn groups_are_sorted_into_matching_missing_extra_and_different() {
-        let source = [sum("a", 2, "10"), sum("b", 1, "5"), sum("c", 3, "7")];
-        let target = [sum("a", 2, "10"), sum("c", 3, "8"), sum("d", 4, "1")];
-        let c = compare_groups(&source, &target, Match::RowsAndChecksums);
+        let s = groups(&[("a", 2, "10"), ("b", 1, "5"), ("c", 3, "7")]);
+        let t = groups(&[("a", 2, "10"), ("c", 3, "8"), ("d", 4, "1")]);
+        let c = compare_groups(&s, &t, Match::RowsAndChecksums);
         assert_eq!((c.compared, c.matching), (4, 1));
-        assert_eq!(
-            c.differences,
-            vec![
-                GroupDiff::Missing(sum("b", 1, "5")),
-                GroupDiff::Different {
-                    source: sum("c", 3, "7"),
-                    target: sum("c", 3, "8")
-                },
-                GroupDiff::Extra(sum("d", 4, "1")),
-            ]
-        );
-        assert_eq!(
-            c.difference("c").and_then(GroupDiff::target),
-            Some(&target[1])
-        );
+        let want = vec![
+            GroupDiff::Missing(s[1].clone()),
+            GroupDiff::Different {
+                source: s[2].clone(),
+                target: t[1].clone(),
+            },
+            GroupDiff::Extra(t[2].clone()),
+        ];
+        assert_eq!(c.differences, want);
+        assert_eq!(c.difference("c").and_then(GroupDiff::target), Some(&t[1]));
         assert!(c.difference("a").is_none());
     }
 
     #[test]
     fn counting_rows_only_ignores_checksums() {
-        let c = compare_groups(&[sum("a", 2, "1")], &[sum("a", 2, "9")], Match::Rows);
+        let c = compare_groups(
+            &groups(&[("a", 2, "1")]),
+            &groups(&[("a", 2, "9")]),
+            Match::Rows,
+        );
         assert_eq!((c.matching, c.differences.len()), (1, 0));
         assert!(!Match::Rows.same((1, "x"), (2, "x")));
         assert!(!Match::of(true).same((1, "x"), (1, "y")));
