@@ -1,16 +1,16 @@
 //! Proof that the target holds what the source held: per-bot row counts and checksums of every
 //! column, computed in SQL on both sides at once (`ragshift_store::checksum`, vectors hashed in
-//! their binary form), then, for the bots that differ, the rows that differ by id.
+//! their binary form), then, for the bots that differ, the rows that differ by id: the store's
+//! one comparison ([`ragshift_store::compare`]) in copy's words.
 
 use std::time::Instant;
 
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use futures_util::TryStreamExt;
-use ragshift_store::checksum::{
-    bot_checksums, first_row_differences, group_row_hash_stream, BotChecksum, Grouping,
-    RowDifferences,
+use ragshift_store::checksum::{bot_checksums, BotChecksum, Grouping, RowDifferences};
+use ragshift_store::compare::{
+    compare_groups, read_groups, row_differences, GroupDiff, Match, Side, SideError,
 };
 use ragshift_store::ident::Layout;
 use ragshift_store::StoreError;
@@ -127,12 +127,15 @@ pub async fn verify(
     bots: Option<&[String]>,
 ) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
-    let (s, t) = tokio::join!(
-        bot_checksums(source, source_layout, bots),
-        bot_checksums(target, target_layout, bots)
-    );
-    let s = s.map_err(VerifyError::Source)?;
-    let t = t.map_err(VerifyError::Target)?;
+    let (s, t) = read_groups(
+        source,
+        source_layout,
+        target,
+        target_layout,
+        &Grouping::Bot,
+        bots,
+    )
+    .await?;
     finish(source, source_layout, s, target, target_layout, t, started).await
 }
 
@@ -176,14 +179,17 @@ async fn finish(
 ) -> Result<VerifyReport, VerifyError> {
     let mut mismatches = compare(&s, &t);
     for m in mismatches.iter_mut().take(DETAIL_BOTS) {
-        // Both sides streamed in one order and merged as they come, whatever the bot's size.
-        let (a, b) = tokio::join!(
-            group_row_hash_stream(source, source_layout, &Grouping::Bot, &m.bot_id),
-            group_row_hash_stream(target, target_layout, &Grouping::Bot, &m.bot_id)
-        );
-        let a = a.map_err(VerifyError::Source)?.map_err(VerifyError::Source);
-        let b = b.map_err(VerifyError::Target)?.map_err(VerifyError::Target);
-        m.rows = diff_rows(first_row_differences(a, b, DETAIL_ROWS).await?);
+        let found = row_differences(
+            source,
+            source_layout,
+            target,
+            target_layout,
+            &Grouping::Bot,
+            &m.bot_id,
+            DETAIL_ROWS,
+        )
+        .await?;
+        m.rows = diff_rows(found);
     }
     Ok(VerifyReport {
         bots: s.len().max(t.len()),
@@ -205,38 +211,36 @@ pub enum VerifyError {
     Target(StoreError),
 }
 
-/// Bots whose count or checksum differ, including bots present on one side only.
-pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatch> {
-    let mut out = Vec::new();
-    let find = |v: &[BotChecksum], bot: &str| v.iter().find(|b| b.bot_id == bot).cloned();
-    let mut bots: Vec<&str> = source
-        .iter()
-        .chain(target.iter())
-        .map(|b| b.bot_id.as_str())
-        .collect();
-    bots.sort_unstable();
-    bots.dedup();
-    for bot in bots {
-        let s = find(source, bot);
-        let t = find(target, bot);
-        let (sr, sc) = s
-            .map(|b| (b.rows, b.checksum))
-            .unwrap_or((0, String::new()));
-        let (tr, tc) = t
-            .map(|b| (b.rows, b.checksum))
-            .unwrap_or((0, String::new()));
-        if sr != tr || sc != tc {
-            out.push(BotMismatch {
-                bot_id: bot.to_owned(),
-                source_rows: sr,
-                target_rows: tr,
-                source_checksum: sc,
-                target_checksum: tc,
-                rows: Vec::new(),
-            });
+impl From<SideError> for VerifyError {
+    fn from(e: SideError) -> Self {
+        match e.side {
+            Side::Source => Self::Source(e.error),
+            Side::Target => Self::Target(e.error),
         }
     }
-    out
+}
+
+/// Bots whose count or checksum differ, including bots present on one side only (the store's
+/// one comparison, [`compare_groups`]).
+pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> Vec<BotMismatch> {
+    let side =
+        |b: Option<&BotChecksum>| b.map_or((0, String::new()), |b| (b.rows, b.checksum.clone()));
+    compare_groups(source, target, Match::RowsAndChecksums)
+        .differences
+        .iter()
+        .map(|d: &GroupDiff| {
+            let ((source_rows, source_checksum), (target_rows, target_checksum)) =
+                (side(d.source()), side(d.target()));
+            BotMismatch {
+                bot_id: d.group().to_owned(),
+                source_rows,
+                target_rows,
+                source_checksum,
+                target_checksum,
+                rows: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 /// The differing rows found on both sides, in id order.

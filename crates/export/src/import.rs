@@ -10,15 +10,16 @@ use std::time::Instant;
 
 use pgvector::Vector;
 use serde::Serialize;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql};
+use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, BotChecksum};
+use ragshift_store::compare::{compare_groups, GroupComparison, Match};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index_with, VectorIndex};
 use ragshift_store::journal::{Journal, Status, UnitResult};
 use ragshift_store::lock::TargetLock;
+use ragshift_store::writer::{column_types, CopyFailure, RowCopy};
 use ragshift_store::{connect, schema, ConnectSpec, Layout, StoreError};
 
 use crate::hash::sha256_file;
@@ -225,18 +226,9 @@ async fn import_staged(
         schema::init_target(&mut client, layout, manifest.dimension)
             .await
             .map_err(db)?;
-        types = client
-            .prepare(&format!(
-                "SELECT {} FROM {} LIMIT 0",
-                layout.column_list(),
-                layout.qualified()
-            ))
+        types = column_types(&client, &layout.qualified(), &layout.column_list())
             .await
-            .map_err(|e| db(StoreError::query("reading the target's column types", e)))?
-            .columns()
-            .iter()
-            .map(|c| c.type_().clone())
-            .collect();
+            .map_err(|e| db(StoreError::query("reading the target's column types", e)))?;
         None
     };
 
@@ -496,29 +488,16 @@ impl ImportRun<'_> {
                     return Ok(report);
                 }
             };
-            for f in &manifest.files {
-                let Some(bot) = &f.bot_id else { continue };
-                if report.problems.iter().any(|p| p.file == f.path) {
-                    continue;
-                }
-                let got = sums.iter().find(|s| &s.bot_id == bot);
-                let ok = got.is_some_and(|g| {
-                    g.rows == f.rows && (!same_scheme || g.checksum == f.checksum)
-                });
-                if !ok {
-                    report.problems.push(BotProblem {
-                    bot_id: Some(bot.clone()),
-                    file: f.path.clone(),
-                    error: format!(
-                        "after import the target holds {} rows with checksum {}, the export recorded {} rows with checksum {}",
-                        got.map(|g| g.rows).unwrap_or(0),
-                        got.map(|g| g.checksum.as_str()).unwrap_or("-"),
-                        f.rows,
-                        f.checksum
-                    ),
-                });
-                }
-            }
+            let recorded = recorded_sums(&manifest.files, None);
+            let found = compare_groups(&recorded, &sums, Match::of(same_scheme));
+            let checked: Vec<(&FileEntry, &str)> = manifest
+                .files
+                .iter()
+                .filter(|f| !report.problems.iter().any(|p| p.file == f.path))
+                .filter_map(|f| Some((f, f.bot_id.as_deref()?)))
+                .collect();
+            let differing = differing_files(checked, &found, "the target");
+            report.problems.extend(differing);
             if same_scheme {
                 report.verified = true;
             } else {
@@ -579,16 +558,9 @@ async fn write_bot(
             .await
             .map_err(q("deleting old rows"))?,
     };
-    let sink = tx
-        .copy_in(&format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            layout.qualified(),
-            layout.column_list()
-        ))
+    let mut copy = RowCopy::start(&tx, &layout.qualified(), &layout.column_list(), types)
         .await
         .map_err(q("starting COPY"))?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, types));
-    let mut n = 0u64;
     while let Some(rows) = reader
         .next_batch()
         .map_err(|e| BotFailure::Other(format!("{file_name} is unreadable: {e}")))?
@@ -604,24 +576,10 @@ async fn write_bot(
             }
             let v = r.embedding.map(Vector::from);
             let values: [&(dyn ToSql + Sync); 5] = [&r.id, &r.bot_id, &r.content, &r.source, &v];
-            writer
-                .as_mut()
-                .write(&values)
-                .await
-                .map_err(q("writing rows"))?;
-            n += 1;
+            copy.write(&values).await.map_err(q("writing rows"))?;
         }
     }
-    let written = writer
-        .as_mut()
-        .finish()
-        .await
-        .map_err(q("finishing COPY"))?;
-    if written != n {
-        return Err(BotFailure::Other(format!(
-            "COPY of {who} wrote {written} rows, {n} were sent"
-        )));
-    }
+    let n = copy.finish().await.map_err(copy_failed(&who))?;
     let filter = match bot {
         Some(_) => format!("rtrim({botcol}::text) = $1"),
         None => format!("{botcol} IS NULL AND $1::text IS NULL"),
@@ -664,6 +622,75 @@ async fn write_bot(
         .map_err(|e| BotFailure::LockLost(e.to_string()))?;
     tx.commit().await.map_err(q("committing"))?;
     Ok(n)
+}
+
+/// The row counts and checksums the export recorded, one per file, keyed by its bot id: files
+/// without one are keyed `null`, or left out when it is `None`.
+pub(crate) fn recorded_sums<'a>(
+    files: impl IntoIterator<Item = &'a FileEntry>,
+    null: Option<&str>,
+) -> Vec<BotChecksum> {
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let key = f.bot_id.as_deref().or(null)?;
+            Some(BotChecksum {
+                bot_id: key.to_owned(),
+                rows: f.rows,
+                checksum: f.checksum.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The files (each with its key) whose rows after the import differ from what the export
+/// recorded, as `found` compared them, as problems naming `holder`.
+pub(crate) fn differing_files<'a>(
+    files: impl IntoIterator<Item = (&'a FileEntry, &'a str)>,
+    found: &GroupComparison,
+    holder: &str,
+) -> Vec<BotProblem> {
+    files
+        .into_iter()
+        .filter_map(|(f, key)| {
+            let got = found.difference(key)?.target();
+            let got = got.map(|g| (g.rows, g.checksum.as_str()));
+            Some(mismatch(Some(f), holder, got, (f.rows, &f.checksum)))
+        })
+        .collect()
+}
+
+/// A file (`None`: a whole table) whose rows in `holder` differ after the import from what the
+/// export recorded (`want`); `got` is `None` when there are none.
+pub(crate) fn mismatch(
+    f: Option<&FileEntry>,
+    holder: &str,
+    got: Option<(i64, &str)>,
+    want: (i64, &str),
+) -> BotProblem {
+    let (rows, sum) = got.unwrap_or((0, "-"));
+    BotProblem {
+        bot_id: f.and_then(|f| f.bot_id.clone()),
+        file: f.map(|f| f.path.clone()).unwrap_or_default(),
+        error: format!(
+            "after import {holder} holds {rows} rows with checksum {sum}, the export recorded {} rows with checksum {}",
+            want.0, want.1
+        ),
+    }
+}
+
+/// A failed end of an import's COPY, for `who` (the bot, key or table written).
+pub(crate) fn copy_failed(who: &str) -> impl Fn(CopyFailure) -> BotFailure + '_ {
+    move |e| {
+        BotFailure::Other(match e {
+            CopyFailure::Server(e) => {
+                StoreError::query(format!("finishing COPY for {who}"), e).to_string()
+            }
+            CopyFailure::Count { written, sent } => {
+                format!("COPY of {who} wrote {written} rows, {sent} were sent")
+            }
+        })
+    }
 }
 
 /// Why one bot's file was not imported.

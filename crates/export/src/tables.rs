@@ -7,28 +7,34 @@
 //! those rows, checks their count and checksum against the manifest and records the file in the
 //! journal — its sequences are set, its indexes and constraints built; foreign keys come last.
 //!
-//! Rows are written with binary COPY; a table with a column carried as text (`tsvector`,
+//! Rows are written with the store's binary COPY ([`ragshift_store::writer::RowCopy`]); a table with a column carried as text (`tsvector`,
 //! `bit`, `numeric`, ...) is loaded through a temporary table holding those columns as text and
 //! cast into place.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use ragshift_store::catalog::indexes::{plan_builds, target_name, BuildStep};
 use ragshift_store::catalog::{read_table, set_sequences, types_missing_on, TableDef};
-use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, table_checksum};
+use ragshift_store::checksum::{
+    bot_checksums, hash_columns, row_hash_sql, table_checksum, NULL_KEY,
+};
+use ragshift_store::compare::{compare_groups, Match};
 use ragshift_store::ident::{quote_ident, quote_literal};
 use ragshift_store::index_build::{build_index, IndexBuild};
 use ragshift_store::journal::{Status, UnitResult};
 use ragshift_store::lock::TargetLock;
+use ragshift_store::writer::{column_types, RowCopy};
 use ragshift_store::{schema, ConnectSpec, Layout, StoreError};
 
 use crate::columns::{Cell, ColumnKind};
-use crate::import::{BotFailure, BotProblem, ImportOptions, ImportReport, Rename};
+use crate::import::{
+    copy_failed, differing_files, mismatch, recorded_sums, BotFailure, BotProblem, ImportOptions,
+    ImportReport, Rename,
+};
 use crate::location::Location;
 use crate::manifest::{FileEntry, Manifest, TableEntry};
 use crate::parquet_file::{FileColumn, TableFileReader};
@@ -588,7 +594,7 @@ impl TablesRun<'_> {
             row_hash_sql(&hashed)
         );
         let matches = |count: i64, sum: &str| {
-            count == want_rows && (!same_scheme || sum == want_sum.as_str())
+            Match::of(same_scheme).same((count, sum), (want_rows, want_sum.as_str()))
         };
         // A referenced table (LangChain's collections) that already holds the exported rows is
         // left as it is: rewriting it would cascade to, or be refused by, the rows referring to
@@ -696,20 +702,12 @@ impl TablesRun<'_> {
         } else {
             t.layout.qualified()
         };
-        let types: Vec<Type> = tx
-            .prepare(&format!("SELECT {list} FROM {into} LIMIT 0"))
+        let types = column_types(tx, &into, &list)
             .await
-            .map_err(q("reading the column types"))?
-            .columns()
-            .iter()
-            .map(|c| c.type_().clone())
-            .collect();
-        let sink = tx
-            .copy_in(&format!("COPY {into} ({list}) FROM STDIN (FORMAT binary)"))
+            .map_err(q("reading the column types"))?;
+        let mut copy = RowCopy::start(tx, &into, &list, &types)
             .await
             .map_err(q("starting COPY"))?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-        let mut sent = 0u64;
         for (f, local) in group {
             let unreadable = |e: crate::parquet_file::FileError| {
                 BotFailure::Other(format!("{} is unreadable: {e}", self.from.name_of(&f.path)))
@@ -728,25 +726,11 @@ impl TablesRun<'_> {
                         .collect();
                     let refs: Vec<&(dyn ToSql + Sync)> =
                         cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-                    writer
-                        .as_mut()
-                        .write(&refs)
-                        .await
-                        .map_err(q("writing rows"))?;
-                    sent += 1;
+                    copy.write(&refs).await.map_err(q("writing rows"))?;
                 }
             }
         }
-        let written = writer
-            .as_mut()
-            .finish()
-            .await
-            .map_err(q("finishing COPY"))?;
-        if written != sent {
-            return Err(BotFailure::Other(format!(
-                "COPY of {who} wrote {written} rows, {sent} were sent"
-            )));
-        }
+        copy.finish().await.map_err(copy_failed(who))?;
         if staged {
             let casts: Vec<String> = columns
                 .iter()
@@ -792,37 +776,17 @@ impl TablesRun<'_> {
             .filter(|f| f.table == t.entry.name)
             .filter(|f| !report.problems.iter().any(|p| p.file == f.path))
             .collect();
-        let mismatch = |f: Option<&FileEntry>, rows: i64, sum: &str, want: (i64, &str)| {
-            BotProblem {
-            bot_id: f.and_then(|f| f.bot_id.clone()),
-            file: f.map(|f| f.path.clone()).unwrap_or_default(),
-            error: format!(
-                "after import {} holds {rows} rows with checksum {sum}, the export recorded {} rows with checksum {}",
-                t.entry.name, want.0, want.1
-            ),
-        }
-        };
+        let how = Match::of(same_scheme);
+        let holder = &t.entry.name;
         if t.entry.partition_key.is_some() {
-            let keys: Vec<String> = files
-                .iter()
-                .map(|f| {
-                    f.bot_id
-                        .clone()
-                        .unwrap_or_else(|| ragshift_store::checksum::NULL_KEY.to_owned())
-                })
-                .collect();
+            let recorded = recorded_sums(files.iter().copied(), Some(NULL_KEY));
+            let keys: Vec<String> = recorded.iter().map(|r| r.bot_id.clone()).collect();
             let sums = bot_checksums(client, &t.layout, Some(&keys)).await?;
-            for (f, key) in files.iter().zip(&keys) {
-                let got = sums.iter().find(|s| &s.bot_id == key);
-                let (rows, sum) = got
-                    .map(|g| (g.rows, g.checksum.as_str()))
-                    .unwrap_or((0, "-"));
-                if rows != f.rows || (same_scheme && sum != f.checksum) {
-                    report
-                        .problems
-                        .push(mismatch(Some(f), rows, sum, (f.rows, &f.checksum)));
-                }
-            }
+            let found = compare_groups(&recorded, &sums, how);
+            let checked = files.iter().copied().zip(keys.iter().map(String::as_str));
+            report
+                .problems
+                .extend(differing_files(checked, &found, holder));
             return Ok(());
         }
         if files.len()
@@ -842,10 +806,11 @@ impl TablesRun<'_> {
             .map(|f| f.checksum.parse::<i128>().unwrap_or_default())
             .sum();
         let want_sum = want_sum.to_string();
-        if rows != want_rows || (same_scheme && sum != want_sum) {
+        if !how.same((rows, &sum), (want_rows, &want_sum)) {
+            let got = Some((rows, sum.as_str()));
             report
                 .problems
-                .push(mismatch(None, rows, &sum, (want_rows, &want_sum)));
+                .push(mismatch(None, holder, got, (want_rows, &want_sum)));
         }
         Ok(())
     }

@@ -6,6 +6,11 @@
 //!   that exists.
 //! - [`catalog`]: a table as its catalog describes it (columns, sequences, indexes,
 //!   constraints) and the statements that rebuild it elsewhere, for copy and export/import.
+//! - [`checksum`]: row counts and checksums of every column, per bot or id range, computed
+//!   inside PostgreSQL.
+//! - [`compare`]: the one comparison of two stores built on them (verify, copy, import,
+//!   replicate's cutover): groups matching, missing, extra or different, explained by row ids
+//!   and columns; tables without groups compared whole.
 //! - [`writer`]: replaces all rows of one bot in one transaction with binary COPY.
 //! - [`bot_rows`]: where each layout (Bedrock Chat, LangChain v1/v2, LlamaIndex) keeps a bot's
 //!   rows and how a chunk becomes a row there.
@@ -23,6 +28,7 @@ pub mod bot_rows;
 pub mod budget;
 pub mod catalog;
 pub mod checksum;
+pub mod compare;
 pub mod connect;
 pub mod ddl;
 mod error;

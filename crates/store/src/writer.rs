@@ -2,14 +2,15 @@
 //! by row INSERT: delete the bot's rows and load the new ones in ONE transaction, so readers see
 //! either the old rows or the complete new ones, never a mix. Where a bot's rows are and what a
 //! row looks like come from the layout ([`BotRows`]): Bedrock Chat's bot column, LangChain's
-//! collection or JSON metadata, LlamaIndex's nodes.
+//! collection or JSON metadata, LlamaIndex's nodes. [`RowCopy`] is the COPY itself, which
+//! import's writes share.
 
 use std::pin::Pin;
 
 use ragshift_model::StoredRow;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::bot_rows::{BotRows, UuidBytes};
 use crate::{StoreError, StoreErrorKind};
@@ -22,13 +23,12 @@ use crate::{StoreError, StoreErrorKind};
 /// [`finish`]: BotReplacement::finish
 pub struct BotReplacement<'c> {
     tx: Transaction<'c>,
-    writer: Pin<Box<BinaryCopyInWriter>>,
+    copy: RowCopy,
     rows: BotRows,
     /// The bot's collection (LangChain v1).
     collection: Option<UuidBytes>,
     bot_id: String,
     dimension: Option<usize>,
-    written: u64,
     deleted: u64,
 }
 
@@ -48,15 +48,10 @@ impl<'c> BotReplacement<'c> {
             .map_err(|e| StoreError::query(ctx("starting the transaction"), e))?;
         // The column types (including pgvector's, whose OID varies per database) come from the
         // table itself.
-        let probe = tx
-            .prepare(&format!(
-                "SELECT {} FROM {} LIMIT 0",
-                rows.write_column_list(),
-                layout.qualified()
-            ))
+        let (into, columns) = (layout.qualified(), rows.write_column_list());
+        let types = column_types(&tx, &into, &columns)
             .await
             .map_err(|e| StoreError::query(ctx("reading column types"), e))?;
-        let types: Vec<Type> = probe.columns().iter().map(|c| c.type_().clone()).collect();
         let dim_row = tx
             .query_one(
                 "SELECT NULLIF(a.atttypmod, -1)
@@ -83,23 +78,16 @@ impl<'c> BotReplacement<'c> {
             )
             .await
             .map_err(|e| StoreError::query(ctx("deleting old rows"), e))?;
-        let sink = tx
-            .copy_in(&format!(
-                "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                layout.qualified(),
-                rows.write_column_list()
-            ))
+        let copy = RowCopy::start(&tx, &into, &columns, &types)
             .await
             .map_err(|e| StoreError::query(ctx("starting COPY"), e))?;
-        let writer = Box::pin(BinaryCopyInWriter::new(sink, &types));
         Ok(BotReplacement {
             tx,
-            writer,
+            copy,
             rows: rows.clone(),
             collection,
             bot_id: bot_id.to_owned(),
             dimension,
-            written: 0,
             deleted,
         })
     }
@@ -135,30 +123,28 @@ impl<'c> BotReplacement<'c> {
                 .iter()
                 .map(|v| v.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            self.writer.as_mut().write(&values).await.map_err(|e| {
+            self.copy.write(&values).await.map_err(|e| {
                 StoreError::query(format!("writing rows of bot {}", self.bot_id), e)
             })?;
-            self.written += 1;
         }
         Ok(())
     }
 
     /// Ends the COPY and hands back the still-open transaction (so the caller can record the
     /// result in the journal atomically) with the number of rows written and deleted.
-    pub async fn finish(mut self) -> Result<(Transaction<'c>, ReplaceCounts), StoreError> {
-        let copied =
-            self.writer.as_mut().finish().await.map_err(|e| {
+    pub async fn finish(self) -> Result<(Transaction<'c>, ReplaceCounts), StoreError> {
+        let copied = self.copy.finish().await.map_err(|e| match e {
+            CopyFailure::Server(e) => {
                 StoreError::query(format!("finishing COPY of bot {}", self.bot_id), e)
-            })?;
-        if copied != self.written {
-            return Err(StoreError::new(
+            }
+            CopyFailure::Count { written, sent } => StoreError::new(
                 StoreErrorKind::Query,
                 format!(
-                    "COPY of bot {} reported {copied} rows, {} were sent",
-                    self.bot_id, self.written
+                    "COPY of bot {} reported {written} rows, {sent} were sent",
+                    self.bot_id
                 ),
-            ));
-        }
+            ),
+        })?;
         Ok((
             self.tx,
             ReplaceCounts {
@@ -166,6 +152,90 @@ impl<'c> BotReplacement<'c> {
                 deleted: self.deleted,
             },
         ))
+    }
+}
+
+/// The types of `columns` (a column list) of `into` (a table), as a binary COPY must send
+/// them: pgvector's types have a different OID in every database.
+pub async fn column_types(
+    client: &impl GenericClient,
+    into: &str,
+    columns: &str,
+) -> Result<Vec<Type>, tokio_postgres::Error> {
+    let probe = client
+        .prepare(&format!("SELECT {columns} FROM {into} LIMIT 0"))
+        .await?;
+    Ok(probe.columns().iter().map(|c| c.type_().clone()).collect())
+}
+
+/// A binary COPY of rows into one table inside the caller's transaction, counting the rows it
+/// sends: the one way rows are written (a bot's replacement here, import's files). Nothing is
+/// kept until the transaction commits; [`RowCopy::finish`] checks that the server took every
+/// row sent.
+pub struct RowCopy {
+    writer: Pin<Box<BinaryCopyInWriter>>,
+    sent: u64,
+}
+
+/// Why ending a [`RowCopy`] failed.
+#[derive(Debug)]
+pub enum CopyFailure {
+    /// The server refused the COPY (a row it rejects, a lost connection).
+    Server(tokio_postgres::Error),
+    /// The server took another number of rows than were sent.
+    Count {
+        /// Rows the server reports.
+        written: u64,
+        /// Rows sent.
+        sent: u64,
+    },
+}
+
+impl RowCopy {
+    /// Opens `COPY into (columns) FROM STDIN` in binary form; `types` are the columns' types
+    /// ([`column_types`]).
+    pub async fn start(
+        tx: &Transaction<'_>,
+        into: &str,
+        columns: &str,
+        types: &[Type],
+    ) -> Result<Self, tokio_postgres::Error> {
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {into} ({columns}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        Ok(Self {
+            writer: Box::pin(BinaryCopyInWriter::new(sink, types)),
+            sent: 0,
+        })
+    }
+
+    /// Sends one row, a value per column.
+    pub async fn write(
+        &mut self,
+        row: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), tokio_postgres::Error> {
+        self.writer.as_mut().write(row).await?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Ends the COPY; the rows written, once the server counted every row sent.
+    pub async fn finish(mut self) -> Result<u64, CopyFailure> {
+        let written = self
+            .writer
+            .as_mut()
+            .finish()
+            .await
+            .map_err(CopyFailure::Server)?;
+        if written != self.sent {
+            return Err(CopyFailure::Count {
+                written,
+                sent: self.sent,
+            });
+        }
+        Ok(written)
     }
 }
 

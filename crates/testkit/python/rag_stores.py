@@ -522,6 +522,18 @@ def stored_vector(url, sql, key):
     return [float(x) for x in row[0].strip("[]").split(",")]
 
 
+def _langchain_search_and_add(store, vec, bot):
+    """What a LangChain store (v1 or v2) finds nearest a stored vector, and the id of a chunk it
+    adds beside the rebuilt ones: both library versions read and write a rebuilt table alike."""
+    hits = store.similarity_search_with_score_by_vector(vec, k=REBUILT_K)
+    added = store.add_embeddings(
+        texts=[f"added by the library {NEW_WORD}"],
+        embeddings=[vec],
+        metadatas=[{"source": "library", "bot_id": bot}],
+    )
+    return [(d.id, d.metadata, d.page_content) for d, _ in hits], added
+
+
 def rebuilt_langchain(url, bot, chunk):
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from langchain_postgres import PGVector
@@ -533,13 +545,7 @@ def rebuilt_langchain(url, bot, chunk):
         collection_name=bot,
         use_jsonb=True,
     )
-    hits = store.similarity_search_with_score_by_vector(vec, k=REBUILT_K)
-    added = store.add_embeddings(
-        texts=[f"added by the library {NEW_WORD}"],
-        embeddings=[vec],
-        metadatas=[{"source": "library", "bot_id": bot}],
-    )
-    return [(d.id, d.metadata, d.page_content) for d, _ in hits], added
+    return _langchain_search_and_add(store, vec, bot)
 
 
 def rebuilt_langchain_v2(url, table, bot, chunk):
@@ -550,13 +556,7 @@ def rebuilt_langchain_v2(url, table, bot, chunk):
     store = PGVectorStore.create_sync(
         engine=lc_v2_engine(url), table_name=table, embedding_service=DeterministicFakeEmbedding(size=len(vec))
     )
-    hits = store.similarity_search_with_score_by_vector(vec, k=REBUILT_K)
-    added = store.add_embeddings(
-        texts=[f"added by the library {NEW_WORD}"],
-        embeddings=[vec],
-        metadatas=[{"source": "library", "bot_id": bot}],
-    )
-    return [(d.id, d.metadata, d.page_content) for d, _ in hits], added
+    return _langchain_search_and_add(store, vec, bot)
 
 
 def rebuilt_llamaindex(url, table, bot, chunk):

@@ -2,14 +2,11 @@
 //! computed inside each server by [`ragshift_store::checksum`]), and, for a bot whose checksums
 //! disagree, the first ids that are missing, extra or changed.
 
-use std::collections::BTreeMap;
-
-use futures_util::TryStreamExt;
-
-use ragshift_store::checksum::{self, BotChecksum, Grouping};
+use ragshift_store::checksum::{BotChecksum, Grouping};
+use ragshift_store::compare::{self, GroupDiff};
 use serde::Serialize;
 
-use crate::error::{Side, VerifyError};
+use crate::error::VerifyError;
 use crate::Store;
 
 /// A bot present on one side only.
@@ -81,43 +78,37 @@ impl ChecksumReport {
 }
 
 /// Compares two lists of per-bot checksums (each sorted by bot id, as `bot_checksums` returns
-/// them). Differences come back without ids; [`explain`] fills those in.
+/// them) with the store's one comparison ([`compare::compare_groups`]). Differences come back
+/// without ids; [`explain`] fills those in.
 pub fn compare(source: &[BotChecksum], target: &[BotChecksum]) -> ChecksumReport {
+    let found = compare::compare_groups(source, target, compare::Match::RowsAndChecksums);
     let mut report = ChecksumReport {
+        bots_compared: found.compared,
+        bots_matching: found.matching,
         source_rows: source.iter().map(|b| b.rows).sum(),
         target_rows: target.iter().map(|b| b.rows).sum(),
         ..ChecksumReport::default()
     };
-    let s: BTreeMap<&str, &BotChecksum> = source.iter().map(|b| (b.bot_id.as_str(), b)).collect();
-    let t: BTreeMap<&str, &BotChecksum> = target.iter().map(|b| (b.bot_id.as_str(), b)).collect();
-    let mut all: Vec<&str> = s.keys().chain(t.keys()).copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    report.bots_compared = all.len();
-    for bot in all {
-        match (s.get(bot), t.get(bot)) {
-            (Some(a), Some(b)) if a.rows == b.rows && a.checksum == b.checksum => {
-                report.bots_matching += 1;
-            }
-            (Some(a), Some(b)) => report.different.push(BotDifference {
-                bot_id: bot.to_owned(),
-                source_rows: a.rows,
-                target_rows: b.rows,
+    for d in found.differences {
+        match d {
+            GroupDiff::Different { source, target } => report.different.push(BotDifference {
+                bot_id: source.bot_id,
+                source_rows: source.rows,
+                target_rows: target.rows,
                 missing_ids: Vec::new(),
                 extra_ids: Vec::new(),
                 changed_ids: Vec::new(),
                 more: false,
                 changed_columns: Vec::new(),
             }),
-            (Some(a), None) => report.missing.push(BotRows {
-                bot_id: bot.to_owned(),
+            GroupDiff::Missing(a) => report.missing.push(BotRows {
+                bot_id: a.bot_id,
                 rows: a.rows,
             }),
-            (None, Some(b)) => report.extra.push(BotRows {
-                bot_id: bot.to_owned(),
+            GroupDiff::Extra(b) => report.extra.push(BotRows {
+                bot_id: b.bot_id,
                 rows: b.rows,
             }),
-            (None, None) => {}
         }
     }
     report
@@ -130,17 +121,20 @@ pub async fn read_both(
     grouping: &Grouping,
     bots: Option<&[String]>,
 ) -> Result<(Vec<BotChecksum>, Vec<BotChecksum>), VerifyError> {
-    let (s, t) = tokio::join!(
-        checksum::group_checksums(source.client, source.layout, grouping, bots),
-        checksum::group_checksums(target.client, target.layout, grouping, bots),
-    );
-    let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let t = t.map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
-    Ok((s, t))
+    compare::read_groups(
+        source.client,
+        source.layout,
+        target.client,
+        target.layout,
+        grouping,
+        bots,
+    )
+    .await
+    .map_err(|e| VerifyError::of(source, target, None, e))
 }
 
 /// Fills in the first differing ids of every differing bot or id range (reading row hashes of
-/// those only).
+/// those only), and the columns that differ in the first changed rows.
 pub async fn explain(
     source: &Store<'_>,
     target: &Store<'_>,
@@ -148,40 +142,23 @@ pub async fn explain(
     report: &mut ChecksumReport,
     max_ids: usize,
 ) -> Result<(), VerifyError> {
+    let (s, t) = (source, target);
     for diff in &mut report.different {
         let bot = diff.bot_id.clone();
-        // Both sides streamed in one byte order and merged as they come: memory holds a row of
-        // each side and the ids listed, whatever the bot's size.
-        let (s, t) = tokio::join!(
-            checksum::group_row_hash_stream(source.client, source.layout, grouping, &bot),
-            checksum::group_row_hash_stream(target.client, target.layout, grouping, &bot),
-        );
-        let serr = |e| VerifyError::new(Side::Source, source.label, Some(&bot), e);
-        let terr = |e| VerifyError::new(Side::Target, target.label, Some(&bot), e);
-        let s = s.map_err(serr)?.map_err(serr);
-        let t = t.map_err(terr)?.map_err(terr);
-        let found = checksum::first_row_differences(s, t, max_ids).await?;
+        let err = |e| VerifyError::of(s, t, Some(&bot), e);
+        let found = compare::row_differences(
+            s.client, s.layout, t.client, t.layout, grouping, &bot, max_ids,
+        )
+        .await
+        .map_err(err)?;
         diff.missing_ids = found.missing;
         diff.extra_ids = found.extra;
         diff.changed_ids = found.changed;
         diff.more = found.more;
         for id in diff.changed_ids.iter().take(NAMED_ROWS) {
-            let (s, t) = tokio::join!(
-                checksum::column_digests(source.client, source.layout, id),
-                checksum::column_digests(target.client, target.layout, id),
-            );
-            let s = s.map_err(|e| VerifyError::new(Side::Source, source.label, Some(&bot), e))?;
-            let t = t.map_err(|e| VerifyError::new(Side::Target, target.label, Some(&bot), e))?;
-            let mut columns: Vec<String> = s
-                .iter()
-                .filter(|(name, d)| t.iter().find(|(n, _)| n == name).map(|(_, td)| td) != Some(d))
-                .map(|(name, _)| name.clone())
-                .collect();
-            columns.extend(
-                t.iter()
-                    .filter(|(n, _)| !s.iter().any(|(sn, _)| sn == n))
-                    .map(|(n, _)| n.clone()),
-            );
+            let columns = compare::changed_columns(s.client, s.layout, t.client, t.layout, id)
+                .await
+                .map_err(err)?;
             diff.changed_columns.push(ChangedRow {
                 id: id.clone(),
                 columns,

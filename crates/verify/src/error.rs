@@ -5,27 +5,10 @@
 
 use std::fmt;
 
+use ragshift_store::compare::SideError;
 use ragshift_store::{StoreError, StoreErrorKind};
-use serde::Serialize;
 
-/// The two stores being compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// The old cluster (or snapshot, or export) the data came from.
-    Source,
-    /// The new cluster that must hold the same data.
-    Target,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Source => "source",
-            Self::Target => "target",
-        })
-    }
-}
+pub use ragshift_store::compare::Side;
 
 /// Why a verification could not run.
 #[derive(Debug)]
@@ -44,6 +27,20 @@ impl VerifyError {
             bot: bot.map(str::to_owned),
             error,
         }
+    }
+
+    /// A failure of the store's comparison ([`SideError`]), named by its side's server.
+    pub(crate) fn of(
+        source: &crate::Store<'_>,
+        target: &crate::Store<'_>,
+        bot: Option<&str>,
+        e: SideError,
+    ) -> Self {
+        let label = match e.side {
+            Side::Source => source.label,
+            Side::Target => target.label,
+        };
+        Self::new(e.side, label, bot, e.error)
     }
 
     /// Which side failed.

@@ -42,6 +42,7 @@ use std::collections::{HashMap, HashSet};
 
 use ragshift_model::Bot;
 use ragshift_store::checksum::{self, Grouping, NULL_KEY};
+use ragshift_store::compare;
 use ragshift_store::schema::read_shape;
 use ragshift_store::{Layout, StoreError, StoreErrorKind};
 use serde::Serialize;
@@ -388,42 +389,33 @@ async fn referenced_tables(
     source: &Store<'_>,
     target: &Store<'_>,
 ) -> Result<Vec<ReferencedTable>, VerifyError> {
-    let serr = |e| VerifyError::new(Side::Source, source.label, None, e);
-    let terr = |e| VerifyError::new(Side::Target, target.label, None, e);
     let found = ragshift_store::schema::referenced_tables(source.client, source.layout)
         .await
-        .map_err(serr)?;
+        .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
     let mut out = Vec::new();
     for r in &found {
         let (sl, tl) = ragshift_store::schema::counterpart(source.layout, target.layout, r);
-        let (s_rows, s_sum) = ragshift_store::checksum::table_checksum(source.client, &sl)
+        let c = compare::compare_tables(source.client, &sl, target.client, &tl)
             .await
-            .map_err(serr)?;
-        let exists: bool = target
-            .client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&tl.qualified()])
-            .await
-            .map_err(|e| terr(StoreError::query("looking for a referenced table", e)))?
-            .get(0);
-        let (target_rows, problem) = if exists {
-            let (t_rows, t_sum) = ragshift_store::checksum::table_checksum(target.client, &tl)
-                .await
-                .map_err(terr)?;
-            let problem = (t_rows != s_rows || t_sum != s_sum).then(|| {
-                format!(
-                    "referenced table {} differs: {s_rows} rows on the source, {t_rows} on the target, checksums {s_sum} and {t_sum}",
-                    tl.display_name()
-                )
-            });
-            (Some(t_rows), problem)
-        } else {
-            (
+            .map_err(|e| VerifyError::of(source, target, None, e))?;
+        let (s_rows, s_sum) = (c.source.0, &c.source.1);
+        let (target_rows, problem) = match &c.target {
+            Some((t_rows, t_sum)) => {
+                let problem = (!c.same()).then(|| {
+                    format!(
+                        "referenced table {} differs: {s_rows} rows on the source, {t_rows} on the target, checksums {s_sum} and {t_sum}",
+                        tl.display_name()
+                    )
+                });
+                (Some(*t_rows), problem)
+            }
+            None => (
                 None,
                 Some(format!(
                     "referenced table {} is missing on the target (the store's chunks, or its --extra-table, need it)",
                     tl.display_name()
                 )),
-            )
+            ),
         };
         out.push(ReferencedTable {
             table: tl.display_name(),
