@@ -59,13 +59,7 @@ fn ragshift(dir: &Path, args: &[&str]) -> Output {
     command(dir, args).output().expect("run ragshift")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::output_text as text;
 
 /// The `--json` summary (the last line of the event stream).
 fn summary(out: &Output) -> Value {

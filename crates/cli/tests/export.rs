@@ -40,13 +40,7 @@ fn ragshift(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     cmd.output().expect("run ragshift")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::output_text as text;
 
 async fn checksums(c: &tokio_postgres::Client) -> Vec<BotChecksum> {
     bot_checksums(c, &Layout::default(), None).await.unwrap()

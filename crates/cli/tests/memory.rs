@@ -20,13 +20,7 @@ const BOUND: u64 = 500 << 20;
 const ROWS: i64 = 200_000;
 const BOT: &str = "BIGBOT00000000000000000000";
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::output_text as text;
 
 /// Runs ragshift and checks its exit code and its peak memory against [`BOUND`].
 fn ragshift(dir: &Path, args: &[&str], code: i32) -> Output {

@@ -65,13 +65,7 @@ fn rebuild(dir: &Path, url: &str, flags: &[&str]) -> Output {
         .expect("run ragshift")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::output_text as text;
 
 /// A layout rebuild writes, and how its rows are read back.
 #[derive(Clone, Copy)]

@@ -15,19 +15,10 @@ use ragshift_testkit::rag_stores::{
 use ragshift_testkit::{shared_pg, PgCluster};
 
 fn ragshift(dir: &Path, args: &[&str]) -> Output {
-    ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir)
-        .args(args)
-        .output()
-        .expect("run ragshift")
+    ragshift_testkit::env::run_isolated(env!("CARGO_BIN_EXE_ragshift"), dir, args)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::output_text as text;
 
 /// How ragshift is told about each kind's table: a named layout (with `--table` where the
 /// library lets the user name it), or the columns one by one (a store without a collection

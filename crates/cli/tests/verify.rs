@@ -3,31 +3,16 @@
 //! exit 2 when it can't run; the password never in the output.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ragshift_testkit::shared_pg;
 use serde_json::Value;
 
 fn ragshift(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::run_isolated(env!("CARGO_BIN_EXE_ragshift"), dir, args)
 }
 
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use ragshift_testkit::env::stdout_json as json;
 
 const SETUP: &str = "
 CREATE EXTENSION vector;

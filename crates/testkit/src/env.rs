@@ -47,3 +47,36 @@ pub fn isolated_command(
     }
     cmd
 }
+
+/// Runs the ragshift binary `program` in `dir` with `args`, isolated as
+/// [`isolated_command`]: the plain run most CLI tests need.
+pub fn run_isolated(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    match isolated_command(program, dir).args(args).output() {
+        Ok(out) => out,
+        Err(e) => panic!("could not run ragshift: {e}"),
+    }
+}
+
+/// Both streams of a finished command, labelled: what a failing assertion prints.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A command's stdout as one JSON document; a failure names both streams.
+pub fn stdout_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
