@@ -3,7 +3,7 @@
 # (source and target) started with initdb, and the arithmetic (medians, ratios).
 #
 # Source it from a benchmark after `set -euo pipefail`; it sets BIN, RAGSHIFT, WORK, SP, TP,
-# SRC_ADMIN, and defines start_cluster, tgt_url, psql_q, now, secs, median, ratio,
+# SRC_ADMIN, and defines start_cluster, tgt_url, psql_q, now, secs, median, ratio, load_items,
 # createdb_t, dropdb_t and run_pgcopydb. The clusters are stopped and WORK removed on exit.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -84,4 +84,24 @@ run_pgcopydb() {
     || { grep -E "ERROR|FATAL" "$WORK/pgcopydb.log" | head -20 >&2; exit 1; }
   t1=$(now)
   secs "$t0" "$t1"
+}
+
+# The platform's table (`items`: BOTS bots, vector(DIM), ~1 KB of content a row, the ivfflat
+# and bot indexes) with $2 rows, in the empty database at URL $1.
+load_items() { # url rows
+  psql_q "$1" <<SQL
+CREATE EXTENSION vector;
+CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector($DIM));
+INSERT INTO items
+SELECT lpad(i::text, 26, '0'),
+       'BOT' || lpad((i % $BOTS)::text, 23, '0'),
+       (SELECT string_agg(md5(random()::text), ' ') FROM generate_series(1, 30) g WHERE i > 0),
+       's3://bucket/' || (i % $BOTS) || '/documents/doc-' || (i % 37) || '.pdf',
+       (SELECT array_agg(random()::real) FROM generate_series(1, $DIM) g WHERE i > 0)::vector
+  FROM generate_series(1, $2) i;
+CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100);
+CREATE INDEX idx_items_botid ON items (botid);
+VACUUM ANALYZE items;
+CHECKPOINT;
+SQL
 }

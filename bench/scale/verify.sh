@@ -23,20 +23,7 @@ BINS=("$RAGSHIFT")
 load() { # rows
   local url="postgres://postgres@127.0.0.1:$SP/rag"
   psql_q "$SRC_ADMIN" -c "DROP DATABASE IF EXISTS rag" -c "DROP DATABASE IF EXISTS rag2" -c "CREATE DATABASE rag"
-  psql_q "$url" <<SQL
-CREATE EXTENSION vector;
-CREATE TABLE items(id CHAR(26) PRIMARY KEY, botid CHAR(26), content text, source text, embedding vector($DIM));
-INSERT INTO items
-SELECT lpad(i::text, 26, '0'), 'BOT' || lpad((i % $BOTS)::text, 23, '0'),
-       (SELECT string_agg(md5(random()::text), ' ') FROM generate_series(1, 30) g WHERE i > 0),
-       's3://bucket/' || (i % $BOTS) || '/documents/doc-' || (i % 37) || '.pdf',
-       (SELECT array_agg(random()::real) FROM generate_series(1, $DIM) g WHERE i > 0)::vector
-  FROM generate_series(1, $1) i;
-CREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 100);
-CREATE INDEX idx_items_botid ON items (botid);
-VACUUM ANALYZE items;
-CHECKPOINT;
-SQL
+  load_items "$url" "$1"
   psql_q "$SRC_ADMIN" -c "CREATE DATABASE rag2 TEMPLATE rag"
 }
 
