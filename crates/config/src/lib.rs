@@ -9,7 +9,7 @@ mod load;
 mod mask;
 mod sections;
 
-pub use load::{ConfigError, Layers, Loaded, Origin, DEFAULT_FILE, ENV_PREFIX, SECTIONS};
+pub use load::{ConfigError, Layers, Loaded, Origin, Setting, DEFAULT_FILE, ENV_PREFIX, SECTIONS};
 pub use mask::{mask_url, Sensitive};
 pub use sections::{
     check_schema_name, parse_duration, AwsConfig, Config, DatabaseConfig, DocumentsConfig,

@@ -350,7 +350,41 @@ pub struct Loaded {
     fig: Figment,
 }
 
+/// One effective setting as `config show` lists it: `section.key`, its value (secrets masked)
+/// and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    /// `section.key`.
+    pub path: String,
+    /// The value, as TOML.
+    pub value: toml::Value,
+    /// The layer it came from, or `default`.
+    pub origin: String,
+}
+
 impl Loaded {
+    /// Every effective setting in section order with its origin, so "why is it using that
+    /// table?" has an answer. Serialising masks every secret (see `Sensitive`).
+    pub fn settings(&self) -> Result<Vec<Setting>, toml::ser::Error> {
+        let value = toml::Value::try_from(&self.config)?;
+        let mut settings = Vec::new();
+        if let toml::Value::Table(sections) = &value {
+            for (section, body) in sections {
+                if let toml::Value::Table(keys) = body {
+                    for (key, v) in keys {
+                        let path = format!("{section}.{key}");
+                        settings.push(Setting {
+                            origin: self.origin(&path).to_string(),
+                            path,
+                            value: v.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(settings)
+    }
+
     /// Where the value at `path` (`section.key`) came from.
     pub fn origin(&self, path: &str) -> Origin {
         match self.fig.find_metadata(path) {

@@ -39,31 +39,19 @@ pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failur
             &args.aws,
         ],
     )?;
-    // Serialising masks every secret (see `Sensitive`).
-    let value = toml::Value::try_from(&loaded.config)?;
-    let mut entries = Vec::new();
-    if let toml::Value::Table(sections) = &value {
-        for (section, body) in sections {
-            if let toml::Value::Table(keys) = body {
-                for (key, v) in keys {
-                    let path = format!("{section}.{key}");
-                    entries.push((path.clone(), v.clone(), loaded.origin(&path).to_string()));
-                }
-            }
-        }
-    }
+    let entries = loaded.settings()?;
     if global.json {
         let values: serde_json::Value = serde_json::to_value(&loaded.config)?;
         let origins: serde_json::Map<String, serde_json::Value> = entries
             .iter()
-            .map(|(k, _, o)| (k.clone(), json!(o)))
+            .map(|s| (s.path.clone(), json!(s.origin)))
             .collect();
         output::json(&json!({ "config": values, "origins": origins }))?;
         return Ok(Outcome::Success);
     }
     let mut current = String::new();
-    for (path, v, origin) in entries {
-        let (section, key) = path.split_once('.').unwrap_or((&path, ""));
+    for s in entries {
+        let (section, key) = s.path.split_once('.').unwrap_or((&s.path, ""));
         if section != current {
             if !current.is_empty() {
                 output::line("");
@@ -71,7 +59,7 @@ pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failur
             output::line(format!("[{section}]"));
             current = section.to_owned();
         }
-        output::line(format!("{key} = {v}  # {origin}"));
+        output::line(format!("{key} = {}  # {}", s.value, s.origin));
     }
     Ok(Outcome::Success)
 }
