@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 
 use crate::env;
-use crate::pg_cluster::{free_port, log_tail};
+use crate::pg_cluster::log_tail;
 use crate::process::Supervised;
 
 /// How long a starting moto server may take to answer.
@@ -95,10 +95,12 @@ impl MotoServer {
             .keep();
         let log_file = dir.join("moto.log");
         let log = std::fs::File::create(&log_file).context("creating the moto log")?;
-        let port = free_port()?;
+        // Port 0: the server binds a port the kernel picks and logs it. A port picked here and
+        // bound later could be taken in between by another test's server, which would then
+        // answer for this one until it stopped.
         let mut command = Command::new(&program);
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -111,8 +113,8 @@ impl MotoServer {
             }
         };
         let mut server = Self {
-            endpoint: MotoEndpoint::from_url(&format!("http://127.0.0.1:{port}")),
-            port,
+            endpoint: MotoEndpoint::from_url("http://127.0.0.1:0"),
+            port: 0,
             log_file,
             process: Some(process),
         };
@@ -147,6 +149,21 @@ impl MotoServer {
             if let Some(status) = self.process.as_mut().and_then(Supervised::try_wait) {
                 bail!("moto_server exited with {status}");
             }
+            if self.port == 0 {
+                match bound_port(&self.log_file) {
+                    Some(port) => {
+                        self.port = port;
+                        self.endpoint = MotoEndpoint::from_url(&format!("http://127.0.0.1:{port}"));
+                    }
+                    None if Instant::now() >= deadline => {
+                        bail!("moto did not say which port it bound within {READY_TIMEOUT:?}")
+                    }
+                    None => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                }
+            }
             match http_status(self.port, "/moto-api/") {
                 Ok(_) => return Ok(()),
                 Err(err) if Instant::now() >= deadline => {
@@ -156,6 +173,14 @@ impl MotoServer {
             }
         }
     }
+}
+
+/// The port in the server's "Running on http://127.0.0.1:PORT" line, once it is logged.
+fn bound_port(log_file: &std::path::Path) -> Option<u16> {
+    let log = std::fs::read_to_string(log_file).ok()?;
+    let line = log.lines().find(|l| l.contains("Running on http://"))?;
+    let port = line.trim().rsplit(':').next()?;
+    port.trim_end_matches('/').parse().ok().filter(|p| *p != 0)
 }
 
 impl Deref for MotoServer {

@@ -191,7 +191,63 @@ pub async fn verify(
     let grouping = checksum::id_ranges(source.client, source.layout)
         .await
         .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let (s_sums, t_sums) = checksums::read_both(source, target, &grouping, bots).await?;
+    // Retrieval needs the same vector(n) on both sides; otherwise it is skipped (why) and may
+    // fail the check (the failure).
+    let mut failures = Vec::new();
+    let skipped: Option<String> = if options.queries == 0 {
+        Some("--queries 0".to_owned())
+    } else if types[0] != types[1] {
+        failures.push(format!(
+            "the source stores {} and the target {}: their answers can't agree",
+            types[0], types[1]
+        ));
+        Some("the embedding columns' types differ".to_owned())
+    } else if s_dim.is_none() {
+        Some(format!(
+            "the embedding column is {}, and retrieval agreement is measured on vector(n) columns only; every column's checksum was compared",
+            types[0]
+        ))
+    } else if s_dim != t_dim {
+        failures.push(format!(
+            "the source stores vector({}) and the target vector({}): their answers can't agree",
+            s_dim.unwrap_or_default(),
+            t_dim.unwrap_or_default()
+        ));
+        Some("vector dimensions differ".to_owned())
+    } else {
+        None
+    };
+    // With retrieval, the queries are sampled first so the target's checksums and its exact
+    // answers come from one read of its table.
+    let (s_sums, t_sums, searched) = if skipped.is_none() {
+        // The source reads its checksums and its exact answers in one pass, while the target
+        // reads its checksums and answers the platform's queries: the two sides' work is about
+        // even, and each vector is read once on each side.
+        let k = options.k.max(1);
+        let sample = retrieval::sample(source, bots, options.queries).await?;
+        let on_target = async {
+            let sums = checksum::group_checksums(target.client, target.layout, &grouping, bots)
+                .await
+                .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
+            let platform = retrieval::platform_answers(target, &sample, k).await?;
+            Ok::<_, VerifyError>((sums, platform))
+        };
+        let (on_source, on_target) = tokio::join!(
+            retrieval::checksums_and_exact(source, Side::Source, &grouping, bots, &sample, k),
+            on_target,
+        );
+        let (s_sums, source_answers) = on_source?;
+        let (t_sums, platform) = on_target?;
+        let searched = retrieval::Searched {
+            sample,
+            source: source_answers,
+            platform,
+        };
+        (s_sums, t_sums, Some(searched))
+    } else {
+        let (s_sums, t_sums) = checksums::read_both(source, target, &grouping, bots).await?;
+        (s_sums, t_sums, None)
+    };
     let mut sums = checksums::compare(&s_sums, &t_sums);
     checksums::explain(source, target, &grouping, &mut sums, options.max_ids).await?;
 
@@ -199,7 +255,6 @@ pub async fn verify(
     let names = collection_names(source.client, source.layout)
         .await
         .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let mut failures = Vec::new();
     for b in &sums.missing {
         failures.push(format!(
             "{} is missing on the target ({} rows on the source)",
@@ -278,35 +333,7 @@ pub async fn verify(
         }
     }
 
-    let (retrieval, retrieval_skipped) = if options.queries == 0 {
-        (None, Some("--queries 0".to_owned()))
-    } else if types[0] != types[1] {
-        failures.push(format!(
-            "the source stores {} and the target {}: their answers can't agree",
-            types[0], types[1]
-        ));
-        (None, Some("the embedding columns' types differ".to_owned()))
-    } else if s_dim.is_none() {
-        (
-            None,
-            Some(format!(
-                "the embedding column is {}, and retrieval agreement is measured on vector(n) columns only; every column's checksum was compared",
-                types[0]
-            )),
-        )
-    } else if s_dim != t_dim {
-        failures.push(format!(
-            "the source stores vector({}) and the target vector({}): their answers can't agree",
-            s_dim.unwrap_or_default(),
-            t_dim.unwrap_or_default()
-        ));
-        (None, Some("vector dimensions differ".to_owned()))
-    } else {
-        let ids: Vec<String> = match grouping {
-            Grouping::Bot => s_sums.iter().map(|b| b.bot_id.clone()).collect(),
-            // Sampled from the whole table: it is one collection.
-            Grouping::IdRanges { .. } => vec![String::new()],
-        };
+    let (retrieval, retrieval_skipped) = if let Some(searched) = searched {
         // Bots whose rows are all the same on both sides: their exact answers agree already.
         let differing: HashSet<&str> = sums
             .missing
@@ -314,6 +341,7 @@ pub async fn verify(
             .map(|b| b.bot_id.as_str())
             .chain(sums.different.iter().map(|d| d.bot_id.as_str()))
             .collect();
+        let ids = &searched.sample.bots;
         let same: HashSet<String> = match grouping {
             Grouping::Bot => ids
                 .iter()
@@ -325,15 +353,8 @@ pub async fn verify(
             }
             Grouping::IdRanges { .. } => HashSet::new(),
         };
-        let r = retrieval::compare(
-            source,
-            target,
-            &ids,
-            &same,
-            options.queries,
-            options.k.max(1),
-        )
-        .await?;
+        let r =
+            retrieval::compare(target, searched, &same, options.queries, options.k.max(1)).await?;
         for b in &r.disagreeing {
             failures.push(format!(
                 "{}: exact top-{} answers differ between source and target (overlap@k {:.3})",
@@ -351,6 +372,8 @@ pub async fn verify(
             }
         }
         (Some(r), None)
+    } else {
+        (None, skipped)
     };
 
     Ok(Report {

@@ -17,7 +17,10 @@ use futures_util::TryStreamExt;
 use tokio_postgres::types::ToSql;
 
 use pgvector::Vector;
-use ragshift_store::checksum::{key_text_sql, NULL_KEY};
+use ragshift_store::checksum::{
+    hash_columns, key_text_of, key_text_sql, row_hash_sql, BotChecksum, Grouping, HashColumn,
+    NULL_KEY,
+};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{vector_indexes, ExistingIndex};
 use ragshift_store::schema::vector_version;
@@ -137,15 +140,40 @@ pub fn recall(approx: &[String], exact: &[String]) -> f64 {
 /// would read each heap page once for every bot with a row on it, and each vector through the
 /// TOAST index in no useful order, which grew faster than the data.
 struct Statements {
-    sample: String,
-    exact: String,
+    /// Every bot's sample (`$1` NULL) or some bots' (`$1`: their ids).
+    sample_all: String,
+    sample_some: String,
+    /// The rows of the bots in `$1` with their bot's position `i`, id `id` and vector `e`,
+    /// de-TOASTed once.
+    asked_rows: String,
     platform: String,
+    /// The table with its vector de-TOASTed once per row, every column under its own name,
+    /// filtered by `{filter}`: for [`checksums_and_exact`].
+    detoasted_rows: String,
+    /// Which of `$1`'s bots a row belongs to, by position.
+    which: String,
+}
+
+/// The asked bots' queries, each bot's in order (`$2`: a bot's position, `$3`: a query).
+const QUERIES_CTE: &str = "WITH q AS (
+         SELECT u.i, array_agg(u.v ORDER BY u.n) AS qs
+           FROM unnest($2::int4[], $3::vector[]) WITH ORDINALITY AS u(i, v, n)
+          GROUP BY u.i)";
+
+/// `, l2_distance(r.e, q.qs[1]), …` for `n` queries: one column per query, NULL past the
+/// bot's last query. Plain columns, not an array built by a subquery per row, which took more
+/// time than reading the vector.
+fn distance_columns(n: usize) -> String {
+    (1..=n)
+        .map(|j| format!(", l2_distance(r.e, q.qs[{j}])"))
+        .collect()
 }
 
 impl Statements {
     /// `bot_type`: the bot column's type, so a bot id given as text is compared with it as that
     /// type (uuid, bigint, `character(n)`) and the column's index still serves the query.
-    fn new(store: &Store<'_>, subvector: bool, bot_type: &str) -> Self {
+    /// `columns`: every column of the table (as the checksums hash them).
+    fn new(store: &Store<'_>, subvector: bool, bot_type: &str, columns: &[HashColumn]) -> Self {
         let l = store.layout;
         let (id, id_text, bot, emb, table) = (
             quote_ident(&l.id),
@@ -161,46 +189,61 @@ impl Statements {
         } else {
             emb.clone()
         };
-        Self {
+        let sample = |filter: &str| {
             // Each bot's first `$2` rows by md5 of the id: a deterministic sample.
-            sample: format!(
-                "SELECT s.i, s.e FROM (
-                     SELECT {which} AS i, {emb} AS e,
+            format!(
+                "SELECT s.b, s.e FROM (
+                     SELECT {bot_text} AS b, {emb} AS e,
                             row_number() OVER (PARTITION BY {bot} ORDER BY md5({id}::text)) AS n
-                       FROM {table} WHERE {bot} = ANY({asked}) AND {emb} IS NOT NULL) s
-                  WHERE s.n <= $2 ORDER BY s.i, s.n"
-            ),
-            // One row per chunk with its distances to each of its bot's queries (`$2`: the
-            // bot's position, `$3`: the query, in order): the vector is de-TOASTed once (in the
-            // fenced subquery) and the ranking is done by the caller.
-            exact: format!(
-                "WITH q AS (
-                     SELECT u.i, array_agg(u.v ORDER BY u.n) AS qs
-                       FROM unnest($2::int4[], $3::vector[]) WITH ORDINALITY AS u(i, v, n)
-                      GROUP BY u.i)
-                 SELECT r.i, r.id,
-                        ARRAY(SELECT l2_distance(r.e, x.v)
-                                FROM unnest(q.qs) WITH ORDINALITY AS x(v, n) ORDER BY x.n)
-                   FROM (SELECT {which} AS i, {id_text} AS id, {detoasted} AS e
-                           FROM {table} WHERE {bot} = ANY({asked}) AND {emb} IS NOT NULL
-                         OFFSET 0) r
-                   JOIN q ON q.i = r.i"
+                       FROM {table} WHERE {filter} AND {bot} IS NOT NULL AND {emb} IS NOT NULL) s
+                  WHERE s.n <= $2 ORDER BY s.b, s.n",
+                bot_text = key_text_of(&bot),
+            )
+        };
+        let listed: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let col = quote_ident(&c.name);
+                if c.name == l.embedding {
+                    format!("{detoasted} AS {col}")
+                } else {
+                    col
+                }
+            })
+            .collect();
+        Self {
+            sample_all: sample("$1::text[] IS NULL"),
+            sample_some: sample(&format!("{bot} = ANY({asked})")),
+            // The fence (OFFSET 0) makes the vector de-TOASTed once, not once per query.
+            asked_rows: format!(
+                "SELECT {which} AS i, {id_text} AS id, {detoasted} AS e
+                   FROM {table} WHERE {bot} = ANY({asked}) AND {emb} IS NOT NULL
+                 OFFSET 0"
             ),
             platform: format!(
                 "SELECT {id_text} FROM {table} WHERE {bot} = $1::text::{bot_type} ORDER BY {emb} <-> $2 LIMIT $3"
             ),
+            detoasted_rows: format!(
+                "SELECT {} FROM {table} WHERE {{filter}} OFFSET 0",
+                listed.join(", ")
+            ),
+            which,
         }
     }
 }
 
 async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, VerifyError> {
+    let err = |e| VerifyError::new(side, store.label, None, e);
     let version = vector_version(store.client)
         .await
-        .map_err(|e| VerifyError::new(side, store.label, None, e))?
+        .map_err(err)?
         .unwrap_or_default();
     let shape = ragshift_store::schema::read_shape(store.client, store.layout)
         .await
-        .map_err(|e| VerifyError::new(side, store.label, None, e))?;
+        .map_err(err)?;
+    let columns = hash_columns(store.client, store.layout)
+        .await
+        .map_err(err)?;
     let bot_type = shape
         .and_then(|s| {
             s.columns
@@ -213,51 +256,171 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
         store,
         ragshift_store::schema::version_at_least(&version, (0, 7)),
         &bot_type,
+        &columns,
     ))
 }
 
-/// Up to `per_bot` sample query vectors for each of `bots`, from the source in one pass.
-async fn sample(
-    store: &Store<'_>,
-    sql: &str,
-    bots: &[String],
+/// The query vectors of each bot: a deterministic sample of its own chunks on the source.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Bots with at least one query, as the checksums name them.
+    pub bots: Vec<String>,
+    /// Each bot's queries, in the order of `bots`.
+    pub queries: Vec<Vec<Vector>>,
+}
+
+impl Sample {
+    /// Each bot with its queries.
+    fn asked(&self) -> Vec<(&String, &[Vector])> {
+        self.bots
+            .iter()
+            .zip(&self.queries)
+            .map(|(b, q)| (b, q.as_slice()))
+            .collect()
+    }
+}
+
+/// Up to `per_bot` query vectors for each bot (of `wanted`, or all), from the source in one
+/// pass. Without a bot column the whole table is one collection, named `""`.
+pub async fn sample(
+    source: &Store<'_>,
+    wanted: Option<&[String]>,
     per_bot: usize,
-) -> Result<Vec<Vec<Vector>>, StoreError> {
+) -> Result<Sample, VerifyError> {
+    let err = |e| VerifyError::new(Side::Source, source.label, None, e);
+    let statements = statements_for(source, Side::Source).await?;
     let what = || "sampling query vectors".to_owned();
     let per_bot = i64::try_from(per_bot).unwrap_or(i64::MAX);
-    let rows = store
+    let wanted = wanted.filter(|_| !source.layout.bot.is_empty());
+    let sql = if wanted.is_some() {
+        &statements.sample_some
+    } else {
+        &statements.sample_all
+    };
+    let rows = source
         .client
-        .query_raw(sql, [&bots as &(dyn ToSql + Sync), &per_bot])
+        .query_raw(sql.as_str(), [&wanted as &(dyn ToSql + Sync), &per_bot])
         .await
-        .map_err(|e| StoreError::query(what(), e))?;
+        .map_err(|e| err(StoreError::query(what(), e)))?;
     let mut rows = std::pin::pin!(rows);
-    let mut queries: Vec<Vec<Vector>> = vec![Vec::new(); bots.len()];
+    let mut sample = Sample::default();
     while let Some(r) = rows
         .try_next()
         .await
-        .map_err(|e| StoreError::query(what(), e))?
+        .map_err(|e| err(StoreError::query(what(), e)))?
     {
-        let (Some(i), Some(v)) = (r.get::<_, Option<i32>>(0), r.get::<_, Option<Vector>>(1)) else {
+        let (Some(b), Some(v)) = (r.get::<_, Option<String>>(0), r.get::<_, Option<Vector>>(1))
+        else {
             continue;
         };
-        if let Some(q) = usize::try_from(i - 1).ok().and_then(|i| queries.get_mut(i)) {
+        if sample.bots.last() != Some(&b) {
+            sample.bots.push(b);
+            sample.queries.push(Vec::new());
+        }
+        if let Some(q) = sample.queries.last_mut() {
             q.push(v);
         }
     }
-    Ok(queries)
+    Ok(sample)
 }
 
-/// Exact top-k ids for each query of each bot in `asked` (bot, its queries), in query order:
-/// nearest first, ties by id (bytewise). The rows of every bot asked about are streamed in one
-/// pass and each query keeps only its `k` best so far, so memory holds `k` ids per query
-/// whatever the table's size.
-async fn exact(
+/// Exact answers, nearest first, for each query of each bot asked.
+pub type Answers = Vec<Vec<Vec<String>>>;
+
+/// One side's counts and checksums per group (as [`checksum::group_checksums`] computes them)
+/// and its exact answers to every sampled query, from ONE read of the table: at a million rows
+/// the table outgrows the page cache and reading a vector costs more than hashing it. Rows
+/// stream through with their hash and distances; the sums are kept per group (exact, in 128
+/// bits) and `k` ids per query.
+///
+/// [`checksum::group_checksums`]: ragshift_store::checksum::group_checksums
+pub async fn checksums_and_exact(
     store: &Store<'_>,
-    sql: &str,
-    asked: &[(&String, &[Vector])],
+    side: Side,
+    grouping: &Grouping,
+    wanted: Option<&[String]>,
+    sample: &Sample,
     k: usize,
-) -> Result<Vec<Vec<Vec<String>>>, StoreError> {
-    let what = || "exact search".to_owned();
+) -> Result<(Vec<BotChecksum>, Answers), VerifyError> {
+    let err = |e| VerifyError::new(side, store.label, None, e);
+    let statements = statements_for(store, side).await?;
+    let columns = hash_columns(store.client, store.layout)
+        .await
+        .map_err(err)?;
+    let group = grouping.sql(store.layout);
+    let filter = if wanted.is_some() {
+        format!("{group} = ANY($4::text[])")
+    } else {
+        "$4::text[] IS NULL".to_owned()
+    };
+    let asked = sample.asked();
+    let sql = format!(
+        "{QUERIES_CTE}
+         SELECT r.g, r.h, r.id, r.i{distances}
+           FROM (SELECT {group} AS g, {hash} AS h, {id_text} AS id, {which} AS i, {emb} AS e
+                   FROM ({rows}) t) r
+           LEFT JOIN q ON q.i = r.i",
+        distances = distance_columns(most_queries(&asked)),
+        hash = row_hash_sql(&columns),
+        id_text = key_text_sql(&store.layout.id),
+        which = statements.which,
+        emb = quote_ident(&store.layout.embedding),
+        rows = statements.detoasted_rows.replace("{filter}", &filter),
+    );
+    let wanted: Option<Vec<String>> =
+        wanted.map(|b| b.iter().map(|s| s.trim_end().to_owned()).collect());
+    let (bots, positions, vectors) = by_position(&asked);
+    let what = || format!("checksumming and searching {}", store.layout.display_name());
+    let rows = store
+        .client
+        .query_raw(
+            &sql,
+            [
+                &bots as &(dyn ToSql + Sync),
+                &positions as &(dyn ToSql + Sync),
+                &vectors as &(dyn ToSql + Sync),
+                &wanted as &(dyn ToSql + Sync),
+            ],
+        )
+        .await
+        .map_err(|e| err(StoreError::query(what(), e)))?;
+    let mut rows = std::pin::pin!(rows);
+    let mut sums: BTreeMap<String, (i64, i128)> = BTreeMap::new();
+    let mut best = top_ks(&asked, k);
+    while let Some(r) = rows
+        .try_next()
+        .await
+        .map_err(|e| err(StoreError::query(what(), e)))?
+    {
+        let g: Option<String> = r.get(0);
+        let h: i64 = r.get(1);
+        let sum = sums
+            .entry(g.unwrap_or_else(|| NULL_KEY.to_owned()))
+            .or_default();
+        sum.0 += 1;
+        sum.1 += i128::from(h);
+        offer_row(&mut best, &r, 3);
+    }
+    let sums = sums
+        .into_iter()
+        .map(|(bot_id, (rows, sum))| BotChecksum {
+            bot_id,
+            rows,
+            checksum: sum.to_string(),
+        })
+        .collect();
+    Ok((sums, into_answers(best)))
+}
+
+/// The most queries any bot has.
+fn most_queries(asked: &[(&String, &[Vector])]) -> usize {
+    asked.iter().map(|(_, q)| q.len()).max().unwrap_or(0)
+}
+
+/// The asked bots' ids, and each query with its bot's position (1-based), for `$1..$3`.
+fn by_position<'a>(
+    asked: &[(&'a String, &'a [Vector])],
+) -> (Vec<&'a str>, Vec<i32>, Vec<&'a Vector>) {
     let bots: Vec<&str> = asked.iter().map(|(b, _)| b.as_str()).collect();
     let mut positions: Vec<i32> = Vec::new();
     let mut vectors: Vec<&Vector> = Vec::new();
@@ -268,17 +431,68 @@ async fn exact(
             vectors.push(q);
         }
     }
-    let mut best: Vec<Vec<TopK>> = asked
+    (bots, positions, vectors)
+}
+
+/// `k` best per query of each bot asked.
+fn top_ks(asked: &[(&String, &[Vector])], k: usize) -> Vec<Vec<TopK>> {
+    asked
         .iter()
         .map(|(_, q)| (0..q.len()).map(|_| TopK::new(k)).collect())
-        .collect();
-    if bots.is_empty() {
+        .collect()
+}
+
+/// Offers one row to its bot's queries: the row has its bot's position (1-based), then its id,
+/// then one distance per query, from column `at`.
+fn offer_row(best: &mut [Vec<TopK>], row: &tokio_postgres::Row, at: usize) {
+    let Some(tops) = row
+        .get::<_, Option<i32>>(at)
+        .and_then(|i| usize::try_from(i - 1).ok())
+        .and_then(|i| best.get_mut(i))
+    else {
+        return;
+    };
+    // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
+    let id: Option<String> = row.get(at - 1);
+    let id = id.unwrap_or_else(|| NULL_KEY.to_owned());
+    for (j, top) in tops.iter_mut().enumerate() {
+        let d: Option<f64> = row.get(at + 1 + j);
+        top.offer(d.unwrap_or(f64::INFINITY), &id);
+    }
+}
+
+fn into_answers(best: Vec<Vec<TopK>>) -> Answers {
+    best.into_iter()
+        .map(|tops| tops.into_iter().map(TopK::into_ids).collect())
+        .collect()
+}
+
+/// Exact top-k ids for each query of each bot in `asked` (bot, its queries), in query order:
+/// nearest first, ties by id (bytewise). The rows of every bot asked about are streamed in one
+/// pass and each query keeps only its `k` best so far, so memory holds `k` ids per query
+/// whatever the table's size.
+async fn exact(
+    store: &Store<'_>,
+    statements: &Statements,
+    asked: &[(&String, &[Vector])],
+    k: usize,
+) -> Result<Answers, StoreError> {
+    let what = || "exact search".to_owned();
+    if asked.is_empty() {
         return Ok(Vec::new());
     }
+    let sql = format!(
+        "{QUERIES_CTE}
+         SELECT r.id, r.i{distances} FROM ({rows}) r JOIN q ON q.i = r.i",
+        distances = distance_columns(most_queries(asked)),
+        rows = statements.asked_rows,
+    );
+    let (bots, positions, vectors) = by_position(asked);
+    let mut best = top_ks(asked, k);
     let rows = store
         .client
         .query_raw(
-            sql,
+            &sql,
             [
                 &bots as &(dyn ToSql + Sync),
                 &positions as &(dyn ToSql + Sync),
@@ -293,25 +507,9 @@ async fn exact(
         .await
         .map_err(|e| StoreError::query(what(), e))?
     {
-        let Some(tops) = r
-            .get::<_, Option<i32>>(0)
-            .and_then(|i| usize::try_from(i - 1).ok())
-            .and_then(|i| best.get_mut(i))
-        else {
-            continue;
-        };
-        // Ids come as text with NULL spelled out; a NULL distance (none is expected) ranks last.
-        let id: Option<String> = r.get(1);
-        let id = id.unwrap_or_else(|| NULL_KEY.to_owned());
-        let d: Option<Vec<Option<f64>>> = r.get(2);
-        for (top, d) in tops.iter_mut().zip(d.unwrap_or_default()) {
-            top.offer(d.unwrap_or(f64::INFINITY), &id);
-        }
+        offer_row(&mut best, &r, 1);
     }
-    Ok(best
-        .into_iter()
-        .map(|tops| tops.into_iter().map(TopK::into_ids).collect())
-        .collect())
+    Ok(into_answers(best))
 }
 
 /// The `k` nearest `(distance, id)` seen so far, ordered by distance then id.
@@ -378,17 +576,24 @@ impl TopK {
     }
 }
 
-/// Runs sample queries for every bot in `bots` and scores both sides' answers. `same`: the bots
-/// whose checksums are equal on both sides, whose exact answers agree without being read twice.
-pub async fn compare(
-    source: &Store<'_>,
+/// The platform's own query on the target for every sampled query.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformAnswers {
+    /// The target's vector index.
+    index: Option<IndexInfo>,
+    /// Per bot and query: the answer where the planner uses the vector index; `None` where the
+    /// plan is an exact search (no vector index, or a plan without it), answering exactly.
+    answers: Vec<Vec<Option<Vec<String>>>>,
+}
+
+/// Runs the platform's query, `WHERE bot = $1 ORDER BY embedding <-> $2 LIMIT k`, on the target
+/// for every sampled query, with the target's index and settings. It needs only the sample, so
+/// it runs while the source reads its exact answers.
+pub async fn platform_answers(
     target: &Store<'_>,
-    bots: &[String],
-    same: &HashSet<String>,
-    queries_per_bot: usize,
+    sample: &Sample,
     k: usize,
-) -> Result<RetrievalReport, VerifyError> {
-    let src = statements_for(source, Side::Source).await?;
+) -> Result<PlatformAnswers, VerifyError> {
     let tgt = statements_for(target, Side::Target).await?;
     let label = target.label;
     let terr = |bot: Option<&str>| {
@@ -402,6 +607,70 @@ pub async fn compare(
         .next()
         .map(IndexInfo::from);
     let limit = i64::try_from(k).unwrap_or(i64::MAX);
+    let mut answers = Vec::with_capacity(sample.bots.len());
+    for (bot, queries) in sample.asked() {
+        let mut bot_answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            // Without a vector index, or with a plan that doesn't use it (the bot's own index
+            // and a sort, which the planner often prefers for small bots), the platform's query
+            // is an exact search: its answer is the exact one, so it is not run (it would read
+            // every vector of the bot again).
+            let uses = match &index {
+                Some(idx) => uses_index(target, &tgt.platform, bot, q, limit, &idx.name)
+                    .await
+                    .map_err(terr(Some(bot)))?,
+                None => false,
+            };
+            if !uses {
+                bot_answers.push(None);
+                continue;
+            }
+            let approx: Vec<String> = target
+                .client
+                .query(&tgt.platform, &[&bot.as_str(), q, &limit])
+                .await
+                .map_err(|e| terr(Some(bot))(StoreError::query("running the platform's query", e)))?
+                .iter()
+                .map(|r| {
+                    r.get::<_, Option<String>>(0)
+                        .unwrap_or_else(|| NULL_KEY.to_owned())
+                })
+                .collect();
+            bot_answers.push(Some(approx));
+        }
+        answers.push(bot_answers);
+    }
+    Ok(PlatformAnswers { index, answers })
+}
+
+/// What was read for retrieval while the checksums were: the sample, the source's exact
+/// answers (from [`checksums_and_exact`]) and the platform's answers on the target.
+#[derive(Debug, Clone, Default)]
+pub struct Searched {
+    /// The query vectors.
+    pub sample: Sample,
+    /// The source's exact answers to them.
+    pub source: Answers,
+    /// The platform's answers to them on the target.
+    pub platform: PlatformAnswers,
+}
+
+/// Scores the sampled queries: overlap@k of both sides' exact answers, and recall@k of the
+/// platform's answers on the target. `same`: the bots whose checksums are equal on both sides, whose
+/// exact answers are the same by construction and so are read on the source only. The
+/// target's exact answers are read for the other bots.
+pub async fn compare(
+    target: &Store<'_>,
+    searched: Searched,
+    same: &HashSet<String>,
+    queries_per_bot: usize,
+    k: usize,
+) -> Result<RetrievalReport, VerifyError> {
+    let label = target.label;
+    let terr = |bot: Option<&str>| {
+        let bot = bot.map(str::to_owned);
+        move |e| VerifyError::new(Side::Target, label, bot.as_deref(), e)
+    };
     let mut overlaps: Vec<BotScore> = Vec::new();
     let mut recalls: Vec<BotScore> = Vec::new();
     let mut short_results = 0usize;
@@ -409,92 +678,54 @@ pub async fn compare(
     let mut exact_by_plan = 0usize;
     let mut total_queries = 0usize;
     let mut overlap_by_checksum = 0usize;
-    let queries = sample(source, &src.sample, bots, queries_per_bot)
-        .await
-        .map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let asked: Vec<(&String, &[Vector])> = bots
-        .iter()
-        .zip(&queries)
-        .filter(|(_, q)| !q.is_empty())
-        .map(|(b, q)| (b, q.as_slice()))
-        .collect();
-    // A bot whose rows are the same on both sides (equal checksums over every column) answers
-    // alike by construction: its exact answers are read once, on the target, for the recall
-    // of the target's index. Reading them on the source too would only add a second pass over
-    // every vector.
+    let Searched {
+        sample,
+        source: source_answers,
+        platform,
+    } = searched;
+    let asked = sample.asked();
     let differing: Vec<(&String, &[Vector])> = asked
         .iter()
         .filter(|(b, _)| !same.contains(*b))
         .copied()
         .collect();
-    let (s_answers, t_answers) = tokio::join!(
-        exact(source, &src.exact, &differing, k),
-        exact(target, &tgt.exact, &asked, k),
-    );
-    let s_answers = s_answers.map_err(|e| VerifyError::new(Side::Source, source.label, None, e))?;
-    let t_answers = t_answers.map_err(terr(None))?;
-    let mut s_answers = differing.iter().map(|(b, _)| *b).zip(s_answers);
-    let mut next_source = s_answers.next();
-    for (&(bot, queries), t) in asked.iter().zip(t_answers) {
-        let s = match &next_source {
-            Some((b, _)) if *b == bot => {
-                let s = next_source.take().map(|(_, s)| s).unwrap_or_default();
-                next_source = s_answers.next();
-                s
-            }
-            _ => {
-                overlap_by_checksum += 1;
-                t.clone()
-            }
-        };
+    let t_answers = if differing.is_empty() {
+        Vec::new()
+    } else {
+        let tgt = statements_for(target, Side::Target).await?;
+        exact(target, &tgt, &differing, k)
+            .await
+            .map_err(terr(None))?
+    };
+    let mut t_answers = differing.iter().map(|(b, _)| *b).zip(t_answers).peekable();
+    let PlatformAnswers { index, answers } = platform;
+    for ((&(bot, queries), s), approx) in asked.iter().zip(source_answers).zip(answers) {
+        // The target's answers where they were read; the source's where the rows are equal.
+        let t = t_answers.next_if(|(b, _)| *b == bot).map(|(_, t)| t);
+        if t.is_none() {
+            overlap_by_checksum += 1;
+        }
+        let t = t.as_ref().unwrap_or(&s);
         let mut overlap_sum = 0.0;
         let mut recall_sum = 0.0;
-        let mut first_uses_index = false;
-        for (i, q) in queries.iter().enumerate() {
-            overlap_sum += overlap(&s[i], &t[i]);
-            let Some(idx) = &index else {
-                // Without a vector index the platform's query is an exact search: recall 1.
-                recall_sum += 1.0;
-                continue;
-            };
-            // A plan without the vector index (the bot's own index and a sort, which the
-            // planner often prefers for small bots) is an exact search too: its answer is the
-            // exact one, so it is not run (it would read every vector of the bot again).
-            let uses = uses_index(target, &tgt.platform, bot, q, limit, &idx.name)
-                .await
-                .map_err(terr(Some(bot)))?;
-            if i == 0 {
-                first_uses_index = uses;
+        for (i, exact_t) in t.iter().enumerate().take(queries.len()) {
+            overlap_sum += s.get(i).map_or(1.0, |s| overlap(s, exact_t));
+            match approx.get(i) {
+                Some(Some(approx)) => {
+                    if approx.len() < exact_t.len() {
+                        short_results += 1;
+                    }
+                    recall_sum += recall(approx, exact_t);
+                }
+                _ => {
+                    if index.is_some() {
+                        exact_by_plan += 1;
+                    }
+                    recall_sum += 1.0;
+                }
             }
-            if !uses {
-                exact_by_plan += 1;
-                recall_sum += 1.0;
-                continue;
-            }
-            let approx: Vec<String> = target
-                .client
-                .query(&tgt.platform, &[&bot.as_str(), q, &limit])
-                .await
-                .map_err(|e| {
-                    VerifyError::new(
-                        Side::Target,
-                        target.label,
-                        Some(bot),
-                        StoreError::query("running the platform's query", e),
-                    )
-                })?
-                .iter()
-                .map(|r| {
-                    r.get::<_, Option<String>>(0)
-                        .unwrap_or_else(|| NULL_KEY.to_owned())
-                })
-                .collect();
-            if approx.len() < t[i].len() {
-                short_results += 1;
-            }
-            recall_sum += recall(&approx, &t[i]);
         }
-        if first_uses_index {
+        if matches!(approx.first(), Some(Some(_))) {
             index_used_bots += 1;
         }
         let n = queries.len();

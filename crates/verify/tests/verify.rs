@@ -256,3 +256,65 @@ async fn a_missing_table_is_an_error_naming_the_side_and_table() {
         "{text}"
     );
 }
+
+/// The target's checksums come from the same read as its exact answers; they must be the
+/// checksums the source's side computes alone, NULLs and a bot filter included.
+#[tokio::test]
+async fn checksums_read_with_the_exact_answers_equal_those_read_alone() {
+    use ragshift_store::checksum::{group_checksums, Grouping};
+    use ragshift_verify::retrieval;
+    let client = store_with_rows("verify_onepass").await;
+    client
+        .batch_execute(
+            "INSERT INTO items VALUES ('n1', NULL, 'no bot', 's', '[1,2,3,4,5,6,7,8]'),
+                                      ('n2', 'BOT00000000000000000000002', NULL, NULL, NULL),
+                                      ('n3', 'BOT00000000000000000000003', 'x', 's', '[-1,0,0,0,0,0,0,1]')",
+        )
+        .await
+        .expect("add rows with NULLs");
+    let layout = Layout::default();
+    let store = Store {
+        client: &client,
+        layout: &layout,
+        label: "target",
+    };
+    let two = [bot_id(2), bot_id(3)];
+    for wanted in [None, Some(&two[..])] {
+        let alone = group_checksums(&client, &layout, &Grouping::Bot, wanted)
+            .await
+            .expect("checksums alone");
+        let sample = retrieval::sample(&store, wanted, 2).await.expect("sample");
+        let (together, answers) = retrieval::checksums_and_exact(
+            &store,
+            ragshift_verify::Side::Target,
+            &Grouping::Bot,
+            wanted,
+            &sample,
+            4,
+        )
+        .await
+        .expect("checksums with answers");
+        assert_eq!(together, alone, "bots {wanted:?}");
+        assert_eq!(sample.bots.len(), if wanted.is_some() { 2 } else { 3 });
+        assert!(alone.len() >= sample.bots.len());
+        // Each answer is the one a full sort by distance (then id, bytewise) gives.
+        for (b, (queries, answers)) in sample.bots.iter().zip(sample.queries.iter().zip(&answers)) {
+            assert_eq!((queries.len(), answers.len()), (2, 2), "{b}");
+            for (q, answer) in queries.iter().zip(answers) {
+                let sorted: Vec<String> = client
+                    .query(
+                        "SELECT rtrim(id::text) FROM items
+                          WHERE botid = $1::text::character(26) AND embedding IS NOT NULL
+                          ORDER BY l2_distance(embedding, $2), rtrim(id::text) COLLATE \"C\" LIMIT 4",
+                        &[b, q],
+                    )
+                    .await
+                    .expect("sort by distance")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                assert_eq!(answer, &sorted, "{b}");
+            }
+        }
+    }
+}
