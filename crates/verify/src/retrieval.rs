@@ -289,7 +289,6 @@ pub async fn sample(
 ) -> Result<Sample, VerifyError> {
     let err = |e| VerifyError::new(Side::Source, source.label, None, e);
     let statements = statements_for(source, Side::Source).await?;
-    let what = || "sampling query vectors".to_owned();
     let per_bot = i64::try_from(per_bot).unwrap_or(i64::MAX);
     let wanted = wanted.filter(|_| !source.layout.bot.is_empty());
     let sql = if wanted.is_some() {
@@ -297,21 +296,12 @@ pub async fn sample(
     } else {
         &statements.sample_all
     };
-    let rows = source
-        .client
-        .query_raw(sql.as_str(), [&wanted as &(dyn ToSql + Sync), &per_bot])
-        .await
-        .map_err(|e| err(StoreError::query(what(), e)))?;
-    let mut rows = std::pin::pin!(rows);
     let mut sample = Sample::default();
-    while let Some(r) = rows
-        .try_next()
-        .await
-        .map_err(|e| err(StoreError::query(what(), e)))?
-    {
+    let params: [&(dyn ToSql + Sync); 2] = [&wanted, &per_bot];
+    for_each_row(source, sql, &params, "sampling query vectors", |r| {
         let (Some(b), Some(v)) = (r.get::<_, Option<String>>(0), r.get::<_, Option<Vector>>(1))
         else {
-            continue;
+            return;
         };
         if sample.bots.last() != Some(&b) {
             sample.bots.push(b);
@@ -320,7 +310,9 @@ pub async fn sample(
         if let Some(q) = sample.queries.last_mut() {
             q.push(v);
         }
-    }
+    })
+    .await
+    .map_err(err)?;
     Ok(sample)
 }
 
@@ -370,28 +362,11 @@ pub async fn checksums_and_exact(
     let wanted: Option<Vec<String>> =
         wanted.map(|b| b.iter().map(|s| s.trim_end().to_owned()).collect());
     let (bots, positions, vectors) = by_position(&asked);
-    let what = || format!("checksumming and searching {}", store.layout.display_name());
-    let rows = store
-        .client
-        .query_raw(
-            &sql,
-            [
-                &bots as &(dyn ToSql + Sync),
-                &positions as &(dyn ToSql + Sync),
-                &vectors as &(dyn ToSql + Sync),
-                &wanted as &(dyn ToSql + Sync),
-            ],
-        )
-        .await
-        .map_err(|e| err(StoreError::query(what(), e)))?;
-    let mut rows = std::pin::pin!(rows);
+    let what = format!("checksumming and searching {}", store.layout.display_name());
     let mut sums: BTreeMap<String, (i64, i128)> = BTreeMap::new();
     let mut best = top_ks(&asked, k);
-    while let Some(r) = rows
-        .try_next()
-        .await
-        .map_err(|e| err(StoreError::query(what(), e)))?
-    {
+    let params: [&(dyn ToSql + Sync); 4] = [&bots, &positions, &vectors, &wanted];
+    for_each_row(store, &sql, &params, &what, |r| {
         let g: Option<String> = r.get(0);
         let h: i64 = r.get(1);
         let sum = sums
@@ -399,8 +374,10 @@ pub async fn checksums_and_exact(
             .or_default();
         sum.0 += 1;
         sum.1 += i128::from(h);
-        offer_row(&mut best, &r, 3);
-    }
+        offer_row(&mut best, r, 3);
+    })
+    .await
+    .map_err(err)?;
     let sums = sums
         .into_iter()
         .map(|(bot_id, (rows, sum))| BotChecksum {
@@ -410,6 +387,30 @@ pub async fn checksums_and_exact(
         })
         .collect();
     Ok((sums, into_answers(best)))
+}
+
+/// Streams the rows of `sql` into `each`, so memory holds one row whatever the table's size.
+async fn for_each_row(
+    store: &Store<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+    mut each: impl FnMut(&tokio_postgres::Row),
+) -> Result<(), StoreError> {
+    let rows = store
+        .client
+        .query_raw(sql, params.iter().copied())
+        .await
+        .map_err(|e| StoreError::query(what, e))?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(r) = rows
+        .try_next()
+        .await
+        .map_err(|e| StoreError::query(what, e))?
+    {
+        each(&r);
+    }
+    Ok(())
 }
 
 /// The most queries any bot has.
@@ -477,7 +478,6 @@ async fn exact(
     asked: &[(&String, &[Vector])],
     k: usize,
 ) -> Result<Answers, StoreError> {
-    let what = || "exact search".to_owned();
     if asked.is_empty() {
         return Ok(Vec::new());
     }
@@ -489,26 +489,11 @@ async fn exact(
     );
     let (bots, positions, vectors) = by_position(asked);
     let mut best = top_ks(asked, k);
-    let rows = store
-        .client
-        .query_raw(
-            &sql,
-            [
-                &bots as &(dyn ToSql + Sync),
-                &positions as &(dyn ToSql + Sync),
-                &vectors as &(dyn ToSql + Sync),
-            ],
-        )
-        .await
-        .map_err(|e| StoreError::query(what(), e))?;
-    let mut rows = std::pin::pin!(rows);
-    while let Some(r) = rows
-        .try_next()
-        .await
-        .map_err(|e| StoreError::query(what(), e))?
-    {
-        offer_row(&mut best, &r, 1);
-    }
+    let params: [&(dyn ToSql + Sync); 3] = [&bots, &positions, &vectors];
+    for_each_row(store, &sql, &params, "exact search", |r| {
+        offer_row(&mut best, r, 1)
+    })
+    .await?;
     Ok(into_answers(best))
 }
 
