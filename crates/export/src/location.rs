@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use tokio::io::AsyncWriteExt;
 
@@ -83,41 +84,196 @@ pub struct TransferError {
     pub kind: Option<ragshift_aws::AwsErrorKind>,
 }
 
-/// Uploads a local file to `location`'s `name`.
+/// Bytes per part when a file goes up in parts: small enough that a failed part is cheap to send
+/// again, big enough that S3's 10,000 parts reach 160 GB (parts grow beyond that).
+pub const PART_SIZE: u64 = 16 * 1024 * 1024;
+/// Most parts one multipart upload may have (S3's limit).
+const MAX_PARTS: u64 = 10_000;
+
+/// Uploads a local file to `location`'s `name`: in one request up to [`PART_SIZE`], in parts
+/// above it (one PutObject is capped at 5 GB, and a bot's file can be bigger).
 pub async fn upload(
     s3: &Client,
     location: &Location,
     name: &str,
     local: &Path,
 ) -> Result<(), TransferError> {
+    upload_in_parts(s3, location, name, local, PART_SIZE).await
+}
+
+/// [`upload`] with parts of `part_size` bytes (S3's smallest part is 5 MiB). Each part is read
+/// from the file as it is sent, so memory doesn't grow with the file; a failed upload is
+/// aborted, so no parts are left behind in the bucket.
+pub async fn upload_in_parts(
+    s3: &Client,
+    location: &Location,
+    name: &str,
+    local: &Path,
+    part_size: u64,
+) -> Result<(), TransferError> {
     let Location::S3 { bucket, .. } = location else {
         return Ok(());
     };
     let object = location.name_of(name);
-    let body = ByteStream::from_path(local)
+    let key = location.key(name);
+    let reading = |message: String| TransferError {
+        what: "reading",
+        object: local.display().to_string(),
+        message,
+        kind: None,
+    };
+    let size = tokio::fs::metadata(local)
         .await
-        .map_err(|e| TransferError {
-            what: "reading",
-            object: local.display().to_string(),
-            message: e.to_string(),
-            kind: None,
-        })?;
-    s3.put_object()
+        .map_err(|e| reading(e.to_string()))?
+        .len();
+    let part_size = part_size.max(1).max(size.div_ceil(MAX_PARTS));
+    if size <= part_size {
+        let body = ByteStream::from_path(local)
+            .await
+            .map_err(|e| reading(e.to_string()))?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| sdk_error("uploading", &object, &e))?;
+        return Ok(());
+    }
+    let created = s3
+        .create_multipart_upload()
         .bucket(bucket)
-        .key(location.key(name))
-        .body(body)
+        .key(&key)
         .send()
         .await
-        .map_err(|e| {
-            let a = ragshift_aws::classify(format!("uploading {object}"), &e);
-            TransferError {
-                what: "uploading",
-                object: object.clone(),
-                message: a.message.clone(),
-                kind: Some(a.kind),
-            }
-        })?;
-    Ok(())
+        .map_err(|e| sdk_error("uploading", &object, &e))?;
+    let Some(upload_id) = created.upload_id() else {
+        return Err(TransferError {
+            what: "uploading",
+            object,
+            message: "S3 started a multipart upload without an upload id".to_owned(),
+            kind: None,
+        });
+    };
+    let upload = Multipart {
+        s3,
+        bucket,
+        key: &key,
+        id: upload_id,
+        object: &object,
+    };
+    let sent = upload.send_parts(local, size, part_size).await;
+    let completed = match sent {
+        Ok(parts) => s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(&key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("uploading", &object, &e)),
+        Err(e) => Err(e),
+    };
+    if completed.is_err() {
+        // Parts of an unfinished upload are billed until aborted.
+        if let Err(e) = s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(&key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(
+                "could not abort the failed upload of {object} (its parts stay in the bucket until a lifecycle rule removes them): {}",
+                sdk_error("aborting", &object, &e)
+            );
+        }
+    }
+    completed
+}
+
+/// One multipart upload in progress.
+struct Multipart<'a> {
+    s3: &'a Client,
+    bucket: &'a str,
+    key: &'a str,
+    id: &'a str,
+    /// `s3://bucket/key`, for messages.
+    object: &'a str,
+}
+
+impl Multipart<'_> {
+    /// Sends the file's parts in order, each read from its offset as it goes.
+    async fn send_parts(
+        &self,
+        local: &Path,
+        size: u64,
+        part_size: u64,
+    ) -> Result<Vec<CompletedPart>, TransferError> {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let length = part_size.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(local)
+                .offset(offset)
+                .length(Length::Exact(length))
+                .build()
+                .await
+                .map_err(|e| TransferError {
+                    what: "reading",
+                    object: local.display().to_string(),
+                    message: e.to_string(),
+                    kind: None,
+                })?;
+            let out = self
+                .s3
+                .upload_part()
+                .bucket(self.bucket)
+                .key(self.key)
+                .upload_id(self.id)
+                .part_number(number)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| sdk_error("uploading", self.object, &e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .build(),
+            );
+            offset += length;
+            number += 1;
+        }
+        Ok(parts)
+    }
+}
+
+/// A transfer error from the SDK's, classified for retry decisions.
+fn sdk_error<E>(
+    what: &'static str,
+    object: &str,
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> TransferError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let a = ragshift_aws::classify(format!("{what} {object}"), e);
+    TransferError {
+        what,
+        object: object.to_owned(),
+        message: a.message,
+        kind: Some(a.kind),
+    }
 }
 
 /// Downloads `location`'s `name` into a local file.
@@ -143,15 +299,7 @@ pub async fn download(
         .key(location.key(name))
         .send()
         .await
-        .map_err(|e| {
-            let a = ragshift_aws::classify(format!("downloading {object}"), &e);
-            TransferError {
-                what: "downloading",
-                object: object.clone(),
-                message: a.message.clone(),
-                kind: Some(a.kind),
-            }
-        })?;
+        .map_err(|e| sdk_error("downloading", &object, &e))?;
     let mut body = out.body.into_async_read();
     let mut file = tokio::fs::File::create(local)
         .await
