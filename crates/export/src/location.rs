@@ -83,6 +83,28 @@ pub struct TransferError {
     pub kind: Option<ragshift_aws::AwsErrorKind>,
 }
 
+impl TransferError {
+    /// A failure on this side (a local file): no SDK kind, so never retried.
+    fn local(what: &'static str, object: String, message: String) -> Self {
+        Self {
+            what,
+            object,
+            message,
+            kind: None,
+        }
+    }
+
+    /// A failed S3 call, with the SDK's classification for retry decisions.
+    pub(crate) fn aws(what: &'static str, object: String, e: ragshift_aws::AwsError) -> Self {
+        Self {
+            what,
+            object,
+            message: e.message,
+            kind: Some(e.kind),
+        }
+    }
+}
+
 /// Uploads a local file to `location`'s `name`.
 pub async fn upload(
     s3: &Client,
@@ -96,12 +118,7 @@ pub async fn upload(
     let object = location.name_of(name);
     let body = ByteStream::from_path(local)
         .await
-        .map_err(|e| TransferError {
-            what: "reading",
-            object: local.display().to_string(),
-            message: e.to_string(),
-            kind: None,
-        })?;
+        .map_err(|e| TransferError::local("reading", local.display().to_string(), e.to_string()))?;
     s3.put_object()
         .bucket(bucket)
         .key(location.key(name))
@@ -110,12 +127,7 @@ pub async fn upload(
         .await
         .map_err(|e| {
             let a = ragshift_aws::classify(format!("uploading {object}"), &e);
-            TransferError {
-                what: "uploading",
-                object: object.clone(),
-                message: a.message.clone(),
-                kind: Some(a.kind),
-            }
+            TransferError::aws("uploading", object.clone(), a)
         })?;
     Ok(())
 }
@@ -131,12 +143,7 @@ pub async fn download(
         return Ok(());
     };
     let object = location.name_of(name);
-    let err = |message: String| TransferError {
-        what: "downloading",
-        object: object.clone(),
-        message,
-        kind: None,
-    };
+    let err = |message: String| TransferError::local("downloading", object.clone(), message);
     let out = s3
         .get_object()
         .bucket(bucket)
@@ -145,12 +152,7 @@ pub async fn download(
         .await
         .map_err(|e| {
             let a = ragshift_aws::classify(format!("downloading {object}"), &e);
-            TransferError {
-                what: "downloading",
-                object: object.clone(),
-                message: a.message.clone(),
-                kind: Some(a.kind),
-            }
+            TransferError::aws("downloading", object.clone(), a)
         })?;
     let mut body = out.body.into_async_read();
     let mut file = tokio::fs::File::create(local)
