@@ -411,6 +411,16 @@ mod tests {
         f
     }
 
+    /// The error loading `layers` gives, as the user reads it.
+    fn load_error(layers: Layers) -> String {
+        layers.load().err().unwrap().to_string()
+    }
+
+    /// The error loading the configuration file `f` gives.
+    fn file_error(f: &tempfile::NamedTempFile) -> String {
+        load_error(Layers::new().file(Some(f.path())))
+    }
+
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -591,12 +601,7 @@ mod tests {
         assert_eq!(flag.config.run.resume_window.as_secs(), 30);
         for bad in ["\"soon\"", "12", "\"5y\""] {
             let f = file(&format!("[run]\nresume_window = {bad}\n"));
-            let err = Layers::new()
-                .file(Some(f.path()))
-                .load()
-                .err()
-                .unwrap()
-                .to_string();
+            let err = file_error(&f);
             assert!(err.contains("resume_window"), "{bad}: {err}");
         }
     }
@@ -626,12 +631,7 @@ mod tests {
         let long = "j".repeat(64);
         for bad in ["\"\"".to_owned(), format!("\"{long}\"")] {
             let f = file(&format!("[run]\njournal_schema = {bad}\n"));
-            let err = Layers::new()
-                .file(Some(f.path()))
-                .load()
-                .err()
-                .unwrap()
-                .to_string();
+            let err = file_error(&f);
             assert!(err.contains("journal_schema"), "{bad}: {err}");
         }
     }
@@ -639,52 +639,27 @@ mod tests {
     #[test]
     fn unknown_keys_and_wrong_types_name_the_key_and_the_file() {
         let f = file("[target]\ntabel = \"items\"\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains("tabel"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
 
         let f = file("[embedding]\ndimensions = \"many\"\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains("embedding.dimensions"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
 
         let f = file("[nonsense]\nx = 1\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains("nonsense"), "{err}");
     }
 
     #[test]
     fn bad_env_values_name_the_variable() {
-        let err = Layers::new()
-            .env(vars(&[("RAGSHIFT_EXECUTOR_CONCURRENCY", "lots")]))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = load_error(Layers::new().env(vars(&[("RAGSHIFT_EXECUTOR_CONCURRENCY", "lots")])));
         assert!(err.contains("executor.concurrency"), "{err}");
         assert!(err.contains("RAGSHIFT_EXECUTOR_CONCURRENCY"), "{err}");
 
-        let err = Layers::new()
-            .env(vars(&[("RAGSHIFT_TARGET_TABEL", "x")]))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = load_error(Layers::new().env(vars(&[("RAGSHIFT_TARGET_TABEL", "x")])));
         assert!(err.contains("tabel"), "{err}");
         assert!(err.contains("RAGSHIFT_TARGET_TABEL"), "{err}");
     }
@@ -692,12 +667,7 @@ mod tests {
     #[test]
     fn invalid_toml_and_missing_file_are_errors() {
         let f = file("[target\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains(&f.path().display().to_string()), "{err}");
 
         let err = Layers::new()
@@ -719,31 +689,16 @@ mod tests {
             "[target]\n\"postgres://app:Hunter2pw@h/db\" = 1\n",
         ] {
             let f = file(toml);
-            let err = Layers::new()
-                .file(Some(f.path()))
-                .load()
-                .err()
-                .unwrap()
-                .to_string();
+            let err = file_error(&f);
             assert!(!err.contains("Hunter2pw"), "{toml}: {err}");
             assert!(err.contains(&f.path().display().to_string()), "{err}");
         }
         // A line without anything secret is still quoted, to help find the mistake.
         let f = file("[target\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains("1 | [target"), "{err}");
         let f = file("[target]\nurl = \"postgres://app:Hunter2pw@h/db\n");
-        let err = Layers::new()
-            .file(Some(f.path()))
-            .load()
-            .err()
-            .unwrap()
-            .to_string();
+        let err = file_error(&f);
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("not shown"), "{err}");
     }

@@ -1,29 +1,15 @@
 //! Errors that stop a copy before or between its phases. A partition that fails is not one of
 //! them: it is recorded in the journal and the report, and the other partitions go on.
 
+use ragshift_store::compare::{ServerError, Side};
 use ragshift_store::StoreError;
 
 /// Why a copy could not run (or could not go on).
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    /// Connecting to the source, or a statement on it, failed.
-    #[error("source {server}: {error}")]
-    Source {
-        /// The source server, password masked.
-        server: String,
-        /// What failed.
-        #[source]
-        error: StoreError,
-    },
-    /// Connecting to the target, or a statement on it, failed.
-    #[error("target {server}: {error}")]
-    Target {
-        /// The target server, password masked.
-        server: String,
-        /// What failed.
-        #[source]
-        error: StoreError,
-    },
+    /// Connecting to the source or the target, or a statement on it, failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
     /// The copy can't start as asked: the message says why and what to do.
     #[error("{0}")]
     Refused(String),
@@ -46,16 +32,12 @@ impl CopyError {
     }
 
     pub(crate) fn source(server: &str) -> impl FnOnce(StoreError) -> Self + '_ {
-        move |error| Self::Source {
-            server: server.to_owned(),
-            error,
-        }
+        let on = ServerError::on(Side::Source, server);
+        move |error| Self::Server(on(error))
     }
 
     pub(crate) fn target(server: &str) -> impl FnOnce(StoreError) -> Self + '_ {
-        move |error| Self::Target {
-            server: server.to_owned(),
-            error,
-        }
+        let on = ServerError::on(Side::Target, server);
+        move |error| Self::Server(on(error))
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
 use ragshift_store::checksum::table_checksum;
+use ragshift_store::compare::{compare_tables, TableComparison};
 use ragshift_store::ident::Layout;
 use ragshift_store::StoreError;
 
@@ -74,18 +75,20 @@ pub async fn copy_parent(
             ),
         )
     })?;
-    let (rows, sum) = table_checksum(source, sl).await?;
     let existing = read_table(&*target, tl).await?;
+    let before = compare_tables(source, sl, &*target, tl)
+        .await
+        .map_err(|e| e.error)?;
+    let rows = before.source.0;
     if existing.is_some() {
-        let (t_rows, t_sum) = table_checksum(&*target, tl).await?;
-        if (t_rows, &t_sum) == (rows, &sum) {
+        if before.same() {
             return Ok(ParentCopied {
                 table: tl.display_name(),
                 rows,
                 action: "already there".into(),
             });
         }
-        if t_rows > 0 {
+        if let Some((t_rows, _)) = before.target.as_ref().filter(|(n, _)| *n > 0) {
             return Err(StoreError::new(
                 ragshift_store::StoreErrorKind::ShapeMismatch,
                 format!(
@@ -142,8 +145,13 @@ pub async fn copy_parent(
         }
     }
     sync_sequences(source, &tx, &def, sl, tl).await?;
-    let (t_rows, t_sum) = table_checksum(&tx, tl).await?;
-    if (t_rows, &t_sum) != (rows, &sum) {
+    let after = TableComparison {
+        target: Some(table_checksum(&tx, tl).await?),
+        ..before
+    };
+    if let (false, Some((t_rows, t_sum)), (rows, sum)) =
+        (after.same(), &after.target, &after.source)
+    {
         return Err(StoreError::new(
             ragshift_store::StoreErrorKind::InvalidData,
             format!(

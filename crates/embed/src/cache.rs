@@ -282,24 +282,16 @@ pub async fn seed_cache_from_table(
             )
         })?;
     pin_mut!(stream);
-    let mut batch = Vec::with_capacity(PUT_CHUNK);
-    let mut total = 0u64;
+    let mut seeder = Seeder::new(cache, model);
     while let Some(row) = stream
         .try_next()
         .await
         .map_err(|e| Error::cache(format!("reading {} to seed the cache", from.table), e))?
     {
         let content: String = row.get(0);
-        let v: Vec<f32> = row.get(1);
-        batch.push((content_hash(&content), v));
-        total += 1;
-        if batch.len() == PUT_CHUNK {
-            put_by_dim(cache, model, &batch).await?;
-            batch.clear();
-        }
+        seeder.add(&content, row.get(1)).await?;
     }
-    put_by_dim(cache, model, &batch).await?;
-    Ok(total)
+    seeder.finish().await
 }
 
 /// Fills the cache from `(text, vector)` pairs known to come from `model`: for seeding from an
@@ -309,18 +301,47 @@ pub async fn seed_cache_from_pairs(
     model: &str,
     pairs: impl IntoIterator<Item = (String, Vec<f32>)>,
 ) -> Result<u64> {
-    let mut batch = Vec::with_capacity(PUT_CHUNK);
-    let mut total = 0u64;
+    let mut seeder = Seeder::new(cache, model);
     for (text, v) in pairs {
-        batch.push((content_hash(&text), v));
-        total += 1;
-        if batch.len() == PUT_CHUNK {
-            put_by_dim(cache, model, &batch).await?;
-            batch.clear();
+        seeder.add(&text, v).await?;
+    }
+    seeder.finish().await
+}
+
+/// Puts seeded pairs into the cache [`PUT_CHUNK`] at a time, whatever they are read from.
+struct Seeder<'a> {
+    cache: &'a dyn EmbeddingCache,
+    model: &'a str,
+    batch: Vec<(ContentHash, Vec<f32>)>,
+    total: u64,
+}
+
+impl<'a> Seeder<'a> {
+    fn new(cache: &'a dyn EmbeddingCache, model: &'a str) -> Self {
+        Self {
+            cache,
+            model,
+            batch: Vec::with_capacity(PUT_CHUNK),
+            total: 0,
         }
     }
-    put_by_dim(cache, model, &batch).await?;
-    Ok(total)
+
+    /// Adds `text`'s vector, writing a full batch.
+    async fn add(&mut self, text: &str, v: Vec<f32>) -> Result<()> {
+        self.batch.push((content_hash(text), v));
+        self.total += 1;
+        if self.batch.len() == PUT_CHUNK {
+            put_by_dim(self.cache, self.model, &self.batch).await?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch; the number of pairs added.
+    async fn finish(self) -> Result<u64> {
+        put_by_dim(self.cache, self.model, &self.batch).await?;
+        Ok(self.total)
+    }
 }
 
 async fn put_by_dim(

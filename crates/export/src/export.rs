@@ -55,26 +55,12 @@ pub async fn export(
 ) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
     let server = source.label().to_owned();
-    let db = |e: StoreError| ExportError::Source {
-        server: server.clone(),
-        error: e,
-    };
-    let q = |what: String| {
-        let server = server.clone();
-        move |e| ExportError::Source {
-            server,
-            error: StoreError::query(what, e),
-        }
-    };
+    let db = ExportError::source(&server);
+    let q = |what: String| move |e| db(StoreError::query(what, e));
     if let (Location::S3 { bucket, .. }, Some(s3)) = (to, s3) {
         s3.head_bucket().bucket(bucket).send().await.map_err(|e| {
             let a = ragshift_aws::classify(format!("reaching bucket {bucket}"), &e);
-            crate::location::TransferError {
-                what: "reaching",
-                object: to.display(),
-                message: a.message.clone(),
-                kind: Some(a.kind),
-            }
+            crate::location::TransferError::aws("reaching", to.display(), a)
         })?;
     }
     let staging: PathBuf = match to {
@@ -334,17 +320,7 @@ async fn export_table(
     let layout = &plan.layout;
     let name = layout.display_name();
     let q = |what: String| move |e| TableFailure::Db(StoreError::query(what, e));
-    let columns: Vec<FileColumn> = plan
-        .def
-        .columns
-        .iter()
-        .filter(|c| c.copied())
-        .map(|c| FileColumn {
-            name: c.name.clone(),
-            kind: ColumnKind::of(&c.type_sql),
-            type_sql: c.type_sql.clone(),
-        })
-        .collect();
+    let columns: Vec<FileColumn> = crate::tables::file_columns(&plan.def);
     let mut exprs: Vec<String> = columns
         .iter()
         .map(|c| {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
-use ragshift_store::checksum::{bot_checksums, hash_columns, row_hash_sql, BotChecksum};
+use ragshift_store::checksum::{bot_checksums, filtered_checksum, BotChecksum};
 use ragshift_store::compare::{compare_groups, GroupComparison, Match};
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{ensure_vector_index_with, VectorIndex};
@@ -93,6 +93,42 @@ pub struct ImportReport {
     pub unverified_reason: Option<String>,
     /// Seconds it took.
     pub seconds: f64,
+}
+
+impl ImportReport {
+    /// The report of run `run_id` from `from` into `table` of `target`, before anything is
+    /// written.
+    pub(crate) fn new(run_id: &str, from: &Location, target: &str, table: String) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            location: from.display(),
+            target: target.to_owned(),
+            table,
+            bots: 0,
+            rows: 0,
+            problems: Vec::new(),
+            index: None,
+            verified: false,
+            unverified_reason: None,
+            seconds: 0.0,
+        }
+    }
+
+    /// Records that the checksums were compared with `manifest`'s, or, when the export
+    /// computed them another way, that only the row counts were, and why.
+    pub(crate) fn compared_with(&mut self, manifest: &Manifest) {
+        if manifest.checksum_scheme == ragshift_store::checksum::SCHEME {
+            self.verified = true;
+        } else {
+            self.unverified_reason = Some(format!(
+                "the export's checksums were computed as {:?} and this ragshift computes {:?}: \
+                 row counts were compared, rows were not; run `ragshift verify` against the \
+                 exported database if it still exists",
+                manifest.checksum_scheme,
+                ragshift_store::checksum::SCHEME
+            ));
+        }
+    }
 }
 
 /// Reads and checks an export's manifest.
@@ -204,10 +240,7 @@ async fn import_staged(
     }
 
     let server = target.label().to_owned();
-    let db = |e: StoreError| ExportError::Target {
-        server: server.clone(),
-        error: e,
-    };
+    let db = ExportError::target(&server);
     let run_id = ulid::Ulid::new().to_string();
     // A version 2 manifest names its tables: they are recreated as they were (or loaded into
     // tables of the same shape). A version 1 manifest holds Bedrock Chat's five columns, loaded
@@ -381,23 +414,8 @@ impl ImportRun<'_> {
             opts,
             started,
         } = *self;
-        let db = |e: StoreError| ExportError::Target {
-            server: server.to_owned(),
-            error: e,
-        };
-        let mut report = ImportReport {
-            run_id: run_id.to_owned(),
-            location: from.display(),
-            target: server.to_owned(),
-            table: layout.display_name(),
-            bots: 0,
-            rows: 0,
-            problems: Vec::new(),
-            index: None,
-            verified: false,
-            unverified_reason: None,
-            seconds: 0.0,
-        };
+        let db = ExportError::target(server);
+        let mut report = ImportReport::new(run_id, from, server, layout.display_name());
         let mut lost_lock: Option<String> = None;
         for (entry, local) in files {
             let problem = |error: String| BotProblem {
@@ -498,17 +516,7 @@ impl ImportRun<'_> {
                 .collect();
             let differing = differing_files(checked, &found, "the target");
             report.problems.extend(differing);
-            if same_scheme {
-                report.verified = true;
-            } else {
-                report.unverified_reason = Some(format!(
-                "the export's checksums were computed as {:?} and this ragshift computes {:?}: \
-                 row counts were compared, rows were not; run `ragshift verify` against the \
-                 exported database if it still exists",
-                manifest.checksum_scheme,
-                ragshift_store::checksum::SCHEME
-            ));
-            }
+            report.compared_with(manifest);
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -584,22 +592,15 @@ async fn write_bot(
         Some(_) => format!("rtrim({botcol}::text) = $1"),
         None => format!("{botcol} IS NULL AND $1::text IS NULL"),
     };
-    let columns = hash_columns(&tx, layout)
-        .await
-        .map_err(|e| BotFailure::Other(e.to_string()))?;
-    let sum = tx
-        .query_one(
-            &format!(
-                "SELECT count(*), sum({})::text FROM {} WHERE {filter}",
-                row_hash_sql(&columns),
-                layout.qualified()
-            ),
-            &[&bot.map(str::trim_end)],
-        )
-        .await
-        .map_err(q("checksumming the written rows"))?;
-    let (count, checksum): (i64, Option<String>) = (sum.get(0), sum.get(1));
-    let checksum = checksum.unwrap_or_default();
+    let (count, checksum) = filtered_checksum(
+        &tx,
+        layout,
+        &filter,
+        &[&bot.map(str::trim_end)],
+        format!("checksumming the written rows for {who}"),
+    )
+    .await
+    .map_err(|e| BotFailure::Other(e.to_string()))?;
     if count != entry.rows || (same_scheme && checksum != entry.checksum) {
         // Dropping the transaction rolls it back: the bot keeps its old rows.
         return Err(BotFailure::Other(format!(

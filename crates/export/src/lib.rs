@@ -40,29 +40,15 @@ pub use import::{import, read_manifest, BotProblem, ImportOptions, ImportReport,
 pub use location::Location;
 pub use manifest::{FileEntry, Manifest, TableEntry};
 
+use ragshift_store::compare::{ServerError, Side};
 use ragshift_store::StoreError;
 
 /// Errors that stop an export or import.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// Reading the source failed.
-    #[error("source {server}: {error}")]
-    Source {
-        /// The server, password masked.
-        server: String,
-        /// What failed.
-        #[source]
-        error: StoreError,
-    },
-    /// Writing the target failed.
-    #[error("target {server}: {error}")]
-    Target {
-        /// The server, password masked.
-        server: String,
-        /// What failed.
-        #[source]
-        error: StoreError,
-    },
+    /// Reading the source or writing the target failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
     /// A local file.
     #[error("{path}: {error}")]
     Io {
@@ -102,6 +88,18 @@ pub enum ExportError {
 }
 
 impl ExportError {
+    /// Wraps the source `server`'s errors (for `map_err`).
+    pub(crate) fn source(server: &str) -> impl Fn(StoreError) -> Self + Copy + '_ {
+        let on = ServerError::on(Side::Source, server);
+        move |error| Self::Server(on(error))
+    }
+
+    /// Wraps the target `server`'s errors (for `map_err`).
+    pub(crate) fn target(server: &str) -> impl Fn(StoreError) -> Self + Copy + '_ {
+        let on = ServerError::on(Side::Target, server);
+        move |error| Self::Server(on(error))
+    }
+
     /// Whether the work had started when this happened (every other error comes before
     /// anything was written).
     pub fn work_started(&self) -> bool {

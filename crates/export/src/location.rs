@@ -84,6 +84,28 @@ pub struct TransferError {
     pub kind: Option<ragshift_aws::AwsErrorKind>,
 }
 
+impl TransferError {
+    /// A failure on this side (a local file): no SDK kind, so never retried.
+    fn local(what: &'static str, object: String, message: String) -> Self {
+        Self {
+            what,
+            object,
+            message,
+            kind: None,
+        }
+    }
+
+    /// A failed S3 call, with the SDK's classification for retry decisions.
+    pub(crate) fn aws(what: &'static str, object: String, e: ragshift_aws::AwsError) -> Self {
+        Self {
+            what,
+            object,
+            message: e.message,
+            kind: Some(e.kind),
+        }
+    }
+}
+
 /// Bytes per part when a file goes up in parts: small enough that a failed part is cheap to send
 /// again, big enough that S3's 10,000 parts reach 160 GB (parts grow beyond that).
 pub const PART_SIZE: u64 = 16 * 1024 * 1024;
@@ -116,11 +138,8 @@ pub async fn upload_in_parts(
     };
     let object = location.name_of(name);
     let key = location.key(name);
-    let reading = |message: String| TransferError {
-        what: "reading",
-        object: local.display().to_string(),
-        message,
-        kind: None,
+    let reading = |message: String| {
+        TransferError::local("reading", local.display().to_string(), message)
     };
     let size = tokio::fs::metadata(local)
         .await
@@ -148,12 +167,11 @@ pub async fn upload_in_parts(
         .await
         .map_err(|e| sdk_error("uploading", &object, &e))?;
     let Some(upload_id) = created.upload_id() else {
-        return Err(TransferError {
-            what: "uploading",
+        return Err(TransferError::local(
+            "uploading",
             object,
-            message: "S3 started a multipart upload without an upload id".to_owned(),
-            kind: None,
-        });
+            "S3 started a multipart upload without an upload id".to_owned(),
+        ));
     };
     let upload = Multipart {
         s3,
@@ -228,11 +246,8 @@ impl Multipart<'_> {
                 .length(Length::Exact(length))
                 .build()
                 .await
-                .map_err(|e| TransferError {
-                    what: "reading",
-                    object: local.display().to_string(),
-                    message: e.to_string(),
-                    kind: None,
+                .map_err(|e| {
+                    TransferError::local("reading", local.display().to_string(), e.to_string())
                 })?;
             let out = self
                 .s3
@@ -267,13 +282,11 @@ fn sdk_error<E>(
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let a = ragshift_aws::classify(format!("{what} {object}"), e);
-    TransferError {
+    TransferError::aws(
         what,
-        object: object.to_owned(),
-        message: a.message,
-        kind: Some(a.kind),
-    }
+        object.to_owned(),
+        ragshift_aws::classify(format!("{what} {object}"), e),
+    )
 }
 
 /// Downloads `location`'s `name` into a local file.
@@ -287,12 +300,7 @@ pub async fn download(
         return Ok(());
     };
     let object = location.name_of(name);
-    let err = |message: String| TransferError {
-        what: "downloading",
-        object: object.clone(),
-        message,
-        kind: None,
-    };
+    let err = |message: String| TransferError::local("downloading", object.clone(), message);
     let out = s3
         .get_object()
         .bucket(bucket)

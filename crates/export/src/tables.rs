@@ -19,9 +19,7 @@ use tokio_postgres::Client;
 
 use ragshift_store::catalog::indexes::{plan_builds, target_name, BuildStep};
 use ragshift_store::catalog::{read_table, set_sequences, types_missing_on, TableDef};
-use ragshift_store::checksum::{
-    bot_checksums, hash_columns, row_hash_sql, table_checksum, NULL_KEY,
-};
+use ragshift_store::checksum::{bot_checksums, filtered_checksum, table_checksum, NULL_KEY};
 use ragshift_store::compare::{compare_groups, Match};
 use ragshift_store::ident::{quote_ident, quote_literal};
 use ragshift_store::index_build::{build_index, IndexBuild};
@@ -112,10 +110,7 @@ pub(crate) async fn prepare(
     server: &str,
     rename: &Rename,
 ) -> Result<Vec<Prepared>, ExportError> {
-    let db = |e: StoreError| ExportError::Target {
-        server: server.to_owned(),
-        error: e,
-    };
+    let db = ExportError::target(server);
     let mut out = Vec::new();
     let mut refused = Vec::new();
     let mut missing = Vec::new();
@@ -176,8 +171,9 @@ pub(crate) async fn prepare(
     Ok(out)
 }
 
-/// The columns a table's files hold: all but generated ones.
-fn file_columns(def: &TableDef) -> Vec<FileColumn> {
+/// The columns a table's files hold: all but generated ones (export writes them, import reads
+/// them).
+pub(crate) fn file_columns(def: &TableDef) -> Vec<FileColumn> {
     def.columns
         .iter()
         .filter(|c| c.copied())
@@ -240,26 +236,12 @@ impl TablesRun<'_> {
         tables: &[Prepared],
         files: &[(&FileEntry, PathBuf)],
     ) -> Result<ImportReport, ExportError> {
-        let db = |e: StoreError| ExportError::Target {
-            server: self.server.to_owned(),
-            error: e,
-        };
-        let mut report = ImportReport {
-            run_id: self.run_id.to_owned(),
-            location: self.from.display(),
-            target: self.server.to_owned(),
-            table: tables
-                .iter()
-                .find(|t| t.chunk)
-                .map_or_else(|| self.manifest.table.clone(), |t| t.layout.display_name()),
-            bots: 0,
-            rows: 0,
-            problems: Vec::new(),
-            index: None,
-            verified: false,
-            unverified_reason: None,
-            seconds: 0.0,
-        };
+        let db = ExportError::target(self.server);
+        let table = tables
+            .iter()
+            .find(|t| t.chunk)
+            .map_or_else(|| self.manifest.table.clone(), |t| t.layout.display_name());
+        let mut report = ImportReport::new(self.run_id, self.from, self.server, table);
         let same_scheme = self.manifest.checksum_scheme == ragshift_store::checksum::SCHEME;
         let pgvector = tables.iter().any(|t| {
             t.entry.definition.columns.iter().any(|c| {
@@ -368,17 +350,7 @@ impl TablesRun<'_> {
                     });
                 }
             }
-            if same_scheme {
-                report.verified = true;
-            } else {
-                report.unverified_reason = Some(format!(
-                    "the export's checksums were computed as {:?} and this ragshift computes {:?}: \
-                     row counts were compared, rows were not; run `ragshift verify` against the \
-                     exported database if it still exists",
-                    self.manifest.checksum_scheme,
-                    ragshift_store::checksum::SCHEME
-                ));
-            }
+            report.compared_with(self.manifest);
         }
         report.seconds = self.started.elapsed().as_secs_f64();
         Ok(report)
@@ -586,13 +558,16 @@ impl TablesRun<'_> {
             .transaction()
             .await
             .map_err(q("starting the transaction"))?;
-        let hashed = hash_columns(&tx, &t.layout)
-            .await
-            .map_err(|e| BotFailure::Other(e.to_string()))?;
-        let sum_sql = format!(
-            "SELECT count(*), coalesce(sum({})::text, '0') FROM {table} WHERE {filter}",
-            row_hash_sql(&hashed)
-        );
+        let checksum = |doing: &str| {
+            let doing = format!("{doing} for {who}");
+            let tx = &tx;
+            let filter = &filter;
+            async move {
+                filtered_checksum(tx, &t.layout, filter, &[], doing)
+                    .await
+                    .map_err(|e| BotFailure::Other(e.to_string()))
+            }
+        };
         let matches = |count: i64, sum: &str| {
             Match::of(same_scheme).same((count, sum), (want_rows, want_sum.as_str()))
         };
@@ -604,11 +579,7 @@ impl TablesRun<'_> {
         // refused by) rows of the target that refer to them, which this import doesn't own.
         let mut already = false;
         if t.existed && !t.chunk {
-            let r = tx
-                .query_one(&sum_sql, &[])
-                .await
-                .map_err(q("checksumming the rows already there"))?;
-            let (count, sum): (i64, String) = (r.get(0), r.get(1));
+            let (count, sum) = checksum("checksumming the rows already there").await?;
             already = same_scheme && matches(count, &sum);
             if !already && count > 0 {
                 return Err(BotFailure::Other(format!(
@@ -626,11 +597,7 @@ impl TablesRun<'_> {
         if !already {
             self.copy_files(&tx, t, group, &who).await?;
         }
-        let r = tx
-            .query_one(&sum_sql, &[])
-            .await
-            .map_err(q("checksumming the written rows"))?;
-        let (count, sum): (i64, String) = (r.get(0), r.get(1));
+        let (count, sum) = checksum("checksumming the written rows").await?;
         if !matches(count, &sum) {
             // Dropping the transaction rolls it back: the rows stay as they were.
             let files: Vec<&str> = group.iter().map(|(f, _)| f.path.as_str()).collect();

@@ -208,37 +208,24 @@ impl Ingestor {
                 None,
             ));
         }
-        match input {
-            SourceInput::Url(url) => self.ingest_url(url, splitter, tx, true).await,
-            SourceInput::Sitemap(url) => self.ingest_sitemap(url, None, splitter, tx).await,
-            SourceInput::Path(path) => {
-                let data = Data::Path(path);
-                let hint = HintOwned::name(&source);
-                IngestReport::single(self.blocking_load(source, hint, data, splitter, tx).await)
-            }
+        // A file, bytes or a reader are loaded alike, named by the source or the hint given.
+        let (source, name, data) = match input {
+            SourceInput::Url(url) => return self.ingest_url(url, splitter, tx, true).await,
+            SourceInput::Sitemap(url) => return self.ingest_sitemap(url, None, splitter, tx).await,
+            SourceInput::Path(path) => (source.clone(), source, Data::Path(path)),
             SourceInput::Bytes {
                 source,
                 name_hint,
                 bytes,
-            } => {
-                let hint = HintOwned::name(&name_hint);
-                IngestReport::single(
-                    self.blocking_load(source, hint, Data::Bytes(bytes), splitter, tx)
-                        .await,
-                )
-            }
+            } => (source, name_hint, Data::Bytes(bytes)),
             SourceInput::Reader {
                 source,
                 name_hint,
                 reader,
-            } => {
-                let hint = HintOwned::name(&name_hint);
-                IngestReport::single(
-                    self.blocking_load(source, hint, Data::Reader(reader), splitter, tx)
-                        .await,
-                )
-            }
-        }
+            } => (source, name_hint, Data::Reader(reader)),
+        };
+        let hint = HintOwned::name(&name);
+        IngestReport::single(self.blocking_load(source, hint, data, splitter, tx).await)
     }
 
     async fn ingest_url(
@@ -357,7 +344,16 @@ impl Ingestor {
         let origin = source.clone();
         let job = tokio::task::spawn_blocking(move || {
             let mut sink = BatchSink::new(tx, batch);
-            load_and_split(&source, &hint, data, splitter, cap, &mut sink)
+            load_and_split(
+                Document {
+                    source: &source,
+                    hint: &hint,
+                    data,
+                },
+                splitter,
+                cap,
+                &mut sink,
+            )
         });
         match job.await {
             Ok(report) => report,
@@ -443,27 +439,24 @@ impl BatchSink {
     }
 }
 
+/// One document to load: where it is from, the name its type is guessed from, its bytes.
+struct Document<'a> {
+    source: &'a str,
+    hint: &'a HintOwned,
+    data: Data,
+}
+
 /// Loads and splits one document on the current (blocking) thread.
 fn load_and_split(
-    source: &str,
-    hint: &HintOwned,
-    data: Data,
+    doc: Document<'_>,
     splitter: Splitter,
     cap: u64,
     sink: &mut BatchSink,
 ) -> SourceReport {
+    let source = doc.source;
     let mut loader_kind = None;
     let mut warnings = Vec::new();
-    let result = run(
-        source,
-        hint,
-        data,
-        splitter,
-        cap,
-        sink,
-        &mut loader_kind,
-        &mut warnings,
-    );
+    let result = run(doc, splitter, cap, sink, &mut loader_kind, &mut warnings);
     let flushed = sink.flush();
     let outcome = match result.and_then(|chars| flushed.map(|()| chars)) {
         Ok(chars) => SourceOutcome::Loaded {
@@ -484,11 +477,8 @@ fn load_and_split(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run(
-    source: &str,
-    hint: &HintOwned,
-    data: Data,
+    Document { source, hint, data }: Document<'_>,
     splitter: Splitter,
     cap: u64,
     sink: &mut BatchSink,

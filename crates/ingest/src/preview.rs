@@ -77,27 +77,18 @@ impl PreviewReport {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for s in &self.sources {
-            match s.status {
-                PreviewStatus::Loaded => {
-                    let _ = writeln!(
-                        out,
-                        "== {} [{}] {} chars, {} chunk(s)",
-                        s.source,
-                        s.loader.map_or("?", LoaderKind::as_str),
-                        s.chars,
-                        s.chunks.len()
-                    );
-                }
-                PreviewStatus::Failed => {
-                    let _ = writeln!(
-                        out,
-                        "== {} [{}] FAILED: {}",
-                        s.source,
-                        s.loader.map_or("-", LoaderKind::as_str),
-                        s.error.as_deref().unwrap_or("unknown error")
-                    );
-                }
-            }
+            let (no_loader, outcome) = match s.status {
+                PreviewStatus::Loaded => (
+                    "?",
+                    format!("{} chars, {} chunk(s)", s.chars, s.chunks.len()),
+                ),
+                PreviewStatus::Failed => (
+                    "-",
+                    format!("FAILED: {}", s.error.as_deref().unwrap_or("unknown error")),
+                ),
+            };
+            let loader = s.loader.map_or(no_loader, LoaderKind::as_str);
+            let _ = writeln!(out, "== {} [{loader}] {outcome}", s.source);
             for w in &s.warnings {
                 let _ = writeln!(out, "   warning: {w}");
             }

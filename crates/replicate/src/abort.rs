@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::error::{OnSide, Which};
-use crate::record::{self, Object, ObjectKind, Record};
+use crate::record::{self, Mark, Object, ObjectKind, Record};
 use crate::subscription::{self, Dropped};
 use crate::{fence, publication, slot, ReplicateError, Sides};
 
@@ -148,12 +148,12 @@ pub(crate) async fn remove(
         match source {
             Some(s) => match fence::remove(s, layout, &fence.name).await {
                 Ok(existed) => {
-                    if let Err(e) = record::removed(
+                    if let Err(e) = record::mark(
                         target,
                         journal,
                         &names.run_id,
-                        ObjectKind::Fence,
-                        &fence.name,
+                        (ObjectKind::Fence, &fence.name),
+                        Mark::Removed,
                     )
                     .await
                     {

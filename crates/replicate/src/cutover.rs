@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::error::{OnSide, Which};
-use crate::record::{self, ObjectKind, Record};
+use crate::record::{self, Mark, ObjectKind, Record};
 use crate::status::{self, ReplicationStatus};
 use crate::{
     abort, fence, locked_record, slot, subscription, ReplicateError, ReplicateErrorKind, Sides,
@@ -237,15 +237,10 @@ async fn run(
         *fenced = true;
         let table = layout.display_name();
         progress(Step::Fencing(&table));
-        record::planned(
-            &target,
-            &sides.journal,
-            &run,
-            ObjectKind::Fence,
-            &fence_name,
-        )
-        .await
-        .on(sides, Which::Target)?;
+        let (journal, fence) = (&sides.journal, (ObjectKind::Fence, fence_name.as_str()));
+        record::mark(&target, journal, &run, fence, Mark::Planned)
+            .await
+            .on(sides, Which::Target)?;
         if let Err(e) =
             fence::install(&source, &layout, &fence_name, options.fence_lock_timeout).await
         {
@@ -264,15 +259,9 @@ async fn run(
                 },
             );
         }
-        if let Err(e) = record::created(
-            &target,
-            &sides.journal,
-            &run,
-            ObjectKind::Fence,
-            &fence_name,
-        )
-        .await
-        .on(sides, Which::Target)
+        if let Err(e) = record::mark(&target, journal, &run, fence, Mark::Created)
+            .await
+            .on(sides, Which::Target)
         {
             let lifted = lift(sides, &source, &target, &record, &layout, &fence_name).await;
             return Err(e.context(&match lifted {
@@ -675,12 +664,12 @@ async fn lift(
         },
     };
     if result.is_ok() {
-        if let Err(e) = record::removed(
+        if let Err(e) = record::mark(
             target,
             &sides.journal,
             &record.names.run_id,
-            ObjectKind::Fence,
-            name,
+            (ObjectKind::Fence, name),
+            Mark::Removed,
         )
         .await
         {

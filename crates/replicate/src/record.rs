@@ -183,18 +183,57 @@ pub async fn begin(
         .await
 }
 
-/// Records that an object is about to be created; one removed earlier (a fence lifted after a
-/// refused cutover) counts as planned again, so that a crash now leaves it for `abort`.
-pub async fn planned(
+/// What happened to an object, as [`mark`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// It is about to be created; one removed earlier (a fence lifted after a refused
+    /// cutover) counts as planned again, so that a crash now leaves it for `abort`.
+    Planned,
+    /// It now exists.
+    Created,
+    /// It was removed again while the run goes on (a fence lifted after a refused cutover,
+    /// or after a cutover by `abort`).
+    Removed,
+}
+
+/// Records what happened to the object `(kind, name)` of run `run_id`.
+pub async fn mark(
+    client: &impl GenericClient,
+    journal: &Journal,
+    run_id: &str,
+    (kind, name): (ObjectKind, &str),
+    mark: Mark,
+) -> Result<(), StoreError> {
+    let unit = unit_id(kind, name);
+    let mut detail =
+        serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side() });
+    let status = match mark {
+        Mark::Planned => return plan(client, journal, run_id, kind, &unit).await,
+        Mark::Created => Status::Succeeded,
+        Mark::Removed => {
+            detail["removed"] = true.into();
+            Status::Skipped
+        }
+    };
+    let result = UnitResult {
+        detail: Some(detail),
+        ..UnitResult::default()
+    };
+    journal
+        .mark_finished(client, run_id, &unit, status, &result)
+        .await
+}
+
+/// Queues `unit`, or queues it again when it was removed.
+async fn plan(
     client: &impl GenericClient,
     journal: &Journal,
     run_id: &str,
     kind: ObjectKind,
-    name: &str,
+    unit: &str,
 ) -> Result<(), StoreError> {
-    let unit = unit_id(kind, name);
     journal
-        .queue_units(client, run_id, kind.as_str(), &[(unit.clone(), None)])
+        .queue_units(client, run_id, kind.as_str(), &[(unit.to_owned(), None)])
         .await?;
     client
         .execute(
@@ -213,54 +252,6 @@ pub async fn planned(
         .await
         .map_err(|e| StoreError::query(format!("recording {unit} as planned again"), e))?;
     Ok(())
-}
-
-/// Records that an object now exists.
-pub async fn created(
-    client: &impl GenericClient,
-    journal: &Journal,
-    run_id: &str,
-    kind: ObjectKind,
-    name: &str,
-) -> Result<(), StoreError> {
-    let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side() });
-    journal
-        .mark_finished(
-            client,
-            run_id,
-            &unit_id(kind, name),
-            Status::Succeeded,
-            &UnitResult {
-                detail: Some(detail),
-                ..UnitResult::default()
-            },
-        )
-        .await
-}
-
-/// Records that an object was removed again while the run goes on (a fence lifted after a
-/// refused cutover, or after a cutover by `abort`).
-pub async fn removed(
-    client: &impl GenericClient,
-    journal: &Journal,
-    run_id: &str,
-    kind: ObjectKind,
-    name: &str,
-) -> Result<(), StoreError> {
-    let detail = serde_json::json!({ "kind": kind.as_str(), "name": name, "side": kind.side(),
-                                     "removed": true });
-    journal
-        .mark_finished(
-            client,
-            run_id,
-            &unit_id(kind, name),
-            Status::Skipped,
-            &UnitResult {
-                detail: Some(detail),
-                ..UnitResult::default()
-            },
-        )
-        .await
 }
 
 /// Every object recorded for a run (created or only planned).

@@ -3,7 +3,7 @@
 //! step fails, whatever was created is removed again, so a failed start leaves nothing behind.
 
 use ragshift_store::ident::quote_ident;
-use ragshift_store::journal::{Journal, Status};
+use ragshift_store::journal::Status;
 use ragshift_store::lock::TargetLock;
 use ragshift_store::schema::ensure_vector_extension;
 use ragshift_store::{connect, StoreError};
@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::error::{OnSide, Which};
 use crate::names::Names;
 use crate::prerequisites::{self, Plan};
-use crate::record::{self, Object, ObjectKind, Record};
+use crate::record::{self, Mark, Object, ObjectKind, Record};
 use crate::{
     abort, publication, subscription, target_table, ReplicateError, ReplicateErrorKind, Sides,
 };
@@ -43,15 +43,14 @@ pub struct StartReport {
 /// Runs the prerequisite checks only.
 pub async fn check(sides: &Sides) -> Result<Plan, ReplicateError> {
     let (source, target) = sides.connect("check").await?;
-    prerequisites::check_all(
-        &source,
-        &target,
-        &sides.target,
-        sides.route(),
-        &sides.layout,
-    )
-    .await
-    .map_err(|e| sides.side_error(e))
+    check_on(sides, &source, &target).await
+}
+
+/// The prerequisite checks on open connections: what `check` reports and `start` requires.
+async fn check_on(sides: &Sides, source: &Client, target: &Client) -> Result<Plan, ReplicateError> {
+    prerequisites::check_all(source, target, &sides.target, sides.route(), &sides.layout)
+        .await
+        .map_err(|e| sides.side_error(e))
 }
 
 /// Checks the prerequisites, then sets replication up (unless `dry_run`).
@@ -76,15 +75,7 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
             ),
         ));
     }
-    let plan = prerequisites::check_all(
-        &source,
-        &target,
-        &sides.target,
-        sides.route(),
-        &sides.layout,
-    )
-    .await
-    .map_err(|e| sides.side_error(e))?;
+    let plan = check_on(sides, &source, &target).await?;
     if !plan.ready() {
         let lines: Vec<String> = plan
             .failures()
@@ -185,17 +176,25 @@ pub async fn start(sides: &Sides, options: &StartOptions) -> Result<StartReport,
     }
 }
 
+/// Creates objects the way every object is created: recorded as planned, created, then
+/// recorded as created, so that after a crash in between `abort` knows they may exist.
 async fn step<T>(
-    target: &Client,
-    journal: &Journal,
+    sides: &Sides,
+    target: &mut Client,
     run_id: &str,
-    kind: ObjectKind,
-    name: &str,
-    create: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    record::planned(target, journal, run_id, kind, name).await?;
-    let out = create.await?;
-    record::created(target, journal, run_id, kind, name).await?;
+    objects: &[(ObjectKind, &str)],
+    create: impl AsyncFnOnce(&mut Client) -> Result<T, ReplicateError>,
+) -> Result<T, ReplicateError> {
+    for &object in objects {
+        record::mark(&*target, &sides.journal, run_id, object, Mark::Planned)
+            .await
+            .on(sides, Which::Target)?;
+    }
+    let out = create(&mut *target).await?;
+    for &object in objects {
+        let created = record::mark(&*target, &sides.journal, run_id, object, Mark::Created);
+        created.await.on(sides, Which::Target)?;
+    }
     Ok(out)
 }
 
@@ -213,32 +212,21 @@ async fn create_all(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(&layout.schema)
         );
-        step(
-            target,
-            &sides.journal,
-            run,
-            ObjectKind::Schema,
-            &layout.schema,
-            async {
-                target
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| StoreError::query("creating the schema", e))
-            },
-        )
-        .await
-        .on(sides, Which::Target)?;
+        let object = (ObjectKind::Schema, layout.schema.as_str());
+        step(sides, target, run, &[object], async |t: &mut Client| {
+            t.batch_execute(&sql)
+                .await
+                .map_err(|e| StoreError::query("creating the schema", e))
+                .on(sides, Which::Target)
+        })
+        .await?;
     }
     if plan.create_extension {
-        record::planned(target, &sides.journal, run, ObjectKind::Extension, "vector")
-            .await
-            .on(sides, Which::Target)?;
-        ensure_vector_extension(target)
-            .await
-            .on(sides, Which::Target)?;
-        record::created(target, &sides.journal, run, ObjectKind::Extension, "vector")
-            .await
-            .on(sides, Which::Target)?;
+        let object = (ObjectKind::Extension, "vector");
+        step(sides, target, run, &[object], async |t: &mut Client| {
+            ensure_vector_extension(&*t).await.on(sides, Which::Target)
+        })
+        .await?;
     }
     if plan.create_table {
         let Some(shape) = &plan.source_shape else {
@@ -248,93 +236,55 @@ async fn create_all(
             ));
         };
         let table = layout.display_name();
-        record::planned(target, &sides.journal, run, ObjectKind::Table, &table)
-            .await
-            .on(sides, Which::Target)?;
-        target_table::create(
-            source,
+        let (dimension, platform_key) = (plan.dimension, plan.platform_key);
+        step(
+            sides,
             target,
-            layout,
-            shape,
-            plan.dimension,
-            plan.platform_key,
+            run,
+            &[(ObjectKind::Table, table.as_str())],
+            async |t: &mut Client| {
+                target_table::create(source, t, layout, shape, dimension, platform_key)
+                    .await
+                    .on(sides, Which::Target)
+            },
         )
-        .await
-        .on(sides, Which::Target)?;
-        record::created(target, &sides.journal, run, ObjectKind::Table, &table)
-            .await
-            .on(sides, Which::Target)?;
+        .await?;
     }
     // The tables it refers to (LangChain's collections) travel with it, or its rows point at
     // nothing on the target.
-    let journal = &sides.journal;
     for r in plan.referenced.iter().filter(|r| r.create) {
         let name = r.layout.qualified();
-        record::planned(target, journal, run, ObjectKind::ReferencedTable, &name)
-            .await
-            .on(sides, Which::Target)?;
-        target_table::create_like(source, target, &r.layout)
-            .await
-            .on(sides, Which::Target)?;
-        record::created(target, journal, run, ObjectKind::ReferencedTable, &name)
-            .await
-            .on(sides, Which::Target)?;
+        let object = (ObjectKind::ReferencedTable, name.as_str());
+        step(sides, target, run, &[object], async |t: &mut Client| {
+            target_table::create_like(source, t, &r.layout)
+                .await
+                .on(sides, Which::Target)
+        })
+        .await?;
     }
     let mut published = vec![layout.clone()];
     published.extend(plan.referenced.iter().map(|r| r.layout.clone()));
-    record::planned(
-        target,
-        journal,
-        run,
-        ObjectKind::Publication,
-        &names.publication,
-    )
-    .await
-    .on(sides, Which::Target)?;
-    publication::create(source, &names.publication, &published)
-        .await
-        .on(sides, Which::Source)?;
-    record::created(
-        target,
-        &sides.journal,
-        run,
-        ObjectKind::Publication,
-        &names.publication,
-    )
-    .await
-    .on(sides, Which::Target)?;
-
-    record::planned(
-        target,
-        &sides.journal,
-        run,
-        ObjectKind::Subscription,
-        &names.subscription,
-    )
-    .await
-    .on(sides, Which::Target)?;
-    record::planned(target, &sides.journal, run, ObjectKind::Slot, &names.slot)
-        .await
-        .on(sides, Which::Target)?;
-    let conninfo = sides.route().libpq_conninfo();
-    let leaks = subscription::create(
-        target,
-        names,
-        conninfo.expose(),
-        plan.transfer.binary,
-        sides.source.label(),
-    )
-    .await
-    .on(sides, Which::Target)?;
-    for (kind, name) in [
-        (ObjectKind::Subscription, &names.subscription),
-        (ObjectKind::Slot, &names.slot),
-    ] {
-        record::created(target, &sides.journal, run, kind, name)
+    let object = (ObjectKind::Publication, names.publication.as_str());
+    step(sides, target, run, &[object], async |_: &mut Client| {
+        publication::create(source, &names.publication, &published)
             .await
-            .on(sides, Which::Target)?;
-    }
-    Ok(leaks)
+            .on(sides, Which::Source)
+    })
+    .await?;
+
+    // One statement creates the subscription and its slot.
+    let objects = [
+        (ObjectKind::Subscription, names.subscription.as_str()),
+        (ObjectKind::Slot, names.slot.as_str()),
+    ];
+    let conninfo = sides.route().libpq_conninfo();
+    step(sides, target, run, &objects, async |t: &mut Client| {
+        let binary = plan.transfer.binary;
+        subscription::create(t, names, conninfo.expose(), binary, sides.source.label())
+            .await
+            .on(sides, Which::Target)
+    })
+    .await
 }
 
 /// Refuses a replication whose source and target are the same database, however they are

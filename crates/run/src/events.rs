@@ -1,6 +1,9 @@
 //! Events a run reports as it goes. The CLI turns them into progress bars on a terminal, one log
 //! line per event otherwise, or one JSON object per line with `--json`.
 
+use std::time::Instant;
+
+use ragshift_model::BotKey;
 use serde::Serialize;
 
 /// How one source of a bot ended.
@@ -38,6 +41,31 @@ pub struct BotFinished {
 }
 
 impl BotFinished {
+    /// A bot's report, the one a worker in-process and a task watched on ECS both give:
+    /// `Ok` with its chunk and character counts and the warning of a partial success, or `Err`
+    /// with why it failed.
+    pub fn new(
+        key: &BotKey,
+        outcome: Result<((usize, usize), Option<String>), String>,
+        sources: Vec<SourceResult>,
+        started: Instant,
+    ) -> Self {
+        let (status, (chunks, chars), error) = match outcome {
+            Ok((counts, warning)) => ("succeeded", counts, warning),
+            Err(reason) => ("failed", (0, 0), Some(reason)),
+        };
+        Self {
+            bot_id: key.bot_id.clone(),
+            user_id: key.user_id.clone(),
+            status,
+            chunks,
+            chars,
+            seconds: started.elapsed().as_secs_f64(),
+            error,
+            sources,
+        }
+    }
+
     /// Whether the bot succeeded.
     pub fn succeeded(&self) -> bool {
         self.status == "succeeded"

@@ -203,16 +203,7 @@ impl Worker {
         if let Some(w) = &warning {
             tracing::warn!(bot = %key.bot_id, "{w}");
         }
-        BotFinished {
-            bot_id: key.bot_id.clone(),
-            user_id: key.user_id.clone(),
-            status: "succeeded",
-            chunks,
-            chars,
-            seconds: started.elapsed().as_secs_f64(),
-            error: warning,
-            sources,
-        }
+        BotFinished::new(key, Ok(((chunks, chars), warning)), sources, started)
     }
 
     /// Opens the journal connection, marks the unit running and the bot RUNNING.
@@ -481,16 +472,7 @@ impl Worker {
             self.set_status(job, SyncStatus::Failed, &reason, true)
                 .await;
         }
-        BotFinished {
-            bot_id: key.bot_id.clone(),
-            user_id: key.user_id.clone(),
-            status: "failed",
-            chunks: 0,
-            chars: 0,
-            seconds: started.elapsed().as_secs_f64(),
-            error: Some(reason),
-            sources,
-        }
+        BotFinished::new(key, Err(reason), sources, started)
     }
 
     /// Sets the final status, only if this run still owns the bot (`LastExecId`).

@@ -402,22 +402,18 @@ impl BotRows {
             .await?;
             return Ok(sums.into_iter().next());
         }
-        let columns = checksum::hash_columns(client, &self.layout).await?;
-        let sql = format!(
-            "SELECT count(*), coalesce(sum({})::text, '0') FROM {} WHERE {}",
-            checksum::row_hash_sql(&columns),
-            self.layout.qualified(),
-            self.bot_filter(1)
-        );
-        let row = client
-            .query_one(&sql, &[&bot_id])
-            .await
-            .map_err(|e| StoreError::query(format!("checksumming bot {bot_id}"), e))?;
-        let rows: i64 = row.get(0);
+        let (rows, checksum) = checksum::filtered_checksum(
+            client,
+            &self.layout,
+            &self.bot_filter(1),
+            &[&bot_id],
+            format!("checksumming bot {bot_id}"),
+        )
+        .await?;
         Ok((rows > 0).then(|| BotChecksum {
             bot_id: bot_id.to_owned(),
             rows,
-            checksum: row.get(1),
+            checksum,
         }))
     }
 

@@ -179,18 +179,34 @@ pub async fn table_checksum(
     client: &impl GenericClient,
     layout: &Layout,
 ) -> Result<(i64, String), StoreError> {
+    let doing = format!("checksumming {}", layout.display_name());
+    filtered_checksum(client, layout, "TRUE", &[], doing).await
+}
+
+/// Row count and checksum (every column, [`SCHEME`]) of the rows of `layout` that `filter` (an
+/// SQL condition over its columns, with `params`) selects; `(0, "0")` when none does. The one
+/// query behind a whole table's, one bot's and one imported group's proof, so that all of
+/// them compare equal with what the export and `verify` computed. `doing` names the query in
+/// its error.
+pub async fn filtered_checksum(
+    client: &impl GenericClient,
+    layout: &Layout,
+    filter: &str,
+    params: &[&(dyn ToSql + Sync)],
+    doing: impl std::fmt::Display,
+) -> Result<(i64, String), StoreError> {
     let columns = hash_columns(client, layout).await?;
     let row = client
         .query_one(
             &format!(
-                "SELECT count(*), coalesce(sum({})::text, '0') FROM {}",
+                "SELECT count(*), coalesce(sum({})::text, '0') FROM {} WHERE {filter}",
                 row_hash_sql(&columns),
                 layout.qualified()
             ),
-            &[],
+            params,
         )
         .await
-        .map_err(|e| StoreError::query(format!("checksumming {}", layout.display_name()), e))?;
+        .map_err(|e| StoreError::query(doing, e))?;
     Ok((row.get(0), row.get(1)))
 }
 

@@ -51,6 +51,31 @@ impl SideError {
     }
 }
 
+/// A store error on one side of a move, named by that side and its server (`source
+/// host:5432/db: ...`): the one shape copy, export and import report a failed statement in.
+#[derive(Debug, thiserror::Error)]
+#[error("{side} {server}: {error}")]
+pub struct ServerError {
+    /// Which side.
+    pub side: Side,
+    /// The server, password masked.
+    pub server: String,
+    /// What failed.
+    #[source]
+    pub error: StoreError,
+}
+
+impl ServerError {
+    /// Wraps errors of `side`'s `server` (for `map_err`).
+    pub fn on(side: Side, server: &str) -> impl Fn(StoreError) -> Self + Copy + '_ {
+        move |error| Self {
+            side,
+            server: server.to_owned(),
+            error,
+        }
+    }
+}
+
 /// What two groups must share to be the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {

@@ -9,6 +9,7 @@
 
 use ragshift_config::{RunConfig, DEFAULT_JOURNAL_SCHEMA};
 use serde::Serialize;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
 use crate::ident::quote_ident;
@@ -192,6 +193,27 @@ impl Journal {
         self.schema == DEFAULT_JOURNAL_SCHEMA
     }
 
+    /// `sql` with `{runs}` and `{units}` replaced by the journal's (quoted) table names.
+    fn sql(&self, sql: &str) -> String {
+        sql.replace("{runs}", &self.runs)
+            .replace("{units}", &self.units)
+    }
+
+    /// Runs one statement on the journal's tables ([`Self::sql`]); `doing` says what for in
+    /// its error. The rows it changed.
+    async fn execute(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: impl std::fmt::Display,
+    ) -> Result<u64, StoreError> {
+        client
+            .execute(&*self.sql(sql), params)
+            .await
+            .map_err(|e| StoreError::query(doing, e))
+    }
+
     /// The runs table, quoted and qualified, ready to paste into SQL.
     pub fn runs_table(&self) -> &str {
         &self.runs
@@ -345,27 +367,24 @@ impl Journal {
         selection: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
-        client
-            .execute(
-                &*format!(
-                    "INSERT INTO {runs} (run_id, kind, target, selection, host, pid, attempt_at)
+        self.execute(
+            client,
+            "INSERT INTO {runs} (run_id, kind, target, selection, host, pid, attempt_at)
                  VALUES ($1, $2, $3, $4, $5, $6, now())
                  ON CONFLICT (run_id) DO UPDATE
                     SET status = 'running', finished_at = NULL, error = NULL, attempt_at = now(),
                         host = EXCLUDED.host, pid = EXCLUDED.pid",
-                    runs = self.runs
-                ),
-                &[
-                    &run_id,
-                    &kind,
-                    &storable(target),
-                    &storable_json(selection),
-                    &host,
-                    &(std::process::id() as i32),
-                ],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("recording run {run_id}"), e))?;
+            &[
+                &run_id,
+                &kind,
+                &storable(target),
+                &storable_json(selection),
+                &host,
+                &(std::process::id() as i32),
+            ],
+            format!("recording run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -379,22 +398,19 @@ impl Journal {
         report: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {runs} SET status = $2, report = $3, error = $4, finished_at = now()
+        self.execute(
+            client,
+            "UPDATE {runs} SET status = $2, report = $3, error = $4, finished_at = now()
                   WHERE run_id = $1",
-                    runs = self.runs
-                ),
-                &[
-                    &run_id,
-                    &status.as_str(),
-                    &storable_json(report),
-                    &error.map(storable),
-                ],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("finishing run {run_id}"), e))?;
+            &[
+                &run_id,
+                &status.as_str(),
+                &storable_json(report),
+                &error.map(storable),
+            ],
+            format!("finishing run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -406,17 +422,14 @@ impl Journal {
         run_id: &str,
         error: &str,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {runs} SET status = 'failed', error = $2, finished_at = now()
+        self.execute(
+            client,
+            "UPDATE {runs} SET status = 'failed', error = $2, finished_at = now()
                   WHERE run_id = $1 AND status = 'running'",
-                    runs = self.runs
-                ),
-                &[&run_id, &storable(error)],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("recording the failure of run {run_id}"), e))?;
+            &[&run_id, &storable(error)],
+            format!("recording the failure of run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -430,16 +443,10 @@ impl Journal {
         target: &str,
         except: &str,
     ) -> Result<u64, StoreError> {
-        client
-            .execute(
-                &*format!("UPDATE {runs}
+        self.execute(client, "UPDATE {runs}
                     SET status = 'failed', finished_at = now(),
                         error = coalesce(error, 'interrupted: its process stopped or lost the target before it could finish')
-                  WHERE kind = $1 AND target = $2 AND status = 'running' AND run_id <> $3", runs = self.runs),
-                &[&kind, &target, &except],
-            )
-            .await
-            .map_err(|e| StoreError::query("recording interrupted runs as failed", e))
+                  WHERE kind = $1 AND target = $2 AND status = 'running' AND run_id <> $3", &[&kind, &target, &except], "recording interrupted runs as failed").await
     }
 
     /// Runs of `kind` this process started on this target within the last `within` and left
@@ -453,11 +460,10 @@ impl Journal {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let rows = client
             .query(
-                &*format!(
+                &*self.sql(
                     "SELECT run_id FROM {runs}
                   WHERE kind = $1 AND status = 'running' AND host = $2 AND pid = $3
                     AND coalesce(attempt_at, started_at) >= now() - make_interval(secs => $4)",
-                    runs = self.runs
                 ),
                 &[
                     &kind,
@@ -478,16 +484,13 @@ impl Journal {
         run_id: &str,
         settings: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {runs} SET settings = $2 WHERE run_id = $1",
-                    runs = self.runs
-                ),
-                &[&run_id, &storable_json(settings)],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("recording the settings of run {run_id}"), e))?;
+        self.execute(
+            client,
+            "UPDATE {runs} SET settings = $2 WHERE run_id = $1",
+            &[&run_id, &storable_json(settings)],
+            format!("recording the settings of run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -504,18 +507,12 @@ impl Journal {
         let ids: Vec<&str> = units.iter().map(|(u, _, _)| u.as_str()).collect();
         let owners: Vec<Option<&str>> = units.iter().map(|(_, o, _)| o.as_deref()).collect();
         let prints: Vec<&str> = units.iter().map(|(_, _, f)| f.as_str()).collect();
-        client
-            .execute(
-                &*format!("INSERT INTO {units} AS u (run_id, unit_id, unit_kind, owner, fingerprint)
+        self.execute(client, "INSERT INTO {units} AS u (run_id, unit_id, unit_kind, owner, fingerprint)
                  SELECT $1, i, $2, o, f FROM unnest($3::text[], $4::text[], $5::text[]) AS t(i, o, f)
                  ON CONFLICT (run_id, unit_id) DO UPDATE
                     SET fingerprint = EXCLUDED.fingerprint,
                         status = CASE WHEN u.fingerprint IS DISTINCT FROM EXCLUDED.fingerprint
-                                      THEN 'queued' ELSE u.status END", units = self.units),
-                &[&run_id, &kind, &ids, &owners, &prints],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+                                      THEN 'queued' ELSE u.status END", &[&run_id, &kind, &ids, &owners, &prints], format!("queueing units of run {run_id}")).await?;
         Ok(())
     }
 
@@ -528,17 +525,14 @@ impl Journal {
         unit_ids: &[String],
         reason: &str,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {units} SET status = 'skipped', error = $3, finished_at = now()
+        self.execute(
+            client,
+            "UPDATE {units} SET status = 'skipped', error = $3, finished_at = now()
                   WHERE run_id = $1 AND unit_id = ANY($2) AND status <> 'succeeded'",
-                    units = self.units
-                ),
-                &[&run_id, &unit_ids, &storable(reason)],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("skipping units of run {run_id}"), e))?;
+            &[&run_id, &unit_ids, &storable(reason)],
+            format!("skipping units of run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -553,18 +547,15 @@ impl Journal {
     ) -> Result<(), StoreError> {
         let ids: Vec<&str> = units.iter().map(|(u, _)| u.as_str()).collect();
         let owners: Vec<Option<&str>> = units.iter().map(|(_, o)| o.as_deref()).collect();
-        client
-            .execute(
-                &*format!(
-                    "INSERT INTO {units} (run_id, unit_id, unit_kind, owner)
+        self.execute(
+            client,
+            "INSERT INTO {units} (run_id, unit_id, unit_kind, owner)
                  SELECT $1, u, $2, o FROM unnest($3::text[], $4::text[]) AS t(u, o)
                  ON CONFLICT (run_id, unit_id) DO NOTHING",
-                    units = self.units
-                ),
-                &[&run_id, &kind, &ids, &owners],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("queueing units of run {run_id}"), e))?;
+            &[&run_id, &kind, &ids, &owners],
+            format!("queueing units of run {run_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -576,19 +567,16 @@ impl Journal {
         unit_id: &str,
         exec_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {units}
+        self.execute(
+            client,
+            "UPDATE {units}
                     SET status = 'running', attempts = attempts + 1, exec_id = $3,
                         started_at = now(), finished_at = NULL, error = NULL
                   WHERE run_id = $1 AND unit_id = $2",
-                    units = self.units
-                ),
-                &[&run_id, &unit_id, &exec_id],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("marking {unit_id} running"), e))?;
+            &[&run_id, &unit_id, &exec_id],
+            format!("marking {unit_id} running"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -602,27 +590,24 @@ impl Journal {
         status: Status,
         result: &UnitResult,
     ) -> Result<(), StoreError> {
-        client
-            .execute(
-                &*format!(
-                    "UPDATE {units}
+        self.execute(
+            client,
+            "UPDATE {units}
                     SET status = $3, row_count = $4, checksum = $5, error = $6, detail = $7,
                         finished_at = now()
                   WHERE run_id = $1 AND unit_id = $2",
-                    units = self.units
-                ),
-                &[
-                    &run_id,
-                    &unit_id,
-                    &status.as_str(),
-                    &result.row_count,
-                    &result.checksum,
-                    &result.error.as_deref().map(storable),
-                    &result.detail.as_ref().map(storable_json),
-                ],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("recording the result of {unit_id}"), e))?;
+            &[
+                &run_id,
+                &unit_id,
+                &status.as_str(),
+                &result.row_count,
+                &result.checksum,
+                &result.error.as_deref().map(storable),
+                &result.detail.as_ref().map(storable_json),
+            ],
+            format!("recording the result of {unit_id}"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -634,9 +619,9 @@ impl Journal {
     ) -> Result<Vec<UnitRow>, StoreError> {
         let rows = client
             .query(
-                &*format!("SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
+                &*self.sql("SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
                         detail, fingerprint
-                   FROM {units} WHERE run_id = $1 ORDER BY unit_id", units = self.units),
+                   FROM {units} WHERE run_id = $1 ORDER BY unit_id"),
                 &[&run_id],
             )
             .await
@@ -667,10 +652,10 @@ impl Journal {
     ) -> Result<Option<RunRow>, StoreError> {
         let row = client
             .query_opt(
-                &*format!("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                &*self.sql("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                         to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
                    FROM {runs} WHERE $1::text IS NULL OR kind = $1
-                  ORDER BY started_at DESC LIMIT 1", runs = self.runs),
+                  ORDER BY started_at DESC LIMIT 1"),
                 &[&kind],
             )
             .await
@@ -698,7 +683,7 @@ impl Journal {
     ) -> Result<Option<ResumeCandidate>, StoreError> {
         let row = client
             .query_opt(
-                &*format!(
+                &*self.sql(
                     "SELECT run_id, status, settings,
                         to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                         extract(epoch FROM now() - started_at)::float8
@@ -706,7 +691,6 @@ impl Journal {
                   WHERE kind = $1 AND target = $2 AND selection = $3
                     AND ($4::jsonb IS NULL OR settings = $4)
                   ORDER BY started_at DESC LIMIT 1",
-                    runs = self.runs
                 ),
                 &[
                     &kind,
@@ -737,12 +721,11 @@ impl Journal {
     ) -> Result<Option<ResumeCandidate>, StoreError> {
         let row = client
             .query_opt(
-                &*format!(
+                &*self.sql(
                     "SELECT run_id, status, settings,
                         to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                         extract(epoch FROM now() - started_at)::float8
                    FROM {runs} WHERE run_id = $1",
-                    runs = self.runs
                 ),
                 &[&run_id],
             )
@@ -765,10 +748,7 @@ impl Journal {
     ) -> Result<Option<String>, StoreError> {
         let row = client
             .query_opt(
-                &*format!(
-                    "SELECT kind FROM {runs} WHERE run_id = $1",
-                    runs = self.runs
-                ),
+                &*self.sql("SELECT kind FROM {runs} WHERE run_id = $1"),
                 &[&run_id],
             )
             .await
@@ -784,9 +764,9 @@ impl Journal {
     ) -> Result<Option<RunRow>, StoreError> {
         let row = client
             .query_opt(
-                &*format!("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                &*self.sql("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                         to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
-                   FROM {runs} WHERE run_id = $1", runs = self.runs),
+                   FROM {runs} WHERE run_id = $1"),
                 &[&run_id],
             )
             .await

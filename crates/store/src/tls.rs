@@ -33,11 +33,13 @@ pub(crate) fn connector(
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::new(StoreErrorKind::Config, format!("TLS setup: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, root_cert) {
-        (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => {
-            Arc::new(AcceptAnyCert { provider })
-        }
-        (SslMode::Require | SslMode::VerifyCa, _) => Arc::new(ChainOnly {
-            inner: webpki(roots(root_cert)?, provider)?,
+        (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => Arc::new(Lenient {
+            chain: None,
+            provider,
+        }),
+        (SslMode::Require | SslMode::VerifyCa, _) => Arc::new(Lenient {
+            chain: Some(webpki(roots(root_cert)?, provider.clone())?),
+            provider,
         }),
         (SslMode::VerifyFull, _) => webpki(roots(root_cert)?, provider)?,
     };
@@ -96,13 +98,17 @@ fn roots(root_cert: Option<&Path>) -> Result<RootCertStore, StoreError> {
     Ok(store)
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA; the host name is not compared.
+/// The verifier of `prefer`/`require` and `verify-ca`: without a `chain`, encryption without
+/// authentication of the server, as libpq does; with one, the chain must lead to a trusted CA
+/// but the host name is not compared. Handshake signatures are always checked with the
+/// provider's algorithms (as the WebPKI verifier of `verify-full` does).
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -111,59 +117,15 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `prefer`/`require`: encryption without authentication of the server, as libpq does.
-#[derive(Debug)]
-struct AcceptAnyCert {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

@@ -206,6 +206,23 @@ impl Bert {
         self.max_positions
     }
 
+    /// `out = layer_norm(out + bias + residual)` in place, with a `(bias, gamma, beta)` norm:
+    /// the step that closes both the attention and the feed-forward half of a layer.
+    fn add_and_norm(
+        &self,
+        out: &Tensor,
+        residual: &Tensor,
+        (bias, gamma, beta): &(Vec<f32>, Vec<f32>, Vec<f32>),
+    ) -> candle_core::Result<()> {
+        let norm = BiasResidualNorm {
+            bias: bias.clone(),
+            gamma: gamma.clone(),
+            beta: beta.clone(),
+            eps: self.eps,
+        };
+        out.inplace_op2(residual, &norm)
+    }
+
     /// Runs the encoder on a batch of token-id sequences (already truncated, no padding) and
     /// returns the last hidden states, `seq` rows of `hidden` per sequence, padded to the
     /// longest sequence (`seq`).
@@ -283,16 +300,7 @@ impl Bert {
                 .map_err(e)?;
             drop(scores);
             let a = ctx.matmul(&layer.wo).map_err(e)?;
-            a.inplace_op2(
-                &x,
-                &BiasResidualNorm {
-                    bias: layer.attn_norm.0.clone(),
-                    gamma: layer.attn_norm.1.clone(),
-                    beta: layer.attn_norm.2.clone(),
-                    eps: self.eps,
-                },
-            )
-            .map_err(e)?;
+            self.add_and_norm(&a, &x, &layer.attn_norm).map_err(e)?;
             x = a;
 
             // Feed-forward.
@@ -305,16 +313,7 @@ impl Bert {
                 .map_err(e)?;
             let out = inter.matmul(&layer.wo2).map_err(e)?;
             drop(inter);
-            out.inplace_op2(
-                &x,
-                &BiasResidualNorm {
-                    bias: layer.out_norm.0.clone(),
-                    gamma: layer.out_norm.1.clone(),
-                    beta: layer.out_norm.2.clone(),
-                    eps: self.eps,
-                },
-            )
-            .map_err(e)?;
+            self.add_and_norm(&out, &x, &layer.out_norm).map_err(e)?;
             x = out;
         }
         let flat = x

@@ -72,11 +72,7 @@ impl DynamoRegistry {
             &self.retry,
             format!("reading bot {key} from DynamoDB table {}", self.table),
             || {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("PK", AttributeValue::S(key.pk().to_owned()))
-                    .key("SK", AttributeValue::S(key.sk()))
+                self.get_bot_item(key)
                     .projection_expression(&projection)
                     .set_expression_attribute_names(Some(names.clone()))
                     .send()

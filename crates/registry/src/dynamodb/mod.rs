@@ -83,6 +83,18 @@ impl DynamoRegistry {
         )
     }
 
+    /// A `GetItem` of the bot `key` (the caller adds what it needs and sends it).
+    fn get_bot_item(
+        &self,
+        key: &BotKey,
+    ) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", AttributeValue::S(key.pk().to_owned()))
+            .key("SK", AttributeValue::S(key.sk()))
+    }
+
     fn aws_error(&self, e: ragshift_aws::AwsError) -> RegistryError {
         RegistryError::aws(e, &self.not_found_hint())
     }

@@ -75,15 +75,7 @@ impl DynamoRegistry {
         let read = ragshift_aws::retry::call(
             &self.retry,
             format!("reading bot {key} after a refused status update"),
-            || {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("PK", AttributeValue::S(key.pk().to_owned()))
-                    .key("SK", AttributeValue::S(key.sk()))
-                    .consistent_read(true)
-                    .send()
-            },
+            || self.get_bot_item(key).consistent_read(true).send(),
         )
         .await;
         match read {

@@ -277,9 +277,9 @@ impl EcsExecutor {
         let bot_id = &job.bot.key.bot_id;
         // The slot is held until the task is seen STOPPED (or given up on after StopTask).
         let Ok(_slot) = self.slots.acquire().await else {
-            return verdict::failed(
-                job,
-                "the ECS executor was shut down".to_owned(),
+            return BotFinished::new(
+                &job.bot.key,
+                Err("the ECS executor was shut down".to_owned()),
                 Vec::new(),
                 started,
             );
@@ -287,9 +287,11 @@ impl EcsExecutor {
         let before = match self.journal.unit(&job.journal, &job.run_id, bot_id).await {
             Ok(u) => u.map(|u| u.attempts).unwrap_or(0),
             Err(e) => {
-                return verdict::failed(
-                    job,
-                    format!("cannot read the run journal before starting the task: {e}"),
+                return BotFinished::new(
+                    &job.bot.key,
+                    Err(format!(
+                        "cannot read the run journal before starting the task: {e}"
+                    )),
                     Vec::new(),
                     started,
                 )
@@ -397,16 +399,12 @@ impl EcsExecutor {
                 if let Some(w) = &warning {
                     tracing::warn!(bot = %bot_id, "{w}");
                 }
-                BotFinished {
-                    bot_id: bot_id.clone(),
-                    user_id: job.bot.key.user_id.clone(),
-                    status: "succeeded",
-                    chunks,
-                    chars,
-                    seconds: started.elapsed().as_secs_f64(),
-                    error: warning,
+                BotFinished::new(
+                    &job.bot.key,
+                    Ok(((chunks, chars), warning)),
                     sources,
-                }
+                    started,
+                )
             }
             Verdict::Failed {
                 reason,
@@ -424,7 +422,7 @@ impl EcsExecutor {
                     }
                     self.set_failed(job, &reason).await;
                 }
-                verdict::failed(job, reason, sources, started)
+                BotFinished::new(&job.bot.key, Err(reason), sources, started)
             }
         }
     }

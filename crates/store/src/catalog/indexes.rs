@@ -377,37 +377,38 @@ pub async fn build(
     };
     let mut out = Vec::new();
     let built: Vec<(BuildStep, BuiltIndex)> = std::mem::take(&mut *results.lock().await);
+    // A statement after the builds (a constraint attached to its index, or added alone),
+    // timed and reported like a build.
+    let statement = |name: String, sql: &str, doing: String| {
+        let (client, explain, sql) = (&client, &explain, sql.to_owned());
+        async move {
+            let started = Instant::now();
+            let error = match client.batch_execute(&sql).await {
+                Ok(()) => None,
+                Err(e) => Some(explain(doing, e).await),
+            };
+            BuiltIndex {
+                name,
+                sql,
+                seconds: started.elapsed().as_secs_f64(),
+                error,
+            }
+        }
+    };
     for (step, done) in built {
         let ok = done.error.is_none();
         out.push(done);
         if let (true, Some(attach)) = (ok, &step.attach) {
-            let started = Instant::now();
-            let error = match client.batch_execute(attach).await {
-                Ok(()) => None,
-                Err(e) => Some(explain(format!("attaching constraint to {}", step.name), e).await),
-            };
-            let done = BuiltIndex {
-                name: format!("{} (constraint)", step.name),
-                sql: attach.clone(),
-                seconds: started.elapsed().as_secs_f64(),
-                error,
-            };
+            let name = format!("{} (constraint)", step.name);
+            let doing = format!("attaching constraint to {}", step.name);
+            let done = statement(name, attach, doing).await;
             on_done(&done);
             out.push(done);
         }
     }
     for step in &plan.constraints {
-        let started = Instant::now();
-        let error = match client.batch_execute(&step.sql).await {
-            Ok(()) => None,
-            Err(e) => Some(explain(format!("adding constraint {}", step.name), e).await),
-        };
-        let done = BuiltIndex {
-            name: step.name.clone(),
-            sql: step.sql.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-            error,
-        };
+        let doing = format!("adding constraint {}", step.name);
+        let done = statement(step.name.clone(), &step.sql, doing).await;
         on_done(&done);
         out.push(done);
     }

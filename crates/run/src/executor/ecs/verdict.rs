@@ -5,15 +5,14 @@
 //! task afterwards. Without one, the task's stop code, exit code and reasons say why the worker
 //! died, and the bot fails with that reason.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ragshift_store::journal::Status;
 use tokio::sync::oneshot;
 
 use super::unit::UnitView;
 use super::watch::{StoppedTask, WatchResult};
-use crate::events::{BotFinished, SourceResult};
-use crate::worker::BotJob;
+use crate::events::SourceResult;
 
 /// How waiting for a task ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,25 +225,6 @@ fn sources(detail: Option<&serde_json::Value>) -> Vec<SourceResult> {
         .collect()
 }
 
-/// A failed bot's report.
-pub(super) fn failed(
-    job: &BotJob,
-    reason: String,
-    sources: Vec<SourceResult>,
-    started: Instant,
-) -> BotFinished {
-    BotFinished {
-        bot_id: job.bot.key.bot_id.clone(),
-        user_id: job.bot.key.user_id.clone(),
-        status: "failed",
-        chunks: 0,
-        chars: 0,
-        seconds: started.elapsed().as_secs_f64(),
-        error: Some(reason),
-        sources,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,19 +264,23 @@ mod tests {
     #[test]
     fn a_fresh_success_is_believed_with_its_chunks_and_sources() {
         let v = judge(Some(&unit(Status::Succeeded, 2)), 1, ARN, &normal_exit());
-        match v {
-            Verdict::Succeeded {
-                chunks,
-                chars,
-                warning,
-                sources,
-            } => {
-                assert_eq!((chunks, chars, warning), (7, Some(700), None));
-                assert_eq!(sources[0].status, "loaded");
-                assert_eq!(sources[0].chunks, 7);
-            }
-            other => panic!("{other:?}"),
-        }
+        let Verdict::Succeeded { sources, .. } = &v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(sources[0].status, "loaded");
+        assert_eq!(sources[0].chunks, 7);
+        assert!(
+            matches!(
+                v,
+                Verdict::Succeeded {
+                    chunks: 7,
+                    chars: Some(700),
+                    warning: None,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
     }
 
     #[test]
