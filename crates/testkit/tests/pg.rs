@@ -49,10 +49,12 @@ async fn cluster_serves_pgvector_in_separate_databases() {
         .query("SELECT * FROM items", &[])
         .await
         .expect_err("items is in the first db");
-    assert_eq!(
-        err.code(),
-        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
-    );
+    assert_code(&err, tokio_postgres::error::SqlState::UNDEFINED_TABLE);
+}
+
+/// Asserts `err` is the server's error `code`.
+fn assert_code(err: &tokio_postgres::Error, code: tokio_postgres::error::SqlState) {
+    assert_eq!(err.code(), Some(&code), "{err}");
 }
 
 #[tokio::test]
@@ -65,10 +67,7 @@ async fn wrong_password_is_refused() {
         .await
         .err()
         .expect("a wrong password must fail");
-    assert_eq!(
-        err.code(),
-        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
-    );
+    assert_code(&err, tokio_postgres::error::SqlState::INVALID_PASSWORD);
 }
 
 #[tokio::test]
