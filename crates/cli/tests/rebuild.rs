@@ -191,18 +191,33 @@ fn bot_item(
 }
 
 impl Aws {
-    async fn new(
-        items: Vec<HashMap<String, AttributeValue>>,
-        files: &[(&str, &str, &str, &str)],
-    ) -> Aws {
+    /// The bot items `items` in a new table, and in a new bucket every document they name
+    /// (`handbook.md` holding [`HANDBOOK`], `faq.txt` [`FAQ`], any other [`VI`]) except those
+    /// named `missing.*` or `gone.*`, which the registry names but S3 lacks.
+    async fn new(items: Vec<HashMap<String, AttributeValue>>) -> Aws {
         let sdk = sdk().await;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let table = ragshift_testkit::dynamo::create_conversation_table(&ddb, "bots").await;
+        let mut objects = Vec::new();
+        for item in &items {
+            let (user, sk) = (item["PK"].as_s().unwrap(), item["SK"].as_s().unwrap());
+            let bot = sk.rsplit('#').next().unwrap();
+            let knowledge = item["Knowledge"].as_m().unwrap();
+            for name in knowledge["filenames"].as_l().unwrap() {
+                let name = name.as_s().unwrap();
+                if name.starts_with("missing.") || name.starts_with("gone.") {
+                    continue;
+                }
+                let body = match name.as_str() {
+                    "handbook.md" => HANDBOOK,
+                    "faq.txt" => FAQ,
+                    _ => VI,
+                };
+                let key = format!("{user}/{bot}/documents/{name}");
+                objects.push((key, body.as_bytes().to_vec()));
+            }
+        }
         ragshift_testkit::dynamo::put_items(&ddb, &table, items).await;
-        let objects = files.iter().map(|(user, bot, name, body)| {
-            let key = format!("{user}/{bot}/documents/{name}");
-            (key, body.as_bytes().to_vec())
-        });
         let s3 = ragshift_testkit::s3::client(&sdk);
         let bucket = ragshift_testkit::s3::bucket_with(&s3, "docs", objects).await;
         Aws { sdk, table, bucket }
@@ -314,19 +329,12 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
     let alias = bot_item(USER_B, &a, &[], &[]);
     let mut alias = alias;
     alias.insert("SK".into(), s(&format!("{USER_B}#BOT_ALIAS#{a}")));
-    let aws = Aws::new(
-        vec![
-            bot_item(USER_A, &a, &["handbook.md", "faq.txt"], &[]),
-            bot_item(USER_A, &b, &["huong-dan.md", "missing.pdf"], &[]),
-            bot_item(USER_B, &c, &[], &[]),
-            alias,
-        ],
-        &[
-            (USER_A, &a, "handbook.md", HANDBOOK),
-            (USER_A, &a, "faq.txt", FAQ),
-            (USER_A, &b, "huong-dan.md", VI),
-        ],
-    )
+    let aws = Aws::new(vec![
+        bot_item(USER_A, &a, &["handbook.md", "faq.txt"], &[]),
+        bot_item(USER_A, &b, &["huong-dan.md", "missing.pdf"], &[]),
+        bot_item(USER_B, &c, &[], &[]),
+        alias,
+    ])
     .await;
     let url = shared_pg().fresh_database("rebuild_e2e");
     let env = aws.env(&url);
@@ -477,11 +485,7 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
 #[tokio::test]
 async fn a_dry_run_calls_no_provider_and_writes_nothing() {
     let a = bot_id(11);
-    let aws = Aws::new(
-        vec![bot_item(USER_A, &a, &["handbook.md"], &[])],
-        &[(USER_A, &a, "handbook.md", HANDBOOK)],
-    )
-    .await;
+    let aws = Aws::new(vec![bot_item(USER_A, &a, &["handbook.md"], &[])]).await;
     // An OpenAI-compatible endpoint that only counts connections.
     let provider = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!(
@@ -538,17 +542,11 @@ async fn a_dry_run_calls_no_provider_and_writes_nothing() {
 #[tokio::test]
 async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
     let (a, b, f) = (bot_id(21), bot_id(22), bot_id(23));
-    let aws = Aws::new(
-        vec![
-            bot_item(USER_A, &a, &["faq.txt"], &[]),
-            bot_item(USER_B, &b, &["handbook.md"], &[]),
-            bot_item(USER_B, &f, &["gone.docx"], &[]),
-        ],
-        &[
-            (USER_A, &a, "faq.txt", FAQ),
-            (USER_B, &b, "handbook.md", HANDBOOK),
-        ],
-    )
+    let aws = Aws::new(vec![
+        bot_item(USER_A, &a, &["faq.txt"], &[]),
+        bot_item(USER_B, &b, &["handbook.md"], &[]),
+        bot_item(USER_B, &f, &["gone.docx"], &[]),
+    ])
     .await;
     let url = shared_pg().fresh_database("embed_bot");
     let env = aws.env(&url);
@@ -601,7 +599,7 @@ async fn running_is_set_first_and_a_stale_run_never_overwrites_a_newer_status() 
     let gate = Gate::start(PAGE);
     gate.hold.store(true, Ordering::SeqCst);
     let a = bot_id(31);
-    let aws = Aws::new(vec![bot_item(USER_A, &a, &[], &[&gate.url])], &[]).await;
+    let aws = Aws::new(vec![bot_item(USER_A, &a, &[], &[&gate.url])]).await;
     let url = shared_pg().fresh_database("stale");
     let env = aws.env(&url);
     let dir = tempfile::tempdir().unwrap();

@@ -54,18 +54,31 @@ async fn write_bot(
         .unwrap()
 }
 
-/// A fresh store of the default layout with `vector(3)` embeddings holding `bots`' rows.
-async fn store_with(
+/// A fresh store of the default layout with `vector(3)` embeddings holding bot 1's rows
+/// 1..=`a_rows` (row n's vector `[n, tail…]`) and bot 2's one row `b` (number, vector); returns
+/// the client, the layout and both bot ids.
+async fn two_bots(
     prefix: &str,
-    bots: Vec<(String, Vec<StoredRow>)>,
-) -> (tokio_postgres::Client, Layout) {
+    a_rows: u64,
+    tail: [f32; 2],
+    b: (u64, [f32; 3]),
+) -> (tokio_postgres::Client, Layout, String, String) {
     let (_, mut client) = fresh(prefix).await;
     let layout = Layout::default();
     init_target(&mut client, &layout, 3).await.unwrap();
-    for (bot_id, rows) in bots {
-        write_bot(&mut client, &layout, &bot_id, rows).await;
-    }
-    (client, layout)
+    let (a_id, b_id) = (bot(1), bot(2));
+    let a_rows = (1..=a_rows)
+        .map(|n| row(&a_id, n, vec![n as f32, tail[0], tail[1]]))
+        .collect();
+    write_bot(&mut client, &layout, &a_id, a_rows).await;
+    write_bot(
+        &mut client,
+        &layout,
+        &b_id,
+        vec![row(&b_id, b.0, b.1.to_vec())],
+    )
+    .await;
+    (client, layout, a_id, b_id)
 }
 
 async fn ids_of(client: &tokio_postgres::Client, bot_id: &str) -> Vec<String> {
@@ -213,20 +226,7 @@ async fn configured_names_are_quoted() {
 
 #[tokio::test]
 async fn a_failure_mid_copy_leaves_the_old_rows() {
-    let (a, b) = (bot(1), bot(2));
-    let (mut client, layout) = store_with(
-        "atomic",
-        vec![
-            (
-                a.clone(),
-                (1..=3)
-                    .map(|n| row(&a, n, vec![n as f32, 0.0, 0.0]))
-                    .collect(),
-            ),
-            (b.clone(), vec![row(&b, 50, vec![0.0, 1.0, 0.0])]),
-        ],
-    )
-    .await;
+    let (mut client, layout, a, b) = two_bots("atomic", 3, [0.0, 0.0], (50, [0.0, 1.0, 0.0])).await;
     let old_a = ids_of(&client, &a).await;
     assert_eq!(old_a.len(), 3);
 
@@ -641,20 +641,8 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_another() {
 #[tokio::test]
 async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
     use ragshift_store::checksum::{bot_checksums, row_hashes};
-    let (a, b) = (bot(1), bot(2));
-    let (mut client, layout) = store_with(
-        "checksum",
-        vec![
-            (
-                a.clone(),
-                (1..=4)
-                    .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
-                    .collect(),
-            ),
-            (b.clone(), vec![row(&b, 9, vec![0.0, 0.0, 1.0])]),
-        ],
-    )
-    .await;
+    let (mut client, layout, a, b) =
+        two_bots("checksum", 4, [0.5, 0.25], (9, [0.0, 0.0, 1.0])).await;
     let before = bot_checksums(&client, &layout, None).await.unwrap();
     assert_eq!(before.len(), 2);
     assert_eq!((before[0].bot_id.as_str(), before[0].rows), (a.as_str(), 4));
