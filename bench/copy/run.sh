@@ -20,10 +20,7 @@
 set -euo pipefail
 shopt -s inherit_errexit  # a failing step inside $(...) stops the run too
 
-ROWS=${ROWS:-100000}
-DIM=${DIM:-1024}
-JOBS=${JOBS:-2}
-RUNS=${RUNS:-3}
+: "${ROWS:=100000}" "${DIM:=1024}" "${JOBS:=2}" "${RUNS:=3}"  # defaults; set any to change
 . "$(dirname "$0")/../lib/clusters.sh"
 SRC="postgres://postgres@127.0.0.1:$SP/rag"
 count() { psql -X -Atc "SELECT count(*) FROM items" "$(tgt_url "$1")"; }

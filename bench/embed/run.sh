@@ -6,9 +6,7 @@
 # $RAGSHIFT_HOME/bench-venv with sentence-transformers, creating it with pip if missing
 # (skipped with a note if that fails).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-RAGSHIFT_HOME="${RAGSHIFT_HOME:-$HOME/.cache/ragshift}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$RAGSHIFT_HOME/target}"
+. "$(dirname "$0")/../lib/env.sh"
 MODEL_DIR="${RAGSHIFT_MODEL_DIR:-$RAGSHIFT_HOME/models/all-MiniLM-L6-v2}"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT

@@ -17,10 +17,7 @@
 set -euo pipefail
 shopt -s inherit_errexit  # a failing step inside $(...) stops the run too
 
-ROWS=${ROWS:-100000}
-DIM=${DIM:-1536}
-JOBS=${JOBS:-2}
-RUNS=${RUNS:-3}
+: "${ROWS:=100000}" "${DIM:=1536}" "${JOBS:=2}" "${RUNS:=3}"  # defaults; set any to change
 HERE=$(cd "$(dirname "$0")" && pwd)
 "$HERE/../../scripts/setup-python.sh" >&2
 . "$HERE/../lib/clusters.sh"

@@ -14,9 +14,7 @@
 # Needs the venv from scripts/setup.sh (moto_server, boto3). Numbers against moto measure
 # ragshift's client side and moto's speed, not DynamoDB's: see the report.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-RAGSHIFT_HOME="${RAGSHIFT_HOME:-$HOME/.cache/ragshift}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$RAGSHIFT_HOME/target}"
+. "$(dirname "$0")/../lib/env.sh"
 VENV="$RAGSHIFT_HOME/venv"
 BOTS="${BOTS:-2000}"
 OTHERS="${OTHERS:-38000}"

@@ -18,6 +18,7 @@ use ragshift_store::journal::Journal;
 use ragshift_store::lock::TargetLock;
 use ragshift_store::{ConnectSpec, Layout};
 use ragshift_testkit::shared_pg;
+use ragshift_testkit::sql::scalar;
 use serde_json::{json, Value};
 
 /// Requests per window the run's configuration allows (and, in most tests, the provider).
@@ -308,11 +309,7 @@ async fn four_embed_bot_workers_share_one_budget_and_the_provider_never_throttle
     embed_bots(dir.path(), 4, &url, &base_url, WINDOW_SECS);
 
     let (arrivals, rejected) = provider.seen();
-    let chunks: i64 = client
-        .query_one("SELECT count(*) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let chunks: i64 = scalar(&client, "SELECT count(*) FROM items").await;
     assert!(chunks >= 4 * 15, "every bot's chunks are stored: {chunks}");
     assert_eq!(arrivals.len() as i64, chunks, "one request per chunk");
     assert_eq!(rejected, 0, "the provider never had to throttle");

@@ -2,39 +2,25 @@
 //! against a real PostgreSQL with pgvector and a real moto server.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ragshift_testkit::{shared_moto, shared_pg, unique_name};
 use serde_json::Value;
 
 /// Runs ragshift in `dir` with only the given RAGSHIFT_*/AWS_* variables.
 fn ragshift(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::run_isolated_with(env!("CARGO_BIN_EXE_ragshift"), dir, args, env)
 }
 
-fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use ragshift_testkit::env::{stderr_text as stderr, stdout_json};
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// `ragshift init-target` of the database at `url` with `flags`.
+fn init_target(dir: &Path, url: &str, flags: &[&str]) -> Output {
+    let mut args = vec!["init-target", "--target-url", url];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args, &[])
 }
+use ragshift_testkit::env::assert_exit;
 
 #[test]
 fn init_target_creates_then_reports_nothing_changed() {
@@ -45,7 +31,7 @@ fn init_target_creates_then_reports_nothing_changed() {
         &["init-target", "--json", "--target-url", &url],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["created"], true);
     assert_eq!(
@@ -63,7 +49,7 @@ fn init_target_creates_then_reports_nothing_changed() {
         &["init-target", "--json"],
         &[("RAGSHIFT_TARGET_URL", url)],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert_eq!(stdout_json(&out)["created"], false);
 }
 
@@ -83,7 +69,7 @@ fn init_target_creates_a_library_layout_the_library_writes_into() {
         "16",
     ];
     let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["created"], true);
     assert_eq!(v["table"], "public.langchain_pg_embedding");
@@ -92,7 +78,7 @@ fn init_target_creates_a_library_layout_the_library_writes_into() {
     assert_eq!(added.added, 3, "{added:?}");
     assert!(added.found_by_similarity, "{added:?}");
     let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert_eq!(stdout_json(&out)["created"], false);
 }
 
@@ -106,21 +92,17 @@ async fn shape_and_dimension_mismatches_exit_2_and_change_nothing() {
         .batch_execute("CREATE EXTENSION vector; CREATE TABLE items (id text, v vector(3));")
         .await
         .unwrap();
-    let out = ragshift(dir.path(), &["init-target", "--target-url", &url], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = init_target(dir.path(), &url, &[]);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(err.contains("found:    (id text, v vector(3))"), "{err}");
     assert!(!err.contains(pg.password()), "{err}");
 
     let url2 = pg.fresh_database("cli_dim");
-    let out = ragshift(
-        dir.path(),
-        &["init-target", "--target-url", &url2, "--dimensions", "1024"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = ragshift(dir.path(), &["init-target", "--target-url", &url2], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = init_target(dir.path(), &url2, &["--dimensions", "1024"]);
+    assert_exit(&out, 0);
+    let out = init_target(dir.path(), &url2, &[]);
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("vector(1024)"), "{}", stderr(&out));
 }
 
@@ -134,14 +116,14 @@ fn connection_errors_exit_2_with_the_password_masked() {
         pg.host(),
         pg.port()
     );
-    let out = ragshift(dir.path(), &["init-target", "--target-url", &url], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = init_target(dir.path(), &url, &[]);
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(!err.contains("WrongPass123"), "{err}");
     assert!(err.contains("****") && err.contains("password"), "{err}");
 
     let out = ragshift(dir.path(), &["init-target"], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("RAGSHIFT_TARGET_URL"),
         "{}",
@@ -169,7 +151,7 @@ fn config_show_layers_flags_over_env_over_file_and_masks_secrets() {
             ),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!text.contains("Hunter2Secret"), "{text}");
     let v = stdout_json(&out);
@@ -224,7 +206,7 @@ fn a_named_layout_fills_both_sides_and_one_side_flags_win() {
         "--table",
         "docs",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["config"]["target"]["table"], "docs");
     assert_eq!(
@@ -260,7 +242,7 @@ fn bad_configuration_exits_2_naming_key_and_origin() {
         &["config", "show", "--config", file.to_str().unwrap()],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("tabel") && stderr(&out).contains("custom.toml"),
         "{}",
@@ -272,7 +254,7 @@ fn bad_configuration_exits_2_naming_key_and_origin() {
         &["config", "show"],
         &[("RAGSHIFT_EMBEDDING_DIMENSIONS", "lots".into())],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         stderr(&out).contains("RAGSHIFT_EMBEDDING_DIMENSIONS"),
         "{}",
@@ -288,12 +270,8 @@ async fn search_json_has_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
     let pg = shared_pg();
     let url = pg.fresh_database("cli_search");
-    let out = ragshift(
-        dir.path(),
-        &["init-target", "--target-url", &url, "--dimensions", "3"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = init_target(dir.path(), &url, &["--dimensions", "3"]);
+    assert_exit(&out, 0);
     let client = pg.connect(&url).await;
     client
         .batch_execute(
@@ -322,7 +300,7 @@ async fn search_json_has_the_documented_shape() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["bot_id"], "BOT0000000000000000000000A");
     let results = v["results"].as_array().unwrap();
@@ -347,7 +325,7 @@ async fn search_json_has_the_documented_shape() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("2 dimensions"), "{}", stderr(&out));
 }
 
@@ -358,14 +336,7 @@ async fn the_target_can_come_from_a_secrets_manager_secret() {
     let url = pg.fresh_database("cli_secret");
     let dbname = url.rsplit('/').next().unwrap().to_owned();
     let moto = shared_moto();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = moto.sdk_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
     let secret = serde_json::json!({
         "host": pg.host(), "port": pg.port(), "username": pg.user(),
@@ -395,7 +366,7 @@ async fn the_target_can_come_from_a_secrets_manager_secret() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["created"], true);
     assert!(v["target"]
@@ -417,7 +388,7 @@ async fn the_target_can_come_from_a_secrets_manager_secret() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("nosuchsecret"), "{}", stderr(&out));
 }
 
@@ -427,21 +398,14 @@ async fn build_index_exits_2_before_building_and_1_when_the_build_fails() {
     let url = shared_pg().fresh_database("build_index_codes");
     // No table: nothing could start.
     let out = ragshift(dir.path(), &["build-index", "--target-url", &url], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_exit(&out, 2);
     // A vector column without dimensions: the build itself fails.
-    shared_pg()
-        .connect(&url)
-        .await
-        .batch_execute(
-            "CREATE EXTENSION IF NOT EXISTS vector;
+    shared_pg().execute(&url, "CREATE EXTENSION IF NOT EXISTS vector;
              CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text,
                                  source text, embedding vector);
-             INSERT INTO items VALUES ('a', 'b', 'c', 'd', '[1,2]'), ('e', 'b', 'c', 'd', '[1,2,3]');",
-        )
-        .await
-        .unwrap();
+             INSERT INTO items VALUES ('a', 'b', 'c', 'd', '[1,2]'), ('e', 'b', 'c', 'd', '[1,2,3]');").await;
     let out = ragshift(dir.path(), &["build-index", "--target-url", &url], &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     assert!(stderr(&out).contains("dimensions"), "{}", stderr(&out));
 }
 
@@ -455,18 +419,18 @@ async fn build_index_reports_its_memory_a_wait_for_a_lock_and_its_progress_as_js
     let url = shared_pg().fresh_database("build_index_progress");
     let rows = 300u64;
     shared_pg()
-        .connect(&url)
-        .await
-        .batch_execute(&format!(
-            "CREATE EXTENSION IF NOT EXISTS vector;
+        .execute(
+            &url,
+            &format!(
+                "CREATE EXTENSION IF NOT EXISTS vector;
              CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text,
                                  source text, embedding vector(3));
              INSERT INTO items SELECT lpad(i::text, 26, '0'), 'b', 'c', 'd',
                                       format('[%s,%s,%s]', i, i % 7, i % 13)::vector
                FROM generate_series(1, {rows}) i;"
-        ))
-        .await
-        .unwrap();
+            ),
+        )
+        .await;
     // A lock CREATE INDEX must wait for (reads still pass): the build can't end before the
     // test has seen it reported.
     let holder = shared_pg().connect(&url).await;
@@ -474,19 +438,13 @@ async fn build_index_reports_its_memory_a_wait_for_a_lock_and_its_progress_as_js
         .batch_execute("BEGIN; LOCK TABLE items IN EXCLUSIVE MODE")
         .await
         .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(["build-index", "--json", "--target-url", &url])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir.path())
+            .args(["build-index", "--json", "--target-url", &url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let (tx, lines) = std::sync::mpsc::channel::<Value>();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -526,7 +484,7 @@ async fn build_index_reports_its_memory_a_wait_for_a_lock_and_its_progress_as_js
     holder.batch_execute("COMMIT").await.unwrap();
     events.extend(lines.iter());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
 
     let memory = events
         .iter()

@@ -18,40 +18,12 @@ use serde_json::{json, Value};
 /// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
 /// long and non-ASCII texts, rows without a bot, one big bot (split by id) and many small ones.
 fn fixture() -> String {
-    let mut sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
-        rows: 3000,
-        big_bot_rows: 1200,
-        small_bots: 60,
-        long_repeat: 3000,
-    });
-    sql.push_str("CREATE INDEX idx_items_botid ON items (botid);\nCREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);\n");
-    sql
+    ragshift_testkit::awkward_items_indexed()
 }
 
-/// A gate in the target's journal (in `{j}`, the quoted journal schema): the update that marks
-/// a third partition succeeded waits (inside that partition's data transaction) until the test
-/// releases advisory lock 4242.
-const GATE: &str = "
-CREATE FUNCTION {j}.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.status = 'succeeded'
-     AND (SELECT count(*) FROM {j}.units WHERE status = 'succeeded') >= 2 THEN
-    PERFORM pg_advisory_xact_lock_shared(4242);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER test_gate BEFORE UPDATE ON {j}.units
-  FOR EACH ROW EXECUTE FUNCTION {j}.test_gate();
-";
-
 fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir);
+    cmd.args(args);
     cmd
 }
 
@@ -59,17 +31,40 @@ fn ragshift(dir: &Path, args: &[&str]) -> Output {
     command(dir, args).output().expect("run ragshift")
 }
 
-use ragshift_testkit::env::output_text as text;
-
-/// The `--json` summary (the last line of the event stream).
-fn summary(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", text(out)));
-    assert_eq!(v["event"], "summary", "{}", text(out));
-    v
+/// Starts `ragshift copy` of `p` in one job with `partition_rows` rows a partition and
+/// `flags`; its output piped (to read at its end) or dropped.
+fn spawn_copy(dir: &Path, p: &Pair, partition_rows: &str, flags: &[&str], piped: bool) -> Child {
+    let mut args = vec![
+        "copy",
+        "--source",
+        &p.src_url,
+        "--target",
+        &p.tgt_url,
+        "--jobs",
+        "1",
+        "--partition-rows",
+        partition_rows,
+    ];
+    args.extend_from_slice(flags);
+    let output = || if piped { Stdio::piped() } else { Stdio::null() };
+    command(dir, &args)
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("start ragshift copy")
 }
+
+/// `ragshift copy` from `src` to `tgt` with `flags`.
+fn copy(dir: &Path, src: &str, tgt: &str, flags: &[&str]) -> Output {
+    let mut args = vec!["copy", "--source", src, "--target", tgt];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args)
+}
+
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::env::{json_summary as summary, output_text as text};
+use ragshift_testkit::gate;
+use ragshift_testkit::sql::{column, scalar};
 
 struct Pair {
     _target: PgCluster,
@@ -80,9 +75,9 @@ struct Pair {
 }
 
 async fn pair(name: &str) -> Pair {
-    let src_url = shared_pg().fresh_database(&format!("{name}_src"));
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(&fixture()).await.unwrap();
+    let (src_url, src) = shared_pg()
+        .seeded_database(&format!("{name}_src"), &fixture())
+        .await;
     let target = PgCluster::start();
     let tgt_url = target.fresh_database(&format!("{name}_tgt"));
     let tgt = target.connect(&tgt_url).await;
@@ -95,37 +90,29 @@ async fn pair(name: &str) -> Pair {
     }
 }
 
+/// A source with the fixture and an empty target, both on the shared server: their URLs and a
+/// client of the target.
+async fn shared_pair(name: &str) -> (String, String, tokio_postgres::Client) {
+    let (src_url, _) = shared_pg()
+        .seeded_database(&format!("{name}_src"), &fixture())
+        .await;
+    let tgt_url = shared_pg().fresh_database(&format!("{name}_tgt"));
+    let tgt = shared_pg().connect(&tgt_url).await;
+    (src_url, tgt_url, tgt)
+}
+
 async fn checksums(c: &tokio_postgres::Client) -> Vec<BotChecksum> {
     bot_checksums(c, &Layout::default(), None).await.unwrap()
 }
 
-/// Polls `sql` (a boolean query) until true, failing after a deadline.
-async fn wait_until(c: &tokio_postgres::Client, sql: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ok: bool = c.query_one(sql, &[]).await.unwrap().get(0);
-        if ok {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-const GATE_WAITING: &str =
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)";
-
+/// Closes the journal gate (see [`gate`]) in the target's journal, creating the journal.
 async fn install_gate(tgt: &tokio_postgres::Client) {
     install_gate_in(tgt, &Journal::default()).await;
 }
 
 async fn install_gate_in(tgt: &tokio_postgres::Client, journal: &Journal) {
     journal.ensure_schema(tgt).await.unwrap();
-    let j = ragshift_store::quote_ident(journal.schema());
-    tgt.batch_execute(&GATE.replace("{j}", &j)).await.unwrap();
-    tgt.batch_execute("SELECT pg_advisory_lock(4242)")
-        .await
-        .unwrap();
+    gate::close(tgt, &ragshift_store::quote_ident(journal.schema())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,18 +120,8 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_all").await;
 
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--dry-run",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &["--dry-run"]);
+    assert_exit(&out, 0);
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("would copy 3000 rows"), "{plan}");
     assert!(
@@ -152,33 +129,23 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
         "{plan}"
     );
     assert!(!plan.contains(shared_pg().password()), "{plan}");
-    let tables: i64 = p
-        .tgt
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &p.tgt,
             "SELECT count(*) FROM pg_tables WHERE tablename = 'items'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(tables, 0, "a dry run changes nothing");
-
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy",
-            "--json",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--jobs",
-            "3",
-            "--partition-rows",
-            "300",
-        ],
+        .await,
+        0,
+        "a dry run changes nothing"
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = copy(
+        dir.path(),
+        &p.src_url,
+        &p.tgt_url,
+        &["--json", "--jobs", "3", "--partition-rows", "300"],
+    );
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["rows"], 3000);
     assert_eq!(s["verify"]["mismatches"].as_array().unwrap().len(), 0);
@@ -202,12 +169,7 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
         (&json!("ivfflat"), &json!(10))
     );
     assert_eq!(memory["rows"], 3000);
-    let vectors: i64 = p
-        .tgt
-        .query_one("SELECT count(embedding) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let vectors: i64 = scalar(&p.tgt, "SELECT count(embedding) FROM items").await;
     let done = index_events
         .iter()
         .find(|v| v["event"] == "index_progress" && v["done"] == true)
@@ -216,37 +178,15 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
 
     // Independently of ragshift's own verification: the same rows on both sides.
     assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);
-    let exact: i64 = p
-        .tgt
-        .query_one(
-            "SELECT count(*) FROM items WHERE content = repeat('long text ', 3000) OR content LIKE 'héllo wörld 日本語 🚀%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(exact, 858);
-    let indexes: Vec<String> = p
-        .tgt
-        .query(
-            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    assert_eq!(scalar::<i64>(&p.tgt, "SELECT count(*) FROM items WHERE content = repeat('long text ', 3000) OR content LIKE 'héllo wörld 日本語 🚀%'").await, 858);
+    let indexes: Vec<String> = column(&p.tgt, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1").await;
     assert_eq!(
         indexes,
         ["idx_items_botid", "idx_items_embedding", "items_pkey"]
     );
 
-    let out = ragshift(
-        dir.path(),
-        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("already holds rows") && err.contains("--resume") && err.contains("--replace"),
@@ -254,19 +194,13 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
     );
     assert!(!err.contains(shared_pg().password()), "{err}");
 
-    let out = ragshift(
+    let out = copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--source-table",
-            "nope",
-        ],
+        &p.src_url,
+        &p.tgt_url,
+        &["--source-table", "nope"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("source table public.nope not found"));
 }
 
@@ -276,31 +210,8 @@ async fn copy_is_the_snapshot_while_the_source_is_written_to() {
     let p = pair("copy_live").await;
     let before = checksums(&p.src).await;
     install_gate(&p.tgt).await;
-    let child = command(
-        dir.path(),
-        &[
-            "copy",
-            "--json",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--jobs",
-            "1",
-            "--partition-rows",
-            "200",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_until(
-        &p.tgt,
-        GATE_WAITING,
-        "two partitions are done and the third waits",
-    )
-    .await;
+    let child = spawn_copy(dir.path(), &p, "200", &["--json"], true);
+    gate::wait_held(&p.tgt, "two partitions are done and the third waits").await;
 
     // The application writes while the copy runs: new rows in every bot and a new bot,
     // changed rows, deleted rows.
@@ -317,12 +228,9 @@ async fn copy_is_the_snapshot_while_the_source_is_written_to() {
         .await
         .unwrap();
     assert_ne!(checksums(&p.src).await, before, "the source did change");
-    p.tgt
-        .batch_execute("SELECT pg_advisory_unlock(4242)")
-        .await
-        .unwrap();
+    gate::open(&p.tgt).await;
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_eq!(summary(&out)["verify"]["source_rows"], 3000);
 
     assert_eq!(
@@ -330,16 +238,14 @@ async fn copy_is_the_snapshot_while_the_source_is_written_to() {
         before,
         "the target is the source as of the snapshot"
     );
-    let new_rows: i64 = p
-        .tgt
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &p.tgt,
             "SELECT count(*) FROM items WHERE id LIKE 'NEW%' OR content LIKE '%during the copy'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(new_rows, 0);
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,17 +269,11 @@ async fn a_copy_keeps_its_journal_in_the_schema_given_and_resumes_from_it() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(runs, [("copy".to_owned(), "succeeded".to_owned())]);
-    let schemas: Vec<String> = p
-        .tgt
-        .query(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname IN ('ragshift', 'Journal-1')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let schemas: Vec<String> = column(
+        &p.tgt,
+        "SELECT nspname::text FROM pg_namespace WHERE nspname IN ('ragshift', 'Journal-1')",
+    )
+    .await;
     assert_eq!(
         schemas,
         ["Journal-1"],
@@ -387,40 +287,13 @@ async fn killed_copy_resumes(name: &str, journal: &Journal, flags: &[&str]) -> P
     let p = pair(name).await;
     install_gate_in(&p.tgt, journal).await;
     let (runs, units) = (journal.runs_table(), journal.units_table());
-    let mut args = vec![
-        "copy",
-        "--source",
-        &p.src_url,
-        "--target",
-        &p.tgt_url,
-        "--jobs",
-        "1",
-        "--partition-rows",
-        "250",
-    ];
-    args.extend(flags);
-    let mut child: Child = command(dir.path(), &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(
-        &p.tgt,
-        GATE_WAITING,
-        "the third partition is mid-transaction",
-    )
-    .await;
+    let mut child = spawn_copy(dir.path(), &p, "250", flags, false);
+    gate::wait_held(&p.tgt, "the third partition is mid-transaction").await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    p.tgt
-        .batch_execute("SELECT pg_advisory_unlock(4242)")
-        .await
-        .unwrap();
+    gate::open(&p.tgt).await;
     // Waits for the killed run's open transaction to end (it holds a lock on the journal).
-    p.tgt
-        .batch_execute(&format!("DROP TRIGGER test_gate ON {units}"))
-        .await
-        .unwrap();
+    gate::remove(&p.tgt, &ragshift_store::quote_ident(journal.schema())).await;
 
     let row = p
         .tgt
@@ -448,27 +321,21 @@ async fn killed_copy_resumes(name: &str, journal: &Journal, flags: &[&str]) -> P
     if !flags.is_empty() {
         // Without the setting, the run is not found: nothing is touched.
         let out = ragshift(dir.path(), &resume);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert_exit(&out, 2);
         assert!(
             text(&out).contains("no copy run to resume"),
             "{}",
             text(&out)
         );
-        let missing: bool = p
-            .tgt
-            .query_one("SELECT to_regclass('ragshift.runs') IS NULL", &[])
-            .await
-            .unwrap()
-            .get(0);
         assert!(
-            missing,
+            scalar::<bool>(&p.tgt, "SELECT to_regclass('ragshift.runs') IS NULL").await,
             "a resume without the setting created the default journal"
         );
     }
     let mut args = resume.to_vec();
     args.extend(flags);
     let out = ragshift(dir.path(), &args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["resumed"], true);
     assert_eq!(s["partitions_skipped"], 2);
@@ -479,37 +346,28 @@ async fn killed_copy_resumes(name: &str, journal: &Journal, flags: &[&str]) -> P
     );
     assert_eq!(s["verify"]["mismatches"].as_array().unwrap().len(), 0);
 
-    let dups: i64 = p
-        .tgt
-        .query_one("SELECT count(*) - count(DISTINCT id) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(dups, 0);
-    assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);
-    let retried: i64 = p
-        .tgt
-        .query_one(
-            &format!("SELECT count(*) FROM {units} WHERE attempts = 2"),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        retried, 1,
+        scalar::<i64>(&p.tgt, "SELECT count(*) - count(DISTINCT id) FROM items").await,
+        0
+    );
+    assert_eq!(checksums(&p.src).await, checksums(&p.tgt).await);
+    assert_eq!(
+        scalar::<i64>(
+            &p.tgt,
+            &format!("SELECT count(*) FROM {units} WHERE attempts = 2"),
+        )
+        .await,
+        1,
         "the partition killed mid-transaction was redone"
     );
-    let ended: String = p
-        .tgt
-        .query_one(
+    assert_eq!(
+        scalar::<String>(
+            &p.tgt,
             &format!("SELECT status FROM {runs} WHERE kind = 'copy'"),
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(ended, "succeeded");
+        .await,
+        "succeeded"
+    );
     p
 }
 
@@ -517,20 +375,13 @@ async fn killed_copy_resumes(name: &str, journal: &Journal, flags: &[&str]) -> P
 async fn verification_names_a_changed_float_a_missing_row_and_an_extra_row() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_verify").await;
-    let out = ragshift(
+    let out = copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--jobs",
-            "2",
-            "--no-index",
-        ],
+        &p.src_url,
+        &p.tgt_url,
+        &["--jobs", "2", "--no-index"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("match"),
         "{}",
@@ -547,13 +398,8 @@ async fn verification_names_a_changed_float_a_missing_row_and_an_extra_row() {
         )
         .await
         .unwrap();
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy", "--source", &p.src_url, "--target", &p.tgt_url, "--resume",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &["--resume"]);
+    assert_exit(&out, 1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("VERIFICATION FAILED: 3 of"), "{stdout}");
     assert!(
@@ -593,30 +439,19 @@ async fn has_items(c: &tokio_postgres::Client) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_nobot_src");
-    shared_pg()
-        .connect(&src_url)
-        .await
-        .batch_execute(&fixture())
-        .await
-        .unwrap();
-    let tgt_url = shared_pg().fresh_database("copy_nobot_tgt");
-    let tgt = shared_pg().connect(&tgt_url).await;
-    let out = ragshift(
+    let (src_url, tgt_url, tgt) = shared_pair("copy_nobot").await;
+    let out = copy(
         dir.path(),
+        &src_url,
+        &tgt_url,
         &[
-            "copy",
-            "--source",
-            &src_url,
-            "--target",
-            &tgt_url,
             "--bot",
             "BIGBOT00000000000000000000",
             "--bot",
             "NOSUCHBOT0000000000000000X",
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NOSUCHBOT0000000000000000X"), "{err}");
     assert!(
@@ -629,28 +464,14 @@ async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_maintenance_work_mem_is_refused_before_the_data_moves() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_mwm_src");
-    shared_pg()
-        .connect(&src_url)
-        .await
-        .batch_execute(&fixture())
-        .await
-        .unwrap();
-    let tgt_url = shared_pg().fresh_database("copy_mwm_tgt");
-    let tgt = shared_pg().connect(&tgt_url).await;
-    let out = ragshift(
+    let (src_url, tgt_url, tgt) = shared_pair("copy_mwm").await;
+    let out = copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &src_url,
-            "--target",
-            &tgt_url,
-            "--maintenance-work-mem",
-            "lots",
-        ],
+        &src_url,
+        &tgt_url,
+        &["--maintenance-work-mem", "lots"],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("lots"),
         "{}",
@@ -662,25 +483,14 @@ async fn a_bad_maintenance_work_mem_is_refused_before_the_data_moves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_stop_src");
-    shared_pg()
-        .connect(&src_url)
-        .await
-        .batch_execute(&fixture())
-        .await
-        .unwrap();
-    let tgt_url = shared_pg().fresh_database("copy_stop_tgt");
-    let tgt = shared_pg().connect(&tgt_url).await;
+    let (src_url, tgt_url, tgt) = shared_pair("copy_stop").await;
     ragshift_store::journal::Journal::default()
         .ensure_schema(&tgt)
         .await
         .unwrap();
     tgt.batch_execute(REFUSE_UNITS).await.unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["copy", "--source", &src_url, "--target", &tgt_url],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = copy(dir.path(), &src_url, &tgt_url, &[]);
+    assert_exit(&out, 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("units refused"), "{err}");
     let runs = tgt
@@ -737,11 +547,8 @@ async fn a_copy_into_itself_is_refused_before_anything() {
     let other_name = via_localhost(&url);
     assert_ne!(other_name, url);
     for target in [url.as_str(), other_name.as_str()] {
-        let out = ragshift(
-            dir.path(),
-            &["copy", "--source", &url, "--target", target, "--replace"],
-        );
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let out = copy(dir.path(), &url, target, &["--replace"]);
+        assert_exit(&out, 2);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("source and target are the same table"),
@@ -750,11 +557,7 @@ async fn a_copy_into_itself_is_refused_before_anything() {
         assert!(!err.contains(shared_pg().password()), "{err}");
     }
     assert_eq!(fingerprint(&c).await, before, "nothing changed");
-    let journal: bool = c
-        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let journal: bool = scalar(&c, "SELECT to_regclass('ragshift.runs') IS NOT NULL").await;
     assert!(!journal, "not even the journal was created");
 }
 
@@ -776,22 +579,15 @@ async fn a_truncate_blocked_by_another_session_gives_up_and_names_it() {
         .await
         .unwrap();
     let started = Instant::now();
-    let out = ragshift(
+    let out = copy(
         dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--replace",
-            "--lock-timeout",
-            "2",
-        ],
+        &p.src_url,
+        &p.tgt_url,
+        &["--replace", "--lock-timeout", "2"],
     );
     assert!(started.elapsed() < Duration::from_secs(60));
     // The run was recorded before emptying: it failed (1) and the journal says why.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("emptying public.items: gave up after waiting 2s")
@@ -833,18 +629,8 @@ async fn replace_empties_nothing_when_the_run_cannot_be_recorded() {
         .await
         .unwrap();
     let before = fingerprint(&p.tgt).await;
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--replace",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &["--replace"]);
+    assert_exit(&out, 2);
     assert!(text(&out).contains("runs refused"), "{}", text(&out));
     assert_eq!(fingerprint(&p.tgt).await, before, "nothing was emptied");
 }
@@ -854,56 +640,27 @@ async fn a_run_that_loses_its_lock_commits_nothing_more_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let p = pair("copy_lock_lost").await;
     install_gate(&p.tgt).await;
-    let child = command(
-        dir.path(),
-        &[
-            "copy",
-            "--source",
-            &p.src_url,
-            "--target",
-            &p.tgt_url,
-            "--jobs",
-            "1",
-            "--partition-rows",
-            "250",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_until(
-        &p.tgt,
-        GATE_WAITING,
-        "the third partition is about to commit",
-    )
-    .await;
-    let killed: i64 = p
-        .tgt
-        .query_one(
+    let child = spawn_copy(dir.path(), &p, "250", &[], true);
+    gate::wait_held(&p.tgt, "the third partition is about to commit").await;
+    assert_eq!(
+        scalar::<i64>(
+            &p.tgt,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
               WHERE application_name LIKE 'ragshift copy run %'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1, "the lock's session");
-    p.tgt
-        .batch_execute("SELECT pg_advisory_unlock(4242)")
-        .await
-        .unwrap();
+        .await,
+        1,
+        "the lock's session"
+    );
+    gate::open(&p.tgt).await;
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         text(&out).contains("lost its lock on target table public.items"),
         "{}",
         text(&out)
     );
-    p.tgt
-        .batch_execute("DROP TRIGGER test_gate ON ragshift.units")
-        .await
-        .unwrap();
+    gate::remove(&p.tgt, "ragshift").await;
     let row = p
         .tgt
         .query_one(
@@ -921,13 +678,8 @@ async fn a_run_that_loses_its_lock_commits_nothing_more_and_fails() {
     assert_eq!(rows, journal_rows);
     assert_eq!(status, "failed");
 
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy", "--source", &p.src_url, "--target", &p.tgt_url, "--resume",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &["--resume"]);
+    assert_exit(&out, 0);
     assert_eq!(fingerprint(&p.src).await, fingerprint(&p.tgt).await);
 }
 
@@ -940,9 +692,7 @@ struct Proxied {
 impl Proxied {
     fn start() -> Self {
         let target = PgCluster::start();
-        let proxy =
-            ragshift_testkit::FaultProxy::start(&format!("{}:{}", target.host(), target.port()))
-                .unwrap();
+        let proxy = ragshift_testkit::FaultProxy::in_front_of(&target).unwrap();
         Self { target, proxy }
     }
 
@@ -955,12 +705,7 @@ impl Proxied {
 }
 
 fn copy_through(dir: &Path, src: &str, via: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "copy",
-        "--source",
-        src,
-        "--target",
-        via,
+    let mut flags = vec![
         "--jobs",
         "2",
         "--partition-rows",
@@ -968,16 +713,16 @@ fn copy_through(dir: &Path, src: &str, via: &str, extra: &[&str]) -> Output {
         "--retry-budget",
         "60",
     ];
-    args.extend_from_slice(extra);
-    ragshift(dir, &args)
+    flags.extend_from_slice(extra);
+    copy(dir, src, via, &flags)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_cuts_src");
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(&fixture()).await.unwrap();
+    let (src_url, src) = shared_pg()
+        .seeded_database("copy_cuts_src", &fixture())
+        .await;
     let expected = fingerprint(&src).await;
     let t = Proxied::start();
     let seed = ragshift_testkit::SeededRng::trial_seed("copy cut trials");
@@ -1024,12 +769,12 @@ async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
         assert_eq!(duplicates(&tgt).await, 0, "trial {trial} ({what})");
         if trial == 2 {
             // The partition whose COMMIT's answer was lost was found committed, not redone.
-            let most: i32 = tgt
-                .query_one("SELECT max(attempts) FROM ragshift.units", &[])
-                .await
-                .unwrap()
-                .get(0);
-            assert_eq!(most, 1, "{}", text(&out));
+            assert_eq!(
+                scalar::<i32>(&tgt, "SELECT max(attempts) FROM ragshift.units").await,
+                1,
+                "{}",
+                text(&out)
+            );
             assert!(
                 text(&out).contains("an earlier attempt had committed it"),
                 "{}",
@@ -1043,9 +788,9 @@ async fn copy_through_cuts_mid_copy_and_mid_commit_is_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_failover_src");
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(&fixture()).await.unwrap();
+    let (src_url, src) = shared_pg()
+        .seeded_database("copy_failover_src", &fixture())
+        .await;
     let expected = fingerprint(&src).await;
     let t = Proxied::start();
 
@@ -1054,7 +799,7 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
     t.proxy
         .failover_on_query("FROM STDIN", 2, Duration::from_secs(3));
     let out = copy_through(dir.path(), &src_url, &via, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(t.proxy.refused() >= 1, "reconnections were refused");
     let tgt = t.target.connect(&url).await;
     assert_eq!(fingerprint(&tgt).await, expected);
@@ -1067,14 +812,11 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
     t.proxy
         .failover_on_query("FROM STDIN", 2, Duration::from_secs(3600));
     let started = Instant::now();
-    let out = ragshift(
+    let out = copy(
         dir.path(),
+        &src_url,
+        &via,
         &[
-            "copy",
-            "--source",
-            &src_url,
-            "--target",
-            &via,
             "--jobs",
             "1",
             "--partition-rows",
@@ -1083,7 +825,7 @@ async fn a_target_failover_is_ridden_out_and_a_dead_one_fails_the_run_in_its_bud
             "2",
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(started.elapsed() < Duration::from_secs(120));
     assert!(
         text(&out).contains("the retry budget of 2s was used up"),
@@ -1151,9 +893,7 @@ INSERT INTO ident (node_id, text, embedding) SELECT 'b' || (i % 3), 't' || i, '[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_shapes_src");
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(SHAPES).await.unwrap();
+    let (src_url, src) = shared_pg().seeded_database("copy_shapes_src", SHAPES).await;
     let target = PgCluster::start();
     let tgt_url = target.fresh_database("copy_shapes_tgt");
     let tgt = target.connect(&tgt_url).await;
@@ -1170,8 +910,8 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
             ),
         );
         assert_eq!(out.status.code(), Some(0), "{table}: {}", text(&out));
-        let s: Option<String> = src.query_one(&digest(table), &[]).await.unwrap().get(0);
-        let t: Option<String> = tgt.query_one(&digest(table), &[]).await.unwrap().get(0);
+        let s: Option<String> = scalar(&src, &digest(table)).await;
+        let t: Option<String> = scalar(&tgt, &digest(table)).await;
         assert_eq!(s, t, "{table}: every column of every row");
         assert!(s.is_some());
     }
@@ -1195,12 +935,12 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
         )
     };
     let out = verify(dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     tgt.batch_execute("SELECT setval('data_docs_id_seq', 5)")
         .await
         .unwrap();
     let out = verify(dir.path());
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         text(&out).contains("data_docs_id_seq") && text(&out).contains("duplicate key"),
         "{}",
@@ -1216,35 +956,18 @@ async fn sequences_defaults_generated_columns_and_halfvec_arrive_working() {
         ("INSERT INTO data_docs (text, node_id) VALUES ('fresh words', 'n9') RETURNING id::bigint", 121i64),
         ("INSERT INTO ident (node_id) VALUES ('x') RETURNING id::bigint", 31),
     ] {
-        let got: i64 = tgt.query_one(sql, &[]).await.unwrap().get(0);
-        assert_eq!(got, want, "{sql}");
+        assert_eq!(scalar::<i64>(&tgt, sql).await, want, "{sql}");
     }
-    let found: i64 = tgt
-        .query_one(
-            "SELECT count(*) FROM data_docs WHERE text_search_tsv @@ to_tsquery('english', 'fresh')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(found, 1, "the generated tsvector of a new row");
-    let defaults: bool = tgt
-        .query_one(
+    assert_eq!(scalar::<i64>(&tgt,
+        "SELECT count(*) FROM data_docs WHERE text_search_tsv @@ to_tsquery('english', 'fresh')",).await, 1, "the generated tsvector of a new row");
+    assert!(
+        scalar::<bool>(
+            &tgt,
             "SELECT created IS NOT NULL AND u IS NOT NULL FROM ident WHERE node_id = 'x'",
-            &[],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert!(defaults);
-    let generated: String = tgt
-        .query_one(
-            "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 'data_docs'::regclass AND attname = 'text_search_tsv'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    );
+    let generated: String = scalar(&tgt, "SELECT attgenerated::text FROM pg_attribute WHERE attrelid = 'data_docs'::regclass AND attname = 'text_search_tsv'").await;
     assert_eq!(generated, "s", "still a generated column");
 }
 
@@ -1265,32 +988,20 @@ SELECT 'e' || i, md5('c' || (1 + i % 3))::uuid, ARRAY[i, 1, 2]::real[]::vector,
 ";
 
 fn langchain_copy(dir: &Path, src: &str, tgt: &str) -> Output {
-    ragshift(
-        dir,
-        &[
-            "copy",
-            "--layout",
-            "langchain",
-            "--source",
-            src,
-            "--target",
-            tgt,
-            "--json",
-        ],
-    )
+    copy(dir, src, tgt, &["--layout", "langchain", "--json"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let src_url = shared_pg().fresh_database("copy_langchain_src");
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(LANGCHAIN_V1).await.unwrap();
+    let (src_url, src) = shared_pg()
+        .seeded_database("copy_langchain_src", LANGCHAIN_V1)
+        .await;
     let target = PgCluster::start();
     let tgt_url = target.fresh_database("copy_langchain_tgt");
     let tgt = target.connect(&tgt_url).await;
     let out = langchain_copy(dir.path(), &src_url, &tgt_url);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let parents = &summary(&out)["parents"];
     assert_eq!(
         parents[0]["table"], "public.langchain_pg_collection",
@@ -1300,8 +1011,8 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     for table in ["langchain_pg_collection", "langchain_pg_embedding"] {
         let digest =
             format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t");
-        let s: Option<String> = src.query_one(&digest, &[]).await.unwrap().get(0);
-        let t: Option<String> = tgt.query_one(&digest, &[]).await.unwrap().get(0);
+        let s: Option<String> = scalar(&src, &digest).await;
+        let t: Option<String> = scalar(&tgt, &digest).await;
         assert_eq!(s, t, "{table}");
     }
     // `verify` over a uuid key and an untyped vector column: every column compared, the
@@ -1322,7 +1033,7 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
         )
     };
     let out = verify(dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         v["retrieval_skipped"]
@@ -1337,7 +1048,7 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     .await
     .unwrap();
     let out = verify(dir.path());
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("e7"), "{}", text(&out));
     // The collections are compared too.
     tgt.batch_execute(
@@ -1356,11 +1067,7 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
     tgt.batch_execute("DELETE FROM langchain_pg_collection WHERE name = 'collection 2'")
         .await
         .unwrap();
-    let left: i64 = tgt
-        .query_one("SELECT count(*) FROM langchain_pg_embedding", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let left: i64 = scalar(&tgt, "SELECT count(*) FROM langchain_pg_embedding").await;
     assert_eq!(left, 200 - 67, "ON DELETE CASCADE came along");
 
     // A collection table on the target with other rows is refused, naming it.
@@ -1374,29 +1081,24 @@ async fn the_collection_table_a_chunk_table_refers_to_moves_with_it() {
         .await
         .unwrap();
     let out = langchain_copy(dir.path(), &src_url, &other_url);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         text(&out).contains("public.langchain_pg_collection")
             && text(&out).contains("already holds 1 rows"),
         "{}",
         text(&out)
     );
-    let kept: i64 = other
-        .query_one("SELECT count(*) FROM langchain_pg_collection", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(kept, 1, "left as it was");
-    let debris: bool = other
-        .query_one(
-            "SELECT to_regclass('langchain_pg_embedding') IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(
+        scalar::<i64>(&other, "SELECT count(*) FROM langchain_pg_collection").await,
+        1,
+        "left as it was"
+    );
     assert!(
-        !debris,
+        !scalar::<bool>(
+            &other,
+            "SELECT to_regclass('langchain_pg_embedding') IS NOT NULL",
+        )
+        .await,
         "the empty chunk table the failed run created was removed"
     );
 }
@@ -1412,26 +1114,21 @@ async fn a_column_type_the_target_lacks_is_refused_before_anything_is_created() 
         )
         .await
         .unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("feeling mood") && err.contains("nothing was created"),
         "{err}"
     );
-    let created: i64 = p
-        .tgt
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &p.tgt,
             "SELECT count(*) FROM pg_class WHERE relname IN ('items', 'runs')",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(created, 0);
+        .await,
+        0
+    );
 }
 
 /// A target table that exists with other columns is refused before anything moves, the message
@@ -1448,11 +1145,8 @@ async fn a_target_table_of_another_shape_is_refused_showing_both_shapes() {
         )
         .await
         .unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["copy", "--source", &p.src_url, "--target", &p.tgt_url],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("has another shape")
@@ -1460,13 +1154,11 @@ async fn a_target_table_of_another_shape_is_refused_showing_both_shapes() {
             && err.contains("target: (id character(26), botid text, embedding vector(3))"),
         "{err}"
     );
-    let rows: i64 = p
-        .tgt
-        .query_one("SELECT count(*) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 1, "the target's table is untouched");
+    assert_eq!(
+        scalar::<i64>(&p.tgt, "SELECT count(*) FROM items").await,
+        1,
+        "the target's table is untouched"
+    );
 }
 
 /// Stored bytes of one row as the plan counts them (an independent spelling of the plan's own
@@ -1507,31 +1199,19 @@ async fn partitions_are_sized_by_bytes_and_a_big_bot_is_split_evenly() {
     let tgt_url = target.fresh_database("copy_bytes_tgt");
     let tgt = target.connect(&tgt_url).await;
 
-    let out = ragshift(
+    let out = copy(
         dir.path(),
-        &[
-            "copy",
-            "--json",
-            "--dry-run",
-            "--source",
-            &src_url,
-            "--target",
-            &tgt_url,
-            "--jobs",
-            "4",
-        ],
+        &src_url,
+        &tgt_url,
+        &["--json", "--dry-run", "--jobs", "4"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let s = summary(&out);
     let target_bytes = s["partition_bytes"].as_i64().unwrap();
     let plan = s["plan"].as_array().unwrap();
     let bytes = |p: &Value| p["bytes"].as_i64().unwrap();
     // Every byte is planned once: the partitions add up to the table as the server sizes it.
-    let total: i64 = src
-        .query_one(&format!("SELECT sum({ROW_BYTES})::int8 FROM items"), &[])
-        .await
-        .unwrap()
-        .get(0);
+    let total: i64 = scalar(&src, &format!("SELECT sum({ROW_BYTES})::int8 FROM items")).await;
     assert_eq!(plan.iter().map(bytes).sum::<i64>(), total, "{s}");
     assert_eq!(s["planned_bytes"].as_i64().unwrap(), total);
     assert!(total > 100 << 20, "the big bot is big: {total} bytes");
@@ -1574,30 +1254,15 @@ async fn partitions_are_sized_by_bytes_and_a_big_bot_is_split_evenly() {
     }
     // The tiny bots are grouped, not one partition each.
     assert!(plan.len() < ranges.len() + 10, "{s}");
-    let human = ragshift(
-        dir.path(),
-        &[
-            "copy",
-            "--dry-run",
-            "--source",
-            &src_url,
-            "--target",
-            &tgt_url,
-        ],
-    );
+    let human = copy(dir.path(), &src_url, &tgt_url, &["--dry-run"]);
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
         human.contains("MiB") && human.contains("partitions of about"),
         "{human}"
     );
 
-    let out = ragshift(
-        dir.path(),
-        &[
-            "copy", "--json", "--source", &src_url, "--target", &tgt_url, "--jobs", "4",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = copy(dir.path(), &src_url, &tgt_url, &["--json", "--jobs", "4"]);
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["rows"], 40900);
     assert_eq!(

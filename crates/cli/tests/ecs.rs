@@ -12,91 +12,38 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::DesiredStatus;
+use ragshift_testkit::sql::scalar;
 use ragshift_testkit::{model_dir, shared_pg, MotoServer};
-use serde_json::{json, Value};
+use serde_json::Value;
+
+mod common;
 
 const USER: &str = "5b1f0e3c-aaaa-4bbb-8ccc-0000000000e1";
-const HANDBOOK: &str = "Deleted items stay in the trash for thirty days. After that they are removed from primary storage.\n\nInvoices are sent on the first day of each month and can be paid by card or bank transfer.\n\nSupport answers within one business day on paid plans.";
-const FAQ: &str = "Can I move a project to another workspace? Yes, open the project and choose Move.\n\nIs there an API? Yes, create a token under Settings.";
 
 fn bot_id(n: u32) -> String {
     format!("01JECS{n:02}AAAAAAAAAAAAAAAAAA")
 }
 
+/// ragshift in `dir` with the local model and only the variables `env` (which may override it).
 fn command(dir: &Path, args: &[String], env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir);
+    cmd.args(args)
+        .env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir())
+        .envs(env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    ragshift_testkit::sdk_config(endpoint).await
 }
 
-/// A default subnet of moto's default VPC (DNS hostnames on, as awsvpc tasks need there).
-async fn default_subnet(endpoint: &str) -> String {
-    let xml = reqwest::Client::new()
-        .post(format!("{endpoint}/"))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ec2/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("Action=DescribeSubnets&Version=2016-11-15&Filter.1.Name=default-for-az&Filter.1.Value.1=true")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    xml.split("<subnetId>")
-        .nth(1)
-        .and_then(|r| r.split("</subnetId>").next())
-        .unwrap()
-        .to_owned()
-}
-
+/// A file registry of `USER`'s `bots` (bot id, document names) and their documents.
 fn write_registry(dir: &Path, bots: &[(String, Vec<&str>)]) {
-    let items: Vec<Value> = bots
+    let bots: Vec<_> = bots
         .iter()
-        .map(|(bot, files)| {
-            json!({
-                "PK": {"S": USER}, "SK": {"S": format!("{USER}#BOT#{bot}")}, "Title": {"S": bot},
-                "Knowledge": {"M": {
-                    "source_urls": {"L": []}, "sitemap_urls": {"L": []},
-                    "filenames": {"L": files.iter().map(|f| json!({"S": f})).collect::<Vec<_>>()}}},
-                "EmbeddingParams": {"M": {"chunk_size": {"N": "150"}, "chunk_overlap": {"N": "30"}}},
-                "SyncStatus": {"S": "SUCCEEDED"}
-            })
-        })
+        .map(|(bot, files)| (bot.clone(), files.clone(), vec![]))
         .collect();
-    std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
-    for (bot, files) in bots {
-        let d = dir.join("docs").join(USER).join(bot).join("documents");
-        std::fs::create_dir_all(&d).unwrap();
-        for f in files.iter().filter(|f| **f != "gone.docx") {
-            let body = if *f == "faq.txt" { FAQ } else { HANDBOOK };
-            std::fs::write(d.join(f), body).unwrap();
-        }
-    }
+    common::write_file_registry(dir, USER, &bots);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -114,19 +61,9 @@ async fn rebuild_on_ecs_tells_the_tasks_the_journal_schema() {
 /// Runs a rebuild of four bots (one failing) on moto's ECS, playing each task's container.
 async fn rebuild_on_ecs(journal_schema: Option<&str>) {
     let moto = MotoServer::start();
-    let set = reqwest::Client::new()
-        .post(format!(
-            "{}/moto-api/state-manager/set-transition",
-            moto.endpoint_url()
-        ))
-        .json(&json!({"model_name": "ecs::task",
-                      "transition": {"progression": "manual", "times": 1_000_000}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(set.status().is_success());
+    ragshift_testkit::ecs::hold_tasks(moto.endpoint_url()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk(moto.endpoint_url()).await);
-    let subnet = default_subnet(moto.endpoint_url()).await;
+    let subnet = ragshift_testkit::ecs::default_subnet(moto.endpoint_url()).await;
     let (cluster, family) = ragshift_testkit::ecs::create_embedding_task(
         &ecs,
         "BedrockChatStack-EmbeddingCluster",
@@ -208,15 +145,7 @@ async fn rebuild_on_ecs(journal_schema: Option<&str>) {
             Instant::now() < deadline,
             "the rebuild did not finish in 5 minutes"
         );
-        let arns = ecs
-            .list_tasks()
-            .cluster(&cluster)
-            .desired_status(DesiredStatus::Running)
-            .send()
-            .await
-            .unwrap()
-            .task_arns()
-            .to_vec();
+        let arns = ragshift_testkit::ecs::running_task_arns(&ecs, &cluster).await;
         max_running = max_running.max(arns.len());
         if !arns.is_empty() {
             let tasks = ecs
@@ -374,11 +303,8 @@ async fn rebuild_on_ecs(journal_schema: Option<&str>) {
     // a and b each call the model; c's chunks may all come from the embedding cache.
     assert!(calls >= 2, "the succeeded bots' calls: {report}");
     assert_eq!(report["budget"]["requests_per_window"], 6000);
-    let default_schema: bool = client
-        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let default_schema: bool =
+        scalar(&client, "SELECT to_regnamespace('ragshift') IS NOT NULL").await;
     assert_eq!(
         default_schema,
         journal_schema.is_none(),

@@ -27,30 +27,46 @@ fn fixture() -> String {
 }
 
 fn ragshift(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::run_isolated_with(env!("CARGO_BIN_EXE_ragshift"), dir, args, env)
 }
 
+/// `ragshift export` of the store at `source` to `to`, with `flags` and the variables `env`.
+fn export(dir: &Path, source: &str, to: &str, flags: &[&str], env: &[(&str, String)]) -> Output {
+    let mut args = vec!["export", "--source", source, "--to", to];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args, env)
+}
+
+/// `ragshift import` of the export at `from` into `target`, with `flags` and the variables `env`.
+fn import(dir: &Path, from: &str, target: &str, flags: &[&str], env: &[(&str, String)]) -> Output {
+    let mut args = vec!["import", "--from", from, "--target", target];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args, env)
+}
+
+use ragshift_testkit::env::assert_exit;
 use ragshift_testkit::env::output_text as text;
+use ragshift_testkit::sql::scalar;
+
+/// Runs the test venv's Python on `script` with `args`; its stdout (it must succeed).
+fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 async fn checksums(c: &tokio_postgres::Client) -> Vec<BotChecksum> {
     bot_checksums(c, &Layout::default(), None).await.unwrap()
 }
 
 async fn source(name: &str) -> (String, tokio_postgres::Client) {
-    let url = shared_pg().fresh_database(name);
-    let c = shared_pg().connect(&url).await;
-    c.batch_execute(&fixture()).await.unwrap();
-    (url, c)
+    shared_pg().seeded_database(name, &fixture()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,21 +77,14 @@ async fn export_drop_import_round_trips_every_bot_byte_for_byte() {
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
 
-    let out = ragshift(
+    let out = export(
         dir.path(),
-        &[
-            "export",
-            "--json",
-            "--source",
-            &url,
-            "--to",
-            out_str,
-            "--model",
-            "test-model",
-        ],
+        &url,
+        out_str,
+        &["--json", "--model", "test-model"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["dimension"], 8);
@@ -93,11 +102,8 @@ async fn export_drop_import_round_trips_every_bot_byte_for_byte() {
     assert!(files.iter().any(|f| f["bot_id"].is_null()));
 
     // pyarrow reads the files as they are, with the promised schema and values.
-    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
     let big = out_dir.join("bots/BIGBOT00000000000000000000.parquet");
-    let py = Command::new(&python)
-        .arg("-c")
-        .arg(
+    let py = python(
             "import sys, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 print(t.schema.field('embedding').type)
@@ -105,12 +111,8 @@ print(t.num_rows, t.column_names)
 r = t.filter(__import__('pyarrow.compute', fromlist=['x']).equal(t['id'], '00000000000000000000000003')).to_pylist()[0]
 print(r['content'])
 print(round(r['embedding'][6], 6))",
-        )
-        .arg(&big)
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", text(&py));
-    let py = String::from_utf8_lossy(&py.stdout);
+        &[big.as_os_str()],
+    );
     let lines: Vec<&str> = py.lines().collect();
     assert_eq!(lines[0], "fixed_size_list<item: float>[8]");
     assert!(
@@ -122,20 +124,14 @@ print(round(r['embedding'][6], 6))",
 
     // The destructive deploy.
     db.batch_execute("DROP TABLE items").await.unwrap();
-    let out = ragshift(
+    let out = import(
         dir.path(),
-        &[
-            "import",
-            "--from",
-            out_str,
-            "--target",
-            &url,
-            "--target-index",
-            "ivfflat",
-        ],
+        out_str,
+        &url,
+        &["--target-index", "ivfflat"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("checksums match the export"),
         "{}",
@@ -146,29 +142,17 @@ print(round(r['embedding'][6], 6))",
         before,
         "every bot byte-identical per checksums"
     );
-    let ivf: i64 = db
-        .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 'items' AND indexdef LIKE '%ivfflat%'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(ivf, 1);
+    assert_eq!(scalar::<i64>(&db,
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'items' AND indexdef LIKE '%ivfflat%'",).await, 1);
 
     // Importing again replaces each bot's rows instead of duplicating them.
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &url],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &url, &[], &[]);
+    assert_exit(&out, 0);
     assert_eq!(checksums(&db).await, before);
 
     // Exporting into a directory that holds an export is refused.
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = export(dir.path(), &url, out_str, &[], &[]);
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds an export"));
 }
 
@@ -178,12 +162,8 @@ async fn a_corrupted_parquet_file_is_refused_by_name_before_any_write() {
     let (url, _db) = source("export_corrupt").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, out_str, &[], &[]);
+    assert_exit(&out, 0);
 
     let victim = out_dir.join("bots/BOT00000000000000000000007.parquet");
     let mut bytes = std::fs::read(&victim).unwrap();
@@ -192,12 +172,8 @@ async fn a_corrupted_parquet_file_is_refused_by_name_before_any_write() {
     std::fs::write(&victim, bytes).unwrap();
 
     let target = shared_pg().fresh_database("import_corrupt");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &target],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target, &[], &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BOT00000000000000000000007.parquet"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
@@ -206,15 +182,15 @@ async fn a_corrupted_parquet_file_is_refused_by_name_before_any_write() {
         "only the bad file is named: {err}"
     );
     let t = shared_pg().connect(&target).await;
-    let tables: i64 = t
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &t,
             "SELECT count(*) FROM pg_tables WHERE tablename = 'items'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(tables, 0, "nothing was written");
+        .await,
+        0,
+        "nothing was written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,12 +199,8 @@ async fn an_export_checksummed_another_way_is_imported_with_counts_checked_and_s
     let (url, db) = source("export_old_scheme").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, out_str, &[], &[]);
+    assert_exit(&out, 0);
 
     // A manifest from before the checksum scheme was recorded: its checksums can't be compared.
     let manifest_path = out_dir.join("manifest.json");
@@ -245,12 +217,8 @@ async fn an_export_checksummed_another_way_is_imported_with_counts_checked_and_s
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 
     let target = shared_pg().fresh_database("import_old_scheme");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &target, "--json"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target, &["--json"], &[]);
+    assert_exit(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], false);
     let why = report["unverified_reason"].as_str().unwrap();
@@ -268,12 +236,8 @@ async fn an_export_checksummed_another_way_is_imported_with_counts_checked_and_s
     }
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let target2 = shared_pg().fresh_database("import_old_scheme_rows");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &target2, "--json"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target2, &["--json"], &[]);
+    assert_exit(&out, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,49 +247,29 @@ async fn export_and_import_through_s3() {
     let before = checksums(&db).await;
     let moto = shared_moto();
     let bucket = unique_name("exports");
-    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
-    let mk = Command::new(&python)
-        .arg("-c")
-        .arg("import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2], aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket=sys.argv[3])")
-        .args([moto.endpoint_url(), moto.region(), &bucket])
-        .output()
-        .unwrap();
-    assert!(mk.status.success(), "{}", text(&mk));
+    python(
+        "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2], aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket=sys.argv[3])",
+        &[moto.endpoint_url(), moto.region(), bucket.as_str()].map(std::ffi::OsStr::new),
+    );
     let mut env = moto.aws_env();
     env.push(("RAGSHIFT_AWS_ENDPOINT_URL", moto.endpoint_url().to_owned()));
     let to = format!("s3://{bucket}/ragshift/before-deploy");
 
-    let out = ragshift(dir.path(), &["export", "--source", &url, "--to", &to], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, &to, &[], &env);
+    assert_exit(&out, 0);
     db.batch_execute("DROP TABLE items").await.unwrap();
-    let out = ragshift(
-        dir.path(),
-        &[
-            "import",
-            "--json",
-            "--from",
-            &to,
-            "--target",
-            &url,
-            "--no-index",
-        ],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), &to, &url, &["--json", "--no-index"], &env);
+    assert_exit(&out, 0);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows"], 1500);
     assert_eq!(report["verified"], true);
     assert_eq!(checksums(&db).await, before);
 
-    let out = ragshift(
+    let out = import(
         dir.path(),
-        &[
-            "import",
-            "--from",
-            &format!("s3://{bucket}/nothing-here"),
-            "--target",
-            &url,
-        ],
+        &format!("s3://{bucket}/nothing-here"),
+        &url,
+        &[],
         &env,
     );
     assert_eq!(
@@ -355,12 +299,8 @@ async fn an_altered_file_with_its_hash_recomputed_leaves_the_bots_old_rows() {
     let (url, db) = source("import_altered").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, out_str, &[], &[]);
+    assert_exit(&out, 0);
     let bot = "BOT00000000000000000000007";
     let good = bot_sum(&db, bot).await.unwrap();
 
@@ -368,10 +308,7 @@ async fn an_altered_file_with_its_hash_recomputed_leaves_the_bots_old_rows() {
     // manifest: the file check passes, only the rows can tell.
     let name = format!("bots/{bot}.parquet");
     let victim = out_dir.join(&name);
-    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
-    let py = Command::new(&python)
-        .arg("-c")
-        .arg(
+    python(
             "import sys, hashlib, json, os, pyarrow as pa, pyarrow.parquet as pq
 path, manifest, name = sys.argv[1], sys.argv[2], sys.argv[3]
 t = pq.read_table(path)
@@ -385,21 +322,16 @@ for f in m['files']:
         f['sha256'] = hashlib.sha256(open(path, 'rb').read()).hexdigest()
         f['bytes'] = os.path.getsize(path)
 json.dump(m, open(manifest, 'w'))",
-        )
-        .arg(&victim)
-        .arg(out_dir.join("manifest.json"))
-        .arg(&name)
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", text(&py));
+        &[
+            victim.as_os_str(),
+            out_dir.join("manifest.json").as_os_str(),
+            std::ffi::OsStr::new(&name),
+        ],
+    );
 
     // The target holds the bot's good rows (an earlier import of the same data, say).
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &url, "--json"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = import(dir.path(), out_str, &url, &["--json"], &[]);
+    assert_exit(&out, 1);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = report["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{report}");
@@ -454,91 +386,39 @@ async fn an_import_that_loses_its_lock_commits_nothing_more_and_exits_1() {
     let (src_url, _src) = source("import_lock_src").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &src_url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &src_url, out_str, &[], &[]);
+    assert_exit(&out, 0);
     let url = shared_pg().fresh_database("import_lock_tgt");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &url],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &url, &[], &[]);
+    assert_exit(&out, 0);
     let c = shared_pg().connect(&url).await;
     c.batch_execute("UPDATE items SET content = 'old'")
         .await
         .unwrap();
     // The third bot's journal row waits inside its transaction until the test lets it go.
-    c.batch_execute(
-        "CREATE FUNCTION ragshift.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-           IF NEW.status = 'succeeded' AND (SELECT count(*) FROM ragshift.units
-                WHERE status = 'succeeded' AND run_id = NEW.run_id) >= 2 THEN
-             PERFORM pg_advisory_xact_lock_shared(4242);
-           END IF;
-           RETURN NEW;
-         END $$;
-         CREATE TRIGGER test_gate BEFORE UPDATE ON ragshift.units
-           FOR EACH ROW EXECUTE FUNCTION ragshift.test_gate();
-         SELECT pg_advisory_lock(4242);",
-    )
-    .await
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
+    ragshift_testkit::gate::close(&c, "ragshift").await;
+    let mut cmd =
+        ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir.path());
     cmd.args(["import", "--from", out_str, "--target", &url, "--json"])
-        .current_dir(dir.path())
-        .env_remove("RAGSHIFT_TARGET_URL")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let waiting: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the third bot never reached its commit"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let ended: i64 = c
-        .query_one(
+    ragshift_testkit::gate::wait_held(&c, "the third bot reached its commit").await;
+    assert_eq!(
+        scalar::<i64>(
+            &c,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
               WHERE datname = current_database() AND application_name LIKE 'ragshift import run %'",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(ended, 1, "the lock's session");
-    c.batch_execute("SELECT pg_advisory_unlock(4242)")
-        .await
-        .unwrap();
+        .await,
+        1,
+        "the lock's session"
+    );
+    ragshift_testkit::gate::open(&c).await;
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("lost its lock"), "{}", text(&out));
-    let new_bots: i64 = c
-        .query_one(
-            "SELECT count(DISTINCT coalesce(botid::text, '')) FROM items WHERE content IS DISTINCT FROM 'old'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        new_bots, 2,
+    assert_eq!(scalar::<i64>(&c, "SELECT count(DISTINCT coalesce(botid::text, '')) FROM items WHERE content IS DISTINCT FROM 'old'").await, 2,
         "only the two bots committed before the lock was lost were rewritten"
     );
     let run = c
@@ -569,85 +449,47 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
 
     // import: a directory that isn't there, and one without a manifest.
     let missing = dir.path().join("not-there");
-    let out = ragshift(
-        dir.path(),
-        &[
-            "import",
-            "--from",
-            missing.to_str().unwrap(),
-            "--target",
-            &url,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = import(dir.path(), missing.to_str().unwrap(), &url, &[], &[]);
+    assert_exit(&out, 2);
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = ragshift(
-        dir.path(),
-        &[
-            "import",
-            "--from",
-            empty.to_str().unwrap(),
-            "--target",
-            &url,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = import(dir.path(), empty.to_str().unwrap(), &url, &[], &[]);
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
 
     // import: a maintenance_work_mem PostgreSQL would refuse after the rows were written.
-    let out = ragshift(
+    let out = import(
         dir.path(),
-        &[
-            "import",
-            "--from",
-            empty.to_str().unwrap(),
-            "--target",
-            &url,
-            "--maintenance-work-mem",
-            "1gigabyte",
-        ],
+        empty.to_str().unwrap(),
+        &url,
+        &["--maintenance-work-mem", "1gigabyte"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("1gigabyte"));
 
     // export: to a place that can't hold files (under a regular file).
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let out = ragshift(
+    let out = export(
         dir.path(),
-        &[
-            "export",
-            "--source",
-            &url,
-            "--to",
-            file.join("kb").to_str().unwrap(),
-        ],
+        &url,
+        file.join("kb").to_str().unwrap(),
+        &[],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
 
     // export: a --bot that matches nothing is named, and nothing is written.
     let to = dir.path().join("kb");
-    let out = ragshift(
+    let out = export(
         dir.path(),
-        &[
-            "export",
-            "--source",
-            &url,
-            "--to",
-            to.to_str().unwrap(),
-            "--bot",
-            "BOT00000000000000000000007",
-            "--bot",
-            "NOSUCHBOT",
-        ],
+        &url,
+        to.to_str().unwrap(),
+        &["--bot", "BOT00000000000000000000007", "--bot", "NOSUCHBOT"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("NOSUCHBOT") && !err.contains("BOT0000"),
@@ -660,18 +502,10 @@ async fn import_and_export_exit_2_when_nothing_could_start() {
     let mut env = moto.aws_env();
     env.push(("RAGSHIFT_AWS_ENDPOINT_URL", moto.endpoint_url().to_owned()));
     let nowhere = format!("s3://{}/kb", unique_name("no-such-bucket"));
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", &nowhere],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", &nowhere, "--target", &url],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = export(dir.path(), &url, &nowhere, &[], &env);
+    assert_exit(&out, 2);
+    let out = import(dir.path(), &nowhere, &url, &[], &env);
+    assert_exit(&out, 2);
     assert_eq!(checksums(&db).await, before, "the database is untouched");
 }
 
@@ -688,12 +522,8 @@ async fn a_table_with_more_columns_is_exported_and_imported_whole() {
     .unwrap();
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, out_str, &[], &[]);
+    assert_exit(&out, 0);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["version"], 2);
@@ -708,26 +538,15 @@ async fn a_table_with_more_columns_is_exported_and_imported_whole() {
     );
 
     let target = shared_pg().fresh_database("import_wide");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", out_str, "--target", &target],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target, &[], &[]);
+    assert_exit(&out, 0);
     let t = shared_pg().connect(&target).await;
     assert_eq!(
         all_column_digest(&t, "public.items").await.unwrap(),
         all_column_digest(&db, "public.items").await.unwrap(),
         "every column of every row, metadata included"
     );
-    let default: Option<String> = t
-        .query_one(
-            "SELECT column_default FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'metadata'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let default: Option<String> = scalar(&t, "SELECT column_default FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'metadata'").await;
     assert!(
         default.unwrap_or_default().contains("page"),
         "the default came along"
@@ -755,11 +574,7 @@ async fn a_keyless_table_is_split_by_size_and_imported_exactly() {
     )
     .await
     .unwrap();
-    let rows: i64 = db
-        .query_one("SELECT count(*) FROM notes", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = scalar(&db, "SELECT count(*) FROM notes").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap();
     let layout = [
@@ -770,18 +585,10 @@ async fn a_keyless_table_is_split_by_size_and_imported_exactly() {
         "--source-embedding-column",
         "emb",
     ];
-    let mut args = vec![
-        "export",
-        "--source",
-        &url,
-        "--to",
-        out_str,
-        "--max-file-bytes",
-        "40000",
-    ];
-    args.extend(layout);
-    let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut flags = vec!["--max-file-bytes", "40000"];
+    flags.extend(layout);
+    let out = export(dir.path(), &url, out_str, &flags, &[]);
+    assert_exit(&out, 0);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     let files = manifest["files"].as_array().unwrap();
@@ -794,22 +601,15 @@ async fn a_keyless_table_is_split_by_size_and_imported_exactly() {
     assert_eq!(manifest["tables"][0]["split_key"], "id");
 
     // pyarrow reads every file, vectors as lists of floats, the PostgreSQL types recorded.
-    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
     let first = out_dir.join(files[0]["path"].as_str().unwrap());
-    let py = Command::new(&python)
-        .arg("-c")
-        .arg(
-            "import sys, pyarrow.parquet as pq
+    let py = python(
+        "import sys, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 print(t.schema.field('emb').type)
 print(t.schema.field('tsv').metadata[b'pg_type'].decode())
 print(t.column('emb').to_pylist()[0])",
-        )
-        .arg(&first)
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", text(&py));
-    let py = String::from_utf8_lossy(&py.stdout);
+        &[first.as_os_str()],
+    );
     let lines: Vec<&str> = py.lines().collect();
     assert_eq!(lines[0], "fixed_size_list<item: float>[3]", "{py}");
     assert_eq!(lines[1], "tsvector", "{py}");
@@ -821,49 +621,42 @@ print(t.column('emb').to_pylist()[0])",
     o.batch_execute("CREATE TABLE notes (id bigint PRIMARY KEY, body varchar(20))")
         .await
         .unwrap();
-    let mut args = vec!["import", "--from", out_str, "--target", &other];
-    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
-    let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let notes = ["--target-table", "notes", "--target-bot-column", ""];
+    let out = import(dir.path(), out_str, &other, &notes, &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("export: (id bigint, body text, tags text[]")
             && err.contains("target: (id bigint, body character varying(20))"),
         "{err}"
     );
-    let written: bool = o
-        .query_one(
-            "SELECT to_regclass('ragshift.runs') IS NOT NULL OR EXISTS (SELECT 1 FROM notes)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let written: bool = scalar(
+        &o,
+        "SELECT to_regclass('ragshift.runs') IS NOT NULL OR EXISTS (SELECT 1 FROM notes)",
+    )
+    .await;
     assert!(!written, "nothing was written");
 
     // Into an empty database: the same table, every value, its sequence past the ids.
     let target = shared_pg().fresh_database("import_keyless");
-    let mut args = vec!["import", "--from", out_str, "--target", &target];
-    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
-    let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target, &notes, &[]);
+    assert_exit(&out, 0);
     let t = shared_pg().connect(&target).await;
     assert_eq!(
         all_column_digest(&t, "public.notes").await.unwrap(),
         all_column_digest(&db, "public.notes").await.unwrap()
     );
-    let next: i64 = t
-        .query_one("INSERT INTO notes (body) VALUES ('new') RETURNING id", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(next, 301, "the sequence continues where the source's stood");
+    assert_eq!(
+        scalar::<i64>(&t, "INSERT INTO notes (body) VALUES ('new') RETURNING id").await,
+        301,
+        "the sequence continues where the source's stood"
+    );
     // Importing again leaves it as it is (every range already there).
     t.batch_execute("DELETE FROM notes WHERE id = 301")
         .await
         .unwrap();
-    let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), out_str, &target, &notes, &[]);
+    assert_exit(&out, 0);
     assert_eq!(
         all_column_digest(&t, "public.notes").await.unwrap(),
         all_column_digest(&db, "public.notes").await.unwrap()
@@ -882,16 +675,8 @@ print(t.column('emb').to_pylist()[0])",
     }
     std::fs::write(bad_dir.join("manifest.json"), bad.to_string()).unwrap();
     let empty = shared_pg().fresh_database("import_keyless_debris");
-    let mut args = vec![
-        "import",
-        "--from",
-        bad_dir.to_str().unwrap(),
-        "--target",
-        &empty,
-    ];
-    args.extend(["--target-table", "notes", "--target-bot-column", ""]);
-    let out = ragshift(dir.path(), &args, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = import(dir.path(), bad_dir.to_str().unwrap(), &empty, &notes, &[]);
+    assert_exit(&out, 1);
     let e = shared_pg().connect(&empty).await;
     let row = e
         .query_one(
@@ -915,10 +700,7 @@ print(t.column('emb').to_pylist()[0])",
 async fn a_version_1_export_still_imports_into_the_bedrock_layout() {
     let dir = tempfile::tempdir().unwrap();
     let kb = dir.path().join("kb");
-    let python = ragshift_testkit::env::ragshift_home().join("venv/bin/python");
-    let py = Command::new(&python)
-        .arg("-c")
-        .arg(
+    python(
             "import hashlib, json, os, sys, pyarrow as pa, pyarrow.parquet as pq
 root = sys.argv[1]
 os.makedirs(os.path.join(root, 'bots'))
@@ -938,24 +720,11 @@ m = {'format': 'ragshift-export', 'version': 1, 'created_at': 0, 'source': 'old'
      'files': [{'path': 'bots/%s.parquet' % bot, 'bot_id': bot, 'rows': 3, 'bytes': len(data),
                 'sha256': hashlib.sha256(data).hexdigest(), 'checksum': ''}]}
 json.dump(m, open(os.path.join(root, 'manifest.json'), 'w'))",
-        )
-        .arg(&kb)
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "{}", text(&py));
-    let target = shared_pg().fresh_database("import_v1");
-    let out = ragshift(
-        dir.path(),
-        &[
-            "import",
-            "--from",
-            kb.to_str().unwrap(),
-            "--target",
-            &target,
-        ],
-        &[],
+        &[kb.as_os_str()],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let target = shared_pg().fresh_database("import_v1");
+    let out = import(dir.path(), kb.to_str().unwrap(), &target, &[], &[]);
+    assert_exit(&out, 0);
     let t = shared_pg().connect(&target).await;
     let rows: Vec<(String, String, Option<String>)> = t
         .query(
@@ -987,38 +756,23 @@ async fn a_type_the_target_lacks_is_named_before_anything_is_written() {
     .unwrap();
     let kb = dir.path().join("kb");
     let kb = kb.to_str().unwrap();
-    let out = ragshift(dir.path(), &["export", "--source", &url, "--to", kb], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, kb, &[], &[]);
+    assert_exit(&out, 0);
     let target = shared_pg().fresh_database("import_enum");
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", kb, "--target", &target],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = import(dir.path(), kb, &target, &[], &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("public.items.feeling mood"), "{err}");
     let t = shared_pg().connect(&target).await;
-    let created: bool = t
-        .query_one(
-            "SELECT to_regclass('public.items') IS NOT NULL OR to_regclass('ragshift.runs') IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let created: bool = scalar(&t, "SELECT to_regclass('public.items') IS NOT NULL OR to_regclass('ragshift.runs') IS NOT NULL").await;
     assert!(!created, "nothing was created");
 
     // With the type there, the enum values arrive (carried as text, cast back).
     t.batch_execute("CREATE TYPE mood AS ENUM ('calm', 'sad')")
         .await
         .unwrap();
-    let out = ragshift(
-        dir.path(),
-        &["import", "--from", kb, "--target", &target],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), kb, &target, &[], &[]);
+    assert_exit(&out, 0);
     assert_eq!(
         all_column_digest(&t, "public.items").await.unwrap(),
         all_column_digest(&db, "public.items").await.unwrap()
@@ -1037,30 +791,16 @@ async fn import_through_cut_connections_and_kills_ends_with_every_bot_exact() {
     let (url, db) = source("import_faults_src").await;
     let out_dir = dir.path().join("kb");
     let out_str = out_dir.to_str().unwrap().to_owned();
-    let out = ragshift(
-        dir.path(),
-        &["export", "--source", &url, "--to", &out_str],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = export(dir.path(), &url, &out_str, &[], &[]);
+    assert_exit(&out, 0);
     let want = checksums(&db).await;
     let upstream = format!("{}:{}", shared_pg().host(), shared_pg().port());
 
     // How many bytes a whole import sends, through a proxy that only counts.
     let counter = FaultProxy::start(&upstream).unwrap();
     let reference = shared_pg().fresh_database("import_faults_ref");
-    let out = ragshift(
-        dir.path(),
-        &[
-            "import",
-            "--from",
-            &out_str,
-            "--target",
-            &counter.url_for(&reference),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = import(dir.path(), &out_str, &counter.url_for(&reference), &[], &[]);
+    assert_exit(&out, 0);
     let whole = counter.forwarded();
 
     let seed = SeededRng::trial_seed("import fault trials");
@@ -1106,15 +846,12 @@ async fn import_through_cut_connections_and_kills_ends_with_every_bot_exact() {
             Some(0 | 1) => {}
             None if killed => {}
             Some(2) => {
-                let recorded: bool = c
-                    .query_one(
-                        "SELECT to_regclass('ragshift.runs') IS NOT NULL
+                let recorded: bool = scalar(
+                    &c,
+                    "SELECT to_regclass('ragshift.runs') IS NOT NULL
                             AND EXISTS (SELECT 1 FROM ragshift.runs WHERE kind = 'import')",
-                        &[],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
+                )
+                .await;
                 assert!(
                     !recorded,
                     "trial {trial} (seed {seed}, {fault}): exit 2 after the run was recorded:\n{}",
@@ -1145,16 +882,13 @@ async fn import_through_cut_connections_and_kills_ends_with_every_bot_exact() {
             want,
             "trial {trial} (seed {seed}, {fault}): every bot as exported, none twice"
         );
-        let unfinished: i64 = c
-            .query_one(
-                "SELECT count(*) FROM ragshift.runs WHERE status = 'running'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
         assert_eq!(
-            unfinished, 0,
+            scalar::<i64>(
+                &c,
+                "SELECT count(*) FROM ragshift.runs WHERE status = 'running'",
+            )
+            .await,
+            0,
             "trial {trial} (seed {seed}, {fault}): a run left running"
         );
     }

@@ -5,90 +5,30 @@
 // Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use ragshift_testkit::{shared_moto, unique_name};
 use serde_json::{json, Value};
 
 /// Runs ragshift in `dir` with only the given RAGSHIFT_*/AWS_* variables.
 fn ragshift(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::run_isolated_with(env!("CARGO_BIN_EXE_ragshift"), dir, args, env)
 }
 
-fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::env::{stderr_text as stderr, stdout_json};
 
 /// Credentials, region and endpoint of the moto server, as ragshift reads them.
 fn aws_env() -> Vec<(String, String)> {
-    let moto = shared_moto();
-    let mut env: Vec<(String, String)> = moto
-        .aws_env()
-        .into_iter()
-        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    env.push((
-        "RAGSHIFT_AWS_ENDPOINT_URL".into(),
-        moto.endpoint_url().to_owned(),
-    ));
+    let mut env = shared_moto().ragshift_env();
     env.push(("RAGSHIFT_EMBEDDING_PROVIDER".into(), "bedrock".into()));
     env
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    let moto = shared_moto();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
-fn to_sdk(v: &Value) -> AttributeValue {
-    let (tag, inner) = v.as_object().unwrap().iter().next().unwrap();
-    match tag.as_str() {
-        "S" => AttributeValue::S(inner.as_str().unwrap().to_owned()),
-        "N" => AttributeValue::N(inner.as_str().unwrap().to_owned()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().unwrap()),
-        "L" => AttributeValue::L(inner.as_array().unwrap().iter().map(to_sdk).collect()),
-        "M" => AttributeValue::M(
-            inner
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), to_sdk(v)))
-                .collect(),
-        ),
-        other => panic!("fixture uses {other}"),
-    }
+    shared_moto().sdk_config().await
 }
 
 const A: &str = "01HALPHA000000000000000000";
@@ -155,43 +95,28 @@ async fn world() -> World {
     let sdk = sdk().await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = ragshift_testkit::dynamo::create_conversation_table(&ddb, "plantable").await;
-    for item in items() {
-        let item: HashMap<String, AttributeValue> = item
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), to_sdk(v)))
-            .collect();
-        ddb.put_item()
-            .table_name(&table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
-    }
+    let records: Vec<_> = items()
+        .iter()
+        .map(ragshift_testkit::dynamo::item_from_json)
+        .collect();
+    ragshift_testkit::dynamo::put_items(&ddb, &table, records).await;
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = unique_name("plandocs");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    // Every document in S3 and, the same, in a local directory.
+    let objects: Vec<(String, Vec<u8>)> = FILES
+        .iter()
+        .map(|(user, bot, name, size)| {
+            let key = format!("{user}/{bot}/documents/{name}");
+            (key, "x".repeat(*size).into_bytes())
+        })
+        .collect();
     let dir = tempfile::tempdir().unwrap();
-    for (user, bot, name, size) in FILES {
-        let body = "x".repeat(*size).into_bytes();
-        let key = format!("{user}/{bot}/documents/{name}");
-        s3.put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(body.clone().into())
-            .send()
-            .await
-            .unwrap();
-        let local = dir.path().join("docs").join(&key);
+    for (key, body) in &objects {
+        let local = dir.path().join("docs").join(key);
         std::fs::create_dir_all(local.parent().unwrap()).unwrap();
         std::fs::write(local, body).unwrap();
     }
+    let s3 = ragshift_testkit::s3::client(&sdk);
+    let bucket = ragshift_testkit::s3::bucket_with(&s3, "plandocs", objects).await;
 
     // The same items as `aws dynamodb scan --output json` and as a gzipped export to S3.
     let all = items();
@@ -245,7 +170,7 @@ async fn the_live_table_and_both_export_formats_give_the_same_plan() {
             &w.bucket,
         ],
     );
-    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    assert_exit(&live, 0);
     let v = stdout_json(&live);
 
     // Bots with knowledge, each once; aliases and conversations never appear.
@@ -320,7 +245,7 @@ async fn the_live_table_and_both_export_formats_give_the_same_plan() {
                 docs.to_str().unwrap(),
             ],
         );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit(&out, 0);
         same(&stdout_json(&out));
     }
 
@@ -336,7 +261,7 @@ async fn the_live_table_and_both_export_formats_give_the_same_plan() {
         ],
         &aws_env(),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("USER") && text.contains("Alpha"), "{text}");
     assert!(text.contains("total: 3 bots, 3 files"), "{text}");
@@ -358,7 +283,7 @@ async fn user_and_bot_narrowing() {
         let mut args: Vec<&str> = base.to_vec();
         args.extend_from_slice(extra);
         let out = plan(&w, &args);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_exit(&out, 0);
         stdout_json(&out)
     };
     let ids = |v: &Value| -> Vec<String> {
@@ -428,7 +353,7 @@ async fn stack_outputs_fill_unset_names_and_config_show_says_so() {
         .unwrap();
 
     let out = plan(&w, &["--stack", &stack]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["totals"]["bots"], 3);
     assert_eq!(
@@ -444,7 +369,7 @@ async fn stack_outputs_fill_unset_names_and_config_show_says_so() {
         &["config", "show", "--json", "--stack", &stack],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["config"]["registry"]["table"], w.table.as_str());
     assert_eq!(v["config"]["registry"]["kind"], "dynamodb");
@@ -592,7 +517,7 @@ fn no_permission_on_the_table_exits_2_saying_so() {
         &["plan", "--registry-table", "chat-table"],
         &env,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_exit(&out, 2);
     let err = stderr(&out);
     assert!(
         err.contains("chat-table")

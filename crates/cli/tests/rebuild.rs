@@ -16,25 +16,19 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ragshift_testkit::{
-    model_dir, shared_moto, shared_pg, unique_name, CutWhen, FaultProxy, SeededRng,
-};
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::sql::scalar;
+use ragshift_testkit::{model_dir, shared_moto, shared_pg, CutWhen, FaultProxy, SeededRng};
 use serde_json::{json, Value};
 
 const REASON_INSERTED: &str = "Successfully inserted to vector store.";
 
+/// ragshift in `dir` with the local model and only the variables `env` (which may override it).
 fn command(dir: &Path, args: &[&str], env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = ragshift_testkit::env::isolated_command(env!("CARGO_BIN_EXE_ragshift"), dir);
+    cmd.args(args)
+        .env("RAGSHIFT_EMBEDDING_MODEL_DIR", model_dir())
+        .envs(env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 
@@ -50,18 +44,10 @@ fn spawn(dir: &Path, args: &[&str], env: &[(String, String)]) -> Child {
         .expect("start ragshift")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use ragshift_testkit::env::{json_lines as events, stderr_text as stderr};
 
-/// The JSON lines a `--json` run printed.
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
+mod common;
+use common::{FAQ, HANDBOOK, VI};
 
 fn event<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).collect()
@@ -149,9 +135,6 @@ fn bot_id(n: u32) -> String {
     format!("01JE000000000000000000{n:04}")
 }
 
-const HANDBOOK: &str = "Deleted items stay in the trash for thirty days. After that they are removed from primary storage.\n\nInvoices are sent on the first day of each month and can be paid by card or bank transfer.\n\nSupport answers within one business day on paid plans.";
-const FAQ: &str = "Can I move a project to another workspace? Yes, open the project and choose Move.\n\nIs there an API? Yes, create a token under Settings.";
-const VI: &str = "Sản phẩm được đổi trả miễn phí trong vòng ba mươi ngày kể từ ngày nhận hàng.\n\nTiền hoàn lại được chuyển về tài khoản ngân hàng trong vòng bảy ngày làm việc.";
 const PAGE: &str =
     "The status page lists incidents. Urgent incidents are handled around the clock.";
 
@@ -162,15 +145,7 @@ struct Aws {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    let moto = shared_moto();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    shared_moto().sdk_config().await
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -216,53 +191,41 @@ fn bot_item(
 }
 
 impl Aws {
-    async fn new(
-        items: Vec<HashMap<String, AttributeValue>>,
-        files: &[(&str, &str, &str, &str)],
-    ) -> Aws {
+    /// The bot items `items` in a new table, and in a new bucket every document they name
+    /// (`handbook.md` holding [`HANDBOOK`], `faq.txt` [`FAQ`], any other [`VI`]) except those
+    /// named `missing.*` or `gone.*`, which the registry names but S3 lacks.
+    async fn new(items: Vec<HashMap<String, AttributeValue>>) -> Aws {
         let sdk = sdk().await;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let table = ragshift_testkit::dynamo::create_conversation_table(&ddb, "bots").await;
-        for item in items {
-            ddb.put_item()
-                .table_name(&table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .unwrap();
+        let mut objects = Vec::new();
+        for item in &items {
+            let (user, sk) = (item["PK"].as_s().unwrap(), item["SK"].as_s().unwrap());
+            let bot = sk.rsplit('#').next().unwrap();
+            let knowledge = item["Knowledge"].as_m().unwrap();
+            for name in knowledge["filenames"].as_l().unwrap() {
+                let name = name.as_s().unwrap();
+                if name.starts_with("missing.") || name.starts_with("gone.") {
+                    continue;
+                }
+                let body = match name.as_str() {
+                    "handbook.md" => HANDBOOK,
+                    "faq.txt" => FAQ,
+                    _ => VI,
+                };
+                let key = format!("{user}/{bot}/documents/{name}");
+                objects.push((key, body.as_bytes().to_vec()));
+            }
         }
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
-        let bucket = unique_name("docs");
-        s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        for (user, bot, name, body) in files {
-            s3.put_object()
-                .bucket(&bucket)
-                .key(format!("{user}/{bot}/documents/{name}"))
-                .body(body.as_bytes().to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        }
+        ragshift_testkit::dynamo::put_items(&ddb, &table, items).await;
+        let s3 = ragshift_testkit::s3::client(&sdk);
+        let bucket = ragshift_testkit::s3::bucket_with(&s3, "docs", objects).await;
         Aws { sdk, table, bucket }
     }
 
     fn env(&self, target_url: &str) -> Vec<(String, String)> {
-        let moto = shared_moto();
-        let mut env: Vec<(String, String)> = moto
-            .aws_env()
-            .into_iter()
-            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let mut env = shared_moto().ragshift_env();
         env.extend([
-            (
-                "RAGSHIFT_AWS_ENDPOINT_URL".into(),
-                moto.endpoint_url().to_owned(),
-            ),
             ("RAGSHIFT_REGISTRY_KIND".into(), "dynamodb".into()),
             ("RAGSHIFT_REGISTRY_TABLE".into(), self.table.clone()),
             ("RAGSHIFT_DOCUMENTS_KIND".into(), "s3".into()),
@@ -276,27 +239,7 @@ impl Aws {
     /// `SyncStatus`, `SyncStatusReason`, `LastExecId` of a bot.
     async fn status(&self, user: &str, bot: &str) -> (String, String, String) {
         let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
-        let item = ddb
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(user))
-            .key("SK", s(&format!("{user}#BOT#{bot}")))
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        let get = |k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        (
-            get("SyncStatus"),
-            get("SyncStatusReason"),
-            get("LastExecId"),
-        )
+        ragshift_testkit::dynamo::sync_status(&ddb, &self.table, user, bot).await
     }
 
     async fn set_exec(&self, user: &str, bot: &str, status: &str, exec: &str) {
@@ -314,14 +257,25 @@ impl Aws {
     }
 }
 
+/// Asserts the target at `url` holds exactly the chunks of `reference` (see [`contents`]) and
+/// no row id twice; `what` names the check.
+async fn assert_rows_are(
+    url: &str,
+    reference: &BTreeMap<String, Vec<(String, String)>>,
+    what: &str,
+) {
+    let now = rows(url).await;
+    assert_eq!(&contents(&now), reference, "{what}");
+    let total: usize = now.values().map(Vec::len).sum();
+    let distinct: std::collections::HashSet<&String> =
+        now.values().flatten().map(|r| &r.0).collect();
+    assert_eq!(distinct.len(), total, "{what}: no id twice");
+}
+
 /// Rows of the target per bot: (id, content, source), sorted by content then source.
 async fn rows(url: &str) -> BTreeMap<String, Vec<(String, String, String)>> {
     let client = shared_pg().connect(url).await;
-    let exists: bool = client
-        .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let exists: bool = scalar(&client, "SELECT to_regclass('public.items') IS NOT NULL").await;
     let mut out: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
     if !exists {
         return out;
@@ -375,19 +329,12 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
     let alias = bot_item(USER_B, &a, &[], &[]);
     let mut alias = alias;
     alias.insert("SK".into(), s(&format!("{USER_B}#BOT_ALIAS#{a}")));
-    let aws = Aws::new(
-        vec![
-            bot_item(USER_A, &a, &["handbook.md", "faq.txt"], &[]),
-            bot_item(USER_A, &b, &["huong-dan.md", "missing.pdf"], &[]),
-            bot_item(USER_B, &c, &[], &[]),
-            alias,
-        ],
-        &[
-            (USER_A, &a, "handbook.md", HANDBOOK),
-            (USER_A, &a, "faq.txt", FAQ),
-            (USER_A, &b, "huong-dan.md", VI),
-        ],
-    )
+    let aws = Aws::new(vec![
+        bot_item(USER_A, &a, &["handbook.md", "faq.txt"], &[]),
+        bot_item(USER_A, &b, &["huong-dan.md", "missing.pdf"], &[]),
+        bot_item(USER_B, &c, &[], &[]),
+        alias,
+    ])
     .await;
     let url = shared_pg().fresh_database("rebuild_e2e");
     let env = aws.env(&url);
@@ -471,14 +418,11 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
     assert_eq!(units[0].get::<_, Option<i64>>(2), Some(a_rows.len() as i64));
     assert!(units[0].get::<_, Option<String>>(3).is_some());
     assert_eq!(units[1].get::<_, String>(1), "failed");
-    let hnsw: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_indexes WHERE tablename = 'items' AND indexdef LIKE '%hnsw%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let hnsw: i64 = scalar(
+        &client,
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'items' AND indexdef LIKE '%hnsw%'",
+    )
+    .await;
     assert_eq!(hnsw, 1, "the vector index is built after the last bot");
     // Through the build engine: its memory before, its end after, with every row.
     let memory = event(&ev, "index_memory");
@@ -497,7 +441,7 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
     // The same command again resumes the unfinished run: A is not redone, B fails again.
     let a_ids = ids(&got, &a);
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let ev = events(&out);
     assert_eq!(event(&ev, "run_started")[0]["run_id"], run_id.as_str());
     assert_eq!(event(&ev, "run_started")[0]["bots"], 1);
@@ -518,7 +462,7 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
         &["rebuild", "--yes", "--json", "--allow-partial", "--bot", &b],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let ev = events(&out);
     let fb = event(&ev, "bot_finished")[0];
     assert_eq!(fb["status"], "succeeded");
@@ -533,7 +477,7 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
 
     // `status` reports the latest run.
     let out = ragshift(dir.path(), &["status", "--json"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["counts"]["succeeded"], 1);
 }
@@ -541,11 +485,7 @@ async fn rebuild_end_to_end_with_dynamodb_s3_statuses_and_resume() {
 #[tokio::test]
 async fn a_dry_run_calls_no_provider_and_writes_nothing() {
     let a = bot_id(11);
-    let aws = Aws::new(
-        vec![bot_item(USER_A, &a, &["handbook.md"], &[])],
-        &[(USER_A, &a, "handbook.md", HANDBOOK)],
-    )
-    .await;
+    let aws = Aws::new(vec![bot_item(USER_A, &a, &["handbook.md"], &[])]).await;
     // An OpenAI-compatible endpoint that only counts connections.
     let provider = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!(
@@ -572,7 +512,7 @@ async fn a_dry_run_calls_no_provider_and_writes_nothing() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let out = ragshift(dir.path(), &["rebuild", "--dry-run", "--json"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let ev = events(&out);
     let fa = event(&ev, "bot_finished")[0];
     assert!(fa["chunks"].as_u64().unwrap() >= 1, "chunks are counted");
@@ -602,17 +542,11 @@ async fn a_dry_run_calls_no_provider_and_writes_nothing() {
 #[tokio::test]
 async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
     let (a, b, f) = (bot_id(21), bot_id(22), bot_id(23));
-    let aws = Aws::new(
-        vec![
-            bot_item(USER_A, &a, &["faq.txt"], &[]),
-            bot_item(USER_B, &b, &["handbook.md"], &[]),
-            bot_item(USER_B, &f, &["gone.docx"], &[]),
-        ],
-        &[
-            (USER_A, &a, "faq.txt", FAQ),
-            (USER_B, &b, "handbook.md", HANDBOOK),
-        ],
-    )
+    let aws = Aws::new(vec![
+        bot_item(USER_A, &a, &["faq.txt"], &[]),
+        bot_item(USER_B, &b, &["handbook.md"], &[]),
+        bot_item(USER_B, &f, &["gone.docx"], &[]),
+    ])
     .await;
     let url = shared_pg().fresh_database("embed_bot");
     let env = aws.env(&url);
@@ -622,7 +556,7 @@ async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
     };
 
     let out = ragshift(dir.path(), &["embed-bot", &keys(USER_A, &a)], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let mut with_event = env.clone();
     with_event.push(("EVENT".into(), keys(USER_B, &b)));
     let out = ragshift(
@@ -630,7 +564,7 @@ async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
         &["embed-bot", "--exec-id", "task-123"],
         &with_event,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let got = rows(&url).await;
     assert!(got.contains_key(&a) && got.contains_key(&b));
     assert_eq!(
@@ -643,7 +577,7 @@ async fn embed_bot_takes_the_platform_keys_from_argv_or_event() {
     );
 
     let out = ragshift(dir.path(), &["embed-bot", &keys(USER_B, &f)], &env);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let (st, reason, _) = aws.status(USER_B, &f).await;
     assert_eq!(st, "FAILED");
     assert!(reason.contains("gone.docx"), "{reason}");
@@ -665,7 +599,7 @@ async fn running_is_set_first_and_a_stale_run_never_overwrites_a_newer_status() 
     let gate = Gate::start(PAGE);
     gate.hold.store(true, Ordering::SeqCst);
     let a = bot_id(31);
-    let aws = Aws::new(vec![bot_item(USER_A, &a, &[], &[&gate.url])], &[]).await;
+    let aws = Aws::new(vec![bot_item(USER_A, &a, &[], &[&gate.url])]).await;
     let url = shared_pg().fresh_database("stale");
     let env = aws.env(&url);
     let dir = tempfile::tempdir().unwrap();
@@ -698,35 +632,23 @@ async fn running_is_set_first_and_a_stale_run_never_overwrites_a_newer_status() 
     assert_eq!(aws.status(USER_A, &a).await.0, "RUNNING");
 }
 
-/// A file registry (the `aws dynamodb scan` JSON) for the SIGKILL test.
+/// A file registry of bot `a` with `files` and bot `b`, whose one document (`missing.pdf`) is
+/// listed but absent, so `b` fails.
+fn write_registry_b_failing(dir: &Path, a: &str, files: Vec<&str>, b: &str) {
+    write_registry(
+        dir,
+        &[
+            (a.to_owned(), files, vec![]),
+            (b.to_owned(), vec!["missing.pdf"], vec![]),
+        ],
+    );
+    let missing = dir.join("docs").join(USER_A).join(b);
+    std::fs::remove_file(missing.join("documents/missing.pdf")).unwrap();
+}
+
+/// A file registry (the `aws dynamodb scan` JSON) of `USER_A`'s `bots` and their documents.
 fn write_registry(dir: &Path, bots: &[(String, Vec<&str>, Vec<String>)]) {
-    let items: Vec<Value> = bots
-        .iter()
-        .map(|(bot, files, urls)| {
-            json!({
-                "PK": {"S": USER_A}, "SK": {"S": format!("{USER_A}#BOT#{bot}")}, "Title": {"S": bot},
-                "Knowledge": {"M": {
-                    "source_urls": {"L": urls.iter().map(|u| json!({"S": u})).collect::<Vec<_>>()},
-                    "sitemap_urls": {"L": []},
-                    "filenames": {"L": files.iter().map(|f| json!({"S": f})).collect::<Vec<_>>()}}},
-                "EmbeddingParams": {"M": {"chunk_size": {"N": "150"}, "chunk_overlap": {"N": "30"}}},
-                "SyncStatus": {"S": "SUCCEEDED"}
-            })
-        })
-        .collect();
-    std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
-    for (bot, files, _) in bots {
-        let d = dir.join("docs").join(USER_A).join(bot).join("documents");
-        std::fs::create_dir_all(&d).unwrap();
-        for f in files {
-            let body = match *f {
-                "handbook.md" => HANDBOOK,
-                "faq.txt" => FAQ,
-                _ => VI,
-            };
-            std::fs::write(d.join(f), body).unwrap();
-        }
-    }
+    common::write_file_registry(dir, USER_A, bots);
 }
 
 #[tokio::test]
@@ -740,23 +662,21 @@ async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run
     ];
     let dir = tempfile::tempdir().unwrap();
     write_registry(dir.path(), &bots);
-    let env_for = |url: &str| -> Vec<(String, String)> {
-        vec![
-            ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
-            ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
-            ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
-            ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
-            ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
-            ("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()),
-            ("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()),
-        ]
+    let env_for = |url: &str| {
+        file_env_with(
+            url,
+            &[
+                ("RAGSHIFT_INGEST_ALLOW_HOSTS", "127.0.0.1"),
+                ("RAGSHIFT_EXECUTOR_CONCURRENCY", "1"),
+            ],
+        )
     };
     let cmd = ["rebuild", "--yes", "--json"];
 
     // The reference: an uninterrupted run into its own database.
     let reference_url = shared_pg().fresh_database("kill_ref");
     let out = ragshift(dir.path(), &cmd, &env_for(&reference_url));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let reference = contents(&rows(&reference_url).await);
     assert_eq!(reference.len(), 4);
 
@@ -764,7 +684,7 @@ async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run
     let url = shared_pg().fresh_database("kill");
     let env = env_for(&url);
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let old = rows(&url).await;
 
     // Run 2, killed while the FIRST bot is being processed (nothing finished yet).
@@ -807,7 +727,7 @@ async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run
     // Resumed to the end: the remaining bots only, and the same rows as the uninterrupted run.
     gate.hold.store(false, Ordering::SeqCst);
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let ev = events(&out);
     let report = &ev.last().unwrap()["report"];
     assert_eq!(report["resumed"], true);
@@ -821,16 +741,7 @@ async fn sigkill_at_any_point_then_resume_gives_the_rows_of_an_uninterrupted_run
         vec![bots[2].0.as_str(), bots[3].0.as_str()],
         "only the unfinished bots ran"
     );
-    let fin = rows(&url).await;
-    assert_eq!(
-        contents(&fin),
-        reference,
-        "same chunks, none missing, no duplicates"
-    );
-    let total: usize = fin.values().map(Vec::len).sum();
-    let distinct: std::collections::HashSet<&String> =
-        fin.values().flatten().map(|r| &r.0).collect();
-    assert_eq!(distinct.len(), total);
+    assert_rows_are(&url, &reference, "same chunks, none missing, no duplicates").await;
 }
 
 #[tokio::test]
@@ -851,7 +762,7 @@ async fn seeding_the_cache_from_the_old_store_makes_unchanged_chunks_free() {
     // The "old cluster": a store made by the same model.
     let old = shared_pg().fresh_database("seed_old");
     let out = ragshift(dir.path(), &["rebuild", "--yes"], &env_for(&old));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
 
     let new = shared_pg().fresh_database("seed_new");
     let mut env = env_for(&new);
@@ -861,7 +772,7 @@ async fn seeding_the_cache_from_the_old_store_makes_unchanged_chunks_free() {
         &["rebuild", "--yes", "--json", "--seed-cache-from-source"],
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let ev = events(&out);
     let usage = &ev.last().unwrap()["embedding"]["usage"]["usage"][0];
     let chunks: u64 = event(&ev, "bot_finished")
@@ -892,6 +803,17 @@ async fn seeding_the_cache_from_the_old_store_makes_unchanged_chunks_free() {
 // Exit codes, the journal after an error, and resuming on purpose (file registry, local model).
 
 /// The environment of a rebuild from `bots.json` and `docs/` in the test's directory.
+/// [`file_env`] and then `extra`.
+fn file_env_with(url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = file_env(url);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
 fn file_env(url: &str) -> Vec<(String, String)> {
     vec![
         ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
@@ -949,7 +871,7 @@ async fn an_error_after_the_run_started_exits_1_and_the_journal_records_why() {
     .await
     .unwrap();
     let out = ragshift(dir.path(), &["rebuild", "--yes"], &file_env(&url));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     assert!(stderr(&out).contains("units refused"), "{}", stderr(&out));
     let r = runs(&url).await;
     assert_eq!(r.len(), 1);
@@ -980,7 +902,7 @@ async fn a_nul_in_a_file_name_fails_that_bot_and_the_journal_is_complete() {
     std::fs::write(&registry, text.replace("badname.txt", "bad\\u0000name.txt")).unwrap();
     let url = shared_pg().fresh_database("rebuild_nul");
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &file_env(&url));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let rep = report(&out);
     assert_eq!(
         (rep["succeeded"].as_u64(), rep["failed"].as_u64()),
@@ -1014,21 +936,7 @@ async fn a_nul_in_a_file_name_fails_that_bot_and_the_journal_is_complete() {
 async fn resume_redoes_a_bot_whose_knowledge_changed_since_it_succeeded() {
     let (a, b) = (bot_id(64), bot_id(65));
     let dir = tempfile::tempdir().unwrap();
-    write_registry(
-        dir.path(),
-        &[
-            (a.clone(), vec!["handbook.md", "faq.txt"], vec![]),
-            (b.clone(), vec!["missing.pdf"], vec![]),
-        ],
-    );
-    std::fs::remove_file(
-        dir.path()
-            .join("docs")
-            .join(USER_A)
-            .join(&b)
-            .join("documents/missing.pdf"),
-    )
-    .unwrap();
+    write_registry_b_failing(dir.path(), &a, vec!["handbook.md", "faq.txt"], &b);
     let url = shared_pg().fresh_database("rebuild_changed");
     let env = file_env(&url);
     let cmd = ["rebuild", "--yes", "--json"];
@@ -1045,23 +953,9 @@ async fn resume_redoes_a_bot_whose_knowledge_changed_since_it_succeeded() {
         .any(|r| r.2.ends_with("faq.txt")));
 
     // faq.txt is removed from A's knowledge in the registry.
-    write_registry(
-        dir.path(),
-        &[
-            (a.clone(), vec!["handbook.md"], vec![]),
-            (b.clone(), vec!["missing.pdf"], vec![]),
-        ],
-    );
-    std::fs::remove_file(
-        dir.path()
-            .join("docs")
-            .join(USER_A)
-            .join(&b)
-            .join("documents/missing.pdf"),
-    )
-    .unwrap();
+    write_registry_b_failing(dir.path(), &a, vec!["handbook.md"], &b);
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let rep = report(&out);
     assert_eq!(rep["run_id"], first.as_str(), "the same run is resumed");
     assert_eq!(rep["resumed_from"]["run_id"], first.as_str());
@@ -1087,25 +981,12 @@ async fn resume_redoes_a_bot_whose_knowledge_changed_since_it_succeeded() {
 async fn an_old_unfinished_run_or_fresh_starts_a_new_run_and_says_why() {
     let (a, b) = (bot_id(66), bot_id(67));
     let dir = tempfile::tempdir().unwrap();
-    write_registry(
-        dir.path(),
-        &[
-            (a.clone(), vec!["faq.txt"], vec![]),
-            (b.clone(), vec!["missing.pdf"], vec![]),
-        ],
-    );
-    let missing = dir
-        .path()
-        .join("docs")
-        .join(USER_A)
-        .join(&b)
-        .join("documents/missing.pdf");
-    std::fs::remove_file(&missing).unwrap();
+    write_registry_b_failing(dir.path(), &a, vec!["faq.txt"], &b);
     let url = shared_pg().fresh_database("rebuild_window");
     let env = file_env(&url);
     let cmd = ["rebuild", "--yes", "--json"];
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let first = report(&out)["run_id"].as_str().unwrap().to_owned();
 
     // Two days later the same command starts afresh: A is done again, and the reason is given.
@@ -1119,7 +1000,7 @@ async fn an_old_unfinished_run_or_fresh_starts_a_new_run_and_says_why() {
         .await
         .unwrap();
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let rep = report(&out);
     let second = rep["run_id"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
@@ -1160,25 +1041,11 @@ async fn an_old_unfinished_run_or_fresh_starts_a_new_run_and_says_why() {
 async fn runs_of_another_registry_or_model_are_not_resumed_and_gone_bots_are_skipped() {
     let (a, b) = (bot_id(68), bot_id(69));
     let dir = tempfile::tempdir().unwrap();
-    write_registry(
-        dir.path(),
-        &[
-            (a.clone(), vec!["faq.txt"], vec![]),
-            (b.clone(), vec!["missing.pdf"], vec![]),
-        ],
-    );
-    std::fs::remove_file(
-        dir.path()
-            .join("docs")
-            .join(USER_A)
-            .join(&b)
-            .join("documents/missing.pdf"),
-    )
-    .unwrap();
+    write_registry_b_failing(dir.path(), &a, vec!["faq.txt"], &b);
     let url = shared_pg().fresh_database("rebuild_settings");
     let env = file_env(&url);
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let first = report(&out)["run_id"].as_str().unwrap().to_owned();
 
     // Another registry file with the same selection: a new run, naming what differs.
@@ -1200,14 +1067,14 @@ async fn runs_of_another_registry_or_model_are_not_resumed_and_gone_bots_are_ski
         &["rebuild", "--yes", "--resume", &first],
         &other,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_exit(&out, 2);
     assert!(stderr(&out).contains("other settings"), "{}", stderr(&out));
 
     // B leaves the registry: resuming the first run marks it skipped with the reason, and
     // the run, holding no failed bot any more, succeeds.
     write_registry(dir.path(), &[(a.clone(), vec!["faq.txt"], vec![])]);
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert_eq!(report(&out)["run_id"], first.as_str());
     let unit = shared_pg()
         .connect(&url)
@@ -1279,7 +1146,7 @@ async fn linked_oversized_and_badly_named_documents_fail_their_bot_only() {
         ("RAGSHIFT_INGEST_MAX_BYTES".into(), "100000".into()),
     ];
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let ev = events(&out);
     let finished = event(&ev, "bot_finished");
     let status = |bot: &str| {
@@ -1340,16 +1207,7 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
     ];
     let dir = tempfile::tempdir().unwrap();
     write_registry(dir.path(), &bots);
-    let env_for = |url: &str| -> Vec<(String, String)> {
-        vec![
-            ("RAGSHIFT_REGISTRY_KIND".into(), "file".into()),
-            ("RAGSHIFT_REGISTRY_PATH".into(), "bots.json".into()),
-            ("RAGSHIFT_DOCUMENTS_KIND".into(), "dir".into()),
-            ("RAGSHIFT_DOCUMENTS_PATH".into(), "docs".into()),
-            ("RAGSHIFT_TARGET_URL".into(), url.to_owned()),
-            ("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()),
-        ]
-    };
+    let env_for = |url: &str| file_env_with(url, &[("RAGSHIFT_EXECUTOR_CONCURRENCY", "1")]);
     let cmd = ["rebuild", "--yes", "--json"];
     let upstream = format!("{}:{}", shared_pg().host(), shared_pg().port());
 
@@ -1357,7 +1215,7 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
     let reference_url = shared_pg().fresh_database("faults_ref");
     let counter = FaultProxy::start(&upstream).unwrap();
     let out = ragshift(dir.path(), &cmd, &env_for(&counter.url_for(&reference_url)));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let whole_run = counter.forwarded();
     let reference = contents(&rows(&reference_url).await);
     assert_eq!(reference.len(), bots.len());
@@ -1411,20 +1269,8 @@ async fn rebuild_through_cut_connections_ends_with_the_rows_of_an_uninterrupted_
                 stderr(&out)
             );
         }
-        let now = rows(&url).await;
-        assert_eq!(
-            contents(&now),
-            reference,
-            "trial {trial} (seed {seed}): the rows of an uninterrupted run"
-        );
-        let total: usize = now.values().map(Vec::len).sum();
-        let distinct: std::collections::HashSet<&String> =
-            now.values().flatten().map(|r| &r.0).collect();
-        assert_eq!(
-            distinct.len(),
-            total,
-            "trial {trial} (seed {seed}): no id twice"
-        );
+        let what = format!("trial {trial} (seed {seed}): the rows of an uninterrupted run");
+        assert_rows_are(&url, &reference, &what).await;
         let states: Vec<String> = runs(&url).await.into_iter().map(|r| r.1).collect();
         assert!(
             !states.iter().any(|s| s == "running"),
@@ -1458,11 +1304,15 @@ async fn migrated_once(first: u32, name: &str) -> Migrated {
     let dir = tempfile::tempdir().unwrap();
     write_registry(dir.path(), &bots);
     let url = shared_pg().fresh_database(name);
-    let mut env = file_env(&url);
-    env.push(("RAGSHIFT_INGEST_ALLOW_HOSTS".into(), "127.0.0.1".into()));
-    env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
+    let env = file_env_with(
+        &url,
+        &[
+            ("RAGSHIFT_INGEST_ALLOW_HOSTS", "127.0.0.1"),
+            ("RAGSHIFT_EXECUTOR_CONCURRENCY", "1"),
+        ],
+    );
     let out = ragshift(dir.path(), &["rebuild", "--yes"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     Migrated {
         gate,
         bots,
@@ -1522,7 +1372,7 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
     // The same command again continues the interrupted run.
     gate.hold.store(false, Ordering::SeqCst);
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["resumed"], true, "{r}");
     assert_eq!(r["already_done"], 1, "{r}");
@@ -1547,19 +1397,11 @@ async fn a_bot_is_not_committed_once_its_run_lost_the_target_lock() {
         .unwrap();
     let held = gate.next(); // the second bot is being processed
     let c = shared_pg().connect(&url).await;
-    let ended: i64 = c
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name LIKE 'ragshift rebuild run %'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(ended, 1, "the lock's session");
+    assert_eq!(scalar::<i64>(&c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'ragshift rebuild run %'").await, 1, "the lock's session");
     held.send(()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_exit(&out, 1);
     let now = rows(&url).await;
     assert_eq!(
         ids(&now, &bots[1].0),
@@ -1596,7 +1438,7 @@ async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
     let url = shared_pg().fresh_database("lost_commit_answer");
     // The table and the journal exist: the run's first COMMIT is then the first bot's.
     let out = ragshift(dir.path(), &["init-target"], &file_env(&url));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     ragshift_store::journal::Journal::default()
         .ensure_schema(&shared_pg().connect(&url).await)
         .await
@@ -1608,7 +1450,7 @@ async fn a_bot_whose_commit_answer_was_lost_is_reported_as_the_journal_says() {
     env.push(("RAGSHIFT_EXECUTOR_CONCURRENCY".into(), "1".into()));
     let out = ragshift(dir.path(), &["rebuild", "--yes", "--json"], &env);
     assert!(proxy.cuts() > 0, "the fault struck");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["failed"], 0, "the journal says the bot committed: {r}");
     assert!(
@@ -1642,8 +1484,7 @@ async fn the_journal_and_the_cache_live_in_the_schema_the_environment_names() {
         .join("documents/handbook.md");
     std::fs::remove_file(&b_file).unwrap();
     let url = shared_pg().fresh_database("rebuild_journal_env");
-    let mut env = file_env(&url);
-    env.push(("RAGSHIFT_RUN_JOURNAL_SCHEMA".into(), "other_journal".into()));
+    let env = file_env_with(&url, &[("RAGSHIFT_RUN_JOURNAL_SCHEMA", "other_journal")]);
     let cmd = ["rebuild", "--yes", "--json"];
     let out = ragshift(dir.path(), &cmd, &env);
     assert_eq!(out.status.code(), Some(1), "B fails: {}", stderr(&out));
@@ -1667,18 +1508,12 @@ async fn the_journal_and_the_cache_live_in_the_schema_the_environment_names() {
             (b.clone(), "failed".to_owned())
         ]
     );
-    let cached: i64 = c
-        .query_one("SELECT count(*) FROM other_journal.embedding_cache", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let cached: i64 = scalar(&c, "SELECT count(*) FROM other_journal.embedding_cache").await;
     assert!(cached > 0, "the embedding cache is in the journal's schema");
-    let default_schema: bool = c
-        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!default_schema, "the default journal schema was created");
+    assert!(
+        !scalar::<bool>(&c, "SELECT to_regnamespace('ragshift') IS NOT NULL").await,
+        "the default journal schema was created"
+    );
 
     // `status` reads the run from the same schema.
     let out = ragshift(dir.path(), &["status", "--json", &first], &env);
@@ -1690,7 +1525,7 @@ async fn the_journal_and_the_cache_live_in_the_schema_the_environment_names() {
     // B's file is back: the same command resumes the run and only B is done now.
     std::fs::write(&b_file, HANDBOOK).unwrap();
     let out = ragshift(dir.path(), &cmd, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let rep = report(&out);
     assert_eq!(
         rep["run_id"],
@@ -1706,10 +1541,8 @@ async fn the_journal_and_the_cache_live_in_the_schema_the_environment_names() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(runs, [(first, "succeeded".to_owned())]);
-    let default_schema: bool = c
-        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!default_schema, "the default journal schema was created");
+    assert!(
+        !scalar::<bool>(&c, "SELECT to_regnamespace('ragshift') IS NOT NULL").await,
+        "the default journal schema was created"
+    );
 }

@@ -11,44 +11,18 @@ use std::process::Output;
 
 use ragshift_testkit::rag_stores::library_rebuilt;
 use ragshift_testkit::{model_dir, shared_pg};
-use serde_json::{json, Value};
 
 const USER: &str = "5b1f0e3c-aaaa-4bbb-8ccc-000000000001";
 const BOT_A: &str = "01JE00000000000000000000A1";
 const BOT_B: &str = "01JE00000000000000000000B2";
 
-const HANDBOOK: &str = "Deleted items stay in the trash for thirty days. After that they are removed from primary storage.\n\nInvoices are sent on the first day of each month and can be paid by card or bank transfer.\n\nSupport answers within one business day on paid plans.";
-const FAQ: &str = "Can I move a project to another workspace? Yes, open the project and choose Move.\n\nIs there an API? Yes, create a token under Settings.";
-const VI: &str = "Sản phẩm được đổi trả miễn phí trong vòng ba mươi ngày kể từ ngày nhận hàng.\n\nTiền hoàn lại được chuyển về tài khoản ngân hàng trong vòng bảy ngày làm việc.";
-
 /// `bots.json` (a DynamoDB-JSON export) and `docs/` for `bots`: (bot id, file names).
 fn write_registry(dir: &Path, bots: &[(&str, &[&str])]) {
-    let items: Vec<Value> = bots
+    let bots: Vec<_> = bots
         .iter()
-        .map(|(bot, files)| {
-            json!({
-                "PK": {"S": USER}, "SK": {"S": format!("{USER}#BOT#{bot}")}, "Title": {"S": bot},
-                "Knowledge": {"M": {
-                    "source_urls": {"L": []}, "sitemap_urls": {"L": []},
-                    "filenames": {"L": files.iter().map(|f| json!({"S": f})).collect::<Vec<_>>()}}},
-                "EmbeddingParams": {"M": {"chunk_size": {"N": "150"}, "chunk_overlap": {"N": "30"}}},
-                "SyncStatus": {"S": "SUCCEEDED"}
-            })
-        })
+        .map(|(bot, files)| (bot.to_string(), files.to_vec(), vec![]))
         .collect();
-    std::fs::write(dir.join("bots.json"), json!({ "Items": items }).to_string()).unwrap();
-    for (bot, files) in bots {
-        let d = dir.join("docs").join(USER).join(bot).join("documents");
-        std::fs::create_dir_all(&d).unwrap();
-        for f in *files {
-            let body = match *f {
-                "handbook.md" => HANDBOOK,
-                "faq.txt" => FAQ,
-                _ => VI,
-            };
-            std::fs::write(d.join(f), body).unwrap();
-        }
-    }
+    common::write_file_registry(dir, USER, &bots);
 }
 
 fn rebuild(dir: &Path, url: &str, flags: &[&str]) -> Output {
@@ -65,7 +39,10 @@ fn rebuild(dir: &Path, url: &str, flags: &[&str]) -> Output {
         .expect("run ragshift")
 }
 
-use ragshift_testkit::env::output_text as text;
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::sql::{column, scalar};
+
+mod common;
 
 /// A layout rebuild writes, and how its rows are read back.
 #[derive(Clone, Copy)]
@@ -169,13 +146,13 @@ async fn rebuild_into(case: Case) {
     let name = case.layout.replace('-', "_");
     let reference = shared_pg().fresh_database(&format!("rl_bedrock_{name}"));
     let out = rebuild(dir.path(), &reference, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let bedrock = rows(&reference, BEDROCK_SQL).await;
     assert_eq!(bedrock.len(), 2, "{bedrock:?}");
 
     let url = shared_pg().fresh_database(&format!("rl_{name}"));
     let out = rebuild(dir.path(), &url, &case.flags());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(case.plan), "the plan shows the layout: {err}");
     let first = rows(&url, case.rows_sql).await;
@@ -253,7 +230,7 @@ async fn rebuild_into(case: Case) {
     let mut flags = case.flags();
     flags.extend(["--bot", BOT_A]);
     let out = rebuild(dir.path(), &url, &flags);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let second = rows(&url, case.rows_sql).await;
     assert_eq!(second[BOT_B], first[BOT_B], "B untouched");
     let handbook: Vec<(String, String)> = contents(&bedrock)[BOT_A]
@@ -332,7 +309,7 @@ async fn a_target_table_of_another_shape_or_dimension_is_refused_and_left_untouc
     let before = shape("data_kb").await;
 
     let out = rebuild(dir.path(), &url, &LLAMAINDEX.flags());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("public.data_kb exists with another shape")
@@ -341,36 +318,24 @@ async fn a_target_table_of_another_shape_or_dimension_is_refused_and_left_untouc
         "{err}"
     );
     assert_eq!(shape("data_kb").await, before);
-    let body: Vec<String> = c
-        .query("SELECT body FROM data_kb", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let body: Vec<String> = column(&c, "SELECT body FROM data_kb").await;
     assert_eq!(body, vec!["keep me".to_owned()]);
 
     let out = rebuild(dir.path(), &url, &LANGCHAIN_V2.flags());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stores vector(8)"), "{err}");
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM kb_docs", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 0, "nothing written");
-    let journal: bool = c
-        .query_one("SELECT to_regclass('ragshift.runs') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(
+        scalar::<i64>(&c, "SELECT count(*) FROM kb_docs").await,
+        0,
+        "nothing written"
+    );
+    let journal: bool = scalar(&c, "SELECT to_regclass('ragshift.runs') IS NOT NULL").await;
     if journal {
-        let runs: i64 = c
-            .query_one("SELECT count(*) FROM ragshift.runs", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(runs, 0, "no run was started");
+        assert_eq!(
+            scalar::<i64>(&c, "SELECT count(*) FROM ragshift.runs").await,
+            0,
+            "no run was started"
+        );
     }
 }

@@ -15,8 +15,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ragshift_testkit::{
-    all_columns, awkward_items, row_diff, sigkill_at_random, AwkwardItems, CutWhen, FaultProxy,
-    PgCluster, RowDiff, SeededRng, SourceWriter,
+    all_columns, awkward_items, row_diff, sigkill_at_random, three_bots, AwkwardItems, CutWhen,
+    FaultProxy, PgCluster, RowDiff, SeededRng, SourceWriter,
 };
 use serde_json::Value;
 
@@ -24,18 +24,9 @@ fn ragshift(dir: &Path, args: &[&str]) -> Output {
     ragshift_testkit::env::run_isolated(env!("CARGO_BIN_EXE_ragshift"), dir, args)
 }
 
+use ragshift_testkit::env::assert_exit;
 use ragshift_testkit::env::stdout_json as json;
-
-const SETUP: &str = "
-CREATE EXTENSION vector;
-CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text, source text, embedding vector(8));
-CREATE INDEX ON items (botid);
-INSERT INTO items
-SELECT lpad(b::text, 2, '0') || lpad(i::text, 24, '0'), 'BOT' || lpad(b::text, 23, '0'),
-       'chunk ' || i, 's3://docs/u1/' || b || '/documents/f.pdf',
-       (SELECT array_agg(cos(b * 31 + i * 3 + d)::real ORDER BY d) FROM generate_series(1, 8) d)::vector
-  FROM generate_series(1, 3) b, generate_series(1, 30) i;
-";
+use ragshift_testkit::sql::scalar;
 
 async fn clusters(logical: bool) -> (PgCluster, PgCluster, String, String) {
     let source = if logical {
@@ -46,12 +37,7 @@ async fn clusters(logical: bool) -> (PgCluster, PgCluster, String, String) {
     let target = PgCluster::start();
     let s = source.fresh_database("cli_rep_src");
     let t = target.fresh_database("cli_rep_tgt");
-    source
-        .connect(&s)
-        .await
-        .batch_execute(SETUP)
-        .await
-        .expect("seed");
+    source.execute(&s, &three_bots(30)).await;
     (source, target, s, t)
 }
 
@@ -67,46 +53,27 @@ async fn start_status_cutover() {
     };
 
     let out = run(&["replicate", "start", "--dry-run"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("dry run: nothing was created"), "{text}");
     assert!(text.contains("binary transfer"), "{text}");
 
     let out = run(&["replicate", "start", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let started = json(&out);
     let sub = started["names"]["subscription"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(sub.starts_with("ragshift_sub_"));
-    let all_output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all_output = ragshift_testkit::env::all_output(&out);
     assert!(!all_output.contains(source.password()), "{all_output}");
 
     // Poll `status` until the initial copy is done and nothing is behind.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = run(&["replicate", "status", "--json"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         let st = json(&out);
         if st["caught_up"] == true && st["target_rows"] == 90 {
             assert_eq!(st["tables"][0]["state"], "r");
@@ -122,7 +89,7 @@ async fn start_status_cutover() {
 
     // Without the fence, only with the acknowledgement: refused before anything is done.
     let out = run(&["replicate", "cutover", "--no-fence"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--accept-losing-writes"), "{err}");
     assert!(err.contains("nothing was done"), "{err}");
@@ -146,18 +113,16 @@ async fn start_status_cutover() {
     assert!(!text.contains(source.password()));
 
     let tgt = target.connect(&t).await;
-    let subs: i64 = tgt
-        .query_one("SELECT count(*) FROM pg_subscription", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(subs, 0);
+    assert_eq!(
+        scalar::<i64>(&tgt, "SELECT count(*) FROM pg_subscription").await,
+        0
+    );
     let out = run(&["verify", "--json", "--queries", "2"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(json(&out)["retrieval"]["index"]["method"] == "hnsw");
 
     let out = run(&["replicate", "status"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no replication is running"), "{err}");
     assert!(
@@ -206,12 +171,7 @@ async fn a_replication_is_recorded_in_the_configured_journal_schema() {
         ragshift(dir, &all)
     };
     let out = run_in(dir.path(), &["replicate", "start", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let run_id = json(&out)["names"]["run_id"].as_str().unwrap().to_owned();
     let tgt = target.connect(&t).await;
     let count = |sql: &'static str| {
@@ -238,7 +198,7 @@ async fn a_replication_is_recorded_in_the_configured_journal_schema() {
 
     // Without the setting the replication is not seen, and nothing is removed or created.
     let out = run_in(elsewhere.path(), &["replicate", "abort"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("nothing to remove"), "{text}");
     assert_eq!(count("SELECT count(*) FROM pg_subscription").await, 1);
@@ -249,15 +209,7 @@ async fn a_replication_is_recorded_in_the_configured_journal_schema() {
     assert!(text.contains(&format!("aborted {run_id}")), "{text}");
     assert_eq!(count("SELECT count(*) FROM pg_subscription").await, 0);
     let src = source.connect(&s).await;
-    let left: i64 = src
-        .query_one(
-            "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0, "publication and slot removed from the source");
+    assert_eq!(scalar::<i64>(&src, "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)").await, 0, "publication and slot removed from the source");
     let status: String = tgt
         .query_one(
             "SELECT status FROM \"Journal-1\".runs WHERE run_id = $1",
@@ -274,19 +226,6 @@ async fn a_replication_is_recorded_in_the_configured_journal_schema() {
     );
 }
 
-/// The percent-encoded form of `s` for a URL's password.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_source_password_reaches_no_output_journal_or_server_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,7 +236,7 @@ async fn the_source_password_reaches_no_output_journal_or_server_log() {
     let t = target.fresh_database("cli_rep_pw_tgt");
     let password = "Pw#?/@:%'x9";
     let src = source.connect(&s).await;
-    src.batch_execute(SETUP).await.expect("seed");
+    src.batch_execute(&three_bots(30)).await.expect("seed");
     src.batch_execute(&format!(
         "CREATE ROLE odd_user LOGIN SUPERUSER PASSWORD '{}'",
         password.replace('\'', "''")
@@ -307,7 +246,7 @@ async fn the_source_password_reaches_no_output_journal_or_server_log() {
     let db = s.rsplit('/').next().unwrap();
     let s_odd = format!(
         "postgres://odd_user:{}@{}:{}/{db}?sslmode=disable",
-        encode(password),
+        ragshift_testkit::percent_encoded(password),
         source.host(),
         source.port()
     );
@@ -324,11 +263,7 @@ async fn the_source_password_reaches_no_output_journal_or_server_log() {
         &["replicate", "status", "-vv", "--json"],
     ] {
         let out = run(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = text(&out);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
         output.push_str(&text);
     }
@@ -340,26 +275,19 @@ async fn the_source_password_reaches_no_output_journal_or_server_log() {
 
     // The target server holds the password (so it was sent), and logged statements...
     let tgt = target.connect(&t).await;
-    let conninfo: String = tgt
-        .query_one("SELECT subconninfo FROM pg_subscription", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let conninfo: String = scalar(&tgt, "SELECT subconninfo FROM pg_subscription").await;
     assert!(
         conninfo.contains("Pw#?/@:%"),
         "the subscription uses odd_user"
     );
-    let journal: String = tgt
-        .query_one(
-            "SELECT (SELECT string_agg(r::text, ' ') FROM ragshift.runs r)
+    let journal: String = scalar(
+        &tgt,
+        "SELECT (SELECT string_agg(r::text, ' ') FROM ragshift.runs r)
                  || (SELECT string_agg(u::text, ' ') FROM ragshift.units u)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    )
+    .await;
     let out = run(&["replicate", "abort", "-vv"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     output.push_str(&String::from_utf8_lossy(&out.stdout));
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     let log = std::fs::read_to_string(target.log_file()).unwrap();
@@ -367,7 +295,11 @@ async fn the_source_password_reaches_no_output_journal_or_server_log() {
     assert!(log.contains("DROP SUBSCRIPTION"), "the target logs DDL");
 
     // ...but the password is in none of them.
-    for form in [password.to_owned(), encode(password), "Pw#?/@".to_owned()] {
+    for form in [
+        password.to_owned(),
+        ragshift_testkit::percent_encoded(password),
+        "Pw#?/@".to_owned(),
+    ] {
         assert!(!output.contains(&form), "output holds {form:?}: {output}");
         assert!(
             !journal.contains(&form),
@@ -385,21 +317,20 @@ async fn a_source_without_logical_wal_exits_2_with_the_fix() {
         dir.path(),
         &["replicate", "start", "--source", &s, "--target", &t],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wal_level is replica"), "{err}");
     assert!(err.contains("nothing was created"), "{err}");
     assert!(!err.contains(source.password()), "{err}");
     let tgt = target.connect(&t).await;
-    let n: i64 = tgt
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &tgt,
             "SELECT count(*) FROM pg_class WHERE relname IN ('items', 'runs')",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 0);
+        .await,
+        0
+    );
 }
 
 /// Both clusters behind fault proxies: the source (logical replication) and the target. The
@@ -424,10 +355,7 @@ impl Faulted {
     fn start() -> Self {
         let source = PgCluster::builder().logical_replication().start();
         let target = PgCluster::start();
-        let proxy = |c: &PgCluster| {
-            FaultProxy::start(&format!("{}:{}", c.host(), c.port()))
-                .expect("the trial's servers answer")
-        };
+        let proxy = |c: &PgCluster| FaultProxy::in_front_of(c).expect("the trial's servers answer");
         Self {
             source_proxy: proxy(&source),
             target_proxy: proxy(&target),
@@ -441,16 +369,16 @@ impl Faulted {
         let src = self.source.fresh_database(name);
         let tgt = self.target.fresh_database(name);
         self.source
-            .connect(&src)
-            .await
-            .batch_execute(&awkward_items(AwkwardItems {
-                rows: 800,
-                big_bot_rows: 300,
-                small_bots: 8,
-                long_repeat: 300,
-            }))
-            .await
-            .expect("the trial's servers answer");
+            .execute(
+                &src,
+                &awkward_items(AwkwardItems {
+                    rows: 800,
+                    big_bot_rows: 300,
+                    small_bots: 8,
+                    long_repeat: 300,
+                }),
+            )
+            .await;
         let via = [
             self.source_proxy.url_for(&src),
             self.target_proxy.url_for(&tgt),
@@ -534,22 +462,9 @@ fn with_sides<'a>(args: &[&'a str], p: &'a Pair) -> Vec<&'a str> {
     all
 }
 
-const CUTOVER: &[&str] = &[
-    "replicate",
-    "cutover",
-    "--timeout",
-    "120s",
-    "--queries",
-    "2",
-];
+const CUTOVER: &[&str] = ragshift_testkit::FAULT_TRIAL_CUTOVER;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::all_output as text;
 
 /// Replicate runs in the journal.
 async fn runs(f: &Faulted, p: &Pair) -> Vec<(String, Option<Value>)> {
@@ -621,7 +536,7 @@ async fn seeded_faults_in_start_and_cutover_with_a_writer_lose_no_write() {
     let p = f.pair("rep_fault_fence").await;
     let writer = SourceWriter::start(&p.src, rng.next_u64()).await.unwrap();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let what = "cutover, the fence's answer lost";
     f.source_proxy
         .cut_on_query("CREATE TRIGGER", CutWhen::AfterReply, 1);
@@ -649,7 +564,7 @@ async fn seeded_faults_in_start_and_cutover_with_a_writer_lose_no_write() {
     let p = f.pair("rep_fault_kill").await;
     let writer = SourceWriter::start(&p.src, rng.next_u64()).await.unwrap();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let kill_seed = rng.next_u64();
     let what = format!("cutover SIGKILLed (seed {kill_seed})");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ragshift"))
@@ -687,13 +602,13 @@ async fn a_cutover_cut_off_after_it_detached_is_finished_by_the_next_one() {
         .await
         .unwrap();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     f.target_proxy
         .cut_on_query("DROP SUBSCRIPTION", CutWhen::AfterReply, 1);
     let out = replicate(dir.path(), &p, CUTOVER);
     assert_eq!(f.target_proxy.cuts(), 1, "the fault struck");
     f.heal();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         f.fenced(&p).await,
         "the fence stays: the target has every write"
@@ -706,7 +621,7 @@ async fn a_cutover_cut_off_after_it_detached_is_finished_by_the_next_one() {
     assert!(!f.subscribed(&p).await);
 
     let out = replicate(dir.path(), &p, CUTOVER);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let done = Instant::now();
     assert!(
         text(&out).contains("verified: everything matches"),
@@ -727,14 +642,12 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
     f.target_proxy.refuse();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
     f.heal();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let src = f.source.connect(&p.src).await;
-    let publications: i64 = src
-        .query_one("SELECT count(*) FROM pg_publication", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(publications, 0);
+    assert_eq!(
+        scalar::<i64>(&src, "SELECT count(*) FROM pg_publication").await,
+        0
+    );
     assert!(runs(&f, &p).await.is_empty());
 
     // The source's connection lost while creating the publication, after the target table was
@@ -745,7 +658,7 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
     assert_eq!(f.source_proxy.cuts(), 1, "the fault struck");
     f.heal();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("removed again"), "{}", text(&out));
     let runs = runs(&f, &p).await;
     assert_eq!(runs.len(), 1);
@@ -764,12 +677,7 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
         "the table it created was removed: {report}"
     );
     let tgt = f.target.connect(&p.tgt).await;
-    let table: bool = tgt
-        .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!table);
+    assert!(!scalar::<bool>(&tgt, "SELECT to_regclass('public.items') IS NOT NULL").await);
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
     assert_eq!(
         out.status.code(),
@@ -778,7 +686,7 @@ async fn start_exits_2_when_nothing_started_and_1_once_it_had_begun() {
         text(&out)
     );
     let out = replicate(dir.path(), &p, &["replicate", "abort"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -790,7 +698,7 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
         .await
         .unwrap();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     // The first journal update after the fence is in place (recording it) never reaches the
     // target, and the target refuses new connections for a while.
     f.target_proxy
@@ -798,7 +706,7 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
     let out = replicate(dir.path(), &p, CUTOVER);
     assert_eq!(f.target_proxy.cuts(), 1, "the fault struck");
     f.heal();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         text(&out).contains("the fence was lifted again"),
         "{}",
@@ -807,7 +715,7 @@ async fn a_cutover_losing_the_target_after_fencing_lifts_the_fence_and_exits_1()
     assert!(!f.fenced(&p).await, "the fence was lifted");
     assert!(f.subscribed(&p).await, "replication keeps running");
     let out = replicate(dir.path(), &p, &["replicate", "status"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let before = writer.committed();
     assert!(writer.wait_for_writes(10, Duration::from_secs(10)).await);
     assert!(writer.committed() > before, "the source takes writes again");
@@ -828,7 +736,7 @@ async fn a_cutover_losing_the_source_while_detaching_reconnects_and_leaves_no_sl
         .await
         .unwrap();
     let out = replicate(dir.path(), &p, &["replicate", "start"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     f.source_proxy
         .failover_on_query("starts_with(slot_name", 1, Duration::from_secs(2));
     let out = replicate(dir.path(), &p, CUTOVER);
@@ -838,19 +746,16 @@ async fn a_cutover_losing_the_source_while_detaching_reconnects_and_leaves_no_sl
         "the source refused a reconnection"
     );
     f.heal();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!text(&out).contains("LEFT"), "{}", text(&out));
     let done = Instant::now();
     let src = f.source.connect(&p.src).await;
-    let left: i64 = src
-        .query_one(
-            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())
+    let left: i64 = scalar(
+        &src,
+        "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())
                   + (SELECT count(*) FROM pg_publication)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    )
+    .await;
     assert_eq!(left, 0, "no slot or publication left on the source");
     assert!(f.fenced(&p).await);
     f.nothing_lost(&p, writer, done, "detach failover").await;
@@ -871,15 +776,15 @@ async fn replicating_a_database_into_itself_is_refused_and_creates_nothing() {
     assert!(err.contains("same database"), "{err}");
     assert!(!err.contains(source.password()), "{err}");
     let c = source.connect(&s).await;
-    let made: i64 = c
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &c,
             "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_subscription)
                   + (SELECT count(*) FROM pg_replication_slots)
                   + (SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift')",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(made, 0, "nothing was created");
+        .await,
+        0,
+        "nothing was created"
+    );
 }

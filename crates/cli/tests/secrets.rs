@@ -5,7 +5,7 @@
 //! syntax error, not in `-vv` or full trace logs. And such a password still connects.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ragshift_testkit::{shared_pg, unique_name};
 
@@ -14,41 +14,17 @@ const PASSWORD: &str = "Pw#1?x/y@z:w%q";
 
 /// Runs ragshift in `dir` with only the given RAGSHIFT_* variables.
 fn ragshift(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ragshift"));
-    cmd.args(args).current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ragshift")
+    ragshift_testkit::env::run_isolated_with(env!("CARGO_BIN_EXE_ragshift"), dir, args, env)
 }
 
-/// Everything the process wrote.
-fn all_output(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use ragshift_testkit::env::all_output;
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::sql::scalar;
 
 /// Fails naming the case when `password` (or its percent-encoded form) shows up anywhere.
 fn assert_hidden(case: &str, out: &Output, password: &str) {
     let text = all_output(out);
-    let encoded: String = password
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = ragshift_testkit::percent_encoded(password);
     for secret in [password, encoded.as_str()] {
         assert!(
             !text.contains(secret),
@@ -163,7 +139,7 @@ fn failed_connections_never_print_the_password() {
     // The example, verbatim: the error names the bad port, not the password.
     let example = "postgres://app:Sup3rS3cretPw@127.0.0.1:99999/db?sslmode=disable";
     let out = ragshift(dir.path(), &["init-target", "--target-url", example], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let text = all_output(&out);
     assert!(!text.contains("Sup3rS3cretPw"), "{text}");
     assert!(text.contains("127.0.0.1:99999"), "{text}");
@@ -209,16 +185,13 @@ async fn an_unencoded_password_with_delimiters_connects() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert_hidden("a successful run", &out, PASSWORD);
-    let owner: String = admin
-        .query_one(
-            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'items'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        owner, role,
+        scalar::<String>(
+            &admin,
+            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'items'",
+        )
+        .await,
+        role,
         "the table was created by the role with that password"
     );
 }

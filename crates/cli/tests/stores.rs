@@ -18,7 +18,9 @@ fn ragshift(dir: &Path, args: &[&str]) -> Output {
     ragshift_testkit::env::run_isolated(env!("CARGO_BIN_EXE_ragshift"), dir, args)
 }
 
+use ragshift_testkit::env::assert_exit;
 use ragshift_testkit::env::output_text as text;
+use ragshift_testkit::sql::scalar;
 
 /// How ragshift is told about each kind's table: a named layout (with `--table` where the
 /// library lets the user name it), or the columns one by one (a store without a collection
@@ -260,17 +262,10 @@ async fn moved_whole_by(kind: StoreKind, how: Move) {
 
     if kind == StoreKind::LangchainV1 {
         // A difference names the collection as the library does, by its name.
-        let name: String = tgt
-            .query_one(
-                "WITH changed AS (
+        let name: String = scalar(&tgt, "WITH changed AS (
                    UPDATE langchain_pg_embedding SET document = document || '!'
                     WHERE id = (SELECT min(id) FROM langchain_pg_embedding) RETURNING collection_id)
-                 SELECT c.name FROM langchain_pg_collection c JOIN changed ON c.uuid = changed.collection_id",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+                 SELECT c.name FROM langchain_pg_collection c JOIN changed ON c.uuid = changed.collection_id").await;
         let out = with(&["verify", "--queries", "0"]);
         assert_eq!(out.status.code(), Some(1), "{kind}: {}", text(&out));
         assert!(
@@ -438,15 +433,15 @@ async fn layered_store_moved_whole_by(how: Move) {
         assert_eq!(out.status.code(), Some(2), "{extra}: {}", text(&out));
         assert!(text(&out).contains(why), "{extra}: {}", text(&out));
         let tgt = target.connect(&tgt_url).await;
-        let tables: i64 = tgt
-            .query_one(
+        assert_eq!(
+            scalar::<i64>(
+                &tgt,
                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-                &[],
             )
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(tables, 0, "{extra}: nothing is created on the target");
+            .await,
+            0,
+            "{extra}: nothing is created on the target"
+        );
     }
 
     match how {
@@ -455,7 +450,7 @@ async fn layered_store_moved_whole_by(how: Move) {
                 &["copy", "--partition-rows", "100", "--jobs", "2"],
                 "docstore",
             );
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
         }
         Move::ExportImport => {
             let kb = dir.path().join("kb");
@@ -469,9 +464,9 @@ async fn layered_store_moved_whole_by(how: Move) {
             ]);
             args.extend(["--extra-table", "public.docstore"]);
             let out = ragshift(dir.path(), &args);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
             let out = ragshift(dir.path(), &["import", "--from", kb, "--target", &tgt_url]);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
 
             // Restored beside the original under another name: the original and its parents
             // are left as they are, the copy refers to the same collections.
@@ -480,7 +475,7 @@ async fn layered_store_moved_whole_by(how: Move) {
             let mut args = args.to_vec();
             args.extend(["--target-table", "chunks_restored"]);
             let out = ragshift(dir.path(), &args);
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
             assert_eq!(
                 all_column_digest(&src, "public.chunks").await.unwrap(),
                 before
@@ -491,15 +486,12 @@ async fn layered_store_moved_whole_by(how: Move) {
                     .unwrap(),
                 before
             );
-            let fk: String = src
-                .query_one(
-                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+            let fk: String = scalar(
+                &src,
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint
                       WHERE conrelid = 'chunks_restored'::regclass AND contype = 'f'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            )
+            .await;
             assert!(fk.contains("REFERENCES collections(uuid)"), "{fk}");
 
             // Collections that differ from the export's are refused, not deleted: deleting
@@ -514,7 +506,7 @@ async fn layered_store_moved_whole_by(how: Move) {
             let last = args.len() - 1;
             args[last] = "chunks_again";
             let out = ragshift(dir.path(), &args);
-            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert_exit(&out, 1);
             assert!(
                 text(&out).contains("public.collections already holds"),
                 "{}",
@@ -536,13 +528,13 @@ async fn layered_store_moved_whole_by(how: Move) {
         }
         Move::Replicate => {
             let out = with(&["replicate", "start"], "docstore");
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
             // Written after the start: replication carries it to the extra table too.
             src.batch_execute("INSERT INTO docstore VALUES ('late', '{\"text\": \"late\"}')")
                 .await
                 .unwrap();
             let out = with(&["replicate", "cutover", "--timeout", "120s"], "docstore");
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_exit(&out, 0);
         }
     }
 
@@ -556,33 +548,31 @@ async fn layered_store_moved_whole_by(how: Move) {
         );
     }
     // The grandparent's foreign key came along, and its sequence stands where the source's does.
-    let fks: i64 = tgt
-        .query_one(
+    assert_eq!(
+        scalar::<i64>(
+            &tgt,
             "SELECT count(*) FROM pg_constraint WHERE contype = 'f'
                 AND conrelid IN ('collections'::regclass, 'chunks'::regclass)",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(fks, 2, "both levels of foreign keys are on the target");
+        .await,
+        2,
+        "both levels of foreign keys are on the target"
+    );
     tgt.batch_execute("BEGIN; INSERT INTO tenants (name) VALUES ('initech'); ROLLBACK")
         .await
         .unwrap();
-    let notes: bool = tgt
-        .query_one("SELECT to_regclass('public.notes') IS NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(notes, "a table nobody named stays behind");
+    assert!(
+        scalar::<bool>(&tgt, "SELECT to_regclass('public.notes') IS NULL").await,
+        "a table nobody named stays behind"
+    );
 
     let out = with(&["verify", "--queries", "0"], "docstore");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     tgt.batch_execute("UPDATE docstore SET value = '{\"text\": \"changed\"}' WHERE key = 'doc-7'")
         .await
         .unwrap();
     let out = with(&["verify", "--queries", "0"], "docstore");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("docstore"), "{}", text(&out));
 }
 

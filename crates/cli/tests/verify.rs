@@ -5,25 +5,22 @@
 use std::path::Path;
 use std::process::Output;
 
-use ragshift_testkit::shared_pg;
+use ragshift_testkit::{shared_pg, three_bots};
 use serde_json::Value;
 
 fn ragshift(dir: &Path, args: &[&str]) -> Output {
     ragshift_testkit::env::run_isolated(env!("CARGO_BIN_EXE_ragshift"), dir, args)
 }
 
-use ragshift_testkit::env::stdout_json as json;
+/// `ragshift verify` of `target` against `source` with `flags`.
+fn verify(dir: &Path, source: &str, target: &str, flags: &[&str]) -> Output {
+    let mut args = vec!["verify", "--source", source, "--target", target];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args)
+}
 
-const SETUP: &str = "
-CREATE EXTENSION vector;
-CREATE TABLE items (id character(26) PRIMARY KEY, botid character(26), content text, source text, embedding vector(8));
-CREATE INDEX ON items (botid);
-INSERT INTO items
-SELECT lpad(b::text, 2, '0') || lpad(i::text, 24, '0'), 'BOT' || lpad(b::text, 23, '0'),
-       'chunk ' || i, 's3://docs/u1/' || b || '/documents/f.pdf',
-       (SELECT array_agg(cos(b * 31 + i * 3 + d)::real ORDER BY d) FROM generate_series(1, 8) d)::vector
-  FROM generate_series(1, 3) b, generate_series(1, 25) i;
-";
+use ragshift_testkit::env::assert_exit;
+use ragshift_testkit::env::stdout_json as json;
 
 fn bot(n: u32) -> String {
     format!("BOT{n:023}")
@@ -31,15 +28,12 @@ fn bot(n: u32) -> String {
 
 async fn two_stores(prefix: &str) -> (String, String, tokio_postgres::Client) {
     let pg = shared_pg();
-    let s = pg.fresh_database(&format!("{prefix}_src"));
-    let t = pg.fresh_database(&format!("{prefix}_tgt"));
-    pg.connect(&s)
-        .await
-        .batch_execute(SETUP)
-        .await
-        .expect("source");
-    let target = pg.connect(&t).await;
-    target.batch_execute(SETUP).await.expect("target");
+    let (s, _) = pg
+        .seeded_database(&format!("{prefix}_src"), &three_bots(25))
+        .await;
+    let (t, target) = pg
+        .seeded_database(&format!("{prefix}_tgt"), &three_bots(25))
+        .await;
     (s, t, target)
 }
 
@@ -71,15 +65,12 @@ async fn matching_stores_exit_0_with_a_json_report() {
     let dir = tempfile::tempdir().unwrap();
     let (s, t, _) = two_stores("cli_verify_ok").await;
     let reg = registry_file(dir.path(), &[1, 2, 3]);
-    let out = ragshift(
+    let out = verify(
         dir.path(),
+        &s,
+        &t,
         &[
-            "verify",
             "--json",
-            "--source",
-            &s,
-            "--target",
-            &t,
             "--queries",
             "3",
             "--k",
@@ -88,12 +79,7 @@ async fn matching_stores_exit_0_with_a_json_report() {
             &reg,
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let v = json(&out);
     assert_eq!(v["passed"], true);
     assert_eq!(v["checksums"]["bots_matching"], 3);
@@ -119,21 +105,13 @@ async fn differences_exit_1_naming_bots_and_ids() {
         .await
         .unwrap();
     let reg = registry_file(dir.path(), &[1, 2, 3, 4]);
-    let out = ragshift(
+    let out = verify(
         dir.path(),
-        &[
-            "verify",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "--queries",
-            "2",
-            "--registry-file",
-            &reg,
-        ],
+        &s,
+        &t,
+        &["--queries", "2", "--registry-file", &reg],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("NOT verified"), "{text}");
     assert!(text.contains(&format!("bot {} differs", bot(2))), "{text}");
@@ -150,20 +128,8 @@ async fn differences_exit_1_naming_bots_and_ids() {
     assert!(!text.contains(shared_pg().password()));
 
     // JSON says the same; --bot narrows to a bot that matches.
-    let out = ragshift(
-        dir.path(),
-        &[
-            "verify",
-            "--json",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "--bot",
-            &bot(3),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
+    let out = verify(dir.path(), &s, &t, &["--json", "--bot", &bot(3)]);
+    assert_exit(&out, 0);
     assert_eq!(json(&out)["checksums"]["bots_compared"], 1);
 }
 
@@ -173,8 +139,8 @@ fn a_missing_table_or_server_exits_2() {
     let pg = shared_pg();
     let s = pg.fresh_database("cli_verify_empty_src");
     let t = pg.fresh_database("cli_verify_empty_tgt");
-    let out = ragshift(dir.path(), &["verify", "--source", &s, "--target", &t]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = verify(dir.path(), &s, &t, &[]);
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("source") && err.contains("public.items"),
@@ -183,7 +149,7 @@ fn a_missing_table_or_server_exits_2() {
     assert!(!err.contains(pg.password()), "{err}");
 
     let out = ragshift(dir.path(), &["verify", "--source", &s]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("RAGSHIFT_TARGET_URL"));
 }
 
@@ -210,50 +176,17 @@ INSERT INTO items VALUES
 async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
     let dir = tempfile::tempdir().unwrap();
     let pg = shared_pg();
-    let s = pg.fresh_database("cli_verify_null_src");
-    let t = pg.fresh_database("cli_verify_null_tgt");
-    let same = pg.fresh_database("cli_verify_null_same");
-    pg.connect(&s)
-        .await
-        .batch_execute(&format!("{LOOSE}{NULL_ROWS}"))
-        .await
-        .unwrap();
-    pg.connect(&t).await.batch_execute(LOOSE).await.unwrap();
-    pg.connect(&same)
-        .await
-        .batch_execute(&format!("{LOOSE}{NULL_ROWS}"))
-        .await
-        .unwrap();
+    let with_nulls = format!("{LOOSE}{NULL_ROWS}");
+    let (s, _) = pg.seeded_database("cli_verify_null_src", &with_nulls).await;
+    let (t, _) = pg.seeded_database("cli_verify_null_tgt", LOOSE).await;
+    let (same, _) = pg
+        .seeded_database("cli_verify_null_same", &with_nulls)
+        .await;
 
     // The target lacks the rows with NULLs: a mismatch, exit 1, each named.
-    let args = |target: &str| -> Vec<String> {
-        [
-            "verify",
-            "--json",
-            "--source",
-            &s,
-            "--target",
-            target,
-            "--queries",
-            "3",
-            "--k",
-            "5",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
-    let a: Vec<String> = args(&t);
-    let out = ragshift(
-        dir.path(),
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let flags = ["--json", "--queries", "3", "--k", "5"];
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 1);
     let v = json(&out);
     let failures: Vec<&str> = v["failures"]
         .as_array()
@@ -281,17 +214,8 @@ async fn null_ids_bots_and_vectors_are_reported_not_crashed_on() {
     assert!(b2.contains(r#"missing ["r-novec"]"#), "{b2}");
 
     // Identical stores, NULLs included: they match, and retrieval runs over the NULL ids.
-    let a: Vec<String> = args(&same);
-    let out = ragshift(
-        dir.path(),
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = verify(dir.path(), &s, &same, &flags);
+    assert_exit(&out, 0);
     let v = json(&out);
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(
@@ -307,7 +231,7 @@ async fn a_store_compared_with_itself_or_a_bot_in_neither_store_exits_2() {
     let (s, t, _) = two_stores("cli_verify_refuse").await;
     let itself = s.replacen("@127.0.0.1:", "@localhost:", 1);
     assert_ne!(itself, s, "the same database, named another way");
-    let out = ragshift(dir.path(), &["verify", "--source", &s, "--target", &itself]);
+    let out = verify(dir.path(), &s, &itself, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -316,10 +240,7 @@ async fn a_store_compared_with_itself_or_a_bot_in_neither_store_exits_2() {
     );
 
     let missing = bot(99);
-    let out = ragshift(
-        dir.path(),
-        &["verify", "--source", &s, "--target", &t, "--bot", &missing],
-    );
+    let out = verify(dir.path(), &s, &t, &["--bot", &missing]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&missing), "{err}");
@@ -333,21 +254,11 @@ async fn a_changed_value_in_a_column_the_layout_does_not_map_is_a_difference() {
     let extra = "ALTER TABLE items ADD COLUMN metadata jsonb, ADD COLUMN half halfvec(2);
                  UPDATE items SET metadata = jsonb_build_object('page', 1, 'tags', jsonb_build_array('a', 'b')),
                                   half = '[0.5, 1.5]';";
-    shared_pg()
-        .connect(&s)
-        .await
-        .batch_execute(extra)
-        .await
-        .unwrap();
+    shared_pg().execute(&s, extra).await;
     target.batch_execute(extra).await.unwrap();
-    let args = ["verify", "--source", &s, "--target", &t, "--json"];
-    let out = ragshift(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let flags = ["--json"];
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 0);
 
     let row = format!("02{:024}", 4);
     for change in [
@@ -355,7 +266,7 @@ async fn a_changed_value_in_a_column_the_layout_does_not_map_is_a_difference() {
         format!("UPDATE items SET half = '[0.5, 1.25]' WHERE id = '{row}'"),
     ] {
         target.batch_execute(&change).await.unwrap();
-        let out = ragshift(dir.path(), &args);
+        let out = verify(dir.path(), &s, &t, &flags);
         assert_eq!(out.status.code(), Some(1), "{change}: {}", String::from_utf8_lossy(&out.stderr));
         let v = json(&out);
         assert_eq!(v["passed"], false, "{change}");
@@ -392,15 +303,10 @@ async fn a_table_without_a_bot_column_is_compared_per_id_range() {
           FROM generate_series(1, 120000) i;
         INSERT INTO data_docs VALUES (5, 'a twin of node 5', '{}', '[0, 1]');
         ANALYZE data_docs;";
-    pg.connect(&s).await.batch_execute(setup).await.unwrap();
+    pg.execute(&s, setup).await;
     let target = pg.connect(&t).await;
     target.batch_execute(setup).await.unwrap();
-    let args = [
-        "verify",
-        "--source",
-        &s,
-        "--target",
-        &t,
+    let flags = [
         "--layout",
         "llamaindex",
         "--table",
@@ -409,13 +315,8 @@ async fn a_table_without_a_bot_column_is_compared_per_id_range() {
         "0",
         "--json",
     ];
-    let out = ragshift(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 0);
     let v = json(&out);
     let ranges = v["checksums"]["bots_compared"].as_u64().unwrap();
     assert!(ranges >= 2, "compared in id ranges: {v}");
@@ -428,13 +329,8 @@ async fn a_table_without_a_bot_column_is_compared_per_id_range() {
         )
         .await
         .unwrap();
-    let out = ragshift(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 1);
     let v = json(&out);
     let different = v["checksums"]["different"].as_array().unwrap();
     assert_eq!(
@@ -490,23 +386,9 @@ async fn a_lost_constraint_or_vector_index_is_a_difference() {
         )
         .await
         .unwrap();
-    let args = [
-        "verify",
-        "--source",
-        &s,
-        "--target",
-        &t,
-        "--queries",
-        "0",
-        "--json",
-    ];
-    let out = ragshift(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let flags = ["--queries", "0", "--json"];
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 0);
     let v = json(&out);
     let checked = v["structure"].as_array().unwrap();
     assert!(
@@ -520,13 +402,8 @@ async fn a_lost_constraint_or_vector_index_is_a_difference() {
         .batch_execute("ALTER TABLE items DROP CONSTRAINT items_pkey; DROP INDEX items_vec_ivf;")
         .await
         .unwrap();
-    let out = ragshift(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = verify(dir.path(), &s, &t, &flags);
+    assert_exit(&out, 1);
     let failures = json(&out)["failures"].to_string();
     assert!(
         failures.contains("constraint items_pkey: PRIMARY KEY (id)"),

@@ -5,20 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use ragshift_copy::{copy, CopyOptions, Endpoints, Event};
 use ragshift_store::{ConnectSpec, Layout};
+use ragshift_testkit::sql::{column, scalar};
 use ragshift_testkit::{shared_pg, PgCluster};
-
-/// The platform's table with awkward rows: empty and NULL content, NULL sources and vectors,
-/// long and non-ASCII texts, rows without a bot, one big bot and many small ones.
-pub fn fixture() -> String {
-    let mut sql = ragshift_testkit::awkward_items(ragshift_testkit::AwkwardItems {
-        rows: 3000,
-        big_bot_rows: 1200,
-        small_bots: 60,
-        long_repeat: 3000,
-    });
-    sql.push_str("CREATE INDEX idx_items_botid ON items (botid);\nCREATE INDEX idx_items_embedding ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10);\n");
-    sql
-}
 
 fn spec(url: &str) -> ConnectSpec {
     ConnectSpec::from_url(url, None, None).expect("test URL")
@@ -26,9 +14,11 @@ fn spec(url: &str) -> ConnectSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_everything_with_indexes_and_verifies() {
-    let src_url = shared_pg().fresh_database("copy_src");
-    let src = shared_pg().connect(&src_url).await;
-    src.batch_execute(&fixture()).await.unwrap();
+    // The platform's table with awkward rows: empty and NULL content, NULL sources and
+    // vectors, long and non-ASCII texts, rows without a bot, one big bot and many small ones.
+    let (src_url, _) = shared_pg()
+        .seeded_database("copy_src", &ragshift_testkit::awkward_items_indexed())
+        .await;
     let target = PgCluster::start();
     let tgt_url = target.fresh_database("copy_tgt");
     let ep = Endpoints {
@@ -60,16 +50,7 @@ async fn copies_everything_with_indexes_and_verifies() {
     assert!(verified);
 
     let t = target.connect(&tgt_url).await;
-    let defs: Vec<String> = t
-        .query(
-            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let defs: Vec<String> = column(&t, "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'items'::regclass ORDER BY 1").await;
     assert_eq!(
         defs,
         vec![
@@ -78,28 +59,15 @@ async fn copies_everything_with_indexes_and_verifies() {
             "CREATE UNIQUE INDEX items_pkey ON public.items USING btree (id)",
         ]
     );
-    let pk: i64 = t
-        .query_one(
-            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype = 'p'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        pk, 1,
+    assert_eq!(scalar::<i64>(&t,
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'items'::regclass AND contype = 'p'",).await, 1,
         "the primary key is a constraint again, not only an index"
     );
-    let stats: Vec<String> = t
-        .query(
-            "SELECT attname::text FROM pg_stats WHERE tablename = 'items' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let stats: Vec<String> = column(
+        &t,
+        "SELECT attname::text FROM pg_stats WHERE tablename = 'items' ORDER BY 1",
+    )
+    .await;
     assert_eq!(
         stats,
         ["botid", "content", "id", "source"],

@@ -6,15 +6,12 @@ use ragshift_model::BotKey;
 use ragshift_testkit::{shared_moto, unique_name};
 
 async fn sdk() -> aws_config::SdkConfig {
-    let moto = shared_moto();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    shared_moto().sdk_config().await
+}
+
+/// Where the platform keeps bot `k`'s uploaded document `name`.
+fn document_key(k: &BotKey, name: &str) -> String {
+    format!("{}/{}/documents/{name}", k.user_id, k.bot_id)
 }
 
 fn key() -> BotKey {
@@ -24,40 +21,23 @@ fn key() -> BotKey {
 #[tokio::test]
 async fn s3_lists_sizes_without_downloading_and_gets_bytes() {
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = unique_name("docs");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
     let k = key();
     let files: [(&str, &[u8]); 3] = [
         ("manual.pdf", &[b'%'; 1234]),
         ("notes with spaces.txt", b"hello world"),
         ("empty.md", b""),
     ];
-    for (name, body) in files {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(format!("{}/{}/documents/{name}", k.user_id, k.bot_id))
-            .body(body.to_vec().into())
-            .send()
-            .await
-            .expect("put");
-    }
+    let mut objects: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(name, body)| (document_key(&k, name), body.to_vec()))
+        .collect();
     // Another bot's file under a similar prefix must not show up.
-    s3.put_object()
-        .bucket(&bucket)
-        .key(format!("{}/{}X/documents/other.txt", k.user_id, k.bot_id))
-        .body(b"x".to_vec().into())
-        .send()
-        .await
-        .expect("put");
+    objects.push((
+        format!("{}/{}X/documents/other.txt", k.user_id, k.bot_id),
+        b"x".to_vec(),
+    ));
+    let s3 = ragshift_testkit::s3::client(&sdk);
+    let bucket = ragshift_testkit::s3::bucket_with(&s3, "docs", objects).await;
 
     let store = S3Documents::new(&sdk, &bucket);
     store.check().await.expect("the bucket exists");
@@ -296,27 +276,11 @@ async fn documents_over_the_size_limit_are_refused_without_reading_them() {
 #[tokio::test]
 async fn s3_objects_over_the_size_limit_are_refused() {
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let bucket = unique_name("docs-limit");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
     let k = key();
-    for (name, len) in [("big.txt", 5000usize), ("small.txt", 10)] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(format!("{}/{}/documents/{name}", k.user_id, k.bot_id))
-            .body(vec![b'x'; len].into())
-            .send()
-            .await
-            .expect("put");
-    }
+    let objects = [("big.txt", 5000usize), ("small.txt", 10)]
+        .map(|(name, len)| (document_key(&k, name), vec![b'x'; len]));
+    let s3 = ragshift_testkit::s3::client(&sdk);
+    let bucket = ragshift_testkit::s3::bucket_with(&s3, "docs-limit", objects).await;
     let store = S3Documents::new(&sdk, &bucket).with_max_bytes(4096);
     assert!(matches!(
         store.get(&k, "big.txt").await,

@@ -5,7 +5,7 @@
 // Fixture helpers outside #[test] functions unwrap too: a broken fixture should panic loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -22,40 +22,11 @@ use ragshift_testkit::{shared_moto, unique_name};
 use serde_json::{json, Value};
 
 async fn sdk() -> aws_config::SdkConfig {
-    let moto = shared_moto();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    shared_moto().sdk_config().await
 }
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
-}
-
-/// DynamoDB JSON → SDK value (the fixtures are written in DynamoDB JSON, like exports).
-fn to_sdk(v: &Value) -> AttributeValue {
-    let (tag, inner) = v.as_object().unwrap().iter().next().unwrap();
-    match tag.as_str() {
-        "S" => s(inner.as_str().unwrap()),
-        "N" => AttributeValue::N(inner.as_str().unwrap().to_owned()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().unwrap()),
-        "NULL" => AttributeValue::Null(true),
-        "L" => AttributeValue::L(inner.as_array().unwrap().iter().map(to_sdk).collect()),
-        "M" => AttributeValue::M(
-            inner
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), to_sdk(v)))
-                .collect(),
-        ),
-        other => panic!("fixture uses {other}"),
-    }
 }
 
 /// SDK value → DynamoDB JSON (what `aws dynamodb scan` and exports write).
@@ -153,21 +124,11 @@ async fn populated() -> (aws_config::SdkConfig, String, DynamoRegistry) {
     let sdk = sdk().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let table = create_table(&client).await;
-    for item in fixture() {
-        let item: HashMap<String, AttributeValue> = item
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), to_sdk(v)))
-            .collect();
-        client
-            .put_item()
-            .table_name(&table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
-    }
+    let records: Vec<_> = fixture()
+        .iter()
+        .map(ragshift_testkit::dynamo::item_from_json)
+        .collect();
+    ragshift_testkit::dynamo::put_items(&client, &table, records).await;
     let registry = DynamoRegistry::new(&sdk, &table)
         .with_segments(4)
         .with_page_limit(Some(7));

@@ -114,14 +114,7 @@ fn quick(max_attempts: Option<u32>) -> Policy {
 /// A registry on `url` built from an SDK configuration with the SDK's default (standard)
 /// retries, as `ragshift_aws::sdk_config` makes it.
 async fn registry(url: &str, retry: Policy) -> DynamoRegistry {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = ragshift_testkit::sdk_config(url).await;
     DynamoRegistry::new(&sdk, "table")
         .with_segments(1)
         .with_retry(retry)

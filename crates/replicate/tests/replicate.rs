@@ -16,21 +16,15 @@ use ragshift_store::checksum::bot_checksums;
 use ragshift_store::index::{vector_indexes, VectorIndex};
 use ragshift_store::schema::init_target;
 use ragshift_store::{ConnectSpec, Layout};
+use ragshift_testkit::sql::scalar;
 use ragshift_testkit::{PgCluster, SeededRng, SourceWriter};
 use tokio_postgres::Client;
 
 const DIM: usize = 16;
 
+/// `bots` bots of `rows` rows each, the same on every call.
 fn seed_sql(bots: u32, rows: u32) -> String {
-    format!(
-        "INSERT INTO items
-         SELECT lpad(b::text, 2, '0') || lpad(i::text, 24, '0'),
-                'BOT' || lpad(b::text, 23, '0'),
-                'chunk ' || i || ' of bot ' || b,
-                's3://docs/u1/' || b || '/documents/f.pdf',
-                (SELECT array_agg(sin(b * 100 + i * 7 + d)::real ORDER BY d) FROM generate_series(1, {DIM}) d)::vector
-           FROM generate_series(1, {bots}) b, generate_series(1, {rows}) i"
-    )
+    ragshift_testkit::bot_rows(bots, rows, DIM)
 }
 
 struct Pair {
@@ -145,6 +139,29 @@ fn assert_fenced(e: &tokio_postgres::Error) {
         "{}",
         db.message()
     );
+}
+
+/// Asserts neither cluster holds a publication, a slot, a subscription or the target table
+/// (nor, with `journal`, the target's journal schema): nothing was created, or all was removed.
+async fn assert_none_left(p: &Pair, journal: bool) {
+    let mut checks = vec![
+        (&p.source, "SELECT count(*) FROM pg_publication"),
+        (&p.source, "SELECT count(*) FROM pg_replication_slots"),
+        (&p.target, "SELECT count(*) FROM pg_subscription"),
+        (
+            &p.target,
+            "SELECT count(*) FROM pg_class WHERE relname = 'items'",
+        ),
+    ];
+    if journal {
+        checks.push((
+            &p.target,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift'",
+        ));
+    }
+    for (c, sql) in checks {
+        assert_eq!(count(c, sql).await, 0, "{sql}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -410,12 +427,11 @@ async fn a_refused_cutover_lifts_the_fence_and_replication_keeps_running() {
     assert!(fence_unit.removed && !fence_unit.created, "{fence_unit:?}");
 
     // Repaired, the next cutover goes through and fences again.
-    let original: String = p
-        .source
-        .query_one(&format!("SELECT content FROM items WHERE id = '{id}'"), &[])
-        .await
-        .unwrap()
-        .get(0);
+    let original: String = scalar(
+        &p.source,
+        &format!("SELECT content FROM items WHERE id = '{id}'"),
+    )
+    .await;
     p.target
         .execute(
             &format!("UPDATE items SET content = $1 WHERE id = '{id}'"),
@@ -501,12 +517,11 @@ async fn a_log_setting_the_user_may_not_change_is_named() {
     // The superuser keeps the statement out of the log.
     assert_eq!(subscription::quiet_log(&admin).await, Vec::new());
     subscription::loud_log(&admin).await;
-    let still: String = admin
-        .query_one("SHOW log_statement", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(still, "ddl", "reset afterwards");
+    assert_eq!(
+        scalar::<String>(&admin, "SHOW log_statement").await,
+        "ddl",
+        "reset afterwards"
+    );
 
     admin
         .batch_execute("CREATE ROLE plain_user LOGIN PASSWORD 'plain-pw'")
@@ -547,35 +562,7 @@ async fn missing_prerequisites_are_named_and_nothing_is_created() {
     assert!(text.contains("nothing was created"), "{text}");
     assert!(!text.contains(p.sides.source.libpq_conninfo().expose()));
 
-    assert_eq!(
-        count(&p.source, "SELECT count(*) FROM pg_publication").await,
-        0
-    );
-    assert_eq!(
-        count(&p.source, "SELECT count(*) FROM pg_replication_slots").await,
-        0
-    );
-    assert_eq!(
-        count(&p.target, "SELECT count(*) FROM pg_subscription").await,
-        0
-    );
-    assert_eq!(
-        count(
-            &p.target,
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift'"
-        )
-        .await,
-        0,
-        "not even the journal"
-    );
-    assert_eq!(
-        count(
-            &p.target,
-            "SELECT count(*) FROM pg_class WHERE relname = 'items'"
-        )
-        .await,
-        0
-    );
+    assert_none_left(&p, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -597,21 +584,7 @@ async fn a_source_the_target_cannot_reach_is_found_before_anything_is_created() 
     assert!(!text.contains("ragshift-test-password"), "{text}");
     assert!(!text.contains(p.sides.source.libpq_conninfo().expose()));
 
-    for (c, sql) in [
-        (&p.source, "SELECT count(*) FROM pg_publication"),
-        (&p.source, "SELECT count(*) FROM pg_replication_slots"),
-        (&p.target, "SELECT count(*) FROM pg_subscription"),
-        (
-            &p.target,
-            "SELECT count(*) FROM pg_class WHERE relname = 'items'",
-        ),
-        (
-            &p.target,
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ragshift'",
-        ),
-    ] {
-        assert_eq!(count(c, sql).await, 0, "{sql}");
-    }
+    assert_none_left(&p, true).await;
 
     // The same start through the right address works.
     p.sides.source_from_target = None;
@@ -643,26 +616,7 @@ async fn abort_leaves_both_clusters_as_they_were() {
     assert!(removed.contains("subscription ragshift_sub_"), "{removed}");
     assert!(removed.contains("table public.items"), "{removed}");
 
-    assert_eq!(
-        count(&p.source, "SELECT count(*) FROM pg_publication").await,
-        0
-    );
-    assert_eq!(
-        count(&p.source, "SELECT count(*) FROM pg_replication_slots").await,
-        0
-    );
-    assert_eq!(
-        count(&p.target, "SELECT count(*) FROM pg_subscription").await,
-        0
-    );
-    assert_eq!(
-        count(
-            &p.target,
-            "SELECT count(*) FROM pg_class WHERE relname = 'items'"
-        )
-        .await,
-        0
-    );
+    assert_none_left(&p, false).await;
     assert_eq!(
         bot_checksums(&p.source, &layout, None).await.unwrap(),
         before

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DesiredStatus, LaunchType, NetworkConfiguration,
 };
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use ragshift_model::{Bot, BotKey};
@@ -28,7 +27,6 @@ use ragshift_run::BotJob;
 use ragshift_store::journal::Journal;
 use ragshift_store::{ConnectSpec, Layout};
 use ragshift_testkit::{shared_pg, unique_name, MotoServer};
-use serde_json::json;
 
 struct Counter {
     upstream: String,
@@ -48,34 +46,11 @@ async fn forward(State(c): State<Arc<Counter>>, req: Request) -> Response {
     {
         c.describe_calls.fetch_add(1, Ordering::SeqCst);
     }
-    let mut rb = c.http.request(
-        parts.method.clone(),
-        format!("{}{}", c.upstream, parts.uri.path()),
-    );
-    for (k, v) in &parts.headers {
-        if k != "host" && k != "content-length" {
-            rb = rb.header(k, v);
-        }
-    }
-    let answer = rb.body(bytes).send().await.unwrap();
-    let mut out = Response::builder().status(answer.status());
-    for (k, v) in answer.headers() {
-        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
-            out = out.header(k, v);
-        }
-    }
-    out.body(Body::from(answer.bytes().await.unwrap())).unwrap()
+    ragshift_testkit::pass_on(&c.http, &c.upstream, &parts, bytes).await
 }
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .load()
-        .await
+    ragshift_testkit::sdk_config(endpoint).await
 }
 
 struct Setup {
@@ -86,37 +61,8 @@ struct Setup {
 }
 
 async fn setup(moto: &MotoServer) -> Setup {
-    reqwest::Client::new()
-        .post(format!(
-            "{}/moto-api/state-manager/set-transition",
-            moto.endpoint_url()
-        ))
-        .json(&json!({"model_name": "ecs::task",
-                      "transition": {"progression": "manual", "times": 1_000_000_000}}))
-        .send()
-        .await
-        .unwrap();
-    let xml = reqwest::Client::new()
-        .post(format!("{}/", moto.endpoint_url()))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ec2/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("Action=DescribeSubnets&Version=2016-11-15")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let subnet = xml
-        .split("<subnetId>")
-        .nth(1)
-        .and_then(|r| r.split("</subnetId>").next())
-        .unwrap()
-        .to_owned();
+    ragshift_testkit::ecs::hold_tasks(moto.endpoint_url()).await;
+    let subnet = ragshift_testkit::ecs::default_subnet(moto.endpoint_url()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk(moto.endpoint_url()).await);
     let (cluster, family) =
         ragshift_testkit::ecs::create_embedding_task(&ecs, "bench", "bench-task", "Container")

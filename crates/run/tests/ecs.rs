@@ -36,6 +36,7 @@ use ragshift_run::executor::{EcsExecutor, EcsOptions, Executor};
 use ragshift_run::{BotJob, Rebuild, RebuildOptions, RunReport, Worker, WorkerOptions};
 use ragshift_store::journal::{self, Journal, Status};
 use ragshift_store::{schema, ConnectSpec, Layout};
+use ragshift_testkit::sql::scalar;
 use ragshift_testkit::{shared_pg, unique_name, MotoServer};
 use serde_json::{json, Value};
 
@@ -240,27 +241,7 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
             None => {}
         }
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|x| x.as_str())
-        .unwrap_or("/");
-    let mut rb = p
-        .http
-        .request(parts.method.clone(), format!("{}{path}", p.upstream));
-    for (k, v) in &parts.headers {
-        if k != "host" && k != "content-length" {
-            rb = rb.header(k, v);
-        }
-    }
-    let answer = rb.body(bytes).send().await.unwrap();
-    let mut out = Response::builder().status(answer.status());
-    for (k, v) in answer.headers() {
-        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
-            out = out.header(k, v);
-        }
-    }
-    out.body(Body::from(answer.bytes().await.unwrap())).unwrap()
+    ragshift_testkit::pass_on(&p.http, &p.upstream, &parts, bytes).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,50 +270,10 @@ struct World {
 }
 
 async fn sdk_for(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    ragshift_testkit::sdk_config(endpoint).await
 }
 
-/// An EC2 query API call to moto (no EC2 SDK needed for two look-ups); returns the XML.
-async fn ec2(endpoint: &str, params: &[(&str, &str)]) -> String {
-    let mut form: Vec<(&str, &str)> = vec![("Version", "2016-11-15")];
-    form.extend_from_slice(params);
-    reqwest::Client::new()
-        .post(format!("{endpoint}/"))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/ec2/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            form.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("&"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split(&close).next())
-        .map(str::to_owned)
-        .collect()
-}
+use ragshift_testkit::ecs::{ec2_query as ec2, xml_values};
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
@@ -347,34 +288,14 @@ impl World {
     async fn with_journal(bots: &[&BotKey], journal: Journal) -> Self {
         let moto = MotoServer::start();
         // Tasks stay RUNNING until stopped (moto's default moves them one state per describe).
-        let set = reqwest::Client::new()
-            .post(format!(
-                "{}/moto-api/state-manager/set-transition",
-                moto.endpoint_url()
-            ))
-            .json(&json!({"model_name": "ecs::task",
-                          "transition": {"progression": "manual", "times": 1_000_000}}))
-            .send()
-            .await
-            .unwrap();
-        assert!(set.status().is_success(), "{set:?}");
+        ragshift_testkit::ecs::hold_tasks(moto.endpoint_url()).await;
         let direct = sdk_for(moto.endpoint_url()).await;
         let ecs = aws_sdk_ecs::Client::new(&direct);
         let dynamo = aws_sdk_dynamodb::Client::new(&direct);
         let proxy = Proxy::start(moto.endpoint_url()).await;
         let proxied = sdk_for(&proxy.url).await;
 
-        // The default VPC has DNS hostnames on, which moto's awsvpc tasks need.
-        let xml = ec2(
-            moto.endpoint_url(),
-            &[
-                ("Action", "DescribeSubnets"),
-                ("Filter.1.Name", "default-for-az"),
-                ("Filter.1.Value.1", "true"),
-            ],
-        )
-        .await;
-        let subnet = xml_values(&xml, "subnetId").into_iter().next().unwrap();
+        let subnet = ragshift_testkit::ecs::default_subnet(moto.endpoint_url()).await;
 
         let (cluster, family) = ragshift_testkit::ecs::create_embedding_task(
             &ecs,
@@ -542,28 +463,8 @@ impl World {
     }
 
     async fn registry_status(&self, k: &BotKey) -> (String, String, String) {
-        let item = self
-            .dynamo
-            .get_item()
-            .table_name(&self.table)
-            .key("PK", s(&k.user_id))
-            .key("SK", s(&k.sk()))
-            .send()
+        ragshift_testkit::dynamo::sync_status(&self.dynamo, &self.table, &k.user_id, &k.bot_id)
             .await
-            .unwrap()
-            .item
-            .unwrap();
-        let get = |n: &str| {
-            item.get(n)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        (
-            get("SyncStatus"),
-            get("SyncStatusReason"),
-            get("LastExecId"),
-        )
     }
 
     async fn units(&self, run_id: &str) -> HashMap<String, journal::UnitRow> {
@@ -656,16 +557,7 @@ impl Containers {
                     Instant::now() < deadline,
                     "the rebuild did not finish in 5 minutes"
                 );
-                let arns = w
-                    .ecs
-                    .list_tasks()
-                    .cluster(&w.cluster)
-                    .desired_status(DesiredStatus::Running)
-                    .send()
-                    .await
-                    .unwrap()
-                    .task_arns()
-                    .to_vec();
+                let arns = ragshift_testkit::ecs::running_task_arns(&w.ecs, &w.cluster).await;
                 let running: Vec<Task> = if arns.is_empty() {
                     Vec::new()
                 } else {
@@ -1033,12 +925,10 @@ async fn dead_tasks_and_refused_run_tasks_fail_their_bot_with_the_reason_and_oth
     }
     assert!(!containers_seen.tasks.is_empty());
     let c = shared_pg().connect(&world.target_url).await;
-    let default_schema: bool = c
-        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!default_schema, "the default journal schema was created");
+    assert!(
+        !scalar::<bool>(&c, "SELECT to_regnamespace('ragshift') IS NOT NULL").await,
+        "the default journal schema was created"
+    );
     let runs: i64 = c
         .query_one(
             "SELECT count(*) FROM \"Journal-1\".runs WHERE run_id = $1 AND status = 'failed'",

@@ -13,6 +13,7 @@ use ragshift_store::search::search;
 use ragshift_store::writer::{replace_bot, BotReplacement};
 use ragshift_store::BotRows;
 use ragshift_store::{connect, ConnectSpec, Layout, StoreErrorKind};
+use ragshift_testkit::sql::{column, scalar};
 use ragshift_testkit::{shared_pg, PgCluster};
 
 fn ulid(n: u64) -> String {
@@ -39,6 +40,45 @@ async fn fresh(prefix: &str) -> (ConnectSpec, tokio_postgres::Client) {
     let spec = ConnectSpec::from_url(&url, None, None).unwrap();
     let client = connect(&spec, "ragshift-test").await.unwrap();
     (spec, client)
+}
+
+/// Replaces `bot_id`'s rows with `rows` in the bot-keyed table `layout` names.
+async fn write_bot(
+    client: &mut tokio_postgres::Client,
+    layout: &Layout,
+    bot_id: &str,
+    rows: Vec<StoredRow>,
+) -> ragshift_store::writer::ReplaceCounts {
+    replace_bot(client, &BotRows::bot_column(layout.clone()), bot_id, rows)
+        .await
+        .unwrap()
+}
+
+/// A fresh store of the default layout with `vector(3)` embeddings holding bot 1's rows
+/// 1..=`a_rows` (row n's vector `[n, tail…]`) and bot 2's one row `b` (number, vector); returns
+/// the client, the layout and both bot ids.
+async fn two_bots(
+    prefix: &str,
+    a_rows: u64,
+    tail: [f32; 2],
+    b: (u64, [f32; 3]),
+) -> (tokio_postgres::Client, Layout, String, String) {
+    let (_, mut client) = fresh(prefix).await;
+    let layout = Layout::default();
+    init_target(&mut client, &layout, 3).await.unwrap();
+    let (a_id, b_id) = (bot(1), bot(2));
+    let a_rows = (1..=a_rows)
+        .map(|n| row(&a_id, n, vec![n as f32, tail[0], tail[1]]))
+        .collect();
+    write_bot(&mut client, &layout, &a_id, a_rows).await;
+    write_bot(
+        &mut client,
+        &layout,
+        &b_id,
+        vec![row(&b_id, b.0, b.1.to_vec())],
+    )
+    .await;
+    (client, layout, a_id, b_id)
 }
 
 async fn ids_of(client: &tokio_postgres::Client, bot_id: &str) -> Vec<String> {
@@ -68,16 +108,11 @@ async fn init_target_creates_once_then_leaves_the_table_alone() {
         "(id character(26), botid character(26), content text, source text, embedding vector(4))"
     );
     // The btree on botid exists; no vector index is built on the empty table.
-    let idx: Vec<String> = client
-        .query(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'items' ORDER BY indexname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let idx: Vec<String> = column(
+        &client,
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'items' ORDER BY indexname",
+    )
+    .await;
     assert!(idx.iter().any(|d| d.contains("(botid)")), "{idx:?}");
     assert!(
         !idx.iter()
@@ -85,14 +120,13 @@ async fn init_target_creates_once_then_leaves_the_table_alone() {
         "{idx:?}"
     );
 
-    replace_bot(
+    write_bot(
         &mut client,
-        &BotRows::bot_column(layout.clone()),
+        &layout,
         &bot(1),
         vec![row(&bot(1), 1, vec![0.0; 4])],
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         init_target(&mut client, &layout, 4).await.unwrap(),
         InitOutcome::AlreadyPresent
@@ -146,12 +180,10 @@ async fn init_target_refuses_a_table_of_another_shape_and_changes_nothing() {
     );
     assert!(msg.contains("expected: (id character(26)"), "{msg}");
     assert_eq!(read_shape(&client, &layout).await.unwrap().unwrap(), before);
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM items", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(
+        scalar::<i64>(&client, "SELECT count(*) FROM items").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -175,50 +207,26 @@ async fn configured_names_are_quoted() {
         ..Layout::default()
     };
     init_target(&mut client, &layout, 3).await.unwrap();
-    replace_bot(
+    write_bot(
         &mut client,
-        &BotRows::bot_column(layout.clone()),
+        &layout,
         &bot(1),
         vec![row(&bot(1), 1, vec![1.0, 0.0, 0.0])],
     )
-    .await
-    .unwrap();
-    let n: i64 = client
-        .query_one(
+    .await;
+    assert_eq!(
+        scalar::<i64>(
+            &client,
             "SELECT count(*) FROM \"Rag Schema\".\"Items; DROP TABLE x\"",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_failure_mid_copy_leaves_the_old_rows() {
-    let (_, mut client) = fresh("atomic").await;
-    let layout = Layout::default();
-    init_target(&mut client, &layout, 3).await.unwrap();
-    let a = bot(1);
-    let b = bot(2);
-    replace_bot(
-        &mut client,
-        &BotRows::bot_column(layout.clone()),
-        &a,
-        (1..=3)
-            .map(|n| row(&a, n, vec![n as f32, 0.0, 0.0]))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    replace_bot(
-        &mut client,
-        &BotRows::bot_column(layout.clone()),
-        &b,
-        vec![row(&b, 50, vec![0.0, 1.0, 0.0])],
-    )
-    .await
-    .unwrap();
+    let (mut client, layout, a, b) = two_bots("atomic", 3, [0.0, 0.0], (50, [0.0, 1.0, 0.0])).await;
     let old_a = ids_of(&client, &a).await;
     assert_eq!(old_a.len(), 3);
 
@@ -244,14 +252,13 @@ async fn a_failure_mid_copy_leaves_the_old_rows() {
     assert_eq!(ids_of(&client, &b).await.len(), 1, "other bots untouched");
 
     // A good replacement then swaps the rows completely.
-    let counts = replace_bot(
+    let counts = write_bot(
         &mut client,
-        &BotRows::bot_column(layout.clone()),
+        &layout,
         &a,
         (30..35).map(|n| row(&a, n, vec![0.1; 3])).collect(),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!((counts.written, counts.deleted), (5, 3));
     assert_eq!(
         ids_of(&client, &a).await,
@@ -413,27 +420,20 @@ async fn the_journal_keeps_units_across_resumes() {
 #[tokio::test]
 async fn the_journal_lives_in_the_configured_schema() {
     let client = journal_keeps_units_across_resumes(Journal::new("Journal-1")).await;
-    let tables: Vec<String> = client
-        .query(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables
+    let tables: Vec<String> = column(
+        &client,
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables
               WHERE table_schema IN ('Journal-1', 'ragshift') ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    )
+    .await;
     assert_eq!(
         tables,
         ["Journal-1.budgets", "Journal-1.runs", "Journal-1.units"]
     );
-    let ragshift: bool = client
-        .query_one("SELECT to_regnamespace('ragshift') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!ragshift, "the default schema was created");
+    assert!(
+        !scalar::<bool>(&client, "SELECT to_regnamespace('ragshift') IS NOT NULL").await,
+        "the default schema was created"
+    );
     assert!(Journal::new("Journal-1").exists(&client).await.unwrap());
     assert!(!Journal::default().exists(&client).await.unwrap());
 }
@@ -593,12 +593,10 @@ async fn creating_the_extension_without_permission_says_who_can() {
         .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Permission);
     assert!(err.to_string().contains("CREATE EXTENSION vector"), "{err}");
-    let exists: bool = admin
-        .query_one("SELECT to_regclass('public.items') IS NOT NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(!exists, "nothing was written");
+    assert!(
+        !scalar::<bool>(&admin, "SELECT to_regclass('public.items') IS NOT NULL").await,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
@@ -614,15 +612,14 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_another() {
     );
     let ok = ConnectSpec::from_url(&url, Some(SslMode::VerifyFull), Some(&tls.ca_cert)).unwrap();
     let client = connect(&ok, "t").await.unwrap();
-    let ssl: bool = client
-        .query_one(
+    assert!(
+        scalar::<bool>(
+            &client,
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(ssl, "the connection is encrypted");
+        .await,
+        "the connection is encrypted"
+    );
 
     let wrong =
         ConnectSpec::from_url(&url, Some(SslMode::VerifyFull), Some(&tls.other_ca_cert)).unwrap();
@@ -644,45 +641,23 @@ async fn tls_verify_full_accepts_the_right_ca_and_refuses_another() {
 #[tokio::test]
 async fn checksums_see_a_changed_float_a_missing_row_and_an_extra_row() {
     use ragshift_store::checksum::{bot_checksums, row_hashes};
-    let (_, mut client) = fresh("checksum").await;
-    let layout = Layout::default();
-    init_target(&mut client, &layout, 3).await.unwrap();
-    let a = bot(1);
-    let b = bot(2);
-    replace_bot(
-        &mut client,
-        &BotRows::bot_column(layout.clone()),
-        &a,
-        (1..=4)
-            .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    replace_bot(
-        &mut client,
-        &BotRows::bot_column(layout.clone()),
-        &b,
-        vec![row(&b, 9, vec![0.0, 0.0, 1.0])],
-    )
-    .await
-    .unwrap();
+    let (mut client, layout, a, b) =
+        two_bots("checksum", 4, [0.5, 0.25], (9, [0.0, 0.0, 1.0])).await;
     let before = bot_checksums(&client, &layout, None).await.unwrap();
     assert_eq!(before.len(), 2);
     assert_eq!((before[0].bot_id.as_str(), before[0].rows), (a.as_str(), 4));
 
     // Same rows written again in another order: same checksum.
-    replace_bot(
+    write_bot(
         &mut client,
-        &BotRows::bot_column(layout.clone()),
+        &layout,
         &a,
         (1..=4)
             .rev()
             .map(|n| row(&a, n, vec![n as f32, 0.5, 0.25]))
             .collect(),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(bot_checksums(&client, &layout, None).await.unwrap(), before);
 
     let hashes_before = row_hashes(&client, &layout, &a).await.unwrap();

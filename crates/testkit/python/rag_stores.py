@@ -28,6 +28,7 @@ Embeddings are deterministic hashes of the text: nothing is downloaded. LlamaInd
 tiktoken data are pinned to the copies bundled in its wheel (see `_offline`).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -608,40 +609,28 @@ def rebuilt(layout, url, table, bot, chunk):
 KINDS = ["langchain-v1", "langchain-v2", "llamaindex", "llamaindex-hybrid", "llamaindex-halfvec", "custom-types"]
 
 
-def write(kind, url):
+def operations(kind):
+    """The kind's (write(url), search(url, queries), add(url))."""
     if kind == "langchain-v1":
-        tables = lc_v1_write(url)
-    elif kind == "langchain-v2":
-        tables = lc_v2_write(url)
-    elif kind in LLAMA_TABLES:
-        tables = llama_write(kind, url)
-    else:
-        tables = custom_write(url)
+        return lc_v1_write, lc_v1_search, lc_v1_add
+    if kind == "langchain-v2":
+        return lc_v2_write, lc_v2_search, lc_v2_add
+    if kind in LLAMA_TABLES:
+        return tuple(functools.partial(f, kind) for f in (llama_write, llama_search, llama_add))
+    return custom_write, custom_search, custom_add
+
+
+def write(kind, url):
+    tables = operations(kind)[0](url)
     return {"kind": kind, "tables": count_rows(url, tables)}
 
 
 def search(kind, url, queries):
-    if kind == "langchain-v1":
-        results = lc_v1_search(url, queries)
-    elif kind == "langchain-v2":
-        results = lc_v2_search(url, queries)
-    elif kind in LLAMA_TABLES:
-        results = llama_search(kind, url, queries)
-    else:
-        results = custom_search(url, queries)
-    return {"kind": kind, "results": results}
+    return {"kind": kind, "results": operations(kind)[1](url, queries)}
 
 
 def add(kind, url):
-    if kind == "langchain-v1":
-        out = lc_v1_add(url)
-    elif kind == "langchain-v2":
-        out = lc_v2_add(url)
-    elif kind in LLAMA_TABLES:
-        out = llama_add(kind, url)
-    else:
-        out = custom_add(url)
-    return dict(out, kind=kind)
+    return dict(operations(kind)[2](url), kind=kind)
 
 
 REBUILT_LAYOUTS = ["langchain", "langchain-v2", "llamaindex"]

@@ -32,8 +32,8 @@ pub fn ragshift_home() -> PathBuf {
 }
 
 /// A command for `program` (the ragshift binary under test) in `dir`, with no `RAGSHIFT_*` or
-/// `AWS_*` variable inherited from the environment the tests run in, so a test's result never
-/// depends on the shell that started it.
+/// `AWS_*` variable, nor the worker's `EVENT`, inherited from the environment the tests run in,
+/// so a test's result never depends on the shell that started it.
 pub fn isolated_command(
     program: impl AsRef<std::ffi::OsStr>,
     dir: &std::path::Path,
@@ -41,11 +41,48 @@ pub fn isolated_command(
     let mut cmd = std::process::Command::new(program);
     cmd.current_dir(dir);
     for (k, _) in std::env::vars() {
-        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") {
+        if k.starts_with("RAGSHIFT_") || k.starts_with("AWS_") || k == "EVENT" {
             cmd.env_remove(k);
         }
     }
     cmd
+}
+
+/// [`isolated_command`] with `args` and then exactly the variables `env` set: a test states
+/// every setting the run sees.
+pub fn isolated_with<K, V>(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &std::path::Path,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    env: &[(K, V)],
+) -> std::process::Command
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = isolated_command(program, dir);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs [`isolated_with`] to the end: the run with its own variables most CLI tests need.
+pub fn run_isolated_with<K, V>(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &std::path::Path,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    env: &[(K, V)],
+) -> std::process::Output
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    match isolated_with(program, dir, args, env).output() {
+        Ok(out) => out,
+        Err(e) => panic!("could not run ragshift: {e}"),
+    }
 }
 
 /// Runs the ragshift binary `program` in `dir` with `args`, isolated as
@@ -79,4 +116,44 @@ pub fn stdout_json(out: &std::process::Output) -> serde_json::Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// A command's stderr as text.
+pub fn stderr_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Both streams of a finished command run together, unlabelled: what a search for a leaked
+/// secret or an expected message reads.
+pub fn all_output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The JSON lines a `--json` run printed (blank lines skipped); a line that is not JSON fails.
+pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The `--json` summary: the last line of the event stream, which must be the `summary` event.
+pub fn json_summary(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", output_text(out)));
+    assert_eq!(v["event"], "summary", "{}", output_text(out));
+    v
+}
+
+/// Fails, showing both streams, unless the command exited with `code`.
+#[track_caller]
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", output_text(out));
 }

@@ -120,6 +120,13 @@ impl FaultProxy {
         Self::start_on("127.0.0.1:0", upstream)
     }
 
+    /// [`start`](Self::start) in front of `server` (a shared server or a [`PgCluster`]'s).
+    ///
+    /// [`PgCluster`]: crate::PgCluster
+    pub fn in_front_of(server: &crate::PgServer) -> anyhow::Result<Self> {
+        Self::start(&format!("{}:{}", server.host(), server.port()))
+    }
+
     /// Starts a proxy listening on `listen` (`127.0.0.1:0` for any free port).
     pub fn start_on(listen: &str, upstream: &str) -> anyhow::Result<Self> {
         let std_listener = std::net::TcpListener::bind(listen)

@@ -17,6 +17,11 @@
 //!   and PostgreSQL; [`sigkill_at_random`]: a crash at a seeded random moment.
 //! - [`SourceWriter`]: an application writing to the source throughout a migration;
 //!   [`row_diff`]: the independent all-column comparison a fault trial ends with.
+//! - [`gate`]: a unit of a ragshift run held inside its transaction until the test lets it go.
+//! - [`dynamo`], [`s3`], [`ecs`]: the platform's table, document buckets and embedding task in
+//!   moto.
+//! - [`sql`]: one-line reads (a scalar, a column) for assertions; [`env`]: the ragshift binary
+//!   run isolated from the caller's environment, and its output read back.
 //! - [`run_measured`]: a command's output and peak resident set, for tests of memory bounds.
 //!
 //! Servers cannot outlive the test process: each has a reaper process that stops it and
@@ -43,10 +48,12 @@ pub mod ecs;
 pub mod env;
 mod fault_proxy;
 mod fixtures;
+pub mod gate;
 mod kill;
 mod model;
 mod moto;
 mod names;
+mod pass_on;
 mod peak_rss;
 mod pg_cluster;
 mod pg_server;
@@ -54,22 +61,36 @@ mod process;
 pub mod rag_stores;
 mod rng;
 mod rows;
+pub mod s3;
 mod shared;
+pub mod sql;
 mod tls;
 mod unix_user;
 mod writer;
 
 pub use fault_proxy::{CutWhen, FaultProxy};
-pub use fixtures::{awkward_items, AwkwardItems};
+pub use fixtures::{awkward_items, awkward_items_indexed, bot_rows, three_bots, AwkwardItems};
 pub use kill::sigkill_at_random;
 pub use model::model_dir;
-pub use moto::{MotoEndpoint, MotoServer};
+pub use moto::{sdk_config, MotoEndpoint, MotoServer};
 pub use names::unique_name;
+pub use pass_on::pass_on;
 pub use peak_rss::{run_measured, Measured};
 pub use pg_cluster::{pg_program, PgCluster, PgOptions};
-pub use pg_server::PgServer;
+pub use pg_server::{percent_encoded, PgServer};
 pub use rng::SeededRng;
 pub use rows::{all_columns, row_diff, RowDiff};
 pub use shared::{shared_moto, shared_pg};
 pub use tls::TlsFiles;
 pub use writer::{writes_missing_on, SourceWriter, Write, WriteLog, WriteOp};
+
+/// The `replicate cutover` a fault trial runs (the CLI's trials and the chaos runner's): a
+/// time-out long enough to ride out a fault, and two retrieval queries a bot to verify.
+pub const FAULT_TRIAL_CUTOVER: &[&str] = &[
+    "replicate",
+    "cutover",
+    "--timeout",
+    "120s",
+    "--queries",
+    "2",
+];

@@ -58,6 +58,38 @@ impl MotoEndpoint {
             ("AWS_DEFAULT_REGION", REGION.to_owned()),
         ]
     }
+
+    /// Environment for the ragshift binary to talk to this server: [`aws_env`](Self::aws_env)
+    /// with the endpoint given as ragshift's own setting (`RAGSHIFT_AWS_ENDPOINT_URL`), so the
+    /// test proves ragshift passes it on.
+    pub fn ragshift_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .aws_env()
+            .into_iter()
+            .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.push(("RAGSHIFT_AWS_ENDPOINT_URL".into(), self.url.clone()));
+        env
+    }
+
+    /// An AWS SDK configuration for this server: its endpoint, region and dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config(&self.url).await
+    }
+}
+
+/// An AWS SDK configuration for the AWS-API server at `endpoint_url` (moto, or a test's own
+/// loopback server): region `us-east-1` and dummy credentials.
+pub async fn sdk_config(endpoint_url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint_url)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
 }
 
 /// A moto server owned by this test process, on its own loopback port; stopped on drop.

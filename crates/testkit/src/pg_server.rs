@@ -131,6 +131,35 @@ impl PgServer {
             .unwrap_or_else(|err| panic!("could not connect to {}: {err:#}", redact(url)))
     }
 
+    /// A [fresh database](Self::fresh_database) holding what `sql` creates (a test's
+    /// fixture): its URL and a client connected to it.
+    ///
+    /// # Panics
+    /// When the database cannot be created or `sql` fails.
+    pub async fn seeded_database(
+        &self,
+        prefix: &str,
+        sql: &str,
+    ) -> (String, tokio_postgres::Client) {
+        let url = self.fresh_database(prefix);
+        let client = self.connect(&url).await;
+        if let Err(err) = client.batch_execute(sql).await {
+            panic!("could not seed database {prefix}: {err}");
+        }
+        (url, client)
+    }
+
+    /// Runs `sql` (one or more statements) in the database at `url` on a connection of its
+    /// own: a fixture's setup or a change behind the back of the code under test.
+    ///
+    /// # Panics
+    /// When the connection or `sql` fails.
+    pub async fn execute(&self, url: &str, sql: &str) {
+        if let Err(err) = self.connect(url).await.batch_execute(sql).await {
+            panic!("{sql}: {err}");
+        }
+    }
+
     fn endpoint(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
@@ -145,6 +174,20 @@ impl fmt::Debug for PgServer {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// `s` with every byte but ASCII letters and digits percent-encoded: a password as a URL's
+/// user information must carry it, and a form tests look for in output as well as the plain one.
+pub fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Connects without TLS and drives the connection on the current runtime.

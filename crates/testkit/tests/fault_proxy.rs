@@ -6,6 +6,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ragshift_testkit::sql::scalar;
 use ragshift_testkit::{shared_pg, CutWhen, FaultProxy};
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -31,8 +32,7 @@ async fn commits_cut_after_the_reply_are_committed_and_before_the_server_are_not
     assert_ne!(via, url);
 
     let c = connect(&via).await.unwrap();
-    let one: i32 = c.query_one("SELECT 1", &[]).await.unwrap().get(0);
-    assert_eq!(one, 1, "it forwards");
+    assert_eq!(scalar::<i32>(&c, "SELECT 1").await, 1, "it forwards");
 
     proxy.cut_on_query("COMMIT", CutWhen::AfterReply, 1);
     let e = c
@@ -41,13 +41,9 @@ async fn commits_cut_after_the_reply_are_committed_and_before_the_server_are_not
         .unwrap_err();
     assert!(e.is_closed() || e.code().is_none(), "{e}");
     assert_eq!(proxy.cuts(), 1);
-    let n: i64 = direct
-        .query_one("SELECT count(*) FROM t WHERE id = 1", &[])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        n, 1,
+        scalar::<i64>(&direct, "SELECT count(*) FROM t WHERE id = 1").await,
+        1,
         "the server committed what the client never heard about"
     );
 
@@ -61,26 +57,18 @@ async fn commits_cut_after_the_reply_are_committed_and_before_the_server_are_not
     // The server rolls back once it notices the closed connection.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let open: i64 = direct
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let open: i64 = scalar(&direct, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").await;
         if open == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the cut session never ended");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let n: i64 = direct
-        .query_one("SELECT count(*) FROM t WHERE id = 2", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 0, "a COMMIT the server never saw did not commit");
+    assert_eq!(
+        scalar::<i64>(&direct, "SELECT count(*) FROM t WHERE id = 2").await,
+        0,
+        "a COMMIT the server never saw did not commit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

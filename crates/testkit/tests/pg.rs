@@ -49,10 +49,12 @@ async fn cluster_serves_pgvector_in_separate_databases() {
         .query("SELECT * FROM items", &[])
         .await
         .expect_err("items is in the first db");
-    assert_eq!(
-        err.code(),
-        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
-    );
+    assert_code(&err, tokio_postgres::error::SqlState::UNDEFINED_TABLE);
+}
+
+/// Asserts `err` is the server's error `code`.
+fn assert_code(err: &tokio_postgres::Error, code: tokio_postgres::error::SqlState) {
+    assert_eq!(err.code(), Some(&code), "{err}");
 }
 
 #[tokio::test]
@@ -65,10 +67,7 @@ async fn wrong_password_is_refused() {
         .await
         .err()
         .expect("a wrong password must fail");
-    assert_eq!(
-        err.code(),
-        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
-    );
+    assert_code(&err, tokio_postgres::error::SqlState::INVALID_PASSWORD);
 }
 
 #[tokio::test]
@@ -170,21 +169,8 @@ async fn stop_refuses_connections_and_deletes_the_directory() {
 /// Servers of a process that is killed (no destructor runs) still go away.
 #[test]
 fn servers_of_a_killed_process_are_reaped() {
-    let mut servers = Command::new(env!("CARGO_BIN_EXE_ragshift-test-servers"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ragshift-test-servers");
-    let stdout = servers.stdout.take().expect("stdout");
-    let mut vars = std::collections::HashMap::new();
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-        let line = line.expect("read");
-        if line == "ready" {
-            break;
-        }
-        let (k, v) = line.split_once('=').expect("NAME=value");
-        vars.insert(k.to_owned(), v.to_owned());
-    }
+    let (mut servers, vars) = start_servers();
+    let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
     let pg_port = port_of(&vars["RAGSHIFT_TEST_PG_URL"]);
     let moto_port = port_of(&vars["RAGSHIFT_TEST_MOTO_URL"]);
     assert!(listening(pg_port) && listening(moto_port));
@@ -209,25 +195,33 @@ fn servers_of_a_killed_process_are_reaped() {
 /// The orderly way out: closing stdin stops both servers before the process exits.
 #[test]
 fn servers_stop_when_stdin_closes() {
+    let (mut servers, vars) = start_servers();
+    let ports: Vec<u16> = vars.iter().map(|(_, url)| port_of(url)).collect();
+    drop(servers.stdin.take());
+    assert!(servers.wait().expect("wait").success());
+    for port in ports {
+        assert!(!listening(port), "port {port} still open after exit");
+    }
+}
+
+/// Starts `ragshift-test-servers` and reads the `NAME=value` lines it prints until `ready`.
+fn start_servers() -> (std::process::Child, Vec<(String, String)>) {
     let mut servers = Command::new(env!("CARGO_BIN_EXE_ragshift-test-servers"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start ragshift-test-servers");
     let stdout = servers.stdout.take().expect("stdout");
-    let mut ports = Vec::new();
+    let mut vars = Vec::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
         let line = line.expect("read");
         if line == "ready" {
             break;
         }
-        ports.push(port_of(&line));
+        let (k, v) = line.split_once('=').expect("NAME=value");
+        vars.push((k.to_owned(), v.to_owned()));
     }
-    drop(servers.stdin.take());
-    assert!(servers.wait().expect("wait").success());
-    for port in ports {
-        assert!(!listening(port), "port {port} still open after exit");
-    }
+    (servers, vars)
 }
 
 fn port_of(url: &str) -> u16 {

@@ -9,6 +9,7 @@ use ragshift_testkit::rag_stores::{
     all_column_digest, library_add, library_search, write_store, StoreKind, QUERIES,
 };
 use ragshift_testkit::shared_pg;
+use ragshift_testkit::sql::scalar;
 
 /// Writes, searches and extends one store on the same database, checking what each step must
 /// show.
@@ -19,13 +20,9 @@ async fn store_works_in_place(kind: StoreKind) {
     let store = write_store(kind, &url).unwrap();
     assert_eq!(store.main_table().rows, 300, "{kind}: {store:?}");
     for t in &store.tables {
-        let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {}", t.name), &[])
-            .await
-            .unwrap()
-            .get(0);
         assert_eq!(
-            n, t.rows,
+            scalar::<i64>(&client, &format!("SELECT count(*) FROM {}", t.name)).await,
+            t.rows,
             "{kind}: {} holds what the script reported",
             t.name
         );

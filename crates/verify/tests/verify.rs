@@ -13,15 +13,7 @@ const DIM: usize = 8;
 
 /// `bots` bots of `rows` rows each, the same on every call.
 fn seed_sql(bots: u32, rows: u32) -> String {
-    format!(
-        "INSERT INTO items
-         SELECT lpad(b::text, 2, '0') || lpad(i::text, 24, '0'),
-                'BOT' || lpad(b::text, 23, '0'),
-                'chunk ' || i || ' of bot ' || b,
-                's3://docs/u1/' || b || '/documents/f.pdf',
-                (SELECT array_agg(sin(b * 100 + i * 7 + d)::real ORDER BY d) FROM generate_series(1, {DIM}) d)::vector
-           FROM generate_series(1, {bots}) b, generate_series(1, {rows}) i"
-    )
+    ragshift_testkit::bot_rows(bots, rows, DIM)
 }
 
 fn bot_id(n: u32) -> String {
@@ -44,6 +36,20 @@ async fn store_with_rows(prefix: &str) -> tokio_postgres::Client {
         .await
         .expect("seed rows");
     client
+}
+
+/// `source` and `target` as verify's two sides, both in `layout`.
+fn stores<'a>(
+    source: &'a tokio_postgres::Client,
+    target: &'a tokio_postgres::Client,
+    layout: &'a Layout,
+) -> (Store<'a>, Store<'a>) {
+    let side = |client, label| Store {
+        client,
+        layout,
+        label,
+    };
+    (side(source, "source"), side(target, "target"))
 }
 
 fn registry(bots: &[u32]) -> Vec<Bot> {
@@ -72,16 +78,7 @@ async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     )
     .await
     .unwrap();
-    let s = Store {
-        client: &source,
-        layout: &layout,
-        label: "source",
-    };
-    let t = Store {
-        client: &target,
-        layout: &layout,
-        label: "target",
-    };
+    let (s, t) = stores(&source, &target, &layout);
     let options = Options {
         registry: Some(registry(&[1, 2, 3])),
         queries: 4,
@@ -172,16 +169,7 @@ async fn each_kind_of_difference_is_caught_and_named() {
         .unwrap();
     }
     let layout = Layout::default();
-    let s = Store {
-        client: &source,
-        layout: &layout,
-        label: "source",
-    };
-    let t = Store {
-        client: &target,
-        layout: &layout,
-        label: "target",
-    };
+    let (s, t) = stores(&source, &target, &layout);
     // Bot 4 has knowledge but no rows anywhere.
     let options = Options {
         registry: Some(registry(&[1, 2, 3, 4])),

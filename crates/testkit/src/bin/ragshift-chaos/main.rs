@@ -29,7 +29,7 @@ use std::process::{Command, ExitCode, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, PgCluster, SeededRng};
+use ragshift_testkit::{sigkill_at_random, CutWhen, FaultProxy, PgCluster, PgOptions, SeededRng};
 
 mod replicate;
 
@@ -146,19 +146,22 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// Starts a private cluster with `options`; `what` names it in an error.
+fn start_cluster(options: PgOptions, what: &str) -> anyhow::Result<PgCluster> {
+    options
+        .try_start()
+        .with_context(|| format!("starting {what}"))
+}
+
 fn run() -> anyhow::Result<bool> {
     let a = args()?;
     eprintln!(
         "chaos: master seed {} ({} trials per strategy)",
         a.seed, a.trials
     );
-    let source = PgCluster::builder()
-        .try_start()
-        .context("starting the source")?;
-    let target = PgCluster::builder()
-        .try_start()
-        .context("starting the target")?;
-    let proxy = FaultProxy::start(&format!("{}:{}", target.host(), target.port()))?;
+    let source = start_cluster(PgCluster::builder(), "the source")?;
+    let target = start_cluster(PgCluster::builder(), "the target")?;
+    let proxy = FaultProxy::in_front_of(&target)?;
     let src_url = source.create_database("chaos_src");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

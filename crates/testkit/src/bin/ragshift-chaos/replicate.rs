@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use ragshift_testkit::{
     all_columns, awkward_items, row_diff, sigkill_at_random, writes_missing_on, AwkwardItems,
-    CutWhen, FaultProxy, PgCluster, SeededRng, SourceWriter, Write,
+    CutWhen, FaultProxy, PgCluster, SeededRng, SourceWriter, Write, FAULT_TRIAL_CUTOVER,
 };
 use tokio::runtime::Runtime;
 
-use super::{command, wait_or_exit, Args, Tally, TrialResult, RERUNS};
+use super::{command, start_cluster, wait_or_exit, Args, Tally, TrialResult, RERUNS};
 
 /// The source table at the start of a trial (the writer adds to it, changes and removes rows).
 fn fixture() -> String {
@@ -63,15 +63,13 @@ pub(super) fn trials(
     dir: &Path,
     rt: &Runtime,
 ) -> anyhow::Result<Tally> {
-    let source = PgCluster::builder()
-        .logical_replication()
-        .try_start()
-        .context("starting the replicate source")?;
-    let target = PgCluster::builder()
-        .try_start()
-        .context("starting the replicate target")?;
-    let source_proxy = FaultProxy::start(&format!("{}:{}", source.host(), source.port()))?;
-    let target_proxy = FaultProxy::start(&format!("{}:{}", target.host(), target.port()))?;
+    let source = start_cluster(
+        PgCluster::builder().logical_replication(),
+        "the replicate source",
+    )?;
+    let target = start_cluster(PgCluster::builder(), "the replicate target")?;
+    let source_proxy = FaultProxy::in_front_of(&source)?;
+    let target_proxy = FaultProxy::in_front_of(&target)?;
     let servers = Servers {
         source,
         target,
@@ -397,21 +395,12 @@ impl Trial<'_> {
         tgt_url: &str,
         fault: Option<&Fault>,
     ) -> anyhow::Result<Ran> {
-        let args: &[&str] = match step {
-            Step::Start => &["replicate", "start"],
-            Step::Cutover => &[
-                "replicate",
-                "cutover",
-                "--timeout",
-                "120s",
-                "--queries",
-                "2",
-                "--fence-lock-timeout",
-                "10s",
-            ],
+        let args: Vec<&str> = match step {
+            Step::Start => vec!["replicate", "start"],
+            Step::Cutover => [FAULT_TRIAL_CUTOVER, &["--fence-lock-timeout", "10s"]].concat(),
         };
         let before = self.journal(tgt_url)?;
-        let mut r = self.command(args, via, fault)?;
+        let mut r = self.command(&args, via, fault)?;
         r.journal_changed = self.journal(tgt_url)? != before;
         Ok(r)
     }
