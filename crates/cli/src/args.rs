@@ -3,8 +3,13 @@
 
 use std::path::PathBuf;
 
+use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
+use figment::value::Value;
 use ragshift_config::{Layers, Sensitive};
+use ragshift_store::index_build::{parse_memory, IndexBuildOptions, IndexObserver};
+
+use crate::failure::Failure;
 
 /// ragshift: move a RAG knowledge base (pgvector) to a new cluster without losing a bot, and
 /// prove it.
@@ -228,17 +233,6 @@ pub struct JournalArgs {
     pub journal_schema: Option<String>,
 }
 
-impl Overrides for JournalArgs {
-    fn apply(&self, l: Layers) -> Layers {
-        set_str(
-            l,
-            "--journal-schema",
-            "run.journal_schema",
-            &self.journal_schema,
-        )
-    }
-}
-
 /// `[source]` flags.
 #[derive(Debug, Clone, Args, Default)]
 pub struct SourceArgs {
@@ -326,15 +320,76 @@ pub trait Overrides {
     fn apply(&self, layers: Layers) -> Layers;
 }
 
-pub(crate) fn set_str(layers: Layers, flag: &str, key: &str, v: &Option<String>) -> Layers {
-    match v {
-        Some(v) => layers.flag(flag, key, v.clone()),
-        None => layers,
+/// `overrides_of!(Group: part, ...)`: a group whose flags are its parts' flags, applied in that
+/// order.
+macro_rules! overrides_of {
+    ($t:ty: $($part:ident),+) => {
+        impl $crate::args::Overrides for $t {
+            fn apply(&self, l: ragshift_config::Layers) -> ragshift_config::Layers {
+                $(let l = $crate::args::Overrides::apply(&self.$part, l);)+
+                l
+            }
+        }
+    };
+}
+pub(crate) use overrides_of;
+
+/// `given!(layers, args, field => "section.key", ...)`: sets each key from the flag named after
+/// its field (`target_url` is `--target-url`), when that flag was given.
+macro_rules! given {
+    ($l:expr, $args:expr, $($field:ident => $key:literal),+ $(,)?) => {{
+        let l = $l;
+        $(let l = $crate::args::FlagValue::set(&$args.$field, l, stringify!($field), $key);)+
+        l
+    }};
+}
+pub(crate) use given;
+
+/// A flag's value as a configuration value, when the flag was given.
+pub trait FlagValue {
+    /// The value, or `None` when the flag was not given.
+    fn value(&self) -> Option<Value>;
+
+    /// Sets `key` from the flag of the field named `field`, if it was given.
+    fn set(&self, layers: Layers, field: &str, key: &str) -> Layers {
+        match self.value() {
+            Some(v) => layers.flag(&format!("--{}", field.replace('_', "-")), key, v),
+            None => layers,
+        }
     }
 }
 
+/// `FlagValue` for each flag type, as `type => |flag| its value if given`.
+macro_rules! flag_values {
+    ($($(#[$doc:meta])* $t:ty => |$v:ident| $value:expr),+ $(,)?) => {$(
+        $(#[$doc])*
+        impl FlagValue for $t {
+            fn value(&self) -> Option<Value> {
+                let $v = self;
+                $value
+            }
+        }
+    )+};
+}
+
+flag_values! {
+    Option<String> => |v| v.clone().map(Value::from),
+    Option<PathBuf> => |v| v.as_ref().map(|p| p.display().to_string().into()),
+    /// A secret (a URL with its password) leaves its redacting type only here, to become a
+    /// configuration value.
+    Option<Sensitive> => |v| v.as_ref().map(|s| s.expose().to_owned().into()),
+    Option<u32> => |v| v.map(|n| u64::from(n).into()),
+    Option<usize> => |v| v.map(|n| (n as u64).into()),
+    /// A duration in whole seconds (`90s`), as the configuration reads it.
+    Option<std::time::Duration> => |v| v.map(|d| format!("{}s", d.as_secs()).into()),
+    /// A repeatable flag: given when given at least once.
+    Vec<String> => |v| (!v.is_empty()).then(|| v.clone().into()),
+    /// A switch: sets `true` when given.
+    bool => |v| v.then(|| true.into()),
+}
+
 /// Sets each of `keys` from a flag that speaks for both sides ([`Layers::broad_flag`]).
-pub(crate) fn set_broad(layers: Layers, flag: &str, keys: &[&str], v: &Option<String>) -> Layers {
+fn set_broad(layers: Layers, flag: &str, keys: &[&str], v: &Option<String>) -> Layers {
     match v {
         Some(v) => keys
             .iter()
@@ -343,45 +398,26 @@ pub(crate) fn set_broad(layers: Layers, flag: &str, keys: &[&str], v: &Option<St
     }
 }
 
-/// Like [`set_str`] for a secret (a URL with its password): it leaves its redacting type only
-/// here, to become a configuration value.
-pub(crate) fn set_secret(layers: Layers, flag: &str, key: &str, v: &Option<Sensitive>) -> Layers {
-    match v {
-        Some(v) => layers.flag(flag, key, v.expose().to_owned()),
-        None => layers,
-    }
-}
-
 /// `--source`/`--target` shorthand: an ARN is a secret, anything else a URL (which stays in
 /// its redacting type until it becomes a configuration value).
 pub(crate) fn url_or_arn(l: Layers, flag: &str, side: &str, v: &Option<Sensitive>) -> Layers {
-    match v {
-        Some(v) if v.expose().starts_with("arn:") => {
-            l.flag(flag, &format!("{side}.secret_arn"), v.expose().to_owned())
-        }
-        Some(_) => set_secret(l, flag, &format!("{side}.url"), v),
-        None => l,
-    }
-}
-
-pub(crate) fn set_path(layers: Layers, flag: &str, key: &str, v: &Option<PathBuf>) -> Layers {
-    match v {
-        Some(v) => layers.flag(flag, key, v.display().to_string()),
-        None => layers,
-    }
+    let Some(v) = v else { return l };
+    let key = if v.expose().starts_with("arn:") {
+        "secret_arn"
+    } else {
+        "url"
+    };
+    l.flag(flag, &format!("{side}.{key}"), v.expose().to_owned())
 }
 
 impl Overrides for TargetArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_secret(l, "--target-url", "target.url", &self.target_url);
-        let l = set_str(
-            l,
-            "--target-secret-arn",
-            "target.secret_arn",
-            &self.target_secret_arn,
+        let l = given!(l, self,
+            target_url => "target.url",
+            target_secret_arn => "target.secret_arn",
+            target_schema => "target.schema",
+            target_table => "target.table",
         );
-        let l = set_str(l, "--target-schema", "target.schema", &self.target_schema);
-        let l = set_str(l, "--target-table", "target.table", &self.target_table);
         let l = set_broad(
             l,
             "--layout",
@@ -389,155 +425,63 @@ impl Overrides for TargetArgs {
             &self.layout,
         );
         let l = set_broad(l, "--table", &["target.table", "source.table"], &self.table);
-        let l = set_str(
-            l,
-            "--target-id-column",
-            "target.id_column",
-            &self.target_id_column,
-        );
-        let l = set_str(
-            l,
-            "--target-bot-column",
-            "target.bot_column",
-            &self.target_bot_column,
-        );
-        let l = set_str(
-            l,
-            "--target-content-column",
-            "target.content_column",
-            &self.target_content_column,
-        );
-        let l = set_str(
-            l,
-            "--target-source-column",
-            "target.source_column",
-            &self.target_source_column,
-        );
-        let l = set_str(
-            l,
-            "--target-embedding-column",
-            "target.embedding_column",
-            &self.target_embedding_column,
-        );
-        let l = set_str(
-            l,
-            "--target-sslmode",
-            "target.sslmode",
-            &self.target_sslmode,
-        );
-        set_path(
-            l,
-            "--target-sslrootcert",
-            "target.sslrootcert",
-            &self.target_sslrootcert,
+        given!(l, self,
+            target_id_column => "target.id_column",
+            target_bot_column => "target.bot_column",
+            target_content_column => "target.content_column",
+            target_source_column => "target.source_column",
+            target_embedding_column => "target.embedding_column",
+            target_sslmode => "target.sslmode",
+            target_sslrootcert => "target.sslrootcert",
         )
     }
 }
 
 impl Overrides for SourceArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_secret(l, "--source-url", "source.url", &self.source_url);
-        let l = set_str(
-            l,
-            "--source-secret-arn",
-            "source.secret_arn",
-            &self.source_secret_arn,
-        );
-        let l = set_str(l, "--source-table", "source.table", &self.source_table);
-        let l = set_str(l, "--source-schema", "source.schema", &self.source_schema);
-        let l = set_str(l, "--source-layout", "source.layout", &self.source_layout);
-        let l = if self.extra_table.is_empty() {
-            l
-        } else {
-            l.flag(
-                "--extra-table",
-                "source.extra_tables",
-                self.extra_table.clone(),
-            )
-        };
-        let l = set_str(
-            l,
-            "--source-id-column",
-            "source.id_column",
-            &self.source_id_column,
-        );
-        let l = set_str(
-            l,
-            "--source-bot-column",
-            "source.bot_column",
-            &self.source_bot_column,
-        );
-        let l = set_str(
-            l,
-            "--source-content-column",
-            "source.content_column",
-            &self.source_content_column,
-        );
-        let l = set_str(
-            l,
-            "--source-source-column",
-            "source.source_column",
-            &self.source_source_column,
-        );
-        let l = set_str(
-            l,
-            "--source-embedding-column",
-            "source.embedding_column",
-            &self.source_embedding_column,
-        );
-        let l = set_str(
-            l,
-            "--source-sslmode",
-            "source.sslmode",
-            &self.source_sslmode,
-        );
-        set_path(
-            l,
-            "--source-sslrootcert",
-            "source.sslrootcert",
-            &self.source_sslrootcert,
+        given!(l, self,
+            source_url => "source.url",
+            source_secret_arn => "source.secret_arn",
+            source_table => "source.table",
+            source_schema => "source.schema",
+            source_layout => "source.layout",
+            extra_table => "source.extra_tables",
+            source_id_column => "source.id_column",
+            source_bot_column => "source.bot_column",
+            source_content_column => "source.content_column",
+            source_source_column => "source.source_column",
+            source_embedding_column => "source.embedding_column",
+            source_sslmode => "source.sslmode",
+            source_sslrootcert => "source.sslrootcert",
         )
     }
 }
 
 impl Overrides for EmbeddingArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_str(
-            l,
-            "--embedding-provider",
-            "embedding.provider",
-            &self.embedding_provider,
-        );
-        let l = set_str(
-            l,
-            "--embedding-model",
-            "embedding.model",
-            &self.embedding_model,
-        );
-        let l = set_path(
-            l,
-            "--embedding-model-dir",
-            "embedding.model_dir",
-            &self.embedding_model_dir,
-        );
-        match self.embedding_dimensions {
-            Some(d) => l.flag("--embedding-dimensions", "embedding.dimensions", d as u64),
-            None => l,
-        }
+        given!(l, self,
+            embedding_provider => "embedding.provider",
+            embedding_model => "embedding.model",
+            embedding_model_dir => "embedding.model_dir",
+            embedding_dimensions => "embedding.dimensions",
+        )
+    }
+}
+
+impl Overrides for JournalArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        given!(l, self, journal_schema => "run.journal_schema")
     }
 }
 
 impl Overrides for AwsArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_str(l, "--aws-region", "aws.region", &self.aws_region);
-        let l = set_str(
-            l,
-            "--aws-endpoint-url",
-            "aws.endpoint_url",
-            &self.aws_endpoint_url,
-        );
-        let l = set_str(l, "--aws-profile", "aws.profile", &self.aws_profile);
-        set_str(l, "--stack", "aws.stack", &self.stack)
+        given!(l, self,
+            aws_region => "aws.region",
+            aws_endpoint_url => "aws.endpoint_url",
+            aws_profile => "aws.profile",
+            stack => "aws.stack",
+        )
     }
 }
 
@@ -562,17 +506,11 @@ impl Overrides for RegistryArgs {
             (None, Some(_)) => l.flag("--registry-file", "registry.kind", "file"),
             (None, None) => l,
         };
-        let l = set_str(
-            l,
-            "--registry-table",
-            "registry.table",
-            &self.registry_table,
-        );
-        let l = set_path(l, "--registry-file", "registry.path", &self.registry_file);
-        match self.scan_segments {
-            Some(n) => l.flag("--scan-segments", "registry.scan_segments", u64::from(n)),
-            None => l,
-        }
+        given!(l, self,
+            registry_table => "registry.table",
+            registry_file => "registry.path",
+            scan_segments => "registry.scan_segments",
+        )
     }
 }
 
@@ -594,20 +532,17 @@ impl Overrides for DocumentsArgs {
             (None, Some(_)) => l.flag("--documents-dir", "documents.kind", "dir"),
             (None, None) => l,
         };
-        let l = set_str(
-            l,
-            "--documents-bucket",
-            "documents.bucket",
-            &self.documents_bucket,
-        );
-        set_path(l, "--documents-dir", "documents.path", &self.documents_dir)
+        given!(l, self,
+            documents_bucket => "documents.bucket",
+            documents_dir => "documents.path",
+        )
     }
 }
 
-/// What a bot's worker reads and writes, for `rebuild` and its ECS tasks' `embed-bot` alike:
-/// the registry, the documents, the embedding, the target table, the journal and AWS.
+/// Where bots and their knowledge come from and how it is embedded: the registry, the
+/// documents and the embedding (`plan` and a bot's worker).
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub struct BotSourcesArgs {
     /// Registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -617,6 +552,14 @@ pub struct WorkerArgs {
     /// Embedding.
     #[command(flatten)]
     pub embedding: EmbeddingArgs,
+}
+
+overrides_of!(BotSourcesArgs: registry, documents, embedding);
+
+/// The target database with its run journal, and AWS (for a secret ARN): what a command that
+/// writes or reads runs on the target needs.
+#[derive(Debug, Args)]
+pub struct TargetRunArgs {
     /// Target database.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -628,22 +571,27 @@ pub struct WorkerArgs {
     pub aws: AwsArgs,
 }
 
-impl Overrides for WorkerArgs {
-    fn apply(&self, l: Layers) -> Layers {
-        let l = self.registry.apply(l);
-        let l = self.documents.apply(l);
-        let l = self.embedding.apply(l);
-        let l = self.target.apply(l);
-        let l = self.journal.apply(l);
-        self.aws.apply(l)
-    }
+overrides_of!(TargetRunArgs: target, journal, aws);
+
+/// What a bot's worker reads and writes, for `rebuild` and its ECS tasks' `embed-bot` alike:
+/// the registry, the documents, the embedding, the target table, the journal and AWS.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Registry, documents and embedding.
+    #[command(flatten)]
+    pub sources: BotSourcesArgs,
+    /// Target database, the run journal's schema and AWS.
+    #[command(flatten)]
+    pub target: TargetRunArgs,
 }
+
+overrides_of!(WorkerArgs: sources, target);
 
 /// `--maintenance-work-mem`: checked as PostgreSQL reads it (a number with `B`, `kB`, `MB`,
 /// `GB` or `TB`, kB without a unit, 1MB to 2TB), so a typo is a usage error before any work
 /// rather than a failed index build after the data moved.
 pub fn parse_pg_memory(s: &str) -> Result<String, String> {
-    ragshift_store::index_build::parse_memory(s).map(|_| s.trim().to_owned())
+    parse_memory(s).map(|_| s.trim().to_owned())
 }
 
 /// `[index]` flags: memory and parallel workers for index builds (copy, replicate cutover,
@@ -665,20 +613,10 @@ pub struct IndexArgs {
 
 impl Overrides for IndexArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = set_str(
-            l,
-            "--index-max-memory",
-            "index.max_memory",
-            &self.index_max_memory,
-        );
-        match self.index_parallel_workers {
-            Some(n) => l.flag(
-                "--index-parallel-workers",
-                "index.parallel_workers",
-                u64::from(n),
-            ),
-            None => l,
-        }
+        given!(l, self,
+            index_max_memory => "index.max_memory",
+            index_parallel_workers => "index.parallel_workers",
+        )
     }
 }
 
@@ -688,29 +626,37 @@ impl IndexArgs {
     pub fn options(
         &self,
         config: &ragshift_config::IndexConfig,
-        observer: Option<ragshift_store::index_build::IndexObserver>,
-    ) -> Result<ragshift_store::index_build::IndexBuildOptions, crate::failure::Failure> {
-        use ragshift_store::index_build::{parse_memory, BuildLimits, IndexBuildOptions};
-        let max_memory = match &config.max_memory {
-            Some(s) => {
-                Some(parse_memory(s).map_err(|e| anyhow::anyhow!("[index] max_memory: {e}"))?)
-            }
-            None => None,
-        };
-        let memory = match &self.maintenance_work_mem {
-            Some(s) => {
-                Some(parse_memory(s).map_err(|e| anyhow::anyhow!("--maintenance-work-mem: {e}"))?)
-            }
-            None => None,
-        };
-        Ok(IndexBuildOptions {
-            limits: BuildLimits {
-                memory,
-                max_memory,
-                parallel_workers: config.parallel_workers,
-            },
-            observer,
-        })
+        observer: Option<IndexObserver>,
+    ) -> Result<IndexBuildOptions, Failure> {
+        let memory = self.maintenance_work_mem.as_deref().map(parse_memory);
+        let memory = memory
+            .transpose()
+            .map_err(|e| anyhow!("--maintenance-work-mem: {e}"))?;
+        Ok(IndexBuildOptions::configured(config, memory, observer).map_err(anyhow::Error::msg)?)
+    }
+}
+
+/// The vector index to build and its build's resources (`build-index`, `copy`).
+#[derive(Debug, Args)]
+pub struct VectorIndexArgs {
+    /// `hnsw` or `ivfflat` [config: target.index]
+    #[arg(long, value_name = "KIND")]
+    pub target_index: Option<String>,
+    /// ivfflat lists [default: from the row count]
+    #[arg(long, value_name = "N")]
+    pub target_index_lists: Option<u32>,
+    /// Memory and parallel workers for the builds.
+    #[command(flatten)]
+    pub index: IndexArgs,
+}
+
+impl Overrides for VectorIndexArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.index.apply(l);
+        given!(l, self,
+            target_index => "target.index",
+            target_index_lists => "target.index_lists",
+        )
     }
 }
 
@@ -742,6 +688,23 @@ impl Overrides for DatabasesArgs {
         url_or_arn(l, "--target", "target", &self.target)
     }
 }
+
+/// Both databases with the run journal and AWS (for secret ARNs): the commands that move a
+/// store from one to the other (`copy`, `replicate`).
+#[derive(Debug, Args)]
+pub struct SidesArgs {
+    /// The databases.
+    #[command(flatten)]
+    pub databases: DatabasesArgs,
+    /// The run journal's schema.
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    /// AWS settings (for secret ARNs).
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+overrides_of!(SidesArgs: databases, aws, journal);
 
 #[cfg(test)]
 mod tests {

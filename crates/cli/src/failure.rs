@@ -48,21 +48,28 @@ impl Phase {
     }
 }
 
-impl Phased for ragshift_run::rebuild::RebuildError {
-    fn phase(&self) -> Phase {
-        Phase::of(self.work_started())
-    }
+/// Library errors that say themselves whether their work had started.
+macro_rules! phased_by_work_started {
+    ($($error:ty),+) => {$(
+        impl Phased for $error {
+            fn phase(&self) -> Phase {
+                Phase::of(self.work_started())
+            }
+        }
+    )+};
 }
 
-impl Phased for ragshift_run::task::BotTaskError {
-    fn phase(&self) -> Phase {
-        Phase::of(self.work_started())
-    }
-}
+phased_by_work_started!(
+    ragshift_run::rebuild::RebuildError,
+    ragshift_run::task::BotTaskError,
+    ragshift_export::ExportError,
+    ragshift_copy::CopyStopped
+);
 
-impl Phased for ragshift_export::ExportError {
+/// Whatever the kind, once the command had changed something the error is the work's.
+impl Phased for ragshift_replicate::ReplicateError {
     fn phase(&self) -> Phase {
-        Phase::of(self.work_started())
+        Phase::of(!self.before_work())
     }
 }
 

@@ -6,7 +6,6 @@ mod args;
 mod commands;
 mod failure;
 mod output;
-mod progress;
 mod settings;
 mod signals;
 

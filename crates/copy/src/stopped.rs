@@ -1,12 +1,17 @@
 //! A copy that stopped on an error: whether its work had started, which the journal says (a
-//! run this process recorded and left `running`), and the run ended `failed` with the error.
+//! run this process recorded and left `running`), and the run ended `failed` with the error
+//! ([`copy_recording_stop`] does both around a copy).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ragshift_store::journal::Journal;
 use ragshift_store::ConnectSpec;
 
-use crate::run::RUN_KIND;
+use crate::progress::{Event, EventSink};
+use crate::run::{CopyOptions, CopyReport, Endpoints, RUN_KIND};
+use crate::CopyError;
 
 /// How far a copy that stopped on an error had come: this decides whether the error is the
 /// work's (exit 1) or a setup error (exit 2), and what to do next.
@@ -82,4 +87,86 @@ pub async fn record_stop(
         None if planned => Stopped::Planned,
         None => Stopped::NotStarted,
     }
+}
+
+/// A copy that ended on an error, with how far it had come. It reads as the error, preceded
+/// by what to do next once the work had started.
+#[derive(Debug)]
+pub struct CopyStopped {
+    /// The error.
+    pub error: CopyError,
+    /// How far the copy had come; `None` when the error itself says the work had started.
+    pub stopped: Option<Stopped>,
+}
+
+impl CopyStopped {
+    /// Whether the copy's work had started (exit code 1 rather than 2).
+    pub fn work_started(&self) -> bool {
+        self.error.work_started() || self.stopped.as_ref().is_some_and(Stopped::work_started)
+    }
+
+    /// What to do next, when the journal or the announced plan says the copy had started.
+    pub fn advice(&self) -> Option<String> {
+        self.stopped.as_ref().and_then(Stopped::advice)
+    }
+}
+
+impl std::fmt::Display for CopyStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.advice() {
+            Some(advice) => f.write_str(&advice),
+            None => std::fmt::Display::fmt(&self.error, f),
+        }
+    }
+}
+
+impl std::error::Error for CopyStopped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.advice() {
+            Some(_) => Some(&self.error),
+            None => std::error::Error::source(&self.error),
+        }
+    }
+}
+
+/// [`copy`](crate::copy), and when it stops on an error that doesn't itself say the work had
+/// started, [`record_stop`]: the runs this process left `running` are ended as failed, and the
+/// journal (or the announced plan) says whether the work had started.
+pub async fn copy_recording_stop(
+    ep: &Endpoints,
+    opts: &CopyOptions,
+    events: EventSink,
+) -> Result<CopyReport, CopyStopped> {
+    let began = Instant::now();
+    // Also known without the journal (say the target went away): the plan was announced.
+    let planned = Arc::new(AtomicBool::new(false));
+    let seen = planned.clone();
+    let sink: EventSink = Arc::new(move |e: Event| {
+        if matches!(e, Event::Planned { .. }) {
+            seen.store(true, Ordering::SeqCst);
+        }
+        events(e)
+    });
+    let error = match crate::copy(ep, opts, sink).await {
+        Ok(report) => return Ok(report),
+        Err(error) if error.work_started() => {
+            return Err(CopyStopped {
+                error,
+                stopped: None,
+            })
+        }
+        Err(error) => error,
+    };
+    let mut chain = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        chain.push_str(&format!(": {c}"));
+        cause = std::error::Error::source(c);
+    }
+    let planned = planned.load(Ordering::SeqCst);
+    let stopped = record_stop(&ep.target, &opts.journal, began.elapsed(), planned, &chain).await;
+    Err(CopyStopped {
+        error,
+        stopped: Some(stopped),
+    })
 }

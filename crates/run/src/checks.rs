@@ -48,6 +48,48 @@ pub fn refuse_unknown_bots(unknown: &[String], where_: &str) -> anyhow::Result<(
     )
 }
 
+/// Refuses `--bot` ids that match no row of `layout`'s table on `spec` (copy and export read
+/// one side), naming the table and the server; no ids, no check.
+pub async fn require_bots(
+    spec: &ragshift_store::ConnectSpec,
+    layout: &Layout,
+    bots: &[String],
+    purpose: &str,
+) -> anyhow::Result<()> {
+    if bots.is_empty() {
+        return Ok(());
+    }
+    let client = ragshift_store::connect(spec, purpose).await?;
+    let unknown = bots_without_rows(&client, layout, bots).await?;
+    refuse_unknown_bots(
+        &unknown,
+        &format!("{} on {}", layout.display_name(), spec.label()),
+    )
+}
+
+/// Refuses `--bot` ids that match rows on neither side (`verify` compares both): each side as
+/// its client, its table and its server's name.
+pub async fn require_bots_on_either(
+    sides: [(&tokio_postgres::Client, &Layout, &str); 2],
+    bots: &[String],
+) -> anyhow::Result<()> {
+    let [(source, source_layout, source_server), (target, target_layout, target_server)] = sides;
+    let in_source = bots_without_rows(source, source_layout, bots).await?;
+    let in_neither: Vec<String> = bots_without_rows(target, target_layout, bots)
+        .await?
+        .into_iter()
+        .filter(|b| in_source.contains(b))
+        .collect();
+    refuse_unknown_bots(
+        &in_neither,
+        &format!(
+            "either {} on {source_server} or {} on {target_server}",
+            source_layout.display_name(),
+            target_layout.display_name()
+        ),
+    )
+}
+
 /// Refuses a command whose table isn't there, before it starts (exit 2, naming the table).
 pub async fn require_table(
     client: &tokio_postgres::Client,

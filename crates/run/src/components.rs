@@ -96,6 +96,42 @@ pub async fn registry(config: &Config) -> anyhow::Result<Box<dyn ragshift_regist
     )
 }
 
+/// Every bot `[registry]` lists (what coverage checks against); items that can't be read are
+/// logged and left out.
+pub async fn registry_bots(config: &Config) -> anyhow::Result<Vec<ragshift_model::Bot>> {
+    let reg = registry(config)
+        .await
+        .context("opening the registry for coverage")?;
+    let scan = reg
+        .bots(&ragshift_registry::Selection::all())
+        .await
+        .with_context(|| format!("reading bots from {}", reg.describe()))?;
+    for bad in &scan.invalid {
+        tracing::warn!("registry item left out of coverage: {bad:?}");
+    }
+    tracing::info!("{}: {} bots", reg.describe(), scan.bots.len());
+    Ok(scan.bots)
+}
+
+/// A search's query vector: `question` embedded as the configured embedder embeds queries, or
+/// the JSON array of numbers in `file` (which wins).
+pub async fn query_vector(
+    config: &Config,
+    file: Option<&std::path::Path>,
+    question: &str,
+) -> anyhow::Result<Vec<f32>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading query vector {}", path.display()))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} must hold a JSON array of numbers", path.display()));
+    }
+    let embedder = embedder(config, None).await?;
+    ragshift_embed::Embedder::embed_query(&embedder, question)
+        .await
+        .context("embedding the question")
+}
+
 /// Where a bot's worker reads: the registry (bots, `SyncStatus`) and the document store, opened
 /// once and shared by every worker of a process (`rebuild`'s in-process workers, `embed-bot`).
 #[derive(Clone)]

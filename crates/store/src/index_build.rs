@@ -107,6 +107,28 @@ impl IndexBuildOptions {
         })
     }
 
+    /// Options from `[index]` (most memory per build, parallel workers), an exact
+    /// `maintenance_work_mem` in bytes for every build if one was asked for, reports going to
+    /// `observer`; a bad `[index] max_memory` is an error naming the key.
+    pub fn configured(
+        config: &ragshift_config::IndexConfig,
+        memory: Option<u64>,
+        observer: Option<IndexObserver>,
+    ) -> Result<Self, String> {
+        let max_memory = match &config.max_memory {
+            Some(s) => Some(parse_memory(s).map_err(|e| format!("[index] max_memory: {e}"))?),
+            None => None,
+        };
+        Ok(Self {
+            limits: BuildLimits {
+                memory,
+                max_memory,
+                parallel_workers: config.parallel_workers,
+            },
+            observer,
+        })
+    }
+
     fn emit(&self, event: &IndexEvent) {
         if let Some(o) = &self.observer {
             o(event);

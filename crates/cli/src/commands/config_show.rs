@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, SourceArgs, TargetArgs};
+use crate::args::{
+    overrides_of, AwsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, SourceArgs, TargetArgs,
+};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use clap::Args;
@@ -28,17 +30,10 @@ pub struct ConfigShowArgs {
     pub aws: AwsArgs,
 }
 
+overrides_of!(ConfigShowArgs: target, journal, source, embedding, aws);
+
 pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failure> {
-    let loaded = settings::load(
-        global,
-        &[
-            &args.target,
-            &args.journal,
-            &args.source,
-            &args.embedding,
-            &args.aws,
-        ],
-    )?;
+    let loaded = settings::load(global, &[args])?;
     let entries = loaded.settings()?;
     if global.json {
         let values: serde_json::Value = serde_json::to_value(&loaded.config)?;
@@ -49,17 +44,6 @@ pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failur
         output::json(&json!({ "config": values, "origins": origins }))?;
         return Ok(Outcome::Success);
     }
-    let mut current = String::new();
-    for s in entries {
-        let (section, key) = s.path.split_once('.').unwrap_or((&s.path, ""));
-        if section != current {
-            if !current.is_empty() {
-                output::line("");
-            }
-            output::line(format!("[{section}]"));
-            current = section.to_owned();
-        }
-        output::line(format!("{key} = {}  # {}", s.value, s.origin));
-    }
+    output::text(ragshift_print::config::settings(&entries));
     Ok(Outcome::Success)
 }

@@ -8,27 +8,25 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
-use ragshift_copy::{CopyOptions, CopyReport, Endpoints, Event};
-use ragshift_store::index_build::IndexEvent;
-
-use crate::args::{set_str, AwsArgs, DatabasesArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides};
-use crate::failure::{Failure, Outcome};
-use crate::{output, settings};
+use ragshift_copy::{CopyOptions, Endpoints, Event};
+use ragshift_print as print;
 use ragshift_run::checks;
 use ragshift_run::components::{connect_spec, Side};
 
+use crate::args::{given, GlobalArgs, Overrides, SidesArgs, VectorIndexArgs};
+use crate::failure::{Failure, Outcome};
+use crate::{output, settings};
+
 /// Flags of `copy`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("target_index", |a| a.help("Build this vector index (hnsw or ivfflat) instead of the source's [config: target.index]")),
+    mut_arg("target_index_lists", |a| a.help("ivfflat lists for --target-index ivfflat [default: from the row count]"))
+)]
 pub struct CopyArgs {
-    /// The databases.
+    /// The databases, the run journal's schema and AWS (for secret ARNs).
     #[command(flatten)]
-    pub databases: DatabasesArgs,
-    /// The run journal's schema.
-    #[command(flatten)]
-    pub journal: JournalArgs,
-    /// AWS settings (for secret ARNs).
-    #[command(flatten)]
-    pub aws: AwsArgs,
+    pub sides: SidesArgs,
     /// Partitions copied at once, and index builds run at once
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
@@ -52,15 +50,9 @@ pub struct CopyArgs {
     /// Copy the data only: no indexes or constraints afterwards
     #[arg(long)]
     pub no_index: bool,
-    /// Build this vector index (hnsw or ivfflat) instead of the source's [config: target.index]
-    #[arg(long, value_name = "KIND")]
-    pub target_index: Option<String>,
-    /// ivfflat lists for --target-index ivfflat [default: from the row count]
-    #[arg(long, value_name = "N")]
-    pub target_index_lists: Option<u32>,
-    /// Memory and parallel workers for the index builds.
+    /// The vector index and the builds' memory and parallel workers.
     #[command(flatten)]
-    pub index: IndexArgs,
+    pub vector: VectorIndexArgs,
     /// max_parallel_maintenance_workers for the vector index build (same as
     /// --index-parallel-workers)
     #[arg(long, value_name = "N", hide = true)]
@@ -88,34 +80,20 @@ pub struct CopyArgs {
 
 impl Overrides for CopyArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.aws.apply(self.databases.apply(l));
-        let l = self.journal.apply(l);
-        let l = self.index.apply(l);
-        let l = match self.maintenance_workers {
-            Some(n) => l.flag(
-                "--maintenance-workers",
-                "index.parallel_workers",
-                u64::from(n),
-            ),
-            None => l,
-        };
-        let l = set_str(l, "--target-index", "target.index", &self.target_index);
-        match self.target_index_lists {
-            Some(n) => l.flag("--target-index-lists", "target.index_lists", u64::from(n)),
-            None => l,
-        }
+        let l = self.vector.apply(self.sides.apply(l));
+        given!(l, self, maintenance_workers => "index.parallel_workers")
     }
 }
 
 pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failure> {
-    if args.jobs == 0 {
-        return Err(anyhow!("--jobs must be at least 1").into());
-    }
-    if args.partition_rows == Some(0) {
-        return Err(anyhow!("--partition-rows must be at least 1").into());
-    }
-    if args.partition_bytes == Some(0) {
-        return Err(anyhow!("--partition-bytes must be at least 1").into());
+    for (flag, v) in [
+        ("--jobs", Some(args.jobs as u64)),
+        ("--partition-rows", args.partition_rows),
+        ("--partition-bytes", args.partition_bytes),
+    ] {
+        if v == Some(0) {
+            return Err(anyhow!("{flag} must be at least 1").into());
+        }
     }
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
@@ -130,8 +108,8 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         resume: args.resume,
         replace: args.replace,
         build_indexes: !args.no_index,
-        // Index events go out with the copy's own (see `show_event`).
-        index_build: args.index.options(&config.index, None)?,
+        // Index events go out with the copy's own (see `print::copy::event`).
+        index_build: args.vector.index.options(&config.index, None)?,
         verify: !args.no_verify,
         dry_run: args.dry_run,
         progress_every: Duration::from_secs(args.progress_secs.max(1)),
@@ -142,267 +120,23 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
         },
         ..CopyOptions::configured(&loaded)
     };
-    if !args.bots.is_empty() && !args.resume {
-        let client = ragshift_store::connect(&ep.source, "ragshift copy (bots)").await?;
-        let unknown = checks::bots_without_rows(&client, &ep.source_layout, &args.bots).await?;
-        checks::refuse_unknown_bots(
-            &unknown,
-            &format!(
-                "{} on {}",
-                ep.source_layout.display_name(),
-                ep.source.label()
-            ),
-        )?;
+    if !args.resume {
+        let why = "ragshift copy (bots)";
+        checks::require_bots(&ep.source, &ep.source_layout, &args.bots, why).await?;
     }
     let json = global.json;
-    let began = std::time::Instant::now();
-    // Also known without the journal (say the target went away): the plan was announced.
-    let planned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = planned.clone();
-    let events = Arc::new(move |e: Event| {
-        if matches!(e, Event::Planned { .. }) {
-            seen.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        show_event(json, &e)
-    });
-    let report: CopyReport = match ragshift_copy::copy(&ep, &opts, events).await {
-        Ok(r) => r,
-        Err(e) if e.work_started() => return Err(Failure::work(e)),
-        Err(e) => {
-            let e = anyhow::Error::from(e);
-            let planned = planned.load(std::sync::atomic::Ordering::SeqCst);
-            let stop = ragshift_copy::record_stop(
-                &ep.target,
-                &opts.journal,
-                began.elapsed(),
-                planned,
-                &format!("{e:#}"),
-            )
-            .await;
-            return Err(match stop.advice() {
-                Some(advice) => Failure::work(e.context(advice)),
-                None => e.into(),
-            });
-        }
-    };
+    let events = Arc::new(move |e: Event| print::copy::event(json, &e));
+    let report = ragshift_copy::copy_recording_stop(&ep, &opts, events)
+        .await
+        .map_err(Failure::phased)?;
     if json {
-        let mut v = serde_json::to_value(&report).map_err(Failure::work)?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("event".into(), "summary".into());
-            o.insert("succeeded".into(), report.succeeded().into());
-        }
-        output::line(serde_json::to_string(&v).map_err(Failure::work)?);
+        output::line(print::copy::summary_json(&report).map_err(Failure::work)?);
     } else {
-        show_report(&report);
+        output::text(print::copy::report(&report));
     }
     Ok(if report.succeeded() {
         Outcome::Success
     } else {
         Outcome::PartialFailure
     })
-}
-
-fn show_event(json: bool, e: &Event) {
-    if json {
-        if let Ok(s) = serde_json::to_string(e) {
-            output::line(s);
-        }
-        return;
-    }
-    match e {
-        Event::Planned {
-            run_id,
-            resumed,
-            partitions,
-            already_done,
-            rows,
-            snapshot,
-        } => tracing::info!(
-            "{} run {run_id}: {rows} rows in {partitions} partitions ({already_done} done before), source snapshot {snapshot}",
-            if *resumed { "resuming" } else { "starting" }
-        ),
-        Event::Progress {
-            rows,
-            mb,
-            mb_per_s,
-            partitions_done,
-            partitions_total,
-            eta_seconds,
-        } => tracing::info!(
-            "{partitions_done}/{partitions_total} partitions, {rows} rows, {mb:.1} MB, {mb_per_s:.1} MB/s{}",
-            eta_seconds
-                .map(|s| format!(", ETA {}", human_secs(s)))
-                .unwrap_or_default()
-        ),
-        Event::Partition {
-            partition,
-            what,
-            status,
-            error: Some(err),
-            ..
-        } => tracing::error!("partition {partition} ({what}) {status}: {err}"),
-        Event::Partition { .. } => {}
-        Event::Index {
-            name,
-            seconds,
-            error,
-        } => match error {
-            None => tracing::info!("built {name} in {seconds:.1}s"),
-            Some(err) => tracing::error!("index {name} failed: {err}"),
-        },
-        Event::Verified { .. } => {}
-        Event::IndexMemory(m) => index_events(&IndexEvent::IndexMemory(m.clone())),
-        Event::IndexProgress(p) => index_events(&IndexEvent::IndexProgress(p.clone())),
-    }
-}
-
-/// Index build events on a terminal or in the log (the engine already logged any memory
-/// warning).
-fn index_events(e: &IndexEvent) {
-    static SHOW: std::sync::OnceLock<ragshift_store::index_build::IndexObserver> =
-        std::sync::OnceLock::new();
-    SHOW.get_or_init(|| crate::progress::index_observer(false))(e)
-}
-
-fn human_secs(s: f64) -> String {
-    let s = s.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-fn show_report(r: &CopyReport) {
-    if r.dry_run {
-        output::line(format!(
-            "dry run: would copy {} rows ({}) of {} on {} into {} on {} ({}), in {} partitions{}",
-            r.planned_rows,
-            crate::output::human_bytes(r.planned_bytes.max(0) as u64),
-            r.source_table,
-            r.source,
-            r.target_table,
-            r.target,
-            if r.created_table {
-                "a new table"
-            } else {
-                "the existing table"
-            },
-            r.partitions,
-            if r.resumed {
-                format!(", {} of them done already", r.partitions_skipped)
-            } else {
-                String::new()
-            }
-        ));
-        for p in &r.parents {
-            output::line(format!(
-                "  first: {} whole (moved with the chunk table: it refers to it, or --extra-table names it)",
-                p.table
-            ));
-        }
-        if let Some(b) = r.partition_bytes {
-            output::line(format!(
-                "  partitions of about {} each (stored size, TOAST included)",
-                crate::output::human_bytes(b)
-            ));
-        }
-        for p in r.plan.iter().flatten() {
-            output::line(format!(
-                "  {}  {:>9} rows  {:>9}  {}",
-                p.id,
-                p.rows,
-                crate::output::human_bytes(p.bytes.max(0) as u64),
-                p.describe()
-            ));
-        }
-        for s in r.index_plan.indexes.iter().chain(&r.index_plan.constraints) {
-            output::line(format!("  then: {}", s.sql));
-            if let Some(a) = &s.attach {
-                output::line(format!("        {a}"));
-            }
-        }
-        for s in &r.index_plan.skipped {
-            output::line(format!("  not built: {s}"));
-        }
-        return;
-    }
-    output::line(format!(
-        "run {}: copied {} rows ({:.1} MB) in {} partitions in {:.1}s ({:.1} MB/s){}; {} → {} on {}",
-        r.run_id,
-        r.rows,
-        r.bytes as f64 / 1e6,
-        r.partitions_copied,
-        r.data_seconds,
-        r.bytes as f64 / 1e6 / r.data_seconds.max(1e-3),
-        if r.partitions_skipped > 0 {
-            format!(", {} partitions were done before", r.partitions_skipped)
-        } else {
-            String::new()
-        },
-        r.source_table,
-        r.target_table,
-        r.target
-    ));
-    for p in &r.parents {
-        output::line(format!(
-            "referenced table {}: {} ({} rows)",
-            p.table, p.action, p.rows
-        ));
-    }
-    for s in &r.sequences {
-        output::line(format!("sequence {s}"));
-    }
-    for f in &r.failures {
-        output::line(format!(
-            "FAILED partition {} ({}): {}",
-            f.partition, f.what, f.error
-        ));
-    }
-    if let Some(why) = &r.stopped {
-        output::line(format!("STOPPED: {why}"));
-    }
-    if !r.failures.is_empty() || r.stopped.is_some() {
-        output::line(
-            "indexes and verification were skipped; fix the cause and run the same command with --resume",
-        );
-    }
-    let built = r.indexes.iter().filter(|i| i.error.is_none()).count();
-    if !r.indexes.is_empty() {
-        output::line(format!(
-            "built {built} of {} indexes/constraints in {:.1}s",
-            r.indexes.len(),
-            r.index_seconds
-        ));
-    }
-    for i in r.indexes.iter().filter(|i| i.error.is_some()) {
-        output::line(format!(
-            "FAILED {}: {}",
-            i.name,
-            i.error.as_deref().unwrap_or_default()
-        ));
-    }
-    if let Some(v) = &r.verify {
-        if v.passed() {
-            output::line(format!(
-                "verified: {} bots, {} rows, counts and checksums of every column match ({:.1}s)",
-                v.bots, v.target_rows, v.seconds
-            ));
-        } else {
-            output::line(format!(
-                "VERIFICATION FAILED: {} of {} bots differ (source {} rows, target {} rows)",
-                v.mismatches.len(),
-                v.bots,
-                v.source_rows,
-                v.target_rows
-            ));
-            for m in &v.mismatches {
-                output::line(format!("  {}", m.describe()));
-            }
-            output::line("re-copy the listed bots with `ragshift copy --replace --bot ID ...`");
-        }
-    }
-    output::line(format!("done in {:.1}s", r.seconds));
 }

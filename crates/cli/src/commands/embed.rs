@@ -2,7 +2,8 @@
 //! (model, dimension, credentials, endpoint) before a run.
 
 use clap::Args;
-use ragshift_embed::{l2_norm, Embedder};
+use ragshift_embed::Embedder;
+use ragshift_print as print;
 use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs};
@@ -57,23 +58,8 @@ pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failu
         }))?;
         return Ok(Outcome::Success);
     }
-    output::line(format!(
-        "{} {model}: {dimension} dimensions",
-        embedder.provider()
-    ));
-    for (text, v) in args.texts.iter().zip(&vectors) {
-        let head: Vec<String> = v
-            .iter()
-            .take(args.show)
-            .map(|x| format!("{x:.5}"))
-            .collect();
-        let preview: String = text.chars().take(60).collect();
-        output::line(format!(
-            "{preview:?}: norm {:.4}  [{}{}]",
-            l2_norm(v),
-            head.join(", "),
-            if v.len() > args.show { ", …" } else { "" }
-        ));
-    }
+    let (provider, texts) = (embedder.provider(), &args.texts);
+    let shown = print::embed::vectors(provider, &model, dimension, texts, &vectors, args.show);
+    output::text(shown);
     Ok(Outcome::Success)
 }

@@ -7,10 +7,11 @@
 use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
+use ragshift_print as print;
 use ragshift_run::task::{parse_keys, BotTask};
 use serde_json::json;
 
-use crate::args::{GlobalArgs, Overrides, WorkerArgs};
+use crate::args::{given, GlobalArgs, Overrides, WorkerArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 
@@ -46,12 +47,7 @@ pub struct EmbedBotArgs {
 
 impl Overrides for EmbedBotArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.worker.apply(l);
-        if self.allow_partial {
-            l.flag("--allow-partial", "ingest.allow_partial", true)
-        } else {
-            l
-        }
+        given!(self.worker.apply(l), self, allow_partial => "ingest.allow_partial")
     }
 }
 
@@ -72,21 +68,12 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         use_cache: !args.no_cache,
     };
     let report = task.run(&loaded.config).await.map_err(Failure::phased)?;
-    let (run_id, finished) = (&report.run_id, &report.finished);
     if global.json {
-        output::json(&json!({ "run_id": run_id, "bot": finished }))?;
-    } else if finished.succeeded() {
-        output::line(format!(
-            "bot {key}: succeeded, {} chunks in {:.1}s (run {run_id})",
-            finished.chunks, finished.seconds
-        ));
+        output::json(&json!({ "run_id": report.run_id, "bot": report.finished }))?;
     } else {
-        output::line(format!(
-            "bot {key}: FAILED: {} (run {run_id})",
-            finished.error.as_deref().unwrap_or("")
-        ));
+        output::text(print::embed::bot_task(&key, &report));
     }
-    Ok(if finished.succeeded() {
+    Ok(if report.finished.succeeded() {
         Outcome::Success
     } else {
         Outcome::PartialFailure

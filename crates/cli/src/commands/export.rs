@@ -6,11 +6,13 @@ use clap::Args;
 use ragshift_config::{Layers, Sensitive};
 use ragshift_export::Location;
 
+use ragshift_print as print;
+use ragshift_run::checks;
+use ragshift_run::components::{connect_spec, Side};
+
 use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `export`.
 #[derive(Debug, Args)]
@@ -57,14 +59,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
         .model
         .clone()
         .or_else(|| config.embedding.model.clone());
-    if !args.bots.is_empty() {
-        let client = ragshift_store::connect(&spec, "ragshift export (bots)").await?;
-        let unknown = checks::bots_without_rows(&client, &layout, &args.bots).await?;
-        checks::refuse_unknown_bots(
-            &unknown,
-            &format!("{} on {}", layout.display_name(), spec.label()),
-        )?;
-    }
+    let why = "ragshift export (bots)";
+    checks::require_bots(&spec, &layout, &args.bots, why).await?;
     let bots = (!args.bots.is_empty()).then_some(args.bots.as_slice());
     let report = ragshift_export::export(
         &spec,
@@ -80,24 +76,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
     if global.json {
         output::json(&report).map_err(Failure::work)?;
     } else {
-        let tables: Vec<String> = report
-            .manifest
-            .tables
-            .iter()
-            .map(|t| format!("{} ({} rows)", t.name, t.rows))
-            .collect();
-        output::line(format!(
-            "exported {} rows in {} files from {} on {} to {} ({:.1} MB of Parquet, {:.1}s): {}; manifest: {}",
-            report.manifest.rows,
-            report.manifest.files.len(),
-            report.manifest.table,
-            report.manifest.source,
-            report.location,
-            report.bytes as f64 / 1e6,
-            report.seconds,
-            tables.join(", "),
-            to.name_of(ragshift_export::manifest::MANIFEST)
-        ));
+        let manifest = to.name_of(ragshift_export::manifest::MANIFEST);
+        output::text(print::transfer::export(&report, &manifest));
     }
     Ok(Outcome::Success)
 }

@@ -6,14 +6,15 @@
 use clap::Args;
 use ragshift_config::{Layers, Sensitive};
 use ragshift_export::{ImportOptions, Location, Rename};
+use ragshift_print as print;
+use ragshift_run::components::{connect_spec, Side};
 use ragshift_store::index::VectorIndex;
 
 use crate::args::{
-    set_str, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, TargetArgs,
+    given, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, TargetArgs,
 };
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `import`.
 #[derive(Debug, Args)]
@@ -51,7 +52,7 @@ impl Overrides for ImportArgs {
     fn apply(&self, l: Layers) -> Layers {
         let l = self.aws.apply(self.journal.apply(self.target_db.apply(l)));
         let l = self.index.apply(l);
-        let l = set_str(l, "--target-index", "target.index", &self.target_index);
+        let l = given!(l, self, target_index => "target.index");
         url_or_arn(l, "--target", "target", &self.target)
     }
 }
@@ -68,7 +69,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
         // `--json` prints one report object: the builds' progress stays off stdout then.
         index_build: args.index.options(
             &config.index,
-            (!global.json).then(|| crate::progress::index_observer(false)),
+            (!global.json).then(|| print::progress::index_observer(false)),
         )?,
         verify: !args.no_verify,
         journal: ragshift_store::journal::Journal::from_config(&config.run),
@@ -81,34 +82,7 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
     if global.json {
         output::json(&report).map_err(Failure::work)?;
     } else {
-        output::line(format!(
-            "imported {} rows from {} files of {} into {} on {} ({:.1}s){}",
-            report.rows,
-            report.bots,
-            report.location,
-            report.table,
-            report.target,
-            report.seconds,
-            if report.verified && report.problems.is_empty() {
-                "; checksums match the export"
-            } else {
-                ""
-            }
-        ));
-        if let Some(i) = &report.index {
-            output::line(format!("vector index: {i}"));
-        }
-        if let Some(why) = &report.unverified_reason {
-            output::line(format!("checksums not compared: {why}"));
-        }
-        for p in &report.problems {
-            output::line(format!(
-                "FAILED {} ({}): {}",
-                p.bot_id.as_deref().unwrap_or("rows without a bot id"),
-                p.file,
-                p.error
-            ));
-        }
+        output::text(print::transfer::import(&report));
     }
     Ok(if report.problems.is_empty() {
         Outcome::Success

@@ -2,6 +2,7 @@
 //! needs, e.g. LangChain's collections), created as the layout's library creates them if
 //! missing and never altered if present.
 
+use ragshift_print as print;
 use ragshift_run::components;
 use ragshift_store::schema::{self, InitOutcome};
 use serde_json::json;
@@ -53,18 +54,11 @@ pub async fn run(global: &GlobalArgs, args: &InitTargetArgs) -> Result<Outcome, 
             "vector_version": version,
         }))?;
     } else {
-        match outcome {
-            InitOutcome::Created => output::line(format!(
-                "created {} {shape} on {} (pgvector {version}); build the vector index after loading with `ragshift build-index`",
-                layout.display_name(),
-                spec.label()
-            )),
-            InitOutcome::AlreadyPresent => output::line(format!(
-                "{} already has the expected shape {shape} on {}; nothing changed",
-                layout.display_name(),
-                spec.label()
-            )),
-        }
+        let (table, server) = (layout.display_name(), spec.label());
+        let shape = shape.to_string();
+        output::text(print::target::init(
+            outcome, &table, &shape, server, &version,
+        ));
     }
     Ok(Outcome::Success)
 }

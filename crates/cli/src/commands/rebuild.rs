@@ -8,14 +8,15 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
-use ragshift_config::{Config, Layers};
-use ragshift_run::launch::{PreparedRebuild, RebuildOutcome, RebuildRequest};
+use figment::value::Value;
+use ragshift_config::Layers;
+use ragshift_print as print;
+use ragshift_run::launch::{PreparedRebuild, RebuildRequest};
 use ragshift_run::plan::Plan;
-use serde_json::json;
 
-use crate::args::{set_str, GlobalArgs, IndexArgs, Overrides, WorkerArgs};
+use crate::args::{given, FlagValue, GlobalArgs, IndexArgs, Overrides, WorkerArgs};
 use crate::failure::{Failure, Outcome};
-use crate::{output, progress, settings};
+use crate::{output, settings};
 
 /// Where the jobs run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,31 +90,21 @@ pub struct RebuildArgs {
 
 impl Overrides for RebuildArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = self.worker.apply(l);
-        let l = self.source.apply(l);
-        let l = self.index.apply(l);
-        let kind = self.executor.map(|e| match e {
-            ExecutorChoice::Local => "local".to_owned(),
-            ExecutorChoice::Ecs => "ecs".to_owned(),
-        });
-        let l = set_str(l, "--executor", "executor.kind", &kind);
-        let l = match self.resume_window {
-            Some(w) => l.flag(
-                "--resume-window",
-                "run.resume_window",
-                format!("{}s", w.as_secs()),
-            ),
-            None => l,
-        };
-        let l = match self.concurrency {
-            Some(n) => l.flag("--concurrency", "executor.concurrency", n as u64),
-            None => l,
-        };
-        if self.allow_partial {
-            l.flag("--allow-partial", "ingest.allow_partial", true)
-        } else {
-            l
-        }
+        let l = self.index.apply(self.source.apply(self.worker.apply(l)));
+        given!(l, self,
+            executor => "executor.kind",
+            resume_window => "run.resume_window",
+            concurrency => "executor.concurrency",
+            allow_partial => "ingest.allow_partial",
+        )
+    }
+}
+
+/// `--executor` as the configuration names it.
+impl FlagValue for Option<ExecutorChoice> {
+    fn value(&self) -> Option<Value> {
+        let name = self.and_then(|e| e.to_possible_value())?;
+        Some(name.get_name().to_owned().into())
     }
 }
 
@@ -137,19 +128,26 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     // stdout carries only the run's events).
     if !global.json {
         let plan = Plan::compute(config, &prepared.selected.query).await?;
-        crate::commands::plan::print_table(&plan);
+        output::text(print::plan::table(&plan));
     }
-    show_plan(global, config, &prepared, args);
+    for l in print::rebuild::plan_header(config, &prepared, args.dry_run) {
+        if global.json {
+            tracing::info!("{l}");
+        } else {
+            eprintln!("{l}");
+        }
+    }
     if !args.yes && !args.dry_run && !confirm()? {
         output::line("nothing done");
         return Ok(Outcome::Success);
     }
 
     let executor = prepared.executor().await?;
-    let index_build = args
-        .index
-        .options(&config.index, Some(progress::index_observer(global.json)))?;
-    let observer = progress::observer(global.json, prepared.selected.bots.len());
+    let index_build = args.index.options(
+        &config.index,
+        Some(print::progress::index_observer(global.json)),
+    )?;
+    let observer = print::progress::observer(global.json, prepared.selected.bots.len());
     let outcome = prepared
         .run(
             executor,
@@ -159,51 +157,16 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         )
         .await
         .map_err(Failure::phased)?;
-    print_report(global, &outcome).map_err(Failure::work)?;
+    if global.json {
+        output::line(print::rebuild::report_json(&outcome).map_err(Failure::work)?);
+    } else {
+        output::text(print::rebuild::report(&outcome));
+    }
     Ok(if outcome.report.failed > 0 {
         Outcome::PartialFailure
     } else {
         Outcome::Success
     })
-}
-
-fn show_plan(global: &GlobalArgs, config: &Config, prepared: &PreparedRebuild, args: &RebuildArgs) {
-    let selected = &prepared.selected;
-    let (spec, rows, dimension) = (
-        &prepared.target.spec,
-        &prepared.target.rows,
-        prepared.dimension(),
-    );
-    let sources: usize = selected.bots.iter().map(|b| b.knowledge.len()).sum();
-    let lines = [
-        format!(
-            "plan: {} bots with knowledge ({sources} sources), {} without (skipped)",
-            selected.bots.len(),
-            selected.skipped.len()
-        ),
-        format!(
-            "      target {} table {} vector({dimension}); {} executor, {} at once{}",
-            spec.label(),
-            rows,
-            match config.executor.kind {
-                ragshift_config::ExecutorKind::Local => "local",
-                ragshift_config::ExecutorKind::Ecs => "ECS",
-            },
-            config.executor.concurrency,
-            if args.dry_run {
-                "; DRY RUN: nothing is embedded or written"
-            } else {
-                ""
-            }
-        ),
-    ];
-    for l in lines {
-        if global.json {
-            tracing::info!("{l}");
-        } else {
-            eprintln!("{l}");
-        }
-    }
 }
 
 /// Asks on the terminal; refuses to assume consent without one.
@@ -216,141 +179,4 @@ fn confirm() -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
-}
-
-fn print_report(global: &GlobalArgs, outcome: &RebuildOutcome) -> anyhow::Result<()> {
-    let (report, embedding) = (&outcome.report, &outcome.embedding);
-    if global.json {
-        let line = json!({ "event": "report", "report": report, "embedding": embedding });
-        output::line(serde_json::to_string(&line)?);
-        return Ok(());
-    }
-    let (chars, tokens, est_cost) = (
-        embedding.chars,
-        embedding.est_tokens,
-        embedding.est_cost_usd,
-    );
-    let mut bots: Vec<_> = report.bots.iter().collect();
-    bots.sort_by(|a, b| (&a.user_id, &a.bot_id).cmp(&(&b.user_id, &b.bot_id)));
-    output::line(format!(
-        "{:<26}  {:<9}  {:>6}  {:>7}  error",
-        "bot", "status", "chunks", "seconds"
-    ));
-    for b in bots {
-        output::line(format!(
-            "{:<26}  {:<9}  {:>6}  {:>7.1}  {}",
-            b.bot_id,
-            b.status,
-            b.chunks,
-            b.seconds,
-            b.error.as_deref().unwrap_or("")
-        ));
-        for s in b.sources.iter().filter(|s| s.error.is_some()) {
-            output::line(format!(
-                "{:<26}    source {}: {}",
-                "",
-                s.source,
-                s.error.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    let verb = if report.dry_run {
-        "would embed"
-    } else {
-        "embedded"
-    };
-    if let Some(why) = &report.fresh_reason {
-        output::line(format!("new run {}: {why}", report.run_id));
-    }
-    for bot in &report.changed {
-        output::line(format!(
-            "{bot} changed in the registry since it succeeded in this run: redone"
-        ));
-    }
-    output::line(format!(
-        "run {}{}: {} succeeded, {} failed, {} skipped (no knowledge){}; {verb} {chars} characters (~{tokens} tokens{}) in {:.1}s",
-        report.run_id,
-        match &report.resumed_from {
-            Some(r) => format!(
-                " (resumed: continues the run started {} ago, {})",
-                ragshift_run::rebuild::human_age(r.age_seconds),
-                r.started_at
-            ),
-            None => String::new(),
-        },
-        report.succeeded,
-        report.failed,
-        report.skipped,
-        if report.already_done > 0 { format!(", {} already done earlier", report.already_done) } else { String::new() },
-        est_cost.map(|c| format!(", est. ${c:.4}")).unwrap_or_default(),
-        report.seconds
-    ));
-    if let Some(u) = embedding.usage.as_ref().and_then(|u| u.usage.first()) {
-        output::line(format!(
-            "embedding {} {}: {} calls, {} retries, {} throttled, {} cache hits, {} truncated",
-            u.provider, u.model, u.calls, u.retries, u.throttled, u.cache_hits, u.truncated
-        ));
-    }
-    if let Some(b) = &report.budget {
-        output::line(budget_line(b));
-    }
-    if let Some(def) = &report.index_built {
-        output::line(format!("built the vector index: {def}"));
-    }
-    if report.failed > 0 && !report.dry_run {
-        output::line(format!(
-            "fix the causes above, then run the same command again (or `--resume {}`): bots that succeeded are skipped",
-            report.run_id
-        ));
-    }
-    Ok(())
-}
-
-/// The run's embedding budget in one line: what every worker together sent against what the
-/// configured limit allowed over the run.
-fn budget_line(b: &ragshift_store::budget::BudgetReport) -> String {
-    let limit = match (b.requests_per_window, b.tokens_per_window) {
-        (Some(r), Some(t)) => format!("{r} requests and {t} tokens"),
-        (Some(r), None) => format!("{r} requests"),
-        (None, Some(t)) => format!("{t} tokens"),
-        (None, None) => "no limit".to_owned(),
-    };
-    let used = match (b.requests_allowed, b.utilisation) {
-        (Some(allowed), Some(u)) => format!(
-            "; used {} of {allowed:.0} requests allowed over {:.1}s ({:.0}%)",
-            b.calls,
-            b.seconds,
-            u * 100.0
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "embedding budget ({limit} per {}s, all workers): {} calls, {} throttled, rate lowered {} times{used}",
-        b.window_secs, b.calls, b.throttles, b.rate_decreases
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_line_says_what_all_workers_used_of_the_limit() {
-        let b = ragshift_store::budget::BudgetReport {
-            window_secs: 60.0,
-            requests_per_window: Some(100),
-            calls: 150,
-            throttles: 3,
-            rate_decreases: 1,
-            seconds: 90.0,
-            requests_allowed: Some(200.0),
-            utilisation: Some(0.75),
-            ..Default::default()
-        };
-        assert_eq!(
-            budget_line(&b),
-            "embedding budget (100 requests per 60s, all workers): 150 calls, 3 throttled, \
-             rate lowered 1 times; used 150 of 200 requests allowed over 90.0s (75%)"
-        );
-    }
 }

@@ -6,13 +6,14 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use ragshift_config::Layers;
-use ragshift_replicate::{CutoverOptions, ReplicateError, ReplicationStatus, Sides, StartOptions};
+use ragshift_print as print;
+use ragshift_replicate::{CutoverOptions, Sides, StartOptions};
+use ragshift_run::components::{connect_spec, Side};
 use ragshift_store::index::VectorIndex;
 
-use crate::args::{AwsArgs, DatabasesArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides};
+use crate::args::{given, overrides_of, GlobalArgs, IndexArgs, Overrides, SidesArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-use ragshift_run::components::{connect_spec, Side};
 
 /// `replicate` subcommands.
 #[derive(Debug, Subcommand)]
@@ -68,22 +69,10 @@ write fence it left on the old source.")]
     mut_arg("source", |a| a.help("Source: a postgres:// URL or a Secrets Manager secret ARN")),
     mut_arg("target", |a| a.help("Target: a postgres:// URL or a Secrets Manager secret ARN"))
 )]
-pub struct SidesArgs {
-    /// The databases.
+pub struct ReplicateSides {
+    /// The databases, the run journal's schema and AWS (for secret ARNs).
     #[command(flatten)]
-    pub databases: DatabasesArgs,
-    /// The run journal's schema.
-    #[command(flatten)]
-    pub journal: JournalArgs,
-    /// AWS settings (for secret ARNs).
-    #[command(flatten)]
-    pub aws: AwsArgs,
-}
-
-impl Overrides for SidesArgs {
-    fn apply(&self, l: Layers) -> Layers {
-        self.journal.apply(self.aws.apply(self.databases.apply(l)))
-    }
+    pub sides: SidesArgs,
 }
 
 /// Flags of `replicate start`.
@@ -91,7 +80,7 @@ impl Overrides for SidesArgs {
 pub struct StartArgs {
     /// The databases.
     #[command(flatten)]
-    pub sides: SidesArgs,
+    pub sides: ReplicateSides,
     /// Run the checks and show the plan; create nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -107,7 +96,7 @@ pub struct StartArgs {
 pub struct StatusArgs {
     /// The databases.
     #[command(flatten)]
-    pub sides: SidesArgs,
+    pub sides: ReplicateSides,
     /// Repeat until interrupted (Ctrl-C)
     #[arg(long)]
     pub watch: bool,
@@ -124,7 +113,7 @@ pub struct StatusArgs {
 pub struct CutoverArgs {
     /// The databases.
     #[command(flatten)]
-    pub sides: SidesArgs,
+    pub sides: ReplicateSides,
     /// How long to wait for the initial sync and catch-up (e.g. 90s, 30m, 2h)
     #[arg(long, default_value = "30m", value_name = "DURATION")]
     pub timeout: String,
@@ -154,17 +143,24 @@ pub struct CutoverArgs {
 pub struct AbortArgs {
     /// The databases.
     #[command(flatten)]
-    pub sides: SidesArgs,
+    pub sides: ReplicateSides,
 }
 
+overrides_of!(ReplicateSides: sides);
+
+impl Overrides for CutoverArgs {
+    fn apply(&self, l: Layers) -> Layers {
+        let l = self.index.apply(self.sides.apply(l));
+        given!(l, self, target_index => "target.index")
+    }
+}
+
+/// Both sides as the flags (`args`) and the configuration describe them.
 async fn sides(
     global: &GlobalArgs,
-    args: &SidesArgs,
-    extra: Option<&dyn Overrides>,
+    args: &dyn Overrides,
 ) -> Result<(Sides, ragshift_config::Config), Failure> {
-    let mut overrides: Vec<&dyn Overrides> = vec![args];
-    overrides.extend(extra);
-    let loaded = settings::load(global, &overrides)?;
+    let loaded = settings::load(global, &[args])?;
     let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
     let layout = Sides::table(source_layout, &target_layout).map_err(anyhow::Error::msg)?;
     let config = loaded.config;
@@ -182,16 +178,6 @@ async fn sides(
     ))
 }
 
-/// Exit code 2 for what stops work before it starts, 1 for work that failed (whatever the
-/// kind, once the command had changed something).
-fn failure(e: ReplicateError) -> Failure {
-    if e.before_work() {
-        Failure::from(anyhow::Error::new(e))
-    } else {
-        Failure::work(e)
-    }
-}
-
 /// Runs one `replicate` subcommand.
 pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome, Failure> {
     match cmd {
@@ -203,7 +189,7 @@ pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome,
 }
 
 async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure> {
-    let (mut sides, _) = sides(global, &args.sides, None).await?;
+    let (mut sides, _) = sides(global, &args.sides).await?;
     if let Some(address) = &args.source_from_target {
         let (host, port) =
             ragshift_replicate::parse_address(address).map_err(anyhow::Error::msg)?;
@@ -216,103 +202,25 @@ async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure
         },
     )
     .await
-    .map_err(failure)?;
+    .map_err(Failure::phased)?;
     if global.json {
         output::json(&report)?;
-        return Ok(Outcome::Success);
-    }
-    for c in &report.plan.checks {
-        output::line(format!(
-            "{:<4} {} {}: {}",
-            match c.level {
-                ragshift_replicate::prerequisites::Level::Ok => "ok",
-                ragshift_replicate::prerequisites::Level::Warn => "warn",
-                ragshift_replicate::prerequisites::Level::Fail => "FAIL",
-            },
-            c.side,
-            c.name,
-            c.detail
-        ));
-    }
-    output::line(&report.plan.transfer.reason);
-    match &report.names {
-        None => output::line("dry run: nothing was created"),
-        Some(n) => {
-            output::line(format!(
-                "started {}: publication {} on the source, subscription {} (slot {}) on the target",
-                n.run_id, n.publication, n.subscription, n.slot
-            ));
-            for p in &report.password {
-                output::line(format!("note: {p}"));
-            }
-            output::line(
-                "the initial copy is running; follow it with `ragshift replicate status --watch`, then `ragshift replicate cutover`",
-            );
-        }
+    } else {
+        output::text(print::replicate::start(&report));
     }
     Ok(Outcome::Success)
 }
 
-fn show_status(s: &ReplicationStatus) {
-    output::line(format!(
-        "replication {}: {} ({} transfer), publication {}, subscription {}",
-        s.run_id,
-        s.table,
-        if s.binary { "binary" } else { "text" },
-        s.publication,
-        s.subscription
-    ));
-    let slot = match &s.slot {
-        Some(sl) => format!(
-            "confirmed {}, slot {}{}",
-            sl.confirmed_flush_lsn.as_deref().unwrap_or("-"),
-            if sl.active { "active" } else { "inactive" },
-            sl.wal_status
-                .as_deref()
-                .map(|w| format!(", WAL {w}"))
-                .unwrap_or_default()
-        ),
-        None => "slot missing".to_owned(),
-    };
-    output::line(format!(
-        "  source at {}, {}: {} bytes behind",
-        s.source_lsn,
-        slot,
-        s.behind_bytes.map_or("?".to_owned(), |b| b.to_string())
-    ));
-    output::line(format!(
-        "  target received {}, reported {}, last message {}",
-        s.received_lsn.as_deref().unwrap_or("-"),
-        s.latest_end_lsn.as_deref().unwrap_or("-"),
-        s.last_message_at.as_deref().unwrap_or("-")
-    ));
-    for t in &s.tables {
-        output::line(format!("  initial sync: {} {}", t.table, t.description));
-    }
-    output::line(format!(
-        "  rows: source {}, target {}; errors: {} apply, {} sync",
-        s.source_rows,
-        s.target_rows,
-        s.apply_errors.map_or("?".to_owned(), |n| n.to_string()),
-        s.sync_errors.map_or("?".to_owned(), |n| n.to_string())
-    ));
-    output::line(format!(
-        "  caught up: {}",
-        if s.caught_up { "yes" } else { "no" }
-    ));
-    for p in &s.problems {
-        output::line(format!("  ! {p}"));
-    }
-}
-
 async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failure> {
-    let (sides, _) = sides(global, &args.sides, None).await?;
+    let (sides, _) = sides(global, &args.sides).await?;
     loop {
-        let st = ragshift_replicate::status(&sides).await.map_err(failure)?;
+        let st = ragshift_replicate::status(&sides)
+            .await
+            .map_err(Failure::phased)?;
         match (global.json, args.watch) {
             (true, true) => output::line(serde_json::to_string(&st)?),
             (true, false) => output::json(&st)?,
-            (false, _) => show_status(&st),
+            (false, _) => output::text(print::replicate::status(&st)),
         }
         if !args.watch || (args.until_caught_up && st.caught_up) {
             return Ok(Outcome::Success);
@@ -334,22 +242,7 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
     let timeout = ragshift_replicate::parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
     let fence_lock_timeout =
         ragshift_replicate::parse_duration(&args.fence_lock_timeout).map_err(anyhow::Error::msg)?;
-    let index_flag = args
-        .target_index
-        .clone()
-        .map(|v| (String::from("--target-index"), v));
-    struct IndexFlag<'a>(Option<(String, String)>, &'a IndexArgs);
-    impl Overrides for IndexFlag<'_> {
-        fn apply(&self, l: Layers) -> Layers {
-            let l = self.1.apply(l);
-            match &self.0 {
-                Some((flag, v)) => l.flag(flag, "target.index", v.clone()),
-                None => l,
-            }
-        }
-    }
-    let flag = IndexFlag(index_flag, &args.index);
-    let (sides, config) = sides(global, &args.sides, Some(&flag)).await?;
+    let (sides, config) = sides(global, args).await?;
     let index = VectorIndex::from_config(&config.target);
     let options = CutoverOptions {
         timeout,
@@ -361,7 +254,7 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         index,
         index_build: args.index.options(
             &config.index,
-            Some(crate::progress::index_observer(global.json)),
+            Some(print::progress::index_observer(global.json)),
         )?,
         fence: !args.no_fence,
         fence_lock_timeout,
@@ -375,40 +268,11 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         }
     })
     .await
-    .map_err(failure)?;
+    .map_err(Failure::phased)?;
     if global.json {
         output::json(&report)?;
     } else {
-        crate::commands::verify::show(&report.verify);
-        if report.passed {
-            if let Some(i) = &report.index {
-                output::line(if i.built {
-                    format!("built in {:.1}s: {}", i.seconds, i.definition)
-                } else {
-                    format!("vector index already there: {}", i.definition)
-                });
-            }
-            if let Some(e) = &report.index_error {
-                output::line(format!("FAILED {e}"));
-            }
-            for r in &report.removed {
-                output::line(format!("removed {r}"));
-            }
-            for l in &report.left {
-                output::line(format!("LEFT {l}"));
-            }
-            output::line(format!("cut over ({}). Now:", report.run_id));
-            for s in &report.switch {
-                output::line(format!("  - {s}"));
-            }
-        } else {
-            output::line(
-                "cutover refused: fix the differences above (or stop what still changes the target) and run cutover again",
-            );
-            for n in &report.next {
-                output::line(format!("  - {n}"));
-            }
-        }
+        output::text(print::replicate::cutover(&report));
     }
     Ok(
         if report.passed && report.left.is_empty() && report.index_error.is_none() {
@@ -420,37 +284,14 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
 }
 
 async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure> {
-    let (sides, _) = sides(global, &args.sides, None).await?;
-    let report = ragshift_replicate::abort(&sides).await.map_err(failure)?;
+    let (sides, _) = sides(global, &args.sides).await?;
+    let report = ragshift_replicate::abort(&sides)
+        .await
+        .map_err(Failure::phased)?;
     if global.json {
         output::json(&report)?;
     } else {
-        match &report.run_id {
-            None => output::line(format!(
-                "no replication is running into {}: nothing to remove",
-                sides.target.label()
-            )),
-            Some(run) if report.after_cutover => {
-                output::line(format!(
-                    "{run} was already cut over: only its write fence on the old source was left"
-                ));
-                for r in &report.removed {
-                    output::line(format!("removed {r}"));
-                }
-                for l in &report.left {
-                    output::line(format!("LEFT {l}"));
-                }
-            }
-            Some(run) => {
-                output::line(format!("aborted {run}"));
-                for r in &report.removed {
-                    output::line(format!("removed {r}"));
-                }
-                for l in &report.left {
-                    output::line(format!("LEFT {l}"));
-                }
-            }
-        }
+        output::text(print::replicate::abort(&report, sides.target.label()));
     }
     Ok(if report.left.is_empty() {
         Outcome::Success

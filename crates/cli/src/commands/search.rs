@@ -1,7 +1,8 @@
 //! `ragshift search`: the platform's retrieval query against the target, to check a migration by
 //! eye (`--json` for scripts).
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
+use ragshift_print as print;
 use ragshift_run::components;
 use ragshift_store::search;
 use serde_json::json;
@@ -44,25 +45,11 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
     if args.limit < 1 {
         return Err(anyhow!("--limit must be at least 1").into());
     }
-    let query: Vec<f32> = match &args.vector {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading query vector {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} must hold a JSON array of numbers", path.display()))?
-        }
-        None => {
-            let Some(question) = args.question.as_deref() else {
-                return Err(
-                    anyhow!("give a question, or a query vector with --vector FILE").into(),
-                );
-            };
-            let embedder = components::embedder(config, None).await?;
-            ragshift_embed::Embedder::embed_query(&embedder, question)
-                .await
-                .context("embedding the question")?
-        }
-    };
+    if args.vector.is_none() && args.question.is_none() {
+        return Err(anyhow!("give a question, or a query vector with --vector FILE").into());
+    }
+    let question = args.question.as_deref().unwrap_or_default();
+    let query = components::query_vector(config, args.vector.as_deref(), question).await?;
     let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
     let layout = ragshift_store::Layout::from_config(&config.target);
     let mut client = ragshift_store::connect(&spec, "ragshift search").await?;
@@ -79,20 +66,8 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
     let hits = search::search(&mut client, &layout, &args.bot, &query, args.limit).await?;
     if global.json {
         output::json(&json!({ "bot_id": args.bot, "results": hits }))?;
-    } else if hits.is_empty() {
-        output::line(format!("no chunks for bot {}", args.bot));
     } else {
-        for h in &hits {
-            let preview: String = h.content.chars().take(160).collect();
-            output::line(format!(
-                "{:>3}. {:.4}  {}  {}\n     {}",
-                h.rank,
-                h.distance,
-                h.id,
-                h.source,
-                preview.replace('\n', " ")
-            ));
-        }
+        output::text(print::target::hits(&args.bot, &hits));
     }
     Ok(Outcome::Success)
 }

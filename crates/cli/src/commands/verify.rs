@@ -2,13 +2,14 @@
 //! counts and checksums of every column on both sides, registry coverage when a registry is
 //! configured, and retrieval agreement on sample queries. Exit 0 only when everything matches.
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::{Layers, Loaded, Origin};
+use ragshift_print as print;
 use ragshift_run::components;
-use ragshift_verify::{Options, Report, Store};
+use ragshift_verify::{Options, Store};
 
-use crate::args::{set_path, set_str, AwsArgs, DatabasesArgs, GlobalArgs, Overrides};
+use crate::args::{given, AwsArgs, DatabasesArgs, GlobalArgs, Overrides};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use ragshift_run::checks;
@@ -71,17 +72,12 @@ impl Overrides for VerifyArgs {
             Some(_) => l.flag("--registry-file", "registry.kind", "file"),
             None => l,
         };
-        let l = set_path(l, "--registry-file", "registry.path", &self.registry_file);
+        let l = given!(l, self, registry_file => "registry.path");
         let l = match &self.registry_table {
             Some(_) => l.flag("--registry-table", "registry.kind", "dynamodb"),
             None => l,
         };
-        set_str(
-            l,
-            "--registry-table",
-            "registry.table",
-            &self.registry_table,
-        )
+        given!(l, self, registry_table => "registry.table")
     }
 }
 
@@ -103,18 +99,7 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let registry = if !args.no_registry && registry_configured(&loaded) {
-        let reg = components::registry(config)
-            .await
-            .context("opening the registry for coverage")?;
-        let scan = reg
-            .bots(&ragshift_registry::Selection::all())
-            .await
-            .with_context(|| format!("reading bots from {}", reg.describe()))?;
-        for bad in &scan.invalid {
-            tracing::warn!("registry item left out of coverage: {bad:?}");
-        }
-        tracing::info!("{}: {} bots", reg.describe(), scan.bots.len());
-        Some(scan.bots)
+        Some(components::registry_bots(config).await?)
     } else {
         None
     };
@@ -139,24 +124,11 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     if let Some(refusal) = ragshift_verify::same_table(&source, &target).await? {
         return Err(anyhow!(refusal).into());
     }
-    if !args.bots.is_empty() {
-        let in_source = checks::bots_without_rows(&s, &source_layout, &args.bots).await?;
-        let in_neither: Vec<String> = checks::bots_without_rows(&t, &target_layout, &args.bots)
-            .await?
-            .into_iter()
-            .filter(|b| in_source.contains(b))
-            .collect();
-        checks::refuse_unknown_bots(
-            &in_neither,
-            &format!(
-                "either {} on {} or {} on {}",
-                source_layout.display_name(),
-                source_spec.label(),
-                target_layout.display_name(),
-                target_spec.label()
-            ),
-        )?;
-    }
+    let sides = [
+        (&s, &source_layout, source_spec.label()),
+        (&t, &target_layout, target_spec.label()),
+    ];
+    checks::require_bots_on_either(sides, &args.bots).await?;
     let options = Options {
         bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
         queries: args.queries,
@@ -171,71 +143,11 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     if global.json {
         output::json(&report).map_err(Failure::work)?;
     } else {
-        show(&report);
+        output::text(print::verify::report(&report));
     }
     Ok(if report.passed() {
         Outcome::Success
     } else {
         Outcome::PartialFailure
     })
-}
-
-/// Prints a report for people (also used by `replicate cutover`).
-pub(crate) fn show(r: &Report) {
-    output::line(format!(
-        "source {} ({})\ntarget {} ({})",
-        r.source, r.source_table, r.target, r.target_table
-    ));
-    let c = &r.checksums;
-    output::line(format!(
-        "checksums: {} bots, {} match; rows: source {}, target {}",
-        c.bots_compared, c.bots_matching, c.source_rows, c.target_rows
-    ));
-    if let Some(cov) = &r.coverage {
-        output::line(format!(
-            "registry: {} bots, {} with knowledge, {} without rows, {} orphan bots in the target",
-            cov.registry_bots,
-            cov.with_knowledge,
-            cov.without_rows.len(),
-            cov.orphans.len()
-        ));
-    }
-    match (&r.retrieval, &r.retrieval_skipped) {
-        (Some(q), _) => {
-            output::line(format!(
-                "retrieval: {} queries over {} bots, exact overlap@{} {:.3} (min {:.3}; {} bots the same row for row, searched once)",
-                q.queries, q.bots, q.k, q.overlap_at_k, q.min_overlap, q.overlap_by_checksum
-            ));
-            let settings: Vec<String> =
-                q.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            match &q.index {
-                Some(i) => output::line(format!(
-                    "target index {} ({}): recall@{} {:.3} (min {:.3}), index used for {} of {} bots ({} queries planned without it: exact), {} short answers; settings {}",
-                    i.name,
-                    i.method,
-                    q.k,
-                    q.recall_at_k,
-                    q.min_recall,
-                    q.index_used_bots,
-                    q.bots,
-                    q.exact_by_plan,
-                    q.short_results,
-                    settings.join(" ")
-                )),
-                None => output::line(
-                    "target has no vector index: the platform's query is exact but slow (ragshift build-index)",
-                ),
-            }
-        }
-        (None, Some(why)) => output::line(format!("retrieval: skipped ({why})")),
-        (None, None) => {}
-    }
-    if r.passed {
-        output::line("verified: everything matches");
-    } else {
-        output::line(format!("NOT verified: {} problems", r.failures.len()));
-        for f in &r.failures {
-            output::line(format!("  - {f}"));
-        }
-    }
 }

@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ragshift_run::{Event, Observer};
 use ragshift_store::index_build::{IndexEvent, IndexObserver};
 
-use crate::output;
+use crate::out;
 
 /// The observer for the current output mode.
 pub fn observer(json: bool, bots: usize) -> Box<dyn Observer> {
@@ -29,9 +29,7 @@ struct JsonLines;
 
 impl Observer for JsonLines {
     fn event(&self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            output::line(line);
-        }
+        out::json_line(event);
     }
 }
 
@@ -146,11 +144,7 @@ impl Observer for Bars {
 /// objects with `--json`.
 pub fn index_observer(json: bool) -> IndexObserver {
     if json {
-        Arc::new(|e: &IndexEvent| {
-            if let Ok(line) = serde_json::to_string(e) {
-                output::line(line);
-            }
-        })
+        Arc::new(|e: &IndexEvent| out::json_line(e))
     } else if std::io::stderr().is_terminal() {
         let bars = IndexBars::default();
         Arc::new(move |e: &IndexEvent| bars.event(e))

@@ -1,0 +1,30 @@
+//! Results on stdout (logs go to stderr): one line, a rendered text, or one JSON document.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// Writes one line of text to stdout.
+pub fn line(text: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", text.as_ref());
+}
+
+/// Writes rendered lines (each already ending in a newline) to stdout as they are.
+pub fn text(text: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_ref().as_bytes());
+}
+
+/// Writes a value as one JSON document (pretty for humans reading `--json`, one per call).
+pub fn json(value: &impl Serialize) -> serde_json::Result<()> {
+    line(serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Writes a value as one JSON object on one line (a stream of events, one per line).
+pub fn json_line(value: &impl Serialize) {
+    if let Ok(s) = serde_json::to_string(value) {
+        line(s);
+    }
+}
