@@ -138,9 +138,8 @@ pub async fn upload_in_parts(
     };
     let object = location.name_of(name);
     let key = location.key(name);
-    let reading = |message: String| {
-        TransferError::local("reading", local.display().to_string(), message)
-    };
+    let reading =
+        |message: String| TransferError::local("reading", local.display().to_string(), message);
     let size = tokio::fs::metadata(local)
         .await
         .map_err(|e| reading(e.to_string()))?

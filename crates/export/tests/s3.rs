@@ -5,27 +5,11 @@ use std::path::Path;
 
 use ragshift_export::location::{download, upload_in_parts};
 use ragshift_export::Location;
-use ragshift_testkit::{shared_moto, unique_name};
+use ragshift_testkit::s3::bucket_with;
+use ragshift_testkit::shared_moto;
 
 /// S3's smallest part (moto enforces it too).
 const MIB5: u64 = 5 * 1024 * 1024;
-
-async fn s3() -> aws_sdk_s3::Client {
-    let moto = shared_moto();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint_url())
-        .region(aws_config::Region::new(moto.region()))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    )
-}
 
 /// 12 MiB + 7 bytes that differ from part to part, so a part sent twice or out of order shows.
 fn write_file(path: &Path) -> Vec<u8> {
@@ -36,33 +20,64 @@ fn write_file(path: &Path) -> Vec<u8> {
     bytes
 }
 
-#[tokio::test]
-async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
-    let s3 = s3().await;
-    let bucket = unique_name("parts");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+/// A fresh bucket and a 12 MiB file to put in it under `prefix`.
+struct Setup {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    dir: tempfile::TempDir,
+    local: std::path::PathBuf,
+    bytes: Vec<u8>,
+    location: Location,
+}
+
+async fn setup(name: &str, prefix: &str) -> Setup {
+    let s3 = ragshift_testkit::s3::client(&shared_moto().sdk_config().await);
+    let bucket = bucket_with(&s3, name, []).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let local = dir.path().join("bot.parquet");
     let bytes = write_file(&local);
     let location = Location::S3 {
         bucket: bucket.clone(),
-        prefix: "kb".into(),
+        prefix: prefix.into(),
     };
+    Setup {
+        s3,
+        bucket,
+        dir,
+        local,
+        bytes,
+        location,
+    }
+}
+
+async fn head_of(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head")
+}
+
+#[tokio::test]
+async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
+    let Setup {
+        s3,
+        bucket,
+        dir,
+        local,
+        bytes,
+        location,
+    } = setup("parts", "kb").await;
     upload_in_parts(&s3, &location, "bot.parquet", &local, MIB5)
         .await
         .expect("upload in parts");
     // Three parts (5 + 5 + 2 MiB): S3 marks a multipart object's ETag with its part count.
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("kb/bot.parquet")
-        .send()
-        .await
-        .expect("head");
+    let head = head_of(&s3, &bucket, "kb/bot.parquet").await;
     assert_eq!(head.content_length(), Some(bytes.len() as i64));
     assert!(
         head.e_tag().unwrap_or_default().ends_with("-3\""),
@@ -84,13 +99,7 @@ async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
     upload_in_parts(&s3, &location, "small", &small, MIB5)
         .await
         .expect("upload");
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("kb/small")
-        .send()
-        .await
-        .expect("head");
+    let head = head_of(&s3, &bucket, "kb/small").await;
     assert!(
         !head.e_tag().unwrap_or_default().contains('-'),
         "{:?}",
@@ -100,20 +109,14 @@ async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
 
 #[tokio::test]
 async fn a_failed_multipart_upload_is_aborted_and_leaves_no_parts() {
-    let s3 = s3().await;
-    let bucket = unique_name("abort");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let local = dir.path().join("bot.parquet");
-    write_file(&local);
-    let location = Location::S3 {
-        bucket: bucket.clone(),
-        prefix: String::new(),
-    };
+    let Setup {
+        s3,
+        bucket,
+        dir: _kept,
+        local,
+        location,
+        ..
+    } = setup("abort", "").await;
     // Parts of 1 MiB are below S3's minimum: completing the upload is refused.
     let err = upload_in_parts(&s3, &location, "bot.parquet", &local, 1024 * 1024)
         .await
