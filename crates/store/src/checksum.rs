@@ -365,6 +365,23 @@ pub async fn bot_checksums(
     group_checksums(client, layout, &Grouping::Bot, bots).await
 }
 
+/// The condition keeping the rows of the groups `wanted` (all when `None`), by the name `group`
+/// (SQL, as [`Grouping::sql`] writes it) gives them, with `$n` bound to the value returned:
+/// names compared without trailing blanks, as [`key_text_of`] prints them.
+pub fn group_filter(
+    group: &str,
+    wanted: Option<&[String]>,
+    n: usize,
+) -> (String, Option<Vec<String>>) {
+    match wanted {
+        Some(w) => (
+            format!("{group} = ANY(${n}::text[])"),
+            Some(w.iter().map(|s| s.trim_end().to_owned()).collect()),
+        ),
+        None => (format!("${n}::text[] IS NULL"), None),
+    }
+}
+
 /// Counts and checksums per group (bot or id range), optionally for some groups only, ordered
 /// by group.
 pub async fn group_checksums(
@@ -374,19 +391,13 @@ pub async fn group_checksums(
     bots: Option<&[String]>,
 ) -> Result<Vec<BotChecksum>, StoreError> {
     let bot = grouping.sql(layout);
-    let filter = if bots.is_some() {
-        format!("WHERE {bot} = ANY($1)")
-    } else {
-        "WHERE $1::text[] IS NULL".to_owned()
-    };
+    let (filter, wanted) = group_filter(&bot, bots, 1);
     let columns = hash_columns(client, layout).await?;
     let sql = format!(
-        "SELECT {bot}, count(*), sum({hash})::text FROM {table} {filter} GROUP BY 1 ORDER BY 1",
+        "SELECT {bot}, count(*), sum({hash})::text FROM {table} WHERE {filter} GROUP BY 1 ORDER BY 1",
         hash = row_hash_sql(&columns),
         table = layout.qualified(),
     );
-    let wanted: Option<Vec<String>> =
-        bots.map(|b| b.iter().map(|s| s.trim_end().to_owned()).collect());
     let rows = client
         .query(&sql, &[&wanted])
         .await

@@ -217,23 +217,24 @@ pub async fn verify(
     } else {
         None
     };
-    // With retrieval, the queries are sampled first so the target's checksums and its exact
-    // answers come from one read of its table.
+    // With retrieval, the queries are sampled first. Then the source reads its checksums and
+    // its exact answers in one pass, while the target reads its checksums and answers the
+    // platform's queries: the two sides' work is about even, and each vector is read once on
+    // each side.
     let (s_sums, t_sums, searched) = if skipped.is_none() {
-        // The source reads its checksums and its exact answers in one pass, while the target
-        // reads its checksums and answers the platform's queries: the two sides' work is about
-        // even, and each vector is read once on each side.
         let k = options.k.max(1);
-        let sample = retrieval::sample(source, bots, options.queries).await?;
+        let src = retrieval::prepare(source, Side::Source).await?;
+        let tgt = retrieval::prepare(target, Side::Target).await?;
+        let sample = retrieval::sample(source, &src, bots, options.queries).await?;
         let on_target = async {
             let sums = checksum::group_checksums(target.client, target.layout, &grouping, bots)
                 .await
                 .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
-            let platform = retrieval::platform_answers(target, &sample, k).await?;
+            let platform = retrieval::platform_answers(target, &tgt, &sample, k).await?;
             Ok::<_, VerifyError>((sums, platform))
         };
         let (on_source, on_target) = tokio::join!(
-            retrieval::checksums_and_exact(source, Side::Source, &grouping, bots, &sample, k),
+            retrieval::checksums_and_exact(source, &src, &grouping, bots, &sample, k),
             on_target,
         );
         let (s_sums, source_answers) = on_source?;
@@ -243,7 +244,7 @@ pub async fn verify(
             source: source_answers,
             platform,
         };
-        (s_sums, t_sums, Some(searched))
+        (s_sums, t_sums, Some((searched, tgt)))
     } else {
         let (s_sums, t_sums) = checksums::read_both(source, target, &grouping, bots).await?;
         (s_sums, t_sums, None)
@@ -333,7 +334,7 @@ pub async fn verify(
         }
     }
 
-    let (retrieval, retrieval_skipped) = if let Some(searched) = searched {
+    let (retrieval, retrieval_skipped) = if let Some((searched, tgt)) = searched {
         // Bots whose rows are all the same on both sides: their exact answers agree already.
         let differing: HashSet<&str> = sums
             .missing
@@ -353,8 +354,15 @@ pub async fn verify(
             }
             Grouping::IdRanges { .. } => HashSet::new(),
         };
-        let r =
-            retrieval::compare(target, searched, &same, options.queries, options.k.max(1)).await?;
+        let r = retrieval::compare(
+            target,
+            &tgt,
+            searched,
+            &same,
+            options.queries,
+            options.k.max(1),
+        )
+        .await?;
         for b in &r.disagreeing {
             failures.push(format!(
                 "{}: exact top-{} answers differ between source and target (overlap@k {:.3})",

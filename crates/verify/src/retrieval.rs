@@ -18,8 +18,8 @@ use tokio_postgres::types::ToSql;
 
 use pgvector::Vector;
 use ragshift_store::checksum::{
-    hash_columns, key_text_of, key_text_sql, row_hash_sql, BotChecksum, Grouping, HashColumn,
-    NULL_KEY,
+    group_filter, hash_columns, key_text_of, key_text_sql, row_hash_sql, BotChecksum, Grouping,
+    HashColumn, NULL_KEY,
 };
 use ragshift_store::ident::quote_ident;
 use ragshift_store::index::{vector_indexes, ExistingIndex};
@@ -139,7 +139,9 @@ pub fn recall(approx: &[String], exact: &[String]) -> f64 {
 /// can serve a few bots), each row naming its bot by position in `$1` (1-based): a pass per bot
 /// would read each heap page once for every bot with a row on it, and each vector through the
 /// TOAST index in no useful order, which grew faster than the data.
-struct Statements {
+pub struct Statements {
+    /// The side they run on, for messages.
+    side: Side,
     /// Every bot's sample (`$1` NULL) or some bots' (`$1`: their ids).
     sample_all: String,
     sample_some: String,
@@ -147,9 +149,11 @@ struct Statements {
     /// de-TOASTed once.
     asked_rows: String,
     platform: String,
-    /// The table with its vector de-TOASTed once per row, every column under its own name,
-    /// filtered by `{filter}`: for [`checksums_and_exact`].
-    detoasted_rows: String,
+    /// Every column of the table, the vector de-TOASTed once, each under its own name: the
+    /// rows [`checksums_and_exact`] hashes and searches.
+    detoasted_columns: String,
+    /// A row's hash, as the store's checksums compute it.
+    hash: String,
     /// Which of `$1`'s bots a row belongs to, by position.
     which: String,
 }
@@ -173,7 +177,13 @@ impl Statements {
     /// `bot_type`: the bot column's type, so a bot id given as text is compared with it as that
     /// type (uuid, bigint, `character(n)`) and the column's index still serves the query.
     /// `columns`: every column of the table (as the checksums hash them).
-    fn new(store: &Store<'_>, subvector: bool, bot_type: &str, columns: &[HashColumn]) -> Self {
+    fn new(
+        store: &Store<'_>,
+        side: Side,
+        subvector: bool,
+        bot_type: &str,
+        columns: &[HashColumn],
+    ) -> Self {
         let l = store.layout;
         let (id, id_text, bot, emb, table) = (
             quote_ident(&l.id),
@@ -212,6 +222,7 @@ impl Statements {
             })
             .collect();
         Self {
+            side,
             sample_all: sample("$1::text[] IS NULL"),
             sample_some: sample(&format!("{bot} = ANY({asked})")),
             // The fence (OFFSET 0) makes the vector de-TOASTed once, not once per query.
@@ -223,16 +234,16 @@ impl Statements {
             platform: format!(
                 "SELECT {id_text} FROM {table} WHERE {bot} = $1::text::{bot_type} ORDER BY {emb} <-> $2 LIMIT $3"
             ),
-            detoasted_rows: format!(
-                "SELECT {} FROM {table} WHERE {{filter}} OFFSET 0",
-                listed.join(", ")
-            ),
+            detoasted_columns: listed.join(", "),
+            hash: row_hash_sql(columns),
             which,
         }
     }
 }
 
-async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, VerifyError> {
+/// The statements retrieval runs on `store`, read once per side from its catalog (pgvector's
+/// version, the bot column's type, the columns the checksums hash).
+pub async fn prepare(store: &Store<'_>, side: Side) -> Result<Statements, VerifyError> {
     let err = |e| VerifyError::new(side, store.label, None, e);
     let version = vector_version(store.client)
         .await
@@ -254,6 +265,7 @@ async fn statements_for(store: &Store<'_>, side: Side) -> Result<Statements, Ver
         .unwrap_or_else(|| "text".to_owned());
     Ok(Statements::new(
         store,
+        side,
         ragshift_store::schema::version_at_least(&version, (0, 7)),
         &bot_type,
         &columns,
@@ -284,11 +296,11 @@ impl Sample {
 /// pass. Without a bot column the whole table is one collection, named `""`.
 pub async fn sample(
     source: &Store<'_>,
+    statements: &Statements,
     wanted: Option<&[String]>,
     per_bot: usize,
 ) -> Result<Sample, VerifyError> {
-    let err = |e| VerifyError::new(Side::Source, source.label, None, e);
-    let statements = statements_for(source, Side::Source).await?;
+    let err = |e| VerifyError::new(statements.side, source.label, None, e);
     let per_bot = i64::try_from(per_bot).unwrap_or(i64::MAX);
     let wanted = wanted.filter(|_| !source.layout.bot.is_empty());
     let sql = if wanted.is_some() {
@@ -328,39 +340,31 @@ pub type Answers = Vec<Vec<Vec<String>>>;
 /// [`checksum::group_checksums`]: ragshift_store::checksum::group_checksums
 pub async fn checksums_and_exact(
     store: &Store<'_>,
-    side: Side,
+    statements: &Statements,
     grouping: &Grouping,
     wanted: Option<&[String]>,
     sample: &Sample,
     k: usize,
 ) -> Result<(Vec<BotChecksum>, Answers), VerifyError> {
-    let err = |e| VerifyError::new(side, store.label, None, e);
-    let statements = statements_for(store, side).await?;
-    let columns = hash_columns(store.client, store.layout)
-        .await
-        .map_err(err)?;
+    let err = |e| VerifyError::new(statements.side, store.label, None, e);
     let group = grouping.sql(store.layout);
-    let filter = if wanted.is_some() {
-        format!("{group} = ANY($4::text[])")
-    } else {
-        "$4::text[] IS NULL".to_owned()
-    };
+    let (filter, wanted) = group_filter(&group, wanted, 4);
     let asked = sample.asked();
+    // The fence (OFFSET 0) makes the vector de-TOASTed once for the hash and every distance.
     let sql = format!(
         "{QUERIES_CTE}
          SELECT r.g, r.h, r.id, r.i{distances}
            FROM (SELECT {group} AS g, {hash} AS h, {id_text} AS id, {which} AS i, {emb} AS e
-                   FROM ({rows}) t) r
+                   FROM (SELECT {columns} FROM {table} WHERE {filter} OFFSET 0) t) r
            LEFT JOIN q ON q.i = r.i",
         distances = distance_columns(most_queries(&asked)),
-        hash = row_hash_sql(&columns),
+        hash = statements.hash,
         id_text = key_text_sql(&store.layout.id),
         which = statements.which,
         emb = quote_ident(&store.layout.embedding),
-        rows = statements.detoasted_rows.replace("{filter}", &filter),
+        columns = statements.detoasted_columns,
+        table = store.layout.qualified(),
     );
-    let wanted: Option<Vec<String>> =
-        wanted.map(|b| b.iter().map(|s| s.trim_end().to_owned()).collect());
     let (bots, positions, vectors) = by_position(&asked);
     let what = format!("checksumming and searching {}", store.layout.display_name());
     let mut sums: BTreeMap<String, (i64, i128)> = BTreeMap::new();
@@ -576,10 +580,10 @@ pub struct PlatformAnswers {
 /// it runs while the source reads its exact answers.
 pub async fn platform_answers(
     target: &Store<'_>,
+    tgt: &Statements,
     sample: &Sample,
     k: usize,
 ) -> Result<PlatformAnswers, VerifyError> {
-    let tgt = statements_for(target, Side::Target).await?;
     let label = target.label;
     let terr = |bot: Option<&str>| {
         let bot = bot.map(str::to_owned);
@@ -646,6 +650,7 @@ pub struct Searched {
 /// target's exact answers are read for the other bots.
 pub async fn compare(
     target: &Store<'_>,
+    tgt: &Statements,
     searched: Searched,
     same: &HashSet<String>,
     queries_per_bot: usize,
@@ -677,8 +682,7 @@ pub async fn compare(
     let t_answers = if differing.is_empty() {
         Vec::new()
     } else {
-        let tgt = statements_for(target, Side::Target).await?;
-        exact(target, &tgt, &differing, k)
+        exact(target, tgt, &differing, k)
             .await
             .map_err(terr(None))?
     };

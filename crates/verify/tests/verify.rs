@@ -267,21 +267,20 @@ async fn checksums_read_with_the_exact_answers_equal_those_read_alone() {
         label: "target",
     };
     let two = [bot_id(2), bot_id(3)];
+    let statements = retrieval::prepare(&store, ragshift_verify::Side::Target)
+        .await
+        .expect("prepare");
     for wanted in [None, Some(&two[..])] {
         let alone = group_checksums(&client, &layout, &Grouping::Bot, wanted)
             .await
             .expect("checksums alone");
-        let sample = retrieval::sample(&store, wanted, 2).await.expect("sample");
-        let (together, answers) = retrieval::checksums_and_exact(
-            &store,
-            ragshift_verify::Side::Target,
-            &Grouping::Bot,
-            wanted,
-            &sample,
-            4,
-        )
-        .await
-        .expect("checksums with answers");
+        let sample = retrieval::sample(&store, &statements, wanted, 2)
+            .await
+            .expect("sample");
+        let (together, answers) =
+            retrieval::checksums_and_exact(&store, &statements, &Grouping::Bot, wanted, &sample, 4)
+                .await
+                .expect("checksums with answers");
         assert_eq!(together, alone, "bots {wanted:?}");
         assert_eq!(sample.bots.len(), if wanted.is_some() { 2 } else { 3 });
         assert!(alone.len() >= sample.bots.len());
