@@ -720,11 +720,13 @@ impl Wait<'_> {
             client: self.source,
             layout: self.layout,
             label: self.sides.source.label(),
+            beside: None,
         };
         let t = Store {
             client: self.target,
             layout: self.layout,
             label: self.sides.target.label(),
+            beside: None,
         };
         // The vector index is built after the detach, so its absence isn't a difference yet.
         let options = ragshift_verify::Options {

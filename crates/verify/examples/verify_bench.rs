@@ -19,8 +19,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ConnectSpec::from_url(target, None, None)?,
     );
     let started = Instant::now();
-    let (s, t) = (
+    let (s, t, beside) = (
         connect(&s_spec, "verify bench").await?,
+        connect(&t_spec, "verify bench").await?,
         connect(&t_spec, "verify bench").await?,
     );
     let layout = Layout::default();
@@ -33,11 +34,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             client: &s,
             layout: &layout,
             label: s_spec.label(),
+            beside: None,
         },
         &Store {
             client: &t,
             layout: &layout,
             label: t_spec.label(),
+            beside: Some(&beside),
         },
         &options,
     )

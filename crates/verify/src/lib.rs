@@ -23,8 +23,8 @@
 //! use ragshift_store::Layout;
 //! use ragshift_verify::{verify, Options, Store};
 //! let layout = Layout::default();
-//! let source = Store { client: s, layout: &layout, label: "postgres://app:****@old/rag" };
-//! let target = Store { client: t, layout: &layout, label: "postgres://app:****@new/rag" };
+//! let source = Store { client: s, layout: &layout, label: "postgres://app:****@old/rag", beside: None };
+//! let target = Store { client: t, layout: &layout, label: "postgres://app:****@new/rag", beside: None };
 //! let report = verify(&source, &target, &Options::default()).await.expect("ran");
 //! assert!(report.passed());
 //! # }
@@ -64,6 +64,19 @@ pub struct Store<'a> {
     pub layout: &'a Layout,
     /// The server as shown to users (password masked).
     pub label: &'a str,
+    /// A second connection to the same database, when the caller opened one: the target's
+    /// platform queries run on it while `client` reads the checksums, instead of after them.
+    pub beside: Option<&'a Client>,
+}
+
+impl<'a> Store<'a> {
+    /// The same side on its second connection (this one when there is none).
+    fn on_beside(&self) -> Store<'a> {
+        Store {
+            client: self.beside.unwrap_or(self.client),
+            ..*self
+        }
+    }
 }
 
 /// What to verify and how hard.
@@ -219,19 +232,22 @@ pub async fn verify(
     };
     // With retrieval, the queries are sampled first. Then the source reads its checksums and
     // its exact answers in one pass, while the target reads its checksums and answers the
-    // platform's queries: the two sides' work is about even, and each vector is read once on
-    // each side.
+    // platform's queries: each vector is read once on each side.
     let (s_sums, t_sums, searched) = if skipped.is_none() {
         let k = options.k.max(1);
         let src = retrieval::prepare(source, Side::Source).await?;
         let tgt = retrieval::prepare(target, Side::Target).await?;
         let sample = retrieval::sample(source, &src, bots, options.queries).await?;
+        // On one connection the platform's queries wait for the checksums; on two they run
+        // beside them.
         let on_target = async {
-            let sums = checksum::group_checksums(target.client, target.layout, &grouping, bots)
-                .await
-                .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))?;
-            let platform = retrieval::platform_answers(target, &tgt, &sample, k).await?;
-            Ok::<_, VerifyError>((sums, platform))
+            let sums = async {
+                checksum::group_checksums(target.client, target.layout, &grouping, bots)
+                    .await
+                    .map_err(|e| VerifyError::new(Side::Target, target.label, None, e))
+            };
+            let beside = target.on_beside();
+            tokio::try_join!(sums, retrieval::platform_answers(&beside, &tgt, &sample, k))
         };
         let (on_source, on_target) = tokio::join!(
             retrieval::checksums_and_exact(source, &src, &grouping, bots, &sample, k),

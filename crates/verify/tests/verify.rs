@@ -25,6 +25,11 @@ fn row_id(bot: u32, n: u32) -> String {
 }
 
 async fn store_with_rows(prefix: &str) -> tokio_postgres::Client {
+    store_with_rows_at(prefix).await.0
+}
+
+/// [`store_with_rows`], with the database's URL for more connections.
+async fn store_with_rows_at(prefix: &str) -> (tokio_postgres::Client, String) {
     let pg = shared_pg();
     let url = pg.fresh_database(prefix);
     let mut client = pg.connect(&url).await;
@@ -35,7 +40,7 @@ async fn store_with_rows(prefix: &str) -> tokio_postgres::Client {
         .batch_execute(&seed_sql(3, 40))
         .await
         .expect("seed rows");
-    client
+    (client, url)
 }
 
 /// `source` and `target` as verify's two sides, both in `layout`.
@@ -48,6 +53,7 @@ fn stores<'a>(
         client,
         layout,
         label,
+        beside: None,
     };
     (side(source, "source"), side(target, "target"))
 }
@@ -68,7 +74,7 @@ fn registry(bots: &[u32]) -> Vec<Bot> {
 #[tokio::test]
 async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     let source = store_with_rows("verify_same_src").await;
-    let mut target = store_with_rows("verify_same_tgt").await;
+    let (mut target, target_url) = store_with_rows_at("verify_same_tgt").await;
     let layout = Layout::default();
     ensure_vector_index(
         &mut target,
@@ -130,6 +136,34 @@ async fn identical_stores_pass_with_full_overlap_and_report_index_recall() {
     // ivfflat with 4 lists and one probe sees about a quarter of a bot's 40 rows: fewer than
     // k = 10 answers for some queries, and recall below 1.
     assert!(r.short_results > 0 && r.recall_at_k < 1.0, "{r:#?}");
+
+    // Given a second connection, the platform's queries run there, beside the checksums: that
+    // session's planner decides, and the report is the one-connection report.
+    let beside = shared_pg().connect(&target_url).await;
+    beside
+        .batch_execute("SET enable_sort = off; SET enable_seqscan = off")
+        .await
+        .unwrap();
+    target
+        .batch_execute("RESET enable_sort; RESET enable_seqscan; SET enable_indexscan = off")
+        .await
+        .unwrap();
+    let t2 = Store {
+        beside: Some(&beside),
+        ..t
+    };
+    let two = verify(&s, &t2, &options).await.unwrap();
+    assert!(two.passed(), "{:#?}", two.failures);
+    let r2 = two.retrieval.as_ref().unwrap();
+    assert_eq!(
+        (r2.exact_by_plan, r2.index_used_bots, r2.short_results),
+        (r.exact_by_plan, r.index_used_bots, r.short_results)
+    );
+    assert_eq!(
+        (r2.recall_at_k, r2.overlap_at_k),
+        (r.recall_at_k, r.overlap_at_k)
+    );
+    assert_eq!(two.checksums.bots_matching, 3);
 }
 
 #[tokio::test]
@@ -231,11 +265,13 @@ async fn a_missing_table_is_an_error_naming_the_side_and_table() {
         client: &source,
         layout: &layout,
         label: "source",
+        beside: None,
     };
     let t = Store {
         client: &target,
         layout: &layout,
         label: "postgres://u:****@new/db",
+        beside: None,
     };
     let err = verify(&s, &t, &Options::default()).await.unwrap_err();
     let text = err.to_string();
@@ -265,6 +301,7 @@ async fn checksums_read_with_the_exact_answers_equal_those_read_alone() {
         client: &client,
         layout: &layout,
         label: "target",
+        beside: None,
     };
     let two = [bot_id(2), bot_id(3)];
     let statements = retrieval::prepare(&store, ragshift_verify::Side::Target)

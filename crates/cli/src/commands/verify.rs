@@ -106,20 +106,24 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
     let source_spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
     let target_spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
     let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
-    let (s, t) = tokio::join!(
+    // The target's second connection answers the platform's queries beside the checksums.
+    let (s, t, beside) = tokio::join!(
         ragshift_store::connect(&source_spec, "ragshift verify"),
         ragshift_store::connect(&target_spec, "ragshift verify"),
+        ragshift_store::connect(&target_spec, "ragshift verify"),
     );
-    let (s, t) = (s?, t?);
+    let (s, t, beside) = (s?, t?, beside?);
     let source = Store {
         client: &s,
         layout: &source_layout,
         label: source_spec.label(),
+        beside: None,
     };
     let target = Store {
         client: &t,
         layout: &target_layout,
         label: target_spec.label(),
+        beside: Some(&beside),
     };
     if let Some(refusal) = ragshift_verify::same_table(&source, &target).await? {
         return Err(anyhow!(refusal).into());
