@@ -352,15 +352,15 @@ impl World {
         let mut c = pg.connect(&target_url).await;
         schema::init_target(&mut c, &layout, DIM).await.unwrap();
 
-        let worker = Arc::new(Worker::new(
-            Ingestor::new(IngestOptions::default()).unwrap(),
-            Arc::new(HashEmbedder),
-            Arc::new(DirDocuments::new(docs.path())),
-            registry.clone(),
-            target.clone(),
-            ragshift_store::BotRows::bot_column(layout.clone()),
-            WorkerOptions::default(),
-        ));
+        let worker = Arc::new(Worker {
+            ingestor: Ingestor::new(IngestOptions::default()).unwrap(),
+            embedder: Arc::new(HashEmbedder),
+            documents: Arc::new(DirDocuments::new(docs.path())),
+            registry: registry.clone(),
+            target: target.clone(),
+            rows: ragshift_store::BotRows::bot_column(layout.clone()),
+            options: WorkerOptions::default(),
+        });
         Self {
             _moto: moto,
             proxy,
