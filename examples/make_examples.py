@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes ragshift's sample dataset: a bot registry in the format of
-`aws dynamodb scan --output json` and the bots' documents in the platform's S3 layout
-({user_id}/{bot_id}/documents/{filename}). Run from anywhere; output goes next to this file."""
+`aws dynamodb scan --output json` and the bots' generated documents (json, docx, pdf) in the
+platform's S3 layout ({user_id}/{bot_id}/documents/{filename}) beside the hand-written ones
+(see HAND_WRITTEN). Run from anywhere; output goes next to this file."""
 import json, os, zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,93 +22,20 @@ def doc_path(bot, name):
     os.makedirs(os.path.dirname(p), exist_ok=True)
     return p
 
-def write(bot, name, text):
-    with open(doc_path(bot, name), "w", encoding="utf-8") as f:
-        f.write(text)
+# The hand-written documents (handbook.md, faq.txt, pricing.csv, huong-dan.md,
+# chinh-sach-bao-hanh.html) are kept as they are under documents/: they are their own source,
+# and this script only checks that they are there. It writes what is generated from data here:
+# the registry, releases.json, the .docx and the .pdf.
+HAND_WRITTEN = {
+    "handbook": ["handbook.md", "faq.txt", "pricing.csv"],
+    "support_vi": ["huong-dan.md", "chinh-sach-bao-hanh.html"],
+}
 
-HANDBOOK = """# Northwind Cloud handbook
-
-## Accounts and sign-in
-
-Every workspace has one owner and any number of members. Owners invite members by e-mail from Settings > People. An invitation expires after seven days; owners can resend it at any time.
-
-Sign-in uses single sign-on when the workspace has it configured, and e-mail with a one-time code otherwise. Passwords are never stored. If a member loses access to their e-mail account, the owner can change the member's address from Settings > People.
-
-
-## Billing
-
-Workspaces are billed monthly per active member. A member is active when they sign in at least once during the billing period. Invoices are sent on the first day of each month and can be paid by card or bank transfer.
-
-Downgrading to the free plan keeps all data but disables integrations and limits history to ninety days. Upgrading again restores everything immediately.
-
-
-## Data retention and deletion
-
-Deleted items stay in the trash for thirty days. After that they are removed from primary storage and, within a further thirty days, from backups. Owners can export a full copy of the workspace as JSON from Settings > Export at any time.
-
-Closing a workspace deletes it after a grace period of fourteen days, during which the owner can reopen it.
-
-
-## Support
-
-Support answers within one business day on paid plans. Urgent incidents affecting many users are handled around the clock; check the status page first, then contact support with the workspace id and the time the problem started.
-"""
-
-FAQ = """Frequently asked questions
-
-How do I reset my sign-in code? You don't need to: every code is single-use and a new one is sent each time you sign in. If codes don't arrive, check the spam folder and make sure the sender domain is allowed.
-
-Can I move a project to another workspace? Yes. Open the project, choose Move, and pick a workspace where you are an owner. Members of the old workspace lose access unless they are also members of the new one.
-
-Is there an API? Yes. Create a token under Settings > API. Tokens inherit the permissions of the member who created them and can be revoked at any time.
-
-Which regions host my data? Workspaces created before 2024 are hosted in Frankfurt. Newer workspaces choose Frankfurt, Virginia or Singapore at creation; moving between regions is done by support on request.
-"""
-
-PRICING = """plan,price_per_member_usd,history_days,integrations,support
-Free,0,90,no,community
-Team,8,unlimited,yes,business hours
-Business,15,unlimited,yes,24/7 for incidents
-Enterprise,contact sales,unlimited,yes,dedicated manager
-"""
-
-HUONG_DAN = """# Hướng dẫn sử dụng dịch vụ hỗ trợ khách hàng
-
-## Đăng ký tài khoản
-
-Khách hàng có thể đăng ký tài khoản bằng số điện thoại hoặc địa chỉ email. Sau khi đăng ký, hệ thống sẽ gửi mã xác nhận gồm sáu chữ số. Mã xác nhận có hiệu lực trong năm phút.
-
-Nếu không nhận được mã, vui lòng kiểm tra hộp thư rác hoặc yêu cầu gửi lại mã sau sáu mươi giây.
-
-
-## Đổi trả sản phẩm
-
-Sản phẩm được đổi trả miễn phí trong vòng ba mươi ngày kể từ ngày nhận hàng, với điều kiện còn nguyên tem và hóa đơn. Khách hàng mang sản phẩm đến bất kỳ cửa hàng nào hoặc gửi qua đường bưu điện.
-
-Tiền hoàn lại được chuyển về tài khoản ngân hàng trong vòng bảy ngày làm việc. Đối với đơn hàng thanh toán bằng thẻ tín dụng, thời gian hoàn tiền phụ thuộc vào ngân hàng phát hành thẻ.
-
-
-## Liên hệ
-
-Tổng đài hỗ trợ hoạt động từ tám giờ sáng đến mười giờ tối, tất cả các ngày trong tuần. Khách hàng cũng có thể gửi yêu cầu qua ứng dụng; yêu cầu sẽ được trả lời trong vòng hai mươi bốn giờ.
-"""
-
-CHINH_SACH = """<!DOCTYPE html>
-<html lang="vi"><head><meta charset="utf-8"><title>Chính sách bảo hành</title>
-<style>body { font-family: sans-serif; }</style>
-<script>window.analytics = { track: function () {} };</script></head>
-<body>
-<nav><a href="/">Trang chủ</a> | <a href="/san-pham">Sản phẩm</a> | <a href="/lien-he">Liên hệ</a></nav>
-<main>
-<h1>Chính sách bảo hành</h1>
-<p>Tất cả sản phẩm điện tử được bảo hành mười hai tháng kể từ ngày mua. Bảo hành áp dụng cho lỗi kỹ thuật do nhà sản xuất, không áp dụng cho hư hỏng do va đập, vào nước hoặc tự ý sửa chữa.</p>
-<p>Khi mang sản phẩm đi bảo hành, khách hàng cần xuất trình phiếu bảo hành hoặc hóa đơn mua hàng. Thời gian xử lý bảo hành thông thường là năm ngày làm việc.</p>
-<h2>Bảo hành mở rộng</h2>
-<p>Khách hàng có thể mua gói bảo hành mở rộng thêm hai mươi bốn tháng với chi phí bằng mười phần trăm giá trị sản phẩm.</p>
-</main>
-<footer>© Công ty Cổ phần Ví dụ. Mọi quyền được bảo lưu.</footer>
-</body></html>
-"""
+def check_hand_written():
+    missing = [doc_path(bot, name) for bot, names in HAND_WRITTEN.items() for name in names
+               if not os.path.isfile(doc_path(bot, name))]
+    if missing:
+        raise SystemExit("missing hand-written documents (restore them from git): " + ", ".join(missing))
 
 RELEASES = {
     "product": "Northwind Cloud",
@@ -183,11 +111,7 @@ def bot_item(key, title, files=(), urls=(), sitemaps=(), params=True, status="SU
     return item
 
 def main():
-    write("handbook", "handbook.md", HANDBOOK)
-    write("handbook", "faq.txt", FAQ)
-    write("handbook", "pricing.csv", PRICING)
-    write("support_vi", "huong-dan.md", HUONG_DAN)
-    write("support_vi", "chinh-sach-bao-hanh.html", CHINH_SACH)
+    check_hand_written()
     with open(doc_path("releases", "releases.json"), "w", encoding="utf-8") as f:
         json.dump(RELEASES, f, indent=2)
     write_docx("releases", "onboarding.docx", [
@@ -206,8 +130,8 @@ def main():
     ])
     user_b, bot_rel = BOTS["releases"]
     items = [
-        bot_item("handbook", "Northwind handbook", files=["handbook.md", "faq.txt", "pricing.csv"]),
-        bot_item("support_vi", "Hỗ trợ khách hàng", files=["huong-dan.md", "chinh-sach-bao-hanh.html"]),
+        bot_item("handbook", "Northwind handbook", files=HAND_WRITTEN["handbook"]),
+        bot_item("support_vi", "Hỗ trợ khách hàng", files=HAND_WRITTEN["support_vi"]),
         bot_item("releases", "Release notes", files=["releases.json", "onboarding.docx"]),
         bot_item("empty", "Chit-chat bot (no knowledge)"),
         # An older item without EmbeddingParams: the platform's defaults (1000/200/false) apply.

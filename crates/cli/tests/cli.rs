@@ -22,6 +22,23 @@ fn init_target(dir: &Path, url: &str, flags: &[&str]) -> Output {
 }
 use ragshift_testkit::env::assert_exit;
 
+/// `ragshift search` of bot `BOT…A` in the database at `url`, for the vector in file `vector`,
+/// with `flags`.
+fn search_bot_a(dir: &Path, url: &str, vector: &Path, flags: &[&str]) -> Output {
+    let vector = vector.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "search",
+        "--target-url",
+        url,
+        "--bot",
+        "BOT0000000000000000000000A",
+        "--vector",
+        vector,
+    ];
+    args.extend_from_slice(flags);
+    ragshift(dir, &args, &[])
+}
+
 #[test]
 fn init_target_creates_then_reports_nothing_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,22 +301,7 @@ async fn search_json_has_the_documented_shape() {
         .unwrap();
     let q = dir.path().join("q.json");
     std::fs::write(&q, "[0.9, 0.1, 0]").unwrap();
-    let out = ragshift(
-        dir.path(),
-        &[
-            "search",
-            "--json",
-            "--target-url",
-            &url,
-            "--bot",
-            "BOT0000000000000000000000A",
-            "--vector",
-            q.to_str().unwrap(),
-            "--limit",
-            "5",
-        ],
-        &[],
-    );
+    let out = search_bot_a(dir.path(), &url, &q, &["--json", "--limit", "5"]);
     assert_exit(&out, 0);
     let v = stdout_json(&out);
     assert_eq!(v["bot_id"], "BOT0000000000000000000000A");
@@ -312,19 +314,7 @@ async fn search_json_has_the_documented_shape() {
     assert!(results[0]["distance"].as_f64().unwrap() < results[1]["distance"].as_f64().unwrap());
 
     std::fs::write(&q, "[1, 0]").unwrap();
-    let out = ragshift(
-        dir.path(),
-        &[
-            "search",
-            "--target-url",
-            &url,
-            "--bot",
-            "BOT0000000000000000000000A",
-            "--vector",
-            q.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = search_bot_a(dir.path(), &url, &q, &[]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("2 dimensions"), "{}", stderr(&out));
 }

@@ -61,7 +61,16 @@ fn copy(dir: &Path, src: &str, tgt: &str, flags: &[&str]) -> Output {
     ragshift(dir, &args)
 }
 
-use ragshift_testkit::env::assert_exit;
+/// `ragshift copy` from `src` to `tgt` with `flags`, which must exit with `code` (1: the run
+/// started and failed; 2: refused before anything): what it said on stderr.
+#[track_caller]
+fn copy_exits(dir: &Path, src: &str, tgt: &str, flags: &[&str], code: i32) -> String {
+    let out = copy(dir, src, tgt, flags);
+    assert_exit(&out, code);
+    stderr_text(&out)
+}
+
+use ragshift_testkit::env::{assert_exit, stderr_text};
 use ragshift_testkit::env::{json_summary as summary, output_text as text};
 use ragshift_testkit::gate;
 use ragshift_testkit::sql::{column, scalar};
@@ -185,23 +194,21 @@ async fn copy_moves_every_row_and_column_then_refuses_a_filled_target() {
         ["idx_items_botid", "idx_items_embedding", "items_pkey"]
     );
 
-    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
-    assert_exit(&out, 2);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = copy_exits(dir.path(), &p.src_url, &p.tgt_url, &[], 2);
     assert!(
         err.contains("already holds rows") && err.contains("--resume") && err.contains("--replace"),
         "{err}"
     );
     assert!(!err.contains(shared_pg().password()), "{err}");
 
-    let out = copy(
+    let err = copy_exits(
         dir.path(),
         &p.src_url,
         &p.tgt_url,
         &["--source-table", "nope"],
+        2,
     );
-    assert_exit(&out, 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("source table public.nope not found"));
+    assert!(err.contains("source table public.nope not found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,7 +447,7 @@ async fn has_items(c: &tokio_postgres::Client) -> bool {
 async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let (src_url, tgt_url, tgt) = shared_pair("copy_nobot").await;
-    let out = copy(
+    let err = copy_exits(
         dir.path(),
         &src_url,
         &tgt_url,
@@ -450,9 +457,8 @@ async fn a_bot_that_matches_nothing_is_refused_before_any_work() {
             "--bot",
             "NOSUCHBOT0000000000000000X",
         ],
+        2,
     );
-    assert_exit(&out, 2);
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NOSUCHBOT0000000000000000X"), "{err}");
     assert!(
         !err.contains("BIGBOT0"),
@@ -489,9 +495,7 @@ async fn an_error_after_the_copy_started_exits_1_and_the_journal_records_it_fail
         .await
         .unwrap();
     tgt.batch_execute(REFUSE_UNITS).await.unwrap();
-    let out = copy(dir.path(), &src_url, &tgt_url, &[]);
-    assert_exit(&out, 1);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = copy_exits(dir.path(), &src_url, &tgt_url, &[], 1);
     assert!(err.contains("units refused"), "{err}");
     let runs = tgt
         .query(
@@ -547,9 +551,7 @@ async fn a_copy_into_itself_is_refused_before_anything() {
     let other_name = via_localhost(&url);
     assert_ne!(other_name, url);
     for target in [url.as_str(), other_name.as_str()] {
-        let out = copy(dir.path(), &url, target, &["--replace"]);
-        assert_exit(&out, 2);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = copy_exits(dir.path(), &url, target, &["--replace"], 2);
         assert!(
             err.contains("source and target are the same table"),
             "{err}"
@@ -1114,9 +1116,7 @@ async fn a_column_type_the_target_lacks_is_refused_before_anything_is_created() 
         )
         .await
         .unwrap();
-    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
-    assert_exit(&out, 2);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = copy_exits(dir.path(), &p.src_url, &p.tgt_url, &[], 2);
     assert!(
         err.contains("feeling mood") && err.contains("nothing was created"),
         "{err}"
@@ -1145,9 +1145,7 @@ async fn a_target_table_of_another_shape_is_refused_showing_both_shapes() {
         )
         .await
         .unwrap();
-    let out = copy(dir.path(), &p.src_url, &p.tgt_url, &[]);
-    assert_exit(&out, 2);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = copy_exits(dir.path(), &p.src_url, &p.tgt_url, &[], 2);
     assert!(
         err.contains("has another shape")
             && err.contains("source: (id character(26), botid character(26)")

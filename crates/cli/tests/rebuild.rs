@@ -1291,6 +1291,20 @@ struct Migrated {
     env: Vec<(String, String)>,
 }
 
+impl Migrated {
+    /// Starts `ragshift` with `args` while the gate holds its page, and waits until the run is
+    /// inside the second bot (it asked for the page): the child, and the page's release handle.
+    fn start_held(&self, args: &[&str]) -> (Child, mpsc::Sender<()>) {
+        self.gate.hold.store(true, Ordering::SeqCst);
+        let child = command(self.dir.path(), args, &self.env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ragshift");
+        (child, self.gate.next())
+    }
+}
+
 async fn migrated_once(first: u32, name: &str) -> Migrated {
     let gate = Gate::start(PAGE);
     let bots: Vec<(String, Vec<&'static str>, Vec<String>)> = vec![
@@ -1324,24 +1338,13 @@ async fn migrated_once(first: u32, name: &str) -> Migrated {
 
 #[tokio::test]
 async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_resumes() {
-    let Migrated {
-        gate,
-        bots,
-        dir,
-        url,
-        env,
-    } = migrated_once(71, "rebuild_term").await;
+    let m = migrated_once(71, "rebuild_term").await;
     let cmd = ["rebuild", "--yes", "--json"];
-    let old = rows(&url).await;
+    let old = rows(&m.url).await;
 
     for signal in ["TERM", "INT"] {
-        gate.hold.store(true, Ordering::SeqCst);
-        let child = command(dir.path(), &["rebuild", "--yes", "--json", "--fresh"], &env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let held = gate.next(); // the second bot is being processed: the run has started
+        // The second bot is being processed: the run has started.
+        let (child, held) = m.start_held(&["rebuild", "--yes", "--json", "--fresh"]);
         let sent = Command::new("kill")
             .args([format!("-{signal}"), child.id().to_string()])
             .status()
@@ -1351,7 +1354,7 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
         drop(held);
         assert_eq!(out.status.code(), Some(1), "SIG{signal}: {}", stderr(&out));
         assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
-        let r = runs(&url).await;
+        let r = runs(&m.url).await;
         let last = r.last().unwrap();
         assert_eq!(last.1, "failed", "SIG{signal}: never left running: {r:?}");
         assert!(
@@ -1361,17 +1364,17 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
                 .contains("interrupted"),
             "{r:?}"
         );
-        let now = rows(&url).await;
+        let now = rows(&m.url).await;
         assert_eq!(
-            ids(&now, &bots[1].0),
-            ids(&old, &bots[1].0),
+            ids(&now, &m.bots[1].0),
+            ids(&old, &m.bots[1].0),
             "SIG{signal}: the interrupted bot keeps its old rows"
         );
     }
 
     // The same command again continues the interrupted run.
-    gate.hold.store(false, Ordering::SeqCst);
-    let out = ragshift(dir.path(), &cmd, &env);
+    m.gate.hold.store(false, Ordering::SeqCst);
+    let out = ragshift(m.dir.path(), &cmd, &m.env);
     assert_exit(&out, 0);
     let r = report(&out);
     assert_eq!(r["resumed"], true, "{r}");
@@ -1380,44 +1383,32 @@ async fn sigterm_or_ctrl_c_records_the_run_failed_keeps_old_rows_and_the_rerun_r
 
 #[tokio::test]
 async fn a_bot_is_not_committed_once_its_run_lost_the_target_lock() {
-    let Migrated {
-        gate,
-        bots,
-        dir,
-        url,
-        env,
-    } = migrated_once(81, "rebuild_lock_lost").await;
-    let old = rows(&url).await;
+    let m = migrated_once(81, "rebuild_lock_lost").await;
+    let old = rows(&m.url).await;
 
-    gate.hold.store(true, Ordering::SeqCst);
-    let child = command(dir.path(), &["rebuild", "--yes", "--fresh"], &env)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let held = gate.next(); // the second bot is being processed
-    let c = shared_pg().connect(&url).await;
+    let (child, held) = m.start_held(&["rebuild", "--yes", "--fresh"]); // inside the second bot
+    let c = shared_pg().connect(&m.url).await;
     assert_eq!(scalar::<i64>(&c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
               WHERE datname = current_database() AND application_name LIKE 'ragshift rebuild run %'").await, 1, "the lock's session");
     held.send(()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 1);
-    let now = rows(&url).await;
+    let now = rows(&m.url).await;
     assert_eq!(
-        ids(&now, &bots[1].0),
-        ids(&old, &bots[1].0),
+        ids(&now, &m.bots[1].0),
+        ids(&old, &m.bots[1].0),
         "the bot that finished after the lock was lost kept its old rows"
     );
     assert_ne!(
-        ids(&now, &bots[0].0),
-        ids(&old, &bots[0].0),
+        ids(&now, &m.bots[0].0),
+        ids(&old, &m.bots[0].0),
         "the bot before it was rewritten"
     );
     let unit = c
         .query_one(
             "SELECT u.status, u.error FROM ragshift.units u JOIN ragshift.runs r USING (run_id)
               WHERE u.unit_id = $1 ORDER BY r.started_at DESC LIMIT 1",
-            &[&bots[1].0],
+            &[&m.bots[1].0],
         )
         .await
         .unwrap();

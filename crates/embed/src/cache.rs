@@ -3,10 +3,10 @@
 //! so unchanged chunks cost nothing.
 //!
 //! The durable cache lives in the target database, in the run journal's schema (`ragshift` by
-//! default: [`PgEmbeddingCache`]); [`MemoryCache`] serves runs without a database and tests.
+//! default: [`PgEmbeddingCache`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{pin_mut, TryStreamExt};
@@ -39,64 +39,6 @@ pub trait EmbeddingCache: Send + Sync {
 
     /// Stores vectors; entries already present are kept as they are.
     async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()>;
-}
-
-/// An in-process cache (for `--no-db` runs and tests).
-#[derive(Debug, Default)]
-pub struct MemoryCache {
-    map: Mutex<HashMap<(String, ContentHash), Vec<f32>>>,
-}
-
-impl MemoryCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many vectors it holds.
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether it holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[async_trait]
-impl EmbeddingCache for MemoryCache {
-    async fn get(
-        &self,
-        model: &str,
-        dim: usize,
-        hashes: &[ContentHash],
-    ) -> Result<HashMap<ContentHash, Vec<f32>>> {
-        let map = self.map.lock().map_err(|_| Error::Cache {
-            message: "memory cache poisoned".into(),
-            source: None,
-        })?;
-        Ok(hashes
-            .iter()
-            .filter_map(|h| {
-                map.get(&(model.to_string(), *h))
-                    .filter(|v| v.len() == dim)
-                    .map(|v| (*h, v.clone()))
-            })
-            .collect())
-    }
-
-    async fn put(&self, model: &str, entries: &[(ContentHash, Vec<f32>)]) -> Result<()> {
-        let mut map = self.map.lock().map_err(|_| Error::Cache {
-            message: "memory cache poisoned".into(),
-            source: None,
-        })?;
-        for (h, v) in entries {
-            map.entry((model.to_string(), *h))
-                .or_insert_with(|| v.clone());
-        }
-        Ok(())
-    }
 }
 
 /// The cache table; `{table}` is replaced by `"schema".embedding_cache`.
@@ -357,21 +299,4 @@ async fn put_by_dim(
         cache.put(model, entries).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_cache_keeps_first_and_filters_dim() {
-        let c = MemoryCache::new();
-        let h = content_hash("hello");
-        c.put("m", &[(h, vec![1.0, 2.0])]).await.expect("put");
-        c.put("m", &[(h, vec![3.0, 4.0])]).await.expect("put");
-        let got = c.get("m", 2, &[h]).await.expect("get");
-        assert_eq!(got[&h], vec![1.0, 2.0]);
-        assert!(c.get("m", 3, &[h]).await.expect("get").is_empty());
-        assert!(c.get("other", 2, &[h]).await.expect("get").is_empty());
-    }
 }

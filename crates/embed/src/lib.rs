@@ -39,7 +39,7 @@ mod usage;
 
 pub use bedrock::{BedrockEmbedder, BedrockOptions, CohereTruncate};
 pub use budget::{BudgetAsk, BudgetGrant, BudgetStore, SharedBudget, SpentSlice};
-pub use cache::{EmbeddingCache, MemoryCache, PgEmbeddingCache};
+pub use cache::{EmbeddingCache, PgEmbeddingCache};
 pub use embedder::{cosine, l2_norm, Embedder, Embeddings, InputKind, Secret};
 pub use error::{Error, ErrorKind, Result};
 pub use local::{LocalEmbedder, LocalOptions};

@@ -65,41 +65,34 @@ async fn head_of(
 
 #[tokio::test]
 async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
-    let Setup {
-        s3,
-        bucket,
-        dir,
-        local,
-        bytes,
-        location,
-    } = setup("parts", "kb").await;
-    upload_in_parts(&s3, &location, "bot.parquet", &local, MIB5)
+    let t = setup("parts", "kb").await;
+    upload_in_parts(&t.s3, &t.location, "bot.parquet", &t.local, MIB5)
         .await
         .expect("upload in parts");
     // Three parts (5 + 5 + 2 MiB): S3 marks a multipart object's ETag with its part count.
-    let head = head_of(&s3, &bucket, "kb/bot.parquet").await;
-    assert_eq!(head.content_length(), Some(bytes.len() as i64));
+    let head = head_of(&t.s3, &t.bucket, "kb/bot.parquet").await;
+    assert_eq!(head.content_length(), Some(t.bytes.len() as i64));
     assert!(
         head.e_tag().unwrap_or_default().ends_with("-3\""),
         "{:?}",
         head.e_tag()
     );
-    let back = dir.path().join("back.parquet");
-    download(&s3, &location, "bot.parquet", &back)
+    let back = t.dir.path().join("back.parquet");
+    download(&t.s3, &t.location, "bot.parquet", &back)
         .await
         .expect("download");
     assert!(
-        std::fs::read(&back).expect("read back") == bytes,
+        std::fs::read(&back).expect("read back") == t.bytes,
         "the bytes differ"
     );
 
     // A file of one part or less goes up in one request.
-    let small = dir.path().join("small");
+    let small = t.dir.path().join("small");
     std::fs::write(&small, b"one part").expect("write");
-    upload_in_parts(&s3, &location, "small", &small, MIB5)
+    upload_in_parts(&t.s3, &t.location, "small", &small, MIB5)
         .await
         .expect("upload");
-    let head = head_of(&s3, &bucket, "kb/small").await;
+    let head = head_of(&t.s3, &t.bucket, "kb/small").await;
     assert!(
         !head.e_tag().unwrap_or_default().contains('-'),
         "{:?}",
@@ -109,31 +102,24 @@ async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
 
 #[tokio::test]
 async fn a_failed_multipart_upload_is_aborted_and_leaves_no_parts() {
-    let Setup {
-        s3,
-        bucket,
-        dir: _kept,
-        local,
-        location,
-        ..
-    } = setup("abort", "").await;
+    let t = setup("abort", "").await;
     // Parts of 1 MiB are below S3's minimum: completing the upload is refused.
-    let err = upload_in_parts(&s3, &location, "bot.parquet", &local, 1024 * 1024)
+    let err = upload_in_parts(&t.s3, &t.location, "bot.parquet", &t.local, 1024 * 1024)
         .await
         .expect_err("parts below the minimum are refused");
     assert!(err.to_string().contains("s3://"), "{err}");
-    let open = s3
-        .list_multipart_uploads()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("list uploads");
+    let open =
+        t.s3.list_multipart_uploads()
+            .bucket(&t.bucket)
+            .send()
+            .await
+            .expect("list uploads");
     assert!(open.uploads().is_empty(), "{:?}", open.uploads());
-    let objects = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("list objects");
+    let objects =
+        t.s3.list_objects_v2()
+            .bucket(&t.bucket)
+            .send()
+            .await
+            .expect("list objects");
     assert!(objects.contents().is_empty(), "{:?}", objects.contents());
 }

@@ -162,18 +162,18 @@ impl BotSources {
     ) -> anyhow::Result<crate::Worker> {
         let ingestor = ragshift_ingest::Ingestor::new(ingest_options(&config.ingest)?)
             .map_err(|e| anyhow::anyhow!("setting up fetching: {e}"))?;
-        Ok(crate::Worker::new(
+        Ok(crate::Worker {
             ingestor,
             embedder,
-            self.documents.clone(),
-            self.registry.clone(),
-            target.spec.clone(),
-            target.rows.clone(),
-            crate::WorkerOptions {
+            documents: self.documents.clone(),
+            registry: self.registry.clone(),
+            target: target.spec.clone(),
+            rows: target.rows.clone(),
+            options: crate::WorkerOptions {
                 allow_partial: config.ingest.allow_partial,
                 ..options
             },
-        ))
+        })
     }
 }
 

@@ -78,48 +78,29 @@ pub struct BotJob {
     pub bot: Bot,
 }
 
-/// Everything a worker needs, shared by all jobs of a run.
+/// Everything a worker needs, shared by all jobs of a run: assembled by the caller from its
+/// parts (see `components::BotSources::worker` for the configured ones).
 pub struct Worker {
-    ingestor: Ingestor,
-    embedder: Arc<dyn Embedder>,
-    documents: Arc<dyn DocumentStore>,
-    registry: Arc<dyn Registry>,
-    target: ConnectSpec,
+    /// Fetches, loads and splits the bot's sources.
+    pub ingestor: Ingestor,
+    /// Embeds the chunks.
+    pub embedder: Arc<dyn Embedder>,
+    /// Where uploaded files are.
+    pub documents: Arc<dyn DocumentStore>,
+    /// Where `SyncStatus` is set.
+    pub registry: Arc<dyn Registry>,
+    /// The target database.
+    pub target: ConnectSpec,
     /// The chunk table and how it keeps bots (the `[target] layout`).
-    rows: BotRows,
-    options: WorkerOptions,
+    pub rows: BotRows,
+    /// How the worker behaves.
+    pub options: WorkerOptions,
 }
 
 /// Why a bot failed, before it is turned into a report.
 struct Failed(String);
 
 impl Worker {
-    /// Assembles a worker.
-    pub fn new(
-        ingestor: Ingestor,
-        embedder: Arc<dyn Embedder>,
-        documents: Arc<dyn DocumentStore>,
-        registry: Arc<dyn Registry>,
-        target: ConnectSpec,
-        rows: BotRows,
-        options: WorkerOptions,
-    ) -> Self {
-        Self {
-            ingestor,
-            embedder,
-            documents,
-            registry,
-            target,
-            rows,
-            options,
-        }
-    }
-
-    /// The worker's options.
-    pub fn options(&self) -> &WorkerOptions {
-        &self.options
-    }
-
     /// Runs one bot to its end and reports it. Never panics on bad input: every failure becomes
     /// a failed bot with a reason (and, unless dry-running, a journal row and a FAILED status).
     pub async fn run(&self, job: &BotJob, observer: &dyn Observer) -> BotFinished {

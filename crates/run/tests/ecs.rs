@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ecs::types::{DesiredStatus, Task};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use ragshift_documents::DirDocuments;
 use ragshift_embed::{Embedder, Embeddings, InputKind};
 use ragshift_ingest::{IngestOptions, Ingestor};
@@ -191,19 +191,34 @@ fn bot_of_request(body: &Value) -> Option<String> {
     Some(sk.rsplit('#').next()?.to_owned())
 }
 
-/// ECS's throttling answer.
-fn throttled() -> Response {
-    let body = json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
-    Response::builder()
-        .status(400)
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(Body::from(body.to_string()))
-        .unwrap()
+/// An answer in ECS's JSON protocol.
+fn ecs_answer(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
+/// ECS's throttling answer.
+fn throttled() -> Response {
+    ecs_answer(
+        StatusCode::BAD_REQUEST,
+        &json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+    )
+}
+
+/// Records ECS requests and answers them as injected, else passes them on to moto (a moto
+/// that is gone is answered 502, see [`ragshift_testkit::pass_on`]).
 async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("reading the request: {e}")).into_response()
+        }
+    };
     let target = parts
         .headers
         .get("x-amz-target")
@@ -217,8 +232,12 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
             return throttled();
         }
     }
-    if target.ends_with(".RunTask") {
-        let request: Value = serde_json::from_slice(&bytes).unwrap();
+    // A RunTask that is not JSON is passed on, for moto to refuse.
+    let run_task = target.ends_with(".RunTask");
+    if let Some(request) = run_task
+        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+        .flatten()
+    {
         let bot = bot_of_request(&request).unwrap_or_default();
         let mut log = p.log.lock().unwrap();
         let injected = match log.inject.get_mut(&bot) {
@@ -230,12 +249,10 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
         drop(log);
         match injected {
             Some(Injected::Failure(reason)) => {
-                let body = json!({"tasks": [], "failures": [{"reason": reason, "detail": "injected by the test"}]});
-                return Response::builder()
-                    .status(200)
-                    .header("content-type", "application/x-amz-json-1.1")
-                    .body(Body::from(body.to_string()))
-                    .unwrap();
+                return ecs_answer(
+                    StatusCode::OK,
+                    &json!({"tasks": [], "failures": [{"reason": reason, "detail": "injected by the test"}]}),
+                );
             }
             Some(Injected::Throttle) => return throttled(),
             None => {}
@@ -352,15 +369,15 @@ impl World {
         let mut c = pg.connect(&target_url).await;
         schema::init_target(&mut c, &layout, DIM).await.unwrap();
 
-        let worker = Arc::new(Worker::new(
-            Ingestor::new(IngestOptions::default()).unwrap(),
-            Arc::new(HashEmbedder),
-            Arc::new(DirDocuments::new(docs.path())),
-            registry.clone(),
-            target.clone(),
-            ragshift_store::BotRows::bot_column(layout.clone()),
-            WorkerOptions::default(),
-        ));
+        let worker = Arc::new(Worker {
+            ingestor: Ingestor::new(IngestOptions::default()).unwrap(),
+            embedder: Arc::new(HashEmbedder),
+            documents: Arc::new(DirDocuments::new(docs.path())),
+            registry: registry.clone(),
+            target: target.clone(),
+            rows: ragshift_store::BotRows::bot_column(layout.clone()),
+            options: WorkerOptions::default(),
+        });
         Self {
             _moto: moto,
             proxy,

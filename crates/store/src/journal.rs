@@ -214,6 +214,34 @@ impl Journal {
             .map_err(|e| StoreError::query(doing, e))
     }
 
+    /// Runs a query on the journal's tables (see [`Self::sql`]); `doing` names it in errors.
+    async fn query(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: impl std::fmt::Display,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        client
+            .query(&*self.sql(sql), params)
+            .await
+            .map_err(|e| StoreError::query(doing, e))
+    }
+
+    /// Runs a query on the journal's tables that returns at most one row.
+    async fn query_opt(
+        &self,
+        client: &impl GenericClient,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        doing: impl std::fmt::Display,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        client
+            .query_opt(&*self.sql(sql), params)
+            .await
+            .map_err(|e| StoreError::query(doing, e))
+    }
+
     /// The runs table, quoted and qualified, ready to paste into SQL.
     pub fn runs_table(&self) -> &str {
         &self.runs
@@ -458,22 +486,21 @@ impl Journal {
         within: std::time::Duration,
     ) -> Result<Vec<String>, StoreError> {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
-        let rows = client
+        let rows = self
             .query(
-                &*self.sql(
-                    "SELECT run_id FROM {runs}
+                client,
+                "SELECT run_id FROM {runs}
                   WHERE kind = $1 AND status = 'running' AND host = $2 AND pid = $3
                     AND coalesce(attempt_at, started_at) >= now() - make_interval(secs => $4)",
-                ),
                 &[
                     &kind,
                     &host,
                     &(std::process::id() as i32),
                     &(within.as_secs_f64() + 5.0),
                 ],
+                "looking for this process's runs",
             )
-            .await
-            .map_err(|e| StoreError::query("looking for this process's runs", e))?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -617,15 +644,16 @@ impl Journal {
         client: &impl GenericClient,
         run_id: &str,
     ) -> Result<Vec<UnitRow>, StoreError> {
-        let rows = client
+        let rows = self
             .query(
-                &*self.sql("SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
+                client,
+                "SELECT unit_id, unit_kind, owner, status, attempts, row_count, checksum, error, exec_id,
                         detail, fingerprint
-                   FROM {units} WHERE run_id = $1 ORDER BY unit_id"),
+                   FROM {units} WHERE run_id = $1 ORDER BY unit_id",
                 &[&run_id],
+                format!("reading units of run {run_id}"),
             )
-            .await
-            .map_err(|e| StoreError::query(format!("reading units of run {run_id}"), e))?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| UnitRow {
@@ -650,24 +678,11 @@ impl Journal {
         client: &impl GenericClient,
         kind: Option<&str>,
     ) -> Result<Option<RunRow>, StoreError> {
-        let row = client
-            .query_opt(
-                &*self.sql("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
-                   FROM {runs} WHERE $1::text IS NULL OR kind = $1
-                  ORDER BY started_at DESC LIMIT 1"),
-                &[&kind],
-            )
-            .await
-            .map_err(|e| StoreError::query("reading the latest run", e))?;
-        Ok(row.map(|r| RunRow {
-            run_id: r.get(0),
-            kind: r.get(1),
-            status: r.get(2),
-            started_at: r.get(3),
-            finished_at: r.get(4),
-            error: r.get(5),
-        }))
+        let sql = RunRow::select("$1::text IS NULL OR kind = $1 ORDER BY started_at DESC LIMIT 1");
+        let row = self
+            .query_opt(client, &sql, &[&kind], "reading the latest run")
+            .await?;
+        Ok(row.as_ref().map(RunRow::from_row))
     }
 
     /// The run rerunning the same command could resume (see [`ResumeCandidate`]): the newest run
@@ -681,36 +696,24 @@ impl Journal {
         selection: &serde_json::Value,
         settings: Option<&serde_json::Value>,
     ) -> Result<Option<ResumeCandidate>, StoreError> {
-        let row = client
-            .query_opt(
-                &*self.sql(
-                    "SELECT run_id, status, settings,
-                        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                        extract(epoch FROM now() - started_at)::float8
-                   FROM {runs}
-                  WHERE kind = $1 AND target = $2 AND selection = $3
+        let sql = ResumeCandidate::select(
+            "kind = $1 AND target = $2 AND selection = $3
                     AND ($4::jsonb IS NULL OR settings = $4)
                   ORDER BY started_at DESC LIMIT 1",
-                ),
-                &[
-                    &kind,
-                    &storable(target),
-                    &storable_json(selection),
-                    &settings.map(storable_json),
-                ],
-            )
-            .await
-            .map_err(|e| StoreError::query("looking for a run to resume", e))?;
-        Ok(row.and_then(|r| {
-            let status: String = r.get(1);
-            (status != "succeeded").then(|| ResumeCandidate {
-                run_id: r.get(0),
-                status,
-                settings: r.get(2),
-                started_at: r.get(3),
-                age_seconds: r.get(4),
-            })
-        }))
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [
+            &kind,
+            &storable(target),
+            &storable_json(selection),
+            &settings.map(storable_json),
+        ];
+        let row = self
+            .query_opt(client, &sql, &params, "looking for a run to resume")
+            .await?;
+        Ok(row
+            .as_ref()
+            .map(ResumeCandidate::from_row)
+            .filter(|run| run.status != "succeeded"))
     }
 
     /// A run's recorded settings and age (for an explicit `--resume`).
@@ -719,25 +722,11 @@ impl Journal {
         client: &impl GenericClient,
         run_id: &str,
     ) -> Result<Option<ResumeCandidate>, StoreError> {
-        let row = client
-            .query_opt(
-                &*self.sql(
-                    "SELECT run_id, status, settings,
-                        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                        extract(epoch FROM now() - started_at)::float8
-                   FROM {runs} WHERE run_id = $1",
-                ),
-                &[&run_id],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
-        Ok(row.map(|r| ResumeCandidate {
-            run_id: r.get(0),
-            status: r.get(1),
-            settings: r.get(2),
-            started_at: r.get(3),
-            age_seconds: r.get(4),
-        }))
+        let sql = ResumeCandidate::select("run_id = $1");
+        let row = self
+            .query_opt(client, &sql, &[&run_id], format!("reading run {run_id}"))
+            .await?;
+        Ok(row.as_ref().map(ResumeCandidate::from_row))
     }
 
     /// Whether run `run_id` exists, and its kind.
@@ -746,13 +735,14 @@ impl Journal {
         client: &impl GenericClient,
         run_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = client
+        let row = self
             .query_opt(
-                &*self.sql("SELECT kind FROM {runs} WHERE run_id = $1"),
+                client,
+                "SELECT kind FROM {runs} WHERE run_id = $1",
                 &[&run_id],
+                format!("reading run {run_id}"),
             )
-            .await
-            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
+            .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -762,22 +752,63 @@ impl Journal {
         client: &impl GenericClient,
         run_id: &str,
     ) -> Result<Option<RunRow>, StoreError> {
-        let row = client
-            .query_opt(
-                &*self.sql("SELECT run_id, kind, status, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), error
-                   FROM {runs} WHERE run_id = $1"),
-                &[&run_id],
-            )
-            .await
-            .map_err(|e| StoreError::query(format!("reading run {run_id}"), e))?;
-        Ok(row.map(|r| RunRow {
+        let sql = RunRow::select("run_id = $1");
+        let row = self
+            .query_opt(client, &sql, &[&run_id], format!("reading run {run_id}"))
+            .await?;
+        Ok(row.as_ref().map(RunRow::from_row))
+    }
+}
+
+/// A timestamp column as RFC 3339 text in UTC, the way the journal's rows report times.
+fn utc_text(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+}
+
+impl RunRow {
+    /// The statement reading runs where `filter` holds (it may end with ORDER BY / LIMIT), in
+    /// the order [`Self::from_row`] reads them.
+    fn select(filter: &str) -> String {
+        format!(
+            "SELECT run_id, kind, status, {}, {}, error FROM {{runs}} WHERE {filter}",
+            utc_text("started_at"),
+            utc_text("finished_at"),
+        )
+    }
+
+    /// A row of [`Self::select`].
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Self {
             run_id: r.get(0),
             kind: r.get(1),
             status: r.get(2),
             started_at: r.get(3),
             finished_at: r.get(4),
             error: r.get(5),
-        }))
+        }
+    }
+}
+
+impl ResumeCandidate {
+    /// The statement reading runs where `filter` holds (it may end with ORDER BY / LIMIT), in
+    /// the order [`Self::from_row`] reads them.
+    fn select(filter: &str) -> String {
+        format!(
+            "SELECT run_id, status, settings, {},
+                    extract(epoch FROM now() - started_at)::float8
+               FROM {{runs}} WHERE {filter}",
+            utc_text("started_at"),
+        )
+    }
+
+    /// A row of [`Self::select`].
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Self {
+            run_id: r.get(0),
+            status: r.get(1),
+            settings: r.get(2),
+            started_at: r.get(3),
+            age_seconds: r.get(4),
+        }
     }
 }

@@ -438,6 +438,26 @@ async fn the_journal_lives_in_the_configured_schema() {
     assert!(!Journal::default().exists(&client).await.unwrap());
 }
 
+/// Works unit `unit` of run `run1` as a worker does: marks it running (as `exec_id`), then
+/// records its end.
+async fn work_unit(
+    journal: &Journal,
+    client: &tokio_postgres::Client,
+    unit: &str,
+    exec_id: Option<&str>,
+    status: Status,
+    result: &UnitResult,
+) {
+    journal
+        .mark_running(client, "run1", unit, exec_id)
+        .await
+        .unwrap();
+    journal
+        .mark_finished(client, "run1", unit, status, result)
+        .await
+        .unwrap();
+}
+
 async fn journal_keeps_units_across_resumes(journal: Journal) -> tokio_postgres::Client {
     let (_, client) = fresh("journal").await;
     journal.ensure_schema(&client).await.unwrap();
@@ -455,40 +475,24 @@ async fn journal_keeps_units_across_resumes(journal: Journal) -> tokio_postgres:
         .queue_units(&client, "run1", "bot", &units)
         .await
         .unwrap();
-    journal
-        .mark_running(&client, "run1", "b1", Some("task-1"))
-        .await
-        .unwrap();
-    journal
-        .mark_finished(
-            &client,
-            "run1",
-            "b1",
-            Status::Succeeded,
-            &UnitResult {
-                row_count: Some(7),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    journal
-        .mark_running(&client, "run1", "b2", None)
-        .await
-        .unwrap();
-    journal
-        .mark_finished(
-            &client,
-            "run1",
-            "b2",
-            Status::Failed,
-            &UnitResult {
-                error: Some("boom".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let ok = UnitResult {
+        row_count: Some(7),
+        ..Default::default()
+    };
+    work_unit(
+        &journal,
+        &client,
+        "b1",
+        Some("task-1"),
+        Status::Succeeded,
+        &ok,
+    )
+    .await;
+    let failed = UnitResult {
+        error: Some("boom".into()),
+        ..Default::default()
+    };
+    work_unit(&journal, &client, "b2", None, Status::Failed, &failed).await;
     // Resuming re-queues nothing that is already recorded.
     journal
         .start_run(&client, "run1", "rebuild", "db", &sel)

@@ -23,6 +23,7 @@
 //! - [`sql`]: one-line reads (a scalar, a column) for assertions; [`env`]: the ragshift binary
 //!   run isolated from the caller's environment, and its output read back.
 //! - [`run_measured`]: a command's output and peak resident set, for tests of memory bounds.
+//! - [`words`]: the English and Vietnamese words generated test and benchmark documents use.
 //!
 //! Servers cannot outlive the test process: each has a reaper process that stops it and
 //! deletes its files when the test process exits, even when it is killed.
@@ -66,6 +67,7 @@ mod shared;
 pub mod sql;
 mod tls;
 mod unix_user;
+pub mod words;
 mod writer;
 
 pub use fault_proxy::{CutWhen, FaultProxy};

@@ -11,7 +11,8 @@ use ragshift_embed::{Embedder, EmbeddingCache, PgEmbeddingCache, Throttled};
 use crate::mock::Mock;
 use crate::quick;
 
-async fn db(prefix: &str) -> Arc<tokio_postgres::Client> {
+/// A client of a fresh database named after `prefix`.
+pub(crate) async fn db(prefix: &str) -> Arc<tokio_postgres::Client> {
     let pg = ragshift_testkit::shared_pg();
     let url = pg.fresh_database(prefix);
     Arc::new(pg.connect(&url).await)
@@ -53,6 +54,20 @@ async fn stores_and_finds_vectors_by_model_and_hash() {
         "per dimension"
     );
     assert_eq!(cache.count("m1").await.expect("counts"), 2);
+}
+
+#[tokio::test]
+async fn keeps_the_first_vector_and_filters_by_dimension_and_model() {
+    let c = PgEmbeddingCache::open(db("embed_cache_first").await, "ragshift")
+        .await
+        .expect("opens");
+    let h = content_hash("hello");
+    c.put("m", &[(h, vec![1.0, 2.0])]).await.expect("put");
+    c.put("m", &[(h, vec![3.0, 4.0])]).await.expect("put");
+    let got = c.get("m", 2, &[h]).await.expect("get");
+    assert_eq!(got[&h], vec![1.0, 2.0]);
+    assert!(c.get("m", 3, &[h]).await.expect("get").is_empty());
+    assert!(c.get("other", 2, &[h]).await.expect("get").is_empty());
 }
 
 /// The cache lives in the journal's schema, whatever its name; nothing goes to `ragshift`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ragshift_embed::{
-    check_dimension, Embedder, Error, MemoryCache, OpenAiEmbedder, OpenAiOptions, RateLimit,
+    check_dimension, Embedder, Error, OpenAiEmbedder, OpenAiOptions, PgEmbeddingCache, RateLimit,
     Throttled, ThroughputOptions,
 };
 use tokio_util::sync::CancellationToken;
@@ -188,7 +188,11 @@ async fn cancellation_stops_waiting_work() {
 #[tokio::test]
 async fn the_cache_avoids_a_second_call_for_the_same_text() {
     let mock = Mock::start().await;
-    let cache = Arc::new(MemoryCache::new());
+    let cache = Arc::new(
+        PgEmbeddingCache::open(crate::cache::db("embed_cache_calls").await, "ragshift")
+            .await
+            .expect("opens"),
+    );
     let t = Throttled::new(provider(&mock, 96).await, quick(1)).with_cache(cache.clone());
     let mut input = texts(5);
     input.push("text 0".into()); // a duplicate within the call is embedded once
@@ -199,7 +203,7 @@ async fn the_cache_avoids_a_second_call_for_the_same_text() {
         Some(5)
     );
     assert_eq!(first.vectors[5], first.vectors[0]);
-    assert_eq!(cache.len(), 5);
+    assert_eq!(cache.count("m").await.expect("counts"), 5);
 
     let again = t.embed_documents(&input).await.expect("embeds");
     assert_eq!(again.vectors, first.vectors);

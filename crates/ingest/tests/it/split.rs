@@ -6,6 +6,7 @@ use ragshift_ingest::{
     IngestOptions, Ingestor, SourceInput, SourceOutcome, Splitter, StreamSplitter,
 };
 use ragshift_model::{Chunk, EmbeddingParams};
+use ragshift_testkit::words::{EN, VI};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -25,30 +26,6 @@ impl Rng {
     }
 }
 
-const EN: &[&str] = &[
-    "the",
-    "vector",
-    "store",
-    "keeps",
-    "chunks",
-    "of",
-    "text",
-    "and",
-    "their",
-    "embeddings",
-    "migration",
-    "cluster",
-    "database",
-    "Bedrock",
-    "answers",
-    "questions",
-    "with",
-    "sources",
-];
-const VI: &[&str] = &[
-    "Tiếng", "Việt", "có", "dấu", "rất", "đẹp", "và", "phức", "tạp", "người", "dùng", "hỏi", "câu",
-    "trả", "lời", "nguồn", "dữ", "liệu", "Hà", "Nội", "phở", "bánh", "mì",
-];
 const ENDS: &[&str] = &[
     ".", "!", "?", ",", ";", ":", "", "", "", "\u{2026}", ".\"", ")",
 ];

@@ -290,12 +290,43 @@ struct Trial<'a> {
     rebuild: Option<&'a rebuild::Rebuild>,
 }
 
+/// What one trial found: its fault, the exit of each run, rows lost or duplicated, and exit codes
+/// that did not tell the truth.
 struct TrialResult {
     fault: String,
     exits: Vec<String>,
     lost: u64,
     duplicated: u64,
     wrong_exit: u32,
+}
+
+impl TrialResult {
+    /// A trial of `fault` before its first run.
+    fn new(fault: String) -> Self {
+        Self {
+            fault,
+            exits: Vec::new(),
+            lost: 0,
+            duplicated: 0,
+            wrong_exit: 0,
+        }
+    }
+
+    /// Counts an exit code that did not tell the truth, saying why.
+    fn wrong_exit(&mut self, why: std::fmt::Arguments<'_>) {
+        self.wrong_exit += 1;
+        eprintln!("{why}");
+    }
+
+    /// Records the rows the final comparison found lost and duplicated; a run that reported
+    /// success with any of them also exited wrongly.
+    fn compared(&mut self, (lost, duplicated): (u64, u64), succeeded: bool) {
+        self.lost = lost;
+        self.duplicated = duplicated;
+        if succeeded && lost + duplicated > 0 {
+            self.wrong_exit += 1;
+        }
+    }
 }
 
 /// A fault for the first run of a trial.
@@ -386,8 +417,6 @@ impl Trial<'_> {
         let via = self.proxy.url_for(&url);
         let mut rng = SeededRng::new(self.seed);
         let fault = self.choose(&mut rng);
-        let mut exits = Vec::new();
-        let mut wrong_exit = 0;
         let mut killed = false;
         let description;
         let first_args = self.args(&via, false, false);
@@ -413,22 +442,23 @@ impl Trial<'_> {
                 .is_some();
             }
         }
+        let mut result = TrialResult::new(description);
         let mut pid = child.id();
         let out = child.wait_with_output()?;
         let mut code = out.status.code();
-        exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
+        result
+            .exits
+            .push(code.map_or("killed".to_owned(), |c| c.to_string()));
         if !killed && !self.exit_ok(code, pid, &url)? {
-            wrong_exit += 1;
-            eprintln!(
+            result.wrong_exit(format_args!(
                 "chaos: wrong exit {code:?} from the faulted run: {}",
                 text(&out)
-            );
+            ));
         }
         let mut reruns = 0;
         while code != Some(0) {
             if reruns == RERUNS {
-                wrong_exit += 1;
-                eprintln!("chaos: still failing after {RERUNS} reruns");
+                result.wrong_exit(format_args!("chaos: still failing after {RERUNS} reruns"));
                 break;
             }
             reruns += 1;
@@ -443,16 +473,17 @@ impl Trial<'_> {
             pid = child.id();
             let out = child.wait_with_output()?;
             code = out.status.code();
-            exits.push(code.map_or("killed".to_owned(), |c| c.to_string()));
+            result
+                .exits
+                .push(code.map_or("killed".to_owned(), |c| c.to_string()));
             if !self.exit_ok(code, pid, &url)? {
-                wrong_exit += 1;
-                eprintln!("chaos: wrong exit {code:?} from a rerun: {}", text(&out));
+                result.wrong_exit(format_args!(
+                    "chaos: wrong exit {code:?} from a rerun: {}",
+                    text(&out)
+                ));
             }
         }
-        let (lost, duplicated) = self.compare(&url)?;
-        if code == Some(0) && lost + duplicated > 0 {
-            wrong_exit += 1;
-        }
+        result.compared(self.compare(&url)?, code == Some(0));
         // A rebuild's exit 0 must agree with its journal: no run left running (a killed one is
         // recorded failed by the next), and the last process's run succeeded.
         if code == Some(0)
@@ -463,16 +494,11 @@ impl Trial<'_> {
                 pid as i32,
             )?
         {
-            wrong_exit += 1;
-            eprintln!("chaos: exit 0, but the journal holds a run still running or not succeeded");
+            result.wrong_exit(format_args!(
+                "chaos: exit 0, but the journal holds a run still running or not succeeded"
+            ));
         }
-        Ok(TrialResult {
-            fault: description,
-            exits,
-            lost,
-            duplicated,
-            wrong_exit,
-        })
+        Ok(result)
     }
 
     /// 0 and 1 are always possible outcomes of a faulted run; 2 ("nothing started") only when

@@ -230,7 +230,7 @@ impl Trial<'_> {
         ];
         let mut rng = SeededRng::new(self.seed);
         let fault = self.choose(&mut rng);
-        let mut description = fault.describe();
+        let mut result = TrialResult::new(fault.describe());
         let writer_seed = rng.next_u64();
         let writer = self.rt.block_on(async {
             let w = SourceWriter::start(&src_url, writer_seed).await?;
@@ -238,8 +238,6 @@ impl Trial<'_> {
             anyhow::Ok(w)
         })?;
 
-        let mut exits = Vec::new();
-        let mut wrong_exit = 0u32;
         let mut phase = Phase::Start;
         let mut armed = Some(fault);
         let (mut starts, mut cutovers) = (0usize, 0usize);
@@ -264,7 +262,9 @@ impl Trial<'_> {
                     _ => s.source_proxy.cuts() + s.target_proxy.cuts() > cuts,
                 };
                 if !fired {
-                    description.push_str(" (did not strike: the step ended first)");
+                    result
+                        .fault
+                        .push_str(" (did not strike: the step ended first)");
                 }
             }
             s.source_proxy.heal();
@@ -275,7 +275,7 @@ impl Trial<'_> {
             };
             // With its time and the bytes through the source's and the target's proxy, so
             // the faults' moments and bytes can be kept within a step's.
-            exits.push(format!(
+            result.exits.push(format!(
                 "{label} {} in {:.1}s, {}/{} kB",
                 r.code.map_or("killed".to_owned(), |c| c.to_string()),
                 began.elapsed().as_secs_f64(),
@@ -283,22 +283,25 @@ impl Trial<'_> {
                 (s.target_proxy.forwarded() - bytes.1) / 1000,
             ));
             if r.hung {
-                wrong_exit += 1;
-                eprintln!("chaos: replicate {label} hung for {HANG:?}: {}", r.stderr);
+                result.wrong_exit(format_args!(
+                    "chaos: replicate {label} hung for {HANG:?}: {}",
+                    r.stderr
+                ));
             }
             match r.code {
                 Some(0..=2) | None => {}
                 Some(c) => {
-                    wrong_exit += 1;
-                    eprintln!("chaos: replicate {label} exited {c}: {}", r.stderr);
+                    result.wrong_exit(format_args!(
+                        "chaos: replicate {label} exited {c}: {}",
+                        r.stderr
+                    ));
                 }
             }
             if r.code == Some(2) && r.journal_changed {
-                wrong_exit += 1;
-                eprintln!(
+                result.wrong_exit(format_args!(
                     "chaos: replicate {label} exited 2 (nothing started) after writing to the journal: {}",
                     r.stderr
-                );
+                ));
             }
             match (step, r.code) {
                 (Step::Start, Some(0)) => phase = Phase::Cutover,
@@ -309,13 +312,15 @@ impl Trial<'_> {
                     }
                     // An operator removes what a failed or killed start may have left.
                     let a = self.command(&["replicate", "abort"], &via, None)?;
-                    exits.push(format!(
+                    result.exits.push(format!(
                         "abort {}",
                         a.code.map_or("killed".to_owned(), |c| c.to_string())
                     ));
                     if a.code != Some(0) {
-                        wrong_exit += 1;
-                        eprintln!("chaos: replicate abort exited {:?}: {}", a.code, a.stderr);
+                        result.wrong_exit(format_args!(
+                            "chaos: replicate abort exited {:?}: {}",
+                            a.code, a.stderr
+                        ));
                     }
                 }
                 (Step::Cutover, Some(0)) => {
@@ -333,11 +338,10 @@ impl Trial<'_> {
                         .iter()
                         .any(|m| r.stderr.contains(m));
                     if code == Some(1) && self.fenced(&src_url)? && !says_so {
-                        wrong_exit += 1;
-                        eprintln!(
+                        result.wrong_exit(format_args!(
                             "chaos: replicate cutover failed (1) and left the source fenced without saying so: {}",
                             r.stderr
-                        );
+                        ));
                     }
                     cutovers += 1;
                     if cutovers > RERUNS {
@@ -347,8 +351,9 @@ impl Trial<'_> {
             }
         }
         if phase != Phase::Done {
-            wrong_exit += 1;
-            eprintln!("chaos: replicate never cut over after {RERUNS} reruns");
+            result.wrong_exit(format_args!(
+                "chaos: replicate never cut over after {RERUNS} reruns"
+            ));
         }
 
         // Writes go on after the cutover: they must be refused.
@@ -356,18 +361,18 @@ impl Trial<'_> {
             writer.wait_for_writes(5, Duration::from_secs(5)).await;
             writer.stop().await
         })?;
-        let (lost, duplicated) = self.compare(&src_url, &tgt_url, &log, cut_over_at)?;
-        if phase == Phase::Done && lost + duplicated > 0 {
-            wrong_exit += 1;
-        }
+        result.compared(
+            self.compare(&src_url, &tgt_url, &log, cut_over_at)?,
+            phase == Phase::Done,
+        );
         if !log.failed.is_empty() {
-            description.push_str(&format!(
+            result.fault.push_str(&format!(
                 "; {} writes failed otherwise, e.g. {}",
                 log.failed.len(),
                 log.failed[0]
             ));
         }
-        description.push_str(&format!(
+        result.fault.push_str(&format!(
             "; {} writes committed, {} refused",
             log.committed.len(),
             log.refused
@@ -377,15 +382,11 @@ impl Trial<'_> {
         }
         let left = self.leftovers(&src_url, &tgt_url)?;
         if !left.is_empty() {
-            description.push_str(&format!("; LEFT {}", left.join(", ")));
+            result
+                .fault
+                .push_str(&format!("; LEFT {}", left.join(", ")));
         }
-        Ok(TrialResult {
-            fault: description,
-            exits,
-            lost,
-            duplicated,
-            wrong_exit,
-        })
+        Ok(result)
     }
 
     fn step(
