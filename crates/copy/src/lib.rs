@@ -45,4 +45,4 @@ pub use ragshift_store::catalog;
 /// Indexes and constraints rebuilt after the data (in `ragshift-store`, shared with import).
 pub use ragshift_store::catalog::indexes;
 pub use run::{copy, CopyOptions, CopyReport, Endpoints, PartitionFailure};
-pub use stopped::{copy_recording_stop, record_stop, CopyStopped, Stopped};
+pub use stopped::{copy_recording_stop, CopyStopped, Stopped};

@@ -52,7 +52,7 @@ impl Stopped {
 /// Ends the copy runs this process left `running` in `target`'s journal (started within
 /// `elapsed`) as failed with `error`, and says how far the copy had come. `planned`: the plan
 /// was announced (also known without the journal, say when the target went away).
-pub async fn record_stop(
+pub(crate) async fn record_stop(
     target: &ConnectSpec,
     journal: &Journal,
     elapsed: Duration,
@@ -130,7 +130,7 @@ impl std::error::Error for CopyStopped {
 }
 
 /// [`copy`](crate::copy), and when it stops on an error that doesn't itself say the work had
-/// started, [`record_stop`]: the runs this process left `running` are ended as failed, and the
+/// started, `record_stop`: the runs this process left `running` are ended as failed, and the
 /// journal (or the announced plan) says whether the work had started.
 pub async fn copy_recording_stop(
     ep: &Endpoints,

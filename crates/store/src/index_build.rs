@@ -164,8 +164,9 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok((kb * 1024.0).round() as u64)
 }
 
-/// A size for people: `1.5 GB`, `300 MB`, `12 kB`.
-pub fn human_bytes(b: u64) -> String {
+/// A size for people in PostgreSQL's own memory units, as `maintenance_work_mem` shows them:
+/// `1.5 GB`, `300 MB`, `12 kB` (reports elsewhere use `ragshift_print::human_bytes`).
+fn pg_memory_text(b: u64) -> String {
     let b = b as f64;
     if b >= 1024.0 * MB as f64 {
         format!("{:.1} GB", b / (1024.0 * MB as f64))
@@ -425,12 +426,12 @@ fn warning(plan: &MemoryPlan, limits: &BuildLimits) -> Option<String> {
     let given = if limits.memory.is_some() {
         format!(
             "the maintenance_work_mem given ({})",
-            human_bytes(plan.chosen_bytes)
+            pg_memory_text(plan.chosen_bytes)
         )
     } else {
         format!(
             "the {} ragshift may give it ([index] max_memory{})",
-            human_bytes(plan.cap_bytes),
+            pg_memory_text(plan.cap_bytes),
             if limits.max_memory.is_some() {
                 ""
             } else {
@@ -455,7 +456,7 @@ fn warning(plan: &MemoryPlan, limits: &BuildLimits) -> Option<String> {
         "the {what} of {} on {} needs about {} ({} rows), more than {given}: {effect}; {fix}",
         plan.index,
         plan.table,
-        human_bytes(plan.estimate_bytes),
+        pg_memory_text(plan.estimate_bytes),
         plan.rows
     ))
 }
@@ -656,8 +657,8 @@ pub async fn build_index(
             "building {} on {}: maintenance_work_mem {} (estimate {}), {} parallel workers",
             plan.index,
             plan.table,
-            human_bytes(plan.chosen_bytes),
-            human_bytes(plan.estimate_bytes),
+            pg_memory_text(plan.chosen_bytes),
+            pg_memory_text(plan.estimate_bytes),
             plan.parallel_workers
         ),
     }
