@@ -13,6 +13,18 @@ pub enum Outcome {
     PartialFailure,
 }
 
+impl Outcome {
+    /// `Success` when the work passed its own check, else `PartialFailure`: the exit code
+    /// follows each report's verdict the same way in every command.
+    pub fn from_passed(passed: bool) -> Self {
+        if passed {
+            Self::Success
+        } else {
+            Self::PartialFailure
+        }
+    }
+}
+
 /// When an error happened, which alone decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -29,15 +41,7 @@ impl Phase {
             Self::Work => 1,
         }
     }
-}
 
-/// Library errors that know whether their work had started when they happened.
-pub trait Phased {
-    /// The phase the error happened in.
-    fn phase(&self) -> Phase;
-}
-
-impl Phase {
     /// The phase of an error that knows whether its work had started.
     fn of(work_started: bool) -> Self {
         if work_started {
@@ -46,6 +50,12 @@ impl Phase {
             Self::Setup
         }
     }
+}
+
+/// Library errors that know whether their work had started when they happened.
+pub trait Phased {
+    /// The phase the error happened in.
+    fn phase(&self) -> Phase;
 }
 
 /// Library errors that say themselves whether their work had started.

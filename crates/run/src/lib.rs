@@ -20,6 +20,10 @@
 //! - [`task`]: one bot as a process of its own (what an ECS task runs, `ragshift embed-bot`).
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
+//! - [`sides`]: both databases of `copy`, `verify` and `replicate` from a configuration:
+//!   connections, replication's sides, a whole verification.
+//! - [`target`]: the target's chunk table for one-shot commands: created (`init-target`),
+//!   searched (`search`).
 
 pub mod budget;
 pub mod checks;
@@ -30,8 +34,10 @@ pub mod launch;
 pub mod plan;
 pub mod rebuild;
 pub mod settings;
+pub mod sides;
 pub mod spool;
 pub mod status;
+pub mod target;
 pub mod task;
 pub mod worker;
 

@@ -10,8 +10,7 @@ use clap::Args;
 use ragshift_config::Layers;
 use ragshift_copy::{CopyOptions, Endpoints, Event};
 use ragshift_print as print;
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
+use ragshift_run::{checks, sides};
 
 use crate::args::{given, GlobalArgs, Overrides, SidesArgs, VectorIndexArgs};
 use crate::failure::{Failure, Outcome};
@@ -97,8 +96,7 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     }
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let (source, target) = sides::specs(config).await?;
     let ep = Endpoints::from_config(config, source, target);
     let opts = CopyOptions {
         jobs: args.jobs,
@@ -134,9 +132,5 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     } else {
         output::text(print::copy::report(&report));
     }
-    Ok(if report.succeeded() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    Ok(Outcome::from_passed(report.succeeded()))
 }

@@ -34,19 +34,15 @@ pub struct EmbedArgs {
 pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.embedding, &args.aws])?;
     let embedder = components::embedder(&loaded.config, None).await?;
-    let vectors: Vec<Vec<f32>> = if args.query {
-        let mut out = Vec::new();
-        for t in &args.texts {
-            out.push(embedder.embed_query(t).await.map_err(Failure::work)?);
-        }
-        out
+    let vectors = if args.query {
+        embedder.embed_queries(&args.texts).await
     } else {
         embedder
             .embed_documents(&args.texts)
             .await
-            .map_err(Failure::work)?
-            .vectors
+            .map(|e| e.vectors)
     };
+    let vectors = vectors.map_err(Failure::work)?;
     let model = embedder.model_id().to_owned();
     let dimension = embedder.dimension();
     if global.json {

@@ -68,14 +68,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         use_cache: !args.no_cache,
     };
     let report = task.run(&loaded.config).await.map_err(Failure::phased)?;
-    if global.json {
-        output::json(&json!({ "run_id": report.run_id, "bot": report.finished }))?;
-    } else {
-        output::text(print::embed::bot_task(&key, &report));
-    }
-    Ok(if report.finished.succeeded() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    let json = json!({ "run_id": report.run_id, "bot": report.finished });
+    output::report(global, &json, |_| print::embed::bot_task(&key, &report))?;
+    Ok(Outcome::from_passed(report.finished.succeeded()))
 }

@@ -73,11 +73,8 @@ pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Fail
     )
     .await
     .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report).map_err(Failure::work)?;
-    } else {
-        let manifest = to.name_of(ragshift_export::manifest::MANIFEST);
-        output::text(print::transfer::export(&report, &manifest));
-    }
+    let manifest = to.name_of(ragshift_export::manifest::MANIFEST);
+    output::report(global, &report, |r| print::transfer::export(r, &manifest))
+        .map_err(Failure::work)?;
     Ok(Outcome::Success)
 }

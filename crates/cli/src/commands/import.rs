@@ -79,14 +79,6 @@ pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Fail
     let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
         .await
         .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report).map_err(Failure::work)?;
-    } else {
-        output::text(print::transfer::import(&report));
-    }
-    Ok(if report.problems.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    output::report(global, &report, print::transfer::import).map_err(Failure::work)?;
+    Ok(Outcome::from_passed(report.problems.is_empty()))
 }
