@@ -124,18 +124,7 @@ pub fn exit_code(result: Result<Outcome, Failure>) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::PartialFailure) => ExitCode::from(1),
         Err(f) => {
-            let chain: Vec<String> = f.error.chain().map(|c| c.to_string()).collect();
-            let mut msg = String::new();
-            for part in chain {
-                // anyhow contexts often repeat their cause's text; keep each piece once.
-                if !msg.contains(&part) {
-                    if !msg.is_empty() {
-                        msg.push_str(": ");
-                    }
-                    msg.push_str(&part);
-                }
-            }
-            eprintln!("error: {msg}");
+            crate::output::error(f.error.chain());
             ExitCode::from(f.phase.code())
         }
     }

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::args::GlobalArgs;
 
-pub use ragshift_print::out::{json, line, text};
+pub use ragshift_print::out::{error, json, line, text};
 
 /// Environment variable with a `tracing` filter that overrides `-v`/`-q`.
 pub const LOG_ENV: &str = "RAGSHIFT_LOG";

@@ -24,6 +24,7 @@
 //!   connections, replication's sides, a whole verification.
 //! - [`target`]: the target's chunk table for one-shot commands: created (`init-target`),
 //!   searched (`search`).
+//! - [`transfer`]: `export` and `import` from a configuration: location, S3 client, database.
 
 pub mod budget;
 pub mod checks;
@@ -39,6 +40,7 @@ pub mod spool;
 pub mod status;
 pub mod target;
 pub mod task;
+pub mod transfer;
 pub mod worker;
 
 pub use budget::JournalBudget;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
 use ragshift_copy::{CopyOptions, Endpoints, Event};
@@ -85,15 +84,8 @@ impl Overrides for CopyArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failure> {
-    for (flag, v) in [
-        ("--jobs", Some(args.jobs as u64)),
-        ("--partition-rows", args.partition_rows),
-        ("--partition-bytes", args.partition_bytes),
-    ] {
-        if v == Some(0) {
-            return Err(anyhow!("{flag} must be at least 1").into());
-        }
-    }
+    CopyOptions::check_sizes(args.jobs, args.partition_rows, args.partition_bytes)
+        .map_err(anyhow::Error::msg)?;
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
     let (source, target) = sides::specs(config).await?;

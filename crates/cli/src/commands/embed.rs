@@ -43,19 +43,16 @@ pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failu
             .map(|e| e.vectors)
     };
     let vectors = vectors.map_err(Failure::work)?;
-    let model = embedder.model_id().to_owned();
-    let dimension = embedder.dimension();
-    if global.json {
-        output::json(&json!({
-            "model": model,
-            "dimension": dimension,
-            "vectors": vectors,
-            "usage": embedder.report(),
-        }))?;
-        return Ok(Outcome::Success);
-    }
+    let (model, dimension) = (embedder.model_id(), embedder.dimension());
+    let json = json!({
+        "model": model,
+        "dimension": dimension,
+        "vectors": vectors,
+        "usage": embedder.report(),
+    });
     let (provider, texts) = (embedder.provider(), &args.texts);
-    let shown = print::embed::vectors(provider, &model, dimension, texts, &vectors, args.show);
-    output::text(shown);
+    output::report(global, &json, |_| {
+        print::embed::vectors(provider, model, dimension, texts, &vectors, args.show)
+    })?;
     Ok(Outcome::Success)
 }

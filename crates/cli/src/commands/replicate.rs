@@ -237,8 +237,7 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
         .await
         .map_err(Failure::phased)?;
     output::report(global, &report, print::replicate::cutover)?;
-    let done = report.passed && report.left.is_empty() && report.index_error.is_none();
-    Ok(Outcome::from_passed(done))
+    Ok(Outcome::from_passed(report.succeeded()))
 }
 
 async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure> {

@@ -2,7 +2,6 @@
 //! counts and checksums of every column on both sides, registry coverage when a registry is
 //! configured, and retrieval agreement on sample queries. Exit 0 only when everything matches.
 
-use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
 use ragshift_print as print;
@@ -70,15 +69,6 @@ impl Overrides for VerifyArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Failure> {
-    if args.k == 0 {
-        return Err(anyhow!("--k must be at least 1").into());
-    }
-    if let Some(r) = args.min_recall {
-        if !(0.0..=1.0).contains(&r) {
-            return Err(anyhow!("--min-recall must be between 0 and 1, not {r}").into());
-        }
-    }
-    let loaded = settings::load(global, &[args])?;
     let options = Options {
         bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
         queries: args.queries,
@@ -89,7 +79,10 @@ pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Fail
         allow_orphans: args.allow_orphans,
         min_recall: args.min_recall,
         vector_index_later: false,
-    };
+    }
+    .checked()
+    .map_err(anyhow::Error::msg)?;
+    let loaded = settings::load(global, &[args])?;
     let report = ragshift_run::sides::verify(&loaded, options, !args.no_registry).await?;
     output::report(global, &report, print::verify::report).map_err(Failure::work)?;
     Ok(Outcome::from_passed(report.passed()))
