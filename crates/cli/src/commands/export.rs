@@ -47,8 +47,8 @@ impl Overrides for ExportArgs {
 
 pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
-    let (to, bots, model) = (&args.to, &args.bots, args.model.clone());
-    let export = PreparedExport::prepare(&loaded.config, to, bots, model).await?;
+    let model = args.model.clone();
+    let export = PreparedExport::prepare(&loaded.config, &args.to, &args.bots, model).await?;
     let report = export
         .run(args.max_file_bytes)
         .await
