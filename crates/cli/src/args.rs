@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use figment::value::Value;
 use ragshift_config::{Layers, Sensitive};
-use ragshift_store::index_build::{parse_memory, IndexBuildOptions, IndexObserver};
+use ragshift_store::index_build::{memory_setting, parse_memory, IndexBuildOptions, IndexObserver};
 
 use crate::failure::Failure;
 
@@ -501,17 +500,21 @@ pub struct RegistryArgs {
 
 impl Overrides for RegistryArgs {
     fn apply(&self, l: Layers) -> Layers {
-        let l = match (&self.registry_table, &self.registry_file) {
-            (Some(_), _) => l.flag("--registry-table", "registry.kind", "dynamodb"),
-            (None, Some(_)) => l.flag("--registry-file", "registry.kind", "file"),
-            (None, None) => l,
-        };
-        given!(l, self,
-            registry_table => "registry.table",
-            registry_file => "registry.path",
-            scan_segments => "registry.scan_segments",
-        )
+        let l = registry_flags(l, &self.registry_table, &self.registry_file);
+        given!(l, self, scan_segments => "registry.scan_segments")
     }
+}
+
+/// `--registry-table` or `--registry-file` (they conflict), wherever a command takes them: the
+/// table or the path, and the kind of registry it implies.
+pub fn registry_flags(l: Layers, table: &Option<String>, file: &Option<PathBuf>) -> Layers {
+    let l = match (table, file) {
+        (Some(_), _) => l.flag("--registry-table", "registry.kind", "dynamodb"),
+        (None, Some(_)) => l.flag("--registry-file", "registry.kind", "file"),
+        (None, None) => l,
+    };
+    let l = table.set(l, "registry_table", "registry.table");
+    file.set(l, "registry_file", "registry.path")
 }
 
 /// `[documents]` flags: where uploaded files are. Giving a bucket or a folder also picks the kind.
@@ -587,28 +590,21 @@ pub struct WorkerArgs {
 
 overrides_of!(WorkerArgs: sources, target);
 
-/// `--maintenance-work-mem`: checked as PostgreSQL reads it (a number with `B`, `kB`, `MB`,
-/// `GB` or `TB`, kB without a unit, 1MB to 2TB), so a typo is a usage error before any work
-/// rather than a failed index build after the data moved.
-pub fn parse_pg_memory(s: &str) -> Result<String, String> {
-    parse_memory(s).map(|_| s.trim().to_owned())
-}
-
 /// `[index]` flags: memory and parallel workers for index builds (copy, replicate cutover,
 /// rebuild, build-index).
 #[derive(Debug, Clone, Args, Default)]
 pub struct IndexArgs {
     /// Most maintenance_work_mem one index build may get; below it each build gets its
     /// estimate [config: index.max_memory, default: 1GB, or the server's setting if larger]
-    #[arg(long, value_name = "SIZE", value_parser = parse_pg_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = memory_setting)]
     pub index_max_memory: Option<String>,
     /// max_parallel_maintenance_workers for index builds [config: index.parallel_workers,
     /// default: the server's setting]
     #[arg(long, value_name = "N")]
     pub index_parallel_workers: Option<u32>,
     /// An exact maintenance_work_mem for every index build, instead of each build's estimate
-    #[arg(long, value_name = "SIZE", value_parser = parse_pg_memory)]
-    pub maintenance_work_mem: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub maintenance_work_mem: Option<u64>,
 }
 
 impl Overrides for IndexArgs {
@@ -628,11 +624,8 @@ impl IndexArgs {
         config: &ragshift_config::IndexConfig,
         observer: Option<IndexObserver>,
     ) -> Result<IndexBuildOptions, Failure> {
-        let memory = self.maintenance_work_mem.as_deref().map(parse_memory);
-        let memory = memory
-            .transpose()
-            .map_err(|e| anyhow!("--maintenance-work-mem: {e}"))?;
-        Ok(IndexBuildOptions::configured(config, memory, observer).map_err(anyhow::Error::msg)?)
+        let options = IndexBuildOptions::configured(config, self.maintenance_work_mem, observer);
+        Ok(options.map_err(anyhow::Error::msg)?)
     }
 }
 
@@ -705,18 +698,3 @@ pub struct SidesArgs {
 }
 
 overrides_of!(SidesArgs: databases, aws, journal);
-
-#[cfg(test)]
-mod tests {
-    use super::parse_pg_memory;
-
-    #[test]
-    fn memory_sizes_are_checked_as_postgresql_reads_them() {
-        for ok in ["1GB", "512MB", "65536", "1.5GB", "2048 kB"] {
-            assert_eq!(parse_pg_memory(ok).as_deref(), Ok(ok), "{ok}");
-        }
-        for bad in ["1gb", "lots", "", "10kB", "3TB", "1 GiB"] {
-            assert!(parse_pg_memory(bad).is_err(), "{bad}");
-        }
-    }
-}

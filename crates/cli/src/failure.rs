@@ -13,6 +13,18 @@ pub enum Outcome {
     PartialFailure,
 }
 
+impl Outcome {
+    /// `Success` when the work passed its own check, else `PartialFailure`: the exit code
+    /// follows each report's verdict the same way in every command.
+    pub fn from_passed(passed: bool) -> Self {
+        if passed {
+            Self::Success
+        } else {
+            Self::PartialFailure
+        }
+    }
+}
+
 /// When an error happened, which alone decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -29,15 +41,7 @@ impl Phase {
             Self::Work => 1,
         }
     }
-}
 
-/// Library errors that know whether their work had started when they happened.
-pub trait Phased {
-    /// The phase the error happened in.
-    fn phase(&self) -> Phase;
-}
-
-impl Phase {
     /// The phase of an error that knows whether its work had started.
     fn of(work_started: bool) -> Self {
         if work_started {
@@ -46,6 +50,12 @@ impl Phase {
             Self::Setup
         }
     }
+}
+
+/// Library errors that know whether their work had started when they happened.
+pub trait Phased {
+    /// The phase the error happened in.
+    fn phase(&self) -> Phase;
 }
 
 /// Library errors that say themselves whether their work had started.
@@ -114,18 +124,7 @@ pub fn exit_code(result: Result<Outcome, Failure>) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::PartialFailure) => ExitCode::from(1),
         Err(f) => {
-            let chain: Vec<String> = f.error.chain().map(|c| c.to_string()).collect();
-            let mut msg = String::new();
-            for part in chain {
-                // anyhow contexts often repeat their cause's text; keep each piece once.
-                if !msg.contains(&part) {
-                    if !msg.is_empty() {
-                        msg.push_str(": ");
-                    }
-                    msg.push_str(&part);
-                }
-            }
-            eprintln!("error: {msg}");
+            crate::output::error(f.error.chain());
             ExitCode::from(f.phase.code())
         }
     }

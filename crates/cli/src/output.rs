@@ -1,14 +1,30 @@
 //! Terminal and machine output: logs go to stderr, results to stdout (JSON with `--json`),
 //! written by [`ragshift_print::out`].
 
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::GlobalArgs;
 
-pub use ragshift_print::out::{json, line, text};
+pub use ragshift_print::out::{error, json, line, text};
 
 /// Environment variable with a `tracing` filter that overrides `-v`/`-q`.
 pub const LOG_ENV: &str = "RAGSHIFT_LOG";
+
+/// A command's result, the one way every command prints it: `value` as one JSON document with
+/// `--json`, else as `render` writes it for people.
+pub fn report<T: Serialize, S: AsRef<str>>(
+    global: &GlobalArgs,
+    value: &T,
+    render: impl FnOnce(&T) -> S,
+) -> serde_json::Result<()> {
+    if global.json {
+        json(value)
+    } else {
+        text(render(value));
+        Ok(())
+    }
+}
 
 /// Logs to stderr: `warn` with `-q`, `info` by default, `debug` with `-v`, `trace` with `-vv`.
 pub fn init_logging(global: &GlobalArgs) {

@@ -1,5 +1,6 @@
-//! Turning the configuration into a copy's endpoints and the options it decides, so that the
-//! binary and any library user set up a copy the same way.
+//! Turning the configuration into a copy's endpoints and the options it decides (and refusing
+//! sizes nothing could be copied with), so that the binary and any library user set up a copy
+//! the same way.
 
 use ragshift_config::{Config, Loaded, Origin};
 use ragshift_store::index::VectorIndex;
@@ -26,6 +27,25 @@ impl Endpoints {
 }
 
 impl CopyOptions {
+    /// Refuses 0 workers or partitions of 0 rows or bytes before anything is read, naming the
+    /// flag: nothing could be copied with them.
+    pub fn check_sizes(
+        jobs: usize,
+        partition_rows: Option<u64>,
+        partition_bytes: Option<u64>,
+    ) -> Result<(), String> {
+        for (flag, v) in [
+            ("--jobs", Some(jobs as u64)),
+            ("--partition-rows", partition_rows),
+            ("--partition-bytes", partition_bytes),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// The defaults, with what the configuration decides: the journal (`[run]`) and the vector
     /// index. The source's own vector index is kept unless the user chose one (flag, env or
     /// file).

@@ -78,6 +78,16 @@ pub trait Embedder: Send + Sync {
             ))
         })
     }
+
+    /// Embeds each question in turn the way search does (`ragshift embed --query` checks
+    /// what a provider returns for questions).
+    async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for t in texts {
+            out.push(self.embed_query(t).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// A secret (API key) that never shows up in `Debug` output, logs or errors.

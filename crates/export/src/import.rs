@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use pgvector::Vector;
+use ragshift_config::Loaded;
 use serde::Serialize;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -42,6 +43,27 @@ pub struct ImportOptions {
     pub journal: Journal,
     /// Where a version 2 export's chunk table goes when not under its exported name.
     pub rename: Rename,
+}
+
+impl ImportOptions {
+    /// The options the configuration decides: the vector index to build unless `build_index`
+    /// is off (`[target] index`), the journal (`[run]`), and only the target names the user gave
+    /// (a version 2 export keeps its own names otherwise).
+    pub fn configured(
+        loaded: &Loaded,
+        build_index: bool,
+        index_build: ragshift_store::index_build::IndexBuildOptions,
+        verify: bool,
+    ) -> Self {
+        let config = &loaded.config;
+        Self {
+            vector_index: build_index.then_some(VectorIndex::from_config(&config.target)),
+            index_build,
+            verify,
+            journal: Journal::from_config(&config.run),
+            rename: Rename::from_config(loaded),
+        }
+    }
 }
 
 /// Another schema or name on the target for a version 2 export's chunk table (`--target-schema`,

@@ -1,6 +1,8 @@
-//! `config show`: the effective settings as TOML sections, each value with where it came from.
+//! `config show`: the effective settings as TOML sections, each value with where it came from
+//! (or, for `--json`, as one document).
 
-use ragshift_config::Setting;
+use ragshift_config::{Config, Setting};
+use serde_json::{json, Value};
 
 use crate::Text;
 
@@ -20,4 +22,13 @@ pub fn settings(entries: &[Setting]) -> String {
         t.line(format!("{key} = {}  # {}", s.value, s.origin));
     }
     t.into_string()
+}
+
+/// `config show --json`: the effective values, and where each key's value came from.
+pub fn json(config: &Config, entries: &[Setting]) -> serde_json::Result<Value> {
+    let origins: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|s| (s.path.clone(), json!(s.origin)))
+        .collect();
+    Ok(json!({ "config": serde_json::to_value(config)?, "origins": origins }))
 }

@@ -1,4 +1,5 @@
-//! Results on stdout (logs go to stderr): one line, a rendered text, or one JSON document.
+//! Results on stdout (logs go to stderr): one line, a rendered text, or one JSON document; and
+//! the error that ended a command, on stderr.
 
 use std::io::Write;
 
@@ -27,4 +28,20 @@ pub fn json_line(value: &impl Serialize) {
     if let Ok(s) = serde_json::to_string(value) {
         line(s);
     }
+}
+
+/// Writes the error that ended a command to stderr on one line: `error: ` and each cause of
+/// the chain once (a context often repeats its cause's text).
+pub fn error<T: ToString>(chain: impl IntoIterator<Item = T>) {
+    let mut msg = String::new();
+    for part in chain {
+        let part = part.to_string();
+        if !msg.contains(&part) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&part);
+        }
+    }
+    eprintln!("error: {msg}");
 }

@@ -41,6 +41,18 @@ pub fn plan_header(config: &Config, prepared: &PreparedRebuild, dry_run: bool) -
     ]
 }
 
+/// The plan's header, where people read it: on stderr, or as log lines with `--json` (whose
+/// stdout carries only the run's events).
+pub fn announce(json: bool, config: &Config, prepared: &PreparedRebuild, dry_run: bool) {
+    for l in plan_header(config, prepared, dry_run) {
+        if json {
+            tracing::info!("{l}");
+        } else {
+            eprintln!("{l}");
+        }
+    }
+}
+
 /// The run's report as one JSON line (`"event": "report"`, with the embedding's summary).
 pub fn report_json(outcome: &RebuildOutcome) -> serde_json::Result<String> {
     let (report, embedding) = (&outcome.report, &outcome.embedding);

@@ -1,9 +1,23 @@
-//! `replicate start|status|cutover|abort`: each report as text.
+//! `replicate start|status|cutover|abort`: each report as text, and cutover's progress as log
+//! lines.
 
 use ragshift_replicate::prerequisites::Level;
-use ragshift_replicate::{AbortReport, CutoverReport, ReplicationStatus, StartReport};
+use ragshift_replicate::{AbortReport, CutoverReport, ReplicationStatus, StartReport, Step};
 
 use crate::Text;
+
+/// Cutover's progress as log lines: each step once, though a waiting step repeats until it
+/// is done.
+pub fn steps() -> impl FnMut(Step<'_>) + Send {
+    let mut last = String::new();
+    move |step| {
+        let text = step.to_string();
+        if text != last {
+            tracing::info!("{text}");
+            last = text;
+        }
+    }
+}
 
 /// The prerequisite checks, then what was created (or that a dry run created nothing).
 pub fn start(report: &StartReport) -> String {

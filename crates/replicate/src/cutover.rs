@@ -162,6 +162,14 @@ pub struct CutoverReport {
     pub next: Vec<String>,
 }
 
+impl CutoverReport {
+    /// Whether the cutover did all it should: verified, everything removed, the index built
+    /// (what `replicate cutover` exits 0 for).
+    pub fn succeeded(&self) -> bool {
+        self.passed && self.left.is_empty() && self.index_error.is_none()
+    }
+}
+
 /// Catches up, fences, verifies, detaches and builds the index; `Ok` with `passed = false`
 /// when verification refused the cutover (the fence lifted, replication still running).
 pub async fn cutover(

@@ -13,8 +13,8 @@
 //!   verification fails, lifting the fence and leaving replication running.
 //! - [`abort`]: removes everything a run recorded creating on both sides, by its recorded
 //!   names, and nothing else.
-//! - [`setup`]: the sides from the configuration, the flags' addresses and durations, and
-//!   whether an error came before any work.
+//! - [`setup`]: the sides from the configuration, the flags' addresses and durations, whether
+//!   cutover fences the source, and whether an error came before any work.
 //!
 //! Logical replication applies rows to the table of the same name, so the source and target
 //! tables share one [`Layout`].

@@ -1,12 +1,13 @@
 //! Setting up a replication from what the user wrote: the two sides (one table name on both),
-//! the source's address as the target sees it, durations, and whether an error stopped the
-//! command before its work started (which decides the exit code).
+//! the source's address as the target sees it, durations, whether cutover fences the source,
+//! and whether an error stopped the command before its work started (which decides the exit
+//! code).
 
 use std::time::Duration;
 
 use ragshift_store::{Layout, StoreErrorKind};
 
-use crate::{ReplicateError, ReplicateErrorKind, Sides};
+use crate::{CutoverOptions, ReplicateError, ReplicateErrorKind, Sides};
 
 impl Sides {
     /// The one table both sides name. Logical replication writes into the table of the same
@@ -23,6 +24,26 @@ impl Sides {
             ));
         }
         Ok(source_layout)
+    }
+
+    /// Routes the subscription through `address` (`--source-from-target`: the source as the
+    /// target server reaches it), with the source's credentials, database and TLS settings.
+    pub fn reach_source_at(&mut self, address: &str) -> Result<(), String> {
+        let (host, port) = parse_address(address)?;
+        self.source_from_target = Some(self.source.with_address(&host, port));
+        Ok(())
+    }
+}
+
+impl CutoverOptions {
+    /// Whether cutover fences the source's writes: always, unless `--no-fence`, which is refused
+    /// (before anything is done) without `--accept-losing-writes`, since the writes after the
+    /// last catch-up would be lost.
+    pub fn fence_choice(no_fence: bool, accept_losing_writes: bool) -> Result<bool, String> {
+        if no_fence && !accept_losing_writes {
+            return Err("--no-fence lets writes that reach the source after the last catch-up go uncopied (they are lost): add --accept-losing-writes to accept that, or leave out --no-fence so the source is fenced (nothing was done)".to_owned());
+        }
+        Ok(!no_fence)
     }
 }
 

@@ -198,6 +198,14 @@ impl ChunkTable {
             rows: ragshift_store::BotRows::from_config(&config.target),
         })
     }
+
+    /// Connects as `app` to work on the table, refusing (naming it) a table that isn't there
+    /// before anything starts.
+    pub async fn connect_existing(&self, app: &str) -> anyhow::Result<tokio_postgres::Client> {
+        let client = ragshift_store::connect(&self.spec, app).await?;
+        crate::checks::require_table(&client, &self.layout, self.spec.label()).await?;
+        Ok(client)
+    }
 }
 
 /// The document store `[documents]` names, refusing files over `[ingest] max_bytes`.

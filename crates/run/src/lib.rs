@@ -20,6 +20,11 @@
 //! - [`task`]: one bot as a process of its own (what an ECS task runs, `ragshift embed-bot`).
 //! - [`events`]: what a run tells its observers (progress bars, log lines, `--json` events).
 //! - [`status`]: the state of a run from the journal, including bots stuck in RUNNING.
+//! - [`sides`]: both databases of `copy`, `verify` and `replicate` from a configuration:
+//!   connections, replication's sides, a whole verification.
+//! - [`target`]: the target's chunk table for one-shot commands: created (`init-target`),
+//!   searched (`search`).
+//! - [`transfer`]: `export` and `import` from a configuration: location, S3 client, database.
 
 pub mod budget;
 pub mod checks;
@@ -30,9 +35,12 @@ pub mod launch;
 pub mod plan;
 pub mod rebuild;
 pub mod settings;
+pub mod sides;
 pub mod spool;
 pub mod status;
+pub mod target;
 pub mod task;
+pub mod transfer;
 pub mod worker;
 
 pub use budget::JournalBudget;

@@ -108,3 +108,23 @@ pub async fn run_status(
         stale,
     }))
 }
+
+/// The status `ragshift status` shows, read from the journal on `[target]`: `run_id`'s, or the
+/// latest run's when `None`; a missing run is an error naming the target.
+pub async fn load(
+    config: &ragshift_config::Config,
+    run_id: Option<&str>,
+) -> anyhow::Result<RunStatus> {
+    use crate::components::{connect_spec, Side};
+    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let client = ragshift_store::connect(&spec, "ragshift status").await?;
+    let journal = Journal::from_config(&config.run);
+    let Some(status) = run_status(&client, &journal, run_id).await? else {
+        let what = match run_id {
+            Some(id) => format!("no run {id}"),
+            None => "no runs yet".to_owned(),
+        };
+        anyhow::bail!("{what} in the journal of {}", spec.label());
+    };
+    Ok(status)
+}

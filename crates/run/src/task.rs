@@ -60,6 +60,21 @@ impl BotTaskError {
     }
 }
 
+/// The environment variable later platform versions pass a bot's keys in.
+pub const EVENT_ENV: &str = "EVENT";
+
+/// The keys of the bot a task runs: `given` (the platform passed them as the last argument),
+/// else [`EVENT_ENV`] (later versions), both shapes the platform used.
+pub fn task_keys(given: Option<&str>) -> anyhow::Result<BotKey> {
+    let text = match given {
+        Some(k) => k.to_owned(),
+        None => std::env::var(EVENT_ENV).map_err(|_| {
+            anyhow!("no bot keys: pass them as the last argument or in the {EVENT_ENV} environment variable")
+        })?,
+    };
+    parse_keys(&text)
+}
+
 /// Parses the platform's keys: `{"PK":{"S":u},"SK":{"S":"u#BOT#b"}}`, also accepting plain
 /// strings (`{"PK":u,"SK":...}`) and the whole event wrapped as `{"Keys": {...}}`.
 pub fn parse_keys(text: &str) -> anyhow::Result<BotKey> {

@@ -136,6 +136,13 @@ impl IndexBuildOptions {
     }
 }
 
+/// A memory size checked as [`parse_memory`] reads it and kept as written (trimmed): what a
+/// setting such as `[index] max_memory` holds, so that a typo in its flag is refused before any
+/// work rather than failing an index build after the data moved.
+pub fn memory_setting(s: &str) -> Result<String, String> {
+    parse_memory(s).map(|_| s.trim().to_owned())
+}
+
 /// Bytes in a PostgreSQL memory size (`512MB`, `2GB`, `65536` kB, `1.5GB`), within what
 /// `maintenance_work_mem` accepts (1 MB to 2 TB).
 pub fn parse_memory(s: &str) -> Result<u64, String> {
@@ -856,6 +863,16 @@ mod tests {
         assert_eq!((p.column, p.cast), (None, Some((3, 2))));
         let p = parse_index_sql("CREATE UNIQUE INDEX k ON public.t USING btree (id)");
         assert_eq!(p.shape, IndexShape::Other);
+    }
+
+    #[test]
+    fn memory_settings_are_checked_as_postgresql_reads_them() {
+        for ok in ["1GB", "512MB", "65536", "1.5GB", "2048 kB"] {
+            assert_eq!(memory_setting(ok).as_deref(), Ok(ok), "{ok}");
+        }
+        for bad in ["1gb", "lots", "", "10kB", "3TB", "1 GiB"] {
+            assert!(memory_setting(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

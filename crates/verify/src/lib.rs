@@ -116,6 +116,20 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// These options, unless they can't be checked (no results per query, a recall outside
+    /// 0..1): refused before any work, naming the flag.
+    pub fn checked(self) -> Result<Self, String> {
+        if self.k == 0 {
+            return Err("--k must be at least 1".to_owned());
+        }
+        if let Some(r) = self.min_recall.filter(|r| !(0.0..=1.0).contains(r)) {
+            return Err(format!("--min-recall must be between 0 and 1, not {r}"));
+        }
+        Ok(self)
+    }
+}
+
 /// Everything a verification found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

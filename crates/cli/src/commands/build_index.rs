@@ -4,8 +4,7 @@
 
 use clap::Args;
 use ragshift_print as print;
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
+use ragshift_run::components::ChunkTable;
 use ragshift_store::index::{self, VectorIndex};
 
 use crate::args::{overrides_of, AwsArgs, GlobalArgs, TargetArgs, VectorIndexArgs};
@@ -30,21 +29,21 @@ overrides_of!(BuildIndexArgs: target, aws, vector);
 
 pub async fn run(global: &GlobalArgs, args: &BuildIndexArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
-    let t = &loaded.config.target;
-    let spec = connect_spec(Side::Target, t, &loaded.config.aws).await?;
-    let layout = ragshift_store::Layout::from_config(t);
-    let mut client = ragshift_store::connect(&spec, "ragshift build-index").await?;
-    checks::require_table(&client, &layout, spec.label()).await?;
-    let kind = VectorIndex::from_config(t);
+    let config = &loaded.config;
+    let table = ChunkTable::open(config).await?;
+    let mut client = table.connect_existing("ragshift build-index").await?;
+    let kind = VectorIndex::from_config(&config.target);
     let observer = print::progress::index_observer(global.json);
-    let options = args
-        .vector
-        .index
-        .options(&loaded.config.index, Some(observer))?;
-    let outcome =
-        index::ensure_vector_index_with(&mut client, Some(&spec), &layout, kind, &options)
-            .await
-            .map_err(Failure::work)?;
+    let options = args.vector.index.options(&config.index, Some(observer))?;
+    let outcome = index::ensure_vector_index_with(
+        &mut client,
+        Some(&table.spec),
+        &table.layout,
+        kind,
+        &options,
+    )
+    .await
+    .map_err(Failure::work)?;
     if global.json {
         output::line(print::index::summary_json(&outcome));
     } else {

@@ -31,14 +31,6 @@ pub async fn run(global: &GlobalArgs, args: &ChunkArgs) -> Result<Outcome, Failu
         enable_partition_pdf: false,
     };
     let report = ragshift_ingest::preview(&args.inputs, params, &opts).await;
-    if global.json {
-        output::json(&report)?;
-    } else {
-        output::line(report.render().trim_end());
-    }
-    Ok(if report.any_failed() {
-        Outcome::PartialFailure
-    } else {
-        Outcome::Success
-    })
+    output::report(global, &report, |r| format!("{}\n", r.render().trim_end()))?;
+    Ok(Outcome::from_passed(!report.any_failed()))
 }

@@ -1,8 +1,6 @@
 //! `ragshift config show`: the effective configuration, secrets masked, each value with where it
 //! came from, so "why is it using that table?" has an answer.
 
-use serde_json::json;
-
 use crate::args::{
     overrides_of, AwsArgs, EmbeddingArgs, GlobalArgs, JournalArgs, SourceArgs, TargetArgs,
 };
@@ -36,14 +34,9 @@ pub fn run(global: &GlobalArgs, args: &ConfigShowArgs) -> Result<Outcome, Failur
     let loaded = settings::load(global, &[args])?;
     let entries = loaded.settings()?;
     if global.json {
-        let values: serde_json::Value = serde_json::to_value(&loaded.config)?;
-        let origins: serde_json::Map<String, serde_json::Value> = entries
-            .iter()
-            .map(|s| (s.path.clone(), json!(s.origin)))
-            .collect();
-        output::json(&json!({ "config": values, "origins": origins }))?;
-        return Ok(Outcome::Success);
+        output::json(&ragshift_print::config::json(&loaded.config, &entries)?)?;
+    } else {
+        output::text(ragshift_print::config::settings(&entries));
     }
-    output::text(ragshift_print::config::settings(&entries));
     Ok(Outcome::Success)
 }

@@ -5,13 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
 use ragshift_copy::{CopyOptions, Endpoints, Event};
 use ragshift_print as print;
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
+use ragshift_run::{checks, sides};
 
 use crate::args::{given, GlobalArgs, Overrides, SidesArgs, VectorIndexArgs};
 use crate::failure::{Failure, Outcome};
@@ -86,19 +84,11 @@ impl Overrides for CopyArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failure> {
-    for (flag, v) in [
-        ("--jobs", Some(args.jobs as u64)),
-        ("--partition-rows", args.partition_rows),
-        ("--partition-bytes", args.partition_bytes),
-    ] {
-        if v == Some(0) {
-            return Err(anyhow!("{flag} must be at least 1").into());
-        }
-    }
+    CopyOptions::check_sizes(args.jobs, args.partition_rows, args.partition_bytes)
+        .map_err(anyhow::Error::msg)?;
     let loaded = settings::load(global, &[args])?;
     let config = &loaded.config;
-    let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
+    let (source, target) = sides::specs(config).await?;
     let ep = Endpoints::from_config(config, source, target);
     let opts = CopyOptions {
         jobs: args.jobs,
@@ -134,9 +124,5 @@ pub async fn run(global: &GlobalArgs, args: &CopyArgs) -> Result<Outcome, Failur
     } else {
         output::text(print::copy::report(&report));
     }
-    Ok(if report.succeeded() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    Ok(Outcome::from_passed(report.succeeded()))
 }

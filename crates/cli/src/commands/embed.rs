@@ -34,32 +34,25 @@ pub struct EmbedArgs {
 pub async fn run(global: &GlobalArgs, args: &EmbedArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.embedding, &args.aws])?;
     let embedder = components::embedder(&loaded.config, None).await?;
-    let vectors: Vec<Vec<f32>> = if args.query {
-        let mut out = Vec::new();
-        for t in &args.texts {
-            out.push(embedder.embed_query(t).await.map_err(Failure::work)?);
-        }
-        out
+    let vectors = if args.query {
+        embedder.embed_queries(&args.texts).await
     } else {
         embedder
             .embed_documents(&args.texts)
             .await
-            .map_err(Failure::work)?
-            .vectors
+            .map(|e| e.vectors)
     };
-    let model = embedder.model_id().to_owned();
-    let dimension = embedder.dimension();
-    if global.json {
-        output::json(&json!({
-            "model": model,
-            "dimension": dimension,
-            "vectors": vectors,
-            "usage": embedder.report(),
-        }))?;
-        return Ok(Outcome::Success);
-    }
+    let vectors = vectors.map_err(Failure::work)?;
+    let (model, dimension) = (embedder.model_id(), embedder.dimension());
+    let json = json!({
+        "model": model,
+        "dimension": dimension,
+        "vectors": vectors,
+        "usage": embedder.report(),
+    });
     let (provider, texts) = (embedder.provider(), &args.texts);
-    let shown = print::embed::vectors(provider, &model, dimension, texts, &vectors, args.show);
-    output::text(shown);
+    output::report(global, &json, |_| {
+        print::embed::vectors(provider, model, dimension, texts, &vectors, args.show)
+    })?;
     Ok(Outcome::Success)
 }

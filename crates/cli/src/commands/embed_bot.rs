@@ -4,19 +4,15 @@
 //! registry, runs load → split → embed → write, updates `SyncStatus` and the journal, and exits
 //! 0 when the bot succeeded, 1 when it failed.
 
-use anyhow::anyhow;
 use clap::Args;
 use ragshift_config::Layers;
 use ragshift_print as print;
-use ragshift_run::task::{parse_keys, BotTask};
+use ragshift_run::task::{task_keys, BotTask};
 use serde_json::json;
 
 use crate::args::{given, GlobalArgs, Overrides, WorkerArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-
-/// The environment variable later platform versions pass the keys in.
-pub const EVENT_ENV: &str = "EVENT";
 
 /// Flags of `embed-bot`.
 #[derive(Debug, Args)]
@@ -52,13 +48,7 @@ impl Overrides for EmbedBotArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Failure> {
-    let keys_text = match &args.keys {
-        Some(k) => k.clone(),
-        None => std::env::var(EVENT_ENV).map_err(|_| {
-            anyhow!("no bot keys: pass them as the last argument or in the {EVENT_ENV} environment variable")
-        })?,
-    };
-    let key = parse_keys(&keys_text)?;
+    let key = task_keys(args.keys.as_deref())?;
     let loaded = settings::load(global, &[args])?;
     let task = BotTask {
         key: key.clone(),
@@ -68,14 +58,7 @@ pub async fn run(global: &GlobalArgs, args: &EmbedBotArgs) -> Result<Outcome, Fa
         use_cache: !args.no_cache,
     };
     let report = task.run(&loaded.config).await.map_err(Failure::phased)?;
-    if global.json {
-        output::json(&json!({ "run_id": report.run_id, "bot": report.finished }))?;
-    } else {
-        output::text(print::embed::bot_task(&key, &report));
-    }
-    Ok(if report.finished.succeeded() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    let json = json!({ "run_id": report.run_id, "bot": report.finished });
+    output::report(global, &json, |_| print::embed::bot_task(&key, &report))?;
+    Ok(Outcome::from_passed(report.finished.succeeded()))
 }

@@ -4,11 +4,8 @@
 
 use clap::Args;
 use ragshift_config::{Layers, Sensitive};
-use ragshift_export::Location;
-
 use ragshift_print as print;
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
+use ragshift_run::transfer::PreparedExport;
 
 use crate::args::{url_or_arn, AwsArgs, GlobalArgs, Overrides, SourceArgs};
 use crate::failure::{Failure, Outcome};
@@ -50,34 +47,14 @@ impl Overrides for ExportArgs {
 
 pub async fn run(global: &GlobalArgs, args: &ExportArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
-    let config = &loaded.config;
-    let to = Location::parse(&args.to).map_err(anyhow::Error::msg)?;
-    let spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let layout = ragshift_store::Layout::from_config(&config.source);
-    let s3 = to.s3_client(&config.aws).await;
-    let model = args
-        .model
-        .clone()
-        .or_else(|| config.embedding.model.clone());
-    let why = "ragshift export (bots)";
-    checks::require_bots(&spec, &layout, &args.bots, why).await?;
-    let bots = (!args.bots.is_empty()).then_some(args.bots.as_slice());
-    let report = ragshift_export::export(
-        &spec,
-        &layout,
-        &to,
-        s3.as_ref(),
-        model,
-        bots,
-        args.max_file_bytes,
-    )
-    .await
-    .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report).map_err(Failure::work)?;
-    } else {
-        let manifest = to.name_of(ragshift_export::manifest::MANIFEST);
-        output::text(print::transfer::export(&report, &manifest));
-    }
+    let model = args.model.clone();
+    let export = PreparedExport::prepare(&loaded.config, &args.to, &args.bots, model).await?;
+    let report = export
+        .run(args.max_file_bytes)
+        .await
+        .map_err(Failure::phased)?;
+    let manifest = export.transfer.manifest();
+    output::report(global, &report, |r| print::transfer::export(r, &manifest))
+        .map_err(Failure::work)?;
     Ok(Outcome::Success)
 }

@@ -5,10 +5,10 @@
 
 use clap::Args;
 use ragshift_config::{Layers, Sensitive};
-use ragshift_export::{ImportOptions, Location, Rename};
+use ragshift_export::ImportOptions;
 use ragshift_print as print;
-use ragshift_run::components::{connect_spec, Side};
-use ragshift_store::index::VectorIndex;
+use ragshift_run::components::Side;
+use ragshift_run::transfer::Transfer;
 
 use crate::args::{
     given, url_or_arn, AwsArgs, GlobalArgs, IndexArgs, JournalArgs, Overrides, TargetArgs,
@@ -59,34 +59,12 @@ impl Overrides for ImportArgs {
 
 pub async fn run(global: &GlobalArgs, args: &ImportArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[args])?;
-    let config = &loaded.config;
-    let from = Location::parse(&args.from).map_err(anyhow::Error::msg)?;
-    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = ragshift_store::Layout::from_config(&config.target);
-    let s3 = from.s3_client(&config.aws).await;
-    let opts = ImportOptions {
-        vector_index: (!args.no_index).then_some(VectorIndex::from_config(&config.target)),
-        // `--json` prints one report object: the builds' progress stays off stdout then.
-        index_build: args.index.options(
-            &config.index,
-            (!global.json).then(|| print::progress::index_observer(false)),
-        )?,
-        verify: !args.no_verify,
-        journal: ragshift_store::journal::Journal::from_config(&config.run),
-        // Only names the user gave: a version 2 export keeps its own names otherwise.
-        rename: Rename::from_config(&loaded),
-    };
-    let report = ragshift_export::import(&from, s3.as_ref(), &spec, &layout, &opts)
-        .await
-        .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report).map_err(Failure::work)?;
-    } else {
-        output::text(print::transfer::import(&report));
-    }
-    Ok(if report.problems.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    let transfer = Transfer::open(&loaded.config, &args.from, Side::Target).await?;
+    // `--json` prints one report object: the builds' progress stays off stdout then.
+    let observer = (!global.json).then(|| print::progress::index_observer(false));
+    let index_build = args.index.options(&loaded.config.index, observer)?;
+    let opts = ImportOptions::configured(&loaded, !args.no_index, index_build, !args.no_verify);
+    let report = transfer.import(&opts).await.map_err(Failure::phased)?;
+    output::report(global, &report, print::transfer::import).map_err(Failure::work)?;
+    Ok(Outcome::from_passed(report.problems.is_empty()))
 }

@@ -43,10 +43,6 @@ pub async fn run(global: &GlobalArgs, args: &PlanArgs) -> Result<Outcome, Failur
             .collect::<anyhow::Result<_>>()?,
     };
     let plan = Plan::compute(&loaded.config, &selection).await?;
-    if global.json {
-        output::json(&plan)?;
-    } else {
-        output::text(print::plan::table(&plan));
-    }
+    output::report(global, &plan, print::plan::table)?;
     Ok(Outcome::Success)
 }

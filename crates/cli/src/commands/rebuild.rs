@@ -130,13 +130,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
         let plan = Plan::compute(config, &prepared.selected.query).await?;
         output::text(print::plan::table(&plan));
     }
-    for l in print::rebuild::plan_header(config, &prepared, args.dry_run) {
-        if global.json {
-            tracing::info!("{l}");
-        } else {
-            eprintln!("{l}");
-        }
-    }
+    print::rebuild::announce(global.json, config, &prepared, args.dry_run);
     if !args.yes && !args.dry_run && !confirm()? {
         output::line("nothing done");
         return Ok(Outcome::Success);
@@ -162,11 +156,7 @@ pub async fn run(global: &GlobalArgs, args: &RebuildArgs) -> Result<Outcome, Fai
     } else {
         output::text(print::rebuild::report(&outcome));
     }
-    Ok(if outcome.report.failed > 0 {
-        Outcome::PartialFailure
-    } else {
-        Outcome::Success
-    })
+    Ok(Outcome::from_passed(outcome.report.failed == 0))
 }
 
 /// Asks on the terminal; refuses to assume consent without one.

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use ragshift_config::Layers;
+use ragshift_config::{Config, Layers};
 use ragshift_print as print;
 use ragshift_replicate::{CutoverOptions, Sides, StartOptions};
-use ragshift_run::components::{connect_spec, Side};
 use ragshift_store::index::VectorIndex;
 
 use crate::args::{given, overrides_of, GlobalArgs, IndexArgs, Overrides, SidesArgs};
@@ -156,25 +154,11 @@ impl Overrides for CutoverArgs {
 }
 
 /// Both sides as the flags (`args`) and the configuration describe them.
-async fn sides(
-    global: &GlobalArgs,
-    args: &dyn Overrides,
-) -> Result<(Sides, ragshift_config::Config), Failure> {
+async fn sides(global: &GlobalArgs, args: &dyn Overrides) -> Result<(Sides, Config), Failure> {
     let loaded = settings::load(global, &[args])?;
-    let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
-    let layout = Sides::table(source_layout, &target_layout).map_err(anyhow::Error::msg)?;
-    let config = loaded.config;
-    let source = connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target = connect_spec(Side::Target, &config.target, &config.aws).await?;
     Ok((
-        Sides {
-            source,
-            target,
-            layout,
-            source_from_target: None,
-            journal: ragshift_store::journal::Journal::from_config(&config.run),
-        },
-        config,
+        ragshift_run::sides::replication(&loaded).await?,
+        loaded.config,
     ))
 }
 
@@ -191,9 +175,7 @@ pub async fn run(global: &GlobalArgs, cmd: &ReplicateCommand) -> Result<Outcome,
 async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure> {
     let (mut sides, _) = sides(global, &args.sides).await?;
     if let Some(address) = &args.source_from_target {
-        let (host, port) =
-            ragshift_replicate::parse_address(address).map_err(anyhow::Error::msg)?;
-        sides.source_from_target = Some(sides.source.with_address(&host, port));
+        sides.reach_source_at(address).map_err(anyhow::Error::msg)?;
     }
     let report = ragshift_replicate::start(
         &sides,
@@ -203,11 +185,7 @@ async fn start(global: &GlobalArgs, args: &StartArgs) -> Result<Outcome, Failure
     )
     .await
     .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report)?;
-    } else {
-        output::text(print::replicate::start(&report));
-    }
+    output::report(global, &report, print::replicate::start)?;
     Ok(Outcome::Success)
 }
 
@@ -233,12 +211,8 @@ async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failu
 }
 
 async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Failure> {
-    if args.no_fence && !args.accept_losing_writes {
-        return Err(anyhow!(
-            "--no-fence lets writes that reach the source after the last catch-up go uncopied (they are lost): add --accept-losing-writes to accept that, or leave out --no-fence so the source is fenced (nothing was done)"
-        )
-        .into());
-    }
+    let fence = CutoverOptions::fence_choice(args.no_fence, args.accept_losing_writes)
+        .map_err(anyhow::Error::msg)?;
     let timeout = ragshift_replicate::parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
     let fence_lock_timeout =
         ragshift_replicate::parse_duration(&args.fence_lock_timeout).map_err(anyhow::Error::msg)?;
@@ -256,31 +230,14 @@ async fn cutover(global: &GlobalArgs, args: &CutoverArgs) -> Result<Outcome, Fai
             &config.index,
             Some(print::progress::index_observer(global.json)),
         )?,
-        fence: !args.no_fence,
+        fence,
         fence_lock_timeout,
     };
-    let mut last = String::new();
-    let report = ragshift_replicate::cutover(&sides, &options, &mut |step| {
-        let text = step.to_string();
-        if text != last {
-            tracing::info!("{text}");
-            last = text;
-        }
-    })
-    .await
-    .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report)?;
-    } else {
-        output::text(print::replicate::cutover(&report));
-    }
-    Ok(
-        if report.passed && report.left.is_empty() && report.index_error.is_none() {
-            Outcome::Success
-        } else {
-            Outcome::PartialFailure
-        },
-    )
+    let report = ragshift_replicate::cutover(&sides, &options, &mut print::replicate::steps())
+        .await
+        .map_err(Failure::phased)?;
+    output::report(global, &report, print::replicate::cutover)?;
+    Ok(Outcome::from_passed(report.succeeded()))
 }
 
 async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure> {
@@ -288,14 +245,8 @@ async fn abort(global: &GlobalArgs, args: &AbortArgs) -> Result<Outcome, Failure
     let report = ragshift_replicate::abort(&sides)
         .await
         .map_err(Failure::phased)?;
-    if global.json {
-        output::json(&report)?;
-    } else {
-        output::text(print::replicate::abort(&report, sides.target.label()));
-    }
-    Ok(if report.left.is_empty() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    output::report(global, &report, |r| {
+        print::replicate::abort(r, sides.target.label())
+    })?;
+    Ok(Outcome::from_passed(report.left.is_empty()))
 }

@@ -3,15 +3,13 @@
 
 use anyhow::anyhow;
 use ragshift_print as print;
-use ragshift_run::components;
-use ragshift_store::search;
+use ragshift_run::{components, target};
 use serde_json::json;
 
 use crate::args::{AwsArgs, EmbeddingArgs, GlobalArgs, TargetArgs};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
 use clap::Args;
-use ragshift_run::components::{connect_spec, Side};
 use std::path::PathBuf;
 
 /// Flags of `search`.
@@ -50,24 +48,8 @@ pub async fn run(global: &GlobalArgs, args: &SearchArgs) -> Result<Outcome, Fail
     }
     let question = args.question.as_deref().unwrap_or_default();
     let query = components::query_vector(config, args.vector.as_deref(), question).await?;
-    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let layout = ragshift_store::Layout::from_config(&config.target);
-    let mut client = ragshift_store::connect(&spec, "ragshift search").await?;
-    if let Some(dim) = ragshift_store::schema::table_dimension(&client, &layout).await? {
-        if dim != query.len() {
-            return Err(anyhow!(
-                "the query vector has {} dimensions but {} stores vector({dim})",
-                query.len(),
-                layout.display_name()
-            )
-            .into());
-        }
-    }
-    let hits = search::search(&mut client, &layout, &args.bot, &query, args.limit).await?;
-    if global.json {
-        output::json(&json!({ "bot_id": args.bot, "results": hits }))?;
-    } else {
-        output::text(print::target::hits(&args.bot, &hits));
-    }
+    let hits = target::search(config, &args.bot, &query, args.limit).await?;
+    let json = json!({ "bot_id": args.bot, "results": hits });
+    output::report(global, &json, |_| print::target::hits(&args.bot, &hits))?;
     Ok(Outcome::Success)
 }

@@ -4,8 +4,6 @@
 
 use clap::Args;
 use ragshift_print as print;
-use ragshift_run::components::{connect_spec, Side};
-use ragshift_run::status::run_status;
 
 use crate::args::{GlobalArgs, TargetRunArgs};
 use crate::failure::{Failure, Outcome};
@@ -24,25 +22,7 @@ pub struct StatusArgs {
 
 pub async fn run(global: &GlobalArgs, args: &StatusArgs) -> Result<Outcome, Failure> {
     let loaded = settings::load(global, &[&args.target])?;
-    let config = &loaded.config;
-    let spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let client = ragshift_store::connect(&spec, "ragshift status").await?;
-    let journal = ragshift_store::journal::Journal::from_config(&config.run);
-    let Some(status) = run_status(&client, &journal, args.run_id.as_deref()).await? else {
-        let what = match &args.run_id {
-            Some(id) => format!("no run {id}"),
-            None => "no runs yet".to_owned(),
-        };
-        return Err(anyhow::anyhow!("{what} in the journal of {}", spec.label()).into());
-    };
-    if global.json {
-        output::json(&status)?;
-    } else {
-        output::text(print::status::run(&status));
-    }
-    Ok(if status.ended_badly() {
-        Outcome::PartialFailure
-    } else {
-        Outcome::Success
-    })
+    let status = ragshift_run::status::load(&loaded.config, args.run_id.as_deref()).await?;
+    output::report(global, &status, print::status::run)?;
+    Ok(Outcome::from_passed(!status.ended_badly()))
 }

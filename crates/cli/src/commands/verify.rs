@@ -2,18 +2,14 @@
 //! counts and checksums of every column on both sides, registry coverage when a registry is
 //! configured, and retrieval agreement on sample queries. Exit 0 only when everything matches.
 
-use anyhow::anyhow;
 use clap::Args;
-use ragshift_config::{Layers, Loaded, Origin};
+use ragshift_config::Layers;
 use ragshift_print as print;
-use ragshift_run::components;
-use ragshift_verify::{Options, Store};
+use ragshift_verify::Options;
 
-use crate::args::{given, AwsArgs, DatabasesArgs, GlobalArgs, Overrides};
+use crate::args::{registry_flags, AwsArgs, DatabasesArgs, GlobalArgs, Overrides};
 use crate::failure::{Failure, Outcome};
 use crate::{output, settings};
-use ragshift_run::checks;
-use ragshift_run::components::{connect_spec, Side};
 
 /// Flags of `verify`.
 #[derive(Debug, Args)]
@@ -68,90 +64,26 @@ pub struct VerifyArgs {
 impl Overrides for VerifyArgs {
     fn apply(&self, l: Layers) -> Layers {
         let l = self.aws.apply(self.databases.apply(l));
-        let l = match &self.registry_file {
-            Some(_) => l.flag("--registry-file", "registry.kind", "file"),
-            None => l,
-        };
-        let l = given!(l, self, registry_file => "registry.path");
-        let l = match &self.registry_table {
-            Some(_) => l.flag("--registry-table", "registry.kind", "dynamodb"),
-            None => l,
-        };
-        given!(l, self, registry_table => "registry.table")
+        registry_flags(l, &self.registry_table, &self.registry_file)
     }
-}
-
-fn registry_configured(loaded: &Loaded) -> bool {
-    ["registry.kind", "registry.path", "registry.table"]
-        .iter()
-        .any(|k| loaded.origin(k) != Origin::Default)
 }
 
 pub async fn run(global: &GlobalArgs, args: &VerifyArgs) -> Result<Outcome, Failure> {
-    if args.k == 0 {
-        return Err(anyhow!("--k must be at least 1").into());
-    }
-    if let Some(r) = args.min_recall {
-        if !(0.0..=1.0).contains(&r) {
-            return Err(anyhow!("--min-recall must be between 0 and 1, not {r}").into());
-        }
-    }
-    let loaded = settings::load(global, &[args])?;
-    let config = &loaded.config;
-    let registry = if !args.no_registry && registry_configured(&loaded) {
-        Some(components::registry_bots(config).await?)
-    } else {
-        None
-    };
-    let source_spec = connect_spec(Side::Source, &config.source, &config.aws).await?;
-    let target_spec = connect_spec(Side::Target, &config.target, &config.aws).await?;
-    let (source_layout, target_layout) = ragshift_verify::layouts(&loaded);
-    // The target's second connection answers the platform's queries beside the checksums.
-    let (s, t, beside) = tokio::join!(
-        ragshift_store::connect(&source_spec, "ragshift verify"),
-        ragshift_store::connect(&target_spec, "ragshift verify"),
-        ragshift_store::connect(&target_spec, "ragshift verify"),
-    );
-    let (s, t, beside) = (s?, t?, beside?);
-    let source = Store {
-        client: &s,
-        layout: &source_layout,
-        label: source_spec.label(),
-        beside: None,
-    };
-    let target = Store {
-        client: &t,
-        layout: &target_layout,
-        label: target_spec.label(),
-        beside: Some(&beside),
-    };
-    if let Some(refusal) = ragshift_verify::same_table(&source, &target).await? {
-        return Err(anyhow!(refusal).into());
-    }
-    let sides = [
-        (&s, &source_layout, source_spec.label()),
-        (&t, &target_layout, target_spec.label()),
-    ];
-    checks::require_bots_on_either(sides, &args.bots).await?;
     let options = Options {
         bots: (!args.bots.is_empty()).then(|| args.bots.clone()),
         queries: args.queries,
         k: args.k,
         max_ids: args.max_ids,
-        registry,
+        // Filled from the registry, when one is configured and --no-registry isn't given.
+        registry: None,
         allow_orphans: args.allow_orphans,
         min_recall: args.min_recall,
         vector_index_later: false,
-    };
-    let report = ragshift_verify::verify(&source, &target, &options).await?;
-    if global.json {
-        output::json(&report).map_err(Failure::work)?;
-    } else {
-        output::text(print::verify::report(&report));
     }
-    Ok(if report.passed() {
-        Outcome::Success
-    } else {
-        Outcome::PartialFailure
-    })
+    .checked()
+    .map_err(anyhow::Error::msg)?;
+    let loaded = settings::load(global, &[args])?;
+    let report = ragshift_run::sides::verify(&loaded, options, !args.no_registry).await?;
+    output::report(global, &report, print::verify::report).map_err(Failure::work)?;
+    Ok(Outcome::from_passed(report.passed()))
 }
