@@ -1,4 +1,6 @@
-//! The `rebuild` strategy: the platform's re-embedding migration done properly.
+//! The `rebuild` strategy (the platform's re-embedding migration done properly), and the one
+//! place where a configuration becomes components for every command, so a library user builds
+//! them the way the binary does.
 //!
 //! - [`worker`]: one bot: fetch its sources, load and split them, embed the chunks, replace the
 //!   bot's rows in one transaction together with its journal row, and set `SyncStatus` the way
